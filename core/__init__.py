@@ -1,0 +1,4 @@
+"""Services of the inspection studio: what pages, the command line and tests call.
+
+Never imports Streamlit.
+"""

@@ -1,0 +1,40 @@
+"""Where the studio keeps its data: read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Locations of the data folder and the database.
+
+    ``STUDIO_DATA_DIR`` (default ``./data`` at the project root) holds the SQLite database, the
+    image store and the model artifacts; ``DATABASE_URL`` selects another database.
+    """
+
+    data_dir: Path
+    database_url: str
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def locks_dir(self) -> Path:
+        return self.data_dir / "locks"
+
+
+def load_settings() -> Settings:
+    """Settings from ``STUDIO_DATA_DIR`` and ``DATABASE_URL``."""
+    data_dir = Path(os.environ.get("STUDIO_DATA_DIR") or PROJECT_ROOT / "data").resolve()
+    url = os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'studio.db'}"
+    return Settings(data_dir=data_dir, database_url=url)

@@ -1,0 +1,80 @@
+"""Decoding user images safely: format check, size limits, EXIF orientation, 8-bit RGB."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+FORMATS = {"PNG": "png", "JPEG": "jpg", "BMP": "bmp", "TIFF": "tif"}
+MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_PIXELS = 40_000_000  # about 6300 x 6300; larger images are refused before decoding
+
+
+class ImageRejectedError(ValueError):
+    """An image that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    rgb: np.ndarray  # (H, W, 3) uint8
+    ext: str
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+
+def _to_rgb8(image: Image.Image) -> np.ndarray:
+    """8-bit RGB pixels of any PIL mode (16-bit and float images are rescaled to their range)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float32)
+        low, high = float(array.min()), float(array.max())
+        scaled = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
+        gray = scaled.round().astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def decode_image(data: bytes) -> DecodedImage:
+    """Decode PNG, JPEG, BMP or TIFF bytes to RGB; raises ImageRejectedError with the reason."""
+    if not data:
+        raise ImageRejectedError("empty file")
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageRejectedError(f"file larger than {MAX_FILE_BYTES // 2**20} MB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.format not in FORMATS:
+                raise ImageRejectedError(f"unsupported format {image.format or 'unknown'} (use PNG, JPEG, BMP or TIFF)")
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageRejectedError(
+                    f"image too large ({image.width} x {image.height} pixels; at most {MAX_PIXELS:,} pixels)"
+                )
+            ext = FORMATS[image.format]
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except ImageRejectedError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageRejectedError("not an image (or a format that is not supported)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejectedError("image too large to decode safely") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageRejectedError(f"damaged or truncated image ({error})") from None
+    return DecodedImage(_to_rgb8(image), ext)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """PNG bytes of an RGB uint8 array."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,67 @@
+"""The studio's resources: settings, database and image store, opened once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import Settings, load_settings
+from core.errors import DatabaseUnavailableError
+from storage.db import make_engine, make_session_factory
+from storage.image_store import ImageStore
+from storage.migrate import upgrade_to_head
+
+
+def explain_database_error(error: DBAPIError) -> str:
+    """A message a user can act on for a failed database operation."""
+    text = str(error.orig).lower()
+    if "locked" in text or "busy" in text:
+        return "The database is locked by another program; nothing was changed. Try again in a moment."
+    if "readonly" in text or "read-only" in text:
+        return "The database is read-only (check the file's permissions); nothing was changed."
+    if "unable to open" in text:
+        return "The database file cannot be opened (check STUDIO_DATA_DIR and its permissions)."
+    return f"The database is unavailable; nothing was changed. ({str(error.orig).strip()})"
+
+
+@dataclass
+class Studio:
+    """Handles shared by every service call: thread-safe, open for the process's lifetime."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    images: ImageStore
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        Database failures (locked, read-only, gone) become DatabaseUnavailableError.
+        """
+        try:
+            with self.sessions() as session, session.begin():
+                yield session
+        except OperationalError as error:
+            raise DatabaseUnavailableError(explain_database_error(error)) from error
+        except DBAPIError as error:
+            if error.connection_invalidated:
+                raise DatabaseUnavailableError(explain_database_error(error)) from error
+            raise
+
+
+def open_studio(settings: Settings | None = None) -> Studio:
+    """Open (and migrate to the newest schema) the studio described by ``settings``."""
+    settings = settings or load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    try:
+        upgrade_to_head(engine)
+    except OperationalError as error:
+        raise DatabaseUnavailableError(explain_database_error(error)) from error
+    return Studio(settings, engine, make_session_factory(engine), ImageStore(settings.images_dir))

@@ -1,0 +1,158 @@
+"""Training a tool's model as a job: progress by stage, cancellable, one at a time per tool."""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import InvalidInputError, TrainingBusyError, TrainingCancelledError
+from core.images import ImageRejectedError, decode_image
+from core.studio import Studio
+from core.tools import require_tool
+from models.classifier import FrozenFeatureClassifier
+from models.profiles import PROFILES
+from storage import repository as repo
+
+MIN_IMAGES_PER_CLASS = 5
+KINDS = ("classifier",)
+
+TrainProgress = Callable[[str, float], None]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version_id: int
+    kind: str
+    profile: str
+    seconds: float
+    n_samples: int
+    validation: dict[str, Any]
+    skipped: list[tuple[str, str]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"version_id": self.version_id, "kind": self.kind, "profile": self.profile,
+                "seconds": round(self.seconds, 3), "n_samples": self.n_samples,
+                "validation": self.validation,
+                "skipped": [{"sample": name, "reason": reason} for name, reason in self.skipped]}
+
+
+@contextmanager
+def training_lock(studio: Studio, tool_name: str) -> Iterator[None]:
+    """An exclusive lock per tool across processes (CLI and UI): a second training is refused."""
+    studio.settings.locks_dir.mkdir(parents=True, exist_ok=True)
+    with open(studio.settings.locks_dir / f"train-{tool_name}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TrainingBusyError(f"a training is already running for tool {tool_name!r}; wait for it to end") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def check_class_counts(counts: dict[str, int], good_class: str) -> None:
+    """Refuse a training set a classifier cannot learn from, saying what to add."""
+    present = {name: n for name, n in counts.items() if n > 0}
+    if len(present) < 2:
+        raise InvalidInputError(
+            "a classifier needs images of at least two classes (good and a defect); with good images "
+            "only, train an anomaly model instead"
+        )
+    short = {name: MIN_IMAGES_PER_CLASS - n for name, n in present.items() if n < MIN_IMAGES_PER_CLASS}
+    if short:
+        details = ", ".join(f"{name}: {missing} more" for name, missing in sorted(short.items()))
+        raise InvalidInputError(f"each class needs at least {MIN_IMAGES_PER_CLASS} images ({details})")
+    if good_class not in present:
+        raise InvalidInputError(f"the training set has no {good_class!r} images")
+
+
+def _load_training_images(studio: Studio, tool_name: str) -> tuple[int, str, list[np.ndarray], list[str], list[tuple[str, str]]]:
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        rows = [(s.id, s.image_key, s.label) for s in repo.list_samples(session, tool.id)]
+        tool_id, good_class = tool.id, tool.good_class
+    images, labels, skipped = [], [], []
+    for sample_id, key, label in reversed(rows):
+        try:
+            images.append(decode_image(studio.images.read(key)).rgb)
+            labels.append(label)
+        except (ImageRejectedError, OSError) as error:
+            skipped.append((f"sample {sample_id}", str(error)))
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    check_class_counts(counts, good_class)
+    return tool_id, good_class, images, labels, skipped
+
+
+def train(
+    studio: Studio,
+    tool_name: str,
+    kind: str = "classifier",
+    profile: str = "fast",
+    seed: int = 0,
+    progress: TrainProgress | None = None,
+    cancel: threading.Event | None = None,
+) -> TrainResult:
+    """Train a model on the tool's samples, store it as a version and make it active.
+
+    ``progress(stage, fraction)`` is called as work advances; setting ``cancel`` stops the job at
+    the next step with TrainingCancelledError, leaving the active model untouched.
+    """
+    if kind not in KINDS:
+        raise InvalidInputError(f"unknown model kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if profile not in PROFILES:
+        raise InvalidInputError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+
+    def report(stage: str, fraction: float) -> None:
+        if cancel is not None and cancel.is_set():
+            raise TrainingCancelledError("training cancelled; the active model is unchanged")
+        if progress is not None:
+            progress(stage, fraction)
+
+    with training_lock(studio, tool_name):
+        started = time.perf_counter()
+        report("loading", 0.0)
+        tool_id, _, images, labels, skipped = _load_training_images(studio, tool_name)
+        model = FrozenFeatureClassifier(profile=profile, seed=seed).fit(images, labels, progress=report)
+        report("saving", 0.0)
+        folder = studio.settings.models_dir / tool_name / uuid.uuid4().hex
+        model.save(folder)
+        seconds = time.perf_counter() - started
+        try:
+            result = _record_version(studio, tool_name, tool_id, kind, profile, folder, seconds, len(images),
+                                     model.validation_, skipped, report)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+    if progress is not None:
+        progress("done", 1.0)
+    return result
+
+
+def _record_version(studio: Studio, tool_name: str, tool_id: int, kind: str, profile: str, folder: Path,
+                    seconds: float, n_samples: int, validation: dict[str, Any],
+                    skipped: list[tuple[str, str]], report: TrainProgress) -> TrainResult:
+    report("saving", 0.5)
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        version = repo.add_model_version(
+            session, tool_id=tool_id, kind=kind, profile=profile, status="candidate",
+            metrics={"validation": validation},
+            artifact_dir=folder.relative_to(studio.settings.models_dir).as_posix(), train_seconds=seconds,
+            n_samples=n_samples,
+        )
+        repo.activate_model_version(session, tool, version)
+        version_id = version.id
+    return TrainResult(version_id, kind, profile, seconds, n_samples, validation, skipped)

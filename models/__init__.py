@@ -1,0 +1,1 @@
+"""Pure PyTorch: backbones, heads and their artifacts (no database, no Streamlit)."""

@@ -1,0 +1,1 @@
+"""ImageNet-pretrained backbones whose weights ship inside installed packages."""

@@ -1,0 +1,5 @@
+"""Few-shot image classifier on a frozen ImageNet backbone."""
+
+from models.classifier.estimator import FrozenFeatureClassifier
+
+__all__ = ["FrozenFeatureClassifier"]

@@ -1,0 +1,148 @@
+"""Frozen-feature classifier: pooled EfficientNet-Lite features + multinomial logistic regression.
+
+Follows scikit-learn's estimator contract: hyper-parameters in the constructor, ``fit`` returns
+``self``, learned state ends with ``_``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+from models.artifacts import load_artifact, save_artifact
+from models.backbones.registry import pooled_features
+from models.classifier.torch_model import LinearHead
+from models.profiles import get_profile
+
+Progress = Callable[[str, float], None]
+
+
+class NotFittedError(RuntimeError):
+    """The estimator was used before ``fit`` or ``load``."""
+
+
+class FrozenFeatureClassifier:
+    """Classifies RGB images by a linear head on frozen ImageNet features.
+
+    Args:
+        profile: network profile name (``fast``, ``balanced``, ``accurate``).
+        C: inverse L2 regularisation strength of the logistic regression.
+        cv_folds: folds of the cross-validation that estimates accuracy on unseen images.
+        seed: random seed of the cross-validation split.
+    """
+
+    kind = "classifier"
+
+    def __init__(self, *, profile: str = "fast", C: float = 0.5, cv_folds: int = 5, seed: int = 0) -> None:
+        self.profile = profile
+        self.C = C
+        self.cv_folds = cv_folds
+        self.seed = seed
+
+    def get_params(self) -> dict[str, Any]:
+        return {"profile": self.profile, "C": self.C, "cv_folds": self.cv_folds, "seed": self.seed}
+
+    # --- fitting -------------------------------------------------------------------------------
+    def fit(self, images: list[np.ndarray], labels: list[str], progress: Progress | None = None) -> FrozenFeatureClassifier:
+        """Learn from RGB uint8 images ``(H, W, 3)`` and their class names."""
+        report = progress or (lambda stage, fraction: None)
+        classes = sorted(set(labels))
+        if len(classes) < 2:
+            raise ValueError("a classifier needs images of at least two classes")
+        profile = get_profile(self.profile)
+        features = pooled_features(
+            profile, images, progress=lambda done, total: report("features", done / total)
+        ).numpy()
+        y = np.array([classes.index(label) for label in labels])
+        report("validation", 0.0)
+        self.validation_ = self._cross_validate(features, y, classes)
+        report("fit", 0.0)
+        regression = self._new_regression().fit(self._standardise_fit(features), y)
+        head = LinearHead(features.shape[1], len(classes))
+        with torch.no_grad():
+            head.feature_mean.copy_(torch.from_numpy(self.mean_))
+            head.feature_std.copy_(torch.from_numpy(self.std_))
+            weight, bias = self._as_multiclass(regression)
+            head.linear.weight.copy_(torch.from_numpy(weight))
+            head.linear.bias.copy_(torch.from_numpy(bias))
+        self.head_ = head.eval()
+        self.classes_ = classes
+        report("fit", 1.0)
+        return self
+
+    def _new_regression(self) -> LogisticRegression:
+        return LogisticRegression(C=self.C, max_iter=2000, class_weight="balanced")
+
+    def _standardise_fit(self, features: np.ndarray) -> np.ndarray:
+        self.mean_ = features.mean(axis=0).astype(np.float32)
+        self.std_ = (features.std(axis=0) + 1e-6).astype(np.float32)
+        return (features - self.mean_) / self.std_
+
+    @staticmethod
+    def _as_multiclass(regression: LogisticRegression) -> tuple[np.ndarray, np.ndarray]:
+        """Weights ``(K, D)`` and biases ``(K,)``; a binary model becomes two opposite logits."""
+        weight = regression.coef_.astype(np.float32)
+        bias = regression.intercept_.astype(np.float32)
+        if weight.shape[0] == 1:
+            weight = np.concatenate([-weight / 2, weight / 2])
+            bias = np.concatenate([-bias / 2, bias / 2])
+        return weight, bias
+
+    def _cross_validate(self, features: np.ndarray, y: np.ndarray, classes: list[str]) -> dict[str, Any]:
+        """Cross-validated predictions of the same recipe: accuracy the user can expect."""
+        folds = min(self.cv_folds, int(np.bincount(y).min()))
+        if folds < 2:
+            return {}
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.seed)
+        standardised = (features - features.mean(axis=0)) / (features.std(axis=0) + 1e-6)
+        predicted = cross_val_predict(self._new_regression(), standardised, y, cv=splitter)
+        recalls = recall_score(y, predicted, average=None, labels=range(len(classes)))
+        return {
+            "cv_folds": folds,
+            "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
+            "recall": {name: float(r) for name, r in zip(classes, recalls, strict=True)},
+            "confusion": confusion_matrix(y, predicted, labels=range(len(classes))).tolist(),
+            "misclassified": [int(i) for i in np.flatnonzero(predicted != y)],
+        }
+
+    # --- predicting ----------------------------------------------------------------------------
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "head_"):
+            raise NotFittedError("this classifier is not trained yet: call fit() or load() first")
+
+    def predict_proba(self, images: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities ``(N, K)`` in the order of ``classes_``."""
+        self._check_fitted()
+        features = pooled_features(get_profile(self.profile), images)
+        with torch.inference_mode():
+            return torch.softmax(self.head_(features), dim=1).numpy()
+
+    def predict(self, images: list[np.ndarray]) -> list[str]:
+        return [self.classes_[i] for i in self.predict_proba(images).argmax(axis=1)]
+
+    # --- artifacts -----------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        self._check_fitted()
+        meta = {"kind": self.kind, "params": self.get_params(), "classes": self.classes_,
+                "validation": self.validation_}
+        save_artifact(folder, self.head_.state_dict(), meta)
+
+    @classmethod
+    def load(cls, folder: Path) -> FrozenFeatureClassifier:
+        tensors, meta = load_artifact(folder)
+        model = cls(**meta["params"])
+        head = LinearHead(tensors["feature_mean"].shape[0], len(meta["classes"]))
+        head.load_state_dict(tensors, strict=True)
+        model.head_ = head.eval()
+        model.classes_ = list(meta["classes"])
+        model.validation_ = meta.get("validation", {})
+        model.mean_ = tensors["feature_mean"].numpy()
+        model.std_ = tensors["feature_std"].numpy()
+        return model

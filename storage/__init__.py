@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, sessions, migrations and the image store (no torch here)."""

@@ -1,0 +1,63 @@
+"""Content-addressed image files: ``<root>/ab/cd/<sha256>.<ext>``, written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class ImageStore:
+    """Stores image bytes under their SHA-256; the same content is stored once.
+
+    A write goes to a temporary file in the target folder, is flushed to disk and renamed into
+    place, so a crash never leaves a half-written file under a final name.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @staticmethod
+    def digest(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    @staticmethod
+    def key_for(sha256: str, ext: str) -> str:
+        """The relative key of content ``sha256`` with extension ``ext`` (no dot)."""
+        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext.lower().lstrip('.')}"
+
+    def path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"image key outside the store: {key!r}")
+        return path
+
+    def put(self, data: bytes, ext: str) -> tuple[str, str]:
+        """Store ``data``; returns ``(key, sha256)``. Idempotent for the same content."""
+        sha256 = self.digest(data)
+        key = self.key_for(sha256, ext)
+        target = self.path(key)
+        if target.exists():
+            return key, sha256
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return key, sha256
+
+    def read(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)

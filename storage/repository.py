@@ -1,0 +1,164 @@
+"""Queries and writes on the studio's tables. Functions take a Session and never commit:
+the calling service owns the unit of work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Date, cast, func, select, update
+from sqlalchemy.orm import Session
+
+from storage.tables import Inspection, ModelVersion, Review, Sample, Tool
+
+
+# --- tools -------------------------------------------------------------------------------------
+def add_tool(session: Session, name: str, class_names: list[str], good_class: str) -> Tool:
+    tool = Tool(name=name, class_names=class_names, good_class=good_class, settings={})
+    session.add(tool)
+    session.flush()
+    return tool
+
+
+def get_tool(session: Session, name: str) -> Tool | None:
+    return session.scalar(select(Tool).where(Tool.name == name))
+
+
+def get_tool_by_id(session: Session, tool_id: int) -> Tool | None:
+    return session.get(Tool, tool_id)
+
+
+def list_tools(session: Session) -> list[Tool]:
+    return list(session.scalars(select(Tool).order_by(Tool.name)))
+
+
+# --- samples -----------------------------------------------------------------------------------
+def sample_exists(session: Session, tool_id: int, sha256: str) -> bool:
+    query = select(Sample.id).where(Sample.tool_id == tool_id, Sample.sha256 == sha256)
+    return session.scalar(query) is not None
+
+
+def add_sample(session: Session, **fields: Any) -> Sample:
+    sample = Sample(**fields)
+    session.add(sample)
+    session.flush()
+    return sample
+
+
+def list_samples(session: Session, tool_id: int, limit: int | None = None) -> list[Sample]:
+    query = (
+        select(Sample)
+        .where(Sample.tool_id == tool_id, Sample.deleted.is_(False))
+        .order_by(Sample.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def class_counts(session: Session, tool_id: int) -> dict[str, int]:
+    query = (
+        select(Sample.label, func.count())
+        .where(Sample.tool_id == tool_id, Sample.deleted.is_(False))
+        .group_by(Sample.label)
+    )
+    return {label: count for label, count in session.execute(query)}
+
+
+# --- model versions ----------------------------------------------------------------------------
+def add_model_version(session: Session, **fields: Any) -> ModelVersion:
+    version = ModelVersion(**fields)
+    session.add(version)
+    session.flush()
+    return version
+
+
+def activate_model_version(session: Session, tool: Tool, version: ModelVersion) -> None:
+    """Make ``version`` the tool's active model; the previously active one is retired."""
+    session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.tool_id == tool.id, ModelVersion.status == "active")
+        .values(status="retired")
+    )
+    version.status = "active"
+    tool.active_model_id = version.id
+    session.flush()
+
+
+def get_model_version(session: Session, version_id: int) -> ModelVersion | None:
+    return session.get(ModelVersion, version_id)
+
+
+def list_model_versions(session: Session, tool_id: int) -> list[ModelVersion]:
+    query = select(ModelVersion).where(ModelVersion.tool_id == tool_id)
+    return list(session.scalars(query.order_by(ModelVersion.id.desc())))
+
+
+# --- inspections and reviews -------------------------------------------------------------------
+def add_inspection(session: Session, **fields: Any) -> Inspection:
+    inspection = Inspection(**fields)
+    session.add(inspection)
+    session.flush()
+    return inspection
+
+
+def review_queue(session: Session, tool_id: int, limit: int = 50) -> list[Inspection]:
+    """Inspections of a tool that need a person and have no review yet, oldest first."""
+    query = (
+        select(Inspection)
+        .outerjoin(Review, Review.inspection_id == Inspection.id)
+        .where(Inspection.tool_id == tool_id, Inspection.needs_review.is_(True), Review.id.is_(None))
+        .order_by(Inspection.created_at, Inspection.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def count_review_queue(session: Session, tool_id: int) -> int:
+    query = (
+        select(func.count())
+        .select_from(Inspection)
+        .outerjoin(Review, Review.inspection_id == Inspection.id)
+        .where(Inspection.tool_id == tool_id, Inspection.needs_review.is_(True), Review.id.is_(None))
+    )
+    return session.scalar(query) or 0
+
+
+def add_review(session: Session, inspection_id: int, verdict: str, reviewer: str) -> Review:
+    review = Review(inspection_id=inspection_id, verdict=verdict, reviewer=reviewer)
+    session.add(review)
+    session.flush()
+    return review
+
+
+def get_inspection(session: Session, inspection_id: int) -> Inspection | None:
+    return session.get(Inspection, inspection_id)
+
+
+def _day_of(session: Session, column: Any) -> Any:
+    """The calendar day of a timestamp column, as each dialect spells it."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.date(column)
+    return cast(column, Date)
+
+
+def daily_inspection_stats(
+    session: Session, tool_id: int, start: datetime, end: datetime
+) -> list[tuple[Any, int, int, int]]:
+    """Per day in ``[start, end)``: ``(day, inspections, failed, to_review)``, aggregated in SQL."""
+    day = _day_of(session, Inspection.created_at).label("day")
+    query = (
+        select(
+            day,
+            func.count(),
+            func.count().filter(Inspection.decision == "fail"),
+            func.count().filter(Inspection.decision == "review"),
+        )
+        .where(
+            Inspection.tool_id == tool_id,
+            Inspection.created_at >= start,
+            Inspection.created_at < end,
+        )
+        .group_by(day)
+        .order_by(day)
+    )
+    return [tuple(row) for row in session.execute(query)]

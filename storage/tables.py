@@ -1,0 +1,148 @@
+"""The studio's tables (SQLAlchemy 2 declarative mapping). Alembic migrations own the schema."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SAMPLE_SOURCES = ("upload", "capture", "review", "demo", "import")
+MODEL_KINDS = ("classifier", "anomaly")
+MODEL_STATUSES = ("candidate", "active", "retired")
+DECISIONS = ("pass", "fail", "review")
+
+
+def utc_now() -> datetime:
+    """The current time in UTC, naive (every timestamp in the database is naive UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _enum(values: tuple[str, ...], name: str) -> Enum:
+    return Enum(*values, name=name, native_enum=False, create_constraint=True, length=16)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON, datetime: DateTime()}
+
+
+class Tool(Base):
+    """An inspection tool: one kind of part, its classes, its region of interest and settings."""
+
+    __tablename__ = "tool"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    class_names: Mapped[list[str]]
+    good_class: Mapped[str] = mapped_column(String(100), default="good")
+    roi: Mapped[list[float] | None] = mapped_column(JSON, default=None)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    active_model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_version.id", use_alter=True, ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    active_model: Mapped[ModelVersion | None] = relationship(foreign_keys=[active_model_id])
+
+
+class Sample(Base):
+    """A labelled training image of a tool; the image itself lives in the image store."""
+
+    __tablename__ = "sample"
+    __table_args__ = (
+        UniqueConstraint("tool_id", "sha256", name="tool_sha256"),
+        Index("ix_sample_tool_label", "tool_id", "deleted", "label"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tool_id: Mapped[int] = mapped_column(ForeignKey("tool.id", ondelete="CASCADE"))
+    image_key: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(_enum(SAMPLE_SOURCES, "sample_source"))
+    width: Mapped[int]
+    height: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ModelVersion(Base):
+    """A trained model of a tool: its artifact folder, metrics and life-cycle status."""
+
+    __tablename__ = "model_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tool_id: Mapped[int] = mapped_column(ForeignKey("tool.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(_enum(MODEL_KINDS, "model_kind"))
+    profile: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(_enum(MODEL_STATUSES, "model_status"))
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    artifact_dir: Mapped[str] = mapped_column(String(500))
+    train_seconds: Mapped[float]
+    n_samples: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class Inspection(Base):
+    """One inspected part: the model's decision, scores and timing; the image when kept."""
+
+    __tablename__ = "inspection"
+    __table_args__ = (
+        Index("ix_inspection_tool_time", "tool_id", "created_at"),
+        Index("ix_inspection_review_queue", "needs_review", "tool_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tool_id: Mapped[int] = mapped_column(ForeignKey("tool.id", ondelete="CASCADE"))
+    station: Mapped[str] = mapped_column(String(100), default="default")
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_version.id", ondelete="SET NULL"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    decision: Mapped[str] = mapped_column(_enum(DECISIONS, "decision"))
+    label: Mapped[str] = mapped_column(String(100))
+    score: Mapped[float] = mapped_column(Float)
+    scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    image_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    review: Mapped[Review | None] = relationship(back_populates="inspection")
+
+
+class Review(Base):
+    """An operator's verdict on an inspection (the true label as a person sees it)."""
+
+    __tablename__ = "review"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    inspection_id: Mapped[int] = mapped_column(
+        ForeignKey("inspection.id", ondelete="CASCADE"), unique=True
+    )
+    verdict: Mapped[str] = mapped_column(String(100))
+    reviewer: Mapped[str] = mapped_column(String(100), default="operator")
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+
+    inspection: Mapped[Inspection] = relationship(back_populates="review")
