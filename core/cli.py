@@ -99,7 +99,11 @@ def cmd_predict(studio: Studio, args: argparse.Namespace) -> int:
 
 def cmd_demo_build(studio: Studio, args: argparse.Namespace) -> int:
     from core.demo import DEMO_TOOL, build_demo
+    from core.tools import list_tools
 
+    if args.if_empty and list_tools(studio):
+        _print_json({"message": "the studio has tools already; demo not built"})
+        return 0
     summary = build_demo(studio, progress=_progress_printer("demo "))
     _print_json(summary or {"message": f"the demo tool {DEMO_TOOL!r} exists already"})
     return 0
@@ -140,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     predicting.set_defaults(func=cmd_predict)
 
     demo = commands.add_parser("demo", help="the demo project").add_subparsers(dest="action", required=True)
-    demo.add_parser("build", help="build the demo tool from the ELPV dataset").set_defaults(func=cmd_demo_build)
+    demo_build = demo.add_parser("build", help="build the demo tool from the ELPV dataset")
+    demo_build.add_argument("--if-empty", action="store_true", help="only when the studio has no tool yet")
+    demo_build.set_defaults(func=cmd_demo_build)
     return parser
 
 

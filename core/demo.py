@@ -72,7 +72,7 @@ def build_demo(studio: Studio, seed: int = 0, progress: DemoProgress | None = No
     for n, i in enumerate(rest, start=1):
         rgb = _rgb(images[i])
         verdict, scores = classify(model, rgb)
-        when = now - timedelta(seconds=float(rng.uniform(0, DAYS * 86400)))
+        when = now - timedelta(seconds=float(rng.uniform(0, (DAYS - 1) * 86400)))
         inspection_id = record_inspection(studio, model, verdict, scores, 30.0, encode_png(images[i]),
                                           station="demo-station", created_at=when)
         truth[inspection_id] = DEMO_CLASSES[defective[i]]

@@ -1,0 +1,64 @@
+"""What every page shares: the studio handle, the sidebar tool selector, prerequisite checks."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.config import Settings, load_settings
+from core.errors import StudioError
+from core.studio import Studio, open_studio
+from core.tools import ToolInfo, create_tool, get_tool, list_tools
+
+TOOL_KEY = "tool"
+
+
+@st.cache_resource(show_spinner=False)
+def _open(settings: Settings) -> Studio:
+    return open_studio(settings)
+
+
+def studio() -> Studio:
+    """The process-wide studio for the current settings (engine and image store are thread-safe)."""
+    try:
+        return _open(load_settings())
+    except StudioError as error:
+        st.error(str(error))
+        st.stop()
+
+
+def render_sidebar() -> None:
+    """The tool selector shared by all pages, and a form to create a tool."""
+    names = [tool.name for tool in list_tools(studio())]
+    with st.sidebar:
+        if names:
+            if st.session_state.get(TOOL_KEY) not in names:
+                st.session_state[TOOL_KEY] = names[0]
+            st.selectbox("Inspection tool", names, key=TOOL_KEY)
+        else:
+            st.info("No tool yet: create one below.")
+        with st.expander("New tool", expanded=not names):
+            with st.form("new-tool", clear_on_submit=True):
+                name = st.text_input("Name", placeholder="e.g. solar-cell")
+                classes = st.text_input("Classes (comma-separated)", value="good,defect",
+                                        help="'good' is the pass class; add one name per defect type")
+                if st.form_submit_button("Create tool", width="stretch"):
+                    try:
+                        tool = create_tool(studio(), name, classes)
+                    except StudioError as error:
+                        st.error(str(error))
+                    else:
+                        st.session_state[TOOL_KEY] = tool.name
+                        st.rerun()
+
+
+def require_tool() -> ToolInfo:
+    """The selected tool, or a message and a stop when there is none."""
+    name = st.session_state.get(TOOL_KEY)
+    if not name:
+        st.info("Create an inspection tool in the sidebar to start.")
+        st.stop()
+    try:
+        return get_tool(studio(), name)
+    except StudioError as error:
+        st.error(str(error))
+        st.stop()

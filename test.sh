@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Sets up everything the tests need (Python packages, Chromium, PostgreSQL) and runs them all.
+set -euo pipefail
+cd "$(dirname "$0")"
+bash scripts/setup.sh requirements-test.txt
+
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "Installing ${need[*]} with apt-get ..."
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+exec .venv/bin/python -m pytest "$@"
