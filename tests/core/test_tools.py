@@ -1,0 +1,96 @@
+"""core.tools: creating, listing, looking up and configuring inspection tools."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import InvalidInputError, NotFoundError
+from core.studio import Studio
+from core.tools import DEFAULT_SETTINGS, create_tool, get_tool, list_tools, parse_classes, update_settings
+
+
+def test_create_list_and_get(any_studio: Studio) -> None:
+    created = create_tool(any_studio, "  solar-cell_2 ", "good, Crack ,crack,,finger")
+    assert created.name == "solar-cell_2"
+    assert created.classes == ["good", "crack", "finger"]
+    assert created.good_class == "good"
+    assert created.defect_classes == ["crack", "finger"]
+    assert created.settings == DEFAULT_SETTINGS
+    assert created.active_model_id is None
+
+    create_tool(any_studio, "bolt", ["good", "rust"])
+    assert [t.name for t in list_tools(any_studio)] == ["bolt", "solar-cell_2"]
+
+    fetched = get_tool(any_studio, "solar-cell_2")
+    assert fetched == created
+    assert fetched.as_dict()["classes"] == ["good", "crack", "finger"]
+
+
+def test_no_tools_yet(studio: Studio) -> None:
+    assert list_tools(studio) == []
+    with pytest.raises(NotFoundError, match="none yet"):
+        get_tool(studio, "anything")
+
+
+@pytest.mark.parametrize("name", ["", "   ", "Widget", "has space", "-leading-dash", "_under", "a/b", "é", "x" * 64,
+                                  "semi;colon"])
+def test_invalid_tool_names_are_refused(studio: Studio, name: str) -> None:
+    with pytest.raises(InvalidInputError, match="tool name"):
+        create_tool(studio, name, "good,bad")
+    assert list_tools(studio) == []
+
+
+def test_longest_valid_name(studio: Studio) -> None:
+    assert create_tool(studio, "x" * 63, "good,bad").name == "x" * 63
+
+
+@pytest.mark.parametrize("classes", ["ok,bad", "", " , ", ["pass", "fail"]])
+def test_classes_must_include_good(studio: Studio, classes: str | list[str]) -> None:
+    with pytest.raises(InvalidInputError, match="'good'"):
+        create_tool(studio, "t", classes)
+    assert list_tools(studio) == []
+
+
+@pytest.mark.parametrize("classes", ["good,bad class", "good,crack!", "good,-x"])
+def test_invalid_class_names_are_refused(studio: Studio, classes: str) -> None:
+    with pytest.raises(InvalidInputError, match="class name"):
+        create_tool(studio, "t", classes)
+    assert list_tools(studio) == []
+
+
+def test_parse_classes_only_good_is_allowed() -> None:
+    assert parse_classes("GOOD") == ["good"]
+    assert parse_classes(["good", " good ", "dent"]) == ["good", "dent"]
+
+
+def test_duplicate_name_is_refused_and_keeps_the_first(any_studio: Studio) -> None:
+    create_tool(any_studio, "cell", "good,crack")
+    with pytest.raises(InvalidInputError, match="already exists"):
+        create_tool(any_studio, "cell", "good,stain,dust")
+    tools = list_tools(any_studio)
+    assert len(tools) == 1 and tools[0].classes == ["good", "crack"]
+
+
+def test_unknown_tool_message_lists_existing_tools(any_studio: Studio) -> None:
+    create_tool(any_studio, "beta", "good,bad")
+    create_tool(any_studio, "alpha", "good,bad")
+    with pytest.raises(NotFoundError) as caught:
+        get_tool(any_studio, "gamma")
+    assert str(caught.value) == "no tool named 'gamma' (tools: alpha, beta)"
+
+
+def test_update_settings_persists_and_merges(any_studio: Studio) -> None:
+    create_tool(any_studio, "cell", "good,crack")
+    updated = update_settings(any_studio, "cell", threshold=0.7)
+    assert updated.settings == {"threshold": 0.7, "review_band": DEFAULT_SETTINGS["review_band"]}
+    update_settings(any_studio, "cell", review_band=0.05)
+    assert get_tool(any_studio, "cell").settings == {"threshold": 0.7, "review_band": 0.05}
+
+
+def test_update_settings_refuses_unknown_keys_and_tools(studio: Studio) -> None:
+    create_tool(studio, "cell", "good,crack")
+    with pytest.raises(InvalidInputError, match="unknown tool settings: colour, speed"):
+        update_settings(studio, "cell", speed=3, colour="red", threshold=0.9)
+    assert get_tool(studio, "cell").settings == DEFAULT_SETTINGS  # nothing applied, not even threshold
+    with pytest.raises(NotFoundError, match=r"tools: cell"):
+        update_settings(studio, "nope", threshold=0.2)
