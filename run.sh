@@ -5,4 +5,4 @@ cd "$(dirname "$0")"
 bash scripts/setup.sh requirements.txt
 echo "Preparing the data folder (the demo project is built on first start) ..."
 .venv/bin/python -m core demo build --if-empty
-exec .venv/bin/streamlit run app.py "$@"
+exec .venv/bin/python scripts/serve.py "$@"

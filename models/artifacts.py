@@ -25,6 +25,8 @@ class ArtifactError(ValueError):
 def save_artifact(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write ``tensors`` and ``meta`` to ``folder`` (which must not exist yet), atomically."""
     folder = Path(folder)
+    if folder.exists():  # rename() would silently replace an empty folder
+        raise FileExistsError(f"{folder} exists already; an artifact is never overwritten")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
     try:

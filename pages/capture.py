@@ -12,9 +12,7 @@ st.title("Capture")
 tool = require_tool()
 st.caption(f"Tool **{tool.name}**: upload photos of parts and label them. Aim for {TARGET_PER_CLASS}+ per class.")
 
-counts = class_counts(studio(), tool.name)
-for column, (name, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
-    column.metric(name, f"{count} / {TARGET_PER_CLASS}")
+counts_area = st.container()  # filled after an upload is handled, so the counts include it
 
 with st.form("upload", clear_on_submit=True):
     label = st.selectbox("Label of these images", tool.classes)
@@ -39,6 +37,10 @@ if submitted:
                        + (f"; {report.duplicates} duplicate(s) skipped" if report.duplicates else ""))
             for name, reason in report.rejected:
                 st.error(f"{name}: {reason}")
+
+counts = class_counts(studio(), tool.name)
+for column, (name, count) in zip(counts_area.columns(len(counts)), counts.items(), strict=True):
+    column.metric(name, f"{count} / {TARGET_PER_CLASS}")
 
 samples = recent_samples(studio(), tool.name, limit=12)
 if samples:

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from models.artifacts import load_artifact, save_artifact
+from models.artifacts import ArtifactError, load_artifact, save_artifact
 from models.backbones.registry import pooled_features
 from models.classifier.torch_model import LinearHead
 from models.profiles import get_profile
@@ -137,9 +137,12 @@ class FrozenFeatureClassifier:
     @classmethod
     def load(cls, folder: Path) -> FrozenFeatureClassifier:
         tensors, meta = load_artifact(folder)
-        model = cls(**meta["params"])
-        head = LinearHead(tensors["feature_mean"].shape[0], len(meta["classes"]))
-        head.load_state_dict(tensors, strict=True)
+        try:
+            model = cls(**meta["params"])
+            head = LinearHead(tensors["feature_mean"].shape[0], len(meta["classes"]))
+            head.load_state_dict(tensors, strict=True)
+        except (KeyError, TypeError, RuntimeError) as error:  # readable files, but not this model
+            raise ArtifactError(f"{folder} does not hold a usable classifier: {error}") from error
         model.head_ = head.eval()
         model.classes_ = list(meta["classes"])
         model.validation_ = meta.get("validation", {})

@@ -1,0 +1,28 @@
+"""Start the studio's Streamlit server: ``python scripts/serve.py [streamlit run options]``.
+
+``run.sh`` calls this instead of ``streamlit run app.py``. The router (``app.py``) declares every page
+with ``st.navigation``, but until the first ``st.navigation`` call of the process Streamlit also takes
+a folder named ``pages/`` beside the entry file for a legacy (v1) multipage app: a fresh server's
+first request to a bookmarked page (``/live``) would run ``pages/live.py`` alone, without the router
+and its sidebar. Declaring the app a v2 (``st.navigation``) app before the server starts closes that
+window. Everything else is plain ``streamlit run``.
+"""
+
+import sys
+from pathlib import Path
+
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.web import cli
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+
+
+def main(options: list[str]) -> None:
+    """Serve ``app.py`` with ``options`` passed on to ``streamlit run``."""
+    PagesManager.uses_pages_directory = False
+    sys.argv = ["streamlit", "run", str(APP), *options]
+    cli.main()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,269 @@
+"""Training through the core services on real ELPV cells: stored versions, refusals with actionable
+messages, damaged samples, cancellation and the per-tool lock.
+
+One module-level studio is trained once (version v1) and shared by the tests that must leave it
+unchanged (cancel, busy); tests that change their studio get their own.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.config import Settings
+from core.errors import InvalidInputError, NotFoundError, TrainingBusyError, TrainingCancelledError
+from core.inference import active_model
+from core.model_versions import list_versions
+from core.samples import class_counts, import_path
+from core.studio import Studio, open_studio
+from core.tools import create_tool, get_tool
+from core.training import MIN_IMAGES_PER_CLASS, train, training_lock
+from models.classifier import FrozenFeatureClassifier
+from storage import repository as repo
+
+TOOL = "cells"
+
+
+def _new_studio(folder: Path) -> Studio:
+    return open_studio(Settings(data_dir=folder / "data", database_url=f"sqlite:///{folder / 'data' / 'studio.db'}"))
+
+
+def _artifact_folders(studio: Studio, tool: str = TOOL) -> list[str]:
+    """Every entry under the tool's models folder, temporary ones included."""
+    root = studio.settings.models_dir / tool
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def _gray_rgb(path: Path) -> np.ndarray:
+    return np.repeat(np.asarray(Image.open(path).convert("L"))[:, :, None], 3, axis=2)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path):
+    """A studio whose tool ``cells`` has the 40 committed cells and one trained version (v1)."""
+    studio = _new_studio(tmp_path_factory.mktemp("trained"))
+    create_tool(studio, TOOL, ["good", "defective"])
+    report = import_path(studio, TOOL, elpv_subset)
+    assert report.imported == 40
+    assert [name for name, _ in report.rejected] == ["SOURCE.md"]  # no class folder: not a sample
+    stages: list[tuple[str, float]] = []
+    result = train(studio, TOOL, progress=lambda stage, fraction: stages.append((stage, fraction)))
+    return studio, result, stages
+
+
+# --- a successful training ------------------------------------------------------------------------
+def test_training_stores_the_active_version(trained) -> None:
+    studio, result, _ = trained
+    assert result.kind == "classifier" and result.profile == "fast"
+    assert result.n_samples == 40 and result.skipped == [] and result.seconds > 0
+    assert get_tool(studio, TOOL).active_model_id == result.version_id
+    versions = list_versions(studio, TOOL)
+    assert [(v.id, v.status, v.kind, v.profile, v.n_samples) for v in versions] == [
+        (result.version_id, "active", "classifier", "fast", 40)]
+    assert versions[0].validation == result.validation
+    assert result.validation["cv_folds"] == 5
+    assert np.array(result.validation["confusion"]).sum() == 40
+    assert set(result.validation["recall"]) == {"good", "defective"}
+    assert result.as_dict()["version_id"] == result.version_id
+
+
+def test_progress_goes_through_every_stage_in_order(trained) -> None:
+    _, _, stages = trained
+    names = [stage for stage, _ in stages]
+    order = ["loading", "features", "validation", "fit", "saving", "done"]
+    assert [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n] == order
+    features = [f for s, f in stages if s == "features"]
+    assert features == sorted(features) and features[-1] == 1.0
+    assert stages[-1] == ("done", 1.0)
+
+
+def test_stored_artifact_round_trips(trained, elpv_subset: Path) -> None:
+    studio, result, _ = trained
+    with studio.transaction() as session:
+        version = repo.get_model_version(session, result.version_id)
+        artifact_dir = version.artifact_dir
+        metrics = dict(version.metrics)
+    folder = studio.settings.models_dir / artifact_dir
+    assert folder.parent == studio.settings.models_dir / TOOL
+    assert _artifact_folders(studio) == [folder.name]
+    model = FrozenFeatureClassifier.load(folder)
+    again = FrozenFeatureClassifier.load(folder)
+    assert model.classes_ == ["defective", "good"]
+    assert model.validation_ == result.validation == metrics["validation"]
+    cells = [_gray_rgb(elpv_subset / "good" / "cell_0085.png"), _gray_rgb(elpv_subset / "defective" / "cell_0007.png")]
+    probabilities = model.predict_proba(cells)
+    assert np.array_equal(probabilities, again.predict_proba(cells))
+    # the service's loaded model (what predictions use) answers the same
+    served = active_model(studio, TOOL)
+    assert served.version_id == result.version_id
+    assert np.array_equal(served.model.predict_proba(cells), probabilities)
+
+
+# --- cancelling and the lock leave v1 untouched ----------------------------------------------------
+def _unchanged(studio: Studio, v1: int, folders: list[str]) -> None:
+    assert get_tool(studio, TOOL).active_model_id == v1
+    assert [(v.id, v.status) for v in list_versions(studio, TOOL)] == [(v1, "active")]
+    assert _artifact_folders(studio) == folders
+
+
+def test_cancelled_training_keeps_the_active_model(trained) -> None:
+    studio, result, _ = trained
+    folders = _artifact_folders(studio)
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def progress(stage: str, fraction: float) -> None:
+        seen.append(stage)
+        if stage == "features":
+            cancel.set()
+
+    with pytest.raises(TrainingCancelledError, match="unchanged"):
+        train(studio, TOOL, progress=progress, cancel=cancel)
+    assert seen[-1] == "features" and "validation" not in seen  # stopped during feature extraction
+    _unchanged(studio, result.version_id, folders)
+    with training_lock(studio, TOOL):  # the lock was released
+        pass
+
+
+def test_cancel_set_before_start_stops_at_once(trained) -> None:
+    studio, result, _ = trained
+    cancel = threading.Event()
+    cancel.set()
+    seen: list[str] = []
+    with pytest.raises(TrainingCancelledError):
+        train(studio, TOOL, progress=lambda s, f: seen.append(s), cancel=cancel)
+    assert seen == []
+    _unchanged(studio, result.version_id, _artifact_folders(studio))
+
+
+def test_concurrent_training_of_the_same_tool_is_refused(trained) -> None:
+    studio, result, _ = trained
+    folders = _artifact_folders(studio)
+    seen: list[str] = []
+    with training_lock(studio, TOOL):
+        with pytest.raises(TrainingBusyError, match=TOOL):
+            train(studio, TOOL, progress=lambda s, f: seen.append(s))
+        # another tool is not blocked by this lock
+        with training_lock(studio, "other-tool"):
+            pass
+    assert seen == []
+    _unchanged(studio, result.version_id, folders)
+
+
+def test_refusals_before_any_work(trained) -> None:
+    studio, _, _ = trained
+    with pytest.raises(InvalidInputError, match="unknown profile"):
+        train(studio, TOOL, profile="huge")
+    with pytest.raises(InvalidInputError, match="unknown model kind"):
+        train(studio, TOOL, kind="segmenter")
+    with pytest.raises(NotFoundError, match="no tool named 'missing'"):
+        train(studio, "missing")
+
+
+# --- training sets a classifier cannot learn from ---------------------------------------------------
+def _copy_cells(source: Path, target: Path, good: int, defective: int) -> Path:
+    for label, count in (("good", good), ("defective", defective)):
+        if count:
+            (target / label).mkdir(parents=True)
+            for path in sorted((source / label).glob("*.png"))[:count]:
+                shutil.copy(path, target / label / path.name)
+    return target
+
+
+def test_too_few_images_says_how_many_more_are_needed(studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
+    create_tool(studio, TOOL, ["good", "defective"])
+    import_path(studio, TOOL, _copy_cells(elpv_subset, tmp_path / "few", good=4, defective=2))
+    assert class_counts(studio, TOOL) == {"good": 4, "defective": 2}
+    with pytest.raises(InvalidInputError) as caught:
+        train(studio, TOOL)
+    message = str(caught.value)
+    assert f"at least {MIN_IMAGES_PER_CLASS} images" in message
+    assert "defective: 3 more" in message and "good: 1 more" in message
+    assert list_versions(studio, TOOL) == [] and _artifact_folders(studio) == []
+
+
+def test_only_one_class_points_to_anomaly_detection(studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
+    create_tool(studio, TOOL, ["good", "defective"])
+    import_path(studio, TOOL, _copy_cells(elpv_subset, tmp_path / "good-only", good=8, defective=0))
+    with pytest.raises(InvalidInputError, match="anomaly") as caught:
+        train(studio, TOOL)
+    assert "two classes" in str(caught.value)
+    assert list_versions(studio, TOOL) == []
+
+
+def test_empty_tool_is_refused(studio: Studio) -> None:
+    create_tool(studio, TOOL, ["good", "defective"])
+    with pytest.raises(InvalidInputError, match="two classes"):
+        train(studio, TOOL)
+
+
+# --- damaged stored samples --------------------------------------------------------------------------
+def _small_tool(studio: Studio, elpv_subset: Path, folder: Path) -> dict[str, list[tuple[int, str]]]:
+    """Tool ``cells`` with 6 + 6 committed cells; returns (sample id, image key) per label."""
+    create_tool(studio, TOOL, ["good", "defective"])
+    import_path(studio, TOOL, _copy_cells(elpv_subset, folder, good=6, defective=6))
+    with studio.transaction() as session:
+        tool = repo.get_tool(session, TOOL)
+        rows = sorted((s.id, s.image_key, s.label) for s in repo.list_samples(session, tool.id))
+    return {label: [(i, key) for i, key, lab in rows if lab == label] for label in ("good", "defective")}
+
+
+def test_damaged_stored_samples_are_skipped_and_training_succeeds(
+        studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
+    samples = _small_tool(studio, elpv_subset, tmp_path / "cells")
+    (garbage_id, garbage_key), (missing_id, missing_key) = samples["good"][0], samples["defective"][0]
+    studio.images.path(garbage_key).write_bytes(b"\x89PNG\r\n\x1a\n this is not an image any more")
+    studio.images.path(missing_key).unlink()
+
+    result = train(studio, TOOL)
+
+    assert result.n_samples == 10  # 5 + 5 left: still enough
+    assert sorted(name for name, _ in result.skipped) == sorted([f"sample {garbage_id}", f"sample {missing_id}"])
+    reasons = dict(result.skipped)
+    assert "damaged" in reasons[f"sample {garbage_id}"] or "not an image" in reasons[f"sample {garbage_id}"]
+    assert reasons[f"sample {missing_id}"]
+    assert {"sample": f"sample {garbage_id}", "reason": reasons[f"sample {garbage_id}"]} in result.as_dict()["skipped"]
+    assert get_tool(studio, TOOL).active_model_id == result.version_id
+    assert FrozenFeatureClassifier.load(studio.settings.models_dir / TOOL / _artifact_folders(studio)[0]).classes_ == [
+        "defective", "good"]
+
+
+def test_damaged_samples_do_not_count_towards_the_minimum(studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
+    samples = _small_tool(studio, elpv_subset, tmp_path / "cells")
+    for _, key in samples["defective"][:2]:
+        studio.images.path(key).write_bytes(b"garbage")
+    with pytest.raises(InvalidInputError, match="defective: 1 more"):
+        train(studio, TOOL)
+    assert list_versions(studio, TOOL) == []
+
+
+def test_cancel_while_saving_removes_the_new_artifact_and_retraining_retires_v1(
+        studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
+    _small_tool(studio, elpv_subset, tmp_path / "cells")
+    first = train(studio, TOOL)
+    folders = _artifact_folders(studio)
+    assert len(folders) == 1
+
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def progress(stage: str, fraction: float) -> None:
+        seen.append(stage)
+        if stage == "saving":  # the artifact folder is written by now; the version row is not
+            cancel.set()
+
+    with pytest.raises(TrainingCancelledError):
+        train(studio, TOOL, progress=progress, cancel=cancel)
+    assert "fit" in seen and seen[-1] == "saving"
+    _unchanged(studio, first.version_id, folders)
+
+    second = train(studio, TOOL, seed=1)
+    assert [(v.id, v.status) for v in list_versions(studio, TOOL)] == [
+        (second.version_id, "active"), (first.version_id, "retired")]
+    assert get_tool(studio, TOOL).active_model_id == second.version_id
+    assert len(_artifact_folders(studio)) == 2
