@@ -49,7 +49,10 @@ class Base(DeclarativeBase):
 
 
 class Tool(Base):
-    """An inspection tool: one kind of part, its classes, its region of interest and settings."""
+    """An inspection tool: one kind of part, its classes, its region of interest and settings.
+
+    ``active_model_id`` is the active classifier, ``active_anomaly_id`` the active anomaly model.
+    """
 
     __tablename__ = "tool"
 
@@ -62,9 +65,13 @@ class Tool(Base):
     active_model_id: Mapped[int | None] = mapped_column(
         ForeignKey("model_version.id", use_alter=True, ondelete="SET NULL"), default=None
     )
+    active_anomaly_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_version.id", use_alter=True, ondelete="SET NULL"), default=None
+    )
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     active_model: Mapped[ModelVersion | None] = relationship(foreign_keys=[active_model_id])
+    active_anomaly: Mapped[ModelVersion | None] = relationship(foreign_keys=[active_anomaly_id])
 
 
 class Sample(Base):
@@ -125,6 +132,9 @@ class Inspection(Base):
     label: Mapped[str] = mapped_column(String(100))
     score: Mapped[float] = mapped_column(Float)
     scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    anomaly_score: Mapped[float | None] = mapped_column(Float, default=None)
+    opinions: Mapped[dict[str, Any]] = mapped_column(default=dict)  # each model's decision and score
+    degraded: Mapped[bool] = mapped_column(Boolean, default=False)  # decided by one model of two
     latency_ms: Mapped[float] = mapped_column(Float)
     image_key: Mapped[str | None] = mapped_column(String(200), default=None)
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -12,7 +12,8 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
-    engine = config.attributes.get("engine") or create_engine(config.get_main_option("sqlalchemy.url"))
+    url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
+    engine = config.attributes.get("engine") or create_engine(url)
     with engine.begin() as connection:
         context.configure(
             connection=connection,
