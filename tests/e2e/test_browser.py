@@ -210,7 +210,9 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     counts = class_counts(studio, TOOL)
     for name, count in counts.items():
         assert _metric(page, name).inner_text() == f"{count} / 20"
-    assert page.locator('[data-testid="stFileUploaderDropzoneInput"]').count() == 1
+    uploader = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    uploader.first.wait_for(state="attached")  # the form can render a moment after the metrics
+    assert uploader.count() == 1
     _screenshot(page, "capture")
 
     _open(page, "train")
