@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,3 +39,19 @@ def load_settings() -> Settings:
     data_dir = Path(os.environ.get("STUDIO_DATA_DIR") or PROJECT_ROOT / "data").resolve()
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'studio.db'}"
     return Settings(data_dir=data_dir, database_url=url)
+
+
+def rtc_configuration() -> dict[str, list[dict[str, object]]]:
+    """The WebRTC configuration of every camera widget.
+
+    The default has no ICE servers: host candidates connect a browser and the studio on the same LAN
+    (or on one machine) without any outside server, which suits an offline factory. ``STUDIO_ICE_SERVERS``
+    may hold a JSON list of RTCIceServer objects, e.g. ``[{"urls": ["stun:stun.local:3478"]}]``.
+    """
+    raw = os.environ.get("STUDIO_ICE_SERVERS", "").strip()
+    if not raw:
+        return {"iceServers": []}
+    servers = json.loads(raw)
+    if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
+        raise ValueError("STUDIO_ICE_SERVERS must be a JSON list of objects with a 'urls' key")
+    return {"iceServers": servers}
