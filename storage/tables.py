@@ -32,6 +32,7 @@ SAMPLE_SOURCES = ("upload", "capture", "review", "demo", "import")
 MODEL_KINDS = ("classifier", "anomaly")
 MODEL_STATUSES = ("candidate", "active", "retired")
 DECISIONS = ("pass", "fail", "review")
+SAMPLE_SPLITS = ("train", "held_out")  # held-out samples are kept for evaluation, never trained on
 
 
 def utc_now() -> datetime:
@@ -81,6 +82,9 @@ class Sample(Base):
     __table_args__ = (
         UniqueConstraint("tool_id", "sha256", name="tool_sha256"),
         Index("ix_sample_tool_label", "tool_id", "deleted", "label"),
+        Index("ix_sample_tool_source", "tool_id", "deleted", "source"),
+        Index("ix_sample_tool_split", "tool_id", "deleted", "split"),
+        Index("ix_sample_tool_created", "tool_id", "deleted", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -93,6 +97,13 @@ class Sample(Base):
     height: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # dataset management (migration 0007)
+    split: Mapped[str] = mapped_column(_enum(SAMPLE_SPLITS, "sample_split"), default="train")
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
+    thumb_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    mask_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    phash: Mapped[str | None] = mapped_column(String(16), default=None)  # 64-bit dHash, hex
+    original_name: Mapped[str | None] = mapped_column(String(300), default=None)
 
 
 class ModelVersion(Base):
