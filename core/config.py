@@ -55,3 +55,18 @@ def rtc_configuration() -> dict[str, list[dict[str, object]]]:
     if not isinstance(servers, list) or not all(isinstance(s, dict) and "urls" in s for s in servers):
         raise ValueError("STUDIO_ICE_SERVERS must be a JSON list of objects with a 'urls' key")
     return {"iceServers": servers}
+
+
+DEFAULT_MAX_IMAGE_SIDE = 2048
+
+
+def max_image_side() -> int:
+    """Longest side (pixels) a stored sample may have; larger images are downscaled on import.
+
+    ``STUDIO_MAX_IMAGE_SIDE`` overrides the default of 2048 (at least 64).
+    """
+    raw = os.environ.get("STUDIO_MAX_IMAGE_SIDE", "").strip()
+    side = int(raw) if raw else DEFAULT_MAX_IMAGE_SIDE
+    if side < 64:
+        raise ValueError("STUDIO_MAX_IMAGE_SIDE must be at least 64")
+    return side

@@ -1,47 +1,104 @@
-"""Adding labelled images to a tool: uploads, folders and .zip files."""
+"""Adding labelled images to a tool: uploads, camera frames, folders, .zip files and MVTec AD folders.
+
+Each file is read (with a size limit), decoded, downscaled to the configured maximum side,
+deduplicated by content hash, stored with its thumbnail (and mask) and then recorded in its own
+transaction. Files are written before their row and removed again when the row cannot be written,
+so an interruption (cancel, crash, database error) never leaves a row without its files, and the
+image store's atomic writes never leave half files.
+"""
 
 from __future__ import annotations
 
 import stat
+import threading
+import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import cv2
+import numpy as np
+from sqlalchemy.exc import IntegrityError
+
+from core import images as core_images
+from core.config import max_image_side
 from core.errors import InvalidInputError
-from core.images import DecodedImage, ImageRejectedError, decode_image
+from core.images import DecodedImage, ImageRejectedError, decode_image, encode_png
+from core.roi import crop_to_roi
 from core.studio import Studio
-from core.tools import require_tool
+from core.thumbnails import (
+    NEAR_DUPLICATE_BITS,
+    bit_distances,
+    dhash,
+    fit_within,
+    hash_array,
+    thumbnail_jpeg,
+    thumbnail_store,
+)
+from core.tools import NAME_PATTERN, require_tool
 from storage import repository as repo
+from storage.image_store import ImageStore
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 MAX_ZIP_MEMBERS = 100_000
 MAX_ZIP_EXPANDED_BYTES = 4 * 1024**3
+MANIFEST_NAME = "manifest.csv"
 
 ImportProgress = Callable[[int, int], None]
 
 
 @dataclass
 class ImportReport:
-    """What an import did: counts and one reason per rejected file."""
+    """What an import did: counts, one reason per rejected file, near-duplicate warnings."""
 
     imported: int = 0
     duplicates: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    near_duplicates: list[tuple[str, int]] = field(default_factory=list)  # (file, id of a similar sample)
+    cancelled: bool = False
+    sample_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"imported": self.imported, "skipped_duplicates": self.duplicates,
-                "rejected": [{"file": name, "reason": reason} for name, reason in self.rejected]}
+                "rejected": [{"file": name, "reason": reason} for name, reason in self.rejected],
+                "near_duplicates": [{"file": name, "similar_to": sample_id}
+                                    for name, sample_id in self.near_duplicates],
+                "cancelled": self.cancelled}
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A file offered for import: display name, its label (None when unknown) and a byte reader."""
+    """A file offered for import: display name, its label (None when unknown) and a byte reader.
+
+    ``mask`` reads the file's defect mask (MVTec AD ground truth) when it has one; ``split`` is
+    ``"train"`` or ``"held_out"``.
+    """
 
     name: str
     label: str | None
     read: Callable[[], bytes]
+    mask: Callable[[], bytes] | None = None
+    split: str = "train"
+
+
+@dataclass
+class _ToolState:
+    """What the import needs to know of a tool, read once: classes, stored hashes and dHashes."""
+
+    id: int
+    classes: list[str]
+    hashes: set[str]
+    phash_ids: list[int]
+    phash_values: np.ndarray
+
+
+def _tool_state(studio: Studio, tool_name: str) -> _ToolState:
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        hashes, ids, phashes = repo.sample_fingerprints(session, tool.id)
+        return _ToolState(tool.id, list(tool.class_names), hashes, ids, hash_array(phashes))
 
 
 def add_images(
@@ -50,19 +107,22 @@ def add_images(
     candidates: Iterable[Candidate],
     source: str = "upload",
     progress: ImportProgress | None = None,
+    cancel: threading.Event | None = None,
 ) -> ImportReport:
     """Validate, store and record each candidate as a sample of ``tool_name``.
 
-    Every file is decoded before anything is written; each sample is written in its own
-    transaction after its image is stored, so an interruption keeps what was imported, whole.
+    ``progress(done, total)`` is called after each file; setting ``cancel`` stops between two files
+    (``report.cancelled``), keeping every sample imported so far, whole.
     """
     items = list(candidates)
     report = ImportReport()
-    with studio.transaction() as session:
-        tool = require_tool(session, tool_name)
-        tool_id, classes = tool.id, list(tool.class_names)
+    state = _tool_state(studio, tool_name)
+    max_side = max_image_side()
     for index, item in enumerate(items, start=1):
-        reason = _import_one(studio, tool_id, classes, item, source, report)
+        if cancel is not None and cancel.is_set():
+            report.cancelled = True
+            break
+        reason = _import_one(studio, state, item, source, max_side, report)
         if reason:
             report.rejected.append((item.name, reason))
         if progress:
@@ -70,31 +130,138 @@ def add_images(
     return report
 
 
-def _import_one(studio: Studio, tool_id: int, classes: list[str], item: Candidate, source: str,
+@dataclass(frozen=True)
+class _Prepared:
+    """A decoded candidate, ready to store: the bytes to keep, their hash, thumbnail, dHash, mask."""
+
+    data: bytes
+    ext: str
+    sha256: str
+    width: int
+    height: int
+    thumbnail: bytes
+    phash: str
+    mask_png: bytes | None
+
+
+def _prepare(item: Candidate, max_side: int) -> _Prepared:
+    """Decode and derive everything of one candidate; raises ImageRejectedError / OSError."""
+    data = item.read()
+    image: DecodedImage = decode_image(data)
+    rgb, ext = image.rgb, image.ext
+    if max(image.width, image.height) > max_side:
+        rgb = fit_within(rgb, max_side)
+        data, ext = encode_png(rgb), "png"
+    mask_png = _prepare_mask(item, rgb.shape[:2]) if item.mask else None
+    return _Prepared(data, ext, ImageStore.digest(data), int(rgb.shape[1]), int(rgb.shape[0]),
+                     thumbnail_jpeg(rgb), dhash(rgb), mask_png)
+
+
+def _prepare_mask(item: Candidate, shape: tuple[int, ...]) -> bytes:
+    """The candidate's mask as a one-channel PNG of the image's size (nearest-neighbour resize)."""
+    assert item.mask is not None
+    try:
+        mask = decode_image(item.mask()).rgb.max(axis=2)
+    except ImageRejectedError as error:
+        raise ImageRejectedError(f"its mask is unusable: {error}") from None
+    if mask.shape != shape:
+        mask = cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+    return encode_png(mask)
+
+
+def _import_one(studio: Studio, state: _ToolState, item: Candidate, source: str, max_side: int,
                 report: ImportReport) -> str | None:
     """Import one file; returns the reason when it is rejected."""
     if item.label is None:
         return "no label: put the file in a folder named after its class, or give a label"
     label = item.label.strip().lower()
-    if label not in classes:
-        return f"label {label!r} is not a class of this tool ({', '.join(classes)})"
+    if label not in state.classes:
+        return f"label {label!r} is not a class of this tool ({', '.join(state.classes)})"
     try:
-        data = item.read()
-        image: DecodedImage = decode_image(data)
+        prepared = _prepare(item, max_side)
     except ImageRejectedError as error:
         return str(error)
+    except zipfile.BadZipFile as error:
+        return f"damaged zip member ({error})"
     except OSError as error:
         return f"cannot read file ({error.strerror or error})"
-    sha256 = studio.images.digest(data)
-    with studio.transaction() as session:
-        if repo.sample_exists(session, tool_id, sha256):
-            report.duplicates += 1
-            return None
-        key, _ = studio.images.put(data, image.ext)
-        repo.add_sample(session, tool_id=tool_id, image_key=key, sha256=sha256, label=label,
-                        source=source, width=image.width, height=image.height)
+    if prepared.sha256 in state.hashes:
+        report.duplicates += 1
+        return None
+    sample_id = _store(studio, state.id, label, source, item, prepared)
+    if sample_id is None:
+        report.duplicates += 1
+        return None
+    similar = _similar_sample(state, prepared.phash)
+    if similar is not None:
+        report.near_duplicates.append((item.name, similar))
+    state.hashes.add(prepared.sha256)
+    state.phash_ids.append(sample_id)
+    state.phash_values = np.append(state.phash_values, np.uint64(int(prepared.phash, 16)))
     report.imported += 1
+    report.sample_ids.append(sample_id)
     return None
+
+
+def _similar_sample(state: _ToolState, phash: str) -> int | None:
+    if not len(state.phash_values):
+        return None
+    distances = bit_distances(int(phash, 16), state.phash_values)
+    nearest = int(np.argmin(distances))
+    return state.phash_ids[nearest] if distances[nearest] <= NEAR_DUPLICATE_BITS else None
+
+
+def _put_new(store: ImageStore, data: bytes, ext: str, created: list[tuple[ImageStore, str]]) -> str:
+    """Store ``data``; remember the key in ``created`` when the file did not exist before."""
+    key = store.key_for(store.digest(data), ext)
+    existed = store.exists(key)
+    store.put(data, ext)
+    if not existed:
+        created.append((store, key))
+    return key
+
+
+def _store(studio: Studio, tool_id: int, label: str, source: str, item: Candidate,
+           prepared: _Prepared) -> int | None:
+    """Write the files, then the row; returns the new sample id (None when it is a duplicate).
+
+    Files this call created are removed again when the row is not written, whatever the reason.
+    """
+    created: list[tuple[ImageStore, str]] = []
+    try:
+        key = _put_new(studio.images, prepared.data, prepared.ext, created)
+        thumb_key = _put_new(thumbnail_store(studio), prepared.thumbnail, "jpg", created)
+        mask_key = _put_new(studio.images, prepared.mask_png, "png", created) if prepared.mask_png else None
+        with studio.transaction() as session:
+            if repo.sample_exists(session, tool_id, prepared.sha256):
+                raise _Duplicate
+            sample = repo.add_sample(
+                session, tool_id=tool_id, image_key=key, sha256=prepared.sha256, label=label, source=source,
+                width=prepared.width, height=prepared.height, split=item.split, thumb_key=thumb_key,
+                mask_key=mask_key, phash=prepared.phash, original_name=item.name[-300:])
+            return sample.id
+    except (_Duplicate, IntegrityError):
+        _remove(created)
+        return None
+    except BaseException:
+        _remove(created)
+        raise
+
+
+class _Duplicate(Exception):
+    """The same content was recorded meanwhile (another import of the same tool)."""
+
+
+def _remove(created: list[tuple[ImageStore, str]]) -> None:
+    for store, key in created:
+        store.delete(key)
+
+
+# --- sources of candidates ------------------------------------------------------------------------
+def read_limited(path: Path) -> bytes:
+    """A file's bytes, reading at most one byte past the image size limit (decode_image refuses it)."""
+    with open(path, "rb") as handle:
+        return handle.read(core_images.MAX_FILE_BYTES + 1)
 
 
 def _folder_candidates(folder: Path, label: str | None) -> Iterator[Candidate]:
@@ -102,29 +269,47 @@ def _folder_candidates(folder: Path, label: str | None) -> Iterator[Candidate]:
     for path in files:
         relative = path.relative_to(folder)
         file_label = label if label is not None else (relative.parts[0] if len(relative.parts) > 1 else None)
-        yield Candidate(str(relative), file_label, path.read_bytes)
+        yield Candidate(str(relative), file_label, lambda p=path: read_limited(p))
 
 
-def _zip_candidates(archive: zipfile.ZipFile, label: str | None) -> Iterator[Candidate]:
-    """Members of a zip as candidates; unsafe archives are refused before anything is read."""
+def read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
+    """A member's bytes, at most one byte past the image size limit (sizes are checked by zipfile's CRC)."""
+    with archive.open(member) as handle:
+        return handle.read(core_images.MAX_FILE_BYTES + 1)
+
+
+def check_zip(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
+    """The file members of a zip; unsafe archives raise InvalidInputError before anything is read.
+
+    Refused: too many members, an expanded size beyond MAX_ZIP_EXPANDED_BYTES (zip bomb), absolute
+    paths, ``..`` components, drive letters and symbolic links.
+    """
     members = [m for m in archive.infolist() if not m.is_dir()]
     if len(members) > MAX_ZIP_MEMBERS:
         raise InvalidInputError(f"the zip holds {len(members)} files; at most {MAX_ZIP_MEMBERS} are accepted")
     if sum(m.file_size for m in members) > MAX_ZIP_EXPANDED_BYTES:
-        raise InvalidInputError("the zip expands to more than 4 GB; refused (possible zip bomb)")
+        limit_gb = MAX_ZIP_EXPANDED_BYTES / 1024**3
+        raise InvalidInputError(f"the zip expands to more than {limit_gb:g} GB; refused (possible zip bomb)")
     for member in members:
-        path = PurePosixPath(member.filename)
-        if path.is_absolute() or ".." in path.parts or member.filename.startswith(("/", "\\")):
+        name = member.filename.replace("\\", "/")
+        path = PurePosixPath(name)
+        if path.is_absolute() or ".." in path.parts or member.filename.startswith(("/", "\\")) \
+                or (len(name) > 1 and name[1] == ":"):
             raise InvalidInputError(f"the zip holds an unsafe path {member.filename!r}; refused")
         if stat.S_ISLNK(member.external_attr >> 16):
             raise InvalidInputError(f"the zip holds a symbolic link {member.filename!r}; refused")
-    for member in members:
+    return members
+
+
+def _zip_candidates(archive: zipfile.ZipFile, label: str | None) -> Iterator[Candidate]:
+    """Members of a zip as candidates; unsafe archives are refused before anything is read."""
+    for member in check_zip(archive):
         path = PurePosixPath(member.filename)
         if path.name.startswith(".") or "__MACOSX" in path.parts:
             continue
         parts = path.parts
         file_label = label if label is not None else (parts[-2] if len(parts) > 1 else None)
-        yield Candidate(member.filename, file_label, lambda m=member: archive.read(m))
+        yield Candidate(member.filename, file_label, lambda m=member: read_member(archive, m))
 
 
 def import_path(
@@ -133,8 +318,13 @@ def import_path(
     path: Path,
     label: str | None = None,
     progress: ImportProgress | None = None,
+    cancel: threading.Event | None = None,
 ) -> ImportReport:
-    """Import a folder (one sub-folder per class, or flat with ``label``) or a .zip of either."""
+    """Import a folder (one sub-folder per class, or flat with ``label``) or a .zip of either.
+
+    A zip made by :func:`core.export.export_dataset` (it carries ``manifest.csv``) is imported with
+    its labels, splits and masks; an MVTec AD folder is imported with :func:`core.mvtec.import_mvtec`.
+    """
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(f"{path} does not exist")
@@ -142,18 +332,70 @@ def import_path(
         candidates = list(_folder_candidates(path, label))
         if not candidates:
             raise InvalidInputError(f"{path} holds no files to import")
-        return add_images(studio, tool_name, candidates, "import", progress)
+        return add_images(studio, tool_name, candidates, "import", progress, cancel)
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            candidates = list(_zip_candidates(archive, label))
-            if not candidates:
-                raise InvalidInputError(f"{path.name} holds no files to import")
-            return add_images(studio, tool_name, candidates, "import", progress)
+            return import_zip(studio, tool_name, archive, path.name, label, "import", progress, cancel)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return add_images(studio, tool_name, [Candidate(path.name, label, path.read_bytes)], "import", progress)
+        candidate = Candidate(path.name, label, lambda: read_limited(path))
+        return add_images(studio, tool_name, [candidate], "import", progress, cancel)
     raise InvalidInputError(f"{path.name} is neither a folder, a .zip nor an image")
 
 
+def import_zip(
+    studio: Studio,
+    tool_name: str,
+    archive: zipfile.ZipFile,
+    name: str,
+    label: str | None = None,
+    source: str = "import",
+    progress: ImportProgress | None = None,
+    cancel: threading.Event | None = None,
+) -> ImportReport:
+    """Import an open zip: an exported dataset (with ``manifest.csv``) or class folders / flat files."""
+    from core.export import manifest_candidates
+
+    members = check_zip(archive)
+    if any(m.filename == MANIFEST_NAME for m in members):
+        candidates = manifest_candidates(archive, members)
+    else:
+        candidates = list(_zip_candidates(archive, label))
+    if not candidates:
+        raise InvalidInputError(f"{name} holds no files to import")
+    return add_images(studio, tool_name, candidates, source, progress, cancel)
+
+
+# --- classes and camera frames --------------------------------------------------------------------
+def add_class(studio: Studio, tool_name: str, class_name: str) -> list[str]:
+    """Add a class to a tool (a no-op when it exists); returns the tool's classes."""
+    name = class_name.strip().lower()
+    if not NAME_PATTERN.match(name):
+        raise InvalidInputError(f"class name {name!r} must be letters, digits, '-' or '_'")
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        if name not in tool.class_names:
+            tool.class_names = [*tool.class_names, name]
+        return list(tool.class_names)
+
+
+def tool_roi(studio: Studio, tool_name: str) -> list[float] | None:
+    """The tool's region of interest (fractions ``[x0, y0, x1, y1]``), None for the whole frame."""
+    with studio.transaction() as session:
+        roi = require_tool(session, tool_name).roi
+        return list(roi) if roi else None
+
+
+def add_frames(studio: Studio, tool_name: str, frames: Sequence[np.ndarray], label: str,
+               roi: Sequence[float] | None = None) -> ImportReport:
+    """Store camera frames ``(H, W, 3)`` RGB, cropped to ``roi``, as ``capture`` samples labelled ``label``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidates = [Candidate(f"camera-{stamp}-{index}.png", label,
+                            lambda f=frame: encode_png(np.ascontiguousarray(crop_to_roi(f, roi))))
+                  for index, frame in enumerate(frames, start=1)]
+    return add_images(studio, tool_name, candidates, source="capture")
+
+
+# --- counts and recent samples --------------------------------------------------------------------
 def class_counts(studio: Studio, tool_name: str) -> dict[str, int]:
     """Number of (not deleted) samples per class, every class of the tool included."""
     with studio.transaction() as session:

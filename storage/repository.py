@@ -162,3 +162,80 @@ def daily_inspection_stats(
         .order_by(day)
     )
     return [tuple(row) for row in session.execute(query)]
+
+
+# --- dataset management (issue 7) --------------------------------------------------------------
+def sample_fingerprints(session: Session, tool_id: int) -> tuple[set[str], list[int], list[str]]:
+    """Content hashes of every sample of a tool (deleted ones too: they keep their unique hash),
+    and ids and dHashes of the live samples that have one."""
+    rows = session.execute(
+        select(Sample.id, Sample.sha256, Sample.phash, Sample.deleted).where(Sample.tool_id == tool_id)
+    ).all()
+    live = [(r.id, r.phash) for r in rows if r.phash is not None and not r.deleted]
+    return {r.sha256 for r in rows}, [i for i, _ in live], [h for _, h in live]
+
+
+def sample_filter(
+    tool_id: int,
+    labels: list[str] | None = None,
+    sources: list[str] | None = None,
+    splits: list[str] | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    deleted: bool = False,
+) -> list[Any]:
+    """WHERE clauses of a dataset browser query (``start`` inclusive, ``end`` exclusive)."""
+    clauses: list[Any] = [Sample.tool_id == tool_id, Sample.deleted.is_(deleted)]
+    if labels:
+        clauses.append(Sample.label.in_(labels))
+    if sources:
+        clauses.append(Sample.source.in_(sources))
+    if splits:
+        clauses.append(Sample.split.in_(splits))
+    if start is not None:
+        clauses.append(Sample.created_at >= start)
+    if end is not None:
+        clauses.append(Sample.created_at < end)
+    return clauses
+
+
+def count_samples(session: Session, clauses: list[Any]) -> int:
+    return session.scalar(select(func.count()).select_from(Sample).where(*clauses)) or 0
+
+
+def page_of_samples(session: Session, clauses: list[Any], offset: int, limit: int | None) -> list[Sample]:
+    """One page of samples, newest first."""
+    query = select(Sample).where(*clauses).order_by(Sample.id.desc()).offset(offset).limit(limit)
+    return list(session.scalars(query))
+
+
+def samples_by_ids(session: Session, tool_id: int, ids: list[int]) -> list[Sample]:
+    query = select(Sample).where(Sample.tool_id == tool_id, Sample.id.in_(ids)).order_by(Sample.id)
+    return list(session.scalars(query))
+
+
+def update_samples(session: Session, tool_id: int, ids: list[int], **values: Any) -> int:
+    """Set ``values`` on the samples ``ids`` of a tool; returns how many rows changed."""
+    if not ids:
+        return 0
+    result = session.execute(
+        update(Sample).where(Sample.tool_id == tool_id, Sample.id.in_(ids)).values(**values)
+    )
+    return result.rowcount or 0
+
+
+def dataset_stats(session: Session, tool_id: int) -> list[tuple[str, str, bool, int]]:
+    """``(label, split, deleted, count)`` per group, aggregated in SQL."""
+    query = (
+        select(Sample.label, Sample.split, Sample.deleted, func.count())
+        .where(Sample.tool_id == tool_id)
+        .group_by(Sample.label, Sample.split, Sample.deleted)
+    )
+    return [tuple(row) for row in session.execute(query)]
+
+
+def live_phashes(session: Session, tool_id: int) -> list[tuple[int, str]]:
+    query = select(Sample.id, Sample.phash).where(
+        Sample.tool_id == tool_id, Sample.deleted.is_(False), Sample.phash.is_not(None)
+    ).order_by(Sample.id)
+    return [(row.id, row.phash) for row in session.execute(query)]

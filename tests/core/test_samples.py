@@ -379,7 +379,8 @@ def test_add_images_from_uploads_records_source(studio: Studio, tool: str) -> No
     report = add_images(studio, tool, [Candidate("cam1.png", "good", lambda: first),
                                        Candidate("cam2.jpg", " DEFECTIVE ", lambda: second)], source="capture")
     assert (report.imported, report.rejected) == (2, [])
-    assert report.as_dict() == {"imported": 2, "skipped_duplicates": 0, "rejected": []}
+    assert report.as_dict() == {"imported": 2, "skipped_duplicates": 0, "rejected": [], "near_duplicates": [],
+                                "cancelled": False}
     recent = recent_samples(studio, tool)
     assert [(s.label, s.source) for s in recent] == [("defective", "capture"), ("good", "capture")]
     assert studio.images.read(recent[1].image_key) == first

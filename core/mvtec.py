@@ -1,0 +1,75 @@
+"""Importing a folder in the MVTec AD layout, masks kept with their samples.
+
+One category folder::
+
+    train/good/*.png                      defect-free training images
+    test/good/*.png, test/<defect>/*.png  test images
+    ground_truth/<defect>/<stem>_mask.png the pixel mask of each defective test image
+
+Training images become ``train`` samples labelled ``good``; test images are labelled with their
+folder's name and go to the ``held_out`` split by default (MVTec's test set is for evaluation).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from core.errors import InvalidInputError
+from core.samples import (
+    IMAGE_SUFFIXES,
+    Candidate,
+    ImportProgress,
+    ImportReport,
+    add_class,
+    add_images,
+    read_limited,
+)
+from core.studio import Studio
+from storage.tables import SAMPLE_SPLITS
+
+
+def is_mvtec_folder(path: Path) -> bool:
+    """Whether ``path`` looks like one MVTec AD category (``train/good`` and ``test`` folders)."""
+    return (path / "train" / "good").is_dir() and (path / "test").is_dir()
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def mvtec_candidates(root: Path, test_split: str = "held_out") -> list[Candidate]:
+    """The candidates of an MVTec AD category folder, each defective test image with its mask."""
+    if test_split not in SAMPLE_SPLITS:
+        raise InvalidInputError(f"test split must be one of {', '.join(SAMPLE_SPLITS)}")
+    candidates = [Candidate(f"train/good/{p.name}", "good", lambda p=p: read_limited(p))
+                  for p in _images(root / "train" / "good")]
+    for folder in sorted(d for d in (root / "test").iterdir() if d.is_dir()):
+        masks = root / "ground_truth" / folder.name
+        for path in _images(folder):
+            mask_path = masks / f"{path.stem}_mask.png"
+            mask = (lambda m=mask_path: read_limited(m)) if mask_path.is_file() else None
+            candidates.append(Candidate(f"test/{folder.name}/{path.name}", folder.name.lower(),
+                                        lambda p=path: read_limited(p), mask=mask, split=test_split))
+    return candidates
+
+
+def import_mvtec(
+    studio: Studio,
+    tool_name: str,
+    root: Path,
+    test_split: str = "held_out",
+    add_classes: bool = True,
+    progress: ImportProgress | None = None,
+    cancel: threading.Event | None = None,
+) -> ImportReport:
+    """Import an MVTec AD category folder; with ``add_classes`` each defect folder becomes a class."""
+    root = Path(root)
+    if not is_mvtec_folder(root):
+        raise InvalidInputError(f"{root} is not an MVTec AD category folder (train/good and test/ are needed)")
+    candidates = mvtec_candidates(root, test_split)
+    if add_classes:
+        for label in sorted({c.label for c in candidates if c.label}):
+            add_class(studio, tool_name, label)
+    return add_images(studio, tool_name, candidates, "import", progress, cancel)
