@@ -9,6 +9,7 @@ st.set_page_config(page_title="Inspection studio", page_icon=":material/center_f
 navigation = st.navigation(
     [
         st.Page("pages/capture.py", title="Capture", icon=":material/photo_camera:", url_path="capture", default=True),
+        st.Page("pages/dataset.py", title="Dataset", icon=":material/photo_library:", url_path="dataset"),
         st.Page("pages/train.py", title="Train", icon=":material/model_training:", url_path="train"),
         st.Page("pages/live.py", title="Live", icon=":material/videocam:", url_path="live"),
         st.Page("pages/review.py", title="Review", icon=":material/fact_check:", url_path="review"),

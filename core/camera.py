@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import av
 import cv2
 import numpy as np
 
@@ -70,3 +71,17 @@ def draw_roi(rgb: np.ndarray, roi: Sequence[float] | None) -> np.ndarray:
     outlined = np.ascontiguousarray(rgb).copy()
     cv2.rectangle(outlined, (left, top), (right - 1, bottom - 1), ROI_COLOUR, thickness)
     return outlined
+
+
+class FrameGrabber:
+    """The video callback of a camera widget: keeps each frame in ``holder`` and returns the preview
+    with the ROI outlined. Runs in the video thread; touches nothing but ``holder``."""
+
+    def __init__(self, holder: LatestFrame, roi: Sequence[float] | None) -> None:
+        self.holder = holder
+        self.roi = list(roi) if roi else None
+
+    def __call__(self, frame: av.VideoFrame) -> av.VideoFrame:
+        rgb = frame.to_ndarray(format="rgb24")
+        self.holder.put(rgb)
+        return av.VideoFrame.from_ndarray(draw_roi(rgb, self.roi), format="rgb24")

@@ -53,16 +53,27 @@ def cmd_tools_list(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def cmd_samples_import(studio: Studio, args: argparse.Namespace) -> int:
+    from core.mvtec import import_mvtec, is_mvtec_folder
     from core.samples import import_path
 
     show = _progress_printer("import ")
-    report = import_path(studio, args.tool, Path(args.path), args.label,
-                         progress=lambda done, total: show("files", done / total))
+    cancel = _cancel_on_signals()
+    progress = lambda done, total: show("files", done / total)  # noqa: E731
+    path = Path(args.path)
+    if args.layout == "mvtec" or (args.layout == "auto" and path.is_dir() and is_mvtec_folder(path)):
+        report = import_mvtec(studio, args.tool, path, test_split=args.test_split, progress=progress, cancel=cancel)
+    else:
+        report = import_path(studio, args.tool, path, args.label, progress=progress, cancel=cancel)
     print(f"imported: {report.imported}", flush=True)
     print(f"skipped duplicates: {report.duplicates}", flush=True)
     print(f"rejected: {len(report.rejected)}", flush=True)
     for name, reason in report.rejected:
         print(f"rejected {name}: {reason}", flush=True)
+    for name, similar in report.near_duplicates:
+        print(f"near-duplicate {name}: looks like sample {similar}", flush=True)
+    if report.cancelled:
+        print("cancelled: the files imported so far are kept", file=sys.stderr, flush=True)
+        return EXIT_CANCELLED
     return 0 if report.imported or report.duplicates else EXIT_ERROR
 
 
@@ -127,7 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     importing.add_argument("path")
     importing.add_argument("--tool", required=True)
     importing.add_argument("--label", help="label of every file (for a flat folder)")
+    importing.add_argument("--layout", choices=["auto", "folder", "mvtec"], default="auto",
+                           help="mvtec: an MVTec AD category folder (auto detects it)")
+    importing.add_argument("--test-split", choices=["held_out", "train"], default="held_out",
+                           help="split of MVTec test images (default held_out)")
     importing.set_defaults(func=cmd_samples_import)
+    _add_dataset_commands(samples)
 
     training = commands.add_parser("train", help="train a model on a tool's samples and make it active")
     training.add_argument("--tool", required=True)
@@ -160,3 +176,109 @@ def main(argv: list[str] | None = None) -> int:
     except StudioError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
+
+
+# --- dataset management (issue 7) ------------------------------------------------------------------
+def _cancel_on_signals() -> threading.Event:
+    """An event set by Ctrl-C / SIGTERM, so long work stops between two files."""
+    cancel = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: cancel.set())
+    signal.signal(signal.SIGTERM, lambda *_: cancel.set())
+    return cancel
+
+
+def _ids(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise StudioError("ids are comma-separated numbers, e.g. 3,4,10") from None
+
+
+def cmd_samples_list(studio: Studio, args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from core.dataset import DatasetFilter, browse
+
+    split = lambda text: [v for v in (text or "").split(",") if v]  # noqa: E731
+    filters = DatasetFilter(split(args.label), split(args.source), split(args.split),
+                            date.fromisoformat(args.since) if args.since else None,
+                            date.fromisoformat(args.until) if args.until else None, args.deleted)
+    result = browse(studio, args.tool, filters, args.page, args.per_page)
+    for item in result.items:
+        _print_json({"id": item.id, "label": item.label, "source": item.source, "split": item.split,
+                     "created_at": item.created_at.isoformat(timespec="seconds"), "width": item.width,
+                     "height": item.height, "mask": item.has_mask, "name": item.name})
+    print(f"page {result.page} of {result.pages}; {result.total} sample(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_samples_stats(studio: Studio, args: argparse.Namespace) -> int:
+    from core.dataset import near_duplicates, stats
+
+    _print_json({"classes": [{"label": s.label, "train": s.train, "held_out": s.held_out, "deleted": s.deleted}
+                             for s in stats(studio, args.tool)],
+                 "near_duplicates": [list(pair) for pair in near_duplicates(studio, args.tool)]})
+    return 0
+
+
+def cmd_samples_export(studio: Studio, args: argparse.Namespace) -> int:
+    from core.export import ExportCancelledError, export_dataset
+
+    show = _progress_printer("export ")
+    try:
+        count = export_dataset(studio, args.tool, Path(args.output), cancel=_cancel_on_signals(),
+                               progress=lambda done, total: show("files", done / total))
+    except ExportCancelledError as error:
+        print(f"cancelled: {error}", file=sys.stderr)
+        return EXIT_CANCELLED
+    _print_json({"path": str(Path(args.output).resolve()), "samples": count})
+    return 0
+
+
+def cmd_samples_edit(studio: Studio, args: argparse.Namespace) -> int:
+    from core import dataset
+
+    ids = _ids(args.ids)
+    if args.action == "delete":
+        _print_json({"deleted": dataset.delete(studio, args.tool, ids)})
+    elif args.action == "restore":
+        _print_json({"restored": dataset.restore(studio, args.tool, ids)})
+    elif args.action == "relabel":
+        _print_json({"relabelled": dataset.relabel(studio, args.tool, ids, args.to)})
+    else:
+        _print_json({"changed": dataset.set_split(studio, args.tool, ids, args.to)})
+    return 0
+
+
+def _add_dataset_commands(samples: Any) -> None:
+    listing = samples.add_parser("list", help="list a tool's samples (JSON lines, newest first)")
+    listing.add_argument("--tool", required=True)
+    listing.add_argument("--label", help="comma-separated labels")
+    listing.add_argument("--source", help="comma-separated sources (upload, capture, review, demo, import)")
+    listing.add_argument("--split", help="train and/or held_out")
+    listing.add_argument("--since", help="first day, YYYY-MM-DD")
+    listing.add_argument("--until", help="last day, YYYY-MM-DD")
+    listing.add_argument("--deleted", action="store_true", help="list deleted samples instead")
+    listing.add_argument("--page", type=int, default=1)
+    listing.add_argument("--per-page", type=int, default=60)
+    listing.set_defaults(func=cmd_samples_list)
+
+    stats = samples.add_parser("stats", help="per-class counts and near-duplicate pairs")
+    stats.add_argument("--tool", required=True)
+    stats.set_defaults(func=cmd_samples_stats)
+
+    export = samples.add_parser("export", help="export a tool's dataset as a .zip (class folders + manifest.csv)")
+    export.add_argument("output")
+    export.add_argument("--tool", required=True)
+    export.set_defaults(func=cmd_samples_export)
+
+    for action, help_text in [("delete", "soft-delete samples"), ("restore", "undo a delete"),
+                              ("relabel", "give samples another class"), ("split", "mark samples held_out or train")]:
+        edit = samples.add_parser(action, help=help_text)
+        edit.add_argument("ids", help="comma-separated sample ids")
+        edit.add_argument("--tool", required=True)
+        if action == "relabel":
+            edit.add_argument("--to", required=True, help="the new class")
+        if action == "split":
+            edit.add_argument("--to", required=True, choices=["train", "held_out"])
+        edit.set_defaults(func=cmd_samples_edit)

@@ -23,6 +23,7 @@ from storage.image_store import ImageStore
 from storage.tables import SAMPLE_SOURCES, SAMPLE_SPLITS, Sample, utc_now
 
 PAGE_SIZE = 60
+SOURCES = SAMPLE_SOURCES
 
 
 @dataclass(frozen=True)

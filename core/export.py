@@ -116,7 +116,8 @@ def manifest_candidates(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo]
         mask_name = row.get("mask") or ""
         mask = _checked_reader(archive, mask_name, row.get("mask_sha256") or "") if mask_name in names else None
         candidates.append(Candidate(name, row["label"], _checked_reader(archive, name, row.get("sha256") or ""),
-                                    mask=mask, split=split if split in SAMPLE_SPLITS else "train"))
+                                    mask=mask, split=split if split in SAMPLE_SPLITS else "train",
+                                    original_name=row.get("original_name") or None))
     return candidates
 
 

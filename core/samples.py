@@ -81,6 +81,7 @@ class Candidate:
     read: Callable[[], bytes]
     mask: Callable[[], bytes] | None = None
     split: str = "train"
+    original_name: str | None = None  # kept on the sample; defaults to ``name``
 
 
 @dataclass
@@ -238,7 +239,7 @@ def _store(studio: Studio, tool_id: int, label: str, source: str, item: Candidat
             sample = repo.add_sample(
                 session, tool_id=tool_id, image_key=key, sha256=prepared.sha256, label=label, source=source,
                 width=prepared.width, height=prepared.height, split=item.split, thumb_key=thumb_key,
-                mask_key=mask_key, phash=prepared.phash, original_name=item.name[-300:])
+                mask_key=mask_key, phash=prepared.phash, original_name=(item.original_name or item.name)[-300:])
             return sample.id
     except (_Duplicate, IntegrityError):
         _remove(created)
@@ -301,14 +302,18 @@ def check_zip(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     return members
 
 
-def _zip_candidates(archive: zipfile.ZipFile, label: str | None) -> Iterator[Candidate]:
-    """Members of a zip as candidates; unsafe archives are refused before anything is read."""
+def _zip_candidates(archive: zipfile.ZipFile, label: str | None,
+                    fallback_label: str | None = None) -> Iterator[Candidate]:
+    """Members of a zip as candidates; unsafe archives are refused before anything is read.
+
+    A member's label is ``label`` when given, else its folder's name, else ``fallback_label``.
+    """
     for member in check_zip(archive):
         path = PurePosixPath(member.filename)
         if path.name.startswith(".") or "__MACOSX" in path.parts:
             continue
         parts = path.parts
-        file_label = label if label is not None else (parts[-2] if len(parts) > 1 else None)
+        file_label = label if label is not None else (parts[-2] if len(parts) > 1 else fallback_label)
         yield Candidate(member.filename, file_label, lambda m=member: read_member(archive, m))
 
 
@@ -351,15 +356,19 @@ def import_zip(
     source: str = "import",
     progress: ImportProgress | None = None,
     cancel: threading.Event | None = None,
+    fallback_label: str | None = None,
 ) -> ImportReport:
-    """Import an open zip: an exported dataset (with ``manifest.csv``) or class folders / flat files."""
+    """Import an open zip: an exported dataset (with ``manifest.csv``) or class folders / flat files.
+
+    Files at the top of the zip get ``fallback_label`` when ``label`` is None.
+    """
     from core.export import manifest_candidates
 
     members = check_zip(archive)
     if any(m.filename == MANIFEST_NAME for m in members):
         candidates = manifest_candidates(archive, members)
     else:
-        candidates = list(_zip_candidates(archive, label))
+        candidates = list(_zip_candidates(archive, label, fallback_label))
     if not candidates:
         raise InvalidInputError(f"{name} holds no files to import")
     return add_images(studio, tool_name, candidates, source, progress, cancel)

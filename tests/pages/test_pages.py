@@ -37,8 +37,8 @@ GOOD_CELLS = sorted((ELPV / "good").glob("*.png"))
 DEFECTIVE_CELLS = sorted((ELPV / "defective").glob("*.png"))
 TOOL = "solar-cell"
 CLASSES = "good,defective"
-PAGES = ["capture", "train", "live", "review", "analytics"]
-TITLES = {"capture": "Capture", "train": "Train", "live": "Live inspection", "review": "Review queue",
+PAGES = ["capture", "dataset", "train", "live", "review", "analytics"]
+TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection", "review": "Review queue",
           "analytics": "Analytics"}
 
 
