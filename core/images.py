@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -66,8 +67,10 @@ def decode_image(data: bytes) -> DecodedImage:
         raise
     except UnidentifiedImageError:
         raise ImageRejectedError("not an image (or a format that is not supported)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejectedError("image too large to decode safely") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(found.group(1)):,} pixels; " if found else ""
+        raise ImageRejectedError(f"image too large ({size}at most {MAX_PIXELS:,} pixels)") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise ImageRejectedError(f"damaged or truncated image ({error})") from None
     return DecodedImage(_to_rgb8(image), ext)

@@ -24,6 +24,7 @@ from core.samples import (
     add_class,
     add_images,
     read_limited,
+    remove_partial_files,
 )
 from core.studio import Studio
 from storage.tables import SAMPLE_SPLITS
@@ -68,6 +69,7 @@ def import_mvtec(
     root = Path(root)
     if not is_mvtec_folder(root):
         raise InvalidInputError(f"{root} is not an MVTec AD category folder (train/good and test/ are needed)")
+    remove_partial_files(studio)
     candidates = mvtec_candidates(root, test_split)
     if add_classes:
         for label in sorted({c.label for c in candidates if c.label}):

@@ -258,6 +258,11 @@ def _remove(created: list[tuple[ImageStore, str]]) -> None:
         store.delete(key)
 
 
+def remove_partial_files(studio: Studio) -> int:
+    """Delete temporary files of imports that were killed mid-write (bulk imports call this first)."""
+    return studio.images.remove_partial_files() + thumbnail_store(studio).remove_partial_files()
+
+
 # --- sources of candidates ------------------------------------------------------------------------
 def read_limited(path: Path) -> bytes:
     """A file's bytes, reading at most one byte past the image size limit (decode_image refuses it)."""
@@ -333,6 +338,7 @@ def import_path(
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(f"{path} does not exist")
+    remove_partial_files(studio)
     if path.is_dir():
         candidates = list(_folder_candidates(path, label))
         if not candidates:

@@ -8,6 +8,19 @@ import tempfile
 from pathlib import Path
 
 
+PARTIAL_PREFIX = ".tmp-"  # temporary files are named .tmp-<pid>-<random>.part
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class ImageStore:
     """Stores image bytes under their SHA-256; the same content is stored once.
 
@@ -41,7 +54,7 @@ class ImageStore:
         if target.exists():
             return key, sha256
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -61,3 +74,18 @@ class ImageStore:
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    def remove_partial_files(self) -> int:
+        """Delete temporary files left by a writer process that died (killed mid-write); returns how many.
+
+        Files of a process that still runs are kept: it may be writing them right now.
+        """
+        removed = 0
+        if not self.root.exists():
+            return 0
+        for path in self.root.rglob(f"{PARTIAL_PREFIX}*.part"):
+            pid = path.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+            if not pid.isdigit() or not _process_alive(int(pid)):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
