@@ -1,10 +1,11 @@
 """Adding labelled images to a tool: uploads, camera frames, folders, .zip files and MVTec AD folders.
 
 Each file is read (with a size limit), decoded, downscaled to the configured maximum side,
-deduplicated by content hash, stored with its thumbnail (and mask) and then recorded in its own
-transaction. Files are written before their row and removed again when the row cannot be written,
-so an interruption (cancel, crash, database error) never leaves a row without its files, and the
-image store's atomic writes never leave half files.
+deduplicated by content hash and stored with its thumbnail (and mask) by worker threads; its row is
+then written by the calling thread in a batch transaction. Files are written before their rows and
+removed again when the rows cannot be written, so an interruption (cancel, crash, database error)
+never leaves a row without its files, and the image store's atomic writes never leave half files
+(temporary files of a killed process are removed by the next bulk import).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import stat
 import threading
 import time
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -112,23 +115,56 @@ def add_images(
 ) -> ImportReport:
     """Validate, store and record each candidate as a sample of ``tool_name``.
 
-    ``progress(done, total)`` is called after each file; setting ``cancel`` stops between two files
-    (``report.cancelled``), keeping every sample imported so far, whole.
+    Files are decoded and stored by a few worker threads (decoding and disk syncs overlap); the
+    calling thread records them, in input order, in transactions of up to BATCH_ROWS samples.
+    ``progress(done, total)`` is called after each file; setting ``cancel`` stops taking new files
+    (``report.cancelled``) and keeps every sample imported so far, whole. An exception (or a page
+    interrupted from its progress callback) still records the files already processed and removes
+    the files of those it did not record.
     """
     items = list(candidates)
     report = ImportReport()
     state = _tool_state(studio, tool_name)
     max_side = max_image_side()
-    for index, item in enumerate(items, start=1):
-        if cancel is not None and cancel.is_set():
-            report.cancelled = True
-            break
-        reason = _import_one(studio, state, item, source, max_side, report)
-        if reason:
-            report.rejected.append((item.name, reason))
-        if progress:
-            progress(index, len(items))
+    batch = _Batch(studio, state, source, report)
+    in_flight: deque[tuple[Candidate, Future[_Staged | str]]] = deque()
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="import") as pool:
+        try:
+            taken = done = 0
+            while done < len(items):
+                if cancel is not None and cancel.is_set():
+                    report.cancelled = True
+                    break
+                while taken < len(items) and len(in_flight) < WINDOW:
+                    item = items[taken]
+                    in_flight.append((item, pool.submit(_stage, studio, state, item, max_side)))
+                    taken += 1
+                item, future = in_flight.popleft()
+                outcome = future.result()
+                if isinstance(outcome, str):
+                    report.rejected.append((item.name, outcome))
+                elif outcome.prepared.sha256 in state.hashes:  # already in the tool, or twice in this import
+                    report.duplicates += 1
+                else:
+                    state.hashes.add(outcome.prepared.sha256)
+                    batch.add(outcome)
+                done += 1
+                if progress:
+                    progress(done, len(items))
+            batch.flush()
+        finally:
+            batch.flush_or_discard()
+            for _, future in in_flight:  # taken but not recorded (cancel or error): their new files go
+                outcome = None if future.cancel() else future.result()
+                if isinstance(outcome, _Staged):
+                    batch.discard(outcome)
     return report
+
+
+WORKERS = 3
+WINDOW = 2 * WORKERS
+BATCH_ROWS = 32
+BATCH_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -143,6 +179,19 @@ class _Prepared:
     thumbnail: bytes
     phash: str
     mask_png: bytes | None
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A candidate whose files are in the stores, waiting for its row."""
+
+    item: Candidate
+    label: str
+    prepared: _Prepared
+    image_key: str | None
+    thumb_key: str | None
+    mask_key: str | None
+    created: list[tuple[ImageStore, str]]  # files this import wrote (removed if the row is not written)
 
 
 def _prepare(item: Candidate, max_side: int) -> _Prepared:
@@ -170,9 +219,12 @@ def _prepare_mask(item: Candidate, shape: tuple[int, ...]) -> bytes:
     return encode_png(mask)
 
 
-def _import_one(studio: Studio, state: _ToolState, item: Candidate, source: str, max_side: int,
-                report: ImportReport) -> str | None:
-    """Import one file; returns the reason when it is rejected."""
+def _stage(studio: Studio, state: _ToolState, item: Candidate, max_side: int) -> _Staged | str:
+    """Check, decode and store the files of one candidate (in a worker thread; no database access).
+
+    Returns the reason when the file is rejected. A file whose content the tool has already is not
+    stored again (its keys are None).
+    """
     if item.label is None:
         return "no label: put the file in a folder named after its class, or give a label"
     label = item.label.strip().lower()
@@ -187,29 +239,16 @@ def _import_one(studio: Studio, state: _ToolState, item: Candidate, source: str,
     except OSError as error:
         return f"cannot read file ({error.strerror or error})"
     if prepared.sha256 in state.hashes:
-        report.duplicates += 1
-        return None
-    sample_id = _store(studio, state.id, label, source, item, prepared)
-    if sample_id is None:
-        report.duplicates += 1
-        return None
-    similar = _similar_sample(state, prepared.phash)
-    if similar is not None:
-        report.near_duplicates.append((item.name, similar))
-    state.hashes.add(prepared.sha256)
-    state.phash_ids.append(sample_id)
-    state.phash_values = np.append(state.phash_values, np.uint64(int(prepared.phash, 16)))
-    report.imported += 1
-    report.sample_ids.append(sample_id)
-    return None
-
-
-def _similar_sample(state: _ToolState, phash: str) -> int | None:
-    if not len(state.phash_values):
-        return None
-    distances = bit_distances(int(phash, 16), state.phash_values)
-    nearest = int(np.argmin(distances))
-    return state.phash_ids[nearest] if distances[nearest] <= NEAR_DUPLICATE_BITS else None
+        return _Staged(item, label, prepared, None, None, None, [])
+    created: list[tuple[ImageStore, str]] = []
+    try:
+        image_key = _put_new(studio.images, prepared.data, prepared.ext, created)
+        thumb_key = _put_new(thumbnail_store(studio), prepared.thumbnail, "jpg", created)
+        mask_key = _put_new(studio.images, prepared.mask_png, "png", created) if prepared.mask_png else None
+    except BaseException:
+        _remove(created)
+        raise
+    return _Staged(item, label, prepared, image_key, thumb_key, mask_key, created)
 
 
 def _put_new(store: ImageStore, data: bytes, ext: str, created: list[tuple[ImageStore, str]]) -> str:
@@ -222,35 +261,80 @@ def _put_new(store: ImageStore, data: bytes, ext: str, created: list[tuple[Image
     return key
 
 
-def _store(studio: Studio, tool_id: int, label: str, source: str, item: Candidate,
-           prepared: _Prepared) -> int | None:
-    """Write the files, then the row; returns the new sample id (None when it is a duplicate).
+class _Batch:
+    """Staged samples waiting for their rows, written in one transaction per batch."""
 
-    Files this call created are removed again when the row is not written, whatever the reason.
-    """
-    created: list[tuple[ImageStore, str]] = []
-    try:
-        key = _put_new(studio.images, prepared.data, prepared.ext, created)
-        thumb_key = _put_new(thumbnail_store(studio), prepared.thumbnail, "jpg", created)
-        mask_key = _put_new(studio.images, prepared.mask_png, "png", created) if prepared.mask_png else None
-        with studio.transaction() as session:
-            if repo.sample_exists(session, tool_id, prepared.sha256):
-                raise _Duplicate
-            sample = repo.add_sample(
-                session, tool_id=tool_id, image_key=key, sha256=prepared.sha256, label=label, source=source,
-                width=prepared.width, height=prepared.height, split=item.split, thumb_key=thumb_key,
-                mask_key=mask_key, phash=prepared.phash, original_name=(item.original_name or item.name)[-300:])
-            return sample.id
-    except (_Duplicate, IntegrityError):
-        _remove(created)
+    def __init__(self, studio: Studio, state: _ToolState, source: str, report: ImportReport) -> None:
+        self.studio, self.state, self.source, self.report = studio, state, source, report
+        self.staged: list[_Staged] = []
+        self.since = time.monotonic()
+        self.kept: set[tuple[Path, str]] = set()  # files of staged or recorded samples: never removed
+
+    def add(self, staged: _Staged) -> None:
+        self.kept.update((store.root, key) for store, key in staged.created)
+        self.staged.append(staged)
+        if len(self.staged) >= BATCH_ROWS or time.monotonic() - self.since >= BATCH_SECONDS:
+            self.flush()
+
+    def discard(self, staged: _Staged) -> None:
+        """Remove the new files of a sample that will not be recorded, unless a kept sample shares them."""
+        _remove([(store, key) for store, key in staged.created if (store.root, key) not in self.kept])
+
+    def flush(self) -> None:
+        """Write the rows of the staged samples; on failure their new files are removed."""
+        staged, self.staged, self.since = self.staged, [], time.monotonic()
+        if not staged:
+            return
+        try:
+            ids = self._insert(staged)
+        except IntegrityError:  # the same content recorded meanwhile by another import: row by row
+            ids = []
+            for one in staged:
+                try:
+                    ids += self._insert([one])
+                except IntegrityError:
+                    _remove(one.created)
+                    self.report.duplicates += 1
+                    ids.append(None)
+        except BaseException:
+            for one in staged:
+                _remove(one.created)
+            raise
+        for one, sample_id in zip(staged, ids):
+            if sample_id is not None:
+                self._recorded(one, sample_id)
+
+    def flush_or_discard(self) -> None:
+        """In a ``finally``: record what is staged; if that fails too, the files are already removed."""
+        try:
+            self.flush()
+        except Exception:  # the original error is the one to report
+            pass
+
+    def _insert(self, staged: list[_Staged]) -> list[int | None]:
+        with self.studio.transaction() as session:
+            return [repo.add_sample(
+                session, tool_id=self.state.id, image_key=s.image_key, sha256=s.prepared.sha256, label=s.label,
+                source=self.source, width=s.prepared.width, height=s.prepared.height, split=s.item.split,
+                thumb_key=s.thumb_key, mask_key=s.mask_key, phash=s.prepared.phash,
+                original_name=(s.item.original_name or s.item.name)[-300:]).id for s in staged]
+
+    def _recorded(self, staged: _Staged, sample_id: int) -> None:
+        similar = _similar_sample(self.state, staged.prepared.phash)
+        if similar is not None:
+            self.report.near_duplicates.append((staged.item.name, similar))
+        self.state.phash_ids.append(sample_id)
+        self.state.phash_values = np.append(self.state.phash_values, np.uint64(int(staged.prepared.phash, 16)))
+        self.report.imported += 1
+        self.report.sample_ids.append(sample_id)
+
+
+def _similar_sample(state: _ToolState, phash: str) -> int | None:
+    if not len(state.phash_values):
         return None
-    except BaseException:
-        _remove(created)
-        raise
-
-
-class _Duplicate(Exception):
-    """The same content was recorded meanwhile (another import of the same tool)."""
+    distances = bit_distances(int(phash, 16), state.phash_values)
+    nearest = int(np.argmin(distances))
+    return state.phash_ids[nearest] if distances[nearest] <= NEAR_DUPLICATE_BITS else None
 
 
 def _remove(created: list[tuple[ImageStore, str]]) -> None:
