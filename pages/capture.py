@@ -77,54 +77,70 @@ camera_tab, upload_tab = st.tabs(["Camera", "Upload files"])
 with camera_tab:
     frames: LatestFrame = st.session_state.setdefault(FRAMES_KEY, LatestFrame())
     roi = tool_roi(studio(), tool.name)
-    webrtc_streamer(
-        key="capture-camera",
-        mode=WebRtcMode.SENDRECV,
-        rtc_configuration=rtc_configuration(),
-        media_stream_constraints={"video": True, "audio": False},
-        video_frame_callback=FrameGrabber(frames, roi),
-    )
-    st.caption("The outlined rectangle is the tool's region of interest; only it is stored."
-               if roi else "The whole frame is stored (this tool has no region of interest).")
-    snap, burst_count, burst_interval, burst = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
-    snapshot = snap.button(f"Snapshot as '{label}'", type="primary", icon=":material/photo_camera:",
-                           width="stretch", key="snapshot")
-    count = burst_count.number_input("Burst frames", 2, 100, 5, key="burst-count")
-    interval = burst_interval.number_input("Every (s)", 0.1, 10.0, 0.5, step=0.1, key="burst-interval")
-    start_burst = burst.button("Burst", icon=":material/burst_mode:", width="stretch", key="burst")
+    video_column, controls = st.columns([3, 2])
+    with video_column:
+        webrtc_streamer(
+            key="capture-camera",
+            mode=WebRtcMode.SENDRECV,
+            rtc_configuration=rtc_configuration(),
+            media_stream_constraints={"video": True, "audio": False},
+            video_frame_callback=FrameGrabber(frames, roi),
+        )
+        st.caption("The outlined rectangle is the tool's region of interest; only it is stored."
+                   if roi else "The whole frame is stored (this tool has no region of interest).")
+    with controls:
+        snapshot = st.button(f"Snapshot as '{label}'", type="primary", icon=":material/photo_camera:",
+                             width="stretch", key="snapshot")
+        burst_count, burst_interval = st.columns(2)
+        count = burst_count.number_input("Burst frames", 2, 100, 5, key="burst-count")
+        interval = burst_interval.number_input("Every (s)", 0.1, 10.0, 0.5, step=0.1, key="burst-interval")
+        start_burst = st.button("Burst", icon=":material/burst_mode:", width="stretch", key="burst",
+                                help="take the frames while the part is turned by hand")
+        messages = st.container()
 
-    if snapshot:
-        frame = frames.latest(MAX_FRAME_AGE_S)
+
+def take_snapshot(frames: LatestFrame, roi: list[float] | None) -> None:
+    frame = frames.latest(MAX_FRAME_AGE_S)
+    if frame is None:
+        st.warning("No camera frame: press START and allow the camera (or reconnect it).")
+        return
+    try:
+        show_report(add_frames(studio(), tool.name, [frame.rgb], label, roi), label, "snapshot(s)")
+    except StudioError as error:
+        st.error(str(error))
+
+
+def take_burst(frames: LatestFrame, roi: list[float] | None, count: int, interval: float) -> None:
+    """``count`` new frames, ``interval`` seconds apart, each stored as it comes (a stop keeps them)."""
+    bar = st.progress(0.0, text="Burst...")
+    total = ImportReport()
+    last = 0
+    for index in range(count):
+        frame = frames.wait_newer(last, timeout_s=MAX_FRAME_AGE_S)
         if frame is None:
-            st.warning("No camera frame: press START above and allow the camera (or reconnect it).")
-        else:
-            try:
-                show_report(add_frames(studio(), tool.name, [frame.rgb], label, roi), label, "snapshot(s)")
-            except StudioError as error:
-                st.error(str(error))
+            st.warning(f"The camera stopped after {index} frame(s); those are kept.")
+            break
+        last = frame.number
+        try:
+            report = add_frames(studio(), tool.name, [frame.rgb], label, roi)
+        except StudioError as error:
+            st.error(str(error))
+            break
+        total.imported += report.imported
+        total.duplicates += report.duplicates
+        total.rejected += report.rejected
+        bar.progress((index + 1) / count, text=f"Burst {index + 1}/{count}")
+        if index + 1 < count:
+            time.sleep(interval)
+    bar.empty()
+    show_report(total, label, "frame(s)")
+
+
+with messages:
+    if snapshot:
+        take_snapshot(frames, roi)
     if start_burst:
-        bar = st.progress(0.0, text="Burst...")
-        total = ImportReport()
-        last = 0
-        for index in range(int(count)):
-            frame = frames.wait_newer(last, timeout_s=MAX_FRAME_AGE_S)
-            if frame is None:
-                st.warning(f"The camera stopped after {index} frame(s); those are kept.")
-                break
-            last = frame.number
-            try:
-                report = add_frames(studio(), tool.name, [frame.rgb], label, roi)
-            except StudioError as error:
-                st.error(str(error))
-                break
-            total.imported += report.imported
-            total.duplicates += report.duplicates
-            total.rejected += report.rejected
-            bar.progress((index + 1) / count, text=f"Burst {index + 1}/{count}")
-            if index + 1 < count:
-                time.sleep(float(interval))
-        bar.empty()
-        show_report(total, label, "frame(s)")
+        take_burst(frames, roi, int(count), float(interval))
 
 # --- files ----------------------------------------------------------------------------------------
 with upload_tab:

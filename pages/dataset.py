@@ -72,13 +72,13 @@ with st.expander("Statistics per class"):
                                 "deleted": s.deleted} for s in stats]), hide_index=True)
 
 # --- filters --------------------------------------------------------------------------------------
-labels_col, sources_col, splits_col, dates_col, deleted_col = st.columns([2, 2, 2, 2, 1],
+labels_col, sources_col, splits_col, dates_col, deleted_col = st.columns([2, 2, 2, 2.4, 1.4],
                                                                         vertical_alignment="bottom")
 labels = labels_col.multiselect("Label", [s.label for s in stats], key="filter-labels")
 sources = sources_col.multiselect("Source", list(SOURCES), key="filter-sources")
 splits = splits_col.multiselect("Split", list(SPLIT_NAMES), format_func=SPLIT_NAMES.get, key="filter-splits")
 days = dates_col.date_input("Captured between", value=(), key="filter-days")
-show_deleted = deleted_col.toggle("Deleted", key="filter-deleted")
+show_deleted = deleted_col.toggle("Show deleted", key="filter-deleted")
 first_day = days[0] if len(days) >= 1 else None
 last_day = days[1] if len(days) == 2 else first_day
 filters = DatasetFilter(labels, sources, splits, first_day, last_day, show_deleted)
@@ -95,7 +95,7 @@ kind, text = st.session_state.pop(MESSAGE_KEY, (None, None))
 if kind:
     getattr(st, kind)(text)
 page_ids = [item.id for item in page.items]
-bar = st.columns([1.2, 1, 1.3, 1, 1, 1, 1, 1], vertical_alignment="bottom")
+bar = st.columns([1.4, 1, 1, 1, 1, 1.3], vertical_alignment="bottom")
 bar[0].selectbox("New label", tool.classes, key="dataset-relabel-to")
 bar[1].button("Relabel", on_click=act, args=("relabel",), width="stretch")
 if show_deleted:
@@ -105,17 +105,17 @@ else:
 bar[3].button("Held-out", on_click=act, args=("held_out",), width="stretch",
               help="keep for evaluation: never trained on")
 bar[4].button("Training", on_click=act, args=("train",), width="stretch", help="back into the training split")
-bar[5].button("Undo delete", on_click=act, args=("undo",), width="stretch",
+bar[5].button("Undo delete", on_click=act, args=("undo",), width="stretch", icon=":material/undo:",
               disabled=not st.session_state.get(UNDO_KEY))
-bar[6].button("Select page", on_click=select_page, args=(page_ids,), width="stretch")
-bar[7].button("Clear", on_click=clear_picks, width="stretch")
 
 # --- the grid -------------------------------------------------------------------------------------
-nav_left, nav_right = st.columns([3, 1], vertical_alignment="bottom")
-nav_left.caption(f"{page.total:,} sample(s) · page {page.page} of {page.pages} · {len(picked_ids())} selected")
+info, select_all, clear, page_input = st.columns([3, 1, 1, 1.2], vertical_alignment="bottom")
+info.caption(f"{page.total:,} sample(s) · page {page.page} of {page.pages} · {len(picked_ids())} selected")
+select_all.button("Select page", on_click=select_page, args=(page_ids,), width="stretch")
+clear.button("Clear", on_click=clear_picks, width="stretch")
 if st.session_state.get("dataset-page", 1) > page.pages:
     st.session_state["dataset-page"] = page.pages
-nav_right.number_input("Page", 1, page.pages, page.page, key="dataset-page")
+page_input.number_input("Page", 1, page.pages, page.page, key="dataset-page")
 if not page.items:
     st.info("No sample matches these filters." if page.total == 0 and (labels or sources or splits or days
                                                                          or show_deleted)

@@ -82,7 +82,7 @@ def test_snapshot_without_a_camera_frame_warns(empty_studio: Studio) -> None:
     at = open_page("capture")
     button(at, "Snapshot as 'good'").click().run()
     assert not at.exception
-    assert texts(at.warning) == ["No camera frame: press START above and allow the camera (or reconnect it)."]
+    assert texts(at.warning) == ["No camera frame: press START and allow the camera (or reconnect it)."]
     assert capture_rows(empty_studio) == []
 
 
