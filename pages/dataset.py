@@ -72,13 +72,13 @@ with st.expander("Statistics per class"):
                                 "deleted": s.deleted} for s in stats]), hide_index=True)
 
 # --- filters --------------------------------------------------------------------------------------
-labels_col, sources_col, splits_col, dates_col, deleted_col = st.columns([2, 2, 2, 2.4, 1.4],
+labels_col, sources_col, splits_col, dates_col, deleted_col = st.columns([2, 2, 2, 2.3, 1.3],
                                                                         vertical_alignment="bottom")
 labels = labels_col.multiselect("Label", [s.label for s in stats], key="filter-labels")
 sources = sources_col.multiselect("Source", list(SOURCES), key="filter-sources")
 splits = splits_col.multiselect("Split", list(SPLIT_NAMES), format_func=SPLIT_NAMES.get, key="filter-splits")
 days = dates_col.date_input("Captured between", value=(), key="filter-days")
-show_deleted = deleted_col.toggle("Show deleted", key="filter-deleted")
+show_deleted = deleted_col.toggle("Deleted", key="filter-deleted")
 first_day = days[0] if len(days) >= 1 else None
 last_day = days[1] if len(days) == 2 else first_day
 filters = DatasetFilter(labels, sources, splits, first_day, last_day, show_deleted)
