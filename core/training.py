@@ -80,7 +80,8 @@ def check_class_counts(counts: dict[str, int], good_class: str) -> None:
 def _load_training_images(studio: Studio, tool_name: str) -> tuple[int, str, list[np.ndarray], list[str], list[tuple[str, str]]]:
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
-        rows = [(s.id, s.image_key, s.label) for s in repo.list_samples(session, tool.id)]
+        rows = [(s.id, s.image_key, s.label) for s in repo.list_samples(session, tool.id)
+                if s.split == "train"]  # held-out samples are kept for evaluation
         tool_id, good_class = tool.id, tool.good_class
     images, labels, skipped = [], [], []
     for sample_id, key, label in reversed(rows):

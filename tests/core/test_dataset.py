@@ -145,3 +145,15 @@ def test_near_duplicates_of_live_samples(studio: Studio, elpv_subset) -> None:  
     assert (original, copy) in [(a, b) for a, b, _ in pairs]
     delete(studio, TOOL, [copy])
     assert (original, copy) not in [(a, b) for a, b, _ in near_duplicates(studio, TOOL)]
+
+
+def test_held_out_samples_are_not_trained_on(studio: Studio, elpv_subset) -> None:  # noqa: ANN001
+    from core.samples import import_path
+    from core.training import _load_training_images
+
+    create_tool(studio, TOOL, "good,defective")
+    import_path(studio, TOOL, elpv_subset)
+    held = [item.id for item in browse(studio, TOOL, DatasetFilter(labels=["good"])).items[:5]]
+    set_split(studio, TOOL, held, "held_out")
+    _, _, images, labels, skipped = _load_training_images(studio, TOOL)
+    assert (len(images), labels.count("good"), labels.count("defective"), skipped) == (35, 15, 20, [])
