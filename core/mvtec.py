@@ -1,6 +1,6 @@
 """Importing a folder in the MVTec AD layout, masks kept with their samples.
 
-One category folder::
+One category folder (or a zip of one, imported by ``core.samples.import_zip``)::
 
     train/good/*.png                      defect-free training images
     test/good/*.png, test/<defect>/*.png  test images
@@ -13,7 +13,8 @@ folder's name and go to the ``held_out`` split by default (MVTec's test set is f
 from __future__ import annotations
 
 import threading
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
 
 from core.errors import InvalidInputError
 from core.samples import (
@@ -24,6 +25,7 @@ from core.samples import (
     add_class,
     add_images,
     read_limited,
+    read_member,
     remove_partial_files,
 )
 from core.studio import Studio
@@ -75,3 +77,37 @@ def import_mvtec(
         for label in sorted({c.label for c in candidates if c.label}):
             add_class(studio, tool_name, label)
     return add_images(studio, tool_name, candidates, "import", progress, cancel)
+
+
+def mvtec_zip_prefix(names: list[str]) -> str | None:
+    """The folder of the MVTec AD category inside a zip (``""`` at its top), or None when it is not one."""
+    for name in names:
+        parts = PurePosixPath(name).parts
+        for index in range(len(parts) - 2):
+            if parts[index : index + 2] == ("train", "good"):
+                prefix = "/".join(parts[:index])
+                prefix = f"{prefix}/" if prefix else ""
+                if any(n.startswith(f"{prefix}test/") for n in names):
+                    return prefix
+    return None
+
+
+def mvtec_zip_candidates(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], prefix: str,
+                         test_split: str = "held_out") -> list[Candidate]:
+    """The candidates of a zipped MVTec AD category under ``prefix``, masks from ``ground_truth``."""
+    by_name = {m.filename: m for m in members}
+    candidates = []
+    for name, member in sorted(by_name.items()):
+        parts = PurePosixPath(name[len(prefix):]).parts if name.startswith(prefix) else ()
+        if len(parts) != 3 or parts[0] not in ("train", "test") or PurePosixPath(name).suffix.lower() \
+                not in IMAGE_SUFFIXES or parts[2].startswith("."):
+            continue
+        if parts[0] == "train" and parts[1] != "good":
+            continue
+        mask_name = f"{prefix}ground_truth/{parts[1]}/{PurePosixPath(parts[2]).stem}_mask.png"
+        mask = by_name.get(mask_name)
+        candidates.append(Candidate(
+            name[len(prefix):], parts[1].lower(), lambda m=member: read_member(archive, m),
+            mask=(lambda m=mask: read_member(archive, m)) if mask is not None and parts[0] == "test" else None,
+            split="train" if parts[0] == "train" else test_split))
+    return candidates

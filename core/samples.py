@@ -448,15 +448,22 @@ def import_zip(
     cancel: threading.Event | None = None,
     fallback_label: str | None = None,
 ) -> ImportReport:
-    """Import an open zip: an exported dataset (with ``manifest.csv``) or class folders / flat files.
+    """Import an open zip: an exported dataset (with ``manifest.csv``), a zipped MVTec AD category
+    (its defect folders become classes) or class folders / flat files.
 
     Files at the top of the zip get ``fallback_label`` when ``label`` is None.
     """
     from core.export import manifest_candidates
+    from core.mvtec import mvtec_zip_candidates, mvtec_zip_prefix
 
     members = check_zip(archive)
+    mvtec_prefix = mvtec_zip_prefix([m.filename for m in members])
     if any(m.filename == MANIFEST_NAME for m in members):
         candidates = manifest_candidates(archive, members)
+    elif mvtec_prefix is not None:
+        candidates = mvtec_zip_candidates(archive, members, mvtec_prefix)
+        for class_name in sorted({c.label for c in candidates if c.label}):
+            add_class(studio, tool_name, class_name)
     else:
         candidates = list(_zip_candidates(archive, label, fallback_label))
     if not candidates:

@@ -168,3 +168,18 @@ def test_a_cancelled_export_writes_no_archive(studio: Studio, elpv_subset: Path,
         export_dataset(studio, "solar", tmp_path / "x.zip", cancel=cancel,
                        progress=lambda done, total: cancel.set() if done == 3 else None)
     assert list(tmp_path.iterdir()) == [tmp_path / "data"]  # no archive, no temporary file
+
+
+def test_a_zipped_mvtec_category_is_imported_like_the_folder(studio: Studio, mvtec: Path, tmp_path: Path) -> None:
+    archive = tmp_path / "solar.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(mvtec.rglob("*")):
+            if path.is_file():
+                out.write(path, f"mvtec/solar/{path.relative_to(mvtec).as_posix()}")
+    create_tool(studio, "folder", "good")
+    import_mvtec(studio, "folder", mvtec)
+    create_tool(studio, "zipped", "good")
+    report = import_path(studio, "zipped", archive)
+    assert (report.imported, report.rejected) == (13, [])
+    assert get_tool(studio, "zipped").classes == ["good", "crack", "finger"]
+    assert fingerprint(studio, "zipped") == fingerprint(studio, "folder")  # masks, splits and names alike

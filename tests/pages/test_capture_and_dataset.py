@@ -208,3 +208,16 @@ def test_dataset_page_relabels_deletes_undoes_and_holds_out(trained_studio: Stud
 
     button(at, "Delete").click().run()  # nothing selected
     assert texts(at.warning) == ["Select one or more samples first."]
+
+
+def test_dataset_page_exports_a_zip(trained_studio: Studio) -> None:
+    at = open_page("dataset")
+    button(at, "Prepare export").click().run()
+    assert not at.exception
+    exports = list((trained_studio.settings.data_dir / "exports").glob("solar-cell-*.zip"))
+    assert len(exports) == 1
+    with zipfile.ZipFile(exports[0]) as archive:
+        assert len([n for n in archive.namelist() if n.endswith(".png")]) == 40
+        assert "manifest.csv" in archive.namelist()
+    downloads = at.get("download_button")
+    assert len(downloads) == 1 and f"Download {exports[0].name} (40 samples)" in str(downloads[0].proto)
