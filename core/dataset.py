@@ -38,7 +38,7 @@ class DatasetFilter:
     deleted: bool = False
 
     def clauses(self, tool_id: int) -> list[object]:
-        unknown = set(self.sources) - set(SAMPLE_SOURCES) or set(self.splits) - set(SAMPLE_SPLITS)
+        unknown = (set(self.sources) - set(SAMPLE_SOURCES)) | (set(self.splits) - set(SAMPLE_SPLITS))
         if unknown:
             raise InvalidInputError(f"unknown filter value(s): {', '.join(sorted(unknown))}")
         start = datetime.combine(self.first_day, time.min) if self.first_day else None
