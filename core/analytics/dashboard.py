@@ -51,8 +51,14 @@ class Dashboard:
     latency: pd.DataFrame  # from_ms, to_ms, count
     drift: DriftReport | None
     recent: pd.DataFrame  # RECENT_COLUMNS
+
+
+@dataclass(frozen=True)
+class FilterOptions:
+    """What the filters of a tool can choose from."""
+
     stations: list[str]
-    versions: list[tuple[int, str]]  # (id, "v3 classifier (active)")
+    versions: list[tuple[int, str]]  # (id, "v3 classifier (active)"), newest first
     shifts: list[Shift]
 
 
@@ -118,14 +124,9 @@ def latency_histogram(session: Session, scope: InspectionScope) -> pd.DataFrame:
     return pd.DataFrame({"from_ms": edges[:-1], "to_ms": edges[1:], "count": counts})
 
 
-def _versions(session: Session, tool_id: int, active_id: int | None) -> list[tuple[int, str]]:
-    return [(v.id, f"v{v.id} {v.kind}{' (active)' if v.id == active_id else ''}")
-            for v in repo.list_model_versions(session, tool_id)]
-
-
 def load_dashboard(studio: Studio, flt: AnalyticsFilter, grain: Grain = "day",
                    warning_psi: float = DEFAULT_WARNING_PSI, recent_limit: int = RECENT_LIMIT) -> Dashboard:
-    """All the page's data for ``flt`` in one read-only transaction."""
+    """All the page's charts and figures for ``flt`` in one transaction (the filter options apart)."""
     with studio.transaction() as session:
         tool = require_tool(session, flt.tool)
         scope = flt.scope(session, tool)
@@ -143,7 +144,13 @@ def load_dashboard(studio: Studio, flt: AnalyticsFilter, grain: Grain = "day",
             latency=latency_histogram(session, scope),
             drift=drift_report(session, scope, drift_version, warning_psi) if drift_version else None,
             recent=pd.DataFrame(q.recent(session, scope, recent_limit), columns=list(RECENT_COLUMNS)),
-            stations=q.stations(session, tool.id),
-            versions=_versions(session, tool.id, tool.active_model_id),
-            shifts=shifts_of(tool),
         )
+
+
+def filter_options(studio: Studio, tool_name: str) -> FilterOptions:
+    """The tool's stations, model versions and shifts."""
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        versions = [(v.id, f"v{v.id} {v.kind}{' (active)' if v.id == tool.active_model_id else ''}")
+                    for v in repo.list_model_versions(session, tool.id)]
+        return FilterOptions(q.stations(session, tool.id), versions, shifts_of(tool))

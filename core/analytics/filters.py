@@ -44,7 +44,7 @@ def parse_shifts(text: str) -> list[Shift]:
         if not match:
             raise InvalidInputError(f"shift {part.strip()!r} must look like 'early 6-14'")
         name, start, end = match.group(1), int(match.group(2)), int(match.group(3))
-        if not (0 <= start <= 23 and 0 <= end <= 24) or start == end % 24:
+        if not (0 <= start <= 23 and 0 <= end <= 24) or start == end:
             raise InvalidInputError(f"shift {name!r}: hours must be 0-23 and the start differ from the end")
         if any(s.name == name for s in shifts):
             raise InvalidInputError(f"shift {name!r} is given twice")
