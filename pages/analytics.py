@@ -38,7 +38,7 @@ with st.expander("Shifts and drift warning"):
     left, right = st.columns(2)
     with left.form("analytics-shifts"):
         text = st.text_input("Shifts of this tool (UTC hours, start-end)",
-                             value=", ".join(str(s) for s in options.shifts),
+                             value=", ".join(str(s) for s in options.shifts), key="analytics-shifts-text",
                              help="e.g. 'early 6-14, late 14-22, night 22-6'; a shift may run past midnight")
         if st.form_submit_button("Save shifts"):
             try:
@@ -48,7 +48,7 @@ with st.expander("Shifts and drift warning"):
             else:
                 st.rerun()
     warning_psi = right.number_input(
-        "Drift warning at PSI ≥", min_value=0.01, max_value=5.0, value=DEFAULT_WARNING_PSI, step=0.05,
+        "Drift warning at PSI ≥", min_value=0.01, max_value=100.0, value=DEFAULT_WARNING_PSI, step=0.05,
         key="analytics-psi", help="Population stability index: < 0.1 stable, 0.1-0.25 moderate, > 0.25 large shift")
 
 if not isinstance(period, tuple) or len(period) != 2:
@@ -175,10 +175,10 @@ if rows:
     st.markdown(f"**Inspection #{chosen['id']}** · {chosen['created_at']:%Y-%m-%d %H:%M} UTC · "
                 f"{chosen['decision'].upper()} {chosen['label']} ({chosen['score']:.2f})"
                 + (f" · operator: {chosen['verdict']}" if chosen["verdict"] else ""))
-    image = studio().images.path(chosen["image_key"]) if chosen["image_key"] else None
+    image = chosen["thumbnail"] and studio().images.path(chosen["image_key"])
     heatmap = heatmap_path(studio(), chosen["opinions"])
     shown = st.columns(2)
-    if image is not None and image.is_file():
+    if image:
         shown[0].image(str(image), caption="Image", width="stretch")
     else:
         shown[0].info("The image of this inspection was not kept (passes are not stored).")

@@ -60,11 +60,11 @@ def time_bucket(session: Session, column: Any, grain: Grain) -> ColumnElement[An
     """The start of the hour / day / ISO week (Monday) of a timestamp column."""
     if grain not in GRAINS:
         raise ValueError(f"unknown time grain {grain!r}")
-    if _dialect(session) == "sqlite":
+    if _dialect(session) == "sqlite":  # SQLAlchemy stores "YYYY-MM-DD HH:MM:SS.ffffff": cutting is cheapest
         if grain == "hour":
-            return func.strftime(literal_column("'%Y-%m-%d %H:00:00'"), column)
+            return func.substr(column, literal_column("1"), literal_column("13")).concat(literal_column("':00:00'"))
         if grain == "day":
-            return func.date(column)
+            return func.substr(column, literal_column("1"), literal_column("10"))
         return func.date(column, literal_column("'weekday 0'"), literal_column("'-6 days'"))
     return func.date_trunc(literal_column(f"'{grain}'"), column)
 
@@ -98,88 +98,48 @@ def _scoped(session: Session, query: Select[Any], scope: InspectionScope) -> Sel
     return query.where(*conditions(session, scope))
 
 
-@dataclass(frozen=True)
-class Counts:
-    """Totals of a scope: inspections, failed, sent to review, reviewed, reviewed with the model's label."""
-
-    inspections: int
-    failed: int
-    to_review: int
-    reviewed: int
-    agreed: int
+def decisions(session: Session, scope: InspectionScope) -> dict[str, int]:
+    """Inspections per decision (``pass`` / ``fail`` / ``review``)."""
+    query = _scoped(session, select(Inspection.decision, func.count()), scope).group_by(Inspection.decision)
+    return {str(decision): int(n) for decision, n in session.execute(query)}
 
 
-def counts(session: Session, scope: InspectionScope) -> Counts:
-    """One pass over the scope (reviews joined) for the headline counts."""
-    query = select(
-        func.count(Inspection.id),
-        func.count(Inspection.id).filter(Inspection.decision == "fail"),
-        func.count(Inspection.id).filter(Inspection.decision == "review"),
-        func.count(Review.id),
-        func.count(Review.id).filter(Review.verdict == Inspection.label),
-    ).select_from(Inspection).outerjoin(Review, Review.inspection_id == Inspection.id)
-    row = session.execute(_scoped(session, query, scope)).one()
-    return Counts(*(int(value or 0) for value in row))
-
-
-def percentile(session: Session, scope: InspectionScope, column: Any, q: float, n: int) -> float | None:
-    """The ``q`` quantile (0-1) of ``column`` over the ``n`` rows of ``scope``, exactly as numpy's default
-    (linear interpolation), reading at most two rows: ``ORDER BY column LIMIT 2 OFFSET floor(q (n - 1))``."""
-    if n <= 0:
-        return None
-    position = q * (n - 1)
-    low = math.floor(position)
-    query = _scoped(session, select(column), scope).order_by(column).offset(low).limit(2)
-    values = [float(v) for v in session.scalars(query)]
-    if not values:
-        return None
-    if len(values) == 1 or position == low:
-        return values[0]
-    return values[0] + (position - low) * (values[1] - values[0])
-
-
-def rate_over_time(session: Session, scope: InspectionScope, grain: Grain) -> list[tuple[Any, int, int, int]]:
-    """Per time bucket: ``(bucket start, inspections, failed, to review)``, oldest first."""
+def decision_score_cube(session: Session, scope: InspectionScope, grain: Grain,
+                        bins: int) -> list[tuple[Any, str, int, int, float, float]]:
+    """``(bucket start, decision, score bin, count, min latency, max latency)`` with ``bins`` equal score
+    bins of [0, 1] (1.0 in the last): one pass gives the counts, the defect rate over time, the score
+    distributions over time and the latency range."""
     bucket = time_bucket(session, Inspection.created_at, grain).label("bucket")
-    query = select(
-        bucket,
-        func.count(Inspection.id),
-        func.count(Inspection.id).filter(Inspection.decision == "fail"),
-        func.count(Inspection.id).filter(Inspection.decision == "review"),
-    )
-    query = _scoped(session, query, scope).group_by(bucket).order_by(bucket)
-    return [tuple(row) for row in session.execute(query)]
+    index = floor_int(session, (Inspection.score - _number(0)) / _number(1 / bins)).label("bin")
+    query = select(bucket, Inspection.decision, index, func.count(), func.min(Inspection.latency_ms),
+                   func.max(Inspection.latency_ms))
+    query = _scoped(session, query, scope).group_by(bucket, Inspection.decision, index).order_by(bucket)
+    return [(when, str(decision), min(max(int(position), 0), bins - 1), int(n), float(low), float(high))
+            for when, decision, position, n, low, high in session.execute(query)]
 
 
-def defect_classes(session: Session, scope: InspectionScope, good_class: str) -> list[tuple[str, int]]:
-    """Defects per class, most frequent first: the operator's verdict where there is a review, otherwise
-    the model's label of a failed inspection. Parts judged good are not defects."""
-    judged = func.coalesce(Review.verdict, Inspection.label).label("defect_class")
+def labels_of(session: Session, scope: InspectionScope, decision: str) -> dict[str, int]:
+    """Inspections per model label among those with ``decision``."""
+    query = _scoped(session, select(Inspection.label, func.count()), scope).where(Inspection.decision == decision)
+    return {str(label): int(n) for label, n in session.execute(query.group_by(Inspection.label))}
+
+
+def review_outcomes(session: Session, scope: InspectionScope) -> list[tuple[str, str, str, int]]:
+    """Reviewed inspections per ``(decision, model's label, operator's verdict)``."""
     query = (
-        select(judged, func.count(Inspection.id).label("n"))
-        .select_from(Inspection)
-        .outerjoin(Review, Review.inspection_id == Inspection.id)
-        .where(or_(Review.id.is_not(None), Inspection.decision == "fail"), judged != good_class)
+        select(Inspection.decision, Inspection.label, Review.verdict, func.count())
+        .select_from(Review)
+        .join(Inspection, Review.inspection_id == Inspection.id)
     )
-    query = _scoped(session, query, scope).group_by(judged).order_by(func.count(Inspection.id).desc(), judged)
-    return [(str(name), int(n)) for name, n in session.execute(query)]
+    query = _scoped(session, query, scope).group_by(Inspection.decision, Inspection.label, Review.verdict)
+    return [(str(d), str(label), str(v), int(n)) for d, label, v, n in session.execute(query)]
 
 
-def confusion(session: Session, scope: InspectionScope) -> list[tuple[str, str, int]]:
-    """Reviewed inspections per ``(model's label, operator's verdict)``."""
-    query = (
-        select(Inspection.label, Review.verdict, func.count(Inspection.id))
-        .select_from(Inspection)
-        .join(Review, Review.inspection_id == Inspection.id)
-    )
-    query = _scoped(session, query, scope).group_by(Inspection.label, Review.verdict)
-    return [(str(a), str(b), int(n)) for a, b, n in session.execute(query.order_by(Inspection.label, Review.verdict))]
-
-
-def value_range(session: Session, scope: InspectionScope, column: Any) -> tuple[float, float] | None:
-    """``(min, max)`` of ``column`` in the scope, or None when it is empty."""
-    low, high = session.execute(_scoped(session, select(func.min(column), func.max(column)), scope)).one()
-    return None if low is None else (float(low), float(high))
+def ordered_values(session: Session, scope: InspectionScope, column: Any, offset: int, limit: int) -> list[float]:
+    """``limit`` values of ``column`` from the 0-based ``offset`` in ascending order
+    (``ORDER BY ... LIMIT ... OFFSET``: the database keeps only the smallest ``offset + limit`` while sorting)."""
+    query = _scoped(session, select(column), scope).order_by(column).offset(offset).limit(limit)
+    return [float(value) for value in session.scalars(query)]
 
 
 def histogram(session: Session, scope: InspectionScope, column: Any, low: float, width: float,
@@ -192,19 +152,6 @@ def histogram(session: Session, scope: InspectionScope, column: Any, low: float,
     for position, n in session.execute(query):
         result[min(max(int(position), 0), bins - 1)] += int(n)
     return result
-
-
-def histogram_over_time(session: Session, scope: InspectionScope, column: Any, grain: Grain, low: float,
-                        width: float, bins: int) -> list[tuple[Any, int, int]]:
-    """``(bucket start, bin, count)`` of ``column`` per time bucket (bins as in :func:`histogram`)."""
-    bucket = time_bucket(session, Inspection.created_at, grain).label("bucket")
-    index = floor_int(session, (column - _number(low)) / _number(width)).label("bin")
-    query = _scoped(session, select(bucket, index, func.count()), scope).group_by(bucket, index)
-    merged: dict[tuple[Any, int], int] = {}
-    for when, position, n in session.execute(query.order_by(bucket)):
-        key = (when, min(max(int(position), 0), bins - 1))
-        merged[key] = merged.get(key, 0) + int(n)
-    return [(when, position, n) for (when, position), n in merged.items()]
 
 
 def first_inspection_time(session: Session, model_version_id: int) -> datetime | None:

@@ -6,8 +6,6 @@ import base64
 import io
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
-
 from PIL import Image, UnidentifiedImageError
 
 from core.studio import Studio
@@ -28,18 +26,19 @@ def _thumbnail(path: Path) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def thumbnail_uri(studio: Studio, image_key: str | None) -> str | None:
+def thumbnail_uri(studio: Studio, image_key: object) -> str | None:
     """A small JPEG data URI of a stored image, or None when the image was not kept or is unreadable.
 
-    Image keys are content hashes, so a cached preview never goes stale."""
-    if not image_key or not studio.images.exists(image_key):
+    Image keys are content hashes, so a cached preview never goes stale. Anything but a key (None, NaN
+    from a data frame) gives None."""
+    if not isinstance(image_key, str) or not image_key or not studio.images.exists(image_key):
         return None
     return _thumbnail(studio.images.path(image_key))
 
 
-def heatmap_path(studio: Studio, opinions: dict[str, Any] | None) -> Path | None:
+def heatmap_path(studio: Studio, opinions: object) -> Path | None:
     """The stored heatmap of an inspection, when one of its models saved one."""
-    key = (opinions or {}).get(HEATMAP_KEY)
-    if not key or not studio.images.exists(key):
+    key = opinions.get(HEATMAP_KEY) if isinstance(opinions, dict) else None
+    if not isinstance(key, str) or not key or not studio.images.exists(key):
         return None
     return studio.images.path(key)
