@@ -275,3 +275,18 @@ def test_scope_covers_whole_utc_days() -> None:
     assert scope == InspectionScope(7, datetime(2024, 2, 28), datetime(2024, 3, 1), station="B")
     with pytest.raises(InvalidInputError, match="ends"):
         AnalyticsFilter(TOOL, date(2024, 3, 2), date(2024, 3, 1))
+
+
+def test_cli_exports_the_selection(known: tuple[Studio, int, list[int]], tmp_path, monkeypatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from core import cli
+
+    studio, _, ids = known
+    monkeypatch.setattr(cli, "open_studio", lambda: studio)
+    out = tmp_path / "night.csv"
+    assert cli.main(["analytics", "export", "--tool", TOOL, "--from", "2024-03-04", "--to", "2024-03-10",
+                     "--shift", "night", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert [int(r["id"]) for r in rows] == [ids[2], ids[5], ids[7], ids[9]]  # 23:30, 02:00, 22:00, 23:59:59
+    assert cli.main(["analytics", "export", "--tool", TOOL, "--from", "2024-03-10", "--to", "2024-03-04"]) == 1
+    assert "ends (2024-03-04) before it starts" in capsys.readouterr().err
