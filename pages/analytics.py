@@ -57,7 +57,8 @@ if not isinstance(period, tuple) or len(period) != 2:
 flt = AnalyticsFilter(tool.name, period[0], period[1], station=None if station == ALL else station,
                       model_version_id=version, shift=None if shift == ALL else shift)
 try:
-    board = load_dashboard(studio(), flt, grain=grain, warning_psi=warning_psi)
+    with st.spinner("Aggregating inspections ..."):
+        board = load_dashboard(studio(), flt, grain=grain, warning_psi=warning_psi)
 except StudioError as error:
     st.error(str(error))
     st.stop()
@@ -147,7 +148,8 @@ with right:
         elif not drift.reliable:
             st.info("Few scores on one side: read the statistics with care.")
         st.altair_chart(charts.drift(drift), width="stretch")
-        st.caption(f"Reference: {drift.reference_source}.")
+        st.caption(f"Passes of v{drift.model_version_id} in the selection against the reference: "
+                   f"{drift.reference_source}.")
 
 # --- recent inspections ------------------------------------------------------------------------------
 st.subheader("Recent inspections")
