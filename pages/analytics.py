@@ -23,7 +23,7 @@ tool = require_tool()
 options = filter_options(studio(), tool.name)
 
 # --- filters ---------------------------------------------------------------------------------------
-row = st.columns([2.2, 1, 1.3, 1, 1.2])
+row = st.columns([2.2, 1.1, 1.3, 1.2, 1])
 period = row[0].date_input("Period (UTC days)", value=default_range(DEFAULT_DAYS), key="analytics-period")
 station = row[1].selectbox("Station", [ALL, *options.stations], key="analytics-station")
 versions = dict(options.versions)
@@ -32,7 +32,7 @@ version = row[2].selectbox("Model version", [None, *versions], key="analytics-ve
 shift = row[3].selectbox("Shift", [ALL, *(s.name for s in options.shifts)], key="analytics-shift",
                          format_func=lambda name: name if name == ALL else
                          str(next(s for s in options.shifts if s.name == name)))
-grain = row[4].segmented_control("Time buckets", ["hour", "day", "week"], default="day", key="analytics-grain") or "day"
+grain = row[4].selectbox("Time buckets", ["hour", "day", "week"], index=1, key="analytics-grain")
 
 with st.expander("Shifts and drift warning"):
     left, right = st.columns(2)
@@ -92,8 +92,9 @@ KPI_ROWS: list[tuple[str, str, str, str, str]] = [
     ("Inspections", "inspections", "count", "normal", "parts inspected"),
     ("Defect rate", "defect_rate", "percent", "inverse", "share of inspections the model failed"),
     ("Review rate", "review_rate", "percent", "inverse", "share of inspections sent to an operator"),
-    ("Model-operator agreement", "agreement", "percent", "normal",
-     f"share of the {now.reviewed:,} reviewed inspections where the operator gave the model's label"),
+    ("Agreement", "agreement", "percent", "normal",
+     f"model-operator agreement: share of the {now.reviewed:,} reviewed inspections where the operator "
+     "gave the model's label"),
     ("Median latency", "latency_median_ms", "ms", "inverse", "median time to inspect one part"),
     ("p95 latency", "latency_p95_ms", "ms", "inverse", "95th percentile of the time to inspect one part"),
 ]
@@ -163,6 +164,7 @@ selection = st.dataframe(
     column_config={
         "thumbnail": st.column_config.ImageColumn("Image", width="small"),
         "id": st.column_config.NumberColumn("#", format="%d"),
+        "station": st.column_config.TextColumn("Station"),
         "created_at": st.column_config.DatetimeColumn("When (UTC)", format="YYYY-MM-DD HH:mm"),
         "decision": st.column_config.TextColumn("Model"),
         "label": st.column_config.TextColumn("Class"),
@@ -177,11 +179,10 @@ if rows:
     st.markdown(f"**Inspection #{chosen['id']}** · {chosen['created_at']:%Y-%m-%d %H:%M} UTC · "
                 f"{chosen['decision'].upper()} {chosen['label']} ({chosen['score']:.2f})"
                 + (f" · operator: {chosen['verdict']}" if chosen["verdict"] else ""))
-    image = chosen["thumbnail"] and studio().images.path(chosen["image_key"])
     heatmap = heatmap_path(studio(), chosen["opinions"])
     shown = st.columns(2)
-    if image:
-        shown[0].image(str(image), caption="Image", width="stretch")
+    if isinstance(chosen["thumbnail"], str):  # the image was kept and is readable
+        shown[0].image(str(studio().images.path(chosen["image_key"])), caption="Image", width="stretch")
     else:
         shown[0].info("The image of this inspection was not kept (passes are not stored).")
     if heatmap is not None:

@@ -47,6 +47,8 @@ class Kpis:
 
 @dataclass(frozen=True)
 class Dashboard:
+    """The page's figures for one filter; ``previous`` is the period of the same length just before."""
+
     filter: AnalyticsFilter
     grain: Grain
     kpis: Kpis

@@ -77,7 +77,7 @@ def test_a_tool_without_inspections(studio: Studio) -> None:
     at = open_page("analytics")
     assert texts(at.info) == ["No inspections in this period."]
     assert not at.metric
-    assert [s.label for s in at.main.selectbox] == ["Station", "Model version", "Shift"]
+    assert [s.label for s in at.main.selectbox] == ["Station", "Model version", "Shift", "Time buckets"]
 
 
 def test_tiny_data_shows_the_hand_computed_kpis(studio: Studio) -> None:
@@ -87,7 +87,7 @@ def test_tiny_data_shows_the_hand_computed_kpis(studio: Studio) -> None:
     assert shown["Inspections"] == ("10", "+8")
     assert shown["Defect rate"] == ("40.0%", "-10.0 pp")  # 4 / 10 against 1 / 2
     assert shown["Review rate"] == ("20.0%", "+20.0 pp")
-    assert shown["Model-operator agreement"] == ("50.0%", "")  # 2 of 4 reviews; none before
+    assert shown["Agreement"] == ("50.0%", "")  # 2 of 4 reviews; none before
     assert shown["Median latency"] == ("55.0 ms", "+45.0 ms")  # against the median of 5 and 15
     assert shown["p95 latency"] == ("95.5 ms", "+81.0 ms")  # against 5 + 0.95 * 10 = 14.5
     assert shown["Passes compared"][0] == "4"
@@ -138,5 +138,5 @@ def test_large_data(studio: Studio) -> None:
     assert metrics(at)["Inspections"] == f"{expected.inspections:,}"
     assert metrics(at)["Defect rate"] == f"{expected.defect_rate:.1%}"
     assert len(at.dataframe[0].value) == 50
-    at.segmented_control(key="analytics-grain").set_value("hour").run()
+    at.selectbox(key="analytics-grain").set_value("hour").run()
     assert not at.exception
