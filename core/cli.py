@@ -120,6 +120,22 @@ def cmd_demo_build(studio: Studio, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analytics_export(studio: Studio, args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from core.analytics.export import write_csv
+    from core.analytics.filters import AnalyticsFilter
+
+    flt = AnalyticsFilter(args.tool, date.fromisoformat(args.start), date.fromisoformat(args.end),
+                          station=args.station, model_version_id=args.version, shift=args.shift)
+    if args.out == "-":
+        write_csv(studio, flt, sys.stdout)
+    else:
+        with open(args.out, "w", newline="", encoding="utf-8") as out:
+            write_csv(studio, flt, out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Visual inspection studio, command line.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -163,6 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo_build = demo.add_parser("build", help="build the demo tool from the ELPV dataset")
     demo_build.add_argument("--if-empty", action="store_true", help="only when the studio has no tool yet")
     demo_build.set_defaults(func=cmd_demo_build)
+
+    analytics = commands.add_parser("analytics", help="analytics of inspections").add_subparsers(dest="action", required=True)
+    export = analytics.add_parser("export", help="CSV of the inspections a filter selects, streamed in chunks")
+    export.add_argument("--tool", required=True)
+    export.add_argument("--from", dest="start", required=True, help="first UTC day, YYYY-MM-DD")
+    export.add_argument("--to", dest="end", required=True, help="last UTC day (inclusive), YYYY-MM-DD")
+    export.add_argument("--station")
+    export.add_argument("--version", type=int, help="model version id")
+    export.add_argument("--shift", help="a shift name of the tool (default shifts: early, late, night)")
+    export.add_argument("--out", default="-", help="file to write (default: stdout)")
+    export.set_defaults(func=cmd_analytics_export)
     return parser
 
 

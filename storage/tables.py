@@ -130,6 +130,10 @@ class Inspection(Base):
     __table_args__ = (
         Index("ix_inspection_tool_time", "tool_id", "created_at"),
         Index("ix_inspection_review_queue", "needs_review", "tool_id", "created_at"),
+        Index("ix_inspection_analytics", "tool_id", "created_at", "decision", "score", "latency_ms", "label",
+              "model_version_id", "station"),  # analytics: covers the grouped queries
+        Index("ix_inspection_tool_station_time", "tool_id", "station", "created_at"),  # analytics
+        Index("ix_inspection_version_time", "model_version_id", "created_at"),  # analytics: drift
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -262,6 +262,13 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     assert _metric(page, "Inspections").inner_text() == f"{total:,}"
     _metric(page, "Defect rate").wait_for()
     _screenshot(page, "analytics")
+    grid = page.locator('[data-testid="stDataFrame"]').first  # recent inspections, newest first
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 16, box["y"] + 35 + 18)  # the selection box of the first row
+    page.get_by_text(re.compile(r"^Inspection #\d+")).first.wait_for()
+    _settle(page, "Analytics")
+    _assert_no_errors(page, "analytics after selecting an inspection")
 
     _open(page, "capture")  # back through the sidebar link as well
     studio.engine.dispose()

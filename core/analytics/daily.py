@@ -1,4 +1,4 @@
-"""Analytics of a tool's inspections, aggregated in the database."""
+"""Inspections per UTC day of a tool, aggregated in the database."""
 
 from __future__ import annotations
 

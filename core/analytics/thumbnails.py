@@ -1,0 +1,44 @@
+"""Small previews of inspection images for tables, and the heatmap that goes with an image."""
+
+from __future__ import annotations
+
+import base64
+import io
+from functools import lru_cache
+from pathlib import Path
+from PIL import Image, UnidentifiedImageError
+
+from core.studio import Studio
+
+THUMBNAIL_PX = 64
+HEATMAP_KEY = "heatmap_key"  # an image-store key in ``inspection.opinions`` when a model stored a heatmap
+
+
+@lru_cache(maxsize=512)
+def _thumbnail(path: Path) -> str | None:
+    try:
+        with Image.open(path) as image:
+            image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+            buffer = io.BytesIO()
+            image.convert("RGB").save(buffer, format="JPEG", quality=80)
+    except (OSError, UnidentifiedImageError):
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def thumbnail_uri(studio: Studio, image_key: object) -> str | None:
+    """A small JPEG data URI of a stored image, or None when the image was not kept or is unreadable.
+
+    Image keys are content hashes, so a cached preview never goes stale. Anything but a key (None, NaN
+    from a data frame) gives None."""
+    if not isinstance(image_key, str) or not image_key or not studio.images.exists(image_key):
+        return None
+    return _thumbnail(studio.images.path(image_key))
+
+
+def heatmap_path(studio: Studio, opinions: object) -> Path | None:
+    """The stored heatmap of an inspection, when one of its models saved one."""
+    key = opinions.get(HEATMAP_KEY) if isinstance(opinions, dict) else None
+    if not isinstance(key, str) or not key or not studio.images.exists(key):
+        return None
+    return studio.images.path(key)
