@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select, update
 
@@ -13,6 +14,7 @@ from core.config import Settings
 from core.errors import InvalidInputError
 from core.decision import Verdict
 from core.images import decode_image, encode_png
+from core.heatmap import inspection_heatmap
 from core.inference import active_model, predict_image, record_inspection
 from core.model_versions import (compare_versions, delete_version, list_versions, promote, rollback,
                                  samples_since_active, train_candidate)
@@ -21,6 +23,7 @@ from core.samples import import_path
 from core.studio import Studio, open_studio
 from core.tools import create_tool
 from core.training import train
+from models.classifier.cam import class_activation_map
 from storage.tables import Sample
 
 TOOL = "cells"
@@ -120,3 +123,18 @@ def test_reviewed_inspections_count_in_the_comparison_and_delete(versions) -> No
     assert len({p.name for p in (studio.settings.models_dir / TOOL).iterdir()}) == len(folders) - 1
     entry = audit_log(studio, TOOL)[0]
     assert (entry.action, entry.target, entry.actor) == ("delete", f"model_version {extra.version_id}", "eva")
+
+
+def test_class_activation_map_of_an_inspection(versions) -> None:
+    studio, v1, _, _, _, bad = versions
+    model = active_model(studio, TOOL)
+    rgb = decode_image(bad[1].read_bytes()).rgb
+    inspection = record_inspection(studio, model, Verdict("fail", "defective", 0.9), {"good": 0.1, "defective": 0.9},
+                                   20.0, encode_png(rgb))
+    heat = class_activation_map(model.model, rgb, "defective", "good")
+    assert heat.shape == rgb.shape[:2] and heat.min() >= 0.0 and heat.max() <= 1.0 and heat.std() > 0.05
+    reverse = class_activation_map(model.model, rgb, "good", "defective")
+    assert np.corrcoef(heat.ravel(), reverse.ravel())[0, 1] < -0.9  # the opposite question, the opposite map
+    shown = inspection_heatmap(studio, inspection)
+    assert shown.shape == rgb.shape and shown.dtype == np.uint8 and not np.array_equal(shown, rgb)
+    assert inspection_heatmap(studio, 10**6) is None
