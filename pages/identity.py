@@ -9,6 +9,7 @@ import streamlit as st
 from core.reviews import Reviewer
 
 NAME_KEY, DEVICE_KEY, SESSION_KEY = "reviewer-name", "reviewer-device", "reviewer-session"
+SESSION_PARAM = "reviewer"
 
 
 def _default_device() -> str:
@@ -21,9 +22,14 @@ def _default_device() -> str:
 
 
 def current_reviewer() -> Reviewer:
-    """This browser session's reviewer: a name and device the person may edit (sidebar), and a
-    session id that owns this tab's claims."""
-    st.session_state.setdefault(SESSION_KEY, uuid.uuid4().hex)
+    """This browser tab's reviewer: a name and device the person may edit (sidebar), and a session id
+    that owns this tab's claims."""
+    # The claim owner lives in the URL too, so that reloading the tab keeps its card instead of
+    # waiting for its own claim to expire.
+    session = st.session_state.get(SESSION_KEY) or st.query_params.get(SESSION_PARAM) or uuid.uuid4().hex
+    st.session_state[SESSION_KEY] = session
+    if st.query_params.get(SESSION_PARAM) != session:
+        st.query_params[SESSION_PARAM] = session
     st.session_state.setdefault(NAME_KEY, "operator")
     st.session_state.setdefault(DEVICE_KEY, _default_device())
     with st.sidebar.expander("Reviewer", expanded=False):

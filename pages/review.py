@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.errors import StudioError
 from core.heatmap import inspection_heatmap
-from core.reviews import Card, Reviewer, next_card, queue_counts, skip, submit_review, undo_review
+from core.reviews import CLAIM_SECONDS, Card, Reviewer, next_card, queue_counts, skip, submit_review, undo_review
 from pages.common import require_tool, studio
 from pages.identity import current_reviewer
 
@@ -17,7 +17,7 @@ SKIPPED, UNDO, MESSAGE = "review-skipped", "review-undo", "review-message"
 REASON_TEXT = {"disagreement": ("the models disagree", "red"), "uncertain": ("the model is unsure", "orange"),
                "degraded": ("decided by one model only", "violet"), "audit": ("random audit of a pass", "blue")}
 BIG_BUTTONS = """<style>
-.st-key-verdicts button, .st-key-controls button { min-height: 64px; font-size: 1.25rem; }
+.st-key-verdicts button, .st-key-controls button { min-height: 60px; font-size: 1.2rem; }
 </style>"""
 
 st.title("Review queue")
@@ -67,9 +67,10 @@ elif kind:
 counts = queue_counts(studio(), tool_name, start, end)
 waiting = sum(counts.values())
 if card is None:
-    if waiting and st.session_state[SKIPPED]:
-        st.info(f"{waiting} inspection(s) wait, but you skipped them or another device holds them.")
-        if st.button("Show my skipped cards again"):
+    if waiting:
+        st.info(f"{waiting} inspection(s) wait, held by another device or skipped by you. Claims expire after "
+                f"{CLAIM_SECONDS:.0f} s without activity.")
+        if st.session_state[SKIPPED] and st.button("Show my skipped cards again"):
             st.session_state[SKIPPED] = []
             st.rerun()
     else:
@@ -97,17 +98,6 @@ with right:
     st.markdown(f"**Inspection #{card.inspection_id}** · {card.tool} · {card.created_at:%Y-%m-%d %H:%M} UTC · "
                 f"{card.station}")
     st.badge(reason, color=colour)
-    st.metric("Model says", f"{card.decision.upper()} · {card.label}", help="decision and most likely class")
-    st.metric("Defect score", f"{card.score:.2f}")
-    opinions = [{"model": name, "decision": o.get("decision"), "score": o.get("score")}
-                for name, o in card.opinions.items() if isinstance(o, dict)]
-    if card.anomaly_score is not None and "anomaly" not in card.opinions:
-        opinions.append({"model": "anomaly", "decision": None, "score": card.anomaly_score})
-    if opinions:
-        st.dataframe(pd.DataFrame(opinions), hide_index=True)
-    st.caption("Class probabilities: " + ", ".join(f"{k} {v:.2f}" for k, v in card.scores.items()))
-    if card.degraded:
-        st.warning("Degraded mode: one of the models was missing when this part was inspected.")
     st.write("What is this part?")
     with st.container(key="verdicts"):
         for index, name in enumerate(card.classes, start=1):
@@ -119,3 +109,14 @@ with right:
                   help="skip: leave this part for someone else (key S)")
         st.button("Undo", key="undo", width="stretch", shortcut="U", on_click=_undo, args=(reviewer,),
                   disabled=not st.session_state[UNDO], help="take back your last verdict (key U)")
+    st.metric("Model says", f"{card.decision.upper()} · {card.label}", help="decision and most likely class")
+    st.metric("Defect score", f"{card.score:.2f}")
+    if card.degraded:
+        st.warning("Degraded mode: one of the models was missing when this part was inspected.")
+    opinions = [{"model": name, "decision": o.get("decision"), "score": o.get("score")}
+                for name, o in card.opinions.items() if isinstance(o, dict)]
+    if card.anomaly_score is not None and "anomaly" not in card.opinions:
+        opinions.append({"model": "anomaly", "decision": None, "score": card.anomaly_score})
+    if opinions:
+        st.dataframe(pd.DataFrame(opinions), hide_index=True)
+    st.caption("Class probabilities: " + ", ".join(f"{k} {v:.2f}" for k, v in card.scores.items()))

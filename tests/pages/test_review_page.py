@@ -75,7 +75,7 @@ def test_not_sure_skips_and_the_name_and_device_reach_the_audit_log(trained_stud
     button(at, "Good").click().run()
     assert reviews(trained_studio) == [(second, "good")]
     assert sum(queue_counts(trained_studio, TOOL).values()) == 1  # the skipped one still waits
-    assert "you skipped them" in texts(at.info)[0]
+    assert "skipped by you" in texts(at.info)[0]
     assert [(e.action, e.actor, e.device) for e in audit_log(trained_studio, TOOL)] == \
         [("verdict", "maria", "tablet-3"), ("skip", "maria", "tablet-3")]
 
