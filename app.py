@@ -14,6 +14,7 @@ navigation = st.navigation(
         st.Page("pages/live.py", title="Live", icon=":material/videocam:", url_path="live"),
         st.Page("pages/review.py", title="Review", icon=":material/fact_check:", url_path="review"),
         st.Page("pages/analytics.py", title="Analytics", icon=":material/monitoring:", url_path="analytics"),
+        st.Page("pages/models.py", title="Models", icon=":material/history:", url_path="models"),
     ]
 )
 render_sidebar()

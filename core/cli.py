@@ -84,7 +84,7 @@ def cmd_train(studio: Studio, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     result = train(studio, args.tool, kind=args.kind, profile=args.profile, seed=args.seed,
-                   progress=_progress_printer("train "), cancel=cancel)
+                   progress=_progress_printer("train "), cancel=cancel, activate=not args.candidate)
     for name, reason in result.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     _print_json(result.as_dict())
@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--kind", default="classifier", choices=["classifier"])
     training.add_argument("--profile", default="fast", choices=["fast", "balanced", "accurate"])
     training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--candidate", action="store_true",
+                          help="keep the new version as a candidate (the active model stays; see 'models')")
     training.set_defaults(func=cmd_train)
 
     predicting = commands.add_parser("predict", help="inspect images with a tool's active model")
@@ -190,7 +192,165 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--shift", help="a shift name of the tool (default shifts: early, late, night)")
     export.add_argument("--out", default="-", help="file to write (default: stdout)")
     export.set_defaults(func=cmd_analytics_export)
+    add_review_commands(commands)
     return parser
+
+
+# --- review queue, model versions, audit log (issue 8) -----------------------------------------------
+def _reviewer(args: argparse.Namespace) -> Any:
+    """The CLI reviewer; its claims belong to ``reviewer@device`` so that 'next' then 'verdict' agree."""
+    from core.reviews import Reviewer
+
+    return Reviewer(args.reviewer, args.device, f"cli:{args.reviewer}@{args.device}")
+
+
+def cmd_review_next(studio: Studio, args: argparse.Namespace) -> int:
+    from core.reviews import next_card
+
+    card = next_card(studio, _reviewer(args), args.tool)
+    _print_json(card.as_dict() if card else {"message": "nothing to review"})
+    return 0
+
+
+def cmd_review_verdict(studio: Studio, args: argparse.Namespace) -> int:
+    from core.reviews import submit_review
+
+    _print_json({"review_id": submit_review(studio, args.inspection, args.label, _reviewer(args))})
+    return 0
+
+
+def cmd_review_skip(studio: Studio, args: argparse.Namespace) -> int:
+    from core.reviews import skip
+
+    skip(studio, args.inspection, _reviewer(args))
+    _print_json({"skipped": args.inspection})
+    return 0
+
+
+def cmd_review_undo(studio: Studio, args: argparse.Namespace) -> int:
+    from core.reviews import last_review_id, undo_review
+
+    review_id = args.review_id or last_review_id(studio, args.reviewer, args.device)
+    if review_id is None:
+        print(f"error: {args.reviewer} has no verdict to undo", file=sys.stderr)
+        return EXIT_ERROR
+    _print_json({"review_id": review_id, "inspection_id": undo_review(studio, review_id, _reviewer(args))})
+    return 0
+
+
+def cmd_review_queue(studio: Studio, args: argparse.Namespace) -> int:
+    from core.reviews import queue_counts, suggest_for_review
+
+    suggestions = [s.as_dict() for s in suggest_for_review(studio, args.tool, args.suggest)] if args.tool else []
+    _print_json({"waiting": queue_counts(studio, args.tool), "suggested": suggestions})
+    return 0
+
+
+def cmd_models_list(studio: Studio, args: argparse.Namespace) -> int:
+    from core.model_versions import list_versions, samples_since_active
+
+    _print_json({"versions": [{**v.as_row(), "trained (UTC)": v.created_at.isoformat(timespec="seconds")}
+                              for v in list_versions(studio, args.tool)],
+                 "samples_since_active": samples_since_active(studio, args.tool)})
+    return 0
+
+
+def cmd_models_promote(studio: Studio, args: argparse.Namespace) -> int:
+    from core.audit import Actor
+    from core.model_versions import promote
+
+    replaced = promote(studio, args.tool, args.version, Actor(args.reviewer, args.device))
+    _print_json({"active": args.version, "replaced": replaced})
+    return 0
+
+
+def cmd_models_rollback(studio: Studio, args: argparse.Namespace) -> int:
+    from core.audit import Actor
+    from core.model_versions import rollback
+
+    _print_json({"active": rollback(studio, args.tool, Actor(args.reviewer, args.device), args.to)})
+    return 0
+
+
+def cmd_models_delete(studio: Studio, args: argparse.Namespace) -> int:
+    from core.audit import Actor
+    from core.model_versions import delete_version
+
+    delete_version(studio, args.tool, args.version, Actor(args.reviewer, args.device))
+    _print_json({"deleted": args.version})
+    return 0
+
+
+def cmd_models_compare(studio: Studio, args: argparse.Namespace) -> int:
+    from core.model_versions import compare_versions
+
+    _print_json(compare_versions(studio, args.tool, args.versions, progress=_progress_printer("")).as_dict())
+    return 0
+
+
+def cmd_audit(studio: Studio, args: argparse.Namespace) -> int:
+    from core.audit import audit_log
+
+    for row in reversed(audit_log(studio, args.tool, args.limit)):
+        _print_json(row.as_dict())
+    return 0
+
+
+def add_review_commands(commands: Any) -> None:
+    """``review`` (next / verdict / skip / undo / queue), ``models`` (list / promote / rollback / delete /
+    compare) and ``audit``."""
+    import getpass
+    import socket
+
+    def who(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument("--reviewer", default=getpass.getuser(), help="your name (audit log)")
+        parser.add_argument("--device", default=socket.gethostname(), help="this device (audit log)")
+        return parser
+
+    review = commands.add_parser("review", help="the review queue").add_subparsers(dest="action", required=True)
+    nxt = who(review.add_parser("next", help="claim the next inspection to review and print it"))
+    nxt.add_argument("--tool", help="only this tool's queue")
+    nxt.set_defaults(func=cmd_review_next)
+    verdict = who(review.add_parser("verdict", help="store what a reviewed part really is"))
+    verdict.add_argument("inspection", type=int)
+    verdict.add_argument("label", help="a class of the tool")
+    verdict.set_defaults(func=cmd_review_verdict)
+    skipping = who(review.add_parser("skip", help="not sure: give the inspection back to the queue"))
+    skipping.add_argument("inspection", type=int)
+    skipping.set_defaults(func=cmd_review_skip)
+    undo = who(review.add_parser("undo", help="take back your last verdict (or --review-id)"))
+    undo.add_argument("--review-id", type=int)
+    undo.set_defaults(func=cmd_review_undo)
+    queue = review.add_parser("queue", help="how many inspections wait, per reason; uncertainty suggestions")
+    queue.add_argument("--tool")
+    queue.add_argument("--suggest", type=int, default=10, help="how many suggestions (with --tool)")
+    queue.set_defaults(func=cmd_review_queue)
+
+    models = commands.add_parser("models", help="a tool's model versions").add_subparsers(dest="action", required=True)
+    listing = models.add_parser("list", help="versions and the samples gained since the active one")
+    listing.add_argument("--tool", required=True)
+    listing.set_defaults(func=cmd_models_list)
+    promoting = who(models.add_parser("promote", help="make a version the active model"))
+    promoting.add_argument("version", type=int)
+    promoting.add_argument("--tool", required=True)
+    promoting.set_defaults(func=cmd_models_promote)
+    rolling = who(models.add_parser("rollback", help="go back to an earlier version (default: the previous one)"))
+    rolling.add_argument("--tool", required=True)
+    rolling.add_argument("--to", type=int)
+    rolling.set_defaults(func=cmd_models_rollback)
+    deleting = who(models.add_parser("delete", help="delete a version that is not active"))
+    deleting.add_argument("version", type=int)
+    deleting.add_argument("--tool", required=True)
+    deleting.set_defaults(func=cmd_models_delete)
+    comparing = models.add_parser("compare", help="held-out and reviewed metrics of versions side by side")
+    comparing.add_argument("versions", type=int, nargs="+")
+    comparing.add_argument("--tool", required=True)
+    comparing.set_defaults(func=cmd_models_compare)
+
+    audit = commands.add_parser("audit", help="the audit log, oldest of the newest --limit first")
+    audit.add_argument("--tool")
+    audit.add_argument("--limit", type=int, default=100)
+    audit.set_defaults(func=cmd_audit)
 
 
 def main(argv: list[str] | None = None) -> int:

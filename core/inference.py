@@ -13,6 +13,7 @@ import numpy as np
 from core.decision import Verdict, decide
 from core.errors import NotFoundError, StudioError
 from core.images import ImageRejectedError, decode_image, encode_png
+from core.reviews import drawn_for_audit
 from core.studio import Studio
 from core.tools import DEFAULT_SETTINGS, require_tool
 from models.artifacts import ArtifactError
@@ -102,14 +103,16 @@ def classify(model: ActiveModel, rgb: np.ndarray) -> tuple[Verdict, dict[str, fl
 def record_inspection(studio: Studio, model: ActiveModel, verdict: Verdict, scores: dict[str, float],
                       ms: float, image: bytes | None, station: str = "default",
                       created_at: Any = None) -> int:
-    """Store one inspection; the image is kept for fail and review decisions."""
+    """Store one inspection; the image is kept for fail and review decisions and for passes drawn
+    for audit (``audit_share`` of the tool), which go to the review queue too."""
+    audit = verdict.decision == "pass" and drawn_for_audit(studio, model.tool_id)
     key = None
-    if image is not None and verdict.decision != "pass":
+    if image is not None and (verdict.decision != "pass" or audit):
         key, _ = studio.images.put(image, "png")
     fields: dict[str, Any] = dict(
         tool_id=model.tool_id, station=station, model_version_id=model.version_id,
         decision=verdict.decision, label=verdict.label, score=verdict.score, scores=scores,
-        latency_ms=ms, image_key=key, needs_review=verdict.decision == "review",
+        latency_ms=ms, image_key=key, needs_review=verdict.decision == "review" or audit,
     )
     if created_at is not None:
         fields["created_at"] = created_at

@@ -1,14 +1,32 @@
-"""A tool's trained model versions, for pages and reports."""
+"""A tool's trained model versions: listing, candidates, comparison, promotion, rollback, deletion.
+
+Every promotion, rollback and deletion is in the audit log.
+"""
 
 from __future__ import annotations
 
+import shutil
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+from sklearn.metrics import confusion_matrix, recall_score
+
+from core.audit import Actor, log
+from core.decision import decide
+from core.errors import InvalidInputError, NotFoundError, StudioError
+from core.images import ImageRejectedError, decode_image
 from core.studio import Studio
-from core.tools import require_tool
+from core.tools import DEFAULT_SETTINGS, require_tool
+from core.training import TrainResult, train
+from models.artifacts import ArtifactError
+from models.classifier import FrozenFeatureClassifier
 from storage import repository as repo
+from storage import review_queue as queue_repo
+from storage import versions as versions_repo
 
 
 @dataclass(frozen=True)
@@ -37,3 +55,172 @@ def list_versions(studio: Studio, tool_name: str) -> list[VersionInfo]:
         return [VersionInfo(v.id, v.kind, v.profile, v.status, v.created_at, v.train_seconds, v.n_samples,
                             dict((v.metrics or {}).get("validation", {})))
                 for v in repo.list_model_versions(session, tool.id)]
+
+
+# --- life cycle: candidates, promotion, rollback, deletion, comparison (issue 8) --------------------
+def _version_of(session: Any, tool: Any, version_id: int) -> Any:
+    version = repo.get_model_version(session, version_id)
+    if version is None or version.tool_id != tool.id:
+        raise NotFoundError(f"tool {tool.name!r} has no model version {version_id}")
+    return version
+
+
+def promote(studio: Studio, tool_name: str, version_id: int, actor: Actor, action: str = "promote") -> int | None:
+    """Make ``version_id`` the tool's active model of its kind in one step; ``predict`` uses it at once.
+
+    The replaced version is retired (kept until deleted). Returns the replaced version's id.
+    """
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        version = _version_of(session, tool, version_id)
+        if version.status == "active":
+            raise InvalidInputError(f"version {version_id} is already the active model")
+        replaced = versions_repo.set_active(session, tool, version)
+        replaced_id = None if replaced is None else replaced.id
+        log(session, actor, action, f"model_version {version_id}", tool.id, kind=version.kind,
+            replaced=replaced_id)
+        return replaced_id
+
+
+def rollback(studio: Studio, tool_name: str, actor: Actor, version_id: int | None = None) -> int:
+    """Go back to an earlier version (``version_id``, or the newest one older than the active model).
+    Returns the version now active."""
+    if version_id is None:
+        with studio.transaction() as session:
+            tool = require_tool(session, tool_name)
+            active_id = tool.active_model_id
+            earlier = [v.id for v in repo.list_model_versions(session, tool.id)
+                       if v.kind == "classifier" and v.status == "retired" and (active_id is None or v.id < active_id)]
+        if not earlier:
+            raise InvalidInputError(f"tool {tool_name!r} has no earlier version to roll back to")
+        version_id = earlier[0]
+    promote(studio, tool_name, version_id, actor, action="rollback")
+    return version_id
+
+
+def delete_version(studio: Studio, tool_name: str, version_id: int, actor: Actor) -> None:
+    """Delete a version that is not active, and its artifact folder."""
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        version = _version_of(session, tool, version_id)
+        if version.status == "active":
+            raise InvalidInputError("the active model cannot be deleted: promote or roll back to another first")
+        folder = studio.settings.models_dir / version.artifact_dir
+        versions_repo.delete_version(session, version)
+        log(session, actor, "delete", f"model_version {version_id}", tool.id, kind=version.kind)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def train_candidate(studio: Studio, tool_name: str, actor: Actor, profile: str = "fast",
+                    progress: Any = None, cancel: threading.Event | None = None) -> TrainResult:
+    """Retrain on every training sample into a *candidate*: the active model stays until a promotion."""
+    result = train(studio, tool_name, profile=profile, progress=progress, cancel=cancel, activate=False)
+    with studio.transaction() as session:
+        log(session, actor, "train_candidate", f"model_version {result.version_id}", require_tool(session, tool_name).id,
+            n_samples=result.n_samples, profile=profile)
+    return result
+
+
+def samples_since_active(studio: Studio, tool_name: str) -> dict[str, int]:
+    """How many training samples each class gained since the active model was trained."""
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        active = repo.get_model_version(session, tool.active_model_id) if tool.active_model_id else None
+        gained = versions_repo.samples_added_since(session, tool.id, None if active is None else active.created_at)
+        return {name: gained.get(name, 0) for name in tool.class_names}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One version's results on one labelled set."""
+
+    n: int
+    balanced_accuracy: float | None
+    recall: dict[str, float]
+    confusion: list[list[int]]
+    review_rate: float | None
+    ms_per_image: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "balanced_accuracy": self.balanced_accuracy, "recall": self.recall,
+                "confusion": self.confusion, "review_rate": self.review_rate, "ms_per_image": self.ms_per_image}
+
+
+def evaluate(model: FrozenFeatureClassifier, classes: list[str], good_class: str, settings: dict[str, Any],
+             images: list[np.ndarray], labels: list[str]) -> Evaluation:
+    """Balanced accuracy, per-class recall, confusion (rows true, columns predicted, in ``classes`` order),
+    share sent to review and median milliseconds per image, deciding as live inspection does."""
+    if not images:
+        return Evaluation(0, None, {}, [], None, None)
+    predicted, decisions, times = [], [], []
+    for rgb in images:
+        started = time.perf_counter()
+        probabilities = model.predict_proba([rgb])[0]
+        times.append((time.perf_counter() - started) * 1000)
+        verdict = decide(dict(zip(model.classes_, map(float, probabilities), strict=True)), good_class,
+                         float(settings["threshold"]), float(settings["review_band"]))
+        predicted.append(verdict.label)
+        decisions.append(verdict.decision)
+    present = [c for c in classes if c in labels]
+    recall = recall_score(labels, predicted, labels=present, average=None, zero_division=0)
+    return Evaluation(
+        n=len(images),
+        balanced_accuracy=float(np.mean(recall)) if present else None,
+        recall={c: float(r) for c, r in zip(present, recall, strict=True)},
+        confusion=confusion_matrix(labels, predicted, labels=classes).tolist(),
+        review_rate=decisions.count("review") / len(decisions),
+        ms_per_image=float(np.median(times)),
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Candidate and active side by side on the held-out samples and on reviewed inspections."""
+
+    classes: list[str]
+    versions: dict[int, dict[str, Evaluation]]  # version id -> {"held_out": ..., "reviewed": ...}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"classes": self.classes,
+                "versions": {str(v): {k: e.as_dict() for k, e in sets.items()} for v, sets in self.versions.items()}}
+
+
+MAX_REVIEWED_FOR_COMPARISON = 300
+
+
+def compare_versions(studio: Studio, tool_name: str, version_ids: list[int],
+                     progress: Any = None) -> Comparison:
+    """Evaluate each version on the tool's held-out samples and its newest reviewed inspections
+    (at most ``MAX_REVIEWED_FOR_COMPARISON``; note a version trained after a review may have learnt it)."""
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        versions = [_version_of(session, tool, v) for v in version_ids]
+        folders = {v.id: studio.settings.models_dir / v.artifact_dir for v in versions if v.kind == "classifier"}
+        held_out = [(s.image_key, s.label) for s in versions_repo.holdout_samples(session, tool.id)]
+        reviewed = [(i.image_key, r.verdict)
+                    for r, i in queue_repo.reviews_with_image(session, tool.id, MAX_REVIEWED_FOR_COMPARISON)]
+        classes, good = list(tool.class_names), tool.good_class
+        settings = {**DEFAULT_SETTINGS, **(tool.settings or {})}
+    sets = {"held_out": _load(studio, held_out), "reviewed": _load(studio, reviewed)}
+    results: dict[int, dict[str, Evaluation]] = {}
+    for index, (version_id, folder) in enumerate(folders.items()):
+        try:
+            model = FrozenFeatureClassifier.load(folder)
+        except ArtifactError as error:
+            raise StudioError(f"model version {version_id} cannot be loaded: {error}") from error
+        results[version_id] = {name: evaluate(model, classes, good, settings, images, labels)
+                               for name, (images, labels) in sets.items()}
+        if progress is not None:
+            progress("compare", (index + 1) / len(folders))
+    return Comparison(classes, results)
+
+
+def _load(studio: Studio, rows: list[tuple[str, str]]) -> tuple[list[np.ndarray], list[str]]:
+    images, labels = [], []
+    for key, label in rows:
+        try:
+            images.append(decode_image(studio.images.read(key)).rgb)
+            labels.append(label)
+        except (ImageRejectedError, OSError):  # a missing or damaged file is left out of the comparison
+            continue
+    return images, labels

@@ -105,8 +105,10 @@ def train(
     seed: int = 0,
     progress: TrainProgress | None = None,
     cancel: threading.Event | None = None,
+    activate: bool = True,
 ) -> TrainResult:
-    """Train a model on the tool's samples, store it as a version and make it active.
+    """Train a model on the tool's samples (held-out ones excluded), store it as a version and make it
+    active (or, with ``activate=False``, keep it as a candidate to compare and promote).
 
     ``progress(stage, fraction)`` is called as work advances; setting ``cancel`` stops the job at
     the next step with TrainingCancelledError, leaving the active model untouched.
@@ -133,7 +135,7 @@ def train(
         seconds = time.perf_counter() - started
         try:
             result = _record_version(studio, tool_name, tool_id, kind, profile, folder, seconds, len(images),
-                                     model.validation_, skipped, report)
+                                     model.validation_, skipped, report, activate)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -144,7 +146,7 @@ def train(
 
 def _record_version(studio: Studio, tool_name: str, tool_id: int, kind: str, profile: str, folder: Path,
                     seconds: float, n_samples: int, validation: dict[str, Any],
-                    skipped: list[tuple[str, str]], report: TrainProgress) -> TrainResult:
+                    skipped: list[tuple[str, str]], report: TrainProgress, activate: bool = True) -> TrainResult:
     report("saving", 0.5)
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
@@ -154,6 +156,7 @@ def _record_version(studio: Studio, tool_name: str, tool_id: int, kind: str, pro
             artifact_dir=folder.relative_to(studio.settings.models_dir).as_posix(), train_seconds=seconds,
             n_samples=n_samples,
         )
-        repo.activate_model_version(session, tool, version)
+        if activate:
+            repo.activate_model_version(session, tool, version)
         version_id = version.id
     return TrainResult(version_id, kind, profile, seconds, n_samples, validation, skipped)

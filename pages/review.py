@@ -1,38 +1,122 @@
-"""Review: confirm or correct what the model flagged; verdicts become training samples."""
+"""Review: one card at a time, made for a tablet. Tap what the part is; the next card follows at once."""
 
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+import pandas as pd
 import streamlit as st
 
 from core.errors import StudioError
-from core.reviews import review_queue, submit_review
+from core.heatmap import inspection_heatmap
+from core.reviews import CLAIM_SECONDS, Card, Reviewer, next_card, queue_counts, skip, submit_review, undo_review
 from pages.common import require_tool, studio
+from pages.identity import current_reviewer
+
+SKIPPED, UNDO, MESSAGE = "review-skipped", "review-undo", "review-message"
+REASON_TEXT = {"disagreement": ("the models disagree", "red"), "uncertain": ("the model is unsure", "orange"),
+               "degraded": ("decided by one model only", "violet"), "audit": ("random audit of a pass", "blue")}
+BIG_BUTTONS = """<style>
+.st-key-verdicts button, .st-key-controls button { min-height: 60px; font-size: 1.2rem; }
+</style>"""
 
 st.title("Review queue")
 tool = require_tool()
+reviewer = current_reviewer()
+st.session_state.setdefault(SKIPPED, [])
+st.session_state.setdefault(UNDO, [])
 
-items, waiting = review_queue(studio(), tool.name, limit=1)
-if not items:
-    st.success("Nothing to review: every flagged inspection has a verdict.")
+with st.sidebar.expander("Queue filters", expanded=False):
+    every_tool = st.toggle("All tools", value=False, help="review every tool's queue, not only the selected tool")
+    days = st.date_input("Inspected between", value=(), help="leave empty for any date")
+tool_name = None if every_tool else tool.name
+start = datetime.combine(days[0], time()) if len(days) >= 1 else None
+end = datetime.combine(days[-1], time()) + timedelta(days=1) if len(days) == 2 else None
+
+
+def _answer(card: Card, verdict: str, who: Reviewer) -> None:
+    try:
+        st.session_state[UNDO].append(submit_review(studio(), card.inspection_id, verdict, who))
+        st.session_state[MESSAGE] = ("success", f"#{card.inspection_id}: {verdict}")
+    except StudioError as error:
+        st.session_state[MESSAGE] = ("error", str(error))
+
+
+def _skip(card: Card, who: Reviewer) -> None:
+    skip(studio(), card.inspection_id, who)
+    st.session_state[SKIPPED].append(card.inspection_id)
+    st.session_state[MESSAGE] = ("info", f"#{card.inspection_id} skipped (left for someone else)")
+
+
+def _undo(who: Reviewer) -> None:
+    review_id = st.session_state[UNDO].pop()
+    try:
+        inspection_id = undo_review(studio(), review_id, who)
+        st.session_state[MESSAGE] = ("info", f"Verdict on #{inspection_id} undone")
+    except StudioError as error:
+        st.session_state[MESSAGE] = ("error", str(error))
+
+
+st.html(BIG_BUTTONS)
+card = next_card(studio(), reviewer, tool_name, start, end, exclude=st.session_state[SKIPPED])
+kind, text = st.session_state.pop(MESSAGE, (None, None))
+if kind == "error":
+    st.error(text)
+elif kind:
+    st.toast(text)
+counts = queue_counts(studio(), tool_name, start, end)
+waiting = sum(counts.values())
+if card is None:
+    if waiting:
+        st.info(f"{waiting} inspection(s) wait, held by another device or skipped by you. Claims expire after "
+                f"{CLAIM_SECONDS:.0f} s without activity.")
+        if st.session_state[SKIPPED] and st.button("Show my skipped cards again"):
+            st.session_state[SKIPPED] = []
+            st.rerun()
+    else:
+        st.success("Nothing to review: every flagged inspection has a verdict.")
+    if st.session_state[UNDO]:
+        st.button("Undo last verdict", key="undo-empty", on_click=_undo, args=(reviewer,), shortcut="U")
     st.stop()
 
-item = items[0]
-st.caption(f"{waiting} inspection(s) waiting · oldest first")
-left, right = st.columns([3, 2])
-if item.image_key and studio().images.exists(item.image_key):
-    left.image(str(studio().images.path(item.image_key)), width="stretch")
-else:
-    left.warning("The image of this inspection was not kept.")
+st.caption(f"{waiting} inspection(s) waiting · " + " · ".join(f"{n} {reason}" for reason, n in counts.items() if n)
+           + " · most urgent first, then oldest")
+left, right = st.columns([3, 2], gap="large")
+with left:
+    show_heat = st.toggle("Heatmap", key="heatmap", help="where the model saw a defect (class activation map)")
+    picture = inspection_heatmap(studio(), card.inspection_id) if show_heat else None
+    if show_heat and picture is None:
+        st.caption("No heatmap for this inspection (no image or no classifier version kept).")
+    if picture is not None:
+        st.image(picture, width="stretch")
+    elif card.image_key and studio().images.exists(card.image_key):
+        st.image(str(studio().images.path(card.image_key)), width="stretch")
+    else:
+        st.warning("The image of this inspection was not kept.")
 with right:
-    st.markdown(f"**Inspection #{item.inspection_id}** · {item.created_at:%Y-%m-%d %H:%M} UTC")
-    st.metric("Model says", f"{item.decision.upper()} · {item.label}", help="decision and most likely class")
-    st.metric("Defect score", f"{item.score:.2f}")
+    reason, colour = REASON_TEXT[card.reason]
+    st.markdown(f"**Inspection #{card.inspection_id}** · {card.tool} · {card.created_at:%Y-%m-%d %H:%M} UTC · "
+                f"{card.station}")
+    st.badge(reason, color=colour)
     st.write("What is this part?")
-    for index, name in enumerate(tool.classes, start=1):
-        kind = "primary" if name == tool.good_class else "secondary"
-        if st.button(name.capitalize(), key=f"verdict-{name}", type=kind, width="stretch", shortcut=str(index)):
-            try:
-                submit_review(studio(), item.inspection_id, name)
-            except StudioError as error:
-                st.error(str(error))
-            else:
-                st.toast(f"#{item.inspection_id} marked {name}")
-                st.rerun()
+    with st.container(key="verdicts"):
+        for index, name in enumerate(card.classes, start=1):
+            st.button(name.capitalize(), key=f"verdict-{name}", type="primary" if name == card.good_class else "secondary",
+                      width="stretch", shortcut=str(index) if index <= 9 else None, on_click=_answer,
+                      args=(card, name, reviewer), help=f"key {index}" if index <= 9 else None)
+    with st.container(key="controls", horizontal=True):
+        st.button("Not sure", key="skip", width="stretch", shortcut="S", on_click=_skip, args=(card, reviewer),
+                  help="skip: leave this part for someone else (key S)")
+        st.button("Undo", key="undo", width="stretch", shortcut="U", on_click=_undo, args=(reviewer,),
+                  disabled=not st.session_state[UNDO], help="take back your last verdict (key U)")
+    st.metric("Model says", f"{card.decision.upper()} · {card.label}", help="decision and most likely class")
+    st.metric("Defect score", f"{card.score:.2f}")
+    if card.degraded:
+        st.warning("Degraded mode: one of the models was missing when this part was inspected.")
+    opinions = [{"model": name, "decision": o.get("decision"), "score": o.get("score")}
+                for name, o in card.opinions.items() if isinstance(o, dict)]
+    if card.anomaly_score is not None and "anomaly" not in card.opinions:
+        opinions.append({"model": "anomaly", "decision": None, "score": card.anomaly_score})
+    if opinions:
+        st.dataframe(pd.DataFrame(opinions), hide_index=True)
+    st.caption("Class probabilities: " + ", ".join(f"{k} {v:.2f}" for k, v in card.scores.items()))

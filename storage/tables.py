@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     UniqueConstraint,
 )
@@ -134,6 +135,7 @@ class Inspection(Base):
               "model_version_id", "station"),  # analytics: covers the grouped queries
         Index("ix_inspection_tool_station_time", "tool_id", "station", "created_at"),  # analytics
         Index("ix_inspection_version_time", "model_version_id", "created_at"),  # analytics: drift
+        Index("ix_inspection_review_priority", "needs_review", "review_priority", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -153,6 +155,10 @@ class Inspection(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     image_key: Mapped[str | None] = mapped_column(String(200), default=None)
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
+    review_priority: Mapped[int] = mapped_column(SmallInteger, default=lambda context: queue_priority(
+        context.get_current_parameters()))  # 0 first; see queue_priority
+    claimed_by: Mapped[str | None] = mapped_column(String(100), default=None)  # a reviewer session
+    claim_expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
     review: Mapped[Review | None] = relationship(back_populates="inspection")
 
@@ -169,5 +175,44 @@ class Review(Base):
     verdict: Mapped[str] = mapped_column(String(100))
     reviewer: Mapped[str] = mapped_column(String(100), default="operator")
     created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    device: Mapped[str] = mapped_column(String(100), default="")
+    sample_id: Mapped[int | None] = mapped_column(ForeignKey("sample.id", ondelete="SET NULL"), default=None)
 
     inspection: Mapped[Inspection] = relationship(back_populates="review")
+
+
+# --- review queue priority and audit log (issue 8) --------------------------------------------------
+QUEUE_PRIORITIES = {"disagreement": 0, "uncertain": 1, "degraded": 2, "audit": 3}
+
+
+def queue_priority(fields: dict[str, Any]) -> int:
+    """Rank of an inspection in the review queue from its stored fields (lower comes first).
+
+    Models that disagree (their ``opinions`` hold different decisions) come first, then a score inside
+    the uncertainty band (decision ``review``), then a decision taken by one model of two (``degraded``),
+    then everything else (e.g. passes drawn for audit).
+    """
+    opinions = fields.get("opinions") or {}
+    decisions = {o.get("decision") for o in opinions.values() if isinstance(o, dict) and o.get("decision")}
+    if len(decisions - {"review"}) > 1:
+        return QUEUE_PRIORITIES["disagreement"]
+    if fields.get("decision") == "review":
+        return QUEUE_PRIORITIES["uncertain"]
+    if fields.get("degraded"):
+        return QUEUE_PRIORITIES["degraded"]
+    return QUEUE_PRIORITIES["audit"]
+
+
+class AuditEntry(Base):
+    """Who did what, when and from which device: every verdict, undo, promotion and rollback."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
+    actor: Mapped[str] = mapped_column(String(100))
+    device: Mapped[str] = mapped_column(String(100), default="")
+    action: Mapped[str] = mapped_column(String(32))
+    tool_id: Mapped[int | None] = mapped_column(ForeignKey("tool.id", ondelete="SET NULL"), default=None)
+    target: Mapped[str] = mapped_column(String(100))  # e.g. "inspection 12", "model_version 3"
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)

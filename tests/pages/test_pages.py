@@ -37,9 +37,9 @@ GOOD_CELLS = sorted((ELPV / "good").glob("*.png"))
 DEFECTIVE_CELLS = sorted((ELPV / "defective").glob("*.png"))
 TOOL = "solar-cell"
 CLASSES = "good,defective"
-PAGES = ["capture", "dataset", "train", "live", "review", "analytics"]
+PAGES = ["capture", "dataset", "train", "live", "review", "analytics", "models"]
 TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection", "review": "Review queue",
-          "analytics": "Analytics"}
+          "analytics": "Analytics", "models": "Model versions"}
 
 
 @pytest.fixture(autouse=True)
@@ -342,7 +342,7 @@ def _flag_for_review(studio: Studio, paths: list[Path]) -> list[int]:
 def test_review_shows_the_queue_and_stores_verdicts(trained_studio: Studio) -> None:
     first, second = _flag_for_review(trained_studio, [GOOD_CELLS[5], DEFECTIVE_CELLS[5]])
     at = open_page("review")
-    assert "2 inspection(s) waiting · oldest first" in texts(at.caption)
+    assert "2 inspection(s) waiting · 2 uncertain · most urgent first, then oldest" in texts(at.caption)
     assert f"**Inspection #{first}**" in " ".join(texts(at.markdown))
     assert metrics(at)["Model says"] == "REVIEW · good"
     assert len(at.image) == 1
@@ -354,7 +354,7 @@ def test_review_shows_the_queue_and_stores_verdicts(trained_studio: Studio) -> N
     reviewed = [s for s in recent_samples(trained_studio, TOOL, limit=100) if s.source == "review"]
     assert [s.label for s in reviewed] == ["good"]
     assert class_counts(trained_studio, TOOL) == {"good": 21, "defective": 20}
-    assert "1 inspection(s) waiting · oldest first" in texts(at.caption)
+    assert "1 inspection(s) waiting · 1 uncertain · most urgent first, then oldest" in texts(at.caption)
     assert f"**Inspection #{second}**" in " ".join(texts(at.markdown))
 
     button(at, "Defective").click().run()

@@ -14,7 +14,7 @@ from storage.db import make_engine
 from storage.migrate import alembic_config, is_at_head, upgrade_to_head
 from storage.tables import Base
 
-TABLES = {"tool", "sample", "model_version", "inspection", "review"}
+TABLES = {"tool", "sample", "model_version", "inspection", "review", "audit_log"}
 
 
 @pytest.fixture

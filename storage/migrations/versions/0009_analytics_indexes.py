@@ -1,7 +1,7 @@
 """analytics indexes
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-25
 
 Indexes for the analytics queries: a covering index of a tool's inspections over time with every
@@ -15,7 +15,7 @@ from alembic import op
 
 
 revision = '0009'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,273 @@
+"""Review queue benchmark and active-learning loop demonstration.
+
+1. Throughput: with ``--items`` (10,000) inspections queued (plus twice as many decided ones), the time
+   from a tap to the next card's data: ``submit_review`` + ``next_card`` + ``queue_counts`` + reading the
+   card's image, i.e. every data call the review page makes; median and 95th percentile over ``--taps``
+   taps, on SQLite and (when its binaries are installed) a throwaway PostgreSQL. No browser.
+2. Loop: ELPV cells (elpv-dataset; defective if probability >= 0.5). A fixed held-out set of ``--holdout``
+   cells is never shown to the studio. Per seed: train v1 on 10 good + 10 defective cells; then per
+   round, inspect ``--batch`` new cells with the active model (recorded as on the Live page), queue the
+   uncertainty suggestions, let a simulated operator answer ``--budget`` cards from the queue with the
+   ground truth, retrain into a candidate and promote it. Reported: held-out balanced accuracy per round,
+   against a baseline that labels the same number of *random* cells of the same batches.
+
+Run under the CPU lock: ``flock /tmp/studio-cpu.lock .venv/bin/python bench/review.py``. The last line
+printed is one JSON object with ``next_card_ms``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import insert  # noqa: E402
+
+from core.audit import Actor  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.decision import decide  # noqa: E402
+from core.images import encode_png  # noqa: E402
+from core.inference import active_model, predict_image  # noqa: E402
+from core.model_versions import promote, train_candidate  # noqa: E402
+from core.reviews import (Reviewer, next_card, queue_counts, queue_for_review, submit_review,  # noqa: E402
+                          suggest_for_review, update_review_settings)
+from core.samples import Candidate, add_images  # noqa: E402
+from core.studio import Studio, open_studio  # noqa: E402
+from core.tools import create_tool  # noqa: E402
+from core.training import train  # noqa: E402
+from storage import repository as repo  # noqa: E402
+from storage.tables import Inspection, utc_now  # noqa: E402
+
+TOOL = "cells"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- 1. next card after a tap ---------------------------------------------------------------------
+def fill_queue(studio: Studio, n_queued: int, pngs: list[bytes]) -> None:
+    """``n_queued`` queued inspections (10 % disagreement, 60 % uncertain, 10 % degraded, 20 % audit) and
+    ``2 * n_queued`` decided ones, spread over 30 days, images from real cells."""
+    keys = [studio.images.put(png, "png")[0] for png in pngs]
+    rng = random.Random(0)
+    now = utc_now()
+    with studio.transaction() as session:
+        tool_id = repo.get_tool(session, TOOL).id
+    disagree = {"classifier": {"decision": "pass", "score": 0.3}, "anomaly": {"decision": "fail", "score": 0.8}}
+    rows = []
+    for index in range(3 * n_queued):
+        queued = index < n_queued
+        kind = rng.random()
+        score = rng.random()
+        rows.append(dict(
+            tool_id=tool_id, station="bench", created_at=now - timedelta(minutes=rng.randrange(30 * 24 * 60)),
+            decision="review" if queued and kind < 0.7 else ("fail" if score > 0.5 else "pass"),
+            label="good", score=score, scores={"good": 1 - score, "defective": score}, latency_ms=30.0,
+            opinions=disagree if queued and kind < 0.1 else {}, degraded=queued and 0.7 <= kind < 0.8,
+            image_key=keys[index % len(keys)] if queued or score > 0.5 else None, needs_review=queued))
+    with studio.transaction() as session:
+        for start in range(0, len(rows), 2000):
+            session.execute(insert(Inspection), rows[start:start + 2000])
+
+
+def time_taps(studio: Studio, taps: int) -> list[float]:
+    """Milliseconds from a tap (verdict) to the next card's data, as the review page fetches it."""
+    reviewer = Reviewer("bench", "bench")
+    card = next_card(studio, reviewer, TOOL)
+    times = []
+    for _ in range(taps):
+        started = time.perf_counter()
+        submit_review(studio, card.inspection_id, "good", reviewer)
+        card = next_card(studio, reviewer, TOOL)
+        queue_counts(studio, TOOL)
+        studio.images.read(card.image_key)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def throughput(url: str, data_dir: Path, n_queued: int, taps: int, pngs: list[bytes]) -> dict[str, float]:
+    studio = open_studio(Settings(data_dir, url))
+    try:
+        create_tool(studio, TOOL, "good,defective")
+        update_review_settings(studio, TOOL, holdout_share=0.0)
+        started = time.perf_counter()
+        fill_queue(studio, n_queued, pngs)
+        log(f"  filled {3 * n_queued} inspections in {time.perf_counter() - started:.1f} s")
+        waiting = sum(queue_counts(studio, TOOL).values())
+        times = time_taps(studio, taps)
+        return {"queued": waiting, "median_ms": statistics.median(times),
+                "p95_ms": float(np.percentile(times, 95)), "max_ms": max(times)}
+    finally:
+        studio.engine.dispose()
+
+
+# --- 2. the loop ----------------------------------------------------------------------------------
+def load_elpv() -> tuple[np.ndarray, np.ndarray]:
+    from elpv_dataset.utils import load_dataset
+
+    images, proba, _ = load_dataset()
+    return images, (proba >= 0.5).astype(int)
+
+
+def rgb(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def held_out_accuracy(studio: Studio, features: "torch.Tensor", labels: np.ndarray) -> float:  # noqa: F821
+    """Balanced accuracy of the active model on pre-computed held-out features, deciding as Live does."""
+    import torch
+    from sklearn.metrics import balanced_accuracy_score
+
+    model = active_model(studio, TOOL)
+    with torch.inference_mode():
+        probabilities = torch.softmax(model.model.head_(features), dim=1).numpy()
+    predicted = []
+    for row in probabilities:
+        verdict = decide(dict(zip(model.model.classes_, map(float, row), strict=True)), model.good_class,
+                         model.threshold, model.review_band)
+        predicted.append(int(verdict.label != model.good_class))
+    return float(balanced_accuracy_score(labels, predicted))
+
+
+def import_cells(studio: Studio, images: np.ndarray, labels: np.ndarray, indices: list[int]) -> None:
+    names = ("good", "defective")
+    add_images(studio, TOOL, [Candidate(f"cell-{i}.png", names[labels[i]], lambda i=i: encode_png(rgb(images[i])))
+                              for i in indices], source="import")
+
+
+def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: list[int], start: list[int],
+             features: object, held_labels: np.ndarray, rounds: int, batch: int, budget: int, folder: Path) -> list[float]:
+    """One arm of the loop: ``active`` (queue + uncertainty suggestions) or ``random`` labels."""
+    studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
+    try:
+        create_tool(studio, TOOL, "good,defective")
+        update_review_settings(studio, TOOL, holdout_share=0.0, audit_share=0.05)
+        import_cells(studio, images, labels, start)
+        train(studio, TOOL, seed=seed)
+        curve = [held_out_accuracy(studio, features, held_labels)]
+        operator, engineer = Reviewer("operator", "bench-tablet"), Actor("engineer", "bench")
+        rng = random.Random(seed)
+        for round_index in range(rounds):
+            cells = pool[round_index * batch:(round_index + 1) * batch]
+            if arm == "active":
+                truth = {}
+                for i in cells:  # production: the active model inspects each cell and records it
+                    result = predict_image(studio, TOOL, f"cell-{i}.png", encode_png(rgb(images[i])), station="line")
+                    truth[result.inspection_id] = ("good", "defective")[labels[i]]
+                waiting = sum(queue_counts(studio, TOOL).values())
+                if waiting < budget:
+                    suggestions = suggest_for_review(studio, TOOL, limit=budget - waiting)
+                    queue_for_review(studio, [s.inspection_id for s in suggestions], engineer)
+                answered = 0
+                while answered < budget and (card := next_card(studio, operator, TOOL)) is not None:
+                    submit_review(studio, card.inspection_id, truth[card.inspection_id], operator)
+                    answered += 1
+            else:
+                import_cells(studio, images, labels, rng.sample(cells, budget))
+            candidate = train_candidate(studio, TOOL, engineer, profile="fast")
+            promote(studio, TOOL, candidate.version_id, engineer)
+            curve.append(held_out_accuracy(studio, features, held_labels))
+            log(f"  seed {seed} {arm} round {round_index + 1}: {candidate.n_samples} samples, "
+                f"held-out balanced accuracy {curve[-1]:.3f}")
+        return curve
+    finally:
+        studio.engine.dispose()
+
+
+def loop(seeds: int, rounds: int, batch: int, budget: int, n_holdout: int, workdir: Path) -> dict[str, object]:
+    from models.backbones.registry import pooled_features
+    from models.profiles import get_profile
+
+    images, labels = load_elpv()
+    order = np.random.default_rng(1234).permutation(len(images))
+    held = order[:n_holdout]
+    rest = [int(i) for i in order[n_holdout:]]
+    started = time.perf_counter()
+    features = pooled_features(get_profile("fast"), [rgb(images[i]) for i in held])
+    log(f"  held-out features of {n_holdout} cells in {time.perf_counter() - started:.1f} s")
+    curves: dict[str, list[list[float]]] = {"active": [], "random": []}
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        good = [i for i in rest if labels[i] == 0]
+        bad = [i for i in rest if labels[i] == 1]
+        start = rng.sample(good, 10) + rng.sample(bad, 10)
+        pool = [i for i in rest if i not in set(start)]
+        rng.shuffle(pool)
+        for arm in curves:
+            curves[arm].append(run_loop(arm, seed, images, labels, pool, start, features, labels[held], rounds,
+                                        batch, budget, workdir / f"loop-{arm}-{seed}"))
+    return {arm: {"mean": [round(float(np.mean(c)), 4) for c in zip(*runs, strict=True)],
+                  "std": [round(float(np.std(c)), 4) for c in zip(*runs, strict=True)],
+                  "runs": [[round(x, 4) for x in run] for run in runs]} for arm, runs in curves.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=10_000, help="queued inspections")
+    parser.add_argument("--taps", type=int, default=200)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-loop", action="store_true")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=250, help="cells inspected per round")
+    parser.add_argument("--budget", type=int, default=30, help="operator verdicts per round")
+    parser.add_argument("--holdout", type=int, default=800, help="held-out cells")
+    args = parser.parse_args()
+
+    summary: dict[str, object] = {}
+    images, _ = load_elpv()
+    pngs = [encode_png(rgb(images[i])) for i in range(50)]
+    with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
+        workdir = Path(tmp)
+        log(f"throughput on SQLite, {args.items} queued")
+        sqlite = throughput(f"sqlite:///{workdir / 'q' / 'studio.db'}", workdir / "q", args.items, args.taps, pngs)
+        print(json.dumps({"backend": "sqlite", **{k: round(v, 2) for k, v in sqlite.items()}}), flush=True)
+        summary.update(next_card_ms=round(sqlite["median_ms"], 2), next_card_p95_ms=round(sqlite["p95_ms"], 2),
+                       queued=sqlite["queued"])
+        if not args.no_postgres:
+            try:
+                from tests.postgres import TemporaryPostgres
+
+                server = TemporaryPostgres()
+            except RuntimeError as error:
+                log(f"PostgreSQL skipped: {error}")
+            else:
+                server.start()
+                try:
+                    log(f"throughput on PostgreSQL, {args.items} queued")
+                    pg = throughput(server.create_database("bench"), workdir / "pg", args.items, args.taps, pngs)
+                finally:
+                    server.stop()
+                print(json.dumps({"backend": "postgresql", **{k: round(v, 2) for k, v in pg.items()}}), flush=True)
+                summary.update(next_card_ms_postgresql=round(pg["median_ms"], 2),
+                               next_card_p95_ms_postgresql=round(pg["p95_ms"], 2))
+        if not args.no_loop:
+            log(f"loop: {args.seeds} seeds x {args.rounds} rounds, {args.batch} cells / round, "
+                f"{args.budget} verdicts / round")
+            curves = loop(args.seeds, args.rounds, args.batch, args.budget, args.holdout, workdir)
+            print("| round | labels added | active loop (queue + uncertainty) | random labels |", flush=True)
+            print("| --- | --- | --- | --- |", flush=True)
+            for r in range(args.rounds + 1):
+                a, b = curves["active"], curves["random"]
+                print(f"| {r} | {r * args.budget} | {a['mean'][r]:.3f} ± {a['std'][r]:.3f} | "
+                      f"{b['mean'][r]:.3f} ± {b['std'][r]:.3f} |", flush=True)
+            summary.update(loop_balanced_accuracy=curves["active"]["mean"],
+                           loop_balanced_accuracy_std=curves["active"]["std"],
+                           random_balanced_accuracy=curves["random"]["mean"], loop_runs=curves["active"]["runs"])
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()

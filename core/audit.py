@@ -1,0 +1,50 @@
+"""The audit log: who did what, when and from which device (verdicts, undos, promotions, rollbacks)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from core.studio import Studio
+from core.tools import require_tool
+from storage import review_queue as queue_repo
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person at a device: ``name`` is who, ``device`` which tablet, PC or CLI host."""
+
+    name: str = "operator"
+    device: str = ""
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    created_at: datetime
+    actor: str
+    device: str
+    action: str
+    target: str
+    details: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "when": self.created_at.isoformat(sep=" ", timespec="seconds"), "who": self.actor,
+                "device": self.device, "action": self.action, "target": self.target, "details": self.details}
+
+
+def log(session: Session, actor: Actor, action: str, target: str, tool_id: int | None, **details: Any) -> None:
+    """Append one entry in the caller's transaction (it is stored only if the action is)."""
+    queue_repo.add_audit(session, actor=actor.name[:100], device=actor.device[:100], action=action,
+                         target=target, tool_id=tool_id, details=details)
+
+
+def audit_log(studio: Studio, tool_name: str | None = None, limit: int = 100) -> list[AuditRow]:
+    """The newest entries first, of one tool or of all."""
+    with studio.transaction() as session:
+        tool_id = require_tool(session, tool_name).id if tool_name else None
+        return [AuditRow(e.id, e.created_at, e.actor, e.device, e.action, e.target, dict(e.details))
+                for e in queue_repo.list_audit(session, tool_id, limit)]
