@@ -83,29 +83,40 @@ def test_predict_gives_both_opinions_and_stores_them(both, elpv_subset: Path) ->
         assert stored.anomaly_score == pytest.approx(row["anomaly_score"], abs=1e-6)
 
 
-def test_policy_setting_and_degraded_mode(tmp_path: Path, both, elpv_subset: Path) -> None:
+def test_policy_setting_decides_which_models_run(both, elpv_subset: Path) -> None:
+    studio = both[0]
+    image = sorted((elpv_subset / "good").glob("*.png"))[0]
+    try:
+        update_settings(studio, TOOL, policy="classifier only")
+        only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False)
+        assert set(only.models) == {"classifier"} and only.anomaly_score is None and not only.degraded
+        update_settings(studio, TOOL, policy="anomaly only")
+        only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False)
+        assert set(only.models) == {"anomaly"} and only.scores == {} and not only.degraded
+        assert only.verdict.decision == only.models["anomaly"]["decision"]
+    finally:
+        update_settings(studio, TOOL, policy="cross-check")
+    with pytest.raises(InvalidInputError, match="unknown policy"):
+        update_settings(studio, TOOL, policy="majority")
+
+
+def test_a_model_that_fails_to_load_leaves_the_other_deciding_degraded(tmp_path: Path, both, elpv_subset: Path) -> None:
     source, _, anomaly, _ = both
     shutil.copytree(source.settings.data_dir, tmp_path / "data")  # breaking a model leaves the shared one intact
     studio = _new_studio(tmp_path)
-    image = sorted((elpv_subset / "good").glob("*.png"))[0]
-    update_settings(studio, TOOL, policy="classifier only")
-    only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False)
-    assert set(only.models) == {"classifier"} and only.anomaly_score is None and not only.degraded
-    update_settings(studio, TOOL, policy="anomaly only")
-    only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False)
-    assert set(only.models) == {"anomaly"} and only.scores == {} and not only.degraded
-    update_settings(studio, TOOL, policy="cross-check")
     with studio.transaction() as session:
         folder = studio.settings.models_dir / repo.get_model_version(session, anomaly.version_id).artifact_dir
     (folder / "weights.safetensors").write_bytes(b"damaged")
+    image = sorted((elpv_subset / "good").glob("*.png"))[0]
     degraded = predict_image(studio, TOOL, image.name, image.read_bytes())
     assert degraded.degraded is True and "cannot be loaded" in degraded.models["anomaly"]["error"]
-    assert degraded.verdict.decision == degraded.models["classifier"]["decision"]
+    assert degraded.verdict.decision == degraded.models["classifier"]["decision"] and degraded.anomaly_score is None
     with studio.transaction() as session:
         assert session.scalars(select(Inspection.degraded).where(Inspection.id == degraded.inspection_id)).one()
-    with pytest.raises(InvalidInputError, match="unknown policy"):
-        update_settings(studio, TOOL, policy="majority")
     assert tool_models(studio, TOOL).errors.keys() == {"anomaly"}
+    update_settings(studio, TOOL, policy="anomaly only")  # the wanted model is broken: the classifier decides
+    fallback = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False)
+    assert fallback.degraded is True and "classifier" in fallback.models
 
 
 def test_too_few_goods_and_cancel(tmp_path: Path, elpv_subset: Path) -> None:
