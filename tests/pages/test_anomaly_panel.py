@@ -60,7 +60,7 @@ def test_train_page_shows_the_goods_scores_threshold_and_advice(both_studio: Stu
     version = get_tool(both_studio, TOOL).active_anomaly_id
     assert any(c.value.startswith(f"Active anomaly model v{version}: 20 good images") for c in at.caption)
     assert any("Add about 30 more good images" in w for w in texts(at.warning))
-    charts = at.get("arrow_vega_lite_chart")
+    charts = at.get("vega_lite_chart")
     assert charts and '"threshold"' in charts[-1].proto.spec
     at.selectbox(key="anomaly-policy").set_value("anomaly only").run()
     assert not at.exception
@@ -84,5 +84,6 @@ def test_live_overlays_the_anomaly_map_and_shows_both_opinions(both_studio: Stud
     at.file_uploader[0].set_value(cell(DEFECTIVE_CELLS[0])).run()
     assert not at.exception
     assert "Anomaly score" in metrics(at)
-    assert any(c.value.endswith("anomaly map (red = unlike the good parts)") for c in at.caption)
+    captions = [caption for image in at.get("image") for caption in image.captions]
+    assert any(c.endswith("anomaly map (red = unlike the good parts)") for c in captions), captions
     assert any("classifier: **" in c.value and "anomaly: **" in c.value for c in at.caption)
