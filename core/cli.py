@@ -87,6 +87,8 @@ def cmd_train(studio: Studio, args: argparse.Namespace) -> int:
                    progress=_progress_printer("train "), cancel=cancel, activate=not args.candidate)
     for name, reason in result.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
+    for notice in result.notices:
+        print(f"note: {notice}", file=sys.stderr)
     _print_json(result.as_dict())
     return 0
 
@@ -163,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     training = commands.add_parser("train", help="train a model on a tool's samples and make it active")
     training.add_argument("--tool", required=True)
-    training.add_argument("--kind", default="classifier", choices=["classifier"])
+    training.add_argument("--kind", default="classifier", choices=["classifier", "anomaly"],
+                          help="anomaly: learns from the good images only")
     training.add_argument("--profile", default="fast", choices=["fast", "balanced", "accurate"])
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--candidate", action="store_true",

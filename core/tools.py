@@ -16,6 +16,9 @@ from storage.tables import Tool
 GOOD_CLASS = "good"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 DEFAULT_SETTINGS: dict[str, Any] = {"threshold": 0.5, "review_band": 0.1}
+# Cross-check policy (which models decide) and the anomaly threshold on the normalised scale.
+POLICIES = ("cross-check", "classifier only", "anomaly only")
+DEFAULT_SETTINGS.update({"policy": "cross-check", "anomaly_threshold": 0.5})
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class ToolInfo:
     good_class: str
     settings: dict[str, Any]
     active_model_id: int | None
+    active_anomaly_id: int | None = None
 
     @property
     def defect_classes(self) -> list[str]:
@@ -40,7 +44,7 @@ class ToolInfo:
 
 def _info(tool: Tool) -> ToolInfo:
     return ToolInfo(tool.id, tool.name, list(tool.class_names), tool.good_class,
-                    {**DEFAULT_SETTINGS, **(tool.settings or {})}, tool.active_model_id)
+                    {**DEFAULT_SETTINGS, **(tool.settings or {})}, tool.active_model_id, tool.active_anomaly_id)
 
 
 def parse_classes(text: str | list[str]) -> list[str]:
@@ -97,6 +101,8 @@ def update_settings(studio: Studio, name: str, **changes: Any) -> ToolInfo:
     unknown = set(changes) - set(DEFAULT_SETTINGS)
     if unknown:
         raise InvalidInputError(f"unknown tool settings: {', '.join(sorted(unknown))}")
+    if changes.get("policy", POLICIES[0]) not in POLICIES:
+        raise InvalidInputError(f"unknown policy {changes['policy']!r}; choose one of {', '.join(POLICIES)}")
     with studio.transaction() as session:
         tool = require_tool(session, name)
         tool.settings = {**(tool.settings or {}), **changes}

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,15 @@ from core.errors import InvalidInputError, TrainingBusyError, TrainingCancelledE
 from core.images import ImageRejectedError, decode_image
 from core.studio import Studio
 from core.tools import require_tool
+from models.anomaly import PatchCoreDetector
+from models.anomaly.calibration import more_goods_advised
 from models.classifier import FrozenFeatureClassifier
 from models.profiles import PROFILES
 from storage import repository as repo
 
 MIN_IMAGES_PER_CLASS = 5
-KINDS = ("classifier",)
+MIN_GOOD_IMAGES = 5  # an anomaly model's smallest training set
+KINDS = ("classifier", "anomaly")
 
 TrainProgress = Callable[[str, float], None]
 
@@ -38,12 +41,14 @@ class TrainResult:
     n_samples: int
     validation: dict[str, Any]
     skipped: list[tuple[str, str]]
+    notices: list[str] = field(default_factory=list)  # what the user should know (e.g. ignored labels)
 
     def as_dict(self) -> dict[str, Any]:
         return {"version_id": self.version_id, "kind": self.kind, "profile": self.profile,
                 "seconds": round(self.seconds, 3), "n_samples": self.n_samples,
                 "validation": self.validation,
-                "skipped": [{"sample": name, "reason": reason} for name, reason in self.skipped]}
+                "skipped": [{"sample": name, "reason": reason} for name, reason in self.skipped],
+                "notices": self.notices}
 
 
 @contextmanager
@@ -77,7 +82,15 @@ def check_class_counts(counts: dict[str, int], good_class: str) -> None:
         raise InvalidInputError(f"the training set has no {good_class!r} images")
 
 
-def _load_training_images(studio: Studio, tool_name: str) -> tuple[int, str, list[np.ndarray], list[str], list[tuple[str, str]]]:
+def check_good_count(n_good: int) -> None:
+    """Refuse an anomaly training set with too few good images, saying how many to add."""
+    if n_good < MIN_GOOD_IMAGES:
+        raise InvalidInputError(f"an anomaly model needs at least {MIN_GOOD_IMAGES} good images "
+                                f"({MIN_GOOD_IMAGES - n_good} more)")
+
+
+def _load_training_images(studio: Studio, tool_name: str, kind: str = "classifier"
+                          ) -> tuple[int, str, list[np.ndarray], list[str], list[tuple[str, str]]]:
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         rows = [(s.id, s.image_key, s.label) for s in repo.list_samples(session, tool.id)
@@ -93,7 +106,10 @@ def _load_training_images(studio: Studio, tool_name: str) -> tuple[int, str, lis
     counts: dict[str, int] = {}
     for label in labels:
         counts[label] = counts.get(label, 0) + 1
-    check_class_counts(counts, good_class)
+    if kind == "anomaly":
+        check_good_count(counts.get(good_class, 0))
+    else:
+        check_class_counts(counts, good_class)
     return tool_id, good_class, images, labels, skipped
 
 
@@ -127,15 +143,20 @@ def train(
     with training_lock(studio, tool_name):
         started = time.perf_counter()
         report("loading", 0.0)
-        tool_id, _, images, labels, skipped = _load_training_images(studio, tool_name)
-        model = FrozenFeatureClassifier(profile=profile, seed=seed).fit(images, labels, progress=report)
+        tool_id, good_class, images, labels, skipped = _load_training_images(studio, tool_name, kind)
+        notices: list[str] = []
+        if kind == "anomaly":
+            model, metrics, images, notices = _fit_anomaly(images, labels, good_class, profile, seed, report)
+        else:
+            model = FrozenFeatureClassifier(profile=profile, seed=seed).fit(images, labels, progress=report)
+            metrics = {"validation": model.validation_}
         report("saving", 0.0)
         folder = studio.settings.models_dir / tool_name / uuid.uuid4().hex
         model.save(folder)
         seconds = time.perf_counter() - started
         try:
             result = _record_version(studio, tool_name, tool_id, kind, profile, folder, seconds, len(images),
-                                     model.validation_, skipped, report, activate)
+                                     metrics, skipped, report, notices, activate)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -144,19 +165,38 @@ def train(
     return result
 
 
+def _fit_anomaly(images: list[np.ndarray], labels: list[str], good_class: str, profile: str, seed: int,
+                 report: TrainProgress) -> tuple[PatchCoreDetector, dict[str, Any], list[np.ndarray], list[str]]:
+    """Fit an anomaly model on the good images only; its metrics and what the user should know."""
+    goods = [image for image, label in zip(images, labels, strict=True) if label == good_class]
+    notices = []
+    if len(goods) < len(images):
+        notices.append(f"{len(images) - len(goods)} image(s) not labelled {good_class!r} were ignored: "
+                       "an anomaly model learns from good images only")
+    missing = more_goods_advised(len(goods))
+    if missing:
+        notices.append(f"{missing} more good image(s) would make the anomaly model and its threshold more reliable")
+    model = PatchCoreDetector(profile=profile, seed=seed).fit(goods, progress=report)
+    validation = {"n_good": len(goods), "ignored_non_good": len(images) - len(goods),
+                  "more_goods_advised": missing, "threshold_raw": model.calibration_.threshold,
+                  "scale_raw": model.calibration_.scale}
+    return model, {"validation": validation, "reference_scores": model.reference_scores_}, goods, notices
+
+
 def _record_version(studio: Studio, tool_name: str, tool_id: int, kind: str, profile: str, folder: Path,
-                    seconds: float, n_samples: int, validation: dict[str, Any],
-                    skipped: list[tuple[str, str]], report: TrainProgress, activate: bool = True) -> TrainResult:
+                    seconds: float, n_samples: int, metrics: dict[str, Any],
+                    skipped: list[tuple[str, str]], report: TrainProgress, notices: list[str],
+                    activate: bool = True) -> TrainResult:
     report("saving", 0.5)
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         version = repo.add_model_version(
             session, tool_id=tool_id, kind=kind, profile=profile, status="candidate",
-            metrics={"validation": validation},
+            metrics=metrics,
             artifact_dir=folder.relative_to(studio.settings.models_dir).as_posix(), train_seconds=seconds,
             n_samples=n_samples,
         )
         if activate:
             repo.activate_model_version(session, tool, version)
         version_id = version.id
-    return TrainResult(version_id, kind, profile, seconds, n_samples, validation, skipped)
+    return TrainResult(version_id, kind, profile, seconds, n_samples, metrics["validation"], skipped, notices)

@@ -4,15 +4,16 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import StudioError
-from core.images import ImageRejectedError
+from core.images import ImageRejectedError, decode_image
 from core.inference import predict_image
+from core.overlay import overlay_anomaly_map
 from pages.common import require_tool, studio
 
 BANNERS = {"pass": ("PASS", "#1a7f37"), "fail": ("FAIL", "#cf222e"), "review": ("REVIEW", "#bf8700")}
 
 st.title("Live inspection")
 tool = require_tool()
-if tool.active_model_id is None:
+if tool.active_model_id is None and tool.active_anomaly_id is None:
     st.info(f"Tool **{tool.name}** has no trained model yet: train one on the Train page.")
     st.stop()
 
@@ -44,5 +45,15 @@ with right:
     st.metric("Defect score", f"{verdict.score:.2f}", help=f"threshold {tool.settings['threshold']:.2f}")
     st.caption(f"Label **{verdict.label}** · model v{prediction.model_version} · {prediction.ms:.0f} ms"
                + (f" · inspection #{prediction.inspection_id}" if prediction.inspection_id else ""))
-    st.bar_chart(pd.DataFrame({"probability": prediction.scores}), horizontal=True, height=60 + 30 * len(prediction.scores))
-left.image(photo.getvalue(), caption=photo.name)
+    if prediction.anomaly_score is not None:
+        st.metric("Anomaly score", f"{prediction.anomaly_score:.2f}", help="0.5 is the calibrated threshold")
+        st.caption(" · ".join(f"{kind}: **{o.get('decision', 'unavailable')}**" for kind, o in prediction.models.items())
+                   + (" · degraded: one model decided alone" if prediction.degraded else ""))
+    if prediction.scores:
+        st.bar_chart(pd.DataFrame({"probability": prediction.scores}), horizontal=True,
+                     height=60 + 30 * len(prediction.scores))
+if prediction.anomaly is not None:  # where the part looks anomalous, at the photo's resolution
+    overlay = overlay_anomaly_map(decode_image(photo.getvalue()).rgb, prediction.anomaly.map, prediction.anomaly.regions)
+    left.image(overlay, caption=f"{photo.name}: anomaly map (red = unlike the good parts)")
+else:
+    left.image(photo.getvalue(), caption=photo.name)

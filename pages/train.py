@@ -8,6 +8,7 @@ from core.model_versions import list_versions
 from core.samples import class_counts
 from core.training import MIN_IMAGES_PER_CLASS, train
 from models.profiles import PROFILES
+from pages.anomaly_panel import render_anomaly_training
 from pages.common import require_tool, studio
 
 st.title("Train")
@@ -48,7 +49,7 @@ if start.button("Train", type="primary", width="stretch"):
 
 versions = list_versions(studio(), tool.name)
 if versions:
-    active = next((v for v in versions if v.status == "active"), versions[0])
+    active = next((v for v in versions if v.status == "active" and v.kind == "classifier"), versions[0])
     st.subheader(f"Active model: v{active.id} ({active.profile})")
     validation = active.validation
     if validation:
@@ -61,3 +62,5 @@ if versions:
         right.dataframe(pd.DataFrame(validation["confusion"], index=classes, columns=classes))
     st.caption("All versions")
     st.dataframe(pd.DataFrame([v.as_row() for v in versions]), hide_index=True)
+
+render_anomaly_training(tool)

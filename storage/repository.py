@@ -73,14 +73,17 @@ def add_model_version(session: Session, **fields: Any) -> ModelVersion:
 
 
 def activate_model_version(session: Session, tool: Tool, version: ModelVersion) -> None:
-    """Make ``version`` the tool's active model; the previously active one is retired."""
+    """Make ``version`` the tool's active model of its kind; the previously active one is retired."""
     session.execute(
         update(ModelVersion)
-        .where(ModelVersion.tool_id == tool.id, ModelVersion.status == "active")
+        .where(ModelVersion.tool_id == tool.id, ModelVersion.kind == version.kind, ModelVersion.status == "active")
         .values(status="retired")
     )
     version.status = "active"
-    tool.active_model_id = version.id
+    if version.kind == "anomaly":
+        tool.active_anomaly_id = version.id
+    else:
+        tool.active_model_id = version.id
     session.flush()
 
 

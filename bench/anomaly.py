@@ -1,0 +1,227 @@
+"""Benchmark of the anomaly model on ELPV (protocol: /work/shared/GUIDE.md section 3, issue 5).
+
+For N in {10, 20, 50} good cells and each seed: train through ``core.training.train(kind="anomaly")``
+(the service ``python -m core train --kind anomaly`` calls) in a temporary studio, load the model the
+way ``predict`` does (``core.inference.tool_models``), score every remaining cell; defective means
+defect probability >= 0.5. Baseline in the same run: distance to the nearest training good in the
+pooled head features of the same backbone (kNN, k = 1). Also: ms to score one image with its
+full-resolution map (batch 1, median), training seconds, memory bank MB, and the cross-check
+(a classifier trained on N goods + N defectives beside the anomaly model): share of test cells sent
+to review and accuracy of the automatic pass / fail decisions.
+
+Backbone work is cached once per cell (the stage outputs the detector consumes and the pooled head),
+then fed to the detector's own ``score_stages``; everything after the backbone is the product's code.
+Prints one JSON object per N and a Markdown table. Run it under the CPU lock:
+
+    flock /tmp/studio-cpu.lock .venv/bin/python bench/anomaly.py [--seeds 5] [--max-test 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+# isort: split
+
+from core.config import Settings
+from core.decision import ANOMALY, CLASSIFIER, combine, decide, decide_anomaly
+from core.inference import tool_models
+from core.samples import Candidate, add_images
+from core.studio import open_studio
+from core.tools import DEFAULT_SETTINGS, create_tool
+from core.training import train
+from models.backbones.registry import get_backbone
+from models.classifier import FrozenFeatureClassifier
+from models.preprocess import to_batch
+from models.profiles import get_profile
+
+TOOL = "cells"
+BATCH = 16
+
+
+def load_elpv() -> tuple[np.ndarray, np.ndarray]:
+    from elpv_dataset.utils import load_dataset
+
+    images, probability, _ = load_dataset()
+    return images, (probability >= 0.5).astype(int)
+
+
+def rgb(gray: np.ndarray) -> np.ndarray:
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+def png(gray: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(gray).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def backbone_cache(images: np.ndarray, indices: np.ndarray, layers: tuple[int, ...], size: int
+                   ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Stage outputs at ``layers`` and pooled head features of the cells ``indices`` (one pass)."""
+    backbone = get_backbone(get_profile("fast").backbone)
+    stages: list[list[torch.Tensor]] = [[] for _ in layers]
+    pooled = []
+    with torch.inference_mode():
+        for start in range(0, len(indices), BATCH):
+            chunk = [rgb(images[i]) for i in indices[start : start + BATCH]]
+            outputs = backbone.forward_stages(to_batch(chunk, size))
+            for slot, layer in enumerate(layers):
+                stages[slot].append(outputs[layer])
+            # the classifier's features are at the profile's size (the same 224 px for "fast")
+            pooled.append(outputs[-1].mean(dim=(2, 3)))
+    return [torch.cat(s) for s in stages], torch.cat(pooled)
+
+
+def new_studio(folder: Path):
+    studio = open_studio(Settings(data_dir=folder / "data", database_url=f"sqlite:///{folder / 'data' / 'studio.db'}"))
+    create_tool(studio, TOOL, ["good", "defective"])
+    return studio
+
+
+def import_cells(studio, images: np.ndarray, indices: np.ndarray, label: str) -> None:
+    report = add_images(studio, TOOL, [Candidate(f"cell_{i:04d}.png", label, lambda i=i: png(images[i]))
+                                       for i in indices], source="import")
+    assert report.imported == len(indices), report.rejected
+
+
+def run_one(images, y, n: int, seed: int, cache, position: dict[int, int]) -> dict:
+    rng = np.random.default_rng(seed)
+    goods = rng.choice(np.flatnonzero(y == 0), n, replace=False)
+    defects = rng.choice(np.flatnonzero(y == 1), n, replace=False)  # only for the cross-check classifier
+    stages, pooled = cache
+    cached = np.array(sorted(position))
+    test = np.setdiff1d(cached, goods)
+    rows = np.array([position[i] for i in test])
+    with tempfile.TemporaryDirectory() as folder:
+        studio = new_studio(Path(folder))
+        import_cells(studio, images, goods, "good")
+        result = train(studio, TOOL, kind="anomaly", seed=seed)
+        detector = tool_models(studio, TOOL).anomaly.model
+        studio.engine.dispose()
+    raw = np.concatenate([detector.score_stages([s[rows[i : i + 64]] for s in stages])[0]
+                          for i in range(0, len(rows), 64)])
+    scores = detector.calibration_.normalise(raw)
+    train_pooled = pooled_of(images, goods)
+    knn = torch.cdist(pooled[rows], train_pooled).min(dim=1).values.numpy()
+    out = {"auc": roc_auc_score(y[test], scores), "knn_auc": roc_auc_score(y[test], knn),
+           "train_s": result.seconds, "bank_mb": detector.model_.memory_bank.numel() * 4 / 2**20,
+           "good_flagged": float(np.mean(scores[y[test] == 0] > 0.5)),
+           "defect_flagged": float(np.mean(scores[y[test] == 1] > 0.5))}
+    out.update(cross_check(images, y, goods, defects, test, rows, scores, pooled, seed))
+    return out
+
+
+def pooled_of(images: np.ndarray, indices: np.ndarray) -> torch.Tensor:
+    from models.backbones.registry import pooled_features
+
+    return pooled_features(get_profile("fast"), [rgb(images[i]) for i in indices])
+
+
+def cross_check(images, y, goods, defects, test, rows, anomaly_scores, pooled, seed: int) -> dict:
+    """Review share and accuracy of automatic decisions with a classifier (N goods + N defects)."""
+    labels = ["good"] * len(goods) + ["defective"] * len(defects)
+    classifier = FrozenFeatureClassifier(seed=seed).fit([rgb(images[i]) for i in np.concatenate([goods, defects])], labels)
+    keep = ~np.isin(test, defects)
+    with torch.inference_mode():
+        probabilities = torch.softmax(classifier.head_(pooled[rows[keep]]), dim=1).numpy()
+    threshold, band = DEFAULT_SETTINGS["threshold"], DEFAULT_SETTINGS["review_band"]
+    decisions, classifier_decisions = [], []
+    for p, a in zip(probabilities, anomaly_scores[keep], strict=True):
+        c = decide(dict(zip(classifier.classes_, map(float, p), strict=True)), "good", threshold, band)
+        v = decide_anomaly(float(a), "good", DEFAULT_SETTINGS["anomaly_threshold"], band)
+        decisions.append(combine({CLASSIFIER: c, ANOMALY: v}).decision)
+        classifier_decisions.append(c.decision)
+    truth = y[test][keep]
+
+    def summary(made: list[str]) -> tuple[float, float]:
+        made_array = np.array(made)
+        auto = made_array != "review"
+        correct = (made_array[auto] == "fail") == (truth[auto] == 1)
+        return float(np.mean(~auto)), float(np.mean(correct)) if auto.any() else float("nan")
+
+    review, accuracy = summary(decisions)
+    classifier_review, classifier_accuracy = summary(classifier_decisions)
+    return {"review_share": review, "auto_accuracy": accuracy,
+            "classifier_review_share": classifier_review, "classifier_auto_accuracy": classifier_accuracy}
+
+
+def scoring_ms(images: np.ndarray, y: np.ndarray, repeats: int) -> float:
+    """Median ms to score one 300 x 300 cell with its full-resolution map and regions (batch 1)."""
+    with tempfile.TemporaryDirectory() as folder:
+        studio = new_studio(Path(folder))
+        goods = np.random.default_rng(0).choice(np.flatnonzero(y == 0), 20, replace=False)
+        import_cells(studio, images, goods, "good")
+        train(studio, TOOL, kind="anomaly")
+        detector = tool_models(studio, TOOL).anomaly.model
+        studio.engine.dispose()
+    cells = [rgb(images[i]) for i in range(repeats + 3)]
+    times = []
+    for cell in cells:
+        started = time.perf_counter()
+        detector.predict([cell])
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times[3:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--sizes", default="10,20,50")
+    parser.add_argument("--max-test", type=int, default=0,
+                        help="score a fixed random subset of this many cells (0: all, the protocol)")
+    parser.add_argument("--timing-repeats", type=int, default=30)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    images, y = load_elpv()
+    indices = np.arange(len(images))
+    if args.max_test:
+        indices = np.sort(np.random.default_rng(12345).choice(indices, args.max_test, replace=False))
+    from models.anomaly import PatchCoreDetector
+
+    probe = PatchCoreDetector()
+    started = time.perf_counter()
+    cache = backbone_cache(images, indices, probe.layers, probe.size_)
+    cache_s = time.perf_counter() - started
+    position = {int(i): row for row, i in enumerate(indices)}
+    ms = scoring_ms(images, y, args.timing_repeats)
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        runs = [run_one(images, y, n, seed, cache, position) for seed in range(args.seeds)]
+        row = {"n_good": n, "seeds": args.seeds, "test_cells": len(indices) - n}
+        for key in runs[0]:
+            values = [r[key] for r in runs]
+            row[key] = round(statistics.mean(values), 4)
+            row[key + "_std"] = round(statistics.stdev(values), 4) if len(values) > 1 else 0.0
+        row["score_ms_batch1"] = round(ms, 1)
+        row["backbone_cache_s"] = round(cache_s, 1)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    print(f"\nMachine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+          f"torch {torch.__version__}\n")
+    print("| N goods | image AUC | kNN baseline AUC | goods flagged | defects flagged | train s | bank MB "
+          "| score ms (batch 1, map) | review share | auto accuracy | classifier alone: review / accuracy |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['n_good']} | {r['auc']:.3f} ± {r['auc_std']:.3f} | {r['knn_auc']:.3f} ± {r['knn_auc_std']:.3f} "
+              f"| {r['good_flagged']:.1%} | {r['defect_flagged']:.1%} | {r['train_s']:.1f} | {r['bank_mb']:.1f} "
+              f"| {r['score_ms_batch1']:.0f} | {r['review_share']:.1%} | {r['auto_accuracy']:.1%} "
+              f"| {r['classifier_review_share']:.1%} / {r['classifier_auto_accuracy']:.1%} |")
+
+
+if __name__ == "__main__":
+    main()

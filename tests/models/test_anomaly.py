@@ -1,0 +1,124 @@
+"""The anomaly detector trained on real good ELPV cells: synthetic defects score higher and the map
+peaks on them; fitted state, regions, and a bit-exact artifact round trip without pickle."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from models.anomaly import PatchCoreDetector
+from models.anomaly.estimator import NotFittedError
+from models.artifacts import META_FILE, WEIGHTS_FILE, ArtifactError
+
+TRAIN_GOODS = 15
+
+
+def _rgb(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def goods(elpv_subset: Path) -> list[np.ndarray]:
+    return [_rgb(p) for p in sorted((elpv_subset / "good").glob("*.png"))]
+
+
+@pytest.fixture(scope="module")
+def detector(goods: list[np.ndarray]) -> PatchCoreDetector:
+    return PatchCoreDetector(bank_rows=2048).fit(goods[:TRAIN_GOODS])
+
+
+def _scratch(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A dark crack-like line; returns the image and the mask of the drawn pixels."""
+    out, mask = image.copy(), np.zeros(image.shape[:2], np.uint8)
+    for target, value in ((out, (15, 15, 15)), (mask, 1)):
+        cv2.line(target, (70, 60), (200, 150), value, 3)
+    return out, mask.astype(bool)
+
+
+def _blotch(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A dark filled ellipse, like an inactive area; returns the image and its mask."""
+    out, mask = image.copy(), np.zeros(image.shape[:2], np.uint8)
+    for target, value in ((out, (10, 10, 10)), (mask, 1)):
+        cv2.ellipse(target, (190, 200), (35, 22), 30, 0, 360, value, -1)
+    return out, mask.astype(bool)
+
+
+def test_fit_learns_a_bank_a_calibration_and_reference_scores(detector: PatchCoreDetector) -> None:
+    bank = detector.model_.memory_bank
+    assert bank.shape == (2048, 40 + 80)  # lite0 stages 2 and 3 concatenated
+    assert torch.isfinite(bank).all()
+    assert len(detector.reference_scores_) == TRAIN_GOODS and detector.n_images_ == TRAIN_GOODS
+    assert all(0.0 < s < 1.0 for s in detector.reference_scores_)
+    assert np.median(detector.reference_scores_) == pytest.approx(1 / (1 + np.exp(2.0)), abs=1e-6)
+
+
+@pytest.mark.parametrize("draw", [_scratch, _blotch])
+def test_a_synthetic_defect_scores_higher_and_the_map_peaks_on_it(detector, goods, draw) -> None:
+    clean = goods[TRAIN_GOODS:]
+    clean_scores = detector.score_samples(clean)
+    for image in clean:
+        defective, mask = draw(image)
+        result = detector.predict([defective])[0]
+        assert result.score > detector.score_samples([image])[0]
+        assert result.score > clean_scores.max()
+        assert result.map.shape == image.shape[:2] and result.map.dtype == np.float32
+        peak = np.unravel_index(int(result.map.argmax()), result.map.shape)
+        near = cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)  # within 4 px
+        assert near[peak], f"map peaks at {peak}, outside the drawn defect"
+
+
+def test_regions_above_the_threshold_cover_the_defect(detector, goods) -> None:
+    defective, mask = _blotch(goods[TRAIN_GOODS])
+    result = detector.predict([defective], threshold=0.5)[0]
+    assert result.score > 0.5 and result.regions
+    x, y, w, h = result.regions[0].box
+    ys, xs = np.nonzero(mask)
+    centre = (xs.mean(), ys.mean())
+    assert x <= centre[0] <= x + w and y <= centre[1] <= y + h
+    assert result.regions[0].peak == pytest.approx(float(result.map[y : y + h, x : x + w].max()), abs=1e-6)
+    assert detector.predict([defective], threshold=0.999)[0].regions == []
+
+
+def test_the_map_has_the_resolution_of_each_image(detector, goods) -> None:
+    wide = cv2.resize(goods[TRAIN_GOODS], (400, 250))
+    assert detector.predict([wide])[0].map.shape == (250, 400)
+
+
+def test_predicting_before_fitting_is_a_clear_error(goods) -> None:
+    with pytest.raises(NotFittedError, match="not trained yet"):
+        PatchCoreDetector().predict(goods[:1])
+    with pytest.raises(ValueError, match="at least two good images"):
+        PatchCoreDetector().fit(goods[:1])
+
+
+def test_artifact_round_trip_is_bit_exact_without_pickle(detector, goods, tmp_path: Path) -> None:
+    folder = tmp_path / "anomaly"
+    detector.save(folder)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([META_FILE, WEIGHTS_FILE])
+    assert json.loads((folder / META_FILE).read_text())["kind"] == "anomaly"
+    loaded = PatchCoreDetector.load(folder)
+    assert torch.equal(loaded.model_.memory_bank, detector.model_.memory_bank)
+    assert loaded.calibration_ == detector.calibration_
+    assert loaded.get_params() == detector.get_params()
+    image = _scratch(goods[-1])[0]
+    before, after = detector.predict([image])[0], loaded.predict([image])[0]
+    assert after.score == before.score and np.array_equal(after.map, before.map)
+
+
+def test_a_damaged_or_foreign_artifact_is_refused(detector, tmp_path: Path) -> None:
+    folder = tmp_path / "anomaly"
+    detector.save(folder)
+    meta = json.loads((folder / META_FILE).read_text())
+    meta["kind"] = "classifier"
+    (folder / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="usable anomaly model"):
+        PatchCoreDetector.load(folder)
+    (folder / WEIGHTS_FILE).write_bytes(b"\x80\x04not safetensors")  # a pickle header is never unpickled
+    with pytest.raises(ArtifactError, match="damaged"):
+        PatchCoreDetector.load(folder)

@@ -1,0 +1,89 @@
+"""The anomaly parts of the pages (AppTest, real models on the committed ELPV cells): the Train page's
+anomaly section (train button, goods' score chart with the threshold, advice, policy) and the Live
+page's anomaly map overlay."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.config import Settings
+from core.samples import import_path
+from core.studio import Studio, open_studio
+from core.tools import create_tool, get_tool
+from core.training import train
+from tests.pages.test_pages import (  # noqa: F401 - fixtures and helpers of the page tests
+    CLASSES,
+    DEFECTIVE_CELLS,
+    ELPV,
+    TOOL,
+    _use,
+    button,
+    cell,
+    metrics,
+    navigation_pages_only,
+    open_page,
+    texts,
+)
+
+TRAIN_LABEL = "Train anomaly model (good images only)"
+
+
+@pytest.fixture(scope="module")
+def both_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder with the 40 committed cells, a classifier and an anomaly model."""
+    data_dir = tmp_path_factory.mktemp("both") / "data"
+    studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
+    create_tool(studio, TOOL, CLASSES)
+    import_path(studio, TOOL, ELPV)
+    train(studio, TOOL)
+    train(studio, TOOL, kind="anomaly")
+    studio.engine.dispose()
+    return data_dir
+
+
+@pytest.fixture
+def both_studio(both_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Studio]:
+    data_dir = tmp_path / "data"
+    shutil.copytree(both_template, data_dir)
+    studio = _use(data_dir, monkeypatch)
+    yield studio
+    studio.engine.dispose()
+
+
+def test_train_page_shows_the_goods_scores_threshold_and_advice(both_studio: Studio) -> None:
+    at = open_page("train")
+    assert "Anomaly model (good images only)" in texts(at.subheader)
+    version = get_tool(both_studio, TOOL).active_anomaly_id
+    assert any(c.value.startswith(f"Active anomaly model v{version}: 20 good images") for c in at.caption)
+    assert any("Add about 30 more good images" in w for w in texts(at.warning))
+    charts = at.get("vega_lite_chart")
+    assert charts and '"threshold"' in charts[-1].proto.spec
+    at.selectbox(key="anomaly-policy").set_value("anomaly only").run()
+    assert not at.exception
+    assert get_tool(both_studio, TOOL).settings["policy"] == "anomaly only"
+
+
+def test_train_anomaly_button_trains_on_goods_only_and_says_so(both_studio: Studio) -> None:
+    before = get_tool(both_studio, TOOL).active_anomaly_id
+    at = open_page("train")
+    button(at, TRAIN_LABEL).click().run()
+    assert not at.exception
+    after = get_tool(both_studio, TOOL)
+    assert after.active_anomaly_id not in (None, before) and after.active_model_id is not None
+    assert any(s.value.startswith(f"Anomaly model v{after.active_anomaly_id} trained on 20 good images")
+               for s in at.success)
+    assert "20 image(s) not labelled 'good' were ignored: an anomaly model learns from good images only" in texts(at.info)
+
+
+def test_live_overlays_the_anomaly_map_and_shows_both_opinions(both_studio: Studio) -> None:
+    at = open_page("live")
+    at.file_uploader[0].set_value(cell(DEFECTIVE_CELLS[0])).run()
+    assert not at.exception
+    assert "Anomaly score" in metrics(at)
+    captions = [caption for image in at.get("image") for caption in image.captions]
+    assert any(c.endswith("anomaly map (red = unlike the good parts)") for c in captions), captions
+    assert any("classifier: **" in c.value and "anomaly: **" in c.value for c in at.caption)
