@@ -14,9 +14,9 @@ from core.decision import Verdict, decide
 from core.errors import NotFoundError, StudioError
 from core.images import ImageRejectedError, decode_image, encode_png
 from core.studio import Studio
-from core.tools import DEFAULT_SETTINGS, require_tool
+from core.tools import require_tool
 from models.artifacts import ArtifactError
-from models.classifier import FrozenFeatureClassifier
+from models.classifier import FewShotClassifier, load_classifier
 from storage import repository as repo
 
 MODEL_CACHE_SIZE = 8
@@ -28,7 +28,7 @@ class ActiveModel:
 
     tool_id: int
     version_id: int
-    model: FrozenFeatureClassifier
+    model: FewShotClassifier
     good_class: str
     threshold: float
     review_band: float
@@ -39,10 +39,10 @@ class ModelCache:
 
     def __init__(self, size: int = MODEL_CACHE_SIZE) -> None:
         self.size = size
-        self._models: OrderedDict[str, FrozenFeatureClassifier] = OrderedDict()
+        self._models: OrderedDict[str, FewShotClassifier] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, folder: str, loader: Any) -> FrozenFeatureClassifier:
+    def get(self, folder: str, loader: Any) -> FewShotClassifier:
         with self._lock:
             if folder in self._models:
                 self._models.move_to_end(folder)
@@ -65,15 +65,17 @@ def active_model(studio: Studio, tool_name: str) -> ActiveModel:
         if tool.active_model_id is None:
             raise NotFoundError(f"tool {tool_name!r} has no trained model yet: train one first")
         version = repo.get_model_version(session, tool.active_model_id)
-        settings = {**DEFAULT_SETTINGS, **(tool.settings or {})}
+        user_settings = dict(tool.settings or {})
         folder = studio.settings.models_dir / version.artifact_dir
         tool_id, version_id, good = tool.id, version.id, tool.good_class
     try:
-        model = _cache.get(str(folder), lambda: FrozenFeatureClassifier.load(folder))
+        model = _cache.get(str(folder), lambda: load_classifier(folder))
     except ArtifactError as error:
         raise StudioError(f"the model of tool {tool_name!r} cannot be loaded: {error}. Retrain the tool.") from error
-    return ActiveModel(tool_id, version_id, model, good, float(settings["threshold"]),
-                       float(settings["review_band"]))
+    # the calibrated threshold and band of the version, unless the user moved them (tool settings)
+    threshold = user_settings.get("threshold", model.threshold_)
+    band = user_settings.get("review_band", model.review_band_)
+    return ActiveModel(tool_id, version_id, model, good, float(threshold), float(band))
 
 
 @dataclass(frozen=True)
