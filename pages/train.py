@@ -71,7 +71,8 @@ def _train_controls(tool_name: str) -> None:
                        format_func=lambda p: PROFILES[p].description, disabled=job is not None)
     if job is None and st.button("Train", type="primary", width="stretch"):
         st.session_state[JOB_KEY] = TrainingJob(studio(), tool_name, profile).start()
-    if JOB_KEY in st.session_state:
+        st.rerun()  # redraw without the Train button, with the progress
+    if job is not None:
         _training_progress()
 
 
