@@ -186,8 +186,25 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_results(table: str, timings: dict[str, dict], command: str, seeds: int) -> None:
+def merge_runs(rows: list[dict], timings: dict[str, dict], command: str) -> dict:
+    """This run's profiles replace the same profiles' figures in bench/fewshot.json (others kept)."""
+    store = ROOT / "bench" / "fewshot.json"
+    saved = json.loads(store.read_text()) if store.exists() else {"profiles": {}}
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}, torch {torch.__version__}"
+    for profile, timing in timings.items():
+        saved["profiles"][profile] = {"rows": [r for r in rows if r["profile"] == profile], "timing": timing,
+                                      "command": command, "machine": machine}
+    store.write_text(json.dumps(saved, indent=1) + "\n")
+    return saved
+
+
+def write_results(saved: dict, seeds: int) -> None:
+    order = [p for p in ("fast", "balanced", "accurate") if p in saved["profiles"]]
+    entries = [saved["profiles"][p] for p in order]
+    table = markdown([row for entry in entries for row in entry["rows"]])
+    timings = {p: saved["profiles"][p]["timing"] for p in order}
+    machine = "; ".join(sorted({e["machine"] for e in entries}))
+    command = "; ".join(dict.fromkeys(e["command"] for e in entries))
     timing_lines = [f"| {name} | {t['train_seconds_40_median']:.1f} | {t['train_peak_rss_mb']:.0f} | "
                     f"{t['predict_ms_median']:.1f} | {t['forward_ms']:.1f} | {t['heatmap_overhead_ms']:.1f} |"
                     for name, t in timings.items()]
@@ -222,9 +239,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--timing-repeats", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
+    parser.add_argument("--cells", type=int, help="a random subset of this many cells (smoke runs only)")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     images, is_defect = load_elpv()
+    if args.cells:
+        keep = np.sort(np.random.default_rng(0).choice(len(images), args.cells, replace=False))
+        images, is_defect = [images[i] for i in keep], is_defect[keep]
     rows, timings = [], {}
     for profile in args.profiles:
         started = time.perf_counter()
@@ -248,11 +269,10 @@ def main() -> None:
                             **product_timing(images, is_defect, profile, args.timing_repeats)}
         print(json.dumps({"profile": profile, **{k: round(v, 2) for k, v in timings[profile].items()}}), flush=True)
         del activations
-    table = markdown(rows)
-    print(table)
+    print(markdown(rows))
     if not args.no_write:
         command = "flock /tmp/studio-cpu.lock .venv/bin/python bench/fewshot.py " + " ".join(sys.argv[1:])
-        write_results(table, timings, command.strip(), args.seeds)
+        write_results(merge_runs(rows, timings, command.strip()), args.seeds)
 
 
 if __name__ == "__main__":
