@@ -43,9 +43,9 @@ from core.inference import tool_models
 from core.samples import Candidate, add_images
 from core.studio import open_studio
 from core.tools import DEFAULT_SETTINGS, create_tool
-from core.training import train
+from core.training import build_classifier, train
 from models.backbones.registry import get_backbone
-from models.classifier import FrozenFeatureClassifier
+from models.classifier.estimator import extract_activations
 from models.preprocess import to_batch
 from models.profiles import get_profile
 
@@ -122,7 +122,8 @@ def run_one(images, y, n: int, seed: int, cache, position: dict[int, int]) -> di
            "train_s": result.seconds, "bank_mb": detector.model_.memory_bank.numel() * 4 / 2**20,
            "good_flagged": float(np.mean(scores[y[test] == 0] > 0.5)),
            "defect_flagged": float(np.mean(scores[y[test] == 1] > 0.5))}
-    out.update(cross_check(images, y, goods, defects, test, rows, scores, pooled, seed))
+    cells_by_row = np.array(sorted(position, key=position.get))
+    out.update(cross_check(images, y, goods, defects, test, rows, scores, cells_by_row, seed))
     return out
 
 
@@ -132,14 +133,27 @@ def pooled_of(images: np.ndarray, indices: np.ndarray) -> torch.Tensor:
     return pooled_features(get_profile("fast"), [rgb(images[i]) for i in indices])
 
 
-def cross_check(images, y, goods, defects, test, rows, anomaly_scores, pooled, seed: int) -> dict:
-    """Review share and accuracy of automatic decisions with a classifier (N goods + N defects)."""
+_classifier_activations: dict[bytes, object] = {}
+
+
+def classifier_activations(images: np.ndarray, cells: np.ndarray):
+    """The product classifier's backbone activations of ``cells`` (in that order), computed once per run."""
+    key = cells.tobytes()
+    if key not in _classifier_activations:
+        _classifier_activations[key] = extract_activations("fast", [rgb(images[i]) for i in cells])
+    return _classifier_activations[key]
+
+
+def cross_check(images, y, goods, defects, test, rows, anomaly_scores, cells_by_row, seed: int) -> dict:
+    """Review share and accuracy of automatic decisions with the product's few-shot classifier
+    (trained on N goods + N defects, its calibrated threshold and band) beside the anomaly model."""
     labels = ["good"] * len(goods) + ["defective"] * len(defects)
-    classifier = FrozenFeatureClassifier(seed=seed).fit([rgb(images[i]) for i in np.concatenate([goods, defects])], labels)
+    train_cells = np.concatenate([goods, defects])
+    classifier = build_classifier("fast", "good", seed).fit_activations(
+        extract_activations("fast", [rgb(images[i]) for i in train_cells]), labels)
     keep = ~np.isin(test, defects)
-    with torch.inference_mode():
-        probabilities = torch.softmax(classifier.head_(pooled[rows[keep]]), dim=1).numpy()
-    threshold, band = DEFAULT_SETTINGS["threshold"], DEFAULT_SETTINGS["review_band"]
+    probabilities = classifier.predict_proba_activations(classifier_activations(images, cells_by_row).take(rows[keep]))
+    threshold, band = classifier.threshold_, classifier.review_band_
     decisions, classifier_decisions = [], []
     for p, a in zip(probabilities, anomaly_scores[keep], strict=True):
         c = decide(dict(zip(classifier.classes_, map(float, p), strict=True)), "good", threshold, band)

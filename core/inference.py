@@ -18,7 +18,7 @@ from core.studio import Studio
 from core.tools import DEFAULT_SETTINGS, require_tool
 from models.anomaly import AnomalyResult, PatchCoreDetector
 from models.artifacts import ArtifactError
-from models.classifier import FrozenFeatureClassifier
+from models.classifier import FewShotClassifier, load_classifier
 from storage import repository as repo
 
 MODEL_CACHE_SIZE = 8
@@ -30,7 +30,7 @@ class ActiveModel:
 
     tool_id: int
     version_id: int
-    model: FrozenFeatureClassifier
+    model: FewShotClassifier
     good_class: str
     threshold: float
     review_band: float
@@ -67,15 +67,17 @@ def active_model(studio: Studio, tool_name: str) -> ActiveModel:
         if tool.active_model_id is None:
             raise NotFoundError(f"tool {tool_name!r} has no trained model yet: train one first")
         version = repo.get_model_version(session, tool.active_model_id)
-        settings = {**DEFAULT_SETTINGS, **(tool.settings or {})}
+        user_settings = dict(tool.settings or {})
         folder = studio.settings.models_dir / version.artifact_dir
         tool_id, version_id, good = tool.id, version.id, tool.good_class
     try:
-        model = _cache.get(str(folder), lambda: FrozenFeatureClassifier.load(folder))
+        model = _cache.get(str(folder), lambda: load_classifier(folder))
     except ArtifactError as error:
         raise StudioError(f"the model of tool {tool_name!r} cannot be loaded: {error}. Retrain the tool.") from error
-    return ActiveModel(tool_id, version_id, model, good, float(settings["threshold"]),
-                       float(settings["review_band"]))
+    # the calibrated threshold and band of the version, unless the user moved them (tool settings)
+    threshold = user_settings.get("threshold", model.threshold_)
+    band = user_settings.get("review_band", model.review_band_)
+    return ActiveModel(tool_id, version_id, model, good, float(threshold), float(band))
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ def tool_models(studio: Studio, tool_name: str) -> ToolModels:
     """
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
-        settings = {**DEFAULT_SETTINGS, **(tool.settings or {})}
+        user_settings = dict(tool.settings or {})
+        settings = {**DEFAULT_SETTINGS, **user_settings}
         folders = {}
         for kind, version_id in ((CLASSIFIER, tool.active_model_id), (ANOMALY, tool.active_anomaly_id)):
             if version_id is not None:
@@ -131,9 +134,11 @@ def tool_models(studio: Studio, tool_name: str) -> ToolModels:
     band = float(settings["review_band"])
     if CLASSIFIER in folders:
         version_id, folder = folders[CLASSIFIER]
-        model, errors[CLASSIFIER] = _load_or_error(folder, lambda: FrozenFeatureClassifier.load(folder), "classifier", tool_name)
-        if model is not None:
-            classifier = ActiveModel(tool_id, version_id, model, good, float(settings["threshold"]), band)
+        model, errors[CLASSIFIER] = _load_or_error(folder, lambda: load_classifier(folder), "classifier", tool_name)
+        if model is not None:  # the version's calibrated threshold and band unless the user moved them
+            classifier = ActiveModel(tool_id, version_id, model, good,
+                                     float(user_settings.get("threshold", model.threshold_)),
+                                     float(user_settings.get("review_band", model.review_band_)))
     if ANOMALY in folders:
         version_id, folder = folders[ANOMALY]
         model, errors[ANOMALY] = _load_or_error(folder, lambda: PatchCoreDetector.load(folder), "anomaly model", tool_name)

@@ -20,10 +20,10 @@ from core.decision import decide
 from core.errors import InvalidInputError, NotFoundError, StudioError
 from core.images import ImageRejectedError, decode_image
 from core.studio import Studio
-from core.tools import DEFAULT_SETTINGS, require_tool
+from core.tools import require_tool
 from core.training import TrainResult, train
 from models.artifacts import ArtifactError
-from models.classifier import FrozenFeatureClassifier
+from models.classifier import FewShotClassifier, load_classifier
 from storage import repository as repo
 from storage import review_queue as queue_repo
 from storage import versions as versions_repo
@@ -146,7 +146,7 @@ class Evaluation:
                 "confusion": self.confusion, "review_rate": self.review_rate, "ms_per_image": self.ms_per_image}
 
 
-def evaluate(model: FrozenFeatureClassifier, classes: list[str], good_class: str, settings: dict[str, Any],
+def evaluate(model: FewShotClassifier, classes: list[str], good_class: str, settings: dict[str, Any],
              images: list[np.ndarray], labels: list[str]) -> Evaluation:
     """Balanced accuracy, per-class recall, confusion (rows true, columns predicted, in ``classes`` order),
     share sent to review and median milliseconds per image, deciding as live inspection does."""
@@ -158,7 +158,8 @@ def evaluate(model: FrozenFeatureClassifier, classes: list[str], good_class: str
         probabilities = model.predict_proba([rgb])[0]
         times.append((time.perf_counter() - started) * 1000)
         verdict = decide(dict(zip(model.classes_, map(float, probabilities), strict=True)), good_class,
-                         float(settings["threshold"]), float(settings["review_band"]))
+                         float(settings.get("threshold", model.threshold_)),
+                         float(settings.get("review_band", model.review_band_)))
         predicted.append(verdict.label)
         decisions.append(verdict.decision)
     present = [c for c in classes if c in labels]
@@ -200,12 +201,12 @@ def compare_versions(studio: Studio, tool_name: str, version_ids: list[int],
         reviewed = [(i.image_key, r.verdict)
                     for r, i in queue_repo.reviews_with_image(session, tool.id, MAX_REVIEWED_FOR_COMPARISON)]
         classes, good = list(tool.class_names), tool.good_class
-        settings = {**DEFAULT_SETTINGS, **(tool.settings or {})}
+        settings = dict(tool.settings or {})  # a threshold the user set, else each version's calibrated one
     sets = {"held_out": _load(studio, held_out), "reviewed": _load(studio, reviewed)}
     results: dict[int, dict[str, Evaluation]] = {}
     for index, (version_id, folder) in enumerate(folders.items()):
         try:
-            model = FrozenFeatureClassifier.load(folder)
+            model = load_classifier(folder)
         except ArtifactError as error:
             raise StudioError(f"model version {version_id} cannot be loaded: {error}") from error
         results[version_id] = {name: evaluate(model, classes, good, settings, images, labels)

@@ -523,3 +523,13 @@ def recent_samples(studio: Studio, tool_name: str, limit: int = 24) -> list[Samp
         tool = require_tool(session, tool_name)
         return [SampleInfo(s.id, s.label, s.source, s.image_key)
                 for s in repo.list_samples(session, tool.id, limit)]
+
+
+def samples_by_id(studio: Studio, tool_name: str, sample_ids: list[int]) -> list[SampleInfo]:
+    """The tool's samples with these ids, in the order given (ids that no longer exist are left out)."""
+    wanted = set(sample_ids)
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        found = {s.id: SampleInfo(s.id, s.label, s.source, s.image_key)
+                 for s in repo.list_samples(session, tool.id) if s.id in wanted}
+    return [found[i] for i in sample_ids if i in found]

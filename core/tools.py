@@ -107,3 +107,11 @@ def update_settings(studio: Studio, name: str, **changes: Any) -> ToolInfo:
         tool = require_tool(session, name)
         tool.settings = {**(tool.settings or {}), **changes}
         return _info(tool)
+
+
+def reset_decision_settings(studio: Studio, name: str) -> ToolInfo:
+    """Forget a threshold / review band the user set: the active version's calibrated ones apply."""
+    with studio.transaction() as session:
+        tool = require_tool(session, name)
+        tool.settings = {k: v for k, v in (tool.settings or {}).items() if k not in ("threshold", "review_band")}
+        return _info(tool)

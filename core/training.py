@@ -21,13 +21,14 @@ from core.studio import Studio
 from core.tools import require_tool
 from models.anomaly import PatchCoreDetector
 from models.anomaly.calibration import more_goods_advised
-from models.classifier import FrozenFeatureClassifier
+from models.classifier import FewShotClassifier
 from models.profiles import PROFILES
 from storage import repository as repo
 
 MIN_IMAGES_PER_CLASS = 5
 MIN_GOOD_IMAGES = 5  # an anomaly model's smallest training set
 KINDS = ("classifier", "anomaly")
+CALIBRATED_SETTINGS = ("threshold", "review_band")  # tool settings that override a version's calibration
 
 TrainProgress = Callable[[str, float], None]
 
@@ -89,18 +90,30 @@ def check_good_count(n_good: int) -> None:
                                 f"({MIN_GOOD_IMAGES - n_good} more)")
 
 
-def _load_training_images(studio: Studio, tool_name: str, kind: str = "classifier"
-                          ) -> tuple[int, str, list[np.ndarray], list[str], list[tuple[str, str]]]:
+@dataclass(frozen=True)
+class TrainingSet:
+    """A tool's decodable samples (oldest first) and the ones skipped, with the reason."""
+
+    tool_id: int
+    good_class: str
+    sample_ids: list[int]
+    images: list[np.ndarray]
+    labels: list[str]
+    skipped: list[tuple[str, str]]
+
+
+def _load_training_images(studio: Studio, tool_name: str, kind: str = "classifier") -> TrainingSet:
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         rows = [(s.id, s.image_key, s.label) for s in repo.list_samples(session, tool.id)
                 if s.split == "train"]  # held-out samples are kept for evaluation
         tool_id, good_class = tool.id, tool.good_class
-    images, labels, skipped = [], [], []
+    sample_ids, images, labels, skipped = [], [], [], []
     for sample_id, key, label in reversed(rows):
         try:
             images.append(decode_image(studio.images.read(key)).rgb)
             labels.append(label)
+            sample_ids.append(sample_id)
         except (ImageRejectedError, OSError) as error:
             skipped.append((f"sample {sample_id}", str(error)))
     counts: dict[str, int] = {}
@@ -110,7 +123,26 @@ def _load_training_images(studio: Studio, tool_name: str, kind: str = "classifie
         check_good_count(counts.get(good_class, 0))
     else:
         check_class_counts(counts, good_class)
-    return tool_id, good_class, images, labels, skipped
+    return TrainingSet(tool_id, good_class, sample_ids, images, labels, skipped)
+
+
+def build_classifier(profile: str, good_class: str, seed: int = 0) -> FewShotClassifier:
+    """The product's classifier recipe for ``profile`` (the benchmark fits this same object)."""
+    return FewShotClassifier(profile=profile, good_class=good_class, seed=seed)
+
+
+def classifier_metrics(model: FewShotClassifier, data: TrainingSet) -> dict[str, Any]:
+    """What a classifier version stores: validation with the misclassified sample ids, the
+    calibrated decision and the out-of-fold defect scores of the good training images."""
+    validation = dict(model.validation_)
+    validation["misclassified_samples"] = [
+        {"sample_id": data.sample_ids[i], "label": data.labels[i], "score": round(float(model.oof_scores_[i]), 4)}
+        for i in validation["misclassified"]]
+    goods = [float(s) for s, label in zip(model.oof_scores_, data.labels, strict=True) if label == data.good_class]
+    counts = {label: data.labels.count(label) for label in sorted(set(data.labels))}
+    return {"validation": validation, "class_counts": counts,
+            "calibration": {"threshold": model.threshold_, "review_band": model.review_band_},
+            "reference_scores": goods}
 
 
 def train(
@@ -143,20 +175,23 @@ def train(
     with training_lock(studio, tool_name):
         started = time.perf_counter()
         report("loading", 0.0)
-        tool_id, good_class, images, labels, skipped = _load_training_images(studio, tool_name, kind)
+        data = _load_training_images(studio, tool_name, kind)
         notices: list[str] = []
+        n_samples = len(data.images)
         if kind == "anomaly":
-            model, metrics, images, notices = _fit_anomaly(images, labels, good_class, profile, seed, report)
+            model, metrics, goods, notices = _fit_anomaly(data.images, data.labels, data.good_class, profile,
+                                                          seed, report)
+            n_samples = len(goods)
         else:
-            model = FrozenFeatureClassifier(profile=profile, seed=seed).fit(images, labels, progress=report)
-            metrics = {"validation": model.validation_}
+            model = build_classifier(profile, data.good_class, seed).fit(data.images, data.labels, progress=report)
+            metrics = classifier_metrics(model, data)
         report("saving", 0.0)
         folder = studio.settings.models_dir / tool_name / uuid.uuid4().hex
         model.save(folder)
         seconds = time.perf_counter() - started
         try:
-            result = _record_version(studio, tool_name, tool_id, kind, profile, folder, seconds, len(images),
-                                     metrics, skipped, report, notices, activate)
+            result = _record_version(studio, tool_name, data.tool_id, kind, profile, folder, seconds, n_samples,
+                                     metrics, data.skipped, report, notices, activate)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -187,9 +222,15 @@ def _record_version(studio: Studio, tool_name: str, tool_id: int, kind: str, pro
                     seconds: float, n_samples: int, metrics: dict[str, Any],
                     skipped: list[tuple[str, str]], report: TrainProgress, notices: list[str],
                     activate: bool = True) -> TrainResult:
+    """Store the version (and make it active unless it is a candidate); a newly active classifier's
+    scores have a new scale, so a threshold or band the user had set for the previous one gives way
+    to the calibrated ones."""
     report("saving", 0.5)
+    validation = metrics["validation"]
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
+        if activate and kind == "classifier":
+            tool.settings = {k: v for k, v in (tool.settings or {}).items() if k not in CALIBRATED_SETTINGS}
         version = repo.add_model_version(
             session, tool_id=tool_id, kind=kind, profile=profile, status="candidate",
             metrics=metrics,

@@ -1,66 +1,157 @@
-"""Train: check the dataset, train a model with progress, read its validation."""
+"""Train: check the dataset, train a model in the background with progress and Cancel, read its
+validation (accuracy, recall, confusion, ROC, the mistakes) and move the decision threshold."""
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.dataset_checks import count_warnings, duplicate_warning, find_near_duplicates
 from core.errors import StudioError
+from core.inference import active_model
 from core.model_versions import list_versions
-from core.samples import class_counts
-from core.training import MIN_IMAGES_PER_CLASS, train
+from core.samples import class_counts, samples_by_id
+from core.tools import reset_decision_settings, update_settings
+from core.training_job import TrainingJob
 from models.profiles import PROFILES
 from pages.anomaly_panel import render_anomaly_training
 from pages.common import require_tool, studio
 
-st.title("Train")
-tool = require_tool()
+JOB_KEY = "training_job"
+POLL_SECONDS = 0.5
 
-counts = class_counts(studio(), tool.name)
-st.subheader("Dataset")
-st.bar_chart(pd.DataFrame({"images": counts}), horizontal=True, height=60 + 30 * len(counts))
-for name, count in counts.items():
-    if count < MIN_IMAGES_PER_CLASS:
-        st.warning(f"'{name}' has {count} image(s): add {MIN_IMAGES_PER_CLASS - count} more to train.")
-present = [c for c in counts.values() if c]
-if len(present) >= 2 and max(present) > 3 * min(present):
-    st.warning("The classes are imbalanced (one has over three times the images of another).")
 
-st.subheader("Train a classifier")
-profile = st.radio("Network profile", list(PROFILES), horizontal=True,
-                   format_func=lambda p: PROFILES[p].description)
-start, cancel_column = st.columns([1, 1])
-if cancel_column.button("Cancel training", key="cancel"):
-    st.info("Training cancelled; the active model is unchanged.")
-if start.button("Train", type="primary", width="stretch"):
-    bar = st.progress(0.0, text="Starting...")
-    stages = {"loading": 0.0, "features": 0.05, "validation": 0.8, "fit": 0.85, "saving": 0.95, "done": 1.0}
+@st.cache_data(show_spinner=False, max_entries=16)
+def _near_duplicates(tool_name: str, counts_signature: tuple) -> str | None:
+    return duplicate_warning(find_near_duplicates(studio(), tool_name))
 
-    def show(stage: str, fraction: float) -> None:
-        weight = 0.75 if stage == "features" else 0.05
-        bar.progress(min(1.0, stages.get(stage, 0.0) + weight * fraction), text=f"{stage.capitalize()}...")
 
-    try:
-        result = train(studio(), tool.name, profile=profile, progress=show)
-    except StudioError as error:
-        bar.empty()
-        st.error(str(error))
-    else:
+def _show_dataset(tool_name: str) -> None:
+    counts = class_counts(studio(), tool_name)
+    st.subheader("Dataset")
+    st.bar_chart(pd.DataFrame({"images": counts}), horizontal=True, height=60 + 30 * len(counts))
+    for message in count_warnings(counts):
+        st.warning(message)
+    duplicates = _near_duplicates(tool_name, tuple(sorted(counts.items())))
+    if duplicates:
+        st.warning(duplicates)
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _training_progress() -> None:
+    """Polls the background job; a full rerun shows its outcome once it ends."""
+    job: TrainingJob | None = st.session_state.get(JOB_KEY)
+    if job is None:
+        return
+    if job.finished:
+        st.rerun()
+    st.progress(job.progress, text=job.status_text)
+    if st.button("Cancel training", key="cancel"):
+        job.cancel()
+
+
+def _show_outcome(job: TrainingJob) -> None:
+    if job.result is not None:
+        result = job.result
         st.success(f"Model v{result.version_id} trained on {result.n_samples} images in "
                    f"{result.seconds:.1f} s and made active.")
+        for name, reason in result.skipped:
+            st.warning(f"Skipped {name}: {reason}")
+    elif job.cancelled:
+        st.info("Training cancelled; the active model is unchanged.")
+    else:
+        st.error(job.error or "training failed")
 
-versions = list_versions(studio(), tool.name)
-if versions:
-    active = next((v for v in versions if v.status == "active" and v.kind == "classifier"), versions[0])
+
+def _train_controls(tool_name: str) -> None:
+    st.subheader("Train a classifier")
+    job: TrainingJob | None = st.session_state.get(JOB_KEY)
+    if job is not None and job.finished:
+        _show_outcome(st.session_state.pop(JOB_KEY))
+        job = None
+    profile = st.radio("Network profile", list(PROFILES), horizontal=True,
+                       format_func=lambda p: PROFILES[p].description, disabled=job is not None)
+    if job is None and st.button("Train", type="primary", width="stretch"):
+        st.session_state[JOB_KEY] = TrainingJob(studio(), tool_name, profile).start()
+        st.rerun()  # redraw without the Train button, with the progress
+    if job is not None:
+        _training_progress()
+
+
+def _roc_chart(roc: dict) -> alt.Chart:
+    curve = pd.DataFrame({"false positive rate": roc["fpr"], "true positive rate": roc["tpr"]})
+    return alt.Chart(curve).mark_line(interpolate="step-after").encode(
+        x="false positive rate:Q", y="true positive rate:Q").properties(height=220, title=f"ROC (AUC {roc['auc']:.3f})")
+
+
+def _show_mistakes(tool_name: str, validation: dict) -> None:
+    mistakes = validation.get("misclassified_samples", [])
+    st.caption(f"Misclassified in cross-validation: {len(mistakes)} image(s) (defect score: out-of-fold)")
+    by_id = {m["sample_id"]: m for m in mistakes}
+    samples = samples_by_id(studio(), tool_name, list(by_id))
+    for row in range(0, len(samples), 6):
+        for column, sample in zip(st.columns(6), samples[row : row + 6]):
+            score = by_id[sample.id]["score"]
+            column.image(str(studio().images.path(sample.image_key)),
+                         caption=f"#{sample.id} {sample.label} · score {score:.2f}")
+
+
+def _threshold_controls(tool_name: str, validation: dict) -> None:
+    try:
+        served = active_model(studio(), tool_name)
+    except StudioError as error:
+        st.error(str(error))
+        return
+    calibrated, band = validation["threshold"], validation["review_band"]
+    manual = abs(served.threshold - calibrated) > 1e-9 or abs(served.review_band - band) > 1e-9
+    st.caption(f"Calibrated threshold {calibrated:.3f} with review band ±{band:.3f} "
+               f"(chosen on the training images by cross-validation). "
+               + (f"In use: your threshold {served.threshold:.3f} ± {served.review_band:.3f}." if manual
+                  else "In use: the calibrated values."))
+    with st.form("threshold"):
+        threshold = st.slider("Decision threshold (defect score)", 0.0, 1.0, float(served.threshold), 0.01)
+        review = st.slider("Review band (±)", 0.0, 0.5, float(served.review_band), 0.01)
+        save, reset = st.columns(2)
+        if save.form_submit_button("Use this threshold", width="stretch"):
+            update_settings(studio(), tool_name, threshold=threshold, review_band=review)
+            st.rerun()
+        if reset.form_submit_button("Back to calibrated", width="stretch", disabled=not manual):
+            reset_decision_settings(studio(), tool_name)
+            st.rerun()
+
+
+def _show_active_model(tool_name: str) -> None:
+    versions = list_versions(studio(), tool_name)
+    if not versions:
+        return
+    active = next((v for v in versions if v.status == "active" and v.kind == "classifier"), None)
+    if active is None:
+        return
     st.subheader(f"Active model: v{active.id} ({active.profile})")
     validation = active.validation
     if validation:
+        first, second, third = st.columns(3)
+        first.metric("Cross-validated balanced accuracy", f"{validation['balanced_accuracy']:.1%}",
+                     help=f"{validation['cv_folds']}-fold cross-validation on the training images")
+        if "roc" in validation:
+            second.metric("ROC AUC (cross-validated)", f"{validation['roc']['auc']:.3f}")
+            third.metric("Training images in the review band", validation["in_review_band"])
         left, right = st.columns(2)
-        left.metric("Cross-validated balanced accuracy", f"{validation['balanced_accuracy']:.1%}",
-                    help=f"{validation['cv_folds']}-fold cross-validation on the training images")
+        left.caption("Recall per class")
         left.dataframe(pd.DataFrame({"recall": validation["recall"]}).style.format("{:.1%}"))
         classes = list(validation["recall"])
-        right.caption("Confusion matrix (rows: true class, columns: predicted)")
-        right.dataframe(pd.DataFrame(validation["confusion"], index=classes, columns=classes))
+        left.caption("Confusion matrix (rows: true class, columns: predicted)")
+        left.dataframe(pd.DataFrame(validation["confusion"], index=classes, columns=classes))
+        if "roc" in validation:
+            right.altair_chart(_roc_chart(validation["roc"]), width="stretch")
+            _show_mistakes(tool_name, validation)
+            _threshold_controls(tool_name, validation)
     st.caption("All versions")
     st.dataframe(pd.DataFrame([v.as_row() for v in versions]), hide_index=True)
 
+
+st.title("Train")
+tool = require_tool()
+_show_dataset(tool.name)
+_train_controls(tool.name)
+_show_active_model(tool.name)
 render_anomaly_training(tool)

@@ -1,5 +1,5 @@
-"""Few-shot image classifier on a frozen ImageNet backbone."""
+"""Few-shot image classifier on a frozen ImageNet backbone: global and patch opinions, fused."""
 
-from models.classifier.estimator import FrozenFeatureClassifier
+from models.classifier.estimator import FewShotClassifier, load_classifier
 
-__all__ = ["FrozenFeatureClassifier"]
+__all__ = ["FewShotClassifier", "load_classifier"]

@@ -23,7 +23,7 @@ from core.samples import class_counts, import_path
 from core.studio import Studio, open_studio
 from core.tools import create_tool, get_tool
 from core.training import MIN_IMAGES_PER_CLASS, train, training_lock
-from models.classifier import FrozenFeatureClassifier
+from models.classifier import load_classifier
 from storage import repository as repo
 
 TOOL = "cells"
@@ -91,10 +91,12 @@ def test_stored_artifact_round_trips(trained, elpv_subset: Path) -> None:
     folder = studio.settings.models_dir / artifact_dir
     assert folder.parent == studio.settings.models_dir / TOOL
     assert _artifact_folders(studio) == [folder.name]
-    model = FrozenFeatureClassifier.load(folder)
-    again = FrozenFeatureClassifier.load(folder)
+    model = load_classifier(folder)
+    again = load_classifier(folder)
     assert model.classes_ == ["defective", "good"]
-    assert model.validation_ == result.validation == metrics["validation"]
+    assert result.validation == metrics["validation"]
+    # the stored report is the model's own plus the mistakes named by sample id
+    assert model.validation_ == {k: v for k, v in result.validation.items() if k != "misclassified_samples"}
     cells = [_gray_rgb(elpv_subset / "good" / "cell_0085.png"), _gray_rgb(elpv_subset / "defective" / "cell_0007.png")]
     probabilities = model.predict_proba(cells)
     assert np.array_equal(probabilities, again.predict_proba(cells))
@@ -229,7 +231,7 @@ def test_damaged_stored_samples_are_skipped_and_training_succeeds(
     assert reasons[f"sample {missing_id}"]
     assert {"sample": f"sample {garbage_id}", "reason": reasons[f"sample {garbage_id}"]} in result.as_dict()["skipped"]
     assert get_tool(studio, TOOL).active_model_id == result.version_id
-    assert FrozenFeatureClassifier.load(studio.settings.models_dir / TOOL / _artifact_folders(studio)[0]).classes_ == [
+    assert load_classifier(studio.settings.models_dir / TOOL / _artifact_folders(studio)[0]).classes_ == [
         "defective", "good"]
 
 
@@ -267,3 +269,64 @@ def test_cancel_while_saving_removes_the_new_artifact_and_retraining_retires_v1(
         (second.version_id, "active"), (first.version_id, "retired")]
     assert get_tool(studio, TOOL).active_model_id == second.version_id
     assert len(_artifact_folders(studio)) == 2
+
+
+# --- what a classifier version stores, and how inference uses it -----------------------------------
+def test_version_stores_calibration_reference_scores_and_mistakes_by_sample_id(trained) -> None:
+    studio, result, _ = trained
+    with studio.transaction() as session:
+        metrics = dict(repo.get_model_version(session, result.version_id).metrics)
+        tool = repo.get_tool(session, TOOL)
+        labels = {s.id: s.label for s in repo.list_samples(session, tool.id)}
+    model = active_model(studio, TOOL).model
+    assert metrics["calibration"] == {"threshold": model.threshold_, "review_band": model.review_band_}
+    assert metrics["class_counts"] == {"defective": 20, "good": 20}
+    reference = metrics["reference_scores"]  # out-of-fold defect scores of the 20 good cells
+    assert len(reference) == 20 and all(0.0 <= s <= 1.0 for s in reference)
+    # a good cell is recalled exactly when its out-of-fold score is at or below the threshold
+    recalled = np.mean([s <= model.threshold_ for s in reference])
+    assert metrics["validation"]["recall"]["good"] == pytest.approx(recalled)
+    mistakes = metrics["validation"]["misclassified_samples"]
+    assert len(mistakes) == len(metrics["validation"]["misclassified"])
+    for mistake in mistakes:
+        assert labels[mistake["sample_id"]] == mistake["label"]  # a real sample of the tool, its true label
+        wrong_side = (mistake["score"] > model.threshold_) != (mistake["label"] == "defective")
+        assert wrong_side
+
+
+def test_inference_uses_the_calibrated_threshold_until_the_user_moves_it(trained) -> None:
+    from core.tools import reset_decision_settings, update_settings
+
+    studio, result, _ = trained
+    model = active_model(studio, TOOL)
+    assert (model.threshold, model.review_band) == (model.model.threshold_, model.model.review_band_)
+    update_settings(studio, TOOL, threshold=0.9, review_band=0.05)
+    try:
+        moved = active_model(studio, TOOL)
+        assert (moved.threshold, moved.review_band) == (0.9, 0.05)
+    finally:
+        reset_decision_settings(studio, TOOL)
+    assert active_model(studio, TOOL).threshold == model.model.threshold_
+
+
+def test_training_job_in_a_thread_reports_progress_and_cancel_keeps_the_model(trained) -> None:
+    from core.training_job import TrainingJob
+
+    studio, result, _ = trained
+    folders = _artifact_folders(studio)
+    job = TrainingJob(studio, TOOL, "fast")
+    seen: list[float] = []
+    original = job._progress
+
+    def progress(stage: str, fraction: float) -> None:
+        original(stage, fraction)
+        seen.append(job.progress)
+        if stage == "validation":
+            job.cancel()
+
+    job._progress = progress  # observe the job's own progress reports
+    job.start()
+    assert job.wait(timeout=300)
+    assert job.cancelled and job.result is None and "unchanged" in job.error
+    assert seen == sorted(seen) and 0.0 <= seen[0] and seen[-1] < 1.0
+    _unchanged(studio, result.version_id, folders)

@@ -223,6 +223,15 @@ def test_capture_submit_without_files_warns(empty_studio: Studio) -> None:
 
 # --- train -----------------------------------------------------------------------------------------
 
+def finish_training(at: AppTest) -> None:
+    """Wait for the page's background training job to end, then rerun the page as its poll would
+    (a job that ended before the page's own rerun has been shown already)."""
+    if "training_job" in at.session_state:
+        assert at.session_state["training_job"].wait(timeout=300), "training did not end"
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+
 def test_train_with_too_few_images_says_how_many_are_missing(empty_studio: Studio, tmp_path: Path) -> None:
     create_tool(empty_studio, TOOL, CLASSES)
     folder = tmp_path / "three"
@@ -238,11 +247,32 @@ def test_train_with_too_few_images_says_how_many_are_missing(empty_studio: Studi
     assert not [s for s in at.subheader if s.value.startswith("Active model")]
 
     button(at, "Train").click().run()
-    assert not at.exception
+    finish_training(at)
     assert any("at least two classes" in message for message in texts(at.error))
     assert not at.success
     assert list_versions(empty_studio, TOOL) == []
     assert get_tool(empty_studio, TOOL).active_model_id is None
+
+
+def test_train_page_warns_of_imbalance_and_near_duplicates(empty_studio: Studio, tmp_path: Path) -> None:
+    create_tool(empty_studio, TOOL, CLASSES)
+    folder = tmp_path / "cells"
+    (folder / "good").mkdir(parents=True)
+    (folder / "defective").mkdir()
+    for path in GOOD_CELLS[:16]:
+        shutil.copy(path, folder / "good" / path.name)
+    for path in DEFECTIVE_CELLS[:5]:
+        shutil.copy(path, folder / "defective" / path.name)
+    rgb = decode_image(GOOD_CELLS[0].read_bytes()).rgb
+    brighter = (rgb.astype(int) * 11 // 10 + 3).clip(0, 255).astype("uint8")  # a re-shot: new bytes, same cell
+    (folder / "good" / "reshot.png").write_bytes(encode_png(brighter))
+    assert import_path(empty_studio, TOOL, folder).imported == 22
+
+    at = open_page("train")
+    warnings = texts(at.warning)
+    assert any(w.startswith("The classes are imbalanced: 'good' has 17 images, 'defective' only 5.") for w in warnings)
+    (duplicates,) = [w for w in warnings if "near-duplicate" in w]
+    assert duplicates.startswith("1 near-duplicate pair(s) of samples")
 
 
 def test_train_page_shows_the_active_model_validation(trained_studio: Studio) -> None:
@@ -251,18 +281,39 @@ def test_train_page_shows_the_active_model_validation(trained_studio: Studio) ->
     (version,) = list_versions(trained_studio, TOOL)
     assert version.id == get_tool(trained_studio, TOOL).active_model_id
     assert f"Active model: v{version.id} (fast)" in texts(at.subheader)
-    accuracy = metrics(at)["Cross-validated balanced accuracy"]
-    assert accuracy == f"{version.validation['balanced_accuracy']:.1%}"
+    shown = metrics(at)
+    assert shown["Cross-validated balanced accuracy"] == f"{version.validation['balanced_accuracy']:.1%}"
     assert 0.5 < version.validation["balanced_accuracy"] <= 1.0  # better than chance on real cells
+    assert shown["ROC AUC (cross-validated)"] == f"{version.validation['roc']['auc']:.3f}"
     assert len(at.dataframe) == 3  # recall, confusion matrix, versions
+    mistakes = version.validation["misclassified_samples"]
+    assert f"Misclassified in cross-validation: {len(mistakes)} image(s) (defect score: out-of-fold)" in texts(at.caption)
+    calibrated = version.validation["threshold"]
+    assert [s.value for s in at.slider][0] == pytest.approx(round(calibrated, 2), abs=0.006)
 
 
-def test_train_button_trains_and_activates_a_new_model(trained_studio: Studio) -> None:
+def test_moving_the_threshold_and_back_to_calibrated(trained_studio: Studio) -> None:
+    at = open_page("train")
+    (version,) = list_versions(trained_studio, TOOL)
+    at.slider[0].set_value(0.8)
+    button(at, "Use this threshold").click().run()
+    assert not at.exception
+    assert active_model(trained_studio, TOOL).threshold == pytest.approx(0.8)
+    assert any("In use: your threshold 0.800" in c for c in texts(at.caption))
+    button(at, "Back to calibrated").click().run()
+    assert active_model(trained_studio, TOOL).threshold == version.validation["threshold"]
+    assert any("In use: the calibrated values." in c for c in texts(at.caption))
+
+
+def test_train_button_trains_in_the_background_and_activates_a_new_model(trained_studio: Studio) -> None:
     before = get_tool(trained_studio, TOOL).active_model_id
     at = open_page("train")
     assert at.radio[0].value == "fast"
     button(at, "Train").click().run()
     assert not at.exception
+    assert button(at, "Cancel training")  # progress and Cancel while the job runs
+    assert "Train" not in [b.label for b in at.button]
+    finish_training(at)
 
     after = get_tool(trained_studio, TOOL).active_model_id
     assert after is not None and after != before
@@ -274,6 +325,18 @@ def test_train_button_trains_and_activates_a_new_model(trained_studio: Studio) -
     assert f"Active model: v{after} (fast)" in texts(at.subheader)
     assert metrics(at)["Cross-validated balanced accuracy"] == \
         f"{versions[after].validation['balanced_accuracy']:.1%}"
+
+
+def test_cancel_button_stops_training_and_keeps_the_active_model(trained_studio: Studio) -> None:
+    before = get_tool(trained_studio, TOOL).active_model_id
+    at = open_page("train")
+    button(at, "Train").click().run()
+    button(at, "Cancel training").click().run()
+    finish_training(at)
+    assert "Training cancelled; the active model is unchanged." in texts(at.info)
+    assert not at.success
+    assert get_tool(trained_studio, TOOL).active_model_id == before
+    assert [v.id for v in list_versions(trained_studio, TOOL)] == [before]
 
 
 # --- live ------------------------------------------------------------------------------------------
