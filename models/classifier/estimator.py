@@ -17,11 +17,13 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_sc
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from models.artifacts import ArtifactError, load_artifact, save_artifact
-from models.backbones.registry import pooled_features
+from models.backbones.registry import get_backbone, pooled_features
 from models.classifier.torch_model import LinearHead
+from models.preprocess import to_batch
 from models.profiles import get_profile
 
 Progress = Callable[[str, float], None]
+GOOD_CLASS = "good"  # the studio's pass class; the defect heatmap shows evidence against it
 
 
 class NotFittedError(RuntimeError):
@@ -123,6 +125,48 @@ class FrozenFeatureClassifier:
         features = pooled_features(get_profile(self.profile), images)
         with torch.inference_mode():
             return torch.softmax(self.head_(features), dim=1).numpy()
+
+    def predict_proba_and_heatmap(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Class probabilities ``(N, K)`` (order of ``classes_``) and a defect heatmap ``(N, h, w)``
+        float32 in [0, 1] at feature-map resolution, from one forward pass.
+
+        The head is linear on globally averaged features, so Grad-CAM equals CAM (Zhou et al. 2016,
+        "Learning Deep Features for Discriminative Localization"): the image's logit difference
+        between the most likely defect class and ``good`` is the mean over locations of a local
+        logit ``sum_d v_d (A_dhw - mu_d) / s_d + b``; the heatmap is its sigmoid, so 0.5 is the
+        local decision boundary and a clean part stays dark. No backward pass is needed.
+        """
+        self._check_fitted()
+        profile = get_profile(self.profile)
+        if not images:
+            return np.empty((0, len(self.classes_)), np.float32), np.empty((0, 0, 0), np.float32)
+        with torch.inference_mode():
+            maps = get_backbone(profile.backbone).forward_stages(to_batch(images, profile.input_size))[-1]
+            probabilities = torch.softmax(self.head_(maps.mean(dim=(2, 3))), dim=1)
+            local_logits = self._defect_local_logits(maps, probabilities)
+            return probabilities.numpy(), torch.sigmoid(local_logits).numpy().astype(np.float32)
+
+    def _defect_local_logits(self, maps: torch.Tensor, probabilities: torch.Tensor) -> torch.Tensor:
+        """``(N, h, w)`` local logit of "most likely defect class" against the good class.
+
+        Without a ``good`` class, the most likely class against the mean of the others.
+        """
+        weight = self.head_.linear.weight / self.head_.feature_std  # (K, D), per raw feature
+        bias = self.head_.linear.bias - weight @ self.head_.feature_mean  # (K,)
+        if GOOD_CLASS in self.classes_:
+            good = self.classes_.index(GOOD_CLASS)
+            masked = probabilities.clone()
+            masked[:, good] = -1.0
+            target = masked.argmax(dim=1)
+            reference_w, reference_b = weight[good].expand(len(target), -1), bias[good].expand(len(target))
+        else:
+            target = probabilities.argmax(dim=1)
+            others = 1.0 - torch.nn.functional.one_hot(target, len(self.classes_)).float()
+            others = others / others.sum(dim=1, keepdim=True)
+            reference_w, reference_b = others @ weight, others @ bias
+        direction = weight[target] - reference_w  # (N, D)
+        offset = bias[target] - reference_b  # (N,)
+        return torch.einsum("nd,ndhw->nhw", direction, maps) + offset[:, None, None]
 
     def predict(self, images: list[np.ndarray]) -> list[str]:
         return [self.classes_[i] for i in self.predict_proba(images).argmax(axis=1)]
