@@ -29,7 +29,7 @@ def thumbnail(rgb: np.ndarray) -> np.ndarray:
 @dataclass
 class TriggerParams:
     change_level: float = 0.04  # a new part: thumbnail differs this much from the last recorded one
-    motion_level: float = 0.04  # motion that restarts the smoothing window (the part moved / changed)
+    motion_level: float = 0.02  # motion that restarts the smoothing window (the part moved / changed)
     still_level: float = 0.01  # part-present: below this motion the image is still
     still_frames: int = 3
 
