@@ -78,9 +78,8 @@ def _controls(tool_name: str, session: LiveSession) -> LiveConfig:
             st.toast("Inspecting the next frame")
         threshold = st.slider("Threshold (defect score)", 0.0, 1.0, current.threshold, 0.01, key="live-threshold")
         smoothing = st.slider("Smoothing (frames)", 1, MAX_SMOOTHING, current.smoothing, key="live-smoothing")
-        left, right = st.columns(2)
-        tta = left.toggle("Test-time augmentation", current.tta, key="live-tta", help="Also judge the mirror image")
-        heatmap = right.toggle("Heatmap", current.heatmap, key="live-heatmap")
+        tta = st.toggle("Test-time augmentation (mirror)", current.tta, key="live-tta")
+        heatmap = st.toggle("Heatmap", current.heatmap, key="live-heatmap")
         opacity = st.slider("Heatmap opacity", 0.0, 1.0, current.heatmap_opacity, 0.05, key="live-opacity",
                             disabled=not heatmap)
         config = session.settings.update(trigger=trigger, threshold=threshold, smoothing=smoothing, tta=tta,
@@ -102,11 +101,12 @@ def _report_panel(report: FrameReport | None, writer: InspectionWriter) -> None:
     else:
         _banner(report.decision, size="3.2rem")
         result = report.tools[0]
-        left, middle, right = st.columns(3)
-        left.metric("Live score", f"{result.score:.2f}", help="Defect score averaged over the smoothing window")
-        middle.metric("Frames / s", f"{report.fps:.1f}")
-        right.metric("Latency", f"{report.latency_ms:.0f} ms")
-        st.caption(f"Label **{result.label}** · {report.recorded_total} inspection(s) recorded this session")
+        left, right = st.columns(2)
+        left.metric("Live score", f"{result.score:.2f}")
+        right.metric("Frames / s", f"{report.fps:.1f}")
+        st.caption(f"Label **{result.label}** · latency {report.latency_ms:.0f} ms · "
+                   f"{report.recorded_total} inspection(s) recorded this session · score averaged over the "
+                   f"smoothing window")
     status = writer.status()
     if status.error:
         st.warning(f"Database unavailable: {status.waiting} inspection(s) waiting; they are kept and written "
