@@ -16,7 +16,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from core.config import Settings, rtc_configuration
 from core.errors import StudioError
-from core.images import ImageRejectedError, decode_image
+from core.images import ImageRejectedError
 from core.inference import predict_image
 from core.live.demo import demo_images, place
 from core.live.processor import FrameProcessor, FrameReport
@@ -178,45 +178,44 @@ def _photo_tab(tool_name: str, threshold: float) -> None:
     if photo is None:
         right.info("Upload a photo to inspect it.")
         return
+    recorded = st.session_state.get("photo-recorded", (None, None))
+    again = recorded[0] == photo.file_id  # a rerun (e.g. from the camera widget) records the photo only once
     try:
-        prediction = predict_image(studio(), tool_name, photo.name, photo.getvalue(), record=record, station="live")
+        prediction = predict_image(studio(), tool_name, photo.name, photo.getvalue(), record=record and not again,
+                                   station="live")
     except ImageRejectedError as error:
         st.error(f"{photo.name}: {error}")
         return
     except StudioError as error:
         st.error(str(error))
         return
+    if prediction.inspection_id:
+        st.session_state["photo-recorded"] = (photo.file_id, prediction.inspection_id)
+    inspection_id = prediction.inspection_id or (recorded[1] if again else None)
     verdict = prediction.verdict
     with right:
         _banner(verdict.decision)
         st.metric("Defect score", f"{verdict.score:.2f}", help=f"threshold {threshold:.2f}")
         st.caption(f"Label **{verdict.label}** · model v{prediction.model_version} · {prediction.ms:.0f} ms"
-                   + (f" · inspection #{prediction.inspection_id}" if prediction.inspection_id else ""))
+                   + (f" · inspection #{inspection_id}" if inspection_id else ""))
         st.bar_chart(pd.DataFrame({"probability": prediction.scores}), horizontal=True,
                      height=60 + 30 * len(prediction.scores))
     left.image(photo.getvalue(), caption=photo.name)
 
 
 def _still(session: LiveSession, tool: LiveTool) -> tuple:
-    """A still of the camera (or demo stream) to draw the ROI on, or an uploaded one."""
+    """A still of the camera (or demo stream) to draw the ROI on; one of the tool's images before that."""
     frame = session.latest_frame()
     if frame is not None:
         return frame, "last camera frame"
-    upload = st.file_uploader("No camera frame yet: start the camera, or upload a still from it",
-                              type=["png", "jpg", "jpeg", "bmp"], key="roi-still")
-    if upload is not None:
-        try:
-            return decode_image(upload.getvalue()).rgb, upload.name
-        except ImageRejectedError as error:
-            st.error(f"{upload.name}: {error}")
     images = demo_images(studio(), tool.name, limit=1)
-    return (place(images[0]), "one of the tool's images") if images else (None, "")
+    return (place(images[0]), "tool's first image (start the camera for a real still)") if images else (None, "")
 
 
 def _roi_tab(tool: LiveTool, session: LiveSession) -> None:
     frame, origin = _still(session, tool)
     if frame is None:
-        st.info("No still to draw on: start the camera or upload a still.")
+        st.info("No still to draw on yet: start the camera (or the demo stream), then come back here.")
         return
     height, width = frame.shape[:2]
     st.caption(f"Drag a rectangle over the part on the {origin} (finger or mouse); the last rectangle counts.")

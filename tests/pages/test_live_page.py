@@ -214,3 +214,12 @@ def test_missing_model_files_give_a_clear_message(studio: Studio, webrtc: Stream
     at = open_page("live")
     assert any("cannot be loaded" in e.value and "Retrain" in e.value for e in at.error), texts(at.error)
     assert webrtc.calls == []
+
+
+def test_a_photo_is_recorded_once_however_often_the_page_reruns(studio: Studio) -> None:
+    at = open_page("live")
+    at.file_uploader[0].set_value((DEFECTIVE_CELLS[4].name, DEFECTIVE_CELLS[4].read_bytes(), "image/png")).run()
+    at.run()  # e.g. the camera widget asked for a rerun
+    assert not at.exception
+    assert len(inspections(studio)) == 1
+    assert any(f"inspection #{inspections(studio)[0].id}" in c.value for c in at.caption), texts(at.caption)
