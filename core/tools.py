@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError, NotFoundError
+from core.roi import validate_roi
 from core.studio import Studio
 from storage import repository as repo
 from storage.tables import Tool
@@ -115,3 +116,17 @@ def reset_decision_settings(studio: Studio, name: str) -> ToolInfo:
         tool = require_tool(session, name)
         tool.settings = {k: v for k, v in (tool.settings or {}).items() if k not in ("threshold", "review_band")}
         return _info(tool)
+
+
+def set_roi(studio: Studio, name: str, roi: list[float] | None) -> list[float] | None:
+    """Store the tool's region of interest (``[x0, y0, x1, y1]`` fractions, see core.roi); None clears it."""
+    clean = validate_roi(roi)
+    with studio.transaction() as session:
+        require_tool(session, name).roi = clean
+    return clean
+
+
+def get_roi(studio: Studio, name: str) -> list[float] | None:
+    with studio.transaction() as session:
+        roi = require_tool(session, name).roi
+        return list(roi) if roi else None

@@ -1,59 +1,321 @@
-"""Live: inspect a photo with the tool's active model (the camera stream comes with its own issue)."""
+"""Live: inspect the camera stream (or the demo stream, or a photo) with the tool's models.
 
+Widgets only: frames are processed by core.live (the video callback calls the processor and
+nothing else), inspections are written by the process-wide writer thread.
+"""
+
+import atexit
+import io
+
+import av
 import pandas as pd
 import streamlit as st
+from PIL import Image
+from streamlit_drawable_canvas import st_canvas
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+from core.config import Settings, rtc_configuration
 from core.errors import StudioError
 from core.images import ImageRejectedError, decode_image
 from core.inference import predict_image
 from core.overlay import overlay_anomaly_map
+from core.live.demo import demo_images, place
+from core.live.processor import FrameProcessor, FrameReport
+from core.live.session import LiveSession, capture_sample
+from core.live.settings import MAX_SMOOTHING, TRIGGERS, LiveConfig
+from core.live.tool import LiveTool, live_config, load_live_tool, save_live_config
+from core.live.writer import InspectionWriter
+from core.roi import roi_pixels
+from core.tools import set_roi
 from pages.common import require_tool, studio
 
 BANNERS = {"pass": ("PASS", "#1a7f37"), "fail": ("FAIL", "#cf222e"), "review": ("REVIEW", "#bf8700")}
+TRIGGER_LABELS = {"continuous": "Continuous", "part-present": "Part present", "manual": "Manual (Inspect button)"}
+CANVAS_WIDTH, CANVAS_HEIGHT = 640, 480
+CAMERA_TEXTS = {
+    "media_api_not_available": "This browser gives no camera on this connection. Open the studio on "
+                               "http://localhost or over HTTPS (see the README: serving over HTTPS).",
+    "device_ask_permission": "Allow the camera when the browser asks.",
+    "device_access_denied": "Camera permission denied: allow the camera for this site (camera icon in the "
+                            "address bar), then press START again. The Demo stream tab works without a camera.",
+    "device_not_available": "No camera found: plug one in, or use the Demo stream tab.",
+}
+
+
+@st.cache_resource(show_spinner=False)
+def _writer(settings: Settings) -> InspectionWriter:
+    """One writer thread per studio and process; flushed (or spooled to disk) when the server stops."""
+    writer = InspectionWriter(studio())
+    atexit.register(writer.close)
+    return writer
+
+
+def _session(tool_name: str) -> LiveSession:
+    key = f"live-session-{tool_name}"
+    if key not in st.session_state:
+        st.session_state[key] = LiveSession(live_config(studio(), tool_name))
+    return st.session_state[key]
+
+
+def _banner(decision: str, size: str = "2.6rem") -> None:
+    text, colour = BANNERS[decision]
+    st.markdown(
+        f"<div style='background:{colour};color:white;font-size:{size};font-weight:700;text-align:center;"
+        f"border-radius:12px;padding:0.6rem'>{text}</div>",
+        unsafe_allow_html=True,
+    )
+
+
+def _controls(tool_name: str, session: LiveSession) -> LiveConfig:
+    """Live settings; every change reaches the video thread at its next frame."""
+    current = session.settings.snapshot()
+    with st.container(border=True):
+        st.markdown("**Live settings**")
+        trigger = st.radio("Trigger", TRIGGERS, index=TRIGGERS.index(current.trigger),
+                           format_func=TRIGGER_LABELS.__getitem__, horizontal=True, key="live-trigger")
+        if trigger == "manual" and st.button("INSPECT", type="primary", width="stretch", key="live-inspect",
+                                             help="Record one inspection of the next frame"):
+            session.settings.request_inspection()
+            st.toast("Inspecting the next frame")
+        threshold = st.slider("Threshold (defect score)", 0.0, 1.0, current.threshold, 0.01, key="live-threshold")
+        smoothing = st.slider("Smoothing (frames)", 1, MAX_SMOOTHING, current.smoothing, key="live-smoothing")
+        tta = st.toggle("Test-time augmentation (mirror)", current.tta, key="live-tta")
+        heatmap = st.toggle("Heatmap", current.heatmap, key="live-heatmap")
+        opacity = st.slider("Heatmap opacity", 0.0, 1.0, current.heatmap_opacity, 0.05, key="live-opacity",
+                            disabled=not heatmap)
+        config = session.settings.update(trigger=trigger, threshold=threshold, smoothing=smoothing, tta=tta,
+                                         heatmap=heatmap, heatmap_opacity=opacity)
+        if st.button("Save to tool", key="live-save", help="Make these the tool's settings (no retraining)"):
+            try:
+                save_live_config(studio(), tool_name, config)
+            except StudioError as error:
+                st.error(str(error))
+            else:
+                st.toast(f"Settings saved to tool {tool_name}")
+    return config
+
+
+def _report_panel(report: FrameReport | None, writer: InspectionWriter) -> None:
+    """The latest verdict from the video thread and the writer's state."""
+    if report is None:
+        st.caption("No frame inspected yet.")
+    else:
+        _banner(report.decision, size="3.2rem")
+        result = report.tools[0]
+        left, right = st.columns(2)
+        left.metric("Live score", f"{result.score:.2f}")
+        right.metric("Frames / s", f"{report.fps:.1f}")
+        st.caption(f"Label **{result.label}** · latency {report.latency_ms:.0f} ms · "
+                   f"{report.recorded_total} inspection(s) recorded this session · score averaged over the "
+                   f"smoothing window")
+    status = writer.status()
+    if status.error:
+        st.warning(f"Database unavailable: {status.waiting} inspection(s) waiting; they are kept and written "
+                   f"when it is back. ({status.error})")
+
+
+def _camera_tab(tool: LiveTool, session: LiveSession, writer: InspectionWriter) -> None:
+    processor = session.processor(tool, writer, station="live-camera")
+
+    def video_frame_callback(frame: av.VideoFrame) -> av.VideoFrame:
+        return av.VideoFrame.from_ndarray(processor.process(frame.to_ndarray(format="rgb24")), format="rgb24")
+
+    video, panel = st.columns([3, 2])
+    with video:
+        context = webrtc_streamer(
+            key=f"live-camera-{tool.name}",
+            mode=WebRtcMode.SENDRECV,
+            rtc_configuration=rtc_configuration(),
+            media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
+            video_frame_callback=video_frame_callback,
+            async_processing=True,
+            translations=CAMERA_TEXTS,
+        )
+        st.caption("Press START and allow the camera. Over plain HTTP from another device the browser "
+                   "refuses the camera: serve the studio over HTTPS (README).")
+    with panel:
+        _live_status(session, processor, writer, context.state.playing)
+
+
+@st.fragment(run_every=1.0)
+def _live_status(session: LiveSession, processor: FrameProcessor, writer: InspectionWriter, playing: bool) -> None:
+    silent = session.camera_silent_for(processor)
+    if playing and silent is not None:
+        st.error(f"No frames from the camera for {silent:.0f} s: is it unplugged? Plug it in and press START again.")
+    _report_panel(session.latest_report(), writer)
+
+
+def _demo_tab(tool: LiveTool, session: LiveSession, writer: InspectionWriter) -> None:
+    st.caption("No camera? The tool's own images played as a 640 x 480 video, inspected like the camera.")
+    record = st.toggle("Record demo inspections", value=False, key="live-demo-record")
+    if not st.toggle("Play the demo stream", value=False, key="live-demo-play"):
+        session.stop_demo()
+        return
+    try:
+        images = demo_images(studio(), tool.name, limit=24)
+    except (StudioError, ImageRejectedError) as error:
+        st.error(str(error))
+        return
+    if not images:
+        st.info("This tool has no images yet: add some on the Capture page.")
+        return
+    processor = session.processor(tool, writer if record else None, station="live-demo")
+    _demo_player(session, images, processor, writer)
+
+
+@st.fragment(run_every=0.2)
+def _demo_player(session: LiveSession, images: list, processor: FrameProcessor, writer: InspectionWriter) -> None:
+    video, panel = st.columns([3, 2])
+    video.image(session.demo_step(images, processor), caption="Demo stream", width="stretch")
+    with panel:
+        _report_panel(processor.last_report, writer)
+
+
+def _photo_tab(tool_name: str, threshold: float) -> None:
+    left, right = st.columns([3, 2])
+    with left:
+        photo = st.file_uploader("Photo of a part", type=["png", "jpg", "jpeg", "bmp", "tif", "tiff"])
+        record = st.toggle("Record this inspection", value=True, key="photo-record")
+    if photo is None:
+        right.info("Upload a photo to inspect it.")
+        return
+    recorded = st.session_state.get("photo-recorded", (None, None))
+    again = recorded[0] == photo.file_id  # a rerun (e.g. from the camera widget) records the photo only once
+    try:
+        prediction = predict_image(studio(), tool_name, photo.name, photo.getvalue(), record=record and not again,
+                                   station="live")
+    except ImageRejectedError as error:
+        st.error(f"{photo.name}: {error}")
+        return
+    except StudioError as error:
+        st.error(str(error))
+        return
+    if prediction.inspection_id:
+        st.session_state["photo-recorded"] = (photo.file_id, prediction.inspection_id)
+    inspection_id = prediction.inspection_id or (recorded[1] if again else None)
+    verdict = prediction.verdict
+    with right:
+        _banner(verdict.decision)
+        st.metric("Defect score", f"{verdict.score:.2f}", help=f"threshold {threshold:.2f}")
+        st.caption(f"Label **{verdict.label}** · model v{prediction.model_version} · {prediction.ms:.0f} ms"
+                   + (f" · inspection #{inspection_id}" if inspection_id else ""))
+        if prediction.anomaly_score is not None:
+            st.metric("Anomaly score", f"{prediction.anomaly_score:.2f}", help="0.5 is the calibrated threshold")
+            st.caption(" · ".join(f"{kind}: **{o.get('decision', 'unavailable')}**"
+                                  for kind, o in prediction.models.items())
+                       + (" · degraded: one model decided alone" if prediction.degraded else ""))
+        if prediction.scores:
+            st.bar_chart(pd.DataFrame({"probability": prediction.scores}), horizontal=True,
+                         height=60 + 30 * len(prediction.scores))
+    if prediction.anomaly is not None:  # where the part looks anomalous, at the photo's resolution
+        overlay = overlay_anomaly_map(decode_image(photo.getvalue()).rgb, prediction.anomaly.map,
+                                      prediction.anomaly.regions)
+        left.image(overlay, caption=f"{photo.name}: anomaly map (red = unlike the good parts)")
+    else:
+        left.image(photo.getvalue(), caption=photo.name)
+
+
+def _still(session: LiveSession, tool: LiveTool) -> tuple:
+    """A still of the camera (or demo stream) to draw the ROI on; one of the tool's images before that."""
+    frame = session.latest_frame()
+    if frame is not None:
+        return frame, "last camera frame"
+    images = demo_images(studio(), tool.name, limit=1)
+    return (place(images[0]), "tool's first image (start the camera for a real still)") if images else (None, "")
+
+
+def _roi_tab(tool: LiveTool, session: LiveSession) -> None:
+    frame, origin = _still(session, tool)
+    if frame is None:
+        st.info("No still to draw on yet: start the camera (or the demo stream), then come back here.")
+        return
+    height, width = frame.shape[:2]
+    st.caption(f"Drag a rectangle over the part on the {origin} (finger or mouse); the last rectangle counts.")
+    scale = min(CANVAS_WIDTH / width, CANVAS_HEIGHT / height)
+    canvas_w, canvas_h = int(width * scale), int(height * scale)
+    x0, y0, x1, y1 = roi_pixels(tool.roi, canvas_w, canvas_h)
+    current = {"objects": [{"type": "rect", "left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0,
+                            "fill": "rgba(31,111,235,0.15)", "stroke": "#1f6feb", "strokeWidth": 3}]}
+    background = Image.fromarray(frame).resize((canvas_w, canvas_h))
+    buffer = io.BytesIO()
+    background.save(buffer, format="PNG")
+    canvas = st_canvas(fill_color="rgba(31,111,235,0.15)", stroke_color="#1f6feb", stroke_width=3,
+                       background_image=buffer.getvalue(), height=canvas_h, width=canvas_w, drawing_mode="rect",
+                       initial_drawing=current if tool.roi else None, key=f"roi-canvas-{tool.name}")
+    drawn = [o for o in ((canvas.json_data or {}).get("objects") or []) if o.get("type") == "rect"]
+    x_key, y_key, last_key = f"roi-x-{tool.name}", f"roi-y-{tool.name}", f"roi-drawn-{tool.name}"
+    saved = tool.roi or [0.0, 0.0, 1.0, 1.0]
+    st.session_state.setdefault(x_key, (saved[0], saved[2]))
+    st.session_state.setdefault(y_key, (saved[1], saved[3]))
+    if drawn:  # a rectangle drawn since the last run moves the sliders to it
+        box = drawn[-1]
+        w, h = box["width"] * box.get("scaleX", 1), box["height"] * box.get("scaleY", 1)
+        fractions = [min(1.0, max(0.0, v)) for v in (box["left"] / canvas_w, box["top"] / canvas_h,
+                                                      (box["left"] + w) / canvas_w, (box["top"] + h) / canvas_h)]
+        signature = tuple(round(v, 3) for v in fractions)
+        if st.session_state.get(last_key) != signature:
+            st.session_state[last_key] = signature
+            st.session_state[x_key] = (fractions[0], fractions[2])
+            st.session_state[y_key] = (fractions[1], fractions[3])
+    with st.expander("Adjust by numbers (fractions of the frame)"):
+        xs = st.slider("Left - right", 0.0, 1.0, step=0.01, key=x_key)
+        ys = st.slider("Top - bottom", 0.0, 1.0, step=0.01, key=y_key)
+    proposal = [round(xs[0], 4), round(ys[0], 4), round(xs[1], 4), round(ys[1], 4)]
+    st.caption("Region: " + ", ".join(f"{v:.2f}" for v in proposal) + (" (saved)" if proposal == tool.roi else ""))
+    left, right = st.columns(2)
+    if left.button("Save region to tool", type="primary", key="roi-save", width="stretch"):
+        try:
+            set_roi(studio(), tool.name, proposal)
+        except StudioError as error:
+            st.error(str(error))
+        else:
+            st.rerun()
+    if right.button("Use the whole frame", key="roi-clear", width="stretch"):
+        set_roi(studio(), tool.name, None)
+        st.rerun()
+
+
+def _capture(tool: LiveTool, session: LiveSession, classes: list[str]) -> None:
+    with st.expander("Capture the current part as a training sample"):
+        label = st.selectbox("Label", classes, key="live-capture-label")
+        if st.button("Capture", key="live-capture"):
+            frame = session.latest_frame()
+            if frame is None:
+                st.warning("No frame yet: start the camera or the demo stream.")
+                return
+            try:
+                report = capture_sample(studio(), tool.name, frame, tool.roi, label)
+            except StudioError as error:
+                st.error(str(error))
+                return
+            st.success(f"Added {report.imported} sample(s) as {label!r}" if report.imported else
+                       "This frame is a sample already.")
+
 
 st.title("Live inspection")
-tool = require_tool()
-if tool.active_model_id is None and tool.active_anomaly_id is None:
-    st.info(f"Tool **{tool.name}** has no trained model yet: train one on the Train page.")
+tool_info = require_tool()
+if tool_info.active_model_id is None:
+    st.info(f"Tool **{tool_info.name}** has no trained model yet: train one on the Train page.")
     st.stop()
-
-left, right = st.columns([3, 2])
-with left:
-    photo = st.file_uploader("Photo of a part", type=["png", "jpg", "jpeg", "bmp", "tif", "tiff"])
-    record = st.toggle("Record this inspection", value=True)
-if photo is None:
-    right.info("Upload a photo to inspect it.")
-    st.stop()
-
 try:
-    prediction = predict_image(studio(), tool.name, photo.name, photo.getvalue(), record=record, station="live")
-except ImageRejectedError as error:
-    st.error(f"{photo.name}: {error}")
-    st.stop()
+    live_tool = load_live_tool(studio(), tool_info.name)
 except StudioError as error:
     st.error(str(error))
     st.stop()
 
-verdict = prediction.verdict
-text, colour = BANNERS[verdict.decision]
-with right:
-    st.markdown(
-        f"<div style='background:{colour};color:white;font-size:2.6rem;font-weight:700;text-align:center;"
-        f"border-radius:12px;padding:0.6rem'>{text}</div>",
-        unsafe_allow_html=True,
-    )
-    st.metric("Defect score", f"{verdict.score:.2f}", help=f"threshold {tool.settings['threshold']:.2f}")
-    st.caption(f"Label **{verdict.label}** · model v{prediction.model_version} · {prediction.ms:.0f} ms"
-               + (f" · inspection #{prediction.inspection_id}" if prediction.inspection_id else ""))
-    if prediction.anomaly_score is not None:
-        st.metric("Anomaly score", f"{prediction.anomaly_score:.2f}", help="0.5 is the calibrated threshold")
-        st.caption(" · ".join(f"{kind}: **{o.get('decision', 'unavailable')}**" for kind, o in prediction.models.items())
-                   + (" · degraded: one model decided alone" if prediction.degraded else ""))
-    if prediction.scores:
-        st.bar_chart(pd.DataFrame({"probability": prediction.scores}), horizontal=True,
-                     height=60 + 30 * len(prediction.scores))
-if prediction.anomaly is not None:  # where the part looks anomalous, at the photo's resolution
-    overlay = overlay_anomaly_map(decode_image(photo.getvalue()).rgb, prediction.anomaly.map, prediction.anomaly.regions)
-    left.image(overlay, caption=f"{photo.name}: anomaly map (red = unlike the good parts)")
-else:
-    left.image(photo.getvalue(), caption=photo.name)
+live_session = _session(tool_info.name)
+writer = _writer(studio().settings)
+main, side = st.columns([5, 2])
+with side:
+    _controls(tool_info.name, live_session)
+    _capture(live_tool, live_session, tool_info.classes)
+with main:
+    camera, demo, photo, region = st.tabs(["Camera", "Demo stream", "Photo", "Region of interest"])
+    with camera:
+        _camera_tab(live_tool, live_session, writer)
+    with demo:
+        _demo_tab(live_tool, live_session, writer)
+    with photo:
+        _photo_tab(tool_info.name, tool_info.settings["threshold"])
+    with region:
+        _roi_tab(live_tool, live_session)

@@ -222,6 +222,7 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     _screenshot(page, "train")
 
     _open(page, "live")
+    page.get_by_role("tab", name="Photo").click()  # the camera tab comes first
     start, end = default_range(1)
     before = int(daily_stats(studio, TOOL, start, end)["inspections"].sum())
     cell = sorted((ELPV / "defective").glob("*.png"))[0]

@@ -372,7 +372,7 @@ def test_live_inspects_uploaded_cells_and_records_them(trained_studio: Studio) -
     assert metrics(at)["Defect score"] == f"{expected.verdict.score:.2f}"
 
     # Not recorded when the toggle is off.
-    at.toggle[0].set_value(False)
+    at.toggle(key="photo-record").set_value(False)
     at.file_uploader[0].set_value(cell(GOOD_CELLS[1])).run()
     assert not at.exception
     assert ">PASS</div>" in banner()

@@ -1,0 +1,73 @@
+"""Drawing the live overlay on a frame: ROI boxes, heatmaps, the verdict banner and the status line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+COLOURS = {"pass": (26, 127, 55), "fail": (207, 34, 46), "review": (191, 135, 0)}  # RGB
+TEXTS = {"pass": "PASS", "fail": "FAIL", "review": "REVIEW"}
+SEVERITY = {"pass": 0, "review": 1, "fail": 2}
+FONT = cv2.FONT_HERSHEY_DUPLEX
+WHITE = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class ToolMark:
+    """What the overlay shows of one tool: its ROI in pixels, decision and score, its heatmap."""
+
+    name: str
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1
+    decision: str
+    score: float
+    heatmap: np.ndarray | None  # (h, w) float32 in [0, 1], or None when off
+
+
+def blend_heatmap(frame: np.ndarray, box: tuple[int, int, int, int], heatmap: np.ndarray, opacity: float) -> None:
+    """Blend a colour-mapped ``heatmap`` over the ``box`` region of ``frame`` (in place)."""
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0 or opacity <= 0:
+        return
+    grey = np.clip(heatmap * 255.0, 0, 255).astype(np.uint8)
+    coloured = cv2.applyColorMap(cv2.resize(grey, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR),
+                                 cv2.COLORMAP_JET)
+    region = frame[y0:y1, x0:x1]
+    cv2.addWeighted(cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB), opacity, region, 1.0 - opacity, 0.0, dst=region)
+
+
+def overall_decision(marks: list[ToolMark]) -> str:
+    """The worst decision of the frame's tools (fail > review > pass)."""
+    return max((m.decision for m in marks), key=SEVERITY.__getitem__, default="review")
+
+
+def _text(frame: np.ndarray, text: str, origin: tuple[int, int], scale: float, thickness: int) -> None:
+    cv2.putText(frame, text, origin, FONT, scale, (0, 0, 0), thickness + 3, cv2.LINE_AA)
+    cv2.putText(frame, text, origin, FONT, scale, WHITE, thickness, cv2.LINE_AA)
+
+
+def draw_overlay(frame: np.ndarray, marks: list[ToolMark], opacity: float, status: str) -> np.ndarray:
+    """Draw on ``frame`` (RGB uint8, in place, also returned): per tool its heatmap and ROI box with
+    name and score, a banner across the top with the frame's verdict, and ``status`` at the bottom."""
+    height, width = frame.shape[:2]
+    unit = max(0.5, width / 640)
+    for mark in marks:
+        if mark.heatmap is not None:
+            blend_heatmap(frame, mark.box, mark.heatmap, opacity)
+    for mark in marks:
+        x0, y0, x1, y1 = mark.box
+        cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), COLOURS[mark.decision], max(2, int(3 * unit)))
+        _text(frame, f"{mark.name}: {TEXTS[mark.decision]} {mark.score:.2f}", (x0 + 6, max(y0 - 8, int(78 * unit))),
+              0.6 * unit, 1)
+    decision = overall_decision(marks)
+    banner = int(64 * unit)
+    cv2.rectangle(frame, (0, 0), (width, banner), COLOURS[decision], thickness=-1)
+    label = TEXTS[decision] if marks else "NO TOOL"
+    (text_w, text_h), _ = cv2.getTextSize(label, FONT, 1.9 * unit, 4)
+    cv2.putText(frame, label, ((width - text_w) // 2, (banner + text_h) // 2), FONT, 1.9 * unit, WHITE, 4, cv2.LINE_AA)
+    if len(marks) == 1:
+        _text(frame, f"score {marks[0].score:.2f}", (int(10 * unit), int(40 * unit)), 0.7 * unit, 1)
+    cv2.rectangle(frame, (0, height - int(28 * unit)), (width, height), (0, 0, 0), thickness=-1)
+    cv2.putText(frame, status, (int(8 * unit), height - int(9 * unit)), FONT, 0.55 * unit, WHITE, 1, cv2.LINE_AA)
+    return frame

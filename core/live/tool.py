@@ -1,0 +1,70 @@
+"""A tool as the live processor needs it: ROI, decision settings and loaded models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.errors import NotFoundError, StudioError
+from core.inference import active_model
+from core.live.opinions import ClassifierSource, OpinionSource
+from core.live.settings import LiveConfig
+from core.studio import Studio
+from core.tools import require_tool
+
+
+class NoModelError(NotFoundError):
+    """The tool has no trained model yet."""
+
+
+class ModelUnavailableError(StudioError):
+    """The tool's model files are missing or damaged."""
+
+
+@dataclass
+class LiveTool:
+    """One inspection tool on the live station.
+
+    ``sources`` are its models (the classifier first; an anomaly model may follow). Loaded models
+    come from the process-wide cache of :mod:`core.inference`, and their backbones from the shared
+    registry, so sessions and tools with the same model or backbone share one copy.
+    """
+
+    id: int
+    name: str
+    good_class: str
+    roi: list[float] | None
+    model_version_id: int
+    sources: list[OpinionSource] = field(default_factory=list)
+
+
+def load_live_tool(studio: Studio, tool_name: str) -> LiveTool:
+    """The tool with its ROI and active model; NoModelError / ModelUnavailableError say what is wrong."""
+    with studio.transaction() as session:
+        row = require_tool(session, tool_name)
+        if row.active_model_id is None:
+            raise NoModelError(f"tool {tool_name!r} has no trained model yet: train one on the Train page")
+        roi = list(row.roi) if row.roi else None
+    try:
+        model = active_model(studio, tool_name)
+    except NotFoundError:
+        raise
+    except StudioError as error:
+        raise ModelUnavailableError(str(error)) from error
+    source = ClassifierSource(model.model, model.good_class)
+    return LiveTool(model.tool_id, tool_name, model.good_class, roi, model.version_id, [source])
+
+
+def live_config(studio: Studio, tool_name: str) -> LiveConfig:
+    """The live settings saved on the tool (defaults for what was never saved)."""
+    with studio.transaction() as session:
+        return LiveConfig.from_tool_settings(dict(require_tool(session, tool_name).settings or {}))
+
+
+def save_live_config(studio: Studio, tool_name: str, config: LiveConfig) -> None:
+    """Save live settings on the tool: threshold and review band where inspection reads them, the
+    rest under ``settings["live"]``. Takes effect without retraining."""
+    values = config.validated().as_dict()
+    decision = {"threshold": values.pop("threshold"), "review_band": values.pop("review_band")}
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        tool.settings = {**(tool.settings or {}), **decision, "live": values}

@@ -1,0 +1,201 @@
+"""Recording live inspections off the video thread: a queue, a writer thread, retries and a spool.
+
+The video callback only calls :meth:`InspectionWriter.submit` (never blocks). The writer thread
+stores the kept image in the image store, then writes the row. When the database is unavailable
+(locked, read-only, server gone) inspections stay buffered in order and are retried; on
+:meth:`InspectionWriter.close` whatever still cannot be written goes to a JSON-lines spool file in
+the data folder, which the next writer replays first. Nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import DatabaseUnavailableError
+from core.images import encode_png
+from core.studio import Studio
+from storage import repository as repo
+
+log = logging.getLogger(__name__)
+SPOOL_FOLDER = "live-spool"
+
+
+@dataclass(frozen=True)
+class PendingInspection:
+    """An inspection waiting to be written; ``image`` (RGB crop) is encoded by the writer thread."""
+
+    tool_id: int
+    model_version_id: int
+    station: str
+    created_at: datetime
+    decision: str
+    label: str
+    score: float
+    scores: dict[str, float]
+    latency_ms: float
+    opinions: dict[str, Any] = field(default_factory=dict)
+    anomaly_score: float | None = None
+    degraded: bool = False
+    image: np.ndarray | None = field(default=None, compare=False, repr=False)
+    image_key: str | None = None
+
+    def to_json(self) -> str:
+        fields = asdict(replace(self, image=None))
+        fields.pop("image")
+        fields["created_at"] = self.created_at.isoformat()
+        return json.dumps(fields)
+
+    @classmethod
+    def from_json(cls, line: str) -> PendingInspection:
+        fields = json.loads(line)
+        fields["created_at"] = datetime.fromisoformat(fields["created_at"])
+        return cls(**fields)
+
+
+@dataclass(frozen=True)
+class WriterStatus:
+    written: int
+    waiting: int  # submitted, not yet in the database
+    error: str | None  # why the last write failed, while inspections wait for the database
+
+
+class InspectionWriter:
+    """One writer thread per studio; thread-safe ``submit``; ``close`` flushes (see module doc)."""
+
+    def __init__(self, studio: Studio, retry_seconds: float = 1.0) -> None:
+        self.studio = studio
+        self.retry_seconds = retry_seconds
+        self.spool_dir = studio.settings.data_dir / SPOOL_FOLDER
+        self._inbox: queue.SimpleQueue[PendingInspection | None] = queue.SimpleQueue()
+        self._pending: deque[PendingInspection] = deque()
+        self._lock = threading.Lock()
+        self._written = 0
+        self._submitted = 0
+        self._error: str | None = None
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inspection-writer", daemon=True)
+        self._load_spool()
+        self._thread.start()
+
+    # --- called from any thread ------------------------------------------------------------------
+    def submit(self, item: PendingInspection) -> None:
+        """Queue one inspection (returns at once)."""
+        if self._closed.is_set():
+            raise RuntimeError("the inspection writer is closed")
+        with self._lock:
+            self._submitted += 1
+        self._inbox.put(item)
+
+    def status(self) -> WriterStatus:
+        with self._lock:
+            return WriterStatus(self._written, self._submitted - self._written, self._error)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything submitted is written; False when the database is still unavailable."""
+        deadline = time.monotonic() + timeout
+        while self.status().waiting and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.status().waiting == 0
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Stop accepting, write what can be written within ``timeout`` and spool the rest to disk.
+
+        Returns how many inspections went to the spool file (0 when all reached the database).
+        """
+        if self._closed.is_set():
+            return 0
+        self.flush(timeout)
+        self._closed.set()
+        self._inbox.put(None)
+        self._thread.join(timeout=timeout + 10.0)  # a write may be waiting on a database lock
+        with self._lock:
+            left = list(self._pending)
+            self._pending.clear()
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                left.append(self._with_image_stored(item))
+        if left:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            path = self.spool_dir / f"pending-{uuid.uuid4().hex}.jsonl"
+            path.write_text("".join(item.to_json() + "\n" for item in left))
+            log.warning("database unavailable: %d inspection(s) kept in %s", len(left), path)
+        return len(left)
+
+    # --- the writer thread -----------------------------------------------------------------------
+    def _load_spool(self) -> None:
+        """Inspections a previous writer could not write come first."""
+        if not self.spool_dir.is_dir():
+            return
+        for path in sorted(self.spool_dir.glob("pending-*.jsonl")):
+            items = [PendingInspection.from_json(line) for line in path.read_text().splitlines() if line.strip()]
+            self._pending.extend(items)
+            self._submitted += len(items)
+            path.unlink()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._inbox.get(timeout=self.retry_seconds if self._pending else None)
+            except queue.Empty:
+                item = None
+            else:
+                if item is None:
+                    return
+                with self._lock:
+                    self._pending.append(self._with_image_stored(item))
+            self._write_pending()
+
+    def _with_image_stored(self, item: PendingInspection) -> PendingInspection:
+        if item.image is None:
+            return item
+        key, _ = self.studio.images.put(encode_png(item.image), "png")
+        return replace(item, image=None, image_key=key)
+
+    def _write_pending(self) -> None:
+        while not self._closed.is_set():
+            with self._lock:
+                if not self._pending:
+                    self._error = None
+                    return
+                item = self._pending[0]
+            try:
+                self._write(item)
+            except DatabaseUnavailableError as error:
+                with self._lock:
+                    self._error = str(error)
+                return  # retried after retry_seconds or with the next submission
+            except Exception:  # a row that can never be written (e.g. its tool was deleted)
+                log.exception("inspection dropped: it cannot be written")
+                with self._lock:
+                    self._submitted -= 1
+            else:
+                with self._lock:
+                    self._written += 1
+            with self._lock:
+                self._pending.popleft()
+
+    def _write(self, item: PendingInspection) -> None:
+        with self.studio.transaction() as session:
+            repo.add_inspection(
+                session, tool_id=item.tool_id, station=item.station, model_version_id=item.model_version_id,
+                created_at=item.created_at, decision=item.decision, label=item.label, score=item.score,
+                scores=item.scores, anomaly_score=item.anomaly_score, opinions=item.opinions,
+                degraded=item.degraded, latency_ms=item.latency_ms, image_key=item.image_key,
+                needs_review=item.decision == "review",
+            )

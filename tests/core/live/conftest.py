@@ -1,0 +1,49 @@
+"""A studio with tool ``solar-cell`` trained on the 40 committed ELPV cells (built once per module)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.config import Settings
+from core.samples import import_path
+from core.studio import Studio, open_studio
+from core.tools import create_tool
+from core.training import train
+
+ELPV = Path(__file__).resolve().parents[2] / "data" / "elpv"
+TOOL = "solar-cell"
+
+
+def open_at(data_dir: Path) -> Studio:
+    return open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
+
+
+@pytest.fixture(scope="package")
+def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("live-trained") / "data"
+    studio = open_at(data_dir)
+    create_tool(studio, TOOL, "good,defective")
+    assert import_path(studio, TOOL, ELPV).imported == 40
+    train(studio, TOOL)
+    studio.engine.dispose()
+    return data_dir
+
+
+@pytest.fixture
+def trained(trained_template: Path, tmp_path: Path) -> Iterator[Studio]:
+    """A private copy of the trained studio."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(trained_template, data_dir)
+    studio = open_at(data_dir)
+    yield studio
+    studio.engine.dispose()
+
+
+def cells(label: str) -> list[np.ndarray]:
+    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted((ELPV / label).glob("*.png"))]

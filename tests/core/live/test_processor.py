@@ -1,0 +1,235 @@
+"""The frame processor on plain 640 x 480 frames of real ELPV cells, with the really trained model."""
+
+from __future__ import annotations
+
+import queue
+
+import numpy as np
+import pytest
+
+from core.live.demo import HEIGHT, WIDTH, demo_frames, demo_images, place
+from core.live.opinions import ClassifierSource, Opinion
+from core.live.overlay import COLOURS
+from core.live.processor import STAGES, FrameProcessor, FrameReport
+from core.live.settings import LiveSettings
+from core.live.tool import LiveTool, NoModelError, ModelUnavailableError, load_live_tool
+from core.live.writer import InspectionWriter
+from core.roi import roi_pixels
+from core.studio import Studio
+from core.tools import create_tool, set_roi
+from storage.tables import Inspection
+from tests.core.live.conftest import TOOL, cells
+
+ROI = [0.2, 0.1, 0.8, 0.9]
+
+
+def banner_colour(frame: np.ndarray) -> tuple[int, int, int]:
+    return tuple(int(v) for v in frame[5, 5])
+
+
+def inspections(studio: Studio) -> list[Inspection]:
+    with studio.transaction() as session:
+        return list(session.query(Inspection).order_by(Inspection.id))
+
+
+@pytest.fixture
+def tool(trained: Studio) -> LiveTool:
+    set_roi(trained, TOOL, ROI)
+    return load_live_tool(trained, TOOL)
+
+
+def test_load_live_tool_errors(trained: Studio) -> None:
+    create_tool(trained, "untrained", "good,crack")
+    with pytest.raises(NoModelError, match="no trained model yet"):
+        load_live_tool(trained, "untrained")
+    live = load_live_tool(trained, TOOL)
+    assert live.roi is None and live.model_version_id > 0
+    for path in (trained.settings.models_dir).rglob("weights.safetensors"):
+        path.unlink()
+    from core import inference
+    inference._cache = inference.ModelCache()  # a fresh process: nothing loaded yet
+    with pytest.raises(ModelUnavailableError, match="cannot be loaded"):
+        load_live_tool(trained, TOOL)
+
+
+def test_verdicts_overlay_and_stage_timings(trained: Studio, tool: LiveTool) -> None:
+    settings = LiveSettings()
+    settings.update(smoothing=1)
+    processor = FrameProcessor([tool], settings)
+    good, bad = place(cells("good")[0]), place(cells("defective")[0])
+
+    out = processor.process(bad)
+    report = processor.last_report
+    assert out.shape == bad.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, bad) and np.array_equal(bad, place(cells("defective")[0]))  # input untouched
+    assert report.decision == "fail" and report.tools[0].label == "defective"
+    assert banner_colour(out) == COLOURS["fail"]
+    x0, y0, x1, y1 = roi_pixels(ROI, WIDTH, HEIGHT)
+    assert tuple(int(v) for v in out[(y0 + y1) // 2, x0 + 1]) == COLOURS["fail"]  # the ROI box
+    assert set(report.stages_ms) == set(STAGES) and report.stages_ms["model"] > 0
+    assert report.latency_ms >= sum(report.stages_ms.values()) * 0.99
+
+    out = processor.process(good)
+    assert processor.last_report.decision == "pass" and banner_colour(out) == COLOURS["pass"]
+    assert processor.last_report.fps > 0
+
+
+def test_heatmap_on_off_and_opacity_change_only_the_roi(tool: LiveTool) -> None:
+    frame = place(cells("defective")[1])
+    settings = LiveSettings()
+    processor = FrameProcessor([tool], settings)
+    x0, y0, x1, y1 = roi_pixels(ROI, WIDTH, HEIGHT)
+    inner = (slice(y0 + 40, y1 - 10), slice(x0 + 10, x1 - 10))  # below the tool label
+    settings.update(heatmap=False)
+    plain = processor.process(frame)
+    assert np.array_equal(plain[inner], frame[inner])  # no heatmap: the part is shown as it is
+    settings.update(heatmap=True, heatmap_opacity=0.3)
+    light = processor.process(frame)
+    settings.update(heatmap_opacity=0.8)
+    strong = processor.process(frame)
+    difference = lambda a: np.abs(a[inner].astype(int) - frame[inner].astype(int)).mean()  # noqa: E731
+    assert 0 < difference(light) < difference(strong)
+    outside = (slice(y0 + 40, y1 - 10), slice(0, x0 - 5))  # below the banner, left of the ROI
+    assert np.array_equal(strong[outside], frame[outside])
+
+
+def test_threshold_switched_live_changes_the_verdict(tool: LiveTool) -> None:
+    settings = LiveSettings()
+    settings.update(smoothing=1, review_band=0.0)
+    processor = FrameProcessor([tool], settings)
+    frame = place(cells("good")[2])
+    processor.process(frame)
+    score = processor.last_report.tools[0].score
+    assert processor.last_report.decision == "pass"
+    settings.update(threshold=max(0.0, score - 0.001))
+    processor.process(frame)
+    assert processor.last_report.decision == "fail"
+
+
+def test_smoothing_is_the_moving_average_of_the_raw_scores(tool: LiveTool) -> None:
+    settings = LiveSettings()
+    settings.update(smoothing=3)
+    processor = FrameProcessor([tool], settings)
+    still = place(cells("defective")[2])
+    raw, smoothed = [], []
+    for shift in (0, 1, 0, 1, 0):  # the same part, tiny shifts: no reset of the window
+        processor.process(np.roll(still, shift, axis=1))
+        raw.append(processor.last_report.tools[0].raw_score)
+        smoothed.append(processor.last_report.tools[0].score)
+    assert smoothed[-1] == pytest.approx(np.mean(raw[-3:]), abs=1e-6)
+    assert smoothed[1] == pytest.approx(np.mean(raw[:2]), abs=1e-6)
+
+
+def test_tta_averages_the_mirrored_crop(tool: LiveTool) -> None:
+    crop = cells("defective")[3]
+    source = tool.sources[0]
+    plain, = source.opinions([crop], tta=False)
+    mirrored, = source.opinions([np.ascontiguousarray(crop[:, ::-1])], tta=False)
+    both, = source.opinions([crop], tta=True)
+    assert both.score == pytest.approx((plain.score + mirrored.score) / 2, abs=1e-5)
+    assert both.heatmap.shape == plain.heatmap.shape
+    assert np.allclose(both.heatmap, (plain.heatmap + mirrored.heatmap[:, ::-1]) / 2, atol=1e-5)
+
+
+class DarknessSource:
+    """A second model's opinion through the same interface (as an anomaly model will plug in):
+    the share of dark pixels as its score, and the dark pixels as its map."""
+
+    name = "anomaly"
+
+    def opinions(self, crops: list[np.ndarray], tta: bool) -> list[Opinion]:
+        result = []
+        for crop in crops:
+            dark = (crop.mean(axis=2) < 60).astype(np.float32)
+            result.append(Opinion(self.name, float(dark.mean()), {}, dark[::8, ::8]))
+        return result
+
+
+def test_a_second_model_plugs_in_and_disagreement_goes_to_review(trained: Studio, tool: LiveTool) -> None:
+    settings = LiveSettings()
+    settings.update(smoothing=1)
+    writer = InspectionWriter(trained)
+    tool.sources.append(DarknessSource())
+    processor = FrameProcessor([tool], settings, writer)
+    frame = place(cells("good")[3])
+    _, y0, _, y1 = roi_pixels(ROI, WIDTH, HEIGHT)
+    frame[y0 + (y1 - y0) // 5:, :] = 0  # 80 % of the ROI dark: the second model says fail
+    processor.process(frame)
+    result = processor.last_report.tools[0]
+    assert result.opinions["anomaly"]["decision"] == "fail"
+    if result.opinions["classifier"]["decision"] != "fail":
+        assert result.decision == "review"
+    writer.close()
+    (row,) = inspections(trained)
+    assert row.anomaly_score == pytest.approx(result.opinions["anomaly"]["score"], abs=1e-5)
+    assert set(row.opinions) == {"classifier", "anomaly"}
+
+
+def test_two_tools_on_one_frame(trained: Studio) -> None:
+    create_tool(trained, "left-half", "good,defective")
+    from core.samples import import_path
+    from core.training import train
+    from tests.core.live.conftest import ELPV
+    import_path(trained, "left-half", ELPV)
+    train(trained, "left-half")
+    set_roi(trained, TOOL, [0.5, 0.0, 1.0, 1.0])
+    set_roi(trained, "left-half", [0.0, 0.0, 0.5, 1.0])
+    tools = [load_live_tool(trained, "left-half"), load_live_tool(trained, TOOL)]
+    settings = LiveSettings()
+    settings.update(smoothing=1)
+    processor = FrameProcessor(tools, settings)
+    frame = np.concatenate([place(cells("good")[4], width=320), place(cells("defective")[4], width=320)], axis=1)
+    out = processor.process(frame)
+    by_tool = {r.tool: r.decision for r in processor.last_report.tools}
+    assert by_tool == {"left-half": "pass", TOOL: "fail"}
+    assert processor.last_report.decision == "fail" and banner_colour(out) == COLOURS["fail"]
+
+
+def test_continuous_stream_records_one_inspection_per_part(trained: Studio, tool: LiveTool) -> None:
+    writer = InspectionWriter(trained)
+    settings = LiveSettings()
+    settings.update(smoothing=3, keep_pass_share=0.0)
+    results: queue.Queue[FrameReport] = queue.Queue(maxsize=2)
+    processor = FrameProcessor([tool], settings, writer, results, station="line-1")
+    parts = [cells("good")[5], cells("defective")[5], cells("good")[6], cells("defective")[6]]
+    expected = []
+    for frame in demo_frames(parts, hold=6, slide=3, loop=False):
+        processor.process(frame)
+        expected += [r.decision for r in processor.last_report.tools if r.recorded]
+    assert writer.close() == 0
+    rows = inspections(trained)
+    assert [r.decision for r in rows] == expected and len(rows) == 4
+    assert [r.decision for r in rows] == ["pass", "fail", "pass", "fail"]
+    assert all(r.station == "line-1" and r.model_version_id == tool.model_version_id for r in rows)
+    assert [r.image_key is not None for r in rows] == [False, True, False, True]  # frames of fails kept
+    kept = trained.images.read(rows[1].image_key)
+    assert kept.startswith(b"\x89PNG")
+    assert results.qsize() == 2 and results.get_nowait().index == processor.last_report.index - 1  # oldest dropped
+
+
+def test_manual_trigger_and_kept_share_of_passes(trained: Studio, tool: LiveTool) -> None:
+    writer = InspectionWriter(trained)
+    settings = LiveSettings()
+    settings.update(trigger="manual", keep_pass_share=0.5, smoothing=1)
+    processor = FrameProcessor([tool], settings, writer)
+    frame = place(cells("good")[7])
+    for _ in range(5):
+        processor.process(frame)
+    assert writer.status().waiting == 0 and inspections(trained) == []
+    for _ in range(4):
+        settings.request_inspection()
+        processor.process(frame)
+        processor.process(frame)  # one request, one inspection
+    writer.close()
+    rows = inspections(trained)
+    assert [r.decision for r in rows] == ["pass"] * 4
+    assert [r.image_key is not None for r in rows] == [True, False, True, False]  # one pass in two kept
+
+
+def test_demo_stream_plays_the_tool_images(trained: Studio) -> None:
+    images = demo_images(trained, TOOL, limit=6)
+    assert len(images) == 6
+    frames = list(demo_frames(images[:2], hold=4, slide=2, loop=False))
+    assert len(frames) == 12 and all(f.shape == (HEIGHT, WIDTH, 3) for f in frames)
+    assert not np.array_equal(frames[0], frames[1])  # sliding in
+    assert np.array_equal(frames[2], frames[5])  # then still
