@@ -219,6 +219,7 @@ def main() -> None:
     parser.add_argument("--taps", type=int, default=200)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-loop", action="store_true")
+    parser.add_argument("--no-throughput", action="store_true", help="only the loop")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=250, help="cells inspected per round")
@@ -231,28 +232,29 @@ def main() -> None:
     pngs = [encode_png(rgb(images[i])) for i in range(50)]
     with tempfile.TemporaryDirectory(prefix="bench-review-") as tmp:
         workdir = Path(tmp)
-        log(f"throughput on SQLite, {args.items} queued")
-        sqlite = throughput(f"sqlite:///{workdir / 'q' / 'studio.db'}", workdir / "q", args.items, args.taps, pngs)
-        print(json.dumps({"backend": "sqlite", **{k: round(v, 2) for k, v in sqlite.items()}}), flush=True)
-        summary.update(next_card_ms=round(sqlite["median_ms"], 2), next_card_p95_ms=round(sqlite["p95_ms"], 2),
-                       queued=sqlite["queued"])
-        if not args.no_postgres:
-            try:
-                from tests.postgres import TemporaryPostgres
-
-                server = TemporaryPostgres()
-            except RuntimeError as error:
-                log(f"PostgreSQL skipped: {error}")
-            else:
-                server.start()
+        if not args.no_throughput:
+            log(f"throughput on SQLite, {args.items} queued")
+            sqlite = throughput(f"sqlite:///{workdir / 'q' / 'studio.db'}", workdir / "q", args.items, args.taps, pngs)
+            print(json.dumps({"backend": "sqlite", **{k: round(v, 2) for k, v in sqlite.items()}}), flush=True)
+            summary.update(next_card_ms=round(sqlite["median_ms"], 2), next_card_p95_ms=round(sqlite["p95_ms"], 2),
+                           queued=sqlite["queued"])
+            if not args.no_postgres:
                 try:
-                    log(f"throughput on PostgreSQL, {args.items} queued")
-                    pg = throughput(server.create_database("bench"), workdir / "pg", args.items, args.taps, pngs)
-                finally:
-                    server.stop()
-                print(json.dumps({"backend": "postgresql", **{k: round(v, 2) for k, v in pg.items()}}), flush=True)
-                summary.update(next_card_ms_postgresql=round(pg["median_ms"], 2),
-                               next_card_p95_ms_postgresql=round(pg["p95_ms"], 2))
+                    from tests.postgres import TemporaryPostgres
+
+                    server = TemporaryPostgres()
+                except RuntimeError as error:
+                    log(f"PostgreSQL skipped: {error}")
+                else:
+                    server.start()
+                    try:
+                        log(f"throughput on PostgreSQL, {args.items} queued")
+                        pg = throughput(server.create_database("bench"), workdir / "pg", args.items, args.taps, pngs)
+                    finally:
+                        server.stop()
+                    print(json.dumps({"backend": "postgresql", **{k: round(v, 2) for k, v in pg.items()}}), flush=True)
+                    summary.update(next_card_ms_postgresql=round(pg["median_ms"], 2),
+                                   next_card_p95_ms_postgresql=round(pg["p95_ms"], 2))
         if not args.no_loop:
             log(f"loop: {args.seeds} seeds x {args.rounds} rounds, {args.batch} cells / round, "
                 f"{args.budget} verdicts / round")
