@@ -18,7 +18,6 @@ import uuid
 from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np

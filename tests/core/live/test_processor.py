@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.live.demo import HEIGHT, WIDTH, demo_frames, demo_images, place
-from core.live.opinions import ClassifierSource, Opinion
+from core.live.opinions import Opinion
 from core.live.overlay import COLOURS
 from core.live.processor import STAGES, FrameProcessor, FrameReport
 from core.live.settings import LiveSettings
