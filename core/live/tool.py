@@ -55,9 +55,19 @@ def load_live_tool(studio: Studio, tool_name: str) -> LiveTool:
 
 
 def live_config(studio: Studio, tool_name: str) -> LiveConfig:
-    """The live settings saved on the tool (defaults for what was never saved)."""
+    """The live settings saved on the tool; the active classifier's calibrated threshold and review
+    band where the user set none (as ``predict`` decides), defaults for the rest."""
     with studio.transaction() as session:
-        return LiveConfig.from_tool_settings(dict(require_tool(session, tool_name).settings or {}))
+        tool = require_tool(session, tool_name)
+        settings, has_model = dict(tool.settings or {}), tool.active_model_id is not None
+    if has_model:
+        try:
+            model = active_model(studio, tool_name)
+        except StudioError:  # the page says why the model is unusable; the settings still open
+            pass
+        else:
+            settings = {"threshold": model.threshold, "review_band": model.review_band, **settings}
+    return LiveConfig.from_tool_settings(settings)
 
 
 def save_live_config(studio: Studio, tool_name: str, config: LiveConfig) -> None:

@@ -12,7 +12,7 @@ from core.live.opinions import Opinion
 from core.live.overlay import COLOURS
 from core.live.processor import STAGES, FrameProcessor, FrameReport
 from core.live.settings import LiveSettings
-from core.live.tool import LiveTool, NoModelError, ModelUnavailableError, load_live_tool
+from core.live.tool import LiveTool, ModelUnavailableError, NoModelError, live_config, load_live_tool
 from core.live.writer import InspectionWriter
 from core.roi import roi_pixels
 from core.studio import Studio
@@ -175,7 +175,7 @@ def test_two_tools_on_one_frame(trained: Studio) -> None:
     set_roi(trained, TOOL, [0.5, 0.0, 1.0, 1.0])
     set_roi(trained, "left-half", [0.0, 0.0, 0.5, 1.0])
     tools = [load_live_tool(trained, "left-half"), load_live_tool(trained, TOOL)]
-    settings = LiveSettings()
+    settings = LiveSettings(live_config(trained, TOOL))  # the calibrated threshold and band
     settings.update(smoothing=1)
     processor = FrameProcessor(tools, settings)
     frame = np.concatenate([place(cells("good")[4], width=320), place(cells("defective")[4], width=320)], axis=1)
@@ -187,7 +187,7 @@ def test_two_tools_on_one_frame(trained: Studio) -> None:
 
 def test_continuous_stream_records_one_inspection_per_part(trained: Studio, tool: LiveTool) -> None:
     writer = InspectionWriter(trained)
-    settings = LiveSettings()
+    settings = LiveSettings(live_config(trained, TOOL))  # the calibrated threshold and band
     settings.update(smoothing=3, keep_pass_share=0.0)
     results: queue.Queue[FrameReport] = queue.Queue(maxsize=2)
     processor = FrameProcessor([tool], settings, writer, results, station="line-1")
