@@ -172,13 +172,14 @@ def test_two_tools_on_one_frame(trained: Studio) -> None:
     from tests.core.live.conftest import ELPV
     import_path(trained, "left-half", ELPV)
     train(trained, "left-half")
-    set_roi(trained, TOOL, [0.5, 0.0, 1.0, 1.0])
-    set_roi(trained, "left-half", [0.0, 0.0, 0.5, 1.0])
+    set_roi(trained, TOOL, [0.5, 0.1, 1.0, 0.9])  # each ROI holds exactly one whole cell
+    set_roi(trained, "left-half", [0.0, 0.1, 0.5, 0.9])
     tools = [load_live_tool(trained, "left-half"), load_live_tool(trained, TOOL)]
     settings = LiveSettings(live_config(trained, TOOL))  # the calibrated threshold and band
     settings.update(smoothing=1)
     processor = FrameProcessor(tools, settings)
-    frame = np.concatenate([place(cells("good")[4], width=320), place(cells("defective")[4], width=320)], axis=1)
+    halves = [place(cells("good")[4], width=320, height=400), place(cells("defective")[9], width=320, height=400)]
+    frame = np.concatenate(halves, axis=1)  # 640 x 400: a good cell on the left, a clearly defective one on the right
     out = processor.process(frame)
     by_tool = {r.tool: r.decision for r in processor.last_report.tools}
     assert by_tool == {"left-half": "pass", TOOL: "fail"}
@@ -191,7 +192,7 @@ def test_continuous_stream_records_one_inspection_per_part(trained: Studio, tool
     settings.update(smoothing=3, keep_pass_share=0.0)
     results: queue.Queue[FrameReport] = queue.Queue(maxsize=2)
     processor = FrameProcessor([tool], settings, writer, results, station="line-1")
-    parts = [cells("good")[5], cells("defective")[5], cells("good")[6], cells("defective")[6]]
+    parts = [cells("good")[5], cells("defective")[5], cells("good")[6], cells("defective")[9]]  # clear cases
     expected = []
     for frame in demo_frames(parts, hold=6, slide=3, loop=False):
         processor.process(frame)
