@@ -82,9 +82,9 @@ def test_unknown_tool_message_lists_existing_tools(any_studio: Studio) -> None:
 def test_update_settings_persists_and_merges(any_studio: Studio) -> None:
     create_tool(any_studio, "cell", "good,crack")
     updated = update_settings(any_studio, "cell", threshold=0.7)
-    assert updated.settings == {"threshold": 0.7, "review_band": DEFAULT_SETTINGS["review_band"]}
+    assert updated.settings == {**DEFAULT_SETTINGS, "threshold": 0.7}
     update_settings(any_studio, "cell", review_band=0.05)
-    assert get_tool(any_studio, "cell").settings == {"threshold": 0.7, "review_band": 0.05}
+    assert get_tool(any_studio, "cell").settings == {**DEFAULT_SETTINGS, "threshold": 0.7, "review_band": 0.05}
 
 
 def test_update_settings_refuses_unknown_keys_and_tools(studio: Studio) -> None:
