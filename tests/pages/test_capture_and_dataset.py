@@ -21,7 +21,7 @@ from core.samples import class_counts
 from core.studio import Studio
 from core.tools import create_tool, get_tool
 from storage.tables import Sample, Tool
-from tests.pages.conftest import CameraWidgets
+from tests.pages.conftest import StreamerRecorder
 from tests.pages.test_pages import (  # noqa: F401 - fixtures used by name
     CLASSES,
     DEFECTIVE_CELLS,
@@ -54,7 +54,7 @@ def capture_rows(studio: Studio) -> list[Sample]:
 
 
 # --- capture: camera -------------------------------------------------------------------------------
-def test_snapshot_stores_the_roi_of_the_latest_frame(empty_studio: Studio, camera_widgets: CameraWidgets) -> None:
+def test_snapshot_stores_the_roi_of_the_latest_frame(empty_studio: Studio, camera_widgets: StreamerRecorder) -> None:
     create_tool(empty_studio, TOOL, CLASSES)
     with empty_studio.transaction() as session:
         session.scalar(select(Tool)).roi = [0.25, 0.0, 0.75, 1.0]
@@ -86,7 +86,7 @@ def test_snapshot_without_a_camera_frame_warns(empty_studio: Studio) -> None:
     assert capture_rows(empty_studio) == []
 
 
-def test_burst_stores_n_new_frames(empty_studio: Studio, camera_widgets: CameraWidgets) -> None:
+def test_burst_stores_n_new_frames(empty_studio: Studio, camera_widgets: StreamerRecorder) -> None:
     create_tool(empty_studio, TOOL, CLASSES)
     at = open_page("capture")
     grabber = camera_widgets.callback("capture-camera")
