@@ -10,8 +10,9 @@ from core.analytics.dashboard import filter_options, load_dashboard
 from core.analytics.drift import DEFAULT_WARNING_PSI
 from core.analytics.export import csv_chunks
 from core.analytics.filters import AnalyticsFilter, parse_shifts, save_shifts
-from core.analytics.thumbnails import heatmap_path, thumbnail_uri
+from core.analytics.thumbnails import thumbnail_uri
 from core.errors import StudioError
+from core.heatmap import inspection_heatmap
 from pages import analytics_charts as charts
 from pages.common import require_tool, studio
 
@@ -179,16 +180,16 @@ if rows:
     st.markdown(f"**Inspection #{chosen['id']}** · {chosen['created_at']:%Y-%m-%d %H:%M} UTC · "
                 f"{chosen['decision'].upper()} {chosen['label']} ({chosen['score']:.2f})"
                 + (f" · operator: {chosen['verdict']}" if chosen["verdict"] else ""))
-    heatmap = heatmap_path(studio(), chosen["opinions"])
+    heatmap = inspection_heatmap(studio(), int(chosen["id"]))  # the inspecting classifier's defect map
     shown = st.columns(2)
     if isinstance(chosen["thumbnail"], str):  # the image was kept and is readable
         shown[0].image(str(studio().images.path(chosen["image_key"])), caption="Image", width="stretch")
     else:
         shown[0].info("The image of this inspection was not kept (passes are not stored).")
     if heatmap is not None:
-        shown[1].image(str(heatmap), caption="Heatmap", width="stretch")
+        shown[1].image(heatmap, caption="Defect heatmap (red: where the classifier saw a defect)", width="stretch")
 else:
-    st.caption("Select a row to see its image (and heatmap when the model stored one).")
+    st.caption("Select a row to see its image and the classifier's defect heatmap.")
 
 
 # --- export ----------------------------------------------------------------------------------------

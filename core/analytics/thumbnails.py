@@ -1,4 +1,4 @@
-"""Small previews of inspection images for tables, and the heatmap that goes with an image."""
+"""Small previews of inspection images for tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from PIL import Image, UnidentifiedImageError
 from core.studio import Studio
 
 THUMBNAIL_PX = 64
-HEATMAP_KEY = "heatmap_key"  # an image-store key in ``inspection.opinions`` when a model stored a heatmap
 
 
 @lru_cache(maxsize=512)
@@ -34,11 +33,3 @@ def thumbnail_uri(studio: Studio, image_key: object) -> str | None:
     if not isinstance(image_key, str) or not image_key or not studio.images.exists(image_key):
         return None
     return _thumbnail(studio.images.path(image_key))
-
-
-def heatmap_path(studio: Studio, opinions: object) -> Path | None:
-    """The stored heatmap of an inspection, when one of its models saved one."""
-    key = opinions.get(HEATMAP_KEY) if isinstance(opinions, dict) else None
-    if not isinstance(key, str) or not key or not studio.images.exists(key):
-        return None
-    return studio.images.path(key)

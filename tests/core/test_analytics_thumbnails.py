@@ -1,4 +1,4 @@
-"""Thumbnails of inspection images for the analytics table, and the heatmap lookup."""
+"""Thumbnails of inspection images for the analytics table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 
 from PIL import Image
 
-from core.analytics.thumbnails import HEATMAP_KEY, THUMBNAIL_PX, heatmap_path, thumbnail_uri
+from core.analytics.thumbnails import THUMBNAIL_PX, thumbnail_uri
 from core.studio import Studio
 from tests.conftest import ELPV_SUBSET
 
@@ -29,11 +29,3 @@ def test_no_thumbnail_without_a_readable_image(studio: Studio) -> None:
     assert thumbnail_uri(studio, "ab/cd/" + "0" * 64 + ".png") is None  # never stored
     key, _ = studio.images.put(b"not an image at all", "png")
     assert thumbnail_uri(studio, key) is None
-
-
-def test_heatmap_only_when_a_model_stored_one(studio: Studio) -> None:
-    key, _ = studio.images.put(sorted((ELPV_SUBSET / "defective").glob("*.png"))[0].read_bytes(), "png")
-    assert heatmap_path(studio, {HEATMAP_KEY: key}) == studio.images.path(key)
-    assert heatmap_path(studio, {}) is None
-    assert heatmap_path(studio, None) is None
-    assert heatmap_path(studio, {HEATMAP_KEY: "ab/cd/" + "1" * 64 + ".png"}) is None
