@@ -44,7 +44,8 @@ TOOL = "solar-cell"  # also the demo project's tool
 VIEWPORT = {"width": 1280, "height": 800}
 TITLES = {"capture": "Capture", "train": "Train", "live": "Live inspection", "review": "Review queue",
           "analytics": "Analytics"}
-NAV_LABELS = {"capture": "Capture", "train": "Train", "live": "Live", "review": "Review", "analytics": "Analytics"}
+NAV_LABELS = {"capture": "Capture", "train": "Train", "live": "Live", "review": "Review", "analytics": "Analytics",
+              "models": "Models"}
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (./test.sh installs it)")
