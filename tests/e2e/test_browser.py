@@ -44,7 +44,8 @@ TOOL = "solar-cell"  # also the demo project's tool
 VIEWPORT = {"width": 1280, "height": 800}
 TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection", "review": "Review queue",
           "analytics": "Analytics"}
-NAV_LABELS = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live", "review": "Review", "analytics": "Analytics"}
+NAV_LABELS = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live", "review": "Review",
+              "analytics": "Analytics", "models": "Models"}
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (./test.sh installs it)")
@@ -240,7 +241,7 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     _open(page, "review")
     _, waiting = review_queue(studio, TOOL)
     if waiting:
-        page.get_by_text(f"{waiting} inspection(s) waiting · oldest first").wait_for()
+        page.get_by_text(f"{waiting} inspection(s) waiting · ").wait_for()  # then the count per reason
         page.get_by_role("button", name=re.compile(r"^Good\b")).wait_for()  # the name ends with its shortcut
     else:
         page.get_by_text("Nothing to review: every flagged inspection has a verdict.").wait_for()
@@ -252,7 +253,7 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     _screenshot(page, "review")
     if waiting:
         page.get_by_role("button", name=re.compile(r"^Good\b")).click()
-        left = f"{waiting - 1} inspection(s) waiting · oldest first" if waiting > 1 else \
+        left = f"{waiting - 1} inspection(s) waiting · " if waiting > 1 else \
             "Nothing to review: every flagged inspection has a verdict."
         page.get_by_text(left).wait_for()
         _settle(page, "Review queue")
