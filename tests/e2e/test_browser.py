@@ -43,7 +43,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 TOOL = "solar-cell"  # also the demo project's tool
 VIEWPORT = {"width": 1280, "height": 800}
 TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection", "review": "Review queue",
-          "analytics": "Analytics"}
+          "analytics": "Analytics", "models": "Model versions"}
 NAV_LABELS = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live", "review": "Review",
               "analytics": "Analytics", "models": "Models"}
 TIMEOUT_MS = 60_000
