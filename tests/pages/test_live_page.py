@@ -213,7 +213,7 @@ def test_missing_model_files_give_a_clear_message(studio: Studio, webrtc: Stream
     inference._cache = inference.ModelCache()
     at = open_page("live")
     assert any("cannot be loaded" in e.value and "Retrain" in e.value for e in at.error), texts(at.error)
-    assert webrtc.calls == []
+    assert not [c for c in webrtc.calls if c["key"].startswith("live-camera")]  # no stream without a model
 
 
 def test_a_photo_is_recorded_once_however_often_the_page_reruns(studio: Studio) -> None:
