@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select, update
 from sqlalchemy.orm import Session
 
+from storage.versions import set_active
 from storage.tables import Inspection, ModelVersion, Review, Sample, Tool
 
 
@@ -74,17 +75,7 @@ def add_model_version(session: Session, **fields: Any) -> ModelVersion:
 
 def activate_model_version(session: Session, tool: Tool, version: ModelVersion) -> None:
     """Make ``version`` the tool's active model of its kind; the previously active one is retired."""
-    session.execute(
-        update(ModelVersion)
-        .where(ModelVersion.tool_id == tool.id, ModelVersion.kind == version.kind, ModelVersion.status == "active")
-        .values(status="retired")
-    )
-    version.status = "active"
-    if version.kind == "anomaly":
-        tool.active_anomaly_id = version.id
-    else:
-        tool.active_model_id = version.id
-    session.flush()
+    set_active(session, tool, version)  # the life-cycle module owns activation
 
 
 def get_model_version(session: Session, version_id: int) -> ModelVersion | None:
