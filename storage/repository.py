@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select, update
 from sqlalchemy.orm import Session
 
-from storage.versions import set_active
 from storage.tables import Inspection, ModelVersion, Review, Sample, Tool
+from storage.versions import set_active
 
 
 # --- tools -------------------------------------------------------------------------------------
