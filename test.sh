@@ -7,6 +7,7 @@ bash scripts/setup.sh requirements-test.txt
 need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)  # scripts/make_cert.sh and its test
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing ${need[*]} with apt-get ..."
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
