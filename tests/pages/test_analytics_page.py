@@ -12,12 +12,12 @@ from streamlit.testing.v1 import AppTest
 
 from core.analytics.dashboard import load_dashboard
 from core.analytics.filters import AnalyticsFilter
-from core.config import load_settings
-from core.studio import Studio, open_studio
+from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import utc_now
-from tests.pages.test_pages import ELPV, metrics, navigation_pages_only, open_page, texts  # noqa: F401 - fixture
+from tests.pages.test_pages import (  # noqa: F401 - fixture
+    ELPV, _use, metrics, navigation_pages_only, open_page, texts)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = "cells"
@@ -37,12 +37,6 @@ TINY = [
     (35, 12, "A", "pass", "good", 0.11, 5.0, None, False),
     (40, 12, "A", "fail", "crack", 0.92, 15.0, None, False),
 ]
-
-
-def _use(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Studio:
-    monkeypatch.setenv("STUDIO_DATA_DIR", str(data_dir))
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    return open_studio(load_settings())
 
 
 @pytest.fixture
