@@ -4,7 +4,6 @@ page's anomaly map overlay."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tests.pages.test_pages import (  # noqa: F401 - fixtures and helpers of the
     DEFECTIVE_CELLS,
     ELPV,
     TOOL,
-    _use,
+    studio_copy,
     button,
     cell,
     metrics,
@@ -47,9 +46,7 @@ def both_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def both_studio(both_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Studio]:
-    data_dir = tmp_path / "data"
-    shutil.copytree(both_template, data_dir)
-    studio = _use(data_dir, monkeypatch)
+    studio = studio_copy(both_template, tmp_path, monkeypatch)
     yield studio
     studio.engine.dispose()
 

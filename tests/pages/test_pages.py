@@ -92,12 +92,17 @@ def empty_studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[St
     studio.engine.dispose()
 
 
+def studio_copy(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Studio:
+    """The app pointed at a private copy of the data folder ``template``."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(template, data_dir)
+    return _use(data_dir, monkeypatch)
+
+
 @pytest.fixture
 def trained_studio(trained_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Studio]:
     """A private copy of the trained studio."""
-    data_dir = tmp_path / "data"
-    shutil.copytree(trained_template, data_dir)
-    studio = _use(data_dir, monkeypatch)
+    studio = studio_copy(trained_template, tmp_path, monkeypatch)
     yield studio
     studio.engine.dispose()
 
