@@ -134,13 +134,16 @@ def _camera_tab(tool: LiveTool, session: LiveSession, writer: InspectionWriter) 
         st.caption("Press START and allow the camera. Over plain HTTP from another device the browser "
                    "refuses the camera: serve the studio over HTTPS (README).")
     with panel:
-        _live_status(session, processor, writer, context.state.playing)
+        if context.state.playing:
+            _live_status(session, processor, writer)
+        else:  # no timer while the camera is off: a fragment rerun every second can lose a Photo-tab upload
+            _report_panel(session.latest_report(), writer)
 
 
 @st.fragment(run_every=1.0)
-def _live_status(session: LiveSession, processor: FrameProcessor, writer: InspectionWriter, playing: bool) -> None:
+def _live_status(session: LiveSession, processor: FrameProcessor, writer: InspectionWriter) -> None:
     silent = session.camera_silent_for(processor)
-    if playing and silent is not None:
+    if silent is not None:
         st.error(f"No frames from the camera for {silent:.0f} s: is it unplugged? Plug it in and press START again.")
     _report_panel(session.latest_report(), writer)
 
@@ -310,12 +313,20 @@ with side:
     _controls(tool_info.name, live_session)
     _capture(live_tool, live_session, tool_info.classes)
 with main:
-    camera, demo, photo, region = st.tabs(["Camera", "Demo stream", "Photo", "Region of interest"])
-    with camera:
-        _camera_tab(live_tool, live_session, writer)
-    with demo:
-        _demo_tab(live_tool, live_session, writer)
-    with photo:
-        _photo_tab(tool_info.name, tool_info.settings["threshold"])
-    with region:
-        _roi_tab(live_tool, live_session)
+    # Stateful tabs: only the open tab runs, and a rerun (an upload, the camera starting) keeps it open.
+    camera, demo, photo, region = st.tabs(["Camera", "Demo stream", "Photo", "Region of interest"],
+                                          key="tab", on_change="rerun", bind="query-params")
+    if camera.open:
+        with camera:
+            _camera_tab(live_tool, live_session, writer)
+    if demo.open:
+        with demo:
+            _demo_tab(live_tool, live_session, writer)
+    else:
+        live_session.stop_demo()
+    if photo.open:
+        with photo:
+            _photo_tab(tool_info.name, tool_info.settings["threshold"])
+    if region.open:
+        with region:
+            _roi_tab(live_tool, live_session)

@@ -223,7 +223,8 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     _screenshot(page, "train")
 
     _open(page, "live")
-    page.get_by_role("tab", name="Photo").click()  # the camera tab comes first
+    page.get_by_role("tab", name="Photo").click()  # the camera tab comes first; the URL remembers the tab
+    page.wait_for_url(re.compile(r"/live\?tab=Photo$"))
     start, end = default_range(1)
     before = int(daily_stats(studio, TOOL, start, end)["inspections"].sum())
     cell = sorted((ELPV / "defective").glob("*.png"))[0]
@@ -284,9 +285,10 @@ def test_a_bookmarked_page_url_works_on_a_fresh_server(browser, studio_dir: Path
     """An operator's tablet bookmarked on /live, opened after the studio (re)started."""
     with _streamlit(studio_dir, tmp_path) as url:
         page = _new_page(browser)
-        page.goto(f"{url}/live")
+        page.goto(f"{url}/live?tab=Photo")  # the Photo tab, bookmarked
         _settle(page, TITLES["live"])
         _assert_no_errors(page, "live")
         sidebar_links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
         assert [text.split("\n")[-1] for text in sidebar_links] == list(NAV_LABELS.values())
         page.locator('[data-testid="stFileUploaderDropzoneInput"]').wait_for(state="attached")
+        assert page.get_by_role("tab", name="Photo").get_attribute("aria-selected") == "true"

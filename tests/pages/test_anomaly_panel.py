@@ -77,7 +77,7 @@ def test_train_anomaly_button_trains_on_goods_only_and_says_so(both_studio: Stud
 
 
 def test_live_overlays_the_anomaly_map_and_shows_both_opinions(both_studio: Studio) -> None:
-    at = open_page("live")
+    at = open_page("live", tab="Photo")
     at.file_uploader[0].set_value(cell(DEFECTIVE_CELLS[0])).run()
     assert not at.exception
     assert "Anomaly score" in metrics(at)

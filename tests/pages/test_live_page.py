@@ -134,18 +134,22 @@ def test_save_to_tool_keeps_the_settings(studio: Studio, webrtc: StreamerRecorde
 
 
 def test_roi_drawn_is_stored_on_the_tool_and_used_by_the_stream(studio: Studio, webrtc: StreamerRecorder) -> None:
-    at = open_page("live")
+    at = open_page("live", tab="Region of interest")
     assert get_roi(studio, TOOL) == ROI
     at.slider(key=f"roi-x-{TOOL}").set_value((0.25, 0.75))
     at.slider(key=f"roi-y-{TOOL}").set_value((0.1, 0.9)).run()
     button(at, "Save region to tool").click().run()
     assert not at.exception
     assert get_roi(studio, TOOL) == [0.25, 0.1, 0.75, 0.9]
+    at.session_state["tab"] = "Camera"  # back to the stream
+    at.run()
     out = send(webrtc, DEFECTIVE_CELLS[2])
     x0, y0, x1, y1 = roi_pixels([0.25, 0.1, 0.75, 0.9], 640, 480)
     colours = set(COLOURS.values())
     assert tuple(int(v) for v in out[(y0 + y1) // 2, x0 + 1]) in colours  # the box is drawn on the new ROI
     assert tuple(int(v) for v in out[(y0 + y1) // 2, 129]) not in colours  # and no longer on the old one
+    at.session_state["tab"] = "Region of interest"
+    at.run()
     button(at, "Use the whole frame").click().run()
     assert get_roi(studio, TOOL) is None
 
@@ -163,7 +167,7 @@ def test_capture_adds_the_roi_of_the_current_frame_as_a_sample(studio: Studio, w
 
 
 def test_demo_stream_plays_without_a_camera(studio: Studio) -> None:
-    at = open_page("live")
+    at = open_page("live", tab="Demo stream")
     at.toggle(key="live-demo-play").set_value(True).run()
     assert not at.exception
     assert any(">PASS</div>" in m.value or ">FAIL</div>" in m.value or ">REVIEW</div>" in m.value
@@ -217,7 +221,7 @@ def test_missing_model_files_give_a_clear_message(studio: Studio, webrtc: Stream
 
 
 def test_a_photo_is_recorded_once_however_often_the_page_reruns(studio: Studio) -> None:
-    at = open_page("live")
+    at = open_page("live", tab="Photo")
     at.file_uploader[0].set_value((DEFECTIVE_CELLS[4].name, DEFECTIVE_CELLS[4].read_bytes(), "image/png")).run()
     at.run()  # e.g. the camera widget asked for a rerun
     assert not at.exception

@@ -107,13 +107,16 @@ def trained_studio(trained_template: Path, tmp_path: Path, monkeypatch: pytest.M
     studio.engine.dispose()
 
 
-def open_page(page: str) -> AppTest:
-    """Run the app, go to ``page`` and check it rendered without an exception."""
+def open_page(page: str, tab: str | None = None) -> AppTest:
+    """Run the app, go to ``page`` (and its ``tab``) and check it rendered without an exception."""
     at = AppTest.from_file(str(APP), default_timeout=60)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     if page != "capture":  # the default page
         at.switch_page(f"pages/{page}.py").run()
+    if tab is not None:  # the page's stateful tabs (key "tab") run only the open one
+        at.session_state["tab"] = tab
+        at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == TITLES[page]
     return at
@@ -354,7 +357,7 @@ def test_live_without_a_model_asks_to_train(empty_studio: Studio) -> None:
 
 
 def test_live_inspects_uploaded_cells_and_records_them(trained_studio: Studio) -> None:
-    at = open_page("live")
+    at = open_page("live", tab="Photo")
     assert "Upload a photo to inspect it." in texts(at.info)
     assert inspections_today(trained_studio) == 0
 
@@ -385,7 +388,7 @@ def test_live_inspects_uploaded_cells_and_records_them(trained_studio: Studio) -
 
 
 def test_live_reports_a_file_that_is_not_an_image(trained_studio: Studio) -> None:
-    at = open_page("live")
+    at = open_page("live", tab="Photo")
     at.file_uploader[0].set_value(("broken.png", b"\x89PNG\r\n\x1a\n truncated", "image/png")).run()
     assert not at.exception
     assert len(at.error) == 1 and at.error[0].value.startswith("broken.png: ")
