@@ -125,14 +125,12 @@ def rgb(gray: np.ndarray) -> np.ndarray:
     return np.repeat(gray[:, :, None], 3, axis=2)
 
 
-def held_out_accuracy(studio: Studio, features: "torch.Tensor", labels: np.ndarray) -> float:  # noqa: F821
-    """Balanced accuracy of the active model on pre-computed held-out features, deciding as Live does."""
-    import torch
+def held_out_accuracy(studio: Studio, activations: object, labels: np.ndarray) -> float:
+    """Balanced accuracy of the active model on the held-out cells' cached activations, deciding as Live does."""
     from sklearn.metrics import balanced_accuracy_score
 
     model = active_model(studio, TOOL)
-    with torch.inference_mode():
-        probabilities = torch.softmax(model.model.head_(features), dim=1).numpy()
+    probabilities = model.model.predict_proba_activations(activations)
     predicted = []
     for row in probabilities:
         verdict = decide(dict(zip(model.model.classes_, map(float, row), strict=True)), model.good_class,
@@ -187,16 +185,15 @@ def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: 
 
 
 def loop(seeds: int, rounds: int, batch: int, budget: int, n_holdout: int, workdir: Path) -> dict[str, object]:
-    from models.backbones.registry import pooled_features
-    from models.profiles import get_profile
+    from models.classifier.estimator import extract_activations
 
     images, labels = load_elpv()
     order = np.random.default_rng(1234).permutation(len(images))
     held = order[:n_holdout]
     rest = [int(i) for i in order[n_holdout:]]
     started = time.perf_counter()
-    features = pooled_features(get_profile("fast"), [rgb(images[i]) for i in held])
-    log(f"  held-out features of {n_holdout} cells in {time.perf_counter() - started:.1f} s")
+    features = extract_activations("fast", [rgb(images[i]) for i in held])  # the backbone once, not per round
+    log(f"  held-out activations of {n_holdout} cells in {time.perf_counter() - started:.1f} s")
     curves: dict[str, list[list[float]]] = {"active": [], "random": []}
     for seed in range(seeds):
         rng = random.Random(seed)

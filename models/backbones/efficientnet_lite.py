@@ -69,8 +69,10 @@ class SameConv2d(nn.Conv2d):
         sh, sw = self.stride
         pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pad_w = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if pad_h or pad_w:
-            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        if pad_h % 2 == 0 and pad_w % 2 == 0:  # symmetric: the convolution pads, no padded copy
+            return F.conv2d(x, self.weight, self.bias, self.stride, (pad_h // 2, pad_w // 2), self.dilation,
+                            self.groups)
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
@@ -163,4 +165,33 @@ def load_pretrained(name: str) -> EfficientNetLite:
     model = EfficientNetLite(VARIANTS[name])
     state = torch.load(weights_path(name), map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def _fold(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+    """Make ``conv`` compute ``norm(conv(x))`` (eval statistics) on its own."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    conv.weight = nn.Parameter(conv.weight * scale.reshape(-1, 1, 1, 1), requires_grad=False)
+    conv.bias = nn.Parameter(norm.bias - norm.running_mean * scale, requires_grad=False)
+
+
+@torch.no_grad()
+def fold_batch_norm(model: EfficientNetLite) -> EfficientNetLite:
+    """The frozen network for inference: each BatchNorm folded into the convolution before it.
+
+    The same function (outputs equal up to float rounding, about 1e-6 relative) with three fewer
+    passes over the activations per block. Modifies and returns ``model``; it cannot be trained or
+    loaded from a state dict afterwards.
+    """
+    _fold(model._conv_stem, model._bn0)
+    model._bn0 = nn.Identity()
+    for block in model._blocks:
+        if block.expand:
+            _fold(block._expand_conv, block._bn0)
+            block._bn0 = nn.Identity()
+        _fold(block._depthwise_conv, block._bn1)
+        _fold(block._project_conv, block._bn2)
+        block._bn1, block._bn2 = nn.Identity(), nn.Identity()
+    _fold(model._conv_head, model._bn1)
+    model._bn1 = nn.Identity()
     return model.eval()

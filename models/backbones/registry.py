@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from models.backbones.efficientnet_lite import EfficientNetLite, load_pretrained
+from models.backbones.efficientnet_lite import EfficientNetLite, fold_batch_norm, load_pretrained
 from models.preprocess import to_batch
 from models.profiles import Profile
 
@@ -17,10 +17,11 @@ _loaded: dict[str, EfficientNetLite] = {}
 
 
 def get_backbone(name: str) -> EfficientNetLite:
-    """The pretrained backbone ``name`` (loaded on first use; read-only afterwards)."""
+    """The pretrained backbone ``name`` for inference, BatchNorm folded (loaded on first use; read-only
+    afterwards)."""
     with _lock:
         if name not in _loaded:
-            model = load_pretrained(name)
+            model = fold_batch_norm(load_pretrained(name))
             for parameter in model.parameters():
                 parameter.requires_grad_(False)
             _loaded[name] = model

@@ -50,10 +50,7 @@ BUILDINGS = {442: "bell cote", 449: "boathouse", 483: "castle", 497: "church", 6
 
 @pytest.fixture(scope="module", params=NAMES)
 def pretrained(request: pytest.FixtureRequest) -> tuple[str, EfficientNetLite]:
-    name = request.param
-    if name == "efficientnet-lite0":
-        return name, get_backbone(name)  # the process-wide copy other test modules reuse
-    return name, load_pretrained(name)
+    return request.param, load_pretrained(request.param)
 
 
 def _gray_rgb(path: Path) -> np.ndarray:
@@ -118,6 +115,22 @@ def test_same_padding_handles_any_input_size() -> None:
     assert [tuple(o.shape[-2:]) for o in outputs] == list(zip(heights, widths, strict=True))
     assert len(early) == 3 and all(torch.equal(a, b) for a, b in zip(early, outputs[:3], strict=True))
     assert logits.shape == (1, 1000) and torch.isfinite(logits).all()
+
+
+def test_the_shared_inference_copy_folds_batch_norm_and_computes_the_same_stages() -> None:
+    """get_backbone's copy has no BatchNorm left and gives the file's network's outputs, on an even
+    input (symmetric padding inside the convolution) and an odd one (asymmetric padded copy)."""
+    reference, folded = load_pretrained("efficientnet-lite0"), get_backbone("efficientnet-lite0")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in reference.modules())
+    generator = torch.Generator().manual_seed(0)
+    for shape in ((2, 3, 224, 224), (1, 3, 117, 90)):
+        x = torch.rand(shape, generator=generator) * 2 - 1
+        with torch.inference_mode():
+            expected, got = reference.forward_stages(x), folded.forward_stages(x)
+        for a, b in zip(expected, got, strict=True):
+            assert a.shape == b.shape
+            assert float((a - b).abs().max()) <= 1e-4 * float(a.abs().max()), shape
 
 
 def test_profiles_use_each_variant_at_its_native_resolution() -> None:
