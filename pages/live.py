@@ -297,7 +297,7 @@ def _capture(tool: LiveTool, session: LiveSession, classes: list[str]) -> None:
 
 st.title("Live inspection")
 tool_info = require_tool()
-if tool_info.active_model_id is None:
+if tool_info.active_model_id is None and tool_info.active_anomaly_id is None:
     st.info(f"Tool **{tool_info.name}** has no trained model yet: train one on the Train page.")
     st.stop()
 try:
@@ -305,6 +305,12 @@ try:
 except StudioError as error:
     st.error(str(error))
     st.stop()
+if live_tool.degraded:
+    deciding = live_tool.sources[0].name
+    reason = " ".join(live_tool.errors.values()) or (
+        f"the cross-check policy wants a second model: train it on the Train page, or set the policy to "
+        f"'{deciding} only'")
+    st.warning(f"Degraded mode: the {deciding} decides alone ({reason}). Inspections are marked degraded.")
 
 live_session = _session(tool_info.name)
 writer = _writer(studio().settings)

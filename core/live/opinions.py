@@ -1,8 +1,8 @@
 """What a model says about one ROI crop, behind one small interface.
 
-The processor asks each of a tool's models for an :class:`Opinion` of the same crops. The classifier
-is wrapped here through the estimator contract ``predict_proba_and_heatmap``; an anomaly model
-(score + anomaly map) plugs in as another :class:`OpinionSource`.
+The processor asks each of a tool's models for an :class:`Opinion` of the same crops: the classifier
+through the estimator contract ``predict_proba_and_heatmap``, the anomaly model through ``predict``
+(normalised score and anomaly map).
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ import numpy as np
 @dataclass(frozen=True)
 class Opinion:
     """One model's view of one crop: defect score in [0, 1], class probabilities (may be empty) and a
-    defect map ``(h, w)`` float32 in [0, 1] (``None`` when the model gives none)."""
+    defect map ``(h, w)`` float32 in [0, 1] (``None`` when the model gives none). ``threshold`` is the
+    model's own (the anomaly model's calibrated one); ``None`` means the live threshold setting."""
 
     source: str
     score: float
     probabilities: dict[str, float]
     heatmap: np.ndarray | None
+    threshold: float | None = None
 
 
 class OpinionSource(Protocol):
@@ -64,3 +66,32 @@ class ClassifierSource:
             score = min(1.0, max(0.0, 1.0 - scores.get(self.good_class, 0.0)))
             result.append(Opinion(self.name, score, scores, heatmap))
         return result
+
+
+class AnomalyDetector(Protocol):
+    def predict(self, images: list[np.ndarray], threshold: float = 0.5) -> list: ...
+
+
+class AnomalySource:
+    """An anomaly model (trained on good parts only) as an opinion source: its normalised score (0.5 at
+    the calibrated threshold) and anomaly map, both clipped to [0, 1].
+
+    With ``tta`` each crop is also judged mirrored left-right; scores and (mirrored back) maps are averaged.
+    """
+
+    name = "anomaly"
+
+    def __init__(self, detector: AnomalyDetector, threshold: float) -> None:
+        self.detector = detector
+        self.threshold = threshold
+
+    def opinions(self, crops: list[np.ndarray], tta: bool) -> list[Opinion]:
+        results = self.detector.predict(crops, threshold=self.threshold)
+        scores = [r.score for r in results]
+        maps = [r.map for r in results]
+        if tta:
+            mirrored = self.detector.predict([np.ascontiguousarray(c[:, ::-1]) for c in crops], threshold=self.threshold)
+            scores = [(a + b.score) / 2 for a, b in zip(scores, mirrored, strict=True)]
+            maps = [(a + b.map[:, ::-1]) / 2 for a, b in zip(maps, mirrored, strict=True)]
+        return [Opinion(self.name, float(np.clip(score, 0.0, 1.0)), {}, np.clip(m, 0.0, 1.0).astype(np.float32),
+                        self.threshold) for score, m in zip(scores, maps, strict=True)]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from core.decision import decide
+from core.decision import ANOMALY, combine, decide, decide_anomaly
 from core.live.opinions import Opinion
 from core.live.overlay import ToolMark, draw_overlay, overall_decision
 from core.live.settings import LiveConfig, LiveSettings
@@ -64,11 +64,6 @@ class _ToolState:
     trigger: PartTrigger
     smoothers: dict[str, MovingAverage] = field(default_factory=dict)
     passes_seen: int = 0
-
-
-def combine(decisions: list[str]) -> str:
-    """Several models' decisions: the same decision when they agree, otherwise a person decides."""
-    return decisions[0] if len(set(decisions)) == 1 else "review"
 
 
 class FrameProcessor:
@@ -155,28 +150,30 @@ class FrameProcessor:
 
     def _decide(self, tool: LiveTool, state: _ToolState, config: LiveConfig, opinions: list[Opinion],
                 manual: bool, crop: np.ndarray, start: float) -> ToolResult:
-        decisions, verdicts = [], {}
+        verdicts = {}
         for opinion in opinions:
             smoother = state.smoothers.setdefault(opinion.source, MovingAverage(config.smoothing))
             smoother.resize(config.smoothing)
             smoothed = smoother.add(opinion.score)
-            defects = {k: v for k, v in opinion.probabilities.items() if k != tool.good_class}
-            verdict = decide({tool.good_class: 1.0 - smoothed, **defects}, tool.good_class, config.threshold,
-                             config.review_band)
-            decisions.append(verdict.decision)
+            threshold = config.threshold if opinion.threshold is None else opinion.threshold
+            if opinion.source == ANOMALY:
+                verdict = decide_anomaly(smoothed, tool.good_class, threshold, config.review_band)
+            else:
+                defects = {k: v for k, v in opinion.probabilities.items() if k != tool.good_class}
+                verdict = decide({tool.good_class: 1.0 - smoothed, **defects}, tool.good_class, threshold,
+                                 config.review_band)
             verdicts[opinion.source] = verdict
         main = verdicts[opinions[0].source]
-        decision = combine(decisions)
-        label = main.label if decision == main.decision else next(
-            (v.label for v in verdicts.values() if v.decision != "pass"), main.label)
+        combined = combine(verdicts)  # both pass -> pass, both fail -> fail, else review
         full = all(s.full for s in state.smoothers.values())
         recorded = state.trigger.should_record(config.trigger, full, manual)
         opinion_fields = {o.source: {"decision": verdicts[o.source].decision, "score": round(verdicts[o.source].score, 6)}
                           for o in opinions}
         if recorded and self.writer is not None:
-            self._record(tool, state, config, decision, label, main.score, opinions, opinion_fields, crop, start)
-        return ToolResult(tool.name, decision, label, main.score, opinions[0].score, opinions[0].probabilities,
-                          opinion_fields, recorded)
+            self._record(tool, state, config, combined.decision, combined.label, main.score, opinions,
+                         opinion_fields, crop, start)
+        return ToolResult(tool.name, combined.decision, combined.label, main.score, opinions[0].score,
+                          opinions[0].probabilities, opinion_fields, recorded)
 
     def _record(self, tool: LiveTool, state: _ToolState, config: LiveConfig, decision: str, label: str,
                 score: float, opinions: list[Opinion], opinion_fields: dict, crop: np.ndarray, start: float) -> None:
@@ -190,7 +187,7 @@ class FrameProcessor:
             tool_id=tool.id, model_version_id=tool.model_version_id, station=self.station, created_at=utc_now(),
             decision=decision, label=label, score=score, scores=opinions[0].probabilities,
             latency_ms=(self._clock() - start) * 1000, opinions=opinion_fields if len(opinions) > 1 else {},
-            anomaly_score=anomaly, image=crop.copy() if keep else None,
+            anomaly_score=anomaly, degraded=tool.degraded, image=crop.copy() if keep else None,
         ))
         self._recorded += 1
 

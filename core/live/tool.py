@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.decision import ANOMALY, CLASSIFIER, models_to_run
 from core.errors import NotFoundError, StudioError
-from core.inference import active_model
-from core.live.opinions import ClassifierSource, OpinionSource
+from core.inference import active_model, tool_models
+from core.live.opinions import AnomalySource, ClassifierSource, OpinionSource
 from core.live.settings import LiveConfig
 from core.studio import Studio
 from core.tools import require_tool
@@ -24,9 +25,11 @@ class ModelUnavailableError(StudioError):
 class LiveTool:
     """One inspection tool on the live station.
 
-    ``sources`` are its models (the classifier first; an anomaly model may follow). Loaded models
-    come from the process-wide cache of :mod:`core.inference`, and their backbones from the shared
-    registry, so sessions and tools with the same model or backbone share one copy.
+    ``sources`` are the models its policy runs (the classifier first, then the anomaly model);
+    ``degraded`` says that a model the policy wants is missing, so the other decides alone (``errors``
+    says why). Loaded models come from the process-wide cache of :mod:`core.inference`, and their
+    backbones from the shared registry, so sessions and tools with the same model or backbone share
+    one copy.
     """
 
     id: int
@@ -35,23 +38,34 @@ class LiveTool:
     roi: list[float] | None
     model_version_id: int
     sources: list[OpinionSource] = field(default_factory=list)
+    degraded: bool = False
+    errors: dict[str, str] = field(default_factory=dict)
 
 
 def load_live_tool(studio: Studio, tool_name: str) -> LiveTool:
-    """The tool with its ROI and active model; NoModelError / ModelUnavailableError say what is wrong."""
+    """The tool with its ROI and the models of its policy; NoModelError / ModelUnavailableError say
+    what is wrong."""
     with studio.transaction() as session:
         row = require_tool(session, tool_name)
-        if row.active_model_id is None:
+        if row.active_model_id is None and row.active_anomaly_id is None:
             raise NoModelError(f"tool {tool_name!r} has no trained model yet: train one on the Train page")
         roi = list(row.roi) if row.roi else None
     try:
-        model = active_model(studio, tool_name)
+        models = tool_models(studio, tool_name)
     except NotFoundError:
         raise
     except StudioError as error:
         raise ModelUnavailableError(str(error)) from error
-    source = ClassifierSource(model.model, model.good_class)
-    return LiveTool(model.tool_id, tool_name, model.good_class, roi, model.version_id, [source])
+    used, degraded = models_to_run(models.policy, models.available())
+    sources: list[OpinionSource] = []
+    if CLASSIFIER in used and models.classifier is not None:
+        sources.append(ClassifierSource(models.classifier.model, models.good_class))
+    if ANOMALY in used and models.anomaly is not None:
+        sources.append(AnomalySource(models.anomaly.model, models.anomaly.threshold))
+    deciding = models.classifier if CLASSIFIER in used and models.classifier is not None else models.anomaly
+    assert deciding is not None
+    return LiveTool(models.tool_id, tool_name, models.good_class, roi, deciding.version_id, sources, degraded,
+                    models.errors)
 
 
 def live_config(studio: Studio, tool_name: str) -> LiveConfig:

@@ -47,3 +47,24 @@ def trained(trained_template: Path, tmp_path: Path) -> Iterator[Studio]:
 
 def cells(label: str) -> list[np.ndarray]:
     return [np.asarray(Image.open(p).convert("RGB")) for p in sorted((ELPV / label).glob("*.png"))]
+
+
+@pytest.fixture(scope="package")
+def both_template(trained_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained studio plus an anomaly model trained on its good cells (cross-check policy)."""
+    data_dir = tmp_path_factory.mktemp("live-both") / "data"
+    shutil.copytree(trained_template, data_dir)
+    studio = open_at(data_dir)
+    train(studio, TOOL, kind="anomaly")
+    studio.engine.dispose()
+    return data_dir
+
+
+@pytest.fixture
+def both(both_template: Path, tmp_path: Path) -> Iterator[Studio]:
+    """A private copy of the studio with a classifier and an anomaly model."""
+    data_dir = tmp_path / "both-data"
+    shutil.copytree(both_template, data_dir)
+    studio = open_at(data_dir)
+    yield studio
+    studio.engine.dispose()
