@@ -26,7 +26,7 @@ from core.live.settings import MAX_SMOOTHING, TRIGGERS, LiveConfig
 from core.live.tool import LiveTool, live_config, load_live_tool, save_live_config
 from core.live.writer import InspectionWriter
 from core.roi import roi_pixels
-from core.tools import set_roi
+from core.tools import list_tools, set_roi
 from pages.common import require_tool, studio
 
 BANNERS = {"pass": ("PASS", "#1a7f37"), "fail": ("FAIL", "#cf222e"), "review": ("REVIEW", "#bf8700")}
@@ -95,6 +95,28 @@ def _controls(tool_name: str, session: LiveSession) -> LiveConfig:
     return config
 
 
+def _station(tool: LiveTool) -> list[LiveTool]:
+    """The page's tool first, then the other tools chosen to inspect the same frame (each in its own
+    region, with its own model and saved threshold)."""
+    others = [t.name for t in list_tools(studio())
+              if t.name != tool.name and (t.active_model_id is not None or t.active_anomaly_id is not None)]
+    if not others:
+        return [tool]
+    chosen = st.multiselect("Also inspect on this frame", others, key="live-station-tools",
+                            help="Other tools of this station: each looks at its own region with its own model "
+                                 "and saved threshold; the frame fails when any of them fails.")
+    station = [tool]
+    for name in chosen:
+        try:
+            extra = load_live_tool(studio(), name)
+        except StudioError as error:
+            st.warning(f"{name}: {error}")
+            continue
+        extra.own_config = live_config(studio(), name)
+        station.append(extra)
+    return station
+
+
 def _report_panel(report: FrameReport | None, writer: InspectionWriter) -> None:
     """The latest verdict from the video thread and the writer's state."""
     if report is None:
@@ -108,14 +130,17 @@ def _report_panel(report: FrameReport | None, writer: InspectionWriter) -> None:
         st.caption(f"Label **{result.label}** · latency {report.latency_ms:.0f} ms · "
                    f"{report.recorded_total} inspection(s) recorded this session · score averaged over the "
                    f"smoothing window")
+        for other in report.tools[1:]:
+            st.caption(f"**{other.tool}**: {other.decision.upper()} · {other.label} · score {other.score:.2f}")
     status = writer.status()
     if status.error:
         st.warning(f"Database unavailable: {status.waiting} inspection(s) waiting; they are kept and written "
                    f"when it is back. ({status.error})")
 
 
-def _camera_tab(tool: LiveTool, session: LiveSession, writer: InspectionWriter) -> None:
-    processor = session.processor(tool, writer, station="live-camera")
+def _camera_tab(tools: list[LiveTool], session: LiveSession, writer: InspectionWriter) -> None:
+    tool = tools[0]
+    processor = session.processor(tools, writer, station="live-camera")
 
     def video_frame_callback(frame: av.VideoFrame) -> av.VideoFrame:
         return av.VideoFrame.from_ndarray(processor.process(frame.to_ndarray(format="rgb24")), format="rgb24")
@@ -148,7 +173,8 @@ def _live_status(session: LiveSession, processor: FrameProcessor, writer: Inspec
     _report_panel(session.latest_report(), writer)
 
 
-def _demo_tab(tool: LiveTool, session: LiveSession, writer: InspectionWriter) -> None:
+def _demo_tab(tools: list[LiveTool], session: LiveSession, writer: InspectionWriter) -> None:
+    tool = tools[0]
     st.caption("No camera? The tool's own images played as a 640 x 480 video, inspected like the camera.")
     record = st.toggle("Record demo inspections", value=False, key="live-demo-record")
     if not st.toggle("Play the demo stream", value=False, key="live-demo-play"):
@@ -162,7 +188,7 @@ def _demo_tab(tool: LiveTool, session: LiveSession, writer: InspectionWriter) ->
     if not images:
         st.info("This tool has no images yet: add some on the Capture page.")
         return
-    processor = session.processor(tool, writer if record else None, station="live-demo")
+    processor = session.processor(tools, writer if record else None, station="live-demo")
     _demo_player(session, images, processor, writer)
 
 
@@ -316,6 +342,7 @@ live_session = _session(tool_info.name)
 writer = _writer(studio().settings)
 main, side = st.columns([5, 2])
 with side:
+    station_tools = _station(live_tool)
     _controls(tool_info.name, live_session)
     _capture(live_tool, live_session, tool_info.classes)
 with main:
@@ -324,10 +351,10 @@ with main:
                                           key="tab", on_change="rerun", bind="query-params")
     if camera.open:
         with camera:
-            _camera_tab(live_tool, live_session, writer)
+            _camera_tab(station_tools, live_session, writer)
     if demo.open:
         with demo:
-            _demo_tab(live_tool, live_session, writer)
+            _demo_tab(station_tools, live_session, writer)
     else:
         live_session.stop_demo()
     if photo.open:

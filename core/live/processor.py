@@ -151,17 +151,18 @@ class FrameProcessor:
     def _decide(self, tool: LiveTool, state: _ToolState, config: LiveConfig, opinions: list[Opinion],
                 manual: bool, crop: np.ndarray, start: float) -> ToolResult:
         verdicts = {}
+        rules = tool.own_config or config  # threshold and review band
         for opinion in opinions:
             smoother = state.smoothers.setdefault(opinion.source, MovingAverage(config.smoothing))
             smoother.resize(config.smoothing)
             smoothed = smoother.add(opinion.score)
-            threshold = config.threshold if opinion.threshold is None else opinion.threshold
+            threshold = rules.threshold if opinion.threshold is None else opinion.threshold
             if opinion.source == ANOMALY:
-                verdict = decide_anomaly(smoothed, tool.good_class, threshold, config.review_band)
+                verdict = decide_anomaly(smoothed, tool.good_class, threshold, rules.review_band)
             else:
                 defects = {k: v for k, v in opinion.probabilities.items() if k != tool.good_class}
                 verdict = decide({tool.good_class: 1.0 - smoothed, **defects}, tool.good_class, threshold,
-                                 config.review_band)
+                                 rules.review_band)
             verdicts[opinion.source] = verdict
         main = verdicts[opinions[0].source]
         combined = combine(verdicts)  # both pass -> pass, both fail -> fail, else review

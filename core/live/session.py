@@ -40,13 +40,14 @@ class LiveSession:
         self._demo_shown = -1
         self._demo_frame: np.ndarray | None = None
 
-    def processor(self, tool: LiveTool, writer: InspectionWriter | None, station: str) -> FrameProcessor:
-        """The processor for this tool, model version and ROI (a new one when any of them changed)."""
-        key = (station, tool.name, tool.model_version_id, tuple(tool.roi or ()), tuple(s.name for s in tool.sources),
-               writer is not None)
+    def processor(self, tools: list[LiveTool], writer: InspectionWriter | None, station: str) -> FrameProcessor:
+        """The processor for these tools (the first one's settings are on screen), their model versions
+        and ROIs: a new one when any of them changed."""
+        key = (station, writer is not None, *((t.name, t.model_version_id, tuple(t.roi or ()),
+                                               tuple(s.name for s in t.sources), t.own_config) for t in tools))
         if key not in self._processors:
             self._processors = {k: p for k, p in self._processors.items() if k[0] != station}
-            self._processors[key] = FrameProcessor([tool], self.settings, writer, self.results, station)
+            self._processors[key] = FrameProcessor(tools, self.settings, writer, self.results, station)
         return self._processors[key]
 
     def latest_frame(self) -> np.ndarray | None:

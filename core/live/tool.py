@@ -27,7 +27,8 @@ class LiveTool:
 
     ``sources`` are the models its policy runs (the classifier first, then the anomaly model);
     ``degraded`` says that a model the policy wants is missing, so the other decides alone (``errors``
-    says why). Loaded models come from the process-wide cache of :mod:`core.inference`, and their
+    says why). A tool that shares the station with the one whose live settings are on screen decides
+    with its own saved threshold and review band (``own_config``). Loaded models come from the process-wide cache of :mod:`core.inference`, and their
     backbones from the shared registry, so sessions and tools with the same model or backbone share
     one copy.
     """
@@ -40,6 +41,7 @@ class LiveTool:
     sources: list[OpinionSource] = field(default_factory=list)
     degraded: bool = False
     errors: dict[str, str] = field(default_factory=dict)
+    own_config: LiveConfig | None = None  # its saved threshold and band; None: the live settings decide
 
 
 def load_live_tool(studio: Studio, tool_name: str) -> LiveTool:

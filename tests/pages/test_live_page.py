@@ -227,3 +227,29 @@ def test_a_photo_is_recorded_once_however_often_the_page_reruns(studio: Studio) 
     assert not at.exception
     assert len(inspections(studio)) == 1
     assert any(f"inspection #{inspections(studio)[0].id}" in c.value for c in at.caption), texts(at.caption)
+
+
+def test_a_second_tool_inspects_the_same_frame_with_its_own_threshold(studio: Studio,
+                                                                        webrtc: StreamerRecorder) -> None:
+    from core.samples import import_path
+    from core.tools import create_tool, update_settings
+    from core.training import train
+    from pages.common import TOOL_KEY
+    from tests.pages.test_pages import ELPV
+    create_tool(studio, "busbar", "good,defective")
+    import_path(studio, "busbar", ELPV)
+    train(studio, "busbar")
+    set_roi(studio, "busbar", [0.0, 0.0, 0.5, 1.0])
+    update_settings(studio, "busbar", threshold=0.0, review_band=0.0)  # its own saved threshold: fails anything
+    at = open_page("live")
+    at.session_state[TOOL_KEY] = TOOL  # the sidebar's tool (the first by name would be busbar)
+    at.run()
+    assert at.multiselect(key="live-station-tools").options == ["busbar"]
+    at.multiselect(key="live-station-tools").select("busbar").run()
+    assert not at.exception
+    out = send(webrtc, GOOD_CELLS[0])
+    assert tuple(int(v) for v in out[240, 1]) == COLOURS["fail"]  # the second tool's ROI box, in its verdict's colour
+    at.run()
+    assert float(metrics(at)["Live score"]) < 0.5  # the page's tool passes the good cell (live threshold 0.5)
+    assert ">FAIL</div>" in live_banner(at)  # but the second tool fails it: the frame fails
+    assert any(c.value.startswith("**busbar**: FAIL") for c in at.caption), texts(at.caption)
