@@ -21,7 +21,7 @@ from core.errors import InvalidInputError, NotFoundError, StudioError
 from core.images import ImageRejectedError, decode_image
 from core.studio import Studio
 from core.tools import require_tool
-from core.training import TrainResult, train
+from core.training import TrainResult, drop_calibration_override, train
 from models.artifacts import ArtifactError
 from models.classifier import FewShotClassifier, load_classifier
 from storage import repository as repo
@@ -66,7 +66,9 @@ def _version_of(session: Any, tool: Any, version_id: int) -> Any:
 
 
 def promote(studio: Studio, tool_name: str, version_id: int, actor: Actor, action: str = "promote") -> int | None:
-    """Make ``version_id`` the tool's active model of its kind in one step; ``predict`` uses it at once.
+    """Make ``version_id`` the tool's active model of its kind in one step; ``predict`` uses it at once,
+    with the version's calibrated threshold and band (a threshold the user had set for the replaced
+    classifier is dropped and noted in the audit log).
 
     The replaced version is retired (kept until deleted). Returns the replaced version's id.
     """
@@ -77,8 +79,10 @@ def promote(studio: Studio, tool_name: str, version_id: int, actor: Actor, actio
             raise InvalidInputError(f"version {version_id} is already the active model")
         replaced = versions_repo.set_active(session, tool, version)
         replaced_id = None if replaced is None else replaced.id
+        # the version's own calibrated threshold and band apply, as after a training
+        dropped = drop_calibration_override(tool) if version.kind == "classifier" else {}
         log(session, actor, action, f"model_version {version_id}", tool.id, kind=version.kind,
-            replaced=replaced_id)
+            replaced=replaced_id, **({"dropped_override": dropped} if dropped else {}))
         return replaced_id
 
 

@@ -24,6 +24,7 @@ from models.anomaly.calibration import more_goods_advised
 from models.classifier import FewShotClassifier
 from models.profiles import PROFILES
 from storage import repository as repo
+from storage.tables import Tool
 
 MIN_IMAGES_PER_CLASS = 5
 MIN_GOOD_IMAGES = 5  # an anomaly model's smallest training set
@@ -218,6 +219,15 @@ def _fit_anomaly(images: list[np.ndarray], labels: list[str], good_class: str, p
     return model, {"validation": validation, "reference_scores": model.reference_scores_}, goods, notices
 
 
+def drop_calibration_override(tool: Tool) -> dict[str, Any]:
+    """Remove a threshold or band the user set on ``tool`` (a newly active classifier brings its own
+    calibrated ones); returns what was removed."""
+    settings = dict(tool.settings or {})
+    dropped = {k: settings.pop(k) for k in CALIBRATED_SETTINGS if k in settings}
+    tool.settings = settings
+    return dropped
+
+
 def _record_version(studio: Studio, tool_name: str, tool_id: int, kind: str, profile: str, folder: Path,
                     seconds: float, n_samples: int, metrics: dict[str, Any],
                     skipped: list[tuple[str, str]], report: TrainProgress, notices: list[str],
@@ -230,7 +240,7 @@ def _record_version(studio: Studio, tool_name: str, tool_id: int, kind: str, pro
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         if activate and kind == "classifier":
-            tool.settings = {k: v for k, v in (tool.settings or {}).items() if k not in CALIBRATED_SETTINGS}
+            drop_calibration_override(tool)
         version = repo.add_model_version(
             session, tool_id=tool_id, kind=kind, profile=profile, status="candidate",
             metrics=metrics,

@@ -21,7 +21,7 @@ from core.model_versions import (compare_versions, delete_version, list_versions
 from core.reviews import Reviewer, next_card, submit_review
 from core.samples import import_path
 from core.studio import Studio, open_studio
-from core.tools import create_tool
+from core.tools import create_tool, update_settings
 from core.training import train
 from storage import repository as repo
 from storage.tables import Sample
@@ -85,6 +85,7 @@ def test_promote_and_rollback_change_what_predict_uses(versions, tmp_path: Path)
     v2 = candidate.version_id
     image = bad[-1].read_bytes()
     before = predict_image(studio, TOOL, "x.png", image, record=False)
+    v1_threshold = active_model(studio, TOOL).threshold
 
     assert promote(studio, TOOL, v2, ENGINEER) == v1
     after = predict_image(studio, TOOL, "x.png", image, record=False)
@@ -94,13 +95,17 @@ def test_promote_and_rollback_change_what_predict_uses(versions, tmp_path: Path)
     with pytest.raises(InvalidInputError, match="already the active model"):
         promote(studio, TOOL, v2, ENGINEER)
 
+    update_settings(studio, TOOL, threshold=0.9)  # the operator moved v2's threshold
+    assert active_model(studio, TOOL).threshold == 0.9
     assert rollback(studio, TOOL, Actor("olaf", "line-2")) == v1
+    assert active_model(studio, TOOL).threshold == v1_threshold != 0.9  # v1's own calibration again
     again = predict_image(studio, TOOL, "x.png", image, record=False)
     assert again.model_version == v1 and again.scores == before.scores
     with pytest.raises(InvalidInputError, match="cannot be deleted"):
         delete_version(studio, TOOL, v1, ENGINEER)
 
     rows = [(r.action, r.actor, r.device, r.target, r.details.get("replaced")) for r in audit_log(studio, TOOL)]
+    assert audit_log(studio, TOOL)[0].details["dropped_override"] == {"threshold": 0.9}
     assert rows[:2] == [("rollback", "olaf", "line-2", f"model_version {v1}", v2),
                         ("promote", "eva", "office-pc", f"model_version {v2}", v1)]
 
