@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,12 +17,13 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, recall_score
 
 from core.audit import Actor, log
-from core.decision import decide
+from core.decision import ANOMALY_LABEL, Verdict, decide, decide_anomaly
 from core.errors import InvalidInputError, NotFoundError, StudioError
 from core.images import ImageRejectedError, decode_image
 from core.studio import Studio
-from core.tools import require_tool
+from core.tools import DEFAULT_SETTINGS, require_tool
 from core.training import TrainResult, drop_calibration_override, train
+from models.anomaly import PatchCoreDetector
 from models.artifacts import ArtifactError
 from models.classifier import FewShotClassifier, load_classifier
 from storage import repository as repo
@@ -136,7 +138,8 @@ def samples_since_active(studio: Studio, tool_name: str) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One version's results on one labelled set."""
+    """One version's results on one labelled set; ``classes`` orders recall and confusion (an anomaly
+    model's are the good class and ``anomaly``, every defect class counting as an anomaly)."""
 
     n: int
     balanced_accuracy: float | None
@@ -144,26 +147,48 @@ class Evaluation:
     confusion: list[list[int]]
     review_rate: float | None
     ms_per_image: float | None
+    classes: list[str]
 
     def as_dict(self) -> dict[str, Any]:
         return {"n": self.n, "balanced_accuracy": self.balanced_accuracy, "recall": self.recall,
-                "confusion": self.confusion, "review_rate": self.review_rate, "ms_per_image": self.ms_per_image}
+                "confusion": self.confusion, "review_rate": self.review_rate, "ms_per_image": self.ms_per_image,
+                "classes": self.classes}
 
 
-def evaluate(model: FewShotClassifier, classes: list[str], good_class: str, settings: dict[str, Any],
-             images: list[np.ndarray], labels: list[str]) -> Evaluation:
+Judge = Callable[[np.ndarray], Verdict]
+
+
+def classifier_judge(model: FewShotClassifier, good_class: str, settings: dict[str, Any]) -> Judge:
+    """A classifier version's verdict on an RGB image, as live inspection decides it."""
+    threshold = float(settings.get("threshold", model.threshold_))
+    band = float(settings.get("review_band", model.review_band_))
+
+    def judge(rgb: np.ndarray) -> Verdict:
+        probabilities = model.predict_proba([rgb])[0]
+        return decide(dict(zip(model.classes_, map(float, probabilities), strict=True)), good_class, threshold, band)
+    return judge
+
+
+def anomaly_judge(model: PatchCoreDetector, good_class: str, settings: dict[str, Any]) -> Judge:
+    """An anomaly version's verdict on an RGB image (normalised score against the tool's anomaly threshold)."""
+    threshold = float(settings.get("anomaly_threshold", DEFAULT_SETTINGS["anomaly_threshold"]))
+    band = float(settings.get("review_band", DEFAULT_SETTINGS["review_band"]))
+
+    def judge(rgb: np.ndarray) -> Verdict:
+        return decide_anomaly(float(model.score_samples([rgb])[0]), good_class, threshold, band)
+    return judge
+
+
+def evaluate(judge: Judge, classes: list[str], images: list[np.ndarray], labels: list[str]) -> Evaluation:
     """Balanced accuracy, per-class recall, confusion (rows true, columns predicted, in ``classes`` order),
     share sent to review and median milliseconds per image, deciding as live inspection does."""
     if not images:
-        return Evaluation(0, None, {}, [], None, None)
+        return Evaluation(0, None, {}, [], None, None, classes)
     predicted, decisions, times = [], [], []
     for rgb in images:
         started = time.perf_counter()
-        probabilities = model.predict_proba([rgb])[0]
+        verdict = judge(rgb)
         times.append((time.perf_counter() - started) * 1000)
-        verdict = decide(dict(zip(model.classes_, map(float, probabilities), strict=True)), good_class,
-                         float(settings.get("threshold", model.threshold_)),
-                         float(settings.get("review_band", model.review_band_)))
         predicted.append(verdict.label)
         decisions.append(verdict.decision)
     present = [c for c in classes if c in labels]
@@ -175,19 +200,18 @@ def evaluate(model: FewShotClassifier, classes: list[str], good_class: str, sett
         confusion=confusion_matrix(labels, predicted, labels=classes).tolist(),
         review_rate=decisions.count("review") / len(decisions),
         ms_per_image=float(np.median(times)),
+        classes=classes,
     )
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """Candidate and active side by side on the held-out samples and on reviewed inspections."""
+    """Versions side by side on the held-out samples and on reviewed inspections."""
 
-    classes: list[str]
     versions: dict[int, dict[str, Evaluation]]  # version id -> {"held_out": ..., "reviewed": ...}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"classes": self.classes,
-                "versions": {str(v): {k: e.as_dict() for k, e in sets.items()} for v, sets in self.versions.items()}}
+        return {"versions": {str(v): {k: e.as_dict() for k, e in sets.items()} for v, sets in self.versions.items()}}
 
 
 MAX_REVIEWED_FOR_COMPARISON = 300
@@ -195,12 +219,13 @@ MAX_REVIEWED_FOR_COMPARISON = 300
 
 def compare_versions(studio: Studio, tool_name: str, version_ids: list[int],
                      progress: Any = None) -> Comparison:
-    """Evaluate each version on the tool's held-out samples and its newest reviewed inspections
-    (at most ``MAX_REVIEWED_FOR_COMPARISON``; note a version trained after a review may have learnt it)."""
+    """Evaluate each version (classifier or anomaly model) on the tool's held-out samples and its newest
+    reviewed inspections (at most ``MAX_REVIEWED_FOR_COMPARISON``; note a version trained after a review
+    may have learnt it)."""
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
-        versions = [_version_of(session, tool, v) for v in version_ids]
-        folders = {v.id: studio.settings.models_dir / v.artifact_dir for v in versions if v.kind == "classifier"}
+        versions = [(v.id, v.kind, studio.settings.models_dir / v.artifact_dir)
+                    for v in (_version_of(session, tool, i) for i in version_ids)]
         held_out = [(s.image_key, s.label) for s in versions_repo.holdout_samples(session, tool.id)]
         reviewed = [(i.image_key, r.verdict)
                     for r, i in queue_repo.reviews_with_image(session, tool.id, MAX_REVIEWED_FOR_COMPARISON)]
@@ -208,16 +233,21 @@ def compare_versions(studio: Studio, tool_name: str, version_ids: list[int],
         settings = dict(tool.settings or {})  # a threshold the user set, else each version's calibrated one
     sets = {"held_out": _load(studio, held_out), "reviewed": _load(studio, reviewed)}
     results: dict[int, dict[str, Evaluation]] = {}
-    for index, (version_id, folder) in enumerate(folders.items()):
+    for index, (version_id, kind, folder) in enumerate(versions):
         try:
-            model = load_classifier(folder)
+            if kind == "anomaly":
+                judge, judged = anomaly_judge(PatchCoreDetector.load(folder), good, settings), [good, ANOMALY_LABEL]
+            else:
+                judge, judged = classifier_judge(load_classifier(folder), good, settings), classes
         except ArtifactError as error:
             raise StudioError(f"model version {version_id} cannot be loaded: {error}") from error
-        results[version_id] = {name: evaluate(model, classes, good, settings, images, labels)
-                               for name, (images, labels) in sets.items()}
+        results[version_id] = {
+            name: evaluate(judge, judged, images,
+                           labels if kind != "anomaly" else [l if l == good else ANOMALY_LABEL for l in labels])
+            for name, (images, labels) in sets.items()}
         if progress is not None:
-            progress("compare", (index + 1) / len(folders))
-    return Comparison(classes, results)
+            progress("compare", (index + 1) / len(versions))
+    return Comparison(results)
 
 
 def _load(studio: Studio, rows: list[tuple[str, str]]) -> tuple[list[np.ndarray], list[str]]:

@@ -19,8 +19,7 @@ COMPARISON = "models-comparison"
 st.title("Model versions")
 tool = require_tool()
 actor = current_reviewer()
-versions = [v for v in list_versions(studio(), tool.name) if v.kind == "classifier"]
-active = next((v for v in versions if v.status == "active"), None)
+versions = list_versions(studio(), tool.name)
 
 st.subheader("New training data since the active model")
 gained = samples_since_active(studio(), tool.name)
@@ -40,7 +39,7 @@ if st.button("Retrain into a candidate", type="primary", help="the active model 
         bar.empty()
         st.success(f"Candidate v{result.version_id} trained on {result.n_samples} images. Compare it below.")
         st.session_state.pop(COMPARISON, None)
-        versions = [v for v in list_versions(studio(), tool.name) if v.kind == "classifier"]
+        versions = list_versions(studio(), tool.name)
 
 if not versions:
     st.info("No model yet: train one on the Train page.")
@@ -52,8 +51,12 @@ st.dataframe(pd.DataFrame([v.as_row() for v in versions]), hide_index=True)
 others = [v.id for v in versions if v.status != "active"]
 if others:
     left, right = st.columns(2)
+    kinds = {v.id: v.kind for v in versions}
     with left:
-        chosen = st.selectbox("Version", others, format_func=lambda i: f"v{i} ({next(v.status for v in versions if v.id == i)})")
+        chosen = st.selectbox("Version", others,
+                              format_func=lambda i: f"v{i} ({next(f'{v.kind}, {v.status}' for v in versions if v.id == i)})")
+        # the active version of the same kind: a classifier replaces the classifier, an anomaly model the anomaly model
+        active = next((v for v in versions if v.status == "active" and v.kind == kinds[chosen]), None)
         older = active is not None and chosen < active.id
         label = f"Roll back to v{chosen}" if older else f"Promote v{chosen}"
         if st.button(label, type="primary", key="promote", help="predictions use it at once; the active one is kept"):
@@ -98,8 +101,8 @@ if comparison is not None:
         for column, (version_id, sets) in zip(matrices, comparison.versions.items(), strict=True):
             if sets[dataset].n:
                 column.caption(f"v{version_id} confusion (rows true, columns predicted)")
-                column.dataframe(pd.DataFrame(sets[dataset].confusion, index=comparison.classes,
-                                              columns=comparison.classes))
+                column.dataframe(pd.DataFrame(sets[dataset].confusion, index=sets[dataset].classes,
+                                              columns=sets[dataset].classes))
 
 st.subheader("Which images would help most")
 suggestions = suggest_for_review(studio(), tool.name, limit=10)

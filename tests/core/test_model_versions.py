@@ -69,9 +69,9 @@ def test_a_candidate_does_not_replace_the_active_model(versions) -> None:
 def test_compare_on_held_out_samples_and_reviews(versions, elpv_subset: Path) -> None:
     studio, v1, candidate, *_ = versions
     comparison = compare_versions(studio, TOOL, [candidate.version_id, v1])
-    assert comparison.classes == ["good", "defective"]
     for version in (v1, candidate.version_id):
         held_out = comparison.versions[version]["held_out"]
+        assert held_out.classes == ["good", "defective"]
         assert held_out.n == 8
         assert sum(map(sum, held_out.confusion)) == 8 and [sum(row) for row in held_out.confusion] == [4, 4]
         assert 0.0 <= held_out.balanced_accuracy <= 1.0 and set(held_out.recall) == {"good", "defective"}
@@ -143,3 +143,16 @@ def test_defect_heatmap_of_an_inspection(versions) -> None:
     shown = inspection_heatmap(studio, inspection)
     assert shown.shape == rgb.shape and shown.dtype == np.uint8 and not np.array_equal(shown, rgb)
     assert inspection_heatmap(studio, 10**6) is None
+
+
+def test_anomaly_versions_compare_as_good_against_anomaly(versions) -> None:
+    """An anomaly model's version is compared on the same held-out cells: every defect class counts as
+    an anomaly, and its promotion replaces only the active anomaly model."""
+    studio, v1, *_ = versions
+    anomaly = train(studio, TOOL, kind="anomaly", activate=False).version_id
+    result = compare_versions(studio, TOOL, [anomaly]).versions[anomaly]["held_out"]
+    assert result.classes == ["good", "anomaly"] and result.n == 8
+    assert [sum(row) for row in result.confusion] == [4, 4]  # the 4 defective cells are anomalies to find
+    assert result.balanced_accuracy == pytest.approx(sum(result.recall.values()) / 2)
+    assert promote(studio, TOOL, anomaly, ENGINEER) is None  # no anomaly model was active
+    assert active_model(studio, TOOL).version_id == v1  # the classifier is untouched
