@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +36,22 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir
 
 
+@contextmanager
+def private_copy(template: Path, data_dir: Path) -> Iterator[Studio]:
+    """A studio opened on a copy of ``template`` at ``data_dir`` (closed at the end)."""
+    shutil.copytree(template, data_dir)
+    studio = open_at(data_dir)
+    try:
+        yield studio
+    finally:
+        studio.engine.dispose()
+
+
 @pytest.fixture
 def trained(trained_template: Path, tmp_path: Path) -> Iterator[Studio]:
     """A private copy of the trained studio."""
-    data_dir = tmp_path / "data"
-    shutil.copytree(trained_template, data_dir)
-    studio = open_at(data_dir)
-    yield studio
-    studio.engine.dispose()
+    with private_copy(trained_template, tmp_path / "data") as studio:
+        yield studio
 
 
 def cells(label: str) -> list[np.ndarray]:
@@ -53,18 +62,13 @@ def cells(label: str) -> list[np.ndarray]:
 def both_template(trained_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The trained studio plus an anomaly model trained on its good cells (cross-check policy)."""
     data_dir = tmp_path_factory.mktemp("live-both") / "data"
-    shutil.copytree(trained_template, data_dir)
-    studio = open_at(data_dir)
-    train(studio, TOOL, kind="anomaly")
-    studio.engine.dispose()
+    with private_copy(trained_template, data_dir) as studio:
+        train(studio, TOOL, kind="anomaly")
     return data_dir
 
 
 @pytest.fixture
 def both(both_template: Path, tmp_path: Path) -> Iterator[Studio]:
     """A private copy of the studio with a classifier and an anomaly model."""
-    data_dir = tmp_path / "both-data"
-    shutil.copytree(both_template, data_dir)
-    studio = open_at(data_dir)
-    yield studio
-    studio.engine.dispose()
+    with private_copy(both_template, tmp_path / "both-data") as studio:
+        yield studio
