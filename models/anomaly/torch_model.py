@@ -68,7 +68,8 @@ class PatchCoreModel(nn.Module):
                 # the query patch at (y - dy, x - dx) against the goods at (y, x)
                 window = (slice(r - dy, r - dy + h), slice(r - dx, r - dx + w))
                 query = padded[:, :, window[0], window[1]].permute(2, 3, 0, 1).reshape(h * w, b, -1)
-                squared = query.pow(2).sum(dim=2, keepdim=True) - 2 * torch.bmm(query, bank.transpose(1, 2)) + bank_norms
+                products = torch.bmm(query, bank.transpose(1, 2))  # (hw, B, K)
+                squared = query.pow(2).sum(dim=2, keepdim=True) - 2 * products + bank_norms
                 nearest = squared.min(dim=2).values.T.reshape(b, h, w)  # in the goods' coordinates
                 nearest = nearest.masked_fill(valid[0, 0, window[0], window[1]] == 0, float("inf"))
                 target = best[:, window[0], window[1]]
