@@ -44,9 +44,8 @@ from core.samples import Candidate, add_images
 from core.studio import open_studio
 from core.tools import DEFAULT_SETTINGS, create_tool
 from core.training import build_classifier, train
-from models.backbones.registry import get_backbone
+from models.backbones.registry import pooled_features
 from models.classifier.estimator import extract_activations
-from models.preprocess import to_batch
 from models.profiles import get_profile
 
 TOOL = "cells"
@@ -70,20 +69,16 @@ def png(gray: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def backbone_cache(images: np.ndarray, indices: np.ndarray, layers: tuple[int, ...], size: int
-                   ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Stage outputs at ``layers`` and pooled head features of the cells ``indices`` (one pass)."""
-    backbone = get_backbone(get_profile("fast").backbone)
-    stages: list[list[torch.Tensor]] = [[] for _ in layers]
+def backbone_cache(images: np.ndarray, indices: np.ndarray, detector) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The detector's stage outputs (its own preprocessing) and the pooled head features of the
+    profile's plain input (the kNN baseline) of the cells ``indices``."""
+    stages: list[list[torch.Tensor]] = [[] for _ in detector.layers]
     pooled = []
-    with torch.inference_mode():
-        for start in range(0, len(indices), BATCH):
-            chunk = [rgb(images[i]) for i in indices[start : start + BATCH]]
-            outputs = backbone.forward_stages(to_batch(chunk, size))
-            for slot, layer in enumerate(layers):
-                stages[slot].append(outputs[layer])
-            # the classifier's features are at the profile's size (the same 224 px for "fast")
-            pooled.append(outputs[-1].mean(dim=(2, 3)))
+    for start in range(0, len(indices), BATCH):
+        chunk = [rgb(images[i]) for i in indices[start : start + BATCH]]
+        for slot, output in enumerate(detector.stage_features(chunk)):
+            stages[slot].append(output)
+        pooled.append(pooled_features(get_profile("fast"), chunk))
     return [torch.cat(s) for s in stages], torch.cat(pooled)
 
 
@@ -128,8 +123,6 @@ def run_one(images, y, n: int, seed: int, cache, position: dict[int, int]) -> di
 
 
 def pooled_of(images: np.ndarray, indices: np.ndarray) -> torch.Tensor:
-    from models.backbones.registry import pooled_features
-
     return pooled_features(get_profile("fast"), [rgb(images[i]) for i in indices])
 
 
@@ -209,7 +202,7 @@ def main() -> None:
 
     probe = PatchCoreDetector()
     started = time.perf_counter()
-    cache = backbone_cache(images, indices, probe.layers, probe.size_)
+    cache = backbone_cache(images, indices, probe)
     cache_s = time.perf_counter() - started
     position = {int(i): row for row, i in enumerate(indices)}
     ms = scoring_ms(images, y, args.timing_repeats)

@@ -27,6 +27,15 @@ from models.profiles import get_profile
 
 Progress = Callable[[str, float], None]
 BATCH = 16
+TARGET_MEAN, TARGET_STD = 128.0, 50.0  # intensities after standardisation
+MIN_POSITION_SCALE = 0.1  # a position's scale is at least this share of the mean one
+
+
+def standardise_intensity(image: np.ndarray) -> np.ndarray:
+    """``image`` with its intensities scaled to mean 128 and standard deviation 50 (uint8, same shape)."""
+    pixels = image.astype(np.float32)
+    scaled = (pixels - pixels.mean()) / (pixels.std() + 1e-6) * TARGET_STD + TARGET_MEAN
+    return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
 def _identity(image: np.ndarray) -> np.ndarray:
@@ -74,34 +83,41 @@ class PatchCoreDetector:
         layers: backbone stages whose patch features are concatenated.
         input_size: square network input in pixels (None: the profile's).
         pool: local averaging neighbourhood of the patch features.
-        augment: augmentation of the goods before building the memory bank (``none``, ``flips``).
-        position_weight: weight of a patch's position in matching (parts are aligned); 0 off.
-        bank_rows: largest memory bank, in patches (coreset subsampling beyond it).
+        standardise: scale each image's intensities to a common mean and contrast before the
+            backbone (lighting and exposure vary between parts and cameras).
+        augment: augmentation of the goods before building the memory (``none``, ``flips``).
+        radius: a patch is compared with good patches at most this many grid cells away (parts are
+            aligned; raise it for parts that shift in the fixture).
+        bank_mb: largest memory in MB (beyond it, a k-center subset of the good images is kept).
         sigma: Gaussian blur of the anomaly map, in output pixels.
         false_alarm: the calibration rule's alpha (see models.anomaly.calibration).
-        seed: seed of the coreset sampling.
+        seed: seed of the subset selection.
     """
 
     kind = "anomaly"
+    format = 2  # artifact layout: positional memory (h, w, K, D) + position scale
 
-    def __init__(self, *, profile: str = "fast", layers: tuple[int, ...] = (2, 3), input_size: int | None = None,
-                 pool: int = 3, augment: str = "flips", position_weight: float = 0.0, bank_rows: int = 4096,
-                 sigma: float = DEFAULT_SIGMA, false_alarm: float = FALSE_ALARM, seed: int = 0) -> None:
+    def __init__(self, *, profile: str = "fast", layers: tuple[int, ...] = (3, 4), input_size: int | None = None,
+                 pool: int = 3, standardise: bool = True, augment: str = "none", radius: int = 1,
+                 bank_mb: float = 48.0, sigma: float = DEFAULT_SIGMA, false_alarm: float = FALSE_ALARM,
+                 seed: int = 0) -> None:
         self.profile = profile
         self.layers = layers
         self.input_size = input_size
         self.pool = pool
+        self.standardise = standardise
         self.augment = augment
-        self.position_weight = position_weight
-        self.bank_rows = bank_rows
+        self.radius = radius
+        self.bank_mb = bank_mb
         self.sigma = sigma
         self.false_alarm = false_alarm
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
         return {"profile": self.profile, "layers": list(self.layers), "input_size": self.input_size,
-                "pool": self.pool, "augment": self.augment, "position_weight": self.position_weight,
-                "bank_rows": self.bank_rows, "sigma": self.sigma, "false_alarm": self.false_alarm, "seed": self.seed}
+                "pool": self.pool, "standardise": self.standardise, "augment": self.augment,
+                "radius": self.radius, "bank_mb": self.bank_mb, "sigma": self.sigma,
+                "false_alarm": self.false_alarm, "seed": self.seed}
 
     # --- features ------------------------------------------------------------------------------
     @property
@@ -111,12 +127,11 @@ class PatchCoreDetector:
     def stage_features(self, images: list[np.ndarray]) -> list[torch.Tensor]:
         """The backbone's outputs ``[(B, C_s, H_s, W_s)]`` at ``layers`` for RGB uint8 images."""
         backbone = get_backbone(get_profile(self.profile).backbone)
+        if self.standardise:
+            images = [standardise_intensity(image) for image in images]
         with torch.inference_mode():
             stages = backbone.forward_stages(to_batch(images, self.size_), upto=max(self.layers))
         return [stages[i] for i in self.layers]
-
-    def _new_model(self, feature_dim: int, bank_size: int) -> PatchCoreModel:
-        return PatchCoreModel(feature_dim, bank_size, pool=self.pool, position_weight=self.position_weight)
 
     # --- fitting -------------------------------------------------------------------------------
     def fit(self, images: list[np.ndarray], progress: Progress | None = None) -> PatchCoreDetector:
@@ -134,32 +149,41 @@ class PatchCoreDetector:
             batch = [transform(images[index]) for index, transform in jobs[start : start + BATCH]]
             stages = self.stage_features(batch)
             if model is None:
-                model = self._new_model(sum(s.shape[1] for s in stages), 0)
+                model = PatchCoreModel(sum(s.shape[1] for s in stages), tuple(stages[0].shape[-2:]), 0,
+                                       pool=self.pool, radius=self.radius)
             embeddings.append(model.embed(stages))
             report("features", min(1.0, (start + BATCH) / len(jobs)))
         assert model is not None
-        embedding = torch.cat(embeddings)  # (n * A, D, h, w)
-        patches_per_image = embedding.shape[2] * embedding.shape[3]
-        rows = model.flatten(embedding)
-        sources = torch.arange(len(images)).repeat_interleave(len(variants) * patches_per_image)
+        embedding = torch.cat(embeddings)  # (n * A, D, h, w), each image's untransformed copy first
+        sources = torch.arange(len(images)).repeat_interleave(len(variants))
         report("coreset", 0.0)
-        chosen = coreset_indices(rows, self.bank_rows, seed=self.seed)
-        model.set_memory_bank(rows[chosen])
-        bank_sources = sources[chosen]
+        keep = self._memory_subset(embedding)
+        model.set_memory(embedding[keep])
+        memory_sources = sources[keep]
         report("calibration", 0.0)
-        originals = embedding[:: len(variants)]  # the untransformed image comes first
-        leave_one_out = np.empty(len(images))
+        originals = embedding[:: len(variants)]
         with torch.inference_mode():
-            for index in range(len(images)):
-                distances = model.nearest_distances(model.flatten(originals[index : index + 1]),
-                                                    exclude=bank_sources == index)
-                leave_one_out[index] = float(distances.max())
-                report("calibration", (index + 1) / len(images))
+            leave_one_out = torch.cat([model.nearest_distances(originals[i : i + 1], exclude=memory_sources == i)
+                                       for i in range(len(images))])  # (n, h, w)
+            report("calibration", 0.5)
+            mean = leave_one_out.mean(dim=0)
+            model.set_position_scale(mean.clamp_min(MIN_POSITION_SCALE * float(mean.mean())))
+            image_scores = (leave_one_out / model.position_scale).flatten(1).amax(dim=1).numpy()
+        report("calibration", 1.0)
         self.model_ = model.eval()
-        self.calibration_ = calibrate(leave_one_out, self.false_alarm)
-        self.reference_scores_ = [float(s) for s in self.calibration_.normalise(leave_one_out)]
+        self.calibration_ = calibrate(image_scores, self.false_alarm)
+        self.reference_scores_ = [float(s) for s in self.calibration_.normalise(image_scores)]
         self.n_images_ = len(images)
         return self
+
+    def _memory_subset(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Indices of the embedded goods ``(M, D, h, w)`` kept in the memory: all of them, or a k-center
+        subset of whole images when they would take more than ``bank_mb``."""
+        per_image = embedding[0].numel() * 4 / 2**20
+        limit = max(2, int(self.bank_mb // per_image))
+        if embedding.shape[0] <= limit:
+            return torch.arange(embedding.shape[0])
+        return coreset_indices(embedding.flatten(1), limit, seed=self.seed).sort().values
 
     # --- predicting ----------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -193,7 +217,7 @@ class PatchCoreDetector:
     # --- artifacts -----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         self._check_fitted()
-        meta = {"kind": self.kind, "params": self.get_params(),
+        meta = {"kind": self.kind, "format": self.format, "params": self.get_params(),
                 "calibration": {"threshold": self.calibration_.threshold, "scale": self.calibration_.scale},
                 "reference_scores": self.reference_scores_, "n_images": self.n_images_}
         save_artifact(folder, self.model_.state_dict(), meta)
@@ -204,12 +228,15 @@ class PatchCoreDetector:
         try:
             if meta["kind"] != cls.kind:
                 raise KeyError(f"kind is {meta['kind']!r}")
+            if meta.get("format", 1) != cls.format:
+                raise ValueError(f"it was saved in an older format ({meta.get('format', 1)}, now {cls.format}): "
+                                 "retrain the anomaly model")
             params = dict(meta["params"])
             params["layers"] = tuple(params["layers"])
             detector = cls(**params)
             bank = tensors["memory_bank"]
-            extra = 2 if detector.position_weight > 0 else 0
-            model = detector._new_model(bank.shape[1] - extra, bank.shape[0])
+            height, width, n_memory, feature_dim = bank.shape
+            model = PatchCoreModel(feature_dim, (height, width), n_memory, pool=detector.pool, radius=detector.radius)
             model.load_state_dict(tensors, strict=True)
             calibration = Calibration(float(meta["calibration"]["threshold"]), float(meta["calibration"]["scale"]))
             references = [float(s) for s in meta["reference_scores"]]

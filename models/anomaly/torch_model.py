@@ -1,75 +1,83 @@
-"""PatchCore-style anomaly model as a pure module: patch embedding and nearest-neighbour scoring.
+"""PatchCore-style anomaly model with a positional memory, as a pure module: patch embedding and scoring.
 
 Roth et al. 2022, "Towards Total Recall in Industrial Anomaly Detection" (PatchCore); layout after
 anomalib's ``models/image/patchcore/torch_model.py``. The backbone is not part of this module (it
-is shared, pretrained and frozen); ``forward`` takes its stage outputs. The only learned state is
-the memory bank of good patches, a registered buffer, so ``state_dict()`` carries all of it.
+is shared, pretrained and frozen); ``forward`` takes its stage outputs.
+
+Inspected parts are aligned (a fixture, a perspective-corrected cell), so the memory keeps the good
+patches *per grid position*: a patch is compared only with good patches at the same position or
+within ``radius`` grid cells of it, and its distance is divided by the mean distance that good
+images show at that position (``position_scale``: busbars and edges vary more than the middle of a
+cell). Both are registered buffers, so ``state_dict()`` carries all the learned state.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.anomaly.components import embed_patches
 
-QUERY_CHUNK = 4096  # patches compared with the memory bank at once (bounds the distance matrix)
-
 
 class PatchCoreModel(nn.Module):
-    """Distance of each patch to its nearest good patch.
+    """Position-aware nearest-good-patch distances.
 
     Args:
-        feature_dim: channels of the concatenated stage features.
-        bank_size: rows of the memory bank (filled by ``set_memory_bank``).
+        feature_dim: channels ``D`` of the concatenated stage features.
+        grid: patch grid ``(h, w)`` of the embedding.
+        n_images: good images ``K`` in the memory.
         pool: local averaging neighbourhood of the patch features.
-        position_weight: weight of the patch's (row, column) in [0, 1] appended to its features;
-            with aligned parts a patch is then matched preferably with good patches at the same
-            place (0 turns this off).
+        radius: a patch is matched with good patches at most this many grid cells away.
     """
 
-    def __init__(self, feature_dim: int, bank_size: int, pool: int = 3, position_weight: float = 0.0) -> None:
+    def __init__(self, feature_dim: int, grid: tuple[int, int], n_images: int, pool: int = 3, radius: int = 1) -> None:
         super().__init__()
         self.pool = pool
-        self.position_weight = position_weight
-        extra = 2 if position_weight > 0 else 0
-        self.register_buffer("memory_bank", torch.zeros(bank_size, feature_dim + extra))
+        self.radius = radius
+        h, w = grid
+        self.register_buffer("memory_bank", torch.zeros(h, w, n_images, feature_dim))  # (h, w, K, D)
+        self.register_buffer("position_scale", torch.ones(h, w))  # (h, w)
 
     def embed(self, stages: list[torch.Tensor]) -> torch.Tensor:
         """Stage outputs ``[(B, C_s, H_s, W_s)]`` to patch embeddings ``(B, D, h, w)``."""
-        patches = embed_patches(stages, self.pool)
-        if self.position_weight <= 0:
-            return patches
-        b, _, h, w = patches.shape
-        rows = torch.linspace(0, 1, h, dtype=patches.dtype).view(h, 1).expand(h, w)
-        cols = torch.linspace(0, 1, w, dtype=patches.dtype).view(1, w).expand(h, w)
-        position = torch.stack([rows, cols]).mul(self.position_weight).expand(b, -1, -1, -1)
-        return torch.cat([patches, position], dim=1)
+        return embed_patches(stages, self.pool)
 
-    @staticmethod
-    def flatten(embedding: torch.Tensor) -> torch.Tensor:
-        """``(B, D, h, w)`` to one row per patch ``(B * h * w, D)``."""
-        return embedding.permute(0, 2, 3, 1).reshape(-1, embedding.shape[1])
+    def set_memory(self, embedding: torch.Tensor) -> None:
+        """Store good patch embeddings ``(K, D, h, w)`` as the memory ``(h, w, K, D)``."""
+        self.memory_bank = embedding.detach().float().permute(2, 3, 0, 1).contiguous()
 
-    def set_memory_bank(self, rows: torch.Tensor) -> None:
-        self.memory_bank = rows.detach().float().contiguous()
+    def set_position_scale(self, scale: torch.Tensor) -> None:
+        """Per-position divisor ``(h, w)`` of the patch distances."""
+        self.position_scale = scale.detach().float().contiguous()
 
-    def nearest_distances(self, patches: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
-        """Euclidean distance ``(M,)`` of each row of ``patches`` ``(M, D)`` to the memory bank.
-
-        ``exclude`` ``(K,)`` boolean marks bank rows to ignore (leave-one-out scoring).
-        """
-        bank = self.memory_bank if exclude is None else self.memory_bank[~exclude]
-        bank_norms = bank.pow(2).sum(dim=1)
-        out = []
-        for chunk in patches.split(QUERY_CHUNK):
-            squared = chunk.pow(2).sum(dim=1, keepdim=True) - 2 * chunk @ bank.T + bank_norms
-            out.append(squared.min(dim=1).values.clamp_min(0).sqrt())
-        return torch.cat(out)
+    def nearest_distances(self, embedding: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """Distance ``(B, h, w)`` of each patch of ``embedding`` ``(B, D, h, w)`` to the nearest good patch
+        within ``radius`` grid cells; ``exclude`` ``(K,)`` boolean marks memory images to ignore."""
+        h, w, _, _ = self.memory_bank.shape
+        bank = self.memory_bank if exclude is None else self.memory_bank[:, :, ~exclude]
+        bank = bank.reshape(h * w, bank.shape[2], bank.shape[3])  # (hw, K, D)
+        bank_norms = bank.pow(2).sum(dim=2).unsqueeze(1)  # (hw, 1, K)
+        b = embedding.shape[0]
+        r = self.radius
+        padded = F.pad(embedding, (r, r, r, r))
+        valid = F.pad(torch.ones(1, 1, h, w, dtype=embedding.dtype), (r, r, r, r))
+        best = torch.full((b, h + 2 * r, w + 2 * r), float("inf"))
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                # the query patch at (y - dy, x - dx) against the goods at (y, x)
+                window = (slice(r - dy, r - dy + h), slice(r - dx, r - dx + w))
+                query = padded[:, :, window[0], window[1]].permute(2, 3, 0, 1).reshape(h * w, b, -1)
+                products = torch.bmm(query, bank.transpose(1, 2))  # (hw, B, K)
+                squared = query.pow(2).sum(dim=2, keepdim=True) - 2 * products + bank_norms
+                nearest = squared.min(dim=2).values.T.reshape(b, h, w)  # in the goods' coordinates
+                nearest = nearest.masked_fill(valid[0, 0, window[0], window[1]] == 0, float("inf"))
+                target = best[:, window[0], window[1]]
+                best[:, window[0], window[1]] = torch.minimum(target, nearest)
+        return best[:, r : r + h, r : r + w].clamp_min(0).sqrt()
 
     def forward(self, stages: list[torch.Tensor], exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image scores ``(B,)`` (the largest patch distance) and patch distances ``(B, h, w)``."""
-        embedding = self.embed(stages)
-        b, _, h, w = embedding.shape
-        patch_scores = self.nearest_distances(self.flatten(embedding), exclude).view(b, h, w)
+        """Image scores ``(B,)`` (the largest patch score) and patch scores ``(B, h, w)`` (distance over
+        the position's scale)."""
+        patch_scores = self.nearest_distances(self.embed(stages), exclude) / self.position_scale
         return patch_scores.flatten(1).amax(dim=1), patch_scores

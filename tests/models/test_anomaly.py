@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from models.anomaly import PatchCoreDetector
-from models.anomaly.estimator import NotFittedError
+from models.anomaly.estimator import NotFittedError, standardise_intensity
 from models.artifacts import META_FILE, WEIGHTS_FILE, ArtifactError
 
 TRAIN_GOODS = 15
@@ -30,7 +30,7 @@ def goods(elpv_subset: Path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def detector(goods: list[np.ndarray]) -> PatchCoreDetector:
-    return PatchCoreDetector(bank_rows=2048).fit(goods[:TRAIN_GOODS])
+    return PatchCoreDetector().fit(goods[:TRAIN_GOODS])
 
 
 def _scratch(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,8 +51,10 @@ def _blotch(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def test_fit_learns_a_bank_a_calibration_and_reference_scores(detector: PatchCoreDetector) -> None:
     bank = detector.model_.memory_bank
-    assert bank.shape == (2048, 40 + 80)  # lite0 stages 2 and 3 concatenated
+    assert bank.shape == (14, 14, TRAIN_GOODS, 80 + 112)  # per grid position, lite0 stages 3 and 4
     assert torch.isfinite(bank).all()
+    scale = detector.model_.position_scale
+    assert scale.shape == (14, 14) and (scale > 0).all() and scale.max() > scale.min()
     assert len(detector.reference_scores_) == TRAIN_GOODS and detector.n_images_ == TRAIN_GOODS
     assert all(0.0 < s < 1.0 for s in detector.reference_scores_)
     assert np.median(detector.reference_scores_) == pytest.approx(1 / (1 + np.exp(2.0)), abs=1e-6)
@@ -104,6 +106,7 @@ def test_artifact_round_trip_is_bit_exact_without_pickle(detector, goods, tmp_pa
     assert json.loads((folder / META_FILE).read_text())["kind"] == "anomaly"
     loaded = PatchCoreDetector.load(folder)
     assert torch.equal(loaded.model_.memory_bank, detector.model_.memory_bank)
+    assert torch.equal(loaded.model_.position_scale, detector.model_.position_scale)
     assert loaded.calibration_ == detector.calibration_
     assert loaded.get_params() == detector.get_params()
     image = _scratch(goods[-1])[0]
@@ -119,6 +122,25 @@ def test_a_damaged_or_foreign_artifact_is_refused(detector, tmp_path: Path) -> N
     (folder / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="usable anomaly model"):
         PatchCoreDetector.load(folder)
+    meta.update(kind="anomaly", format=1)  # an artifact of the earlier global-memory layout
+    (folder / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ArtifactError, match="older format.*retrain"):
+        PatchCoreDetector.load(folder)
     (folder / WEIGHTS_FILE).write_bytes(b"\x80\x04not safetensors")  # a pickle header is never unpickled
     with pytest.raises(ArtifactError, match="damaged"):
         PatchCoreDetector.load(folder)
+
+
+def test_the_memory_keeps_a_subset_of_images_within_its_budget(goods) -> None:
+    per_image_mb = 14 * 14 * (80 + 112) * 4 / 2**20
+    small = PatchCoreDetector(bank_mb=4.5 * per_image_mb).fit(goods[:8])
+    assert small.model_.memory_bank.shape[2] == 4 and small.n_images_ == 8
+    assert len(small.reference_scores_) == 8
+
+
+def test_intensity_standardisation_removes_exposure_differences(goods) -> None:
+    image = goods[0]
+    darker = (image.astype(np.float32) * 0.6).astype(np.uint8)
+    a, b = standardise_intensity(image), standardise_intensity(darker)
+    assert abs(float(a.mean()) - 128) < 2 and abs(float(a.std()) - 50) < 2
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 3
