@@ -157,10 +157,10 @@ def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: 
         curve = [held_out_accuracy(studio, features, held_labels)]
         operator, engineer = Reviewer("operator", "bench-tablet"), Actor("engineer", "bench")
         rng = random.Random(seed)
+        truth: dict[int, str] = {}  # inspection id -> ground truth, kept across rounds (the queue is)
         for round_index in range(rounds):
             cells = pool[round_index * batch:(round_index + 1) * batch]
             if arm == "active":
-                truth = {}
                 for i in cells:  # production: the active model inspects each cell and records it
                     result = predict_image(studio, TOOL, f"cell-{i}.png", encode_png(rgb(images[i])), station="line")
                     truth[result.inspection_id] = ("good", "defective")[labels[i]]
