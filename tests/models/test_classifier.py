@@ -86,7 +86,8 @@ def test_fit_returns_self_and_learns_sorted_classes(fitted, data) -> None:
     model, stages = fitted
     assert model.classes_ == CLASSES
     assert model.head_.global_head.weight.shape[0] == 2 and model.head_.fusion.weight.shape == (2, 4)
-    assert model.head_.bank.shape[0] == N_TRAIN * 14 * 14  # every patch of every good cell (below max_bank)
+    assert model.head_.goods.shape == (N_TRAIN, 80 + 112, 14, 14)  # every good cell's patch map (below max_goods)
+    assert model.head_.position_scale.shape == (14, 14) and bool((model.head_.position_scale > 0).all())
     names = [s for s, _ in stages]
     assert [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n] == ["features", "validation", "fit"]
     features = [f for s, f in stages if s == "features"]
@@ -224,7 +225,7 @@ def test_predict_before_fit_raises_not_fitted(data) -> None:
 def test_fit_with_one_class_or_without_good_raises_value_error(data) -> None:
     with pytest.raises(ValueError, match="two classes"):
         FewShotClassifier().fit(data["train_images"][:5], ["good"] * 5)
-    with pytest.raises(ValueError, match="no 'good' images"):
+    with pytest.raises(ValueError, match="at least 3 'good' images"):
         FewShotClassifier().fit(data["train_images"][:4], ["crack", "crack", "dent", "dent"])
 
 
