@@ -191,7 +191,7 @@ class FewShotClassifier:
         scores = 1.0 - fused_oof[:, good]
         is_defect = y != good
         threshold = calibrate_threshold(scores, is_defect)
-        band = review_band(scores, is_defect, threshold)
+        band = review_band(scores, is_defect)
         self.validation_ = validation_report(fused_oof, y, classes, good, threshold, band, int(n_folds))
         self.oof_scores_ = scores
         report("validation", 1.0)
