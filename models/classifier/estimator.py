@@ -32,7 +32,7 @@ from models.artifacts import ArtifactError, load_artifact, save_artifact
 from models.backbones.registry import get_backbone
 from models.classifier.calibration import calibrate_threshold, review_band, validation_report
 from models.classifier.torch_model import (FewShotHead, leave_one_out_scale, local_stats, patch_features,
-                                           pooled_maps, positional_distances)
+                                           pooled_maps, positional_distances, to_memory)
 from models.preprocess import to_batch
 from models.profiles import get_profile
 
@@ -170,7 +170,8 @@ class FewShotClassifier:
             report("validation", 0.5 * (f + 1) / n_folds)
 
         goods = self._memory_goods(np.flatnonzero(y == good))
-        distances = positional_distances(activations.patches, activations.patches[goods], self.radius)
+        memory = to_memory(activations.patches[goods])  # (hw, G, D)
+        distances = positional_distances(activations.patches, memory, self.radius)
         good_distances = distances[torch.as_tensor(goods)]  # (G, G, h, w)
         local_oof = torch.zeros(len(y), 2)
         for f in range(n_folds):
@@ -199,13 +200,12 @@ class FewShotClassifier:
         report("fit", 0.0)
         regression, mean, std = self._fit_global(pooled, y)
         fusion = self._fit_fusion(stacked, y)
-        memory = activations.patches[goods]
-        head = FewShotHead(pooled.shape[1], memory.shape[1], memory.shape[0], tuple(memory.shape[-2:]),
+        head = FewShotHead(pooled.shape[1], memory.shape[2], memory.shape[1], tuple(activations.patches.shape[-2:]),
                            len(classes), good, self.top_fraction, self.radius)
         with torch.no_grad():
             head.pooled_mean.copy_(torch.from_numpy(mean))
             head.pooled_std.copy_(torch.from_numpy(std))
-            head.goods.copy_(memory)
+            head.memory.copy_(memory)
             head.position_scale.copy_(leave_one_out_scale(good_distances))
             head.local_mean.copy_(torch.from_numpy(local_mean))
             head.local_std.copy_(torch.from_numpy(local_std))
@@ -281,9 +281,9 @@ class FewShotClassifier:
                 raise KeyError("method")
             model = cls(**meta["params"])
             classes = list(meta["classes"])
-            goods = tensors["goods"]
-            head = FewShotHead(tensors["pooled_mean"].shape[0], goods.shape[1], goods.shape[0],
-                               tuple(goods.shape[-2:]), len(classes), classes.index(model.good_class),
+            memory, grid = tensors["memory"], tuple(tensors["position_scale"].shape)
+            head = FewShotHead(tensors["pooled_mean"].shape[0], memory.shape[2], memory.shape[1],
+                               grid, len(classes), classes.index(model.good_class),
                                model.top_fraction, model.radius)
             head.load_state_dict(tensors, strict=True)
             model.threshold_ = float(meta["threshold"])

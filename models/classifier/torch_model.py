@@ -52,26 +52,37 @@ def _shift(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
     return padded[..., r - dy : r - dy + h, r - dx : r - dx + w]
 
 
-def positional_distances(patches: torch.Tensor, goods: torch.Tensor, radius: int) -> torch.Tensor:
+def to_memory(goods: torch.Tensor) -> torch.Tensor:
+    """Good patch maps ``(G, D, h, w)`` to the memory layout ``(h * w, G, D)``: per position, its goods."""
+    return goods.flatten(2).permute(2, 0, 1).contiguous()
+
+
+def positional_distances(patches: torch.Tensor, memory: torch.Tensor, radius: int, chunk: int = 64) -> torch.Tensor:
     """Distance of each patch to the nearest patch of each good image within ``radius`` grid cells.
 
-    ``patches (B, D, h, w)``, ``goods (G, D, h, w)`` (same grid) -> ``(B, G, h, w)``. One batched
-    matmul per offset: the query is shifted (cheap) instead of the goods, so the cost is
-    ``(2 radius + 1)^2 * h * w * B * G * D`` multiply-adds and nothing of the size of the bank is copied.
+    ``patches (B, D, h, w)``, ``memory (h * w, G, D)`` (``to_memory`` of the goods, same grid) ->
+    ``(B, G, h, w)``. The query's
+    neighbourhoods are unfolded (small) rather than the goods' (large): one batched matmul per chunk
+    of queries, ``(2 radius + 1)^2 * h * w * B * G * D`` multiply-adds, then a minimum over offsets.
     """
     b, d, h, w = patches.shape
-    g = goods.shape[0]
-    bank = goods.flatten(2).permute(2, 1, 0)  # (hw, D, G)
-    bank_sq = (goods * goods).sum(dim=1).reshape(g, h, w)  # (G, h, w)
-    best = patches.new_full((b, g, h, w), float("inf"))
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            query = _shift(patches, dy, dx, 0.0)  # query[p] = patches[p - offset]
-            flat = query.flatten(2).permute(2, 0, 1)  # (hw, B, D)
-            dots = torch.bmm(flat, bank).permute(1, 2, 0).reshape(b, g, h, w)
-            squared = (query * query).sum(dim=1, keepdim=True) + bank_sq - 2.0 * dots
-            best = torch.minimum(best, _shift(squared, -dy, -dx, float("inf")))
-    return best.clamp_min(0.0).sqrt()
+    g, side = memory.shape[1], 2 * radius + 1
+    bank_sq = (memory * memory).sum(dim=2, keepdim=True)  # (hw, G, 1)
+    offsets = [(i - radius, j - radius) for i in range(side) for j in range(side)]  # unfold's order
+    out = []
+    for start in range(0, b, chunk):
+        x = patches[start : start + chunk]
+        n = x.shape[0]
+        # cols[p, :, (q, e)] = patch of query q at p + e (zeros outside the grid)
+        cols = F.unfold(x, side, padding=radius).reshape(n, d, side * side, h * w)
+        cols = cols.permute(3, 1, 0, 2).reshape(h * w, d, n * side * side)
+        squared = bank_sq + (cols * cols).sum(dim=1, keepdim=True) - 2.0 * torch.bmm(memory, cols)
+        squared = squared.reshape(h, w, g, n, side * side).permute(4, 3, 2, 0, 1)  # (offsets, n, G, h, w)
+        best = x.new_full((n, g, h, w), float("inf"))
+        for index, (dy, dx) in enumerate(offsets):  # entry at p compares query p + e with good p
+            best = torch.minimum(best, _shift(squared[index], dy, dx, float("inf")))
+        out.append(best)
+    return torch.cat(out).clamp_min(0.0).sqrt() if out else patches.new_zeros(0, g, h, w)
 
 
 def leave_one_out_scale(good_distances: torch.Tensor) -> torch.Tensor:
@@ -98,7 +109,7 @@ class FewShotHead(nn.Module):
 
     Learned state lives in buffers and linear layers, so ``state_dict()`` carries all of it:
     ``pooled_mean`` / ``pooled_std`` standardise the pooled features, ``global_head`` maps them to
-    logits, ``goods`` holds the good images' patch maps ``(G, D, h, w)``, ``position_scale`` ``(h, w)``
+    logits, ``memory`` holds the good images' patches per position ``(h * w, G, D)``, ``position_scale`` ``(h, w)``
     divides the patch distances, ``local_mean`` / ``local_std`` standardise the local statistics, and
     ``fusion`` maps ``[global logits, local statistics]`` to the final logits.
     """
@@ -111,7 +122,7 @@ class FewShotHead(nn.Module):
         self.radius = radius
         self.register_buffer("pooled_mean", torch.zeros(n_pooled))
         self.register_buffer("pooled_std", torch.ones(n_pooled))
-        self.register_buffer("goods", torch.zeros(n_goods, n_patch, *grid))
+        self.register_buffer("memory", torch.zeros(grid[0] * grid[1], n_goods, n_patch))
         self.register_buffer("position_scale", torch.ones(*grid))
         self.register_buffer("local_mean", torch.zeros(N_LOCAL_STATS))
         self.register_buffer("local_std", torch.ones(N_LOCAL_STATS))
@@ -128,10 +139,10 @@ class FewShotHead(nn.Module):
 
     def patch_distances(self, patches: torch.Tensor) -> torch.Tensor:
         """``(B, D, h, w)`` patch features to normalised distances to the nearest good patch ``(B, h, w)``."""
-        if patches.shape[-2:] != self.goods.shape[-2:]:
+        if patches.shape[-2:] != self.position_scale.shape:
             raise ValueError(f"patch grid {tuple(patches.shape[-2:])} differs from the model's "
-                             f"{tuple(self.goods.shape[-2:])}")
-        nearest = positional_distances(patches, self.goods, self.radius).min(dim=1).values
+                             f"{tuple(self.position_scale.shape)}")
+        nearest = positional_distances(patches, self.memory, self.radius).min(dim=1).values
         return nearest / self.position_scale
 
     def forward(self, stages: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -87,7 +87,7 @@ def test_fit_returns_self_and_learns_sorted_classes(fitted, data) -> None:
     model, stages = fitted
     assert model.classes_ == CLASSES
     assert model.head_.global_head.weight.shape[0] == 2 and model.head_.fusion.weight.shape == (2, 4)
-    assert model.head_.goods.shape == (N_TRAIN, 80 + 112, 14, 14)  # every good cell's patch map (below max_goods)
+    assert model.head_.memory.shape == (14 * 14, N_TRAIN, 80 + 112)  # every good cell's patches (below max_goods)
     assert model.head_.position_scale.shape == (14, 14) and bool((model.head_.position_scale > 0).all())
     names = [s for s, _ in stages]
     assert [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n] == ["features", "validation", "fit"]
