@@ -9,9 +9,11 @@ training set to the next than the best cut of a step function of a few dozen sco
   defective as good with both classes weighted equally (the balanced-accuracy decision), kept within
   the range of the scores; when the curve does not rise with the score (no usable fit), the cut
   between consecutive distinct scores that maximises the out-of-fold balanced accuracy;
-* **review band**: the half-width around the threshold where that curve says the automatic decision
-  is wrong with odds above ``REVIEW_ODDS`` (1 : 3, i.e. probability between 1/4 and 3/4), ``ln(3) / b``,
-  clipped to [MIN_BAND, MAX_BAND].
+* **review band**: the median distance to the threshold of the out-of-fold scores that the
+  threshold gets wrong, clipped to [MIN_BAND, MAX_BAND] (MIN_BAND when none is wrong), so about
+  half of the mistakes seen in cross-validation would have gone to a person. (A band from the
+  same curve, where the odds of a wrong automatic decision exceed 1 : 3, sent about 47 % of the
+  ELPV test cells to review at K = 20 against about 27 % for this rule, for one point of accuracy.)
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from sklearn.metrics import balanced_accuracy_score, confusion_matrix, recall_sc
 
 MIN_BAND = 0.02
 MAX_BAND = 0.2
-REVIEW_ODDS = 3.0
 
 
 def balanced_accuracy_at(scores: np.ndarray, is_defect: np.ndarray, threshold: float) -> float:
@@ -56,12 +57,12 @@ def calibrate_threshold(scores: np.ndarray, is_defect: np.ndarray) -> float:
     return float(np.clip(-a / b, scores.min(), scores.max()))
 
 
-def review_band(scores: np.ndarray, is_defect: np.ndarray) -> float:
+def review_band(scores: np.ndarray, is_defect: np.ndarray, threshold: float) -> float:
     """The review band of the module docstring."""
-    _, b = platt_fit(scores, is_defect)
-    if b <= 0:
-        return MAX_BAND
-    return float(np.clip(np.log(REVIEW_ODDS) / b, MIN_BAND, MAX_BAND))
+    wrong = (scores > threshold) != is_defect
+    if not wrong.any():
+        return MIN_BAND
+    return float(np.clip(np.median(np.abs(scores[wrong] - threshold)), MIN_BAND, MAX_BAND))
 
 
 def predicted_classes(probabilities: np.ndarray, good_index: int, threshold: float) -> np.ndarray:

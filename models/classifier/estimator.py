@@ -124,8 +124,8 @@ class FewShotClassifier:
 
     def get_params(self) -> dict[str, Any]:
         return {"profile": self.profile, "good_class": self.good_class, "C": self.C,
-                "fusion_C": self.fusion_C, "top_fraction": self.top_fraction, "radius": self.radius, "max_goods": self.max_goods,
-                "cv_folds": self.cv_folds, "seed": self.seed}
+                "fusion_C": self.fusion_C, "top_fraction": self.top_fraction, "radius": self.radius,
+                "max_goods": self.max_goods, "cv_folds": self.cv_folds, "seed": self.seed}
 
     # --- fitting -------------------------------------------------------------------------------
     def fit(self, images: list[np.ndarray], labels: list[str], progress: Progress | None = None) -> FewShotClassifier:
@@ -192,7 +192,7 @@ class FewShotClassifier:
         scores = 1.0 - fused_oof[:, good]
         is_defect = y != good
         threshold = calibrate_threshold(scores, is_defect)
-        band = review_band(scores, is_defect)
+        band = review_band(scores, is_defect, threshold)
         self.validation_ = validation_report(fused_oof, y, classes, good, threshold, band, int(n_folds))
         self.oof_scores_ = scores
         report("validation", 1.0)

@@ -150,14 +150,12 @@ def test_best_cut_maximises_balanced_accuracy() -> None:
     assert calibrate_threshold(scores[::-1].copy(), truth) == best_cut(scores[::-1].copy(), truth)  # falling curve
 
 
-def test_review_band_is_where_the_odds_of_a_wrong_decision_exceed_one_to_three(fitted, data) -> None:
+def test_review_band_is_the_median_distance_of_the_mistakes(fitted, data) -> None:
     model, _ = fitted
     scores, truth = model.oof_scores_, np.array([label == "defective" for label in data["train_labels"]])
-    a, b = platt_fit(scores, truth)
-    assert model.review_band_ == pytest.approx(np.clip(np.log(3.0) / b, MIN_BAND, MAX_BAND))
-    if MIN_BAND < model.review_band_ < MAX_BAND:  # at the band's edges the curve says 1/4 and 3/4
-        edge = a + b * (model.threshold_ + model.review_band_)
-        assert 1 / (1 + np.exp(-edge)) == pytest.approx(0.75, abs=1e-6)
+    wrong = (scores > model.threshold_) != truth
+    expected = np.clip(np.median(np.abs(scores[wrong] - model.threshold_)), MIN_BAND, MAX_BAND) if wrong.any() else MIN_BAND
+    assert model.review_band_ == pytest.approx(expected)
     assert model.validation_["in_review_band"] == int(np.sum(np.abs(scores - model.threshold_) <= model.review_band_))
 
 
