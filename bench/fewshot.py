@@ -148,15 +148,16 @@ def product_timing(images: list[np.ndarray], is_defect: np.ndarray, profile: str
             "predict_ms_median": float(np.median(ms))}
 
 
-def heatmap_overhead(images: list[np.ndarray], is_defect: np.ndarray, profile: str, activations: Activations) -> dict[str, float]:
-    """Median ms at batch 1: backbone forward alone vs probabilities + heatmap (same forward)."""
+def heatmap_overhead(images: list[np.ndarray], is_defect: np.ndarray, profile: str) -> dict[str, float]:
+    """Median ms at batch 1: backbone forward alone vs probabilities + heatmap (same forward); their
+    difference is the post-backbone cost (heads, fusion, heatmap) that the live pipeline pays per crop."""
     from models.backbones.registry import get_backbone
     from models.preprocess import to_batch
     from models.profiles import get_profile
 
     train, test = split(is_defect, 20, seed=2000)
     labels = [DEFECT if d else GOOD for d in is_defect[train]]
-    model = build_classifier(profile, GOOD, 0).fit_activations(activations.take(train), labels)
+    model = build_classifier(profile, GOOD, 0).fit([images[i] for i in train], labels)
     spec = get_profile(profile)
     backbone = get_backbone(spec.backbone)
     forward, full = [], []
@@ -172,28 +173,36 @@ def heatmap_overhead(images: list[np.ndarray], is_defect: np.ndarray, profile: s
             "heatmap_overhead_ms": 1000 * float(np.median(full) - np.median(forward))}
 
 
+def _pm(summary: dict[str, float], key: str) -> str:
+    return f"{summary[key]:.3f} ± {summary[key + '_std']:.3f}"
+
+
 def markdown(rows: list[dict]) -> str:
-    lines = ["| profile | K | product bal. acc. | product AUC | product F1 | logreg bal. acc. | logreg AUC | "
-             "kNN bal. acc. | kNN AUC | review rate | acc. outside review |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| profile | K | seeds | test cells | product bal. acc. | product AUC | product F1 | logreg bal. acc. | "
+             "logreg AUC | logreg F1 | kNN bal. acc. | kNN AUC | kNN F1 | review share | acc. outside review |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         p, lr, kn = r["product"], r["logreg"], r["knn"]
         lines.append(
-            f"| {r['profile']} | {r['K']} | {p['balanced_accuracy']:.3f} ± {p['balanced_accuracy_std']:.3f} | "
-            f"{p['auc']:.3f} ± {p['auc_std']:.3f} | {p['f1']:.3f} | {lr['balanced_accuracy']:.3f} | {lr['auc']:.3f} | "
-            f"{kn['balanced_accuracy']:.3f} | {kn['auc']:.3f} | {p['review_rate']:.2f} | "
+            f"| {r['profile']} | {r['K']} | {r['seeds']} | {r['n_test']} | {_pm(p, 'balanced_accuracy')} | "
+            f"{_pm(p, 'auc')} | {_pm(p, 'f1')} | {_pm(lr, 'balanced_accuracy')} | {_pm(lr, 'auc')} | {_pm(lr, 'f1')} | "
+            f"{_pm(kn, 'balanced_accuracy')} | {_pm(kn, 'auc')} | {_pm(kn, 'f1')} | {p['review_rate']:.2f} | "
             f"{p['accuracy_outside_review']:.3f} |")
     return "\n".join(lines)
 
 
-def merge_runs(rows: list[dict], timings: dict[str, dict], command: str) -> dict:
-    """This run's profiles replace the same profiles' figures in bench/fewshot.json (others kept)."""
+def merge_runs(rows: list[dict], timings: dict[str, dict], command: str, part: str) -> dict:
+    """This run's profiles replace the same profiles' figures in bench/fewshot.json (others kept);
+    ``part`` ``accuracy`` keeps a profile's stored timing, ``timing`` its stored rows."""
     store = ROOT / "bench" / "fewshot.json"
     saved = json.loads(store.read_text()) if store.exists() else {"profiles": {}}
     machine = f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.platform()}, torch {torch.__version__}"
     for profile, timing in timings.items():
-        saved["profiles"][profile] = {"rows": [r for r in rows if r["profile"] == profile], "timing": timing,
-                                      "command": command, "machine": machine}
+        entry = saved["profiles"].setdefault(profile, {"rows": [], "timing": {}, "command": "", "machine": machine})
+        if part != "timing":
+            entry.update(rows=[r for r in rows if r["profile"] == profile], command=command, machine=machine)
+        if part != "accuracy":
+            entry.update(timing=timing, timing_command=command)
     store.write_text(json.dumps(saved, indent=1) + "\n")
     return saved
 
@@ -204,10 +213,10 @@ def write_results(saved: dict, seeds: int) -> None:
     table = markdown([row for entry in entries for row in entry["rows"]])
     timings = {p: saved["profiles"][p]["timing"] for p in order}
     machine = "; ".join(sorted({e["machine"] for e in entries}))
-    command = "; ".join(dict.fromkeys(e["command"] for e in entries))
+    command = "; ".join(dict.fromkeys(c for e in entries for c in (e["command"], e.get("timing_command", "")) if c))
     timing_lines = [f"| {name} | {t['train_seconds_40_median']:.1f} | {t['train_peak_rss_mb']:.0f} | "
                     f"{t['predict_ms_median']:.1f} | {t['forward_ms']:.1f} | {t['heatmap_overhead_ms']:.1f} |"
-                    for name, t in timings.items()]
+                    for name, t in timings.items() if t]
     section = "\n".join([
         SECTION, "",
         f"ELPV, defective = probability >= 0.5, K good + K defective training cells, tested on all the other "
@@ -219,7 +228,7 @@ def write_results(saved: dict, seeds: int) -> None:
         "Training 40 cells with `python -m core train` (median seconds it reports, features and calibration "
         "included; peak RSS of that process), `python -m core predict` ms per image at batch 1 (median, "
         "decoding included), and the backbone forward alone vs the extra cost of probabilities + heatmap:", "",
-        "| profile | train 40 s | train peak RSS MB | predict ms | forward ms | heatmap + heads overhead ms |",
+        "| profile | train 40 s | train peak RSS MB | predict ms | forward ms | post-backbone (heads + fusion + heatmap) ms |",
         "| --- | --- | --- | --- | --- | --- |", *timing_lines, ""])
     results = ROOT / "bench" / "RESULTS.md"
     text = results.read_text() if results.exists() else "# Benchmark results\n"
@@ -238,6 +247,9 @@ def main() -> None:
     parser.add_argument("--ks", nargs="+", type=int, default=[10, 20, 30])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--timing-repeats", type=int, default=3)
+    parser.add_argument("--part", choices=["all", "accuracy", "timing"], default="all",
+                        help="accuracy protocol only (may run niced, unlocked), timings only (run under the "
+                             "CPU lock), or both")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
     parser.add_argument("--cells", type=int, help="a random subset of this many cells (smoke runs only)")
     args = parser.parse_args()
@@ -248,12 +260,13 @@ def main() -> None:
         images, is_defect = [images[i] for i in keep], is_defect[keep]
     rows, timings = [], {}
     for profile in args.profiles:
-        started = time.perf_counter()
-        activations = extract_activations(profile, images)
-        print(f"# {profile}: activations of {len(images)} cells in {time.perf_counter() - started:.0f} s",
-              file=sys.stderr, flush=True)
-        pooled = activations.pooled[:, -HEAD_DIMS:].numpy()
-        for k in args.ks:
+        if args.part != "timing":
+            started = time.perf_counter()
+            activations = extract_activations(profile, images)
+            print(f"# {profile}: activations of {len(images)} cells in {time.perf_counter() - started:.0f} s",
+                  file=sys.stderr, flush=True)
+            pooled = activations.pooled[:, -HEAD_DIMS:].numpy()
+        for k in args.ks if args.part != "timing" else []:
             product, logreg, knn = [], [], []
             for seed in range(args.seeds):
                 train, test = split(is_defect, k, seed)
@@ -265,14 +278,14 @@ def main() -> None:
                    "product": summarise(product), "logreg": summarise(logreg), "knn": summarise(knn)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-        timings[profile] = {**heatmap_overhead(images, is_defect, profile, activations),
-                            **product_timing(images, is_defect, profile, args.timing_repeats)}
+        timings[profile] = {} if args.part == "accuracy" else {
+            **heatmap_overhead(images, is_defect, profile),
+            **product_timing(images, is_defect, profile, args.timing_repeats)}
         print(json.dumps({"profile": profile, **{k: round(v, 2) for k, v in timings[profile].items()}}), flush=True)
-        del activations
     print(markdown(rows))
     if not args.no_write:
         command = "flock /tmp/studio-cpu.lock .venv/bin/python bench/fewshot.py " + " ".join(sys.argv[1:])
-        write_results(merge_runs(rows, timings, command.strip()), args.seeds)
+        write_results(merge_runs(rows, timings, command.strip(), args.part), args.seeds)
 
 
 if __name__ == "__main__":

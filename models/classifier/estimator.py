@@ -7,9 +7,11 @@ computes once per image), so cross-validation never re-runs the network:
 1. fold assignment (stratified, ``cv_folds``);
 2. global opinion: logistic regression on standardised multi-scale pooled features, out-of-fold
    logits from one fit per fold;
-3. local opinion: the distance of each patch to the nearest good training patch, computed once per
-   (patch, good image) pair; leaving a fold out is then a minimum over the remaining good images,
-   so out-of-fold patch scores cost no refit (naive leave-one-out would rebuild the bank per image);
+3. local opinion: the distance of each patch to the nearest good training patch at the same or a
+   neighbouring position, computed once per (patch, good image) pair and divided by the goods'
+   typical distance at that position; leaving a fold out is then a minimum (and a scale) over the
+   remaining good images, so out-of-fold patch scores cost no refit (naive leave-one-out would
+   rebuild the memory per image);
 4. fusion: a logistic regression on the out-of-fold [global logits, local statistics] (stacking);
    its own out-of-fold probabilities give the validation report and the calibrated threshold.
 """
@@ -29,12 +31,14 @@ from sklearn.model_selection import StratifiedKFold
 from models.artifacts import ArtifactError, load_artifact, save_artifact
 from models.backbones.registry import get_backbone
 from models.classifier.calibration import calibrate_threshold, review_band, validation_report
-from models.classifier.torch_model import (FewShotHead, local_stats, nearest_distances, patch_features,
-                                           pooled_maps)
+from models.classifier.torch_model import (FewShotHead, leave_one_out_scale, local_stats, patch_features,
+                                           pooled_maps, positional_distances, to_memory)
 from models.preprocess import to_batch
 from models.profiles import get_profile
 
 Progress = Callable[[str, float], None]
+MIN_GOODS = 3  # each cross-validation fold must leave two goods to estimate the position scale
+METHOD = "few-shot-positional"  # artifact format; other methods (older versions) ask for a retrain
 
 
 class NotFittedError(RuntimeError):
@@ -43,7 +47,7 @@ class NotFittedError(RuntimeError):
 
 @dataclass(frozen=True)
 class Activations:
-    """What the frozen backbone gives per image: pooled ``(N, Dp)`` and patches ``(N, P, D)``."""
+    """What the frozen backbone gives per image: pooled ``(N, Dp)`` and patch maps ``(N, D, h, w)``."""
 
     pooled: torch.Tensor
     patches: torch.Tensor
@@ -66,39 +70,10 @@ def extract_activations(profile_name: str, images: list[np.ndarray], batch_size:
         for start in range(0, len(images), batch_size):
             stages = backbone.forward_stages(to_batch(images[start : start + batch_size], profile.input_size))
             pooled.append(pooled_maps(stages).mean(dim=(2, 3)))
-            patches.append(patch_features(stages).flatten(2).transpose(1, 2).contiguous())
+            patches.append(patch_features(stages))
             if progress is not None:
                 progress(min(start + batch_size, len(images)), len(images))
     return Activations(torch.cat(pooled), torch.cat(patches))
-
-
-def _per_good_image_distances(patches: torch.Tensor, goods: torch.Tensor) -> torch.Tensor:
-    """``(N, P, D)`` query patches, ``(G, P, D)`` good images: nearest distance per good image ``(N, P, G)``."""
-    n, p, d = patches.shape
-    g, q = goods.shape[0], goods.shape[1]
-    bank = goods.reshape(-1, d)
-    bank_sq = (bank * bank).sum(dim=1)
-    flat = patches.reshape(-1, d)
-    chunk = max(64, 20_000_000 // max(1, g * q))
-    out = []
-    for start in range(0, flat.shape[0], chunk):
-        x = flat[start : start + chunk]
-        squared = (x * x).sum(dim=1, keepdim=True) - 2.0 * x @ bank.T + bank_sq
-        out.append(squared.reshape(-1, g, q).min(dim=2).values)
-    return torch.cat(out).clamp_min(0.0).sqrt().reshape(n, p, g)
-
-
-def _greedy_coreset(bank: torch.Tensor, size: int, seed: int) -> torch.Tensor:
-    """``size`` rows of ``bank`` picked by greedy k-center selection (PatchCore's coreset)."""
-    if bank.shape[0] <= size:
-        return bank
-    generator = torch.Generator().manual_seed(seed)
-    chosen = [int(torch.randint(bank.shape[0], (1,), generator=generator))]
-    nearest = torch.cdist(bank, bank[chosen]).squeeze(1)
-    for _ in range(size - 1):
-        chosen.append(int(nearest.argmax()))
-        nearest = torch.minimum(nearest, torch.cdist(bank, bank[chosen[-1:]]).squeeze(1))
-    return bank[chosen]
 
 
 def _as_multiclass(regression: LogisticRegression) -> tuple[np.ndarray, np.ndarray]:
@@ -121,33 +96,36 @@ class FewShotClassifier:
 
     Args:
         profile: network profile name (``fast``, ``balanced``, ``accurate``).
-        good_class: the pass class; its images fill the patch memory bank.
+        good_class: the pass class; its images fill the patch memory.
         C: inverse L2 strength of the global head's logistic regression.
         fusion_C: inverse L2 strength of the fusion (stacking) regression.
         top_fraction: share of the largest patch distances averaged into the second local statistic.
-        max_bank: patches kept in the memory bank at most (greedy coreset beyond).
+        radius: how many grid cells (16 px at the profile's input size) a patch may be away from
+            the good patch it is compared with (the parts are assumed aligned by the crop).
+        max_goods: good images kept in the patch memory at most (a seeded random subset beyond).
         cv_folds: folds of the cross-validation (fewer when a class has fewer images).
-        seed: random seed of the folds and the coreset.
+        seed: random seed of the folds and of the memory's subset of goods.
     """
 
     kind = "classifier"
 
     def __init__(self, *, profile: str = "fast", good_class: str = "good", C: float = 0.1,
-                 fusion_C: float = 1.0, top_fraction: float = 0.05, max_bank: int = 20_000,
+                 fusion_C: float = 1.0, top_fraction: float = 0.05, radius: int = 1, max_goods: int = 100,
                  cv_folds: int = 5, seed: int = 0) -> None:
         self.profile = profile
         self.good_class = good_class
         self.C = C
         self.fusion_C = fusion_C
         self.top_fraction = top_fraction
-        self.max_bank = max_bank
+        self.radius = radius
+        self.max_goods = max_goods
         self.cv_folds = cv_folds
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
         return {"profile": self.profile, "good_class": self.good_class, "C": self.C,
-                "fusion_C": self.fusion_C, "top_fraction": self.top_fraction, "max_bank": self.max_bank,
-                "cv_folds": self.cv_folds, "seed": self.seed}
+                "fusion_C": self.fusion_C, "top_fraction": self.top_fraction, "radius": self.radius,
+                "max_goods": self.max_goods, "cv_folds": self.cv_folds, "seed": self.seed}
 
     # --- fitting -------------------------------------------------------------------------------
     def fit(self, images: list[np.ndarray], labels: list[str], progress: Progress | None = None) -> FewShotClassifier:
@@ -164,8 +142,8 @@ class FewShotClassifier:
         classes = sorted(set(labels))
         if len(classes) < 2:
             raise ValueError("a classifier needs images of at least two classes")
-        if self.good_class not in classes:
-            raise ValueError(f"the training set has no {self.good_class!r} images")
+        if labels.count(self.good_class) < MIN_GOODS:
+            raise ValueError(f"the training set needs at least {MIN_GOODS} {self.good_class!r} images")
         return classes
 
     def fit_activations(self, activations: Activations, labels: list[str],
@@ -191,14 +169,17 @@ class FewShotClassifier:
             global_oof[test] = _logits(regression, (pooled[test] - mean) / std)
             report("validation", 0.5 * (f + 1) / n_folds)
 
-        goods = np.flatnonzero(y == good)
-        distances = _per_good_image_distances(activations.patches, activations.patches[goods])
+        goods = self._memory_goods(np.flatnonzero(y == good))
+        memory = to_memory(activations.patches[goods])  # (hw, G, D)
+        distances = positional_distances(activations.patches, memory, self.radius)
+        good_distances = distances[torch.as_tensor(goods)]  # (G, G, h, w)
         local_oof = torch.zeros(len(y), 2)
         for f in range(n_folds):
             rows = np.flatnonzero(fold_of == f)
             keep = torch.as_tensor(fold_of[goods] != f)
-            nearest = distances[rows][:, :, keep].min(dim=2).values
-            local_oof[rows] = local_stats(nearest, self.top_fraction)
+            scale = leave_one_out_scale(good_distances[keep][:, keep])
+            nearest = distances[rows][:, keep].min(dim=1).values / scale
+            local_oof[rows] = local_stats(nearest.flatten(1), self.top_fraction)
         local_oof = local_oof.numpy().astype(np.float64)
         local_mean, local_std = local_oof.mean(axis=0), local_oof.std(axis=0) + 1e-6
         stacked = np.concatenate([global_oof, (local_oof - local_mean) / local_std], axis=1)
@@ -219,13 +200,13 @@ class FewShotClassifier:
         report("fit", 0.0)
         regression, mean, std = self._fit_global(pooled, y)
         fusion = self._fit_fusion(stacked, y)
-        bank = _greedy_coreset(activations.patches[goods].reshape(-1, activations.patches.shape[-1]),
-                               self.max_bank, self.seed)
-        head = FewShotHead(pooled.shape[1], bank.shape[1], bank.shape[0], len(classes), good, self.top_fraction)
+        head = FewShotHead(pooled.shape[1], memory.shape[2], memory.shape[1], tuple(activations.patches.shape[-2:]),
+                           len(classes), good, self.top_fraction, self.radius)
         with torch.no_grad():
             head.pooled_mean.copy_(torch.from_numpy(mean))
             head.pooled_std.copy_(torch.from_numpy(std))
-            head.bank.copy_(bank)
+            head.memory.copy_(memory)
+            head.position_scale.copy_(leave_one_out_scale(good_distances))
             head.local_mean.copy_(torch.from_numpy(local_mean))
             head.local_std.copy_(torch.from_numpy(local_std))
             for layer, fitted in ((head.global_head, regression), (head.fusion, fusion)):
@@ -238,6 +219,12 @@ class FewShotClassifier:
         self.review_band_ = band
         report("fit", 1.0)
         return self
+
+    def _memory_goods(self, goods: np.ndarray) -> np.ndarray:
+        """Indices of the good images kept in the patch memory (all, or ``max_goods`` of them)."""
+        if len(goods) <= self.max_goods:
+            return goods
+        return np.sort(np.random.default_rng(self.seed).choice(goods, self.max_goods, replace=False))
 
     def _fit_global(self, pooled: np.ndarray, y: np.ndarray) -> tuple[LogisticRegression, np.ndarray, np.ndarray]:
         mean, std = pooled.mean(axis=0), pooled.std(axis=0) + 1e-6
@@ -270,10 +257,9 @@ class FewShotClassifier:
         """Class probabilities ``(N, K)`` from precomputed activations (no heatmap)."""
         self._check_fitted()
         with torch.inference_mode():
-            n, p, d = activations.patches.shape
-            nearest = nearest_distances(activations.patches.reshape(-1, d), self.head_.bank).reshape(n, p)
+            distances = self.head_.patch_distances(activations.patches).flatten(1)
             logits = self.head_.fuse(self.head_.global_logits(activations.pooled),
-                                     local_stats(nearest, self.top_fraction))
+                                     local_stats(distances, self.top_fraction))
             return torch.softmax(logits, dim=1).numpy()
 
     def predict(self, images: list[np.ndarray]) -> list[str]:
@@ -282,7 +268,7 @@ class FewShotClassifier:
     # --- artifacts -----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         self._check_fitted()
-        meta = {"kind": self.kind, "method": "few-shot-fusion", "params": self.get_params(),
+        meta = {"kind": self.kind, "method": METHOD, "params": self.get_params(),
                 "classes": self.classes_, "threshold": self.threshold_, "review_band": self.review_band_,
                 "validation": self.validation_}
         save_artifact(folder, self.head_.state_dict(), meta)
@@ -291,13 +277,14 @@ class FewShotClassifier:
     def load(cls, folder: Path) -> FewShotClassifier:
         tensors, meta = load_artifact(folder)
         try:
-            if meta.get("method") != "few-shot-fusion":
+            if meta.get("method") != METHOD:
                 raise KeyError("method")
             model = cls(**meta["params"])
             classes = list(meta["classes"])
-            bank = tensors["bank"]
-            head = FewShotHead(tensors["pooled_mean"].shape[0], bank.shape[1], bank.shape[0], len(classes),
-                               classes.index(model.good_class), model.top_fraction)
+            memory, grid = tensors["memory"], tuple(tensors["position_scale"].shape)
+            head = FewShotHead(tensors["pooled_mean"].shape[0], memory.shape[2], memory.shape[1],
+                               grid, len(classes), classes.index(model.good_class),
+                               model.top_fraction, model.radius)
             head.load_state_dict(tensors, strict=True)
             model.threshold_ = float(meta["threshold"])
             model.review_band_ = float(meta["review_band"])

@@ -4,13 +4,16 @@ Two opinions on an image, fused by a small learned layer (stacking):
 
 * a **global** opinion: a linear head on standardised, globally average-pooled features of the last
   backbone stages (multi-scale pooling);
-* a **local** opinion: for each mid-level patch, the distance to the nearest patch of the good
-  training images (a PatchCore-style memory bank, Roth et al. 2022), summarised per image by its
-  maximum and the mean of its largest values.
+* a **local** opinion: a PatchCore-style patch distance (Roth et al. 2022) made for *aligned* parts.
+  Each mid-level patch is compared only with the good training patches at the same grid position
+  or one of its neighbours (``radius``), and its distance is divided by the typical distance
+  between good images at that position (the mean leave-one-out nearest distance of the goods
+  there), so busbars, edges and textured areas that vary a lot between good parts do not dominate.
+  Summarised per image by the maximum and the mean of the largest normalised distances.
 
 Because pooling and the heads are linear, the same layers applied to each location give a defect
 map in the same forward pass: class-activation mapping (Zhou et al. 2016) for the global head,
-the patch distances for the local one.
+the normalised patch distances for the local one.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from torch import nn
 
 POOLED_STAGES = (5, 6, 7)  # indices into forward_stages(): stages 5 and 6 and the 1280-channel head
 PATCH_STAGES = (3, 4)  # mid-level stages (stride 16) whose locally averaged features are the patches
-N_LOCAL_STATS = 2  # per image: max patch distance and mean of the top patch distances
+N_LOCAL_STATS = 2  # per image: max normalised patch distance and mean of the top ones
 
 
 def patch_features(stages: list[torch.Tensor]) -> torch.Tensor:
@@ -39,15 +42,60 @@ def pooled_maps(stages: list[torch.Tensor]) -> torch.Tensor:
     return torch.cat([F.adaptive_avg_pool2d(stages[i], grid) for i in POOLED_STAGES], dim=1)
 
 
-def nearest_distances(patches: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Euclidean distance of each row of ``patches (n, D)`` to its nearest row of ``bank (M, D)``: ``(n,)``."""
-    bank_sq = (bank * bank).sum(dim=1)
+def _shift(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
+    """``y[..., i, j] = x[..., i - dy, j - dx]`` where that exists, else ``fill``; same shape as ``x``."""
+    h, w = x.shape[-2:]
+    r = max(abs(dy), abs(dx))
+    if r == 0:
+        return x
+    padded = F.pad(x, (r, r, r, r), value=fill)
+    return padded[..., r - dy : r - dy + h, r - dx : r - dx + w]
+
+
+def to_memory(goods: torch.Tensor) -> torch.Tensor:
+    """Good patch maps ``(G, D, h, w)`` to the memory layout ``(h * w, G, D)``: per position, its goods."""
+    return goods.flatten(2).permute(2, 0, 1).contiguous()
+
+
+def positional_distances(patches: torch.Tensor, memory: torch.Tensor, radius: int, chunk: int = 64) -> torch.Tensor:
+    """Distance of each patch to the nearest patch of each good image within ``radius`` grid cells.
+
+    ``patches (B, D, h, w)``, ``memory (h * w, G, D)`` (``to_memory`` of the goods, same grid) ->
+    ``(B, G, h, w)``. The query's
+    neighbourhoods are unfolded (small) rather than the goods' (large): one batched matmul per chunk
+    of queries, ``(2 radius + 1)^2 * h * w * B * G * D`` multiply-adds, then a minimum over offsets.
+    """
+    b, d, h, w = patches.shape
+    g, side = memory.shape[1], 2 * radius + 1
+    bank_sq = (memory * memory).sum(dim=2, keepdim=True)  # (hw, G, 1)
+    offsets = [(i - radius, j - radius) for i in range(side) for j in range(side)]  # unfold's order
     out = []
-    for start in range(0, patches.shape[0], chunk):
+    for start in range(0, b, chunk):
         x = patches[start : start + chunk]
-        squared = (x * x).sum(dim=1, keepdim=True) - 2.0 * x @ bank.T + bank_sq
-        out.append(squared.min(dim=1).values.clamp_min(0.0).sqrt())
-    return torch.cat(out) if out else patches.new_zeros(0)
+        n = x.shape[0]
+        # cols[p, :, (q, e)] = patch of query q at p + e (zeros outside the grid)
+        cols = F.unfold(x, side, padding=radius).reshape(n, d, side * side, h * w)
+        cols = cols.permute(3, 1, 0, 2).reshape(h * w, d, n * side * side)
+        squared = bank_sq + (cols * cols).sum(dim=1, keepdim=True) - 2.0 * torch.bmm(memory, cols)
+        squared = squared.reshape(h, w, g, n, side * side).permute(4, 3, 2, 0, 1)  # (offsets, n, G, h, w)
+        best = x.new_full((n, g, h, w), float("inf"))
+        for index, (dy, dx) in enumerate(offsets):  # entry at p compares query p + e with good p
+            best = torch.minimum(best, _shift(squared[index], dy, dx, float("inf")))
+        out.append(best)
+    return torch.cat(out).clamp_min(0.0).sqrt() if out else patches.new_zeros(0, g, h, w)
+
+
+def leave_one_out_scale(good_distances: torch.Tensor) -> torch.Tensor:
+    """Mean over goods of each good's nearest distance to the *other* goods, per position.
+
+    ``good_distances (G, G, h, w)`` (row: good as query, column: good in the memory) -> ``(h, w)``,
+    floored at 1 % of its mean so that no position divides by zero.
+    """
+    g = good_distances.shape[0]
+    self_pairs = torch.eye(g, dtype=torch.bool, device=good_distances.device)[:, :, None, None]
+    nearest_other = good_distances.masked_fill(self_pairs, float("inf")).min(dim=1).values
+    scale = nearest_other.mean(dim=0)
+    return scale.clamp_min(0.01 * float(scale.mean()) + 1e-12)
 
 
 def local_stats(distances: torch.Tensor, top_fraction: float) -> torch.Tensor:
@@ -61,18 +109,21 @@ class FewShotHead(nn.Module):
 
     Learned state lives in buffers and linear layers, so ``state_dict()`` carries all of it:
     ``pooled_mean`` / ``pooled_std`` standardise the pooled features, ``global_head`` maps them to
-    logits, ``bank`` holds good patches ``(M, D)``, ``local_mean`` / ``local_std`` standardise the
-    local statistics, and ``fusion`` maps ``[global logits, local statistics]`` to the final logits.
+    logits, ``memory`` holds the good images' patches per position ``(h * w, G, D)``, ``position_scale`` ``(h, w)``
+    divides the patch distances, ``local_mean`` / ``local_std`` standardise the local statistics, and
+    ``fusion`` maps ``[global logits, local statistics]`` to the final logits.
     """
 
-    def __init__(self, n_pooled: int, n_patch: int, n_bank: int, n_classes: int, good_index: int,
-                 top_fraction: float) -> None:
+    def __init__(self, n_pooled: int, n_patch: int, n_goods: int, grid: tuple[int, int], n_classes: int,
+                 good_index: int, top_fraction: float, radius: int) -> None:
         super().__init__()
         self.good_index = good_index
         self.top_fraction = top_fraction
+        self.radius = radius
         self.register_buffer("pooled_mean", torch.zeros(n_pooled))
         self.register_buffer("pooled_std", torch.ones(n_pooled))
-        self.register_buffer("bank", torch.zeros(n_bank, n_patch))
+        self.register_buffer("memory", torch.zeros(grid[0] * grid[1], n_goods, n_patch))
+        self.register_buffer("position_scale", torch.ones(*grid))
         self.register_buffer("local_mean", torch.zeros(N_LOCAL_STATS))
         self.register_buffer("local_std", torch.ones(N_LOCAL_STATS))
         self.global_head = nn.Linear(n_pooled, n_classes)
@@ -87,10 +138,12 @@ class FewShotHead(nn.Module):
         return self.fusion(torch.cat([global_logits, (stats - self.local_mean) / self.local_std], dim=-1))
 
     def patch_distances(self, patches: torch.Tensor) -> torch.Tensor:
-        """``(B, D, h, w)`` patch features to distances to the nearest good patch ``(B, h, w)``."""
-        b, d, h, w = patches.shape
-        flat = patches.permute(0, 2, 3, 1).reshape(-1, d)
-        return nearest_distances(flat, self.bank).reshape(b, h, w)
+        """``(B, D, h, w)`` patch features to normalised distances to the nearest good patch ``(B, h, w)``."""
+        if patches.shape[-2:] != self.position_scale.shape:
+            raise ValueError(f"patch grid {tuple(patches.shape[-2:])} differs from the model's "
+                             f"{tuple(self.position_scale.shape)}")
+        nearest = positional_distances(patches, self.memory, self.radius).min(dim=1).values
+        return nearest / self.position_scale
 
     def forward(self, stages: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``(B, K)`` and defect map ``(B, h, w)`` in [0, 1] at the patch grid.

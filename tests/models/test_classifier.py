@@ -20,7 +20,8 @@ from sklearn.metrics import roc_auc_score
 
 from models.artifacts import META_FILE, WEIGHTS_FILE, ArtifactError, load_artifact, save_artifact
 from models.classifier import FewShotClassifier, load_classifier
-from models.classifier.calibration import MAX_BAND, MIN_BAND, balanced_accuracy_at
+from models.classifier.calibration import (MAX_BAND, MIN_BAND, balanced_accuracy_at, best_cut, calibrate_threshold,
+                                           platt_fit)
 from models.classifier.estimator import NotFittedError, extract_activations
 
 CLASSES = ["defective", "good"]  # classes_ are sorted
@@ -86,7 +87,8 @@ def test_fit_returns_self_and_learns_sorted_classes(fitted, data) -> None:
     model, stages = fitted
     assert model.classes_ == CLASSES
     assert model.head_.global_head.weight.shape[0] == 2 and model.head_.fusion.weight.shape == (2, 4)
-    assert model.head_.bank.shape[0] == N_TRAIN * 14 * 14  # every patch of every good cell (below max_bank)
+    assert model.head_.memory.shape == (14 * 14, N_TRAIN, 80 + 112)  # every good cell's patches (below max_goods)
+    assert model.head_.position_scale.shape == (14, 14) and bool((model.head_.position_scale > 0).all())
     names = [s for s, _ in stages]
     assert [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n] == ["features", "validation", "fit"]
     features = [f for s, f in stages if s == "features"]
@@ -124,18 +126,28 @@ def test_cached_activations_give_the_same_probabilities(fitted, data, held_out) 
 
 
 # --- calibration and the validation report ---------------------------------------------------------
-def test_threshold_maximises_out_of_fold_balanced_accuracy(fitted, data) -> None:
+def test_threshold_is_where_the_balanced_platt_curve_crosses_one_half(fitted, data) -> None:
     model, _ = fitted
     scores, truth = model.oof_scores_, np.array([label == "defective" for label in data["train_labels"]])
     assert scores.shape == (2 * N_TRAIN,) and np.all((scores >= 0) & (scores <= 1))
-    # the best any cut can do, by brute force over cut points between distinct scores
-    distinct = np.unique(scores)
-    cuts = (distinct[:-1] + distinct[1:]) / 2
-    best = max(balanced_accuracy_at(scores, truth, c) for c in cuts)
-    assert balanced_accuracy_at(scores, truth, model.threshold_) == pytest.approx(best)
-    assert np.any(np.isclose(cuts, model.threshold_))  # a cut point: never equal to a training score
+    a, b = platt_fit(scores, truth)
+    assert b > 0  # defect scores rise with the truth on these cells
+    assert model.threshold_ == pytest.approx(np.clip(-a / b, scores.min(), scores.max()))
+    # where the curve crosses 1/2, the class-balanced probability of a defect is 1/2
+    assert 1 / (1 + np.exp(-(a + b * model.threshold_))) == pytest.approx(0.5, abs=1e-6) or model.threshold_ in (
+        scores.min(), scores.max())
+    # the smooth threshold is close to the best step-function cut on the same scores
+    best = max(balanced_accuracy_at(scores, truth, c) for c in np.unique(scores))
+    assert balanced_accuracy_at(scores, truth, model.threshold_) >= best - 0.15
     assert model.validation_["threshold"] == model.threshold_
-    assert model.validation_["balanced_accuracy"] == pytest.approx(best)
+    assert model.validation_["balanced_accuracy"] == pytest.approx(balanced_accuracy_at(scores, truth, model.threshold_))
+
+
+def test_best_cut_maximises_balanced_accuracy() -> None:
+    scores = np.array([0.1, 0.2, 0.3, 0.6, 0.4, 0.9])
+    truth = np.array([False, False, False, True, True, True])
+    assert best_cut(scores, truth) == pytest.approx(0.35)
+    assert calibrate_threshold(scores[::-1].copy(), truth) == best_cut(scores[::-1].copy(), truth)  # falling curve
 
 
 def test_review_band_is_the_median_distance_of_the_mistakes(fitted, data) -> None:
@@ -224,7 +236,7 @@ def test_predict_before_fit_raises_not_fitted(data) -> None:
 def test_fit_with_one_class_or_without_good_raises_value_error(data) -> None:
     with pytest.raises(ValueError, match="two classes"):
         FewShotClassifier().fit(data["train_images"][:5], ["good"] * 5)
-    with pytest.raises(ValueError, match="no 'good' images"):
+    with pytest.raises(ValueError, match="at least 3 'good' images"):
         FewShotClassifier().fit(data["train_images"][:4], ["crack", "crack", "dent", "dent"])
 
 
