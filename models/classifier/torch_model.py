@@ -67,17 +67,18 @@ def positional_distances(patches: torch.Tensor, memory: torch.Tensor, radius: in
     """
     b, d, h, w = patches.shape
     g, side = memory.shape[1], 2 * radius + 1
-    bank_sq = (memory * memory).sum(dim=2, keepdim=True)  # (hw, G, 1)
+    bank_sq = (memory * memory).sum(dim=2)[:, None, :]  # (hw, 1, G)
+    memory_t = memory.transpose(1, 2).contiguous()  # (hw, D, G): bmm on row-major operands is ~10x faster
     offsets = [(i - radius, j - radius) for i in range(side) for j in range(side)]  # unfold's order
     out = []
     for start in range(0, b, chunk):
         x = patches[start : start + chunk]
         n = x.shape[0]
-        # cols[p, :, (q, e)] = patch of query q at p + e (zeros outside the grid)
+        # cols[p, (q, e), :] = patch of query q at p + e (zeros outside the grid)
         cols = F.unfold(x, side, padding=radius).reshape(n, d, side * side, h * w)
-        cols = cols.permute(3, 1, 0, 2).reshape(h * w, d, n * side * side)
-        squared = bank_sq + (cols * cols).sum(dim=1, keepdim=True) - 2.0 * torch.bmm(memory, cols)
-        squared = squared.reshape(h, w, g, n, side * side).permute(4, 3, 2, 0, 1)  # (offsets, n, G, h, w)
+        cols = cols.permute(3, 0, 2, 1).reshape(h * w, n * side * side, d).contiguous()
+        squared = bank_sq + (cols * cols).sum(dim=2, keepdim=True) - 2.0 * torch.bmm(cols, memory_t)
+        squared = squared.reshape(h, w, n, side * side, g).permute(3, 2, 4, 0, 1)  # (offsets, n, G, h, w)
         best = x.new_full((n, g, h, w), float("inf"))
         for index, (dy, dx) in enumerate(offsets):  # entry at p compares query p + e with good p
             best = torch.minimum(best, _shift(squared[index], dy, dx, float("inf")))
