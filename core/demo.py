@@ -43,7 +43,7 @@ def _rgb(gray: np.ndarray) -> np.ndarray:
 
 
 def build_demo(studio: Studio, seed: int = 0, progress: DemoProgress | None = None) -> dict[str, int]:
-    """Create the demo tool with samples, a model, inspections and some reviews.
+    """Create the demo tool with samples, a classifier and an anomaly model, inspections and some reviews.
 
     Does nothing (returns an empty dict) when the demo tool exists already.
     """
@@ -65,6 +65,8 @@ def build_demo(studio: Studio, seed: int = 0, progress: DemoProgress | None = No
     ]
     imported = add_images(studio, DEMO_TOOL, candidates, "demo", lambda d, t: report("samples", d / t))
     train(studio, DEMO_TOOL, progress=lambda stage, f: report(f"training: {stage}", f))
+    # the anomaly model on the good samples, so that the demo shows the cross-check, not degraded mode
+    train(studio, DEMO_TOOL, kind="anomaly", progress=lambda stage, f: report(f"anomaly model: {stage}", f))
 
     model = active_model(studio, DEMO_TOOL)
     now = utc_now()
