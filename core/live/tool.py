@@ -28,9 +28,9 @@ class LiveTool:
     ``sources`` are the models its policy runs (the classifier first, then the anomaly model);
     ``degraded`` says that a model the policy wants is missing, so the other decides alone (``errors``
     says why). A tool that shares the station with the one whose live settings are on screen decides
-    with its own saved threshold and review band (``own_config``). Loaded models come from the process-wide cache of :mod:`core.inference`, and their
-    backbones from the shared registry, so sessions and tools with the same model or backbone share
-    one copy.
+    with its own saved threshold and review band (``own_config``). Loaded models come from the
+    process-wide cache of :mod:`core.inference`, and their backbones from the shared registry, so
+    sessions and tools with the same model or backbone share one copy.
     """
 
     id: int

@@ -57,18 +57,25 @@ def to_memory(goods: torch.Tensor) -> torch.Tensor:
     return goods.flatten(2).permute(2, 0, 1).contiguous()
 
 
-def positional_distances(patches: torch.Tensor, memory: torch.Tensor, radius: int, chunk: int = 64) -> torch.Tensor:
+def prepare_memory(memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the distances need of ``memory (hw, G, D)``: its row-major transpose ``(hw, D, G)`` (bmm on
+    row-major operands is ~10x faster) and its squared norms ``(hw, 1, G)``."""
+    return memory.transpose(1, 2).contiguous(), (memory * memory).sum(dim=2)[:, None, :]
+
+
+def positional_distances(patches: torch.Tensor, memory: torch.Tensor, radius: int, chunk: int = 64,
+                         prepared: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Distance of each patch to the nearest patch of each good image within ``radius`` grid cells.
 
     ``patches (B, D, h, w)``, ``memory (h * w, G, D)`` (``to_memory`` of the goods, same grid) ->
     ``(B, G, h, w)``. The query's
     neighbourhoods are unfolded (small) rather than the goods' (large): one batched matmul per chunk
     of queries, ``(2 radius + 1)^2 * h * w * B * G * D`` multiply-adds, then a minimum over offsets.
+    ``prepared`` is ``prepare_memory(memory)`` when the caller keeps it.
     """
     b, d, h, w = patches.shape
     g, side = memory.shape[1], 2 * radius + 1
-    bank_sq = (memory * memory).sum(dim=2)[:, None, :]  # (hw, 1, G)
-    memory_t = memory.transpose(1, 2).contiguous()  # (hw, D, G): bmm on row-major operands is ~10x faster
+    memory_t, bank_sq = prepared or prepare_memory(memory)
     offsets = [(i - radius, j - radius) for i in range(side) for j in range(side)]  # unfold's order
     out = []
     for start in range(0, b, chunk):
@@ -143,8 +150,17 @@ class FewShotHead(nn.Module):
         if patches.shape[-2:] != self.position_scale.shape:
             raise ValueError(f"patch grid {tuple(patches.shape[-2:])} differs from the model's "
                              f"{tuple(self.position_scale.shape)}")
-        nearest = positional_distances(patches, self.memory, self.radius).min(dim=1).values
+        nearest = positional_distances(patches, self.memory, self.radius, prepared=self._prepared())
+        nearest = nearest.min(dim=1).values
         return nearest / self.position_scale
+
+    def _prepared(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``prepare_memory(self.memory)``, computed once per memory (not once per frame)."""
+        key = (self.memory.data_ptr(), self.memory._version)
+        if getattr(self, "_prepared_key", None) != key:
+            self._prepared_memory = prepare_memory(self.memory)
+            self._prepared_key = key
+        return self._prepared_memory
 
     def forward(self, stages: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits ``(B, K)`` and defect map ``(B, h, w)`` in [0, 1] at the patch grid.
