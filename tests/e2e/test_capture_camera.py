@@ -145,6 +145,7 @@ def test_snapshot_from_the_fake_camera_is_stored(camera_page: tuple[object, str]
     _assert_no_errors(page, "dataset")
     page.get_by_text(re.compile(r"^41 sample\(s\) · page 1 of 1")).wait_for()
     page.get_by_text(f"#{sample.id} good").wait_for()  # the snapshot is the newest cell of the grid
+    page.locator('[data-testid="stMultiSelect"]').nth(2).wait_for()  # the filters can render after the grid
     assert page.locator('[data-testid="stMultiSelect"]').count() == 3  # label, source and split filters
     assert page.get_by_role("checkbox").count() == 41
     if os.environ.get("SCREENSHOT_DIR"):
