@@ -174,8 +174,9 @@ class FewShotHead(nn.Module):
         logits = self.fuse(self.global_logits(maps.mean(dim=(2, 3))),
                            local_stats(distances.flatten(1), self.top_fraction))
         h, w = distances.shape[-2:]
-        local_global = self.global_logits(
-            F.interpolate(maps, size=(h, w), mode="bilinear", align_corners=False).permute(0, 2, 3, 1))
+        coarse = self.global_logits(maps.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # (B, K, h', w')
+        # the head is affine and bilinear weights sum to 1: heading then interpolating equals the reverse
+        local_global = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
         local_stats_map = distances.unsqueeze(-1).expand(-1, -1, -1, N_LOCAL_STATS)
         local_logits = self.fuse(local_global, local_stats_map)
         heatmap = 1.0 - torch.softmax(local_logits, dim=-1)[..., self.good_index]
