@@ -255,23 +255,14 @@ def main() -> None:
         result.update(run("sqlite", studio, args.inspections, args.days, args.repeats, args.naive_repeats))
         studio.engine.dispose()
     if not args.no_postgres:
-        try:
-            from tests.postgres import TemporaryPostgres
+        from tests.postgres import running_postgres
 
-            server = TemporaryPostgres()
-        except RuntimeError as error:
-            log(f"[postgresql] skipped: {error}")
-        else:
-            server.start()
-            try:
-                with tempfile.TemporaryDirectory(prefix="bench-analytics-pg-") as folder:
-                    studio = open_studio(Settings(Path(folder), server.create_database("bench")))
-                    figures = run("postgresql", studio, args.inspections, args.days, args.repeats,
-                                  args.naive_repeats)
-                    result.update({f"pg_{key}": value for key, value in figures.items()})
-                    studio.engine.dispose()
-            finally:
-                server.stop()
+        with running_postgres(log) as server, tempfile.TemporaryDirectory(prefix="bench-analytics-pg-") as folder:
+            if server is not None:
+                studio = open_studio(Settings(Path(folder), server.create_database("bench")))
+                figures = run("postgresql", studio, args.inspections, args.days, args.repeats, args.naive_repeats)
+                result.update({f"pg_{key}": value for key, value in figures.items()})
+                studio.engine.dispose()
     print(json.dumps(result), flush=True)
 
 

@@ -236,19 +236,13 @@ def main() -> None:
             summary.update(next_card_ms=round(sqlite["median_ms"], 2), next_card_p95_ms=round(sqlite["p95_ms"], 2),
                            queued=sqlite["queued"])
             if not args.no_postgres:
-                try:
-                    from tests.postgres import TemporaryPostgres
+                from tests.postgres import running_postgres
 
-                    server = TemporaryPostgres()
-                except RuntimeError as error:
-                    log(f"PostgreSQL skipped: {error}")
-                else:
-                    server.start()
-                    try:
+                with running_postgres(log) as server:
+                    if server is not None:
                         log(f"throughput on PostgreSQL, {args.items} queued")
                         pg = throughput(server.create_database("bench"), workdir / "pg", args.items, args.taps, pngs)
-                    finally:
-                        server.stop()
+                if server is not None:
                     print(json.dumps({"backend": "postgresql", **{k: round(v, 2) for k, v in pg.items()}}), flush=True)
                     summary.update(next_card_ms_postgresql=round(pg["median_ms"], 2),
                                    next_card_p95_ms_postgresql=round(pg["p95_ms"], 2))

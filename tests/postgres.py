@@ -8,6 +8,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -58,3 +60,20 @@ class TemporaryPostgres:
             self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.dir / "db"), "-m", "fast", "-w", "stop")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def running_postgres(log: Callable[[str], None]) -> Iterator[TemporaryPostgres | None]:
+    """A started throwaway server for a benchmark, stopped afterwards; ``None`` (the reason logged)
+    where PostgreSQL is not installed."""
+    try:
+        server = TemporaryPostgres()
+    except RuntimeError as error:
+        log(f"PostgreSQL skipped: {error}")
+        yield None
+        return
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
