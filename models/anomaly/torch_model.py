@@ -83,10 +83,11 @@ class PatchCoreModel(nn.Module):
                      exclude: torch.Tensor | None = None) -> torch.Tensor:
         """Patch scores ``(B, h, w)`` (distance over the position's scale) of embeddings ``(B, D, h, w)``;
         with ``mirrored`` (the embeddings of the mirror images), the mean of both views."""
-        distances = self.nearest_distances(embedding, exclude)
-        if mirrored is not None:
-            distances = (distances + self.nearest_distances(mirrored, exclude).flip(-1)) / 2
-        return distances / self.position_scale
+        if mirrored is None:
+            return self.nearest_distances(embedding, exclude) / self.position_scale
+        both = self.nearest_distances(torch.cat([embedding, mirrored]), exclude)  # one pass over the memory
+        n = embedding.shape[0]
+        return (both[:n] + both[n:].flip(-1)) / 2 / self.position_scale
 
     def forward(self, stages: list[torch.Tensor], mirrored: list[torch.Tensor] | None = None,
                 exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
