@@ -9,11 +9,13 @@ full-resolution map (batch 1, median), training seconds, memory bank MB, and the
 (a classifier trained on N goods + N defectives beside the anomaly model): share of test cells sent
 to review and accuracy of the automatic pass / fail decisions.
 
-Backbone work is cached once per cell (the stage outputs the detector consumes and the pooled head),
-then fed to the detector's own ``score_stages``; everything after the backbone is the product's code.
-Prints one JSON object per N and a Markdown table. Run it under the CPU lock:
+Backbone work is cached once per cell (the stage outputs of each view the detector scores and the
+pooled head), then fed to the detector's own ``score_stages``; everything after the backbone is the
+product's code. Prints one JSON object per N and a Markdown table. Accuracy runs niced, timing runs
+short and on a quiet machine (bench/quiet.sh takes the CPU lock and pauses niced jobs):
 
-    flock /tmp/studio-cpu.lock .venv/bin/python bench/anomaly.py [--seeds 5] [--max-test 0]
+    nice -n 19 .venv/bin/python bench/anomaly.py [--seeds 5] [--max-test 0] [--profile fast]
+    bench/quiet.sh .venv/bin/python bench/anomaly.py --timing-only [--profile fast]
 """
 
 from __future__ import annotations
