@@ -9,11 +9,13 @@ full-resolution map (batch 1, median), training seconds, memory bank MB, and the
 (a classifier trained on N goods + N defectives beside the anomaly model): share of test cells sent
 to review and accuracy of the automatic pass / fail decisions.
 
-Backbone work is cached once per cell (the stage outputs the detector consumes and the pooled head),
-then fed to the detector's own ``score_stages``; everything after the backbone is the product's code.
-Prints one JSON object per N and a Markdown table. Run it under the CPU lock:
+Backbone work is cached once per cell (the stage outputs of each view the detector scores and the
+pooled head), then fed to the detector's own ``score_stages``; everything after the backbone is the
+product's code. Prints one JSON object per N and a Markdown table. Accuracy runs niced, timing runs
+short and on a quiet machine (bench/quiet.sh takes the CPU lock and pauses niced jobs):
 
-    flock /tmp/studio-cpu.lock .venv/bin/python bench/anomaly.py [--seeds 5] [--max-test 0]
+    nice -n 19 .venv/bin/python bench/anomaly.py [--seeds 5] [--max-test 0] [--profile fast]
+    bench/quiet.sh .venv/bin/python bench/anomaly.py --timing-only [--profile fast]
 """
 
 from __future__ import annotations
@@ -69,17 +71,21 @@ def png(gray: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def backbone_cache(images: np.ndarray, indices: np.ndarray, detector) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """The detector's stage outputs (its own preprocessing) and the pooled head features of the
-    profile's plain input (the kNN baseline) of the cells ``indices``."""
-    stages: list[list[torch.Tensor]] = [[] for _ in detector.layers]
+def backbone_cache(images: np.ndarray, indices: np.ndarray, detector) -> tuple[list[list[torch.Tensor]], torch.Tensor]:
+    """The detector's stage outputs of each view (its own preprocessing and test-time flip) and the
+    pooled head features of the profile's plain input (the kNN baseline) of the cells ``indices``."""
+    views: list[list[list[torch.Tensor]]] | None = None
     pooled = []
     for start in range(0, len(indices), BATCH):
         chunk = [rgb(images[i]) for i in indices[start : start + BATCH]]
-        for slot, output in enumerate(detector.stage_features(chunk)):
-            stages[slot].append(output)
-        pooled.append(pooled_features(get_profile("fast"), chunk))
-    return [torch.cat(s) for s in stages], torch.cat(pooled)
+        outputs = detector.view_stages(chunk)
+        views = views or [[[] for _ in view] for view in outputs]
+        for view, view_outputs in zip(views, outputs, strict=True):
+            for slot, output in zip(view, view_outputs, strict=True):
+                slot.append(output)
+        pooled.append(pooled_features(get_profile(detector.profile), chunk))
+    assert views is not None
+    return [[torch.cat(s) for s in view] for view in views], torch.cat(pooled)
 
 
 def new_studio(folder: Path):
@@ -94,24 +100,24 @@ def import_cells(studio, images: np.ndarray, indices: np.ndarray, label: str) ->
     assert report.imported == len(indices), report.rejected
 
 
-def run_one(images, y, n: int, seed: int, cache, position: dict[int, int]) -> dict:
+def run_one(images, y, n: int, seed: int, cache, position: dict[int, int], profile: str) -> dict:
     rng = np.random.default_rng(seed)
     goods = rng.choice(np.flatnonzero(y == 0), n, replace=False)
     defects = rng.choice(np.flatnonzero(y == 1), n, replace=False)  # only for the cross-check classifier
-    stages, pooled = cache
+    views, pooled = cache
     cached = np.array(sorted(position))
     test = np.setdiff1d(cached, goods)
     rows = np.array([position[i] for i in test])
     with tempfile.TemporaryDirectory() as folder:
         studio = new_studio(Path(folder))
         import_cells(studio, images, goods, "good")
-        result = train(studio, TOOL, kind="anomaly", seed=seed)
+        result = train(studio, TOOL, kind="anomaly", profile=profile, seed=seed)
         detector = tool_models(studio, TOOL).anomaly.model
         studio.engine.dispose()
-    raw = np.concatenate([detector.score_stages([s[rows[i : i + 64]] for s in stages])[0]
+    raw = np.concatenate([detector.score_stages([[s[rows[i : i + 64]] for s in view] for view in views])[0]
                           for i in range(0, len(rows), 64)])
     scores = detector.calibration_.normalise(raw)
-    train_pooled = pooled_of(images, goods)
+    train_pooled = pooled_of(images, goods, profile)
     knn = torch.cdist(pooled[rows], train_pooled).min(dim=1).values.numpy()
     out = {"auc": roc_auc_score(y[test], scores), "knn_auc": roc_auc_score(y[test], knn),
            "train_s": result.seconds, "bank_mb": detector.model_.memory_bank.numel() * 4 / 2**20,
@@ -122,8 +128,8 @@ def run_one(images, y, n: int, seed: int, cache, position: dict[int, int]) -> di
     return out
 
 
-def pooled_of(images: np.ndarray, indices: np.ndarray) -> torch.Tensor:
-    return pooled_features(get_profile("fast"), [rgb(images[i]) for i in indices])
+def pooled_of(images: np.ndarray, indices: np.ndarray, profile: str) -> torch.Tensor:
+    return pooled_features(get_profile(profile), [rgb(images[i]) for i in indices])
 
 
 _classifier_activations: dict[bytes, object] = {}
@@ -167,13 +173,14 @@ def cross_check(images, y, goods, defects, test, rows, anomaly_scores, cells_by_
             "classifier_review_share": classifier_review, "classifier_auto_accuracy": classifier_accuracy}
 
 
-def scoring_ms(images: np.ndarray, y: np.ndarray, repeats: int) -> float:
-    """Median ms to score one 300 x 300 cell with its full-resolution map and regions (batch 1)."""
+def timing(images: np.ndarray, y: np.ndarray, repeats: int, profile: str) -> tuple[float, float]:
+    """Median ms to score one 300 x 300 cell with its full-resolution map and regions (batch 1), and
+    the seconds to train on 20 goods in a studio."""
     with tempfile.TemporaryDirectory() as folder:
         studio = new_studio(Path(folder))
         goods = np.random.default_rng(0).choice(np.flatnonzero(y == 0), 20, replace=False)
         import_cells(studio, images, goods, "good")
-        train(studio, TOOL, kind="anomaly")
+        train_s = train(studio, TOOL, kind="anomaly", profile=profile).seconds
         detector = tool_models(studio, TOOL).anomaly.model
         studio.engine.dispose()
     cells = [rgb(images[i]) for i in range(repeats + 3)]
@@ -182,7 +189,7 @@ def scoring_ms(images: np.ndarray, y: np.ndarray, repeats: int) -> float:
         started = time.perf_counter()
         detector.predict([cell])
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times[3:])
+    return statistics.median(times[3:]), train_s
 
 
 def main() -> None:
@@ -192,24 +199,32 @@ def main() -> None:
     parser.add_argument("--max-test", type=int, default=0,
                         help="score a fixed random subset of this many cells (0: all, the protocol)")
     parser.add_argument("--timing-repeats", type=int, default=30)
+    parser.add_argument("--profile", default="fast", help="backbone profile of the anomaly model and the baseline")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="only time scoring (batch 1, with the map) and training on 20 goods (run it under quiet.sh)")
     args = parser.parse_args()
     torch.manual_seed(0)
     images, y = load_elpv()
+    if args.timing_only:
+        ms, train_s = timing(images, y, args.timing_repeats, args.profile)
+        print(json.dumps({"profile": args.profile, "score_ms_batch1": round(ms, 1), "train_20_s": round(train_s, 2),
+                          "torch_threads": torch.get_num_threads()}))
+        return
     indices = np.arange(len(images))
     if args.max_test:
         indices = np.sort(np.random.default_rng(12345).choice(indices, args.max_test, replace=False))
     from models.anomaly import PatchCoreDetector
 
-    probe = PatchCoreDetector()
+    probe = PatchCoreDetector(profile=args.profile)
     started = time.perf_counter()
     cache = backbone_cache(images, indices, probe)
     cache_s = time.perf_counter() - started
     position = {int(i): row for row, i in enumerate(indices)}
-    ms = scoring_ms(images, y, args.timing_repeats)
+    ms, _ = timing(images, y, args.timing_repeats, args.profile)
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
-        runs = [run_one(images, y, n, seed, cache, position) for seed in range(args.seeds)]
-        row = {"n_good": n, "seeds": args.seeds, "test_cells": len(indices) - n}
+        runs = [run_one(images, y, n, seed, cache, position, args.profile) for seed in range(args.seeds)]
+        row = {"profile": args.profile, "n_good": n, "seeds": args.seeds, "test_cells": len(indices) - n}
         for key in runs[0]:
             values = [r[key] for r in runs]
             row[key] = round(statistics.mean(values), 4)

@@ -9,6 +9,9 @@ patches *per grid position*: a patch is compared only with good patches at the s
 within ``radius`` grid cells of it, and its distance is divided by the mean distance that good
 images show at that position (``position_scale``: busbars and edges vary more than the middle of a
 cell). Both are registered buffers, so ``state_dict()`` carries all the learned state.
+
+Test-time flip: when the stage outputs of the mirror image are given too, the patch scores are the
+mean of the image's and the mirror's (mirrored back), which steadies the score of symmetric parts.
 """
 
 from __future__ import annotations
@@ -76,8 +79,19 @@ class PatchCoreModel(nn.Module):
                 best[:, window[0], window[1]] = torch.minimum(target, nearest)
         return best[:, r : r + h, r : r + w].clamp_min(0).sqrt()
 
-    def forward(self, stages: list[torch.Tensor], exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image scores ``(B,)`` (the largest patch score) and patch scores ``(B, h, w)`` (distance over
-        the position's scale)."""
-        patch_scores = self.nearest_distances(self.embed(stages), exclude) / self.position_scale
-        return patch_scores.flatten(1).amax(dim=1), patch_scores
+    def patch_scores(self, embedding: torch.Tensor, mirrored: torch.Tensor | None = None,
+                     exclude: torch.Tensor | None = None) -> torch.Tensor:
+        """Patch scores ``(B, h, w)`` (distance over the position's scale) of embeddings ``(B, D, h, w)``;
+        with ``mirrored`` (the embeddings of the mirror images), the mean of both views."""
+        if mirrored is None:
+            return self.nearest_distances(embedding, exclude) / self.position_scale
+        both = self.nearest_distances(torch.cat([embedding, mirrored]), exclude)  # one pass over the memory
+        n = embedding.shape[0]
+        return (both[:n] + both[n:].flip(-1)) / 2 / self.position_scale
+
+    def forward(self, stages: list[torch.Tensor], mirrored: list[torch.Tensor] | None = None,
+                exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image scores ``(B,)`` (the largest patch score) and patch scores ``(B, h, w)`` from the stage
+        outputs of the images and, optionally, of their mirror images."""
+        scores = self.patch_scores(self.embed(stages), None if mirrored is None else self.embed(mirrored), exclude)
+        return scores.flatten(1).amax(dim=1), scores

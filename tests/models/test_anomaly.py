@@ -122,10 +122,11 @@ def test_a_damaged_or_foreign_artifact_is_refused(detector, tmp_path: Path) -> N
     (folder / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(ArtifactError, match="usable anomaly model"):
         PatchCoreDetector.load(folder)
-    meta.update(kind="anomaly", format=1)  # an artifact of the earlier global-memory layout
-    (folder / META_FILE).write_text(json.dumps(meta))
-    with pytest.raises(ArtifactError, match="older format.*retrain"):
-        PatchCoreDetector.load(folder)
+    for older in (1, 2):  # the global-memory layout; the positional one scored without the mirror view
+        meta.update(kind="anomaly", format=older)
+        (folder / META_FILE).write_text(json.dumps(meta))
+        with pytest.raises(ArtifactError, match="older format.*retrain"):
+            PatchCoreDetector.load(folder)
     (folder / WEIGHTS_FILE).write_bytes(b"\x80\x04not safetensors")  # a pickle header is never unpickled
     with pytest.raises(ArtifactError, match="damaged"):
         PatchCoreDetector.load(folder)
@@ -144,3 +145,30 @@ def test_intensity_standardisation_removes_exposure_differences(goods) -> None:
     a, b = standardise_intensity(image), standardise_intensity(darker)
     assert abs(float(a.mean()) - 128) < 2 and abs(float(a.std()) - 50) < 2
     assert np.abs(a.astype(int) - b.astype(int)).mean() < 3
+
+
+def test_flip_averaged_scores_barely_change_when_the_part_is_mirrored(detector, goods) -> None:
+    image = _scratch(goods[TRAIN_GOODS])[0]
+    mirror = np.ascontiguousarray(image[:, ::-1])
+
+    def gap(model: PatchCoreDetector) -> float:  # only the position scale is not mirrored with the image
+        first, second = (model.predict([x])[0].raw_score for x in (image, mirror))
+        return abs(first - second) / first
+
+    flipping = PatchCoreDetector(test_flip=True).fit(goods[:TRAIN_GOODS])
+    assert not detector.test_flip  # the default scores the image alone
+    assert gap(flipping) < 0.02
+    assert gap(flipping) < gap(detector)
+    mirrored_mask = np.ascontiguousarray(_scratch(goods[TRAIN_GOODS])[1][:, ::-1]).astype(np.uint8)
+    peak = np.unravel_index(int(flipping.predict([mirror])[0].map.argmax()), image.shape[:2])
+    assert cv2.dilate(mirrored_mask, np.ones((9, 9), np.uint8))[peak], "the map does not peak on the mirrored defect"
+
+
+def test_position_shrink_pulls_each_position_scale_towards_the_mean(goods) -> None:
+    own = PatchCoreDetector(position_shrink=0.0).fit(goods[:8]).model_.position_scale
+    half = PatchCoreDetector(position_shrink=0.5).fit(goods[:8]).model_.position_scale
+    flat = PatchCoreDetector(position_shrink=1.0).fit(goods[:8]).model_.position_scale
+    assert torch.allclose(half, (own + own.mean()) / 2, rtol=1e-5)
+    assert torch.allclose(flat, torch.full_like(flat, float(own.mean())), rtol=1e-5)
+    with pytest.raises(ValueError, match="position_shrink"):
+        PatchCoreDetector(position_shrink=1.5).fit(goods[:8])
