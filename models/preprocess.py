@@ -19,3 +19,11 @@ def to_batch(images: list[np.ndarray], size: int) -> torch.Tensor:
     array = np.stack(resized).astype(np.float32)
     tensor = torch.from_numpy(array).permute(0, 3, 1, 2)
     return (tensor - MEAN) / STD
+
+
+def standardise_intensity(image: np.ndarray, mean: float = 128.0, std: float = 50.0) -> np.ndarray:
+    """``image`` with its intensities scaled to ``mean`` and standard deviation ``std`` (uint8, same
+    shape): parts photographed brighter, darker or with more contrast look alike to the network."""
+    pixels = image.astype(np.float32)
+    scaled = (pixels - pixels.mean()) / (pixels.std() + 1e-6) * std + mean
+    return np.clip(scaled, 0, 255).astype(np.uint8)
