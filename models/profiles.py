@@ -1,4 +1,9 @@
-"""Network profiles, fastest to most accurate: which backbone, at which input size."""
+"""Network profiles, fastest first: which backbone, at which input size.
+
+Measured with the few-shot classifier on ELPV (bench/RESULTS.md, 2026-11-25): Lite1 at 240 px ranks
+defects a little better than Lite0 at 224 px (K = 20 AUC 0.848 vs 0.843, K = 30 0.867 vs 0.865 in
+exploration) for about 1.3x the training time; Lite2 at 260 px was no better than Lite1 (0.833 / 0.856).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +20,10 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "fast": Profile("fast", "efficientnet-lite0", 224, "EfficientNet-Lite0, 224 px: quickest"),
-    "balanced": Profile("balanced", "efficientnet-lite1", 240, "EfficientNet-Lite1, 240 px"),
-    "accurate": Profile("accurate", "efficientnet-lite2", 260, "EfficientNet-Lite2, 260 px: most accurate"),
+    "balanced": Profile("balanced", "efficientnet-lite1", 240,
+                        "EfficientNet-Lite1, 240 px: a little more accurate on ELPV"),
+    "accurate": Profile("accurate", "efficientnet-lite2", 260,
+                        "EfficientNet-Lite2, 260 px: largest network (not more accurate on ELPV)"),
 }
 
 
