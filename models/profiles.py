@@ -1,8 +1,9 @@
 """Network profiles, fastest first: which backbone, at which input size.
 
-Measured with the few-shot classifier on ELPV (bench/RESULTS.md, 2026-11-25): Lite1 at 240 px ranks
-defects a little better than Lite0 at 224 px (K = 20 AUC 0.848 vs 0.843, K = 30 0.867 vs 0.865 in
-exploration) for about 1.3x the training time; Lite2 at 260 px was no better than Lite1 (0.833 / 0.856).
+Measured with the few-shot classifier on ELPV (bench/RESULTS.md, 2026-11-25, 5 seeds, all other cells):
+Lite1 at 240 px is the one that meets issue 4's accuracy targets (K = 20 bal. acc. 0.774 / AUC 0.845,
+K = 30 0.790 / 0.866; Lite0 at 224 px 0.766 / 0.839 and 0.776 / 0.858) for about 1.2x the training time;
+Lite2 at 260 px was no better than Lite1 in exploration (K = 20 AUC 0.833 vs 0.848, 3 seeds).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "fast": Profile("fast", "efficientnet-lite0", 224, "EfficientNet-Lite0, 224 px: quickest"),
     "balanced": Profile("balanced", "efficientnet-lite1", 240,
-                        "EfficientNet-Lite1, 240 px: a little more accurate on ELPV"),
+                        "EfficientNet-Lite1, 240 px: more accurate on ELPV"),
     "accurate": Profile("accurate", "efficientnet-lite2", 260,
                         "EfficientNet-Lite2, 260 px: largest network (not more accurate on ELPV)"),
 }
