@@ -1,4 +1,10 @@
-"""Network profiles, fastest to most accurate: which backbone, at which input size."""
+"""Network profiles, fastest first: which backbone, at which input size.
+
+Measured with the few-shot classifier on ELPV (bench/RESULTS.md, 2026-11-25, 5 seeds, all other cells):
+Lite1 at 240 px is the one that meets issue 4's accuracy targets (K = 20 bal. acc. 0.774 / AUC 0.845,
+K = 30 0.790 / 0.866; Lite0 at 224 px 0.766 / 0.839 and 0.776 / 0.858) for about 1.2x the training time;
+Lite2 at 260 px was no better than Lite1 in exploration (K = 20 AUC 0.833 vs 0.848, 3 seeds).
+"""
 
 from __future__ import annotations
 
@@ -15,8 +21,10 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "fast": Profile("fast", "efficientnet-lite0", 224, "EfficientNet-Lite0, 224 px: quickest"),
-    "balanced": Profile("balanced", "efficientnet-lite1", 240, "EfficientNet-Lite1, 240 px"),
-    "accurate": Profile("accurate", "efficientnet-lite2", 260, "EfficientNet-Lite2, 260 px: most accurate"),
+    "balanced": Profile("balanced", "efficientnet-lite1", 240,
+                        "EfficientNet-Lite1, 240 px: more accurate on ELPV"),
+    "accurate": Profile("accurate", "efficientnet-lite2", 260,
+                        "EfficientNet-Lite2, 260 px: largest network (not more accurate on ELPV)"),
 }
 
 

@@ -22,20 +22,12 @@ from models.anomaly.regions import Region, find_regions
 from models.anomaly.torch_model import PatchCoreModel
 from models.artifacts import ArtifactError, load_artifact, save_artifact
 from models.backbones.registry import get_backbone
-from models.preprocess import to_batch
+from models.preprocess import standardise_intensity, to_batch
 from models.profiles import get_profile
 
 Progress = Callable[[str, float], None]
 BATCH = 16
-TARGET_MEAN, TARGET_STD = 128.0, 50.0  # intensities after standardisation
 MIN_POSITION_SCALE = 0.1  # a position's scale is at least this share of the mean one
-
-
-def standardise_intensity(image: np.ndarray) -> np.ndarray:
-    """``image`` with its intensities scaled to mean 128 and standard deviation 50 (uint8, same shape)."""
-    pixels = image.astype(np.float32)
-    scaled = (pixels - pixels.mean()) / (pixels.std() + 1e-6) * TARGET_STD + TARGET_MEAN
-    return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
 def _identity(image: np.ndarray) -> np.ndarray:

@@ -1,19 +1,21 @@
-"""Few-shot inspection classifier: global + patch opinions of a frozen backbone, fused by stacking.
+"""Few-shot inspection classifier: a discriminant patch opinion of a frozen backbone decides pass /
+fail, a global head names the defect class.
 
 Follows scikit-learn's estimator contract: hyper-parameters in the constructor, ``fit`` returns
 ``self``, learned state ends with ``_``. Fitting works on *activations* (what the frozen backbone
 computes once per image), so cross-validation never re-runs the network:
 
 1. fold assignment (stratified, ``cv_folds``);
-2. global opinion: logistic regression on standardised multi-scale pooled features, out-of-fold
-   logits from one fit per fold;
-3. local opinion: the distance of each patch to the nearest good training patch at the same or a
-   neighbouring position, computed once per (patch, good image) pair and divided by the goods'
-   typical distance at that position; leaving a fold out is then a minimum (and a scale) over the
-   remaining good images, so out-of-fold patch scores cost no refit (naive leave-one-out would
-   rebuild the memory per image);
-4. fusion: a logistic regression on the out-of-fold [global logits, local statistics] (stacking);
-   its own out-of-fold probabilities give the validation report and the calibrated threshold.
+2. local opinion, out of fold: patches projected onto the discriminant directions learned from the
+   fold's training part (good and defective images, ``projection.py``), then the distance of each
+   patch to the nearest good training patch at the same or a neighbouring position, divided by the
+   goods' typical distance at that position (leave-one-out among the goods, all pairs from one
+   batched distance computation per fold, so calibration costs no per-image refit);
+3. decision: a logistic regression from the two local statistics to P(defect), its out-of-fold
+   probabilities from one fit per fold;
+4. with several defect classes, a logistic regression on standardised multi-scale pooled features
+   of the defective images shares P(defect) among them (out of fold likewise);
+5. the out-of-fold probabilities give the validation report and the calibrated threshold.
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ from sklearn.model_selection import StratifiedKFold
 from models.artifacts import ArtifactError, load_artifact, save_artifact
 from models.backbones.registry import get_backbone
 from models.classifier.calibration import calibrate_threshold, review_band, validation_report
-from models.classifier.torch_model import (FewShotHead, leave_one_out_scale, local_stats, patch_features,
-                                           pooled_maps, positional_distances, to_memory)
-from models.preprocess import to_batch
+from models.classifier.projection import discriminant_projection, project
+from models.classifier.torch_model import (FewShotHead, local_stats, patch_features, pooled_maps,
+                                           position_scale, positional_distances, to_memory)
+from models.preprocess import standardise_intensity, to_batch
 from models.profiles import get_profile
 
 Progress = Callable[[str, float], None]
 MIN_GOODS = 3  # each cross-validation fold must leave two goods to estimate the position scale
-METHOD = "few-shot-positional"  # artifact format; other methods (older versions) ask for a retrain
+METHOD = "few-shot-discriminant"  # artifact format; other methods (older versions) ask for a retrain
 
 
 class NotFittedError(RuntimeError):
@@ -60,15 +63,24 @@ class Activations:
         return Activations(self.pooled[index], self.patches[index])
 
 
+def network_input(images: list[np.ndarray], size: int, standardise: bool) -> torch.Tensor:
+    """The backbone's input ``(B, 3, S, S)`` from RGB uint8 images, each first scaled to a common
+    mean intensity and contrast when ``standardise``."""
+    return to_batch([standardise_intensity(image) for image in images] if standardise else images, size)
+
+
 def extract_activations(profile_name: str, images: list[np.ndarray], batch_size: int = 16,
-                        progress: Callable[[int, int], None] | None = None) -> Activations:
-    """Backbone activations of RGB uint8 images ``(H, W, 3)`` for the classifier of ``profile_name``."""
+                        progress: Callable[[int, int], None] | None = None,
+                        standardise: bool = True) -> Activations:
+    """Backbone activations of RGB uint8 images ``(H, W, 3)`` for the classifier of ``profile_name``
+    (``standardise`` as the classifier's hyper-parameter of that name)."""
     profile = get_profile(profile_name)
     backbone = get_backbone(profile.backbone)
     pooled, patches = [], []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            stages = backbone.forward_stages(to_batch(images[start : start + batch_size], profile.input_size))
+            batch = network_input(images[start : start + batch_size], profile.input_size, standardise)
+            stages = backbone.forward_stages(batch)
             pooled.append(pooled_maps(stages).mean(dim=(2, 3)))
             patches.append(patch_features(stages))
             if progress is not None:
@@ -86,20 +98,19 @@ def _as_multiclass(regression: LogisticRegression) -> tuple[np.ndarray, np.ndarr
     return weight, bias
 
 
-def _logits(regression: LogisticRegression, x: np.ndarray) -> np.ndarray:
-    weight, bias = _as_multiclass(regression)
-    return x @ weight.T + bias
-
-
 class FewShotClassifier:
     """Classifies RGB images into ``good`` and defect classes from a few examples of each.
 
     Args:
         profile: network profile name (``fast``, ``balanced``, ``accurate``).
         good_class: the pass class; its images fill the patch memory.
-        C: inverse L2 strength of the global head's logistic regression.
-        fusion_C: inverse L2 strength of the fusion (stacking) regression.
+        C: inverse L2 strength of the defect-class head's logistic regression.
+        fusion_C: inverse L2 strength of the decision's logistic regression on the local statistics.
         top_fraction: share of the largest patch distances averaged into the second local statistic.
+        standardise: scale each image's intensities to a common mean and contrast before the network.
+        projection_dims: discriminant directions the patch features are projected onto.
+        shrinkage: share of the identity in the goods' residual covariance of the projection.
+        defect_patches: most deviating patches per defective image that describe the defects there.
         radius: how many grid cells (16 px at the profile's input size) a patch may be away from
             the good patch it is compared with (the parts are assumed aligned by the crop).
         max_goods: good images kept in the patch memory at most (a seeded random subset beyond).
@@ -110,13 +121,18 @@ class FewShotClassifier:
     kind = "classifier"
 
     def __init__(self, *, profile: str = "fast", good_class: str = "good", C: float = 0.1,
-                 fusion_C: float = 1.0, top_fraction: float = 0.05, radius: int = 1, max_goods: int = 100,
-                 cv_folds: int = 5, seed: int = 0) -> None:
+                 fusion_C: float = 1.0, top_fraction: float = 0.05, standardise: bool = True,
+                 projection_dims: int = 32, shrinkage: float = 0.1, defect_patches: int = 5, radius: int = 1,
+                 max_goods: int = 100, cv_folds: int = 5, seed: int = 0) -> None:
         self.profile = profile
         self.good_class = good_class
         self.C = C
         self.fusion_C = fusion_C
         self.top_fraction = top_fraction
+        self.standardise = standardise
+        self.projection_dims = projection_dims
+        self.shrinkage = shrinkage
+        self.defect_patches = defect_patches
         self.radius = radius
         self.max_goods = max_goods
         self.cv_folds = cv_folds
@@ -124,7 +140,9 @@ class FewShotClassifier:
 
     def get_params(self) -> dict[str, Any]:
         return {"profile": self.profile, "good_class": self.good_class, "C": self.C,
-                "fusion_C": self.fusion_C, "top_fraction": self.top_fraction, "radius": self.radius,
+                "fusion_C": self.fusion_C, "top_fraction": self.top_fraction, "standardise": self.standardise,
+                "projection_dims": self.projection_dims, "shrinkage": self.shrinkage,
+                "defect_patches": self.defect_patches, "radius": self.radius,
                 "max_goods": self.max_goods, "cv_folds": self.cv_folds, "seed": self.seed}
 
     # --- fitting -------------------------------------------------------------------------------
@@ -135,7 +153,8 @@ class FewShotClassifier:
         self._check_labels(labels)
         report("features", 0.0)
         activations = extract_activations(self.profile, images,
-                                          progress=lambda done, total: report("features", done / total))
+                                          progress=lambda done, total: report("features", done / total),
+                                          standardise=self.standardise)
         return self.fit_activations(activations, labels, progress)
 
     def _check_labels(self, labels: list[str]) -> list[str]:
@@ -158,61 +177,65 @@ class FewShotClassifier:
         splitter = StratifiedKFold(n_splits=max(folds, 2), shuffle=True, random_state=self.seed)
         for f, (_, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
             fold_of[test] = f
-        pooled = activations.pooled.numpy().astype(np.float64)
         n_folds = fold_of.max() + 1
+        patches, is_defect = activations.patches, y != good
+        goods = self._memory_goods(np.flatnonzero(~is_defect))
 
         report("validation", 0.0)
-        global_oof = np.zeros((len(y), len(classes)))
-        for f in range(n_folds):
-            train, test = fold_of != f, fold_of == f
-            regression, mean, std = self._fit_global(pooled[train], y[train])
-            global_oof[test] = _logits(regression, (pooled[test] - mean) / std)
-            report("validation", 0.5 * (f + 1) / n_folds)
-
-        goods = self._memory_goods(np.flatnonzero(y == good))
-        memory = to_memory(activations.patches[goods])  # (hw, G, D)
-        distances = positional_distances(activations.patches, memory, self.radius)
-        good_distances = distances[torch.as_tensor(goods)]  # (G, G, h, w)
-        local_oof = torch.zeros(len(y), 2)
+        nearest = torch.zeros(len(y), *patches.shape[-2:])  # out-of-fold distance to the nearest good patch
         for f in range(n_folds):
             rows = np.flatnonzero(fold_of == f)
-            keep = torch.as_tensor(fold_of[goods] != f)
-            scale = leave_one_out_scale(good_distances[keep][:, keep])
-            nearest = distances[rows][:, keep].min(dim=1).values / scale
-            local_oof[rows] = local_stats(nearest.flatten(1), self.top_fraction)
-        local_oof = local_oof.numpy().astype(np.float64)
+            kept = goods[fold_of[goods] != f]
+            projection = self._projection(patches[fold_of != f], torch.as_tensor(~is_defect[fold_of != f]))
+            nearest[rows] = self._distances(patches, kept, projection, rows).min(dim=1).values
+            report("validation", 0.6 * (f + 1) / n_folds)
+        scale = position_scale(nearest[goods])
+        local_oof = local_stats((nearest / scale).flatten(1), self.top_fraction).numpy().astype(np.float64)
         local_mean, local_std = local_oof.mean(axis=0), local_oof.std(axis=0) + 1e-6
-        stacked = np.concatenate([global_oof, (local_oof - local_mean) / local_std], axis=1)
-        report("validation", 0.7)
+        stats = (local_oof - local_mean) / local_std
 
-        fused_oof = np.zeros((len(y), len(classes)))
+        pooled = activations.pooled.numpy().astype(np.float64)
+        several = len(classes) > 2
+        oof = np.zeros((len(y), len(classes)))
         for f in range(n_folds):
             train, test = fold_of != f, fold_of == f
-            fused_oof[test] = self._fit_fusion(stacked[train], y[train]).predict_proba(stacked[test])
-        scores = 1.0 - fused_oof[:, good]
-        is_defect = y != good
+            defect = self._fit_decision(stats[train], is_defect[train]).predict_proba(stats[test])[:, 1]
+            share = np.ones((test.sum(), 1))
+            if several:
+                regression, mean, std = self._fit_defect_head(pooled[train & is_defect], y[train & is_defect])
+                share = regression.predict_proba((pooled[test] - mean) / std)
+            oof[np.ix_(test, [c for c in range(len(classes)) if c != good])] = defect[:, None] * share
+            oof[test, good] = 1.0 - defect
+        report("validation", 0.8)
+        scores = 1.0 - oof[:, good]
         threshold = calibrate_threshold(scores, is_defect)
         band = review_band(scores, is_defect, threshold)
-        self.validation_ = validation_report(fused_oof, y, classes, good, threshold, band, int(n_folds))
+        self.validation_ = validation_report(oof, y, classes, good, threshold, band, int(n_folds))
         self.oof_scores_ = scores
         report("validation", 1.0)
 
         report("fit", 0.0)
-        regression, mean, std = self._fit_global(pooled, y)
-        fusion = self._fit_fusion(stacked, y)
-        head = FewShotHead(pooled.shape[1], memory.shape[2], memory.shape[1], tuple(activations.patches.shape[-2:]),
-                           len(classes), good, self.top_fraction, self.radius)
+        projection = self._projection(patches, torch.as_tensor(~is_defect))
+        decision = self._fit_decision(stats, is_defect)
+        head = FewShotHead(pooled.shape[1], patches.shape[1], projection.shape[1], len(goods),
+                           tuple(patches.shape[-2:]), len(classes), good, self.top_fraction, self.radius)
         with torch.no_grad():
-            head.pooled_mean.copy_(torch.from_numpy(mean))
-            head.pooled_std.copy_(torch.from_numpy(std))
-            head.memory.copy_(memory)
-            head.position_scale.copy_(leave_one_out_scale(good_distances))
+            head.projection.copy_(projection)
+            head.memory.copy_(to_memory(project(patches[goods], projection)))
+            head.position_scale.copy_(scale)
             head.local_mean.copy_(torch.from_numpy(local_mean))
             head.local_std.copy_(torch.from_numpy(local_std))
-            for layer, fitted in ((head.global_head, regression), (head.fusion, fusion)):
-                weight, bias = _as_multiclass(fitted)
-                layer.weight.copy_(torch.from_numpy(weight))
-                layer.bias.copy_(torch.from_numpy(bias))
+            head.decision.weight.copy_(torch.from_numpy(decision.coef_))
+            head.decision.bias.copy_(torch.from_numpy(decision.intercept_))
+            head.defect_head.weight.zero_()
+            head.defect_head.bias.zero_()
+            if several:
+                regression, mean, std = self._fit_defect_head(pooled[is_defect], y[is_defect])
+                weight, bias = _as_multiclass(regression)
+                head.pooled_mean.copy_(torch.from_numpy(mean))
+                head.pooled_std.copy_(torch.from_numpy(std))
+                head.defect_head.weight.copy_(torch.from_numpy(weight))
+                head.defect_head.bias.copy_(torch.from_numpy(bias))
         self.head_ = head.eval()
         self.classes_ = classes
         self.threshold_ = threshold
@@ -226,13 +249,26 @@ class FewShotClassifier:
             return goods
         return np.sort(np.random.default_rng(self.seed).choice(goods, self.max_goods, replace=False))
 
-    def _fit_global(self, pooled: np.ndarray, y: np.ndarray) -> tuple[LogisticRegression, np.ndarray, np.ndarray]:
+    def _projection(self, patches: torch.Tensor, is_good: torch.Tensor) -> torch.Tensor:
+        """The discriminant projection ``(D, d)`` learned from ``patches (N, D, h, w)`` of both classes."""
+        dims = min(self.projection_dims, patches.shape[1])
+        return discriminant_projection(patches, is_good, dims, self.shrinkage, self.defect_patches)
+
+    def _distances(self, patches: torch.Tensor, goods: np.ndarray, projection: torch.Tensor,
+                   rows: np.ndarray) -> torch.Tensor:
+        """Projected distances of ``patches[rows]`` to the memory of ``patches[goods]`` ``(R, G, h, w)``."""
+        memory = to_memory(project(patches[goods], projection))
+        return positional_distances(project(patches[rows], projection), memory, self.radius)
+
+    def _fit_defect_head(self, pooled: np.ndarray, y: np.ndarray) -> tuple[LogisticRegression, np.ndarray, np.ndarray]:
+        """Which defect class: logistic regression on standardised pooled features of defective images."""
         mean, std = pooled.mean(axis=0), pooled.std(axis=0) + 1e-6
         regression = LogisticRegression(C=self.C, max_iter=3000, class_weight="balanced")
         return regression.fit((pooled - mean) / std, y), mean.astype(np.float32), std.astype(np.float32)
 
-    def _fit_fusion(self, stacked: np.ndarray, y: np.ndarray) -> LogisticRegression:
-        return LogisticRegression(C=self.fusion_C, max_iter=3000, class_weight="balanced").fit(stacked, y)
+    def _fit_decision(self, stats: np.ndarray, is_defect: np.ndarray) -> LogisticRegression:
+        """P(defect) from standardised local statistics, both classes weighted equally."""
+        return LogisticRegression(C=self.fusion_C, max_iter=3000, class_weight="balanced").fit(stats, is_defect)
 
     # --- predicting ----------------------------------------------------------------------------
     def _check_fitted(self) -> None:
@@ -245,9 +281,10 @@ class FewShotClassifier:
         self._check_fitted()
         profile = get_profile(self.profile)
         with torch.inference_mode():
-            stages = get_backbone(profile.backbone).forward_stages(to_batch(images, profile.input_size))
-            logits, heatmap = self.head_(stages)
-            return torch.softmax(logits, dim=1).numpy(), heatmap.numpy().astype(np.float32)
+            batch = network_input(images, profile.input_size, self.standardise)
+            stages = get_backbone(profile.backbone).forward_stages(batch)
+            probabilities, heatmap = self.head_(stages)
+            return probabilities.numpy(), heatmap.numpy().astype(np.float32)
 
     def predict_proba(self, images: list[np.ndarray]) -> np.ndarray:
         """Class probabilities ``(N, K)`` in the order of ``classes_``."""
@@ -258,9 +295,7 @@ class FewShotClassifier:
         self._check_fitted()
         with torch.inference_mode():
             distances = self.head_.patch_distances(activations.patches).flatten(1)
-            logits = self.head_.fuse(self.head_.global_logits(activations.pooled),
-                                     local_stats(distances, self.top_fraction))
-            return torch.softmax(logits, dim=1).numpy()
+            return self.head_.probabilities(activations.pooled, local_stats(distances, self.top_fraction)).numpy()
 
     def predict(self, images: list[np.ndarray]) -> list[str]:
         return [self.classes_[i] for i in self.predict_proba(images).argmax(axis=1)]
@@ -282,8 +317,8 @@ class FewShotClassifier:
             model = cls(**meta["params"])
             classes = list(meta["classes"])
             memory, grid = tensors["memory"], tuple(tensors["position_scale"].shape)
-            head = FewShotHead(tensors["pooled_mean"].shape[0], memory.shape[2], memory.shape[1],
-                               grid, len(classes), classes.index(model.good_class),
+            head = FewShotHead(tensors["pooled_mean"].shape[0], tensors["projection"].shape[0], memory.shape[2],
+                               memory.shape[1], grid, len(classes), classes.index(model.good_class),
                                model.top_fraction, model.radius)
             head.load_state_dict(tensors, strict=True)
             model.threshold_ = float(meta["threshold"])

@@ -1,19 +1,22 @@
 """The few-shot inspection classifier as pure modules: no fitting, no files, only computation.
 
-Two opinions on an image, fused by a small learned layer (stacking):
+Pass or fail is decided by a **local** opinion: a PatchCore-style patch distance (Roth et al. 2022)
+made for *aligned* parts. Mid-level patches are first projected onto the few directions in which the
+training defects stand out against the variation of the goods (``projection.py``, learned from both
+classes). Each projected patch is compared only with the good training patches at the same grid
+position or one of its neighbours (``radius``), and its distance is divided by the typical distance
+between good images at that position (the mean out-of-fold nearest distance of the goods there),
+so busbars, edges and textured areas that vary a lot between good parts do not dominate. Summarised
+per image by the maximum and the mean of the largest normalised distances, which a logistic layer
+turns into P(defect).
 
-* a **global** opinion: a linear head on standardised, globally average-pooled features of the last
-  backbone stages (multi-scale pooling);
-* a **local** opinion: a PatchCore-style patch distance (Roth et al. 2022) made for *aligned* parts.
-  Each mid-level patch is compared only with the good training patches at the same grid position
-  or one of its neighbours (``radius``), and its distance is divided by the typical distance
-  between good images at that position (the mean leave-one-out nearest distance of the goods
-  there), so busbars, edges and textured areas that vary a lot between good parts do not dominate.
-  Summarised per image by the maximum and the mean of the largest normalised distances.
+Which defect it is (with several defect classes) is a **global** opinion: a linear head on
+standardised, globally average-pooled features of the last backbone stages (multi-scale pooling),
+fitted on the defective images only. (On ELPV a global head beside the patch opinion in the pass /
+fail decision lowered the ROC AUC: 0.823 against 0.840 at K = 20.)
 
-Because pooling and the heads are linear, the same layers applied to each location give a defect
-map in the same forward pass: class-activation mapping (Zhou et al. 2016) for the global head,
-the normalised patch distances for the local one.
+The same logistic layer applied to each patch's distance gives the defect map in the same forward
+pass.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from models.classifier.projection import project
 
 POOLED_STAGES = (5, 6, 7)  # indices into forward_stages(): stages 5 and 6 and the 1280-channel head
 PATCH_STAGES = (3, 4)  # mid-level stages (stride 16) whose locally averaged features are the patches
@@ -93,16 +98,11 @@ def positional_distances(patches: torch.Tensor, memory: torch.Tensor, radius: in
     return torch.cat(out).clamp_min(0.0).sqrt() if out else patches.new_zeros(0, g, h, w)
 
 
-def leave_one_out_scale(good_distances: torch.Tensor) -> torch.Tensor:
-    """Mean over goods of each good's nearest distance to the *other* goods, per position.
-
-    ``good_distances (G, G, h, w)`` (row: good as query, column: good in the memory) -> ``(h, w)``,
-    floored at 1 % of its mean so that no position divides by zero.
-    """
-    g = good_distances.shape[0]
-    self_pairs = torch.eye(g, dtype=torch.bool, device=good_distances.device)[:, :, None, None]
-    nearest_other = good_distances.masked_fill(self_pairs, float("inf")).min(dim=1).values
-    scale = nearest_other.mean(dim=0)
+def position_scale(nearest: torch.Tensor) -> torch.Tensor:
+    """The typical distance of a good patch to the goods' memory at each position: ``(G, h, w)``
+    out-of-fold nearest distances of good images (memory and projection learned without them) ->
+    their mean ``(h, w)``, floored at 1 % of its mean so that no position divides by zero."""
+    scale = nearest.mean(dim=0)
     return scale.clamp_min(0.01 * float(scale.mean()) + 1e-12)
 
 
@@ -113,44 +113,54 @@ def local_stats(distances: torch.Tensor, top_fraction: float) -> torch.Tensor:
 
 
 class FewShotHead(nn.Module):
-    """Backbone stage outputs to class logits ``(B, K)`` and a defect map ``(B, h, w)``.
+    """Backbone stage outputs to class probabilities ``(B, K)`` and a defect map ``(B, h, w)``.
 
     Learned state lives in buffers and linear layers, so ``state_dict()`` carries all of it:
-    ``pooled_mean`` / ``pooled_std`` standardise the pooled features, ``global_head`` maps them to
-    logits, ``memory`` holds the good images' patches per position ``(h * w, G, D)``, ``position_scale`` ``(h, w)``
-    divides the patch distances, ``local_mean`` / ``local_std`` standardise the local statistics, and
-    ``fusion`` maps ``[global logits, local statistics]`` to the final logits.
+    ``projection`` ``(D, d)`` maps patch features to the discriminant directions, ``memory`` holds the
+    good images' projected patches per position ``(h * w, G, d)``, ``position_scale`` ``(h, w)``
+    divides the patch distances, ``local_mean`` / ``local_std`` standardise the local statistics and
+    ``decision`` maps them to the defect logit; ``pooled_mean`` / ``pooled_std`` standardise the
+    pooled features and ``defect_head`` maps them to logits of the ``K - 1`` defect classes.
     """
 
-    def __init__(self, n_pooled: int, n_patch: int, n_goods: int, grid: tuple[int, int], n_classes: int,
-                 good_index: int, top_fraction: float, radius: int) -> None:
+    def __init__(self, n_pooled: int, n_patch: int, n_dims: int, n_goods: int, grid: tuple[int, int],
+                 n_classes: int, good_index: int, top_fraction: float, radius: int) -> None:
         super().__init__()
         self.good_index = good_index
         self.top_fraction = top_fraction
         self.radius = radius
-        self.register_buffer("pooled_mean", torch.zeros(n_pooled))
-        self.register_buffer("pooled_std", torch.ones(n_pooled))
-        self.register_buffer("memory", torch.zeros(grid[0] * grid[1], n_goods, n_patch))
+        self.register_buffer("projection", torch.zeros(n_patch, n_dims))
+        self.register_buffer("memory", torch.zeros(grid[0] * grid[1], n_goods, n_dims))
         self.register_buffer("position_scale", torch.ones(*grid))
         self.register_buffer("local_mean", torch.zeros(N_LOCAL_STATS))
         self.register_buffer("local_std", torch.ones(N_LOCAL_STATS))
-        self.global_head = nn.Linear(n_pooled, n_classes)
-        self.fusion = nn.Linear(n_classes + N_LOCAL_STATS, n_classes)
+        self.decision = nn.Linear(N_LOCAL_STATS, 1)
+        self.register_buffer("pooled_mean", torch.zeros(n_pooled))
+        self.register_buffer("pooled_std", torch.ones(n_pooled))
+        self.defect_head = nn.Linear(n_pooled, n_classes - 1)
 
-    def global_logits(self, pooled: torch.Tensor) -> torch.Tensor:
-        """``(..., Dp)`` pooled features to ``(..., K)`` logits of the global head."""
-        return self.global_head((pooled - self.pooled_mean) / self.pooled_std)
+    def defect_logit(self, stats: torch.Tensor) -> torch.Tensor:
+        """Raw local statistics ``(..., 2)`` to the logit of P(defect) ``(...)``."""
+        return self.decision((stats - self.local_mean) / self.local_std)[..., 0]
 
-    def fuse(self, global_logits: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        """Final logits ``(..., K)`` from global logits ``(..., K)`` and raw local statistics ``(..., 2)``."""
-        return self.fusion(torch.cat([global_logits, (stats - self.local_mean) / self.local_std], dim=-1))
+    def probabilities(self, pooled: torch.Tensor | None, stats: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``(B, K)`` from pooled features ``(B, Dp)`` (only read with several
+        defect classes) and raw local statistics ``(B, 2)``: P(good) = 1 - P(defect), and P(defect)
+        shared among the defect classes by the defect head."""
+        defect = torch.sigmoid(self.defect_logit(stats))[:, None]
+        if self.defect_head.out_features > 1:
+            defect = defect * torch.softmax(self.defect_head((pooled - self.pooled_mean) / self.pooled_std), dim=1)
+        good = 1.0 - defect.sum(dim=1, keepdim=True)
+        return torch.cat([defect[:, : self.good_index], good, defect[:, self.good_index :]], dim=1)
 
     def patch_distances(self, patches: torch.Tensor) -> torch.Tensor:
-        """``(B, D, h, w)`` patch features to normalised distances to the nearest good patch ``(B, h, w)``."""
+        """``(B, D, h, w)`` patch features to normalised distances to the nearest good patch ``(B, h, w)``
+        (both projected)."""
         if patches.shape[-2:] != self.position_scale.shape:
             raise ValueError(f"patch grid {tuple(patches.shape[-2:])} differs from the model's "
                              f"{tuple(self.position_scale.shape)}")
-        nearest = positional_distances(patches, self.memory, self.radius, prepared=self._prepared())
+        nearest = positional_distances(project(patches, self.projection), self.memory, self.radius,
+                                       prepared=self._prepared())
         nearest = nearest.min(dim=1).values
         return nearest / self.position_scale
 
@@ -163,21 +173,13 @@ class FewShotHead(nn.Module):
         return self._prepared_memory
 
     def forward(self, stages: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits ``(B, K)`` and defect map ``(B, h, w)`` in [0, 1] at the patch grid.
+        """Probabilities ``(B, K)`` and defect map ``(B, h, w)`` in [0, 1] at the patch grid.
 
-        The map at a location is 1 - P(good) the model would give an image whose pooled features
-        and patch distances all equalled that location's: the global head applied per location
-        (CAM, coarse grid upsampled) and the patch distance used for both local statistics.
+        The map at a location is the P(defect) the model would give an image whose patch distances
+        all equalled that location's (both local statistics set to it).
         """
-        maps = pooled_maps(stages)
         distances = self.patch_distances(patch_features(stages))
-        logits = self.fuse(self.global_logits(maps.mean(dim=(2, 3))),
-                           local_stats(distances.flatten(1), self.top_fraction))
-        h, w = distances.shape[-2:]
-        coarse = self.global_logits(maps.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # (B, K, h', w')
-        # the head is affine and bilinear weights sum to 1: heading then interpolating equals the reverse
-        local_global = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
-        local_stats_map = distances.unsqueeze(-1).expand(-1, -1, -1, N_LOCAL_STATS)
-        local_logits = self.fuse(local_global, local_stats_map)
-        heatmap = 1.0 - torch.softmax(local_logits, dim=-1)[..., self.good_index]
-        return logits, heatmap
+        pooled = pooled_maps(stages).mean(dim=(2, 3)) if self.defect_head.out_features > 1 else None
+        probabilities = self.probabilities(pooled, local_stats(distances.flatten(1), self.top_fraction))
+        heatmap = torch.sigmoid(self.defect_logit(distances.unsqueeze(-1).expand(-1, -1, -1, N_LOCAL_STATS)))
+        return probabilities, heatmap

@@ -13,8 +13,9 @@ import torch
 from PIL import Image
 
 from models.anomaly import PatchCoreDetector
-from models.anomaly.estimator import NotFittedError, standardise_intensity
+from models.anomaly.estimator import NotFittedError
 from models.artifacts import META_FILE, WEIGHTS_FILE, ArtifactError
+from models.preprocess import standardise_intensity
 
 TRAIN_GOODS = 15
 

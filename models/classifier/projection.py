@@ -1,0 +1,59 @@
+"""A discriminant projection of patch features, learned from the good *and* the defective images.
+
+The patch opinion measures how far a patch lies from the good patches at its position. Plain
+Euclidean distance weighs every channel direction alike, so directions in which good parts simply
+vary (texture, busbar position, lighting) make noise. With a few defective images at hand, keep the
+directions in which defects stand out against that variation, a regularised generalised
+eigenproblem as in Fisher's discriminant (Fukunaga 1990, ch. 10):
+
+* ``S_w``: second moment of the good patches' residuals (patch minus the mean good patch at the
+  same position, leave-one-out scaled), shrunk towards a multiple of the identity (Ledoit-Wolf
+  style shrinkage ``(1 - s) S_w + s tr(S_w) / D I``) because a few dozen images give a noisy estimate;
+* ``S_b``: second moment of the residuals of the ``top`` most deviating patches of each defective
+  image (where its defect probably is; the image label says only that there is one somewhere);
+* ``W``: the ``dims`` leading solutions of ``S_b v = l S_w v``, scaled so that ``v' S_w v = 1``.
+
+Distances between projected patches ``W' x`` are then Mahalanobis-like in the good variation and
+look only where defects differ. With ``dims`` well below the channel count it also makes the
+per-patch distances cheaper than on the raw features.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def _residual_moment(residuals: torch.Tensor) -> torch.Tensor:
+    """``(N, D)`` residuals to their second moment ``(D, D)``."""
+    return residuals.T @ residuals / max(1, residuals.shape[0])
+
+
+def discriminant_projection(patches: torch.Tensor, is_good: torch.Tensor, dims: int, shrinkage: float,
+                            top: int) -> torch.Tensor:
+    """The projection ``W (D, dims)`` of the module docstring.
+
+    ``patches (N, D, h, w)`` of the training images, ``is_good (N,)`` boolean with at least two
+    goods and one other image. Computed in float64; returned as float32.
+    """
+    x = patches.double()
+    goods, defects = x[is_good], x[~is_good]
+    n_goods, channels = goods.shape[0], goods.shape[1]
+    mean = goods.mean(dim=0)  # (D, h, w)
+    good_residuals = (goods - mean) * (n_goods / (n_goods - 1))  # each good against the mean of the others
+    within = _residual_moment(good_residuals.permute(0, 2, 3, 1).reshape(-1, channels))
+    within = (1 - shrinkage) * within + shrinkage * torch.trace(within) / channels * torch.eye(
+        channels, dtype=within.dtype)
+    typical = good_residuals.square().sum(dim=1).mean(dim=0)  # (h, w): squared deviation of goods there
+    defect_residuals = (defects - mean).flatten(2)  # (Nd, D, hw)
+    deviation = defect_residuals.square().sum(dim=1) / typical.flatten().clamp_min(1e-12)
+    worst = deviation.topk(min(top, deviation.shape[1]), dim=1).indices  # (Nd, top)
+    picked = torch.gather(defect_residuals, 2, worst[:, None, :].expand(-1, channels, -1))
+    between = _residual_moment(picked.permute(0, 2, 1).reshape(-1, channels))
+    whiten = torch.linalg.inv(torch.linalg.cholesky(within))  # L^-1 with L L' = S_w
+    _, vectors = torch.linalg.eigh(whiten @ between @ whiten.T)  # ascending eigenvalues
+    return (whiten.T @ vectors[:, -dims:].flip(1)).float()
+
+
+def project(patches: torch.Tensor, projection: torch.Tensor) -> torch.Tensor:
+    """``(B, D, h, w)`` patch features to ``(B, dims, h, w)`` with ``projection (D, dims)``."""
+    return torch.einsum("bchw,cd->bdhw", patches, projection).contiguous()
