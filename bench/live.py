@@ -3,7 +3,7 @@
 The stream is the demo stream (core.live.demo) of real ELPV cells sliding in and holding still,
 inspected by a tool trained on the 40 committed cells (tests/data/elpv) in a temporary studio.
 
-    flock /tmp/studio-cpu.lock .venv/bin/python bench/live.py [--frames 200] [--soak 300]
+    bench/quiet.sh .venv/bin/python bench/live.py [--frames 200] [--soak 300] [--profile balanced]
 
 Prints medians per stage (crop, preprocess, forward, heatmap, overlay) of the one-tool pipeline,
 the overhead ratio of the processor's total time against a bare backbone forward on the same crop
@@ -45,8 +45,8 @@ from core.studio import open_studio  # noqa: E402
 from core.tools import create_tool, set_roi  # noqa: E402
 from core.training import train  # noqa: E402
 from models.backbones.registry import get_backbone  # noqa: E402
-from models.preprocess import to_batch  # noqa: E402
-from models.profiles import get_profile  # noqa: E402
+from models.classifier.estimator import network_input  # noqa: E402
+from models.profiles import DEFAULT_PROFILE, PROFILES, get_profile  # noqa: E402
 
 ELPV = ROOT / "tests" / "data" / "elpv"
 ROI_ONE = [0.2, 0.1, 0.8, 0.9]
@@ -65,12 +65,12 @@ def stream_images() -> list[np.ndarray]:
     return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
 
 
-def build_studio(folder: Path):  # noqa: ANN201 - a Studio
+def build_studio(folder: Path, profile: str):  # noqa: ANN201 - a Studio
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
     for name, roi in {"cell": ROI_ONE, **ROIS_TWO}.items():
         create_tool(studio, name, "good,defective")
         import_path(studio, name, ELPV)
-        train(studio, name)
+        train(studio, name, profile=profile)
         set_roi(studio, name, roi)
     return studio
 
@@ -79,9 +79,9 @@ def one_tool(studio, frames: list[np.ndarray]) -> dict:  # noqa: ANN001
     """One tool with heatmap; the bare forward interleaved on the same crops."""
     tool = load_live_tool(studio, "cell")
     processor = FrameProcessor([tool], LiveSettings())
-    profile = get_profile("fast")
-    backbone = get_backbone(profile.backbone)
     estimator = tool.sources[0].estimator
+    profile = get_profile(estimator.profile)  # the tool's own network, input size and preprocessing
+    backbone = get_backbone(profile.backbone)
     totals, forwards, preprocess, heatmap_extra, stages = [], [], [], [], {}
     for frame in frames:
         started = time.perf_counter()
@@ -91,7 +91,7 @@ def one_tool(studio, frames: list[np.ndarray]) -> dict:  # noqa: ANN001
             stages.setdefault(name, []).append(ms / 1000)
         crop = np.ascontiguousarray(crop_to_roi(frame, tool.roi))
         t0 = time.perf_counter()
-        batch = to_batch([crop], profile.input_size)
+        batch = network_input([crop], profile.input_size, estimator.standardise)
         t1 = time.perf_counter()
         with torch.inference_mode():
             backbone.forward_stages(batch)
@@ -106,6 +106,7 @@ def one_tool(studio, frames: list[np.ndarray]) -> dict:  # noqa: ANN001
     model_ms = median_ms(stages["model"])
     preprocess_ms, forward_ms = median_ms(preprocess), median_ms(forwards)
     return {
+        "profile": profile.name,
         "frames": len(frames),
         "total_ms": median_ms(totals),
         "fps": round(1000 / median_ms(totals), 2),
@@ -209,16 +210,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=200, help="frames per measured configuration")
     parser.add_argument("--soak", type=float, default=300.0, help="seconds of real-time soak (0 skips it)")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES), help="the tools' network profile")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        studio = build_studio(Path(folder) / "data")
+        studio = build_studio(Path(folder) / "data", args.profile)
         images = stream_images()
         frames = list(islice(demo_frames(images, hold=15, slide=5), args.frames))
         warm = FrameProcessor([load_live_tool(studio, "cell")], LiveSettings())
         for frame in frames[:10]:
             warm.process(frame)
         one = one_tool(studio, frames)
-        print(f"one tool with heatmap: {one['fps']} fps (median {one['total_ms']} ms per frame); "
+        print(f"one tool with heatmap ({one['profile']} profile): {one['fps']} fps (median {one['total_ms']} ms per frame); "
               f"stages ms {one['stages_ms']}; bare forward {one['bare_forward_ms']} ms; "
               f"overhead ratio {one['overhead_ratio']}", flush=True)
         two = two_tools(studio, frames)

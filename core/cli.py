@@ -12,6 +12,7 @@ from typing import Any
 
 from core.errors import StudioError, TrainingCancelledError
 from core.studio import Studio, open_studio
+from models.profiles import DEFAULT_PROFILE, PROFILES
 
 EXIT_ERROR = 1
 EXIT_CANCELLED = 130
@@ -167,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--tool", required=True)
     training.add_argument("--kind", default="classifier", choices=["classifier", "anomaly"],
                           help="anomaly: learns from the good images only")
-    training.add_argument("--profile", default="fast", choices=["fast", "balanced", "accurate"])
+    training.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES))
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--candidate", action="store_true",
                           help="keep the new version as a candidate (the active model stays; see 'models')")

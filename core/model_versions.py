@@ -26,6 +26,7 @@ from core.training import TrainResult, drop_calibration_override, train
 from models.anomaly import PatchCoreDetector
 from models.artifacts import ArtifactError
 from models.classifier import FewShotClassifier, load_classifier
+from models.profiles import DEFAULT_PROFILE
 from storage import repository as repo
 from storage import review_queue as queue_repo
 from storage import versions as versions_repo
@@ -117,7 +118,7 @@ def delete_version(studio: Studio, tool_name: str, version_id: int, actor: Actor
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def train_candidate(studio: Studio, tool_name: str, actor: Actor, profile: str = "fast",
+def train_candidate(studio: Studio, tool_name: str, actor: Actor, profile: str = DEFAULT_PROFILE,
                     progress: Any = None, cancel: threading.Event | None = None) -> TrainResult:
     """Retrain on every training sample into a *candidate*: the active model stays until a promotion."""
     result = train(studio, tool_name, profile=profile, progress=progress, cancel=cancel, activate=False)

@@ -22,7 +22,7 @@ from core.tools import require_tool
 from models.anomaly import PatchCoreDetector
 from models.anomaly.calibration import more_goods_advised
 from models.classifier import FewShotClassifier
-from models.profiles import PROFILES
+from models.profiles import DEFAULT_PROFILE, PROFILES
 from storage import repository as repo
 from storage.tables import Tool
 
@@ -150,7 +150,7 @@ def train(
     studio: Studio,
     tool_name: str,
     kind: str = "classifier",
-    profile: str = "fast",
+    profile: str = DEFAULT_PROFILE,
     seed: int = 0,
     progress: TrainProgress | None = None,
     cancel: threading.Event | None = None,

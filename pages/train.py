@@ -12,7 +12,7 @@ from core.model_versions import list_versions
 from core.samples import class_counts, samples_by_id
 from core.tools import reset_decision_settings, update_settings
 from core.training_job import TrainingJob
-from models.profiles import PROFILES
+from models.profiles import DEFAULT_PROFILE, PROFILES
 from pages.anomaly_panel import render_anomaly_training
 from pages.common import require_tool, studio
 
@@ -68,7 +68,7 @@ def _train_controls(tool_name: str) -> None:
     if job is not None and job.finished:
         _show_outcome(st.session_state.pop(JOB_KEY))
         job = None
-    profile = st.radio("Network profile", list(PROFILES), horizontal=True,
+    profile = st.radio("Network profile", list(PROFILES), index=list(PROFILES).index(DEFAULT_PROFILE), horizontal=True,
                        format_func=lambda p: PROFILES[p].description, disabled=job is not None)
     if job is None and st.button("Train", type="primary", width="stretch"):
         st.session_state[JOB_KEY] = TrainingJob(studio(), tool_name, profile).start()

@@ -28,6 +28,7 @@ from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
 from core.tools import create_tool, get_tool, list_tools
+from models.profiles import DEFAULT_PROFILE
 from storage.tables import Inspection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,7 +159,7 @@ def test_train_reports_progress_on_stderr_and_json_last_on_stdout(run) -> None:
     assert len(stdout) == 1
     summary = json.loads(stdout[-1])
     assert {"version_id", "kind", "profile", "seconds", "validation"} <= summary.keys()
-    assert summary["kind"] == "classifier" and summary["profile"] == "fast" and summary["seconds"] > 0
+    assert summary["kind"] == "classifier" and summary["profile"] == DEFAULT_PROFILE and summary["seconds"] > 0
     assert summary["n_samples"] == 40 and summary["skipped"] == []
     validation = summary["validation"]
     assert 0.0 <= validation["balanced_accuracy"] <= 1.0

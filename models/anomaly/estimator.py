@@ -23,7 +23,7 @@ from models.anomaly.torch_model import PatchCoreModel
 from models.artifacts import ArtifactError, load_artifact, save_artifact
 from models.backbones.registry import get_backbone
 from models.preprocess import standardise_intensity, to_batch
-from models.profiles import get_profile
+from models.profiles import DEFAULT_PROFILE, get_profile
 
 Progress = Callable[[str, float], None]
 BATCH = 16
@@ -95,7 +95,7 @@ class PatchCoreDetector:
     kind = "anomaly"
     format = 3  # artifact layout: positional memory (h, w, K, D) + shrunk position scale; flip-averaged scores
 
-    def __init__(self, *, profile: str = "fast", layers: tuple[int, ...] = (3, 4), input_size: int | None = None,
+    def __init__(self, *, profile: str = DEFAULT_PROFILE, layers: tuple[int, ...] = (3, 4), input_size: int | None = None,
                  pool: int = 3, standardise: bool = True, augment: str = "none", test_flip: bool = False,
                  position_shrink: float = 0.3, radius: int = 1, bank_mb: float = 48.0, sigma: float = DEFAULT_SIGMA, false_alarm: float = FALSE_ALARM,
                  seed: int = 0) -> None:

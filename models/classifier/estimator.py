@@ -37,7 +37,7 @@ from models.classifier.projection import discriminant_projection, project
 from models.classifier.torch_model import (FewShotHead, local_stats, patch_features, pooled_maps,
                                            position_scale, positional_distances, to_memory)
 from models.preprocess import standardise_intensity, to_batch
-from models.profiles import get_profile
+from models.profiles import DEFAULT_PROFILE, get_profile
 
 Progress = Callable[[str, float], None]
 MIN_GOODS = 3  # each cross-validation fold must leave two goods to estimate the position scale
@@ -120,7 +120,7 @@ class FewShotClassifier:
 
     kind = "classifier"
 
-    def __init__(self, *, profile: str = "fast", good_class: str = "good", C: float = 0.1,
+    def __init__(self, *, profile: str = DEFAULT_PROFILE, good_class: str = "good", C: float = 0.1,
                  fusion_C: float = 1.0, top_fraction: float = 0.05, standardise: bool = True,
                  projection_dims: int = 32, shrinkage: float = 0.1, defect_patches: int = 5, radius: int = 1,
                  max_goods: int = 100, cv_folds: int = 5, seed: int = 0) -> None:

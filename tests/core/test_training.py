@@ -24,6 +24,7 @@ from core.studio import Studio, open_studio
 from core.tools import create_tool, get_tool
 from core.training import MIN_IMAGES_PER_CLASS, train, training_lock
 from models.classifier import load_classifier
+from models.profiles import DEFAULT_PROFILE
 from storage import repository as repo
 
 TOOL = "cells"
@@ -59,12 +60,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path):
 # --- a successful training ------------------------------------------------------------------------
 def test_training_stores_the_active_version(trained) -> None:
     studio, result, _ = trained
-    assert result.kind == "classifier" and result.profile == "fast"
+    assert result.kind == "classifier" and result.profile == DEFAULT_PROFILE
     assert result.n_samples == 40 and result.skipped == [] and result.seconds > 0
     assert get_tool(studio, TOOL).active_model_id == result.version_id
     versions = list_versions(studio, TOOL)
     assert [(v.id, v.status, v.kind, v.profile, v.n_samples) for v in versions] == [
-        (result.version_id, "active", "classifier", "fast", 40)]
+        (result.version_id, "active", "classifier", DEFAULT_PROFILE, 40)]
     assert versions[0].validation == result.validation
     assert result.validation["cv_folds"] == 5
     assert np.array(result.validation["confusion"]).sum() == 40

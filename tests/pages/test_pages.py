@@ -28,6 +28,7 @@ from core.samples import class_counts, import_path, recent_samples
 from core.studio import Studio, open_studio
 from core.tools import create_tool, get_tool, list_tools
 from core.training import train
+from models.profiles import DEFAULT_PROFILE
 from storage.tables import utc_now
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -316,7 +317,7 @@ def test_moving_the_threshold_and_back_to_calibrated(trained_studio: Studio) -> 
 def test_train_button_trains_in_the_background_and_activates_a_new_model(trained_studio: Studio) -> None:
     before = get_tool(trained_studio, TOOL).active_model_id
     at = open_page("train")
-    assert at.radio[0].value == "fast"
+    assert at.radio[0].value == DEFAULT_PROFILE
     button(at, "Train").click().run()
     assert not at.exception
     assert button(at, "Cancel training")  # progress and Cancel while the job runs
