@@ -34,6 +34,7 @@ from core.samples import class_counts, import_path
 from core.studio import Studio, open_studio
 from core.tools import create_tool
 from core.training import train
+from models.profiles import DEFAULT_PROFILE
 
 ROOT = Path(__file__).resolve().parents[2]
 ELPV = ROOT / "tests" / "data" / "elpv"
@@ -217,7 +218,7 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     _screenshot(page, "capture")
 
     _open(page, "train")
-    page.get_by_role("heading", name=re.compile(r"^Active model: v\d+ \(fast\)")).wait_for()
+    page.get_by_role("heading", name=re.compile(rf"^Active model: v\d+ \({DEFAULT_PROFILE}\)")).wait_for()
     assert re.fullmatch(r"\d+\.\d%", _metric(page, "Cross-validated balanced accuracy").inner_text())
     page.get_by_role("button", name="Train", exact=True).wait_for()
     _screenshot(page, "train")

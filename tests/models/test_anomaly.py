@@ -31,7 +31,7 @@ def goods(elpv_subset: Path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def detector(goods: list[np.ndarray]) -> PatchCoreDetector:
-    return PatchCoreDetector().fit(goods[:TRAIN_GOODS])
+    return PatchCoreDetector(profile="fast").fit(goods[:TRAIN_GOODS])
 
 
 def _scratch(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +135,7 @@ def test_a_damaged_or_foreign_artifact_is_refused(detector, tmp_path: Path) -> N
 
 def test_the_memory_keeps_a_subset_of_images_within_its_budget(goods) -> None:
     per_image_mb = 14 * 14 * (80 + 112) * 4 / 2**20
-    small = PatchCoreDetector(bank_mb=4.5 * per_image_mb).fit(goods[:8])
+    small = PatchCoreDetector(profile="fast", bank_mb=4.5 * per_image_mb).fit(goods[:8])
     assert small.model_.memory_bank.shape[2] == 4 and small.n_images_ == 8
     assert len(small.reference_scores_) == 8
 
@@ -156,7 +156,7 @@ def test_flip_averaged_scores_barely_change_when_the_part_is_mirrored(detector, 
         first, second = (model.predict([x])[0].raw_score for x in (image, mirror))
         return abs(first - second) / first
 
-    flipping = PatchCoreDetector(test_flip=True).fit(goods[:TRAIN_GOODS])
+    flipping = PatchCoreDetector(profile="fast", test_flip=True).fit(goods[:TRAIN_GOODS])
     assert not detector.test_flip  # the default scores the image alone
     assert gap(flipping) < 0.02
     assert gap(flipping) < gap(detector)

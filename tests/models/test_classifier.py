@@ -289,7 +289,7 @@ def test_multi_class_training_gives_one_probability_per_class(data) -> None:
     goods = data["train_images"][:10]
     cracked = data["train_images"][N_TRAIN : N_TRAIN + 8]
     inactive = [_paint_inactive_area(img) for img in data["held_images"][10:18]]  # held-out goods, painted
-    model = FewShotClassifier().fit(goods + cracked + inactive, ["good"] * 10 + ["crack"] * 8 + ["inactive"] * 8)
+    model = FewShotClassifier(profile="fast").fit(goods + cracked + inactive, ["good"] * 10 + ["crack"] * 8 + ["inactive"] * 8)
     assert model.classes_ == ["crack", "good", "inactive"]
     assert model.head_.defect_head.weight.shape[0] == 2 and model.head_.defect_head.weight.any()
     report = model.validation_

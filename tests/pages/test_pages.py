@@ -289,7 +289,7 @@ def test_train_page_shows_the_active_model_validation(trained_studio: Studio) ->
     assert not at.warning
     (version,) = list_versions(trained_studio, TOOL)
     assert version.id == get_tool(trained_studio, TOOL).active_model_id
-    assert f"Active model: v{version.id} (fast)" in texts(at.subheader)
+    assert f"Active model: v{version.id} ({DEFAULT_PROFILE})" in texts(at.subheader)
     shown = metrics(at)
     assert shown["Cross-validated balanced accuracy"] == f"{version.validation['balanced_accuracy']:.1%}"
     assert 0.5 < version.validation["balanced_accuracy"] <= 1.0  # better than chance on real cells
@@ -331,7 +331,7 @@ def test_train_button_trains_in_the_background_and_activates_a_new_model(trained
     assert success.value.endswith("and made active.")
     versions = {v.id: v for v in list_versions(trained_studio, TOOL)}
     assert versions[after].status == "active" and versions[before].status != "active"
-    assert f"Active model: v{after} (fast)" in texts(at.subheader)
+    assert f"Active model: v{after} ({DEFAULT_PROFILE})" in texts(at.subheader)
     assert metrics(at)["Cross-validated balanced accuracy"] == \
         f"{versions[after].validation['balanced_accuracy']:.1%}"
 
