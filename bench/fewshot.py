@@ -149,10 +149,10 @@ def product_timing(images: list[np.ndarray], is_defect: np.ndarray, profile: str
 
 
 def heatmap_overhead(images: list[np.ndarray], is_defect: np.ndarray, profile: str) -> dict[str, float]:
-    """Median ms at batch 1: backbone forward alone vs probabilities + heatmap (same forward); their
+    """Median ms at batch 1: preprocessing + backbone forward alone vs probabilities + heatmap (same forward); their
     difference is the post-backbone cost (heads, fusion, heatmap) that the live pipeline pays per crop."""
     from models.backbones.registry import get_backbone
-    from models.preprocess import to_batch
+    from models.classifier.estimator import network_input
     from models.profiles import get_profile
 
     train, test = split(is_defect, 20, seed=2000)
@@ -164,7 +164,9 @@ def heatmap_overhead(images: list[np.ndarray], is_defect: np.ndarray, profile: s
     for i in test[:40]:
         with torch.inference_mode():
             started = time.perf_counter()
-            backbone.forward_stages(to_batch([images[i]], spec.input_size))
+            # the model's own input and the stages it reads
+            backbone.forward_stages(network_input([images[i]], spec.input_size, model.standardise),
+                                    upto=model.head_.last_stage)
             forward.append(time.perf_counter() - started)
         started = time.perf_counter()
         model.predict_proba_and_heatmap([images[i]])

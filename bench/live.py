@@ -94,7 +94,7 @@ def one_tool(studio, frames: list[np.ndarray]) -> dict:  # noqa: ANN001
         batch = network_input([crop], profile.input_size, estimator.standardise)
         t1 = time.perf_counter()
         with torch.inference_mode():
-            backbone.forward_stages(batch)
+            backbone.forward_stages(batch, upto=estimator.head_.last_stage)  # the stages the model reads
         t2 = time.perf_counter()
         preprocess.append(t1 - t0)
         forwards.append(t2 - t1)

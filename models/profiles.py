@@ -4,7 +4,7 @@ Measured with the few-shot classifier on ELPV (bench/RESULTS.md, 2026-11-25, 5 s
 Lite1 at 240 px is the one that meets issue 4's accuracy targets (K = 20 bal. acc. 0.774 / AUC 0.845,
 K = 30 0.790 / 0.866; Lite0 at 224 px 0.766 / 0.839 and 0.776 / 0.858) for about 1.2x the training time;
 Lite2 at 260 px was no better than Lite1 in exploration (K = 20 AUC 0.833 vs 0.848, 3 seeds).
-So Lite1 is the default; its model call takes 29.6 ms at batch 1 on 2 cores against Lite0's 21.8 ms.
+So Lite1 is the default; its model call takes about 30 ms at batch 1 on 2 cores against Lite0's 15 ms.
 """
 
 from __future__ import annotations

@@ -282,7 +282,7 @@ class FewShotClassifier:
         profile = get_profile(self.profile)
         with torch.inference_mode():
             batch = network_input(images, profile.input_size, self.standardise)
-            stages = get_backbone(profile.backbone).forward_stages(batch)
+            stages = get_backbone(profile.backbone).forward_stages(batch, upto=self.head_.last_stage)
             probabilities, heatmap = self.head_(stages)
             return probabilities.numpy(), heatmap.numpy().astype(np.float32)
 

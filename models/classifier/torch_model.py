@@ -139,6 +139,17 @@ class FewShotHead(nn.Module):
         self.register_buffer("pooled_std", torch.ones(n_pooled))
         self.defect_head = nn.Linear(n_pooled, n_classes - 1)
 
+    @property
+    def names_defects(self) -> bool:
+        """Whether there are several defect classes for the pooled-feature head to tell apart."""
+        return self.defect_head.out_features > 1
+
+    @property
+    def last_stage(self) -> int | None:
+        """The last backbone stage this head reads (``forward_stages(upto=...)``): the patch stages
+        alone unless the defect head needs the pooled ones."""
+        return None if self.names_defects else PATCH_STAGES[-1]
+
     def defect_logit(self, stats: torch.Tensor) -> torch.Tensor:
         """Raw local statistics ``(..., 2)`` to the logit of P(defect) ``(...)``."""
         return self.decision((stats - self.local_mean) / self.local_std)[..., 0]
@@ -148,7 +159,7 @@ class FewShotHead(nn.Module):
         defect classes) and raw local statistics ``(B, 2)``: P(good) = 1 - P(defect), and P(defect)
         shared among the defect classes by the defect head."""
         defect = torch.sigmoid(self.defect_logit(stats))[:, None]
-        if self.defect_head.out_features > 1:
+        if self.names_defects:
             defect = defect * torch.softmax(self.defect_head((pooled - self.pooled_mean) / self.pooled_std), dim=1)
         good = 1.0 - defect.sum(dim=1, keepdim=True)
         return torch.cat([defect[:, : self.good_index], good, defect[:, self.good_index :]], dim=1)
@@ -179,7 +190,7 @@ class FewShotHead(nn.Module):
         all equalled that location's (both local statistics set to it).
         """
         distances = self.patch_distances(patch_features(stages))
-        pooled = pooled_maps(stages).mean(dim=(2, 3)) if self.defect_head.out_features > 1 else None
+        pooled = pooled_maps(stages).mean(dim=(2, 3)) if self.names_defects else None
         probabilities = self.probabilities(pooled, local_stats(distances.flatten(1), self.top_fraction))
         heatmap = torch.sigmoid(self.defect_logit(distances.unsqueeze(-1).expand(-1, -1, -1, N_LOCAL_STATS)))
         return probabilities, heatmap
