@@ -17,13 +17,15 @@ import torch
 
 from models.anomaly.anomaly_map import DEFAULT_SIGMA, anomaly_map
 from models.anomaly.calibration import FALSE_ALARM, Calibration, calibrate
-from models.anomaly.components import coreset_indices
+from models.anomaly.components import coreset_indices, embed_patches
 from models.anomaly.regions import Region, find_regions
+from models.anomaly.synthetic import synthetic_defect
 from models.anomaly.torch_model import PatchCoreModel
 from models.artifacts import ArtifactError, load_artifact, save_artifact
 from models.backbones.registry import get_backbone
 from models.preprocess import standardise_intensity, to_batch
 from models.profiles import DEFAULT_PROFILE, get_profile
+from models.projection import discriminant_projection
 
 Progress = Callable[[str, float], None]
 BATCH = 16
@@ -86,19 +88,25 @@ class PatchCoreDetector:
             few goods, a position's own leave-one-out mean is noisy).
         radius: a patch is compared with good patches at most this many grid cells away (parts are
             aligned; raise it for parts that shift in the fixture).
+        synthetic_per_good: synthetic defects drawn on each good (``models.anomaly.synthetic``) to
+            learn the projection from; 0 keeps the raw patch features.
+        projection_dims: discriminant directions the patch features are projected onto.
+        shrinkage: share of the identity in the goods' residual covariance of the projection.
+        defect_patches: most deviating patches of each synthetic defect image the projection learns from.
         bank_mb: largest memory in MB (beyond it, a k-center subset of the good images is kept).
         sigma: Gaussian blur of the anomaly map, in output pixels.
         false_alarm: the calibration rule's alpha (see models.anomaly.calibration).
-        seed: seed of the subset selection.
+        seed: seed of the synthetic defects and of the subset selection.
     """
 
     kind = "anomaly"
-    format = 3  # artifact layout: positional memory (h, w, K, D) + shrunk position scale; flip-averaged scores
+    format = 4  # artifact layout: projection (C, D) + positional memory (h, w, K, D) + shrunk position scale
 
     def __init__(self, *, profile: str = DEFAULT_PROFILE, layers: tuple[int, ...] = (3, 4), input_size: int | None = None,
                  pool: int = 3, standardise: bool = True, augment: str = "none", test_flip: bool = False,
-                 position_shrink: float = 0.3, radius: int = 1, bank_mb: float = 48.0, sigma: float = DEFAULT_SIGMA, false_alarm: float = FALSE_ALARM,
-                 seed: int = 0) -> None:
+                 position_shrink: float = 0.3, radius: int = 1, synthetic_per_good: int = 3, projection_dims: int = 32,
+                 shrinkage: float = 0.1, defect_patches: int = 5, bank_mb: float = 48.0, sigma: float = DEFAULT_SIGMA,
+                 false_alarm: float = FALSE_ALARM, seed: int = 0) -> None:
         self.profile = profile
         self.layers = layers
         self.input_size = input_size
@@ -108,6 +116,10 @@ class PatchCoreDetector:
         self.test_flip = test_flip
         self.position_shrink = position_shrink
         self.radius = radius
+        self.synthetic_per_good = synthetic_per_good
+        self.projection_dims = projection_dims
+        self.shrinkage = shrinkage
+        self.defect_patches = defect_patches
         self.bank_mb = bank_mb
         self.sigma = sigma
         self.false_alarm = false_alarm
@@ -116,7 +128,9 @@ class PatchCoreDetector:
     def get_params(self) -> dict[str, Any]:
         return {"profile": self.profile, "layers": list(self.layers), "input_size": self.input_size,
                 "pool": self.pool, "standardise": self.standardise, "augment": self.augment,
-                "test_flip": self.test_flip, "position_shrink": self.position_shrink, "radius": self.radius, "bank_mb": self.bank_mb, "sigma": self.sigma,
+                "test_flip": self.test_flip, "position_shrink": self.position_shrink, "radius": self.radius,
+                "synthetic_per_good": self.synthetic_per_good, "projection_dims": self.projection_dims,
+                "shrinkage": self.shrinkage, "defect_patches": self.defect_patches, "bank_mb": self.bank_mb, "sigma": self.sigma,
                 "false_alarm": self.false_alarm, "seed": self.seed}
 
     # --- features ------------------------------------------------------------------------------
@@ -154,18 +168,12 @@ class PatchCoreDetector:
             raise ValueError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
         variants = AUGMENTATIONS[self.augment]
         jobs = [(index, transform) for index in range(len(images)) for transform in variants]
-        embeddings: list[torch.Tensor] = []
-        model: PatchCoreModel | None = None
-        for start in range(0, len(jobs), BATCH):
-            batch = [transform(images[index]) for index, transform in jobs[start : start + BATCH]]
-            stages = self.stage_features(batch)
-            if model is None:
-                model = PatchCoreModel(sum(s.shape[1] for s in stages), tuple(stages[0].shape[-2:]), 0,
-                                       pool=self.pool, radius=self.radius)
-            embeddings.append(model.embed(stages))
-            report("features", min(1.0, (start + BATCH) / len(jobs)))
-        assert model is not None
-        embedding = torch.cat(embeddings)  # (n * A, D, h, w), each image's untransformed copy first
+        raw = self._raw_embeddings([transform(images[index]) for index, transform in jobs],
+                                   lambda fraction: report("features", fraction))
+        model = PatchCoreModel(self._dims(raw.shape[1]), tuple(raw.shape[-2:]), 0, pool=self.pool, radius=self.radius,
+                               stage_dim=raw.shape[1])
+        model.set_projection(self._projection(images, raw[:: len(variants)], report))
+        embedding = model.project_patches(raw)  # (n * A, D, h, w), each image's untransformed copy first
         sources = torch.arange(len(images)).repeat_interleave(len(variants))
         report("coreset", 0.0)
         keep = self._memory_subset(embedding)
@@ -191,6 +199,30 @@ class PatchCoreDetector:
         self.reference_scores_ = [float(s) for s in self.calibration_.normalise(image_scores)]
         self.n_images_ = len(images)
         return self
+
+    def _raw_embeddings(self, images: list[np.ndarray], report: Callable[[float], None]) -> torch.Tensor:
+        """Unprojected patch features ``(n, C, h, w)`` of RGB uint8 images, in batches."""
+        chunks = []
+        for start in range(0, len(images), BATCH):
+            chunks.append(embed_patches(self.stage_features(images[start : start + BATCH]), self.pool))
+            report(min(1.0, (start + BATCH) / len(images)))
+        return torch.cat(chunks)
+
+    def _dims(self, channels: int) -> int:
+        return min(self.projection_dims, channels) if self.synthetic_per_good > 0 else channels
+
+    def _projection(self, images: list[np.ndarray], goods: torch.Tensor, report: Progress) -> torch.Tensor:
+        """The discriminant projection ``(C, D)`` from the goods' features ``(n, C, h, w)`` and those of
+        ``synthetic_per_good`` synthetic defects drawn on each good (identity when there are none)."""
+        channels = goods.shape[1]
+        if self.synthetic_per_good <= 0:
+            return torch.eye(channels)
+        rng = np.random.default_rng(self.seed)
+        drawn = [synthetic_defect(image, rng)[0] for image in images for _ in range(self.synthetic_per_good)]
+        defects = self._raw_embeddings(drawn, lambda fraction: report("synthetic defects", fraction))
+        is_good = torch.arange(len(goods) + len(defects)) < len(goods)
+        return discriminant_projection(torch.cat([goods, defects]), is_good, self._dims(channels), self.shrinkage,
+                                       self.defect_patches)
 
     def _mirror_embeddings(self, images: list[np.ndarray], model: PatchCoreModel) -> torch.Tensor:
         """Patch embeddings ``(n, D, h, w)`` of the mirror images of the goods (for flip-averaged scores)."""
@@ -260,7 +292,8 @@ class PatchCoreDetector:
             detector = cls(**params)
             bank = tensors["memory_bank"]
             height, width, n_memory, feature_dim = bank.shape
-            model = PatchCoreModel(feature_dim, (height, width), n_memory, pool=detector.pool, radius=detector.radius)
+            model = PatchCoreModel(feature_dim, (height, width), n_memory, pool=detector.pool, radius=detector.radius,
+                                   stage_dim=tensors["projection"].shape[0])
             model.load_state_dict(tensors, strict=True)
             calibration = Calibration(float(meta["calibration"]["threshold"]), float(meta["calibration"]["scale"]))
             references = [float(s) for s in meta["reference_scores"]]

@@ -8,7 +8,10 @@ Inspected parts are aligned (a fixture, a perspective-corrected cell), so the me
 patches *per grid position*: a patch is compared only with good patches at the same position or
 within ``radius`` grid cells of it, and its distance is divided by the mean distance that good
 images show at that position (``position_scale``: busbars and edges vary more than the middle of a
-cell). Both are registered buffers, so ``state_dict()`` carries all the learned state.
+cell). Before matching, the patch features are projected onto a few discriminant directions
+(``projection``, learned from the goods and synthetic defects drawn on them, ``models.projection``):
+distances then ignore the ways good parts vary and weigh the ways defects differ. All three are
+registered buffers, so ``state_dict()`` carries all the learned state.
 
 Test-time flip: when the stage outputs of the mirror image are given too, the patch scores are the
 mean of the image's and the mirror's (mirrored back), which steadies the score of symmetric parts.
@@ -21,30 +24,41 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.anomaly.components import embed_patches
+from models.projection import project
 
 
 class PatchCoreModel(nn.Module):
     """Position-aware nearest-good-patch distances.
 
     Args:
-        feature_dim: channels ``D`` of the concatenated stage features.
+        feature_dim: channels ``D`` of the projected patch features.
         grid: patch grid ``(h, w)`` of the embedding.
         n_images: good images ``K`` in the memory.
         pool: local averaging neighbourhood of the patch features.
         radius: a patch is matched with good patches at most this many grid cells away.
     """
 
-    def __init__(self, feature_dim: int, grid: tuple[int, int], n_images: int, pool: int = 3, radius: int = 1) -> None:
+    def __init__(self, feature_dim: int, grid: tuple[int, int], n_images: int, pool: int = 3, radius: int = 1,
+                 stage_dim: int | None = None) -> None:
         super().__init__()
         self.pool = pool
         self.radius = radius
         h, w = grid
         self.register_buffer("memory_bank", torch.zeros(h, w, n_images, feature_dim))  # (h, w, K, D)
         self.register_buffer("position_scale", torch.ones(h, w))  # (h, w)
+        self.register_buffer("projection", torch.eye(stage_dim or feature_dim, feature_dim))  # (sum C_s, D)
 
     def embed(self, stages: list[torch.Tensor]) -> torch.Tensor:
-        """Stage outputs ``[(B, C_s, H_s, W_s)]`` to patch embeddings ``(B, D, h, w)``."""
-        return embed_patches(stages, self.pool)
+        """Stage outputs ``[(B, C_s, H_s, W_s)]`` to projected patch embeddings ``(B, D, h, w)``."""
+        return self.project_patches(embed_patches(stages, self.pool))
+
+    def project_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patch features ``(B, sum C_s, h, w)`` to embeddings ``(B, D, h, w)``."""
+        return project(patches, self.projection)
+
+    def set_projection(self, projection: torch.Tensor) -> None:
+        """The projection ``(sum C_s, D)`` of the patch features."""
+        self.projection = projection.detach().float().contiguous()
 
     def set_memory(self, embedding: torch.Tensor) -> None:
         """Store good patch embeddings ``(K, D, h, w)`` as the memory ``(h, w, K, D)``."""
@@ -70,7 +84,8 @@ class PatchCoreModel(nn.Module):
             for dx in range(-r, r + 1):
                 # the query patch at (y - dy, x - dx) against the goods at (y, x)
                 window = (slice(r - dy, r - dy + h), slice(r - dx, r - dx + w))
-                query = padded[:, :, window[0], window[1]].permute(2, 3, 0, 1).reshape(h * w, b, -1)
+                # contiguous: a strided batch sends torch.bmm down a far slower path
+                query = padded[:, :, window[0], window[1]].permute(2, 3, 0, 1).reshape(h * w, b, -1).contiguous()
                 products = torch.bmm(query, bank.transpose(1, 2))  # (hw, B, K)
                 squared = query.pow(2).sum(dim=2, keepdim=True) - 2 * products + bank_norms
                 nearest = squared.min(dim=2).values.T.reshape(b, h, w)  # in the goods' coordinates

@@ -33,7 +33,7 @@ from sklearn.model_selection import StratifiedKFold
 from models.artifacts import ArtifactError, load_artifact, save_artifact
 from models.backbones.registry import get_backbone
 from models.classifier.calibration import calibrate_threshold, review_band, validation_report
-from models.classifier.projection import discriminant_projection, project
+from models.projection import discriminant_projection, project
 from models.classifier.torch_model import (FewShotHead, local_stats, patch_features, pooled_maps,
                                            position_scale, positional_distances, to_memory)
 from models.preprocess import standardise_intensity, to_batch

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.classifier.projection import project
+from models.projection import project
 
 POOLED_STAGES = (5, 6, 7)  # indices into forward_stages(): stages 5 and 6 and the 1280-channel head
 PATCH_STAGES = (3, 4)  # mid-level stages (stride 16) whose locally averaged features are the patches

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from models.classifier.projection import discriminant_projection, project
+from models.projection import discriminant_projection, project
 
 D, H, W = 12, 6, 6
 

@@ -1,4 +1,5 @@
-"""A discriminant projection of patch features, learned from the good *and* the defective images.
+"""A discriminant projection of patch features, learned from good images and defective ones (real, for
+the classifier; synthetic, drawn on the goods, for the anomaly model).
 
 The patch opinion measures how far a patch lies from the good patches at its position. Plain
 Euclidean distance weighs every channel direction alike, so directions in which good parts simply
