@@ -14,8 +14,8 @@ pooled head), then fed to the detector's own ``score_stages``; everything after 
 product's code. Prints one JSON object per N and a Markdown table. Accuracy runs niced, timing runs
 short and on a quiet machine (bench/quiet.sh takes the CPU lock and pauses niced jobs):
 
-    nice -n 19 .venv/bin/python bench/anomaly.py [--seeds 5] [--max-test 0] [--profile fast]
-    bench/quiet.sh .venv/bin/python bench/anomaly.py --timing-only [--profile fast]
+    nice -n 19 .venv/bin/python bench/anomaly.py [--seeds 5] [--max-test 0] [--profile balanced]
+    bench/quiet.sh .venv/bin/python bench/anomaly.py --timing-only [--profile balanced]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from core.tools import DEFAULT_SETTINGS, create_tool
 from core.training import build_classifier, train
 from models.backbones.registry import pooled_features
 from models.classifier.estimator import extract_activations
-from models.profiles import get_profile
+from models.profiles import DEFAULT_PROFILE, get_profile
 
 TOOL = "cells"
 BATCH = 16
@@ -124,7 +124,7 @@ def run_one(images, y, n: int, seed: int, cache, position: dict[int, int], profi
            "good_flagged": float(np.mean(scores[y[test] == 0] > 0.5)),
            "defect_flagged": float(np.mean(scores[y[test] == 1] > 0.5))}
     cells_by_row = np.array(sorted(position, key=position.get))
-    out.update(cross_check(images, y, goods, defects, test, rows, scores, cells_by_row, seed))
+    out.update(cross_check(images, y, goods, defects, test, rows, scores, cells_by_row, seed, profile))
     return out
 
 
@@ -135,23 +135,23 @@ def pooled_of(images: np.ndarray, indices: np.ndarray, profile: str) -> torch.Te
 _classifier_activations: dict[bytes, object] = {}
 
 
-def classifier_activations(images: np.ndarray, cells: np.ndarray):
+def classifier_activations(images: np.ndarray, cells: np.ndarray, profile: str):
     """The product classifier's backbone activations of ``cells`` (in that order), computed once per run."""
-    key = cells.tobytes()
+    key = profile.encode() + cells.tobytes()
     if key not in _classifier_activations:
-        _classifier_activations[key] = extract_activations("fast", [rgb(images[i]) for i in cells])
+        _classifier_activations[key] = extract_activations(profile, [rgb(images[i]) for i in cells])
     return _classifier_activations[key]
 
 
-def cross_check(images, y, goods, defects, test, rows, anomaly_scores, cells_by_row, seed: int) -> dict:
+def cross_check(images, y, goods, defects, test, rows, anomaly_scores, cells_by_row, seed: int, profile: str) -> dict:
     """Review share and accuracy of automatic decisions with the product's few-shot classifier
     (trained on N goods + N defects, its calibrated threshold and band) beside the anomaly model."""
     labels = ["good"] * len(goods) + ["defective"] * len(defects)
     train_cells = np.concatenate([goods, defects])
-    classifier = build_classifier("fast", "good", seed).fit_activations(
-        extract_activations("fast", [rgb(images[i]) for i in train_cells]), labels)
+    classifier = build_classifier(profile, "good", seed).fit_activations(
+        extract_activations(profile, [rgb(images[i]) for i in train_cells]), labels)
     keep = ~np.isin(test, defects)
-    probabilities = classifier.predict_proba_activations(classifier_activations(images, cells_by_row).take(rows[keep]))
+    probabilities = classifier.predict_proba_activations(classifier_activations(images, cells_by_row, profile).take(rows[keep]))
     threshold, band = classifier.threshold_, classifier.review_band_
     decisions, classifier_decisions = [], []
     for p, a in zip(probabilities, anomaly_scores[keep], strict=True):
@@ -199,7 +199,8 @@ def main() -> None:
     parser.add_argument("--max-test", type=int, default=0,
                         help="score a fixed random subset of this many cells (0: all, the protocol)")
     parser.add_argument("--timing-repeats", type=int, default=30)
-    parser.add_argument("--profile", default="fast", help="backbone profile of the anomaly model and the baseline")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE,
+                        help="backbone profile of the anomaly model, the baseline and the cross-check classifier")
     parser.add_argument("--timing-only", action="store_true",
                         help="only time scoring (batch 1, with the map) and training on 20 goods (run it under quiet.sh)")
     args = parser.parse_args()

@@ -10,8 +10,9 @@ eigenproblem as in Fisher's discriminant (Fukunaga 1990, ch. 10):
 * ``S_w``: second moment of the good patches' residuals (patch minus the mean good patch at the
   same position, leave-one-out scaled), shrunk towards a multiple of the identity (Ledoit-Wolf
   style shrinkage ``(1 - s) S_w + s tr(S_w) / D I``) because a few dozen images give a noisy estimate;
-* ``S_b``: second moment of the residuals of the ``top`` most deviating patches of each defective
-  image (where its defect probably is; the image label says only that there is one somewhere);
+* ``S_b``: second moment of the residuals of the patches that show the defects: where a synthetic
+  defect was drawn (``where``, known exactly), or else the ``top`` most deviating patches of each
+  defective image (where its defect probably is; the image label says only that there is one somewhere);
 * ``W``: the ``dims`` leading solutions of ``S_b v = l S_w v``, scaled so that ``v' S_w v = 1``.
 
 Distances between projected patches ``W' x`` are then Mahalanobis-like in the good variation and
@@ -30,11 +31,12 @@ def _residual_moment(residuals: torch.Tensor) -> torch.Tensor:
 
 
 def discriminant_projection(patches: torch.Tensor, is_good: torch.Tensor, dims: int, shrinkage: float,
-                            top: int) -> torch.Tensor:
+                            top: int, where: torch.Tensor | None = None) -> torch.Tensor:
     """The projection ``W (D, dims)`` of the module docstring.
 
     ``patches (N, D, h, w)`` of the training images, ``is_good (N,)`` boolean with at least two
-    goods and one other image. Computed in float64; returned as float32.
+    goods and one other image; ``where (N_defective, h, w)`` boolean, when known, marks the patches of
+    each defective image (in order) that show its defect. Computed in float64; returned as float32.
     """
     x = patches.double()
     goods, defects = x[is_good], x[~is_good]
@@ -46,10 +48,13 @@ def discriminant_projection(patches: torch.Tensor, is_good: torch.Tensor, dims: 
         channels, dtype=within.dtype)
     typical = good_residuals.square().sum(dim=1).mean(dim=0)  # (h, w): squared deviation of goods there
     defect_residuals = (defects - mean).flatten(2)  # (Nd, D, hw)
-    deviation = defect_residuals.square().sum(dim=1) / typical.flatten().clamp_min(1e-12)
-    worst = deviation.topk(min(top, deviation.shape[1]), dim=1).indices  # (Nd, top)
-    picked = torch.gather(defect_residuals, 2, worst[:, None, :].expand(-1, channels, -1))
-    between = _residual_moment(picked.permute(0, 2, 1).reshape(-1, channels))
+    if where is not None and where.any():
+        picked = defect_residuals.permute(0, 2, 1)[where.flatten(1)]  # (P, D)
+    else:
+        deviation = defect_residuals.square().sum(dim=1) / typical.flatten().clamp_min(1e-12)
+        worst = deviation.topk(min(top, deviation.shape[1]), dim=1).indices  # (Nd, top)
+        picked = torch.gather(defect_residuals, 2, worst[:, None, :].expand(-1, channels, -1)).permute(0, 2, 1)
+    between = _residual_moment(picked.reshape(-1, channels))
     whiten = torch.linalg.inv(torch.linalg.cholesky(within))  # L^-1 with L L' = S_w
     _, vectors = torch.linalg.eigh(whiten @ between @ whiten.T)  # ascending eigenvalues
     return (whiten.T @ vectors[:, -dims:].flip(1)).float()

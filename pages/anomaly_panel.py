@@ -12,7 +12,8 @@ from core.tools import POLICIES, ToolInfo, update_settings
 from core.training import train
 from pages.common import studio
 
-STAGES = {"loading": 0.0, "features": 0.05, "coreset": 0.7, "calibration": 0.8, "saving": 0.95, "done": 1.0}
+STAGES = {"loading": 0.0, "features": 0.05, "synthetic defects": 0.3, "coreset": 0.7, "calibration": 0.8,
+          "saving": 0.95, "done": 1.0}
 POLICY_HELP = ("cross-check: both models must agree, a disagreement goes to review; "
                "with one model missing, the other decides and the inspection is marked degraded")
 
@@ -26,7 +27,7 @@ def _train_button(tool: ToolInfo) -> None:
     bar = st.progress(0.0, text="Starting...")
 
     def show(stage: str, fraction: float) -> None:
-        weight = {"features": 0.65, "coreset": 0.1, "calibration": 0.15}.get(stage, 0.05)
+        weight = {"features": 0.25, "synthetic defects": 0.4, "coreset": 0.1, "calibration": 0.15}.get(stage, 0.05)
         bar.progress(min(1.0, STAGES.get(stage, 0.0) + weight * fraction), text=f"{stage.capitalize()}...")
 
     try:

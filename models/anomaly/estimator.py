@@ -7,6 +7,7 @@ map at the image's resolution and the regions above the threshold.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ from models.anomaly.anomaly_map import DEFAULT_SIGMA, anomaly_map
 from models.anomaly.calibration import FALSE_ALARM, Calibration, calibrate
 from models.anomaly.components import coreset_indices, embed_patches
 from models.anomaly.regions import Region, find_regions
-from models.anomaly.synthetic import synthetic_defect
+from models.anomaly.synthetic import covered_cells, synthetic_defect
 from models.anomaly.torch_model import PatchCoreModel
 from models.artifacts import ArtifactError, load_artifact, save_artifact
 from models.backbones.registry import get_backbone
@@ -65,8 +66,9 @@ class AnomalyResult:
 
     score: float  # normalised: 0.5 at the threshold
     raw_score: float
-    map: np.ndarray = field(repr=False)  # (H, W) float32 in (0, 1)
+    map: np.ndarray = field(repr=False)  # (H, W) float32 in (0, 1); saturates at 1 far above the threshold
     regions: list[Region]
+    raw_map: np.ndarray = field(repr=False)  # (H, W) float32 raw scores: ranks pixels where ``map`` saturates
 
 
 class PatchCoreDetector:
@@ -88,11 +90,14 @@ class PatchCoreDetector:
             few goods, a position's own leave-one-out mean is noisy).
         radius: a patch is compared with good patches at most this many grid cells away (parts are
             aligned; raise it for parts that shift in the fixture).
-        synthetic_per_good: synthetic defects drawn on each good (``models.anomaly.synthetic``) to
-            learn the projection from; 0 keeps the raw patch features.
+        synthetic_images: about how many synthetic defects (``models.anomaly.synthetic``) are drawn on
+            the goods, the same number on each and at least one, to learn the projection from (ELPV:
+            +0.03 AUC with 10 goods, and still +0.008 from 3 to 12 defects per good); 0 keeps the raw
+            patch features.
         projection_dims: discriminant directions the patch features are projected onto.
         shrinkage: share of the identity in the goods' residual covariance of the projection.
-        defect_patches: most deviating patches of each synthetic defect image the projection learns from.
+        defect_patches: most deviating patches of a synthetic defect image the projection learns from
+            when its mask covers no patch (a defect smaller than the grid sees).
         bank_mb: largest memory in MB (beyond it, a k-center subset of the good images is kept).
         sigma: Gaussian blur of the anomaly map, in output pixels.
         false_alarm: the calibration rule's alpha (see models.anomaly.calibration).
@@ -104,7 +109,7 @@ class PatchCoreDetector:
 
     def __init__(self, *, profile: str = DEFAULT_PROFILE, layers: tuple[int, ...] = (3, 4), input_size: int | None = None,
                  pool: int = 3, standardise: bool = True, augment: str = "none", test_flip: bool = False,
-                 position_shrink: float = 0.3, radius: int = 1, synthetic_per_good: int = 3, projection_dims: int = 32,
+                 position_shrink: float = 0.3, radius: int = 1, synthetic_images: int = 240, projection_dims: int = 32,
                  shrinkage: float = 0.1, defect_patches: int = 5, bank_mb: float = 48.0, sigma: float = DEFAULT_SIGMA,
                  false_alarm: float = FALSE_ALARM, seed: int = 0) -> None:
         self.profile = profile
@@ -116,7 +121,7 @@ class PatchCoreDetector:
         self.test_flip = test_flip
         self.position_shrink = position_shrink
         self.radius = radius
-        self.synthetic_per_good = synthetic_per_good
+        self.synthetic_images = synthetic_images
         self.projection_dims = projection_dims
         self.shrinkage = shrinkage
         self.defect_patches = defect_patches
@@ -129,7 +134,7 @@ class PatchCoreDetector:
         return {"profile": self.profile, "layers": list(self.layers), "input_size": self.input_size,
                 "pool": self.pool, "standardise": self.standardise, "augment": self.augment,
                 "test_flip": self.test_flip, "position_shrink": self.position_shrink, "radius": self.radius,
-                "synthetic_per_good": self.synthetic_per_good, "projection_dims": self.projection_dims,
+                "synthetic_images": self.synthetic_images, "projection_dims": self.projection_dims,
                 "shrinkage": self.shrinkage, "defect_patches": self.defect_patches, "bank_mb": self.bank_mb, "sigma": self.sigma,
                 "false_alarm": self.false_alarm, "seed": self.seed}
 
@@ -209,20 +214,23 @@ class PatchCoreDetector:
         return torch.cat(chunks)
 
     def _dims(self, channels: int) -> int:
-        return min(self.projection_dims, channels) if self.synthetic_per_good > 0 else channels
+        return min(self.projection_dims, channels) if self.synthetic_images > 0 else channels
 
     def _projection(self, images: list[np.ndarray], goods: torch.Tensor, report: Progress) -> torch.Tensor:
         """The discriminant projection ``(C, D)`` from the goods' features ``(n, C, h, w)`` and those of
-        ``synthetic_per_good`` synthetic defects drawn on each good (identity when there are none)."""
+        about ``synthetic_images`` synthetic defects drawn on them (identity when there are none)."""
         channels = goods.shape[1]
-        if self.synthetic_per_good <= 0:
+        if self.synthetic_images <= 0:
             return torch.eye(channels)
         rng = np.random.default_rng(self.seed)
-        drawn = [synthetic_defect(image, rng)[0] for image in images for _ in range(self.synthetic_per_good)]
-        defects = self._raw_embeddings(drawn, lambda fraction: report("synthetic defects", fraction))
+        per_good = math.ceil(self.synthetic_images / len(images))
+        drawn = [synthetic_defect(image, rng) for image in images for _ in range(per_good)]
+        defects = self._raw_embeddings([image for image, _ in drawn],
+                                       lambda fraction: report("synthetic defects", fraction))
+        where = torch.stack([torch.from_numpy(covered_cells(mask, goods.shape[-2:])) for _, mask in drawn])
         is_good = torch.arange(len(goods) + len(defects)) < len(goods)
         return discriminant_projection(torch.cat([goods, defects]), is_good, self._dims(channels), self.shrinkage,
-                                       self.defect_patches)
+                                       self.defect_patches, where)
 
     def _mirror_embeddings(self, images: list[np.ndarray], model: PatchCoreModel) -> torch.Tensor:
         """Patch embeddings ``(n, D, h, w)`` of the mirror images of the goods (for flip-averaged scores)."""
@@ -267,7 +275,7 @@ class PatchCoreDetector:
             raw_map = anomaly_map(patches[0], image.shape[:2], self.sigma)
             score_map = self.calibration_.normalise(raw_map).astype(np.float32)
             results.append(AnomalyResult(float(self.calibration_.normalise(raw[0])), float(raw[0]), score_map,
-                                         find_regions(score_map, threshold)))
+                                         find_regions(score_map, threshold), raw_map))
         return results
 
     # --- artifacts -----------------------------------------------------------------------------

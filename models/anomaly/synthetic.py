@@ -75,3 +75,11 @@ def synthetic_defect(image: np.ndarray, rng: np.random.Generator) -> tuple[np.nd
         target = np.minimum(255.0, pixels + rng.uniform(40, 120))
     out = pixels * (1 - blend) + target * blend
     return np.clip(out, 0, 255).astype(np.uint8), mask > 0
+
+
+def covered_cells(mask: np.ndarray, grid: tuple[int, int], coverage: float = 0.02) -> np.ndarray:
+    """The cells of a ``grid`` = (h, w) patch grid laid over ``mask`` (H, W) bool where the defect
+    covers more than ``coverage`` of the cell: ``(h, w)`` bool."""
+    height, width = grid
+    share = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
+    return share > coverage

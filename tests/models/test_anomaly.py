@@ -72,7 +72,8 @@ def test_a_synthetic_defect_scores_higher_and_the_map_peaks_on_it(detector, good
         assert result.score > detector.score_samples([image])[0]
         assert result.score > clean_scores.max()
         assert result.map.shape == image.shape[:2] and result.map.dtype == np.float32
-        peak = np.unravel_index(int(result.map.argmax()), result.map.shape)
+        assert result.raw_map.shape == result.map.shape
+        peak = np.unravel_index(int(result.raw_map.argmax()), result.map.shape)
         near = cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)  # within 4 px
         assert near[peak], f"map peaks at {peak}, outside the drawn defect"
 
@@ -162,7 +163,7 @@ def test_flip_averaged_scores_barely_change_when_the_part_is_mirrored(detector, 
     assert not detector.test_flip  # the default scores the image alone
     assert gap(flipping) < 0.02
     mirrored_mask = np.ascontiguousarray(_scratch(goods[TRAIN_GOODS])[1][:, ::-1]).astype(np.uint8)
-    peak = np.unravel_index(int(flipping.predict([mirror])[0].map.argmax()), image.shape[:2])
+    peak = np.unravel_index(int(flipping.predict([mirror])[0].raw_map.argmax()), image.shape[:2])
     assert cv2.dilate(mirrored_mask, np.ones((9, 9), np.uint8))[peak], "the map does not peak on the mirrored defect"
 
 
