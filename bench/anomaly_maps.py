@@ -150,6 +150,7 @@ def run_synthetic(args: argparse.Namespace) -> list[dict]:
             detector = trained_on_cells(images, order[:n], args.profile, seed)
             maps, scores, ms = score(detector, tests)
             runs[n].append({**evaluate(maps, masks, scores, kinds), "ms_per_image": ms})
+            print(f"seed {seed}, N = {n}: {json.dumps(runs[n][-1])}", file=sys.stderr, flush=True)
     rows = []
     for n in sizes:
         row: dict = {"source": "synthetic", "profile": args.profile, "n_good": n, "seeds": args.seeds,
