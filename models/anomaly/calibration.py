@@ -1,8 +1,9 @@
 """Threshold and score scale of an anomaly model from the good training images alone.
 
 Rule (split-conformal, Vovk et al. 2005; Angelopoulos & Bates 2021): each training good is scored
-against the memory bank of the *other* goods (leave-one-out, so it is as unseen as a new good
-part). The threshold is the ``ceil((1 - alpha) (N + 1))``-th smallest of these N scores (the
+by a model fitted without it, everything learned included (projection, memory, position scale;
+leave-one-out up to 10 goods, 10 folds beyond: CV+, Barber et al. 2021), so it is as unseen as a new
+good part. The threshold is the ``ceil((1 - alpha) (N + 1))``-th smallest of these N scores (the
 largest when that rank exceeds N). For goods that are exchangeable with the training ones, a new
 good part scores above it with probability at most ``max(alpha, 1 / (N + 1))``; alpha = 5 %.
 

@@ -31,6 +31,7 @@ from models.projection import discriminant_projection
 Progress = Callable[[str, float], None]
 BATCH = 16
 MIN_POSITION_SCALE = 0.1  # a position's scale is at least this share of the mean one
+MAX_FOLDS = 10  # out-of-fold calibration: leave-one-out up to this many goods, this many folds beyond
 
 
 def _identity(image: np.ndarray) -> np.ndarray:
@@ -54,6 +55,25 @@ AUGMENTATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], ...]] = {
     "none": (_identity,),
     "flips": (_identity, _mirror, _flip, _rotate_half),
 }
+
+
+@dataclass(frozen=True)
+class _Goods:
+    """What fitting learns from: the goods' patch features ``raw (n * variants, C, h, w)`` (each good's
+    untransformed copy first) with the good each row shows (``sources``), and the synthetic defects'
+    features ``(S, C, h, w)``, the good each was drawn on (``owners``) and the cells it covers
+    (``where (S, h, w)``)."""
+
+    raw: torch.Tensor
+    sources: torch.Tensor
+    variants: int
+    synthetic: torch.Tensor
+    owners: torch.Tensor
+    where: torch.Tensor
+
+    @property
+    def n_images(self) -> int:
+        return self.raw.shape[0] // self.variants
 
 
 class NotFittedError(RuntimeError):
@@ -163,10 +183,10 @@ class PatchCoreDetector:
 
     # --- fitting -------------------------------------------------------------------------------
     def fit(self, images: list[np.ndarray], progress: Progress | None = None) -> PatchCoreDetector:
-        """Learn from good RGB uint8 images ``(H, W, 3)`` (at least two)."""
+        """Learn from good RGB uint8 images ``(H, W, 3)`` (at least three)."""
         report = progress or (lambda stage, fraction: None)
-        if len(images) < 2:
-            raise ValueError("an anomaly model needs at least two good images")
+        if len(images) < 3:
+            raise ValueError("an anomaly model needs at least three good images")
         if not 0.0 <= self.position_shrink <= 1.0:
             raise ValueError(f"position_shrink must be within [0, 1], not {self.position_shrink}")
         if self.augment not in AUGMENTATIONS:
@@ -175,31 +195,13 @@ class PatchCoreDetector:
         jobs = [(index, transform) for index in range(len(images)) for transform in variants]
         raw = self._raw_embeddings([transform(images[index]) for index, transform in jobs],
                                    lambda fraction: report("features", fraction))
-        model = PatchCoreModel(self._dims(raw.shape[1]), tuple(raw.shape[-2:]), 0, pool=self.pool, radius=self.radius,
-                               stage_dim=raw.shape[1])
-        model.set_projection(self._projection(images, raw[:: len(variants)], report))
-        embedding = model.project_patches(raw)  # (n * A, D, h, w), each image's untransformed copy first
-        sources = torch.arange(len(images)).repeat_interleave(len(variants))
-        report("coreset", 0.0)
-        keep = self._memory_subset(embedding)
-        model.set_memory(embedding[keep])
-        memory_sources = sources[keep]
+        goods = _Goods(raw, torch.arange(len(images)).repeat_interleave(len(variants)), len(variants),
+                       *self._synthetic(images, (raw.shape[-2], raw.shape[-1]), report))
+        mirrored = self._raw_embeddings([_mirror(image) for image in images], lambda _: None) if self.test_flip else None
         report("calibration", 0.0)
-        originals = embedding[:: len(variants)]
-        mirrored = self._mirror_embeddings(images, model) if self.test_flip else None
-        with torch.inference_mode():
-            leave_one_out = torch.cat([model.nearest_distances(originals[i : i + 1], exclude=memory_sources == i)
-                                       for i in range(len(images))])  # (n, h, w)
-            report("calibration", 0.5)
-            mean = leave_one_out.mean(dim=0)
-            scale = (1 - self.position_shrink) * mean + self.position_shrink * mean.mean()
-            model.set_position_scale(scale.clamp_min(MIN_POSITION_SCALE * float(mean.mean())))
-            image_scores = torch.cat([
-                model.patch_scores(originals[i : i + 1], None if mirrored is None else mirrored[i : i + 1],
-                                   exclude=memory_sources == i).flatten(1).amax(dim=1)
-                for i in range(len(images))]).numpy()
-        report("calibration", 1.0)
-        self.model_ = model.eval()
+        image_scores = self._out_of_fold_scores(goods, mirrored, lambda fraction: report("calibration", fraction))
+        report("coreset", 0.0)
+        self.model_ = self._fit_model(goods, torch.ones(len(images), dtype=torch.bool)).eval()
         self.calibration_ = calibrate(image_scores, self.false_alarm)
         self.reference_scores_ = [float(s) for s in self.calibration_.normalise(image_scores)]
         self.n_images_ = len(images)
@@ -213,29 +215,69 @@ class PatchCoreDetector:
             report(min(1.0, (start + BATCH) / len(images)))
         return torch.cat(chunks)
 
-    def _dims(self, channels: int) -> int:
-        return min(self.projection_dims, channels) if self.synthetic_images > 0 else channels
-
-    def _projection(self, images: list[np.ndarray], goods: torch.Tensor, report: Progress) -> torch.Tensor:
-        """The discriminant projection ``(C, D)`` from the goods' features ``(n, C, h, w)`` and those of
-        about ``synthetic_images`` synthetic defects drawn on them (identity when there are none)."""
-        channels = goods.shape[1]
+    def _synthetic(self, images: list[np.ndarray], grid: tuple[int, int],
+                   report: Progress) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features ``(S, C, h, w)`` of about ``synthetic_images`` synthetic defects drawn on the goods,
+        the good each was drawn on ``(S,)`` and the grid cells it covers ``(S, h, w)``."""
         if self.synthetic_images <= 0:
-            return torch.eye(channels)
+            return torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.bool)
         rng = np.random.default_rng(self.seed)
         per_good = math.ceil(self.synthetic_images / len(images))
         drawn = [synthetic_defect(image, rng) for image in images for _ in range(per_good)]
-        defects = self._raw_embeddings([image for image, _ in drawn],
-                                       lambda fraction: report("synthetic defects", fraction))
-        where = torch.stack([torch.from_numpy(covered_cells(mask, goods.shape[-2:])) for _, mask in drawn])
-        is_good = torch.arange(len(goods) + len(defects)) < len(goods)
-        return discriminant_projection(torch.cat([goods, defects]), is_good, self._dims(channels), self.shrinkage,
-                                       self.defect_patches, where)
+        features = self._raw_embeddings([image for image, _ in drawn],
+                                        lambda fraction: report("synthetic defects", fraction))
+        where = torch.stack([torch.from_numpy(covered_cells(mask, grid)) for _, mask in drawn])
+        return features, torch.arange(len(images)).repeat_interleave(per_good), where
 
-    def _mirror_embeddings(self, images: list[np.ndarray], model: PatchCoreModel) -> torch.Tensor:
-        """Patch embeddings ``(n, D, h, w)`` of the mirror images of the goods (for flip-averaged scores)."""
-        return torch.cat([model.embed(self.stage_features([_mirror(image) for image in images[start : start + BATCH]]))
-                          for start in range(0, len(images), BATCH)])
+    def _dims(self, channels: int) -> int:
+        return min(self.projection_dims, channels) if self.synthetic_images > 0 else channels
+
+    def _fit_model(self, goods: _Goods, members: torch.Tensor) -> PatchCoreModel:
+        """The model of the goods marked in ``members`` ``(n,)``: the projection learned from them and the
+        synthetic defects drawn on them, their embeddings as the memory, and the position scale from
+        their leave-one-out distances (shrunk towards its mean)."""
+        channels = goods.raw.shape[1]
+        model = PatchCoreModel(self._dims(channels), (goods.raw.shape[-2], goods.raw.shape[-1]), 0, pool=self.pool,
+                               radius=self.radius, stage_dim=channels)
+        if self.synthetic_images > 0:
+            drawn = members[goods.owners]
+            originals = goods.raw[:: goods.variants][members]
+            is_good = torch.arange(len(originals) + int(drawn.sum())) < len(originals)
+            model.set_projection(discriminant_projection(torch.cat([originals, goods.synthetic[drawn]]), is_good,
+                                                         self._dims(channels), self.shrinkage, self.defect_patches,
+                                                         goods.where[drawn]))
+        rows = members[goods.sources]
+        embedding = model.project_patches(goods.raw[rows])
+        keep = self._memory_subset(embedding)
+        model.set_memory(embedding[keep])
+        memory_sources = goods.sources[rows][keep]
+        with torch.inference_mode():
+            leave_one_out = torch.cat([model.nearest_distances(embedding[i : i + 1], exclude=memory_sources == source)
+                                       for i, source in zip(range(0, len(embedding), goods.variants),
+                                                            goods.sources[rows][:: goods.variants].tolist(), strict=True)])
+        mean = leave_one_out.mean(dim=0)  # (h, w)
+        scale = (1 - self.position_shrink) * mean + self.position_shrink * mean.mean()
+        model.set_position_scale(scale.clamp_min(MIN_POSITION_SCALE * float(mean.mean())))
+        return model
+
+    def _out_of_fold_scores(self, goods: _Goods, mirrored: torch.Tensor | None,
+                            report: Callable[[float], None]) -> np.ndarray:
+        """Raw image scores ``(n,)`` of the goods, each by a model fitted without it (projection, memory and
+        position scale; leave-one-out up to ``MAX_FOLDS`` goods, that many folds beyond), so that they
+        are exchangeable with a new good part's score, as the calibration rule needs."""
+        n = goods.n_images
+        n_folds = min(n, MAX_FOLDS)
+        folds = torch.from_numpy(np.random.default_rng(self.seed).permutation(n) % n_folds)
+        scores = torch.empty(n)
+        for fold in range(n_folds):
+            held = folds == fold
+            model = self._fit_model(goods, ~held)
+            with torch.inference_mode():
+                patches = model.patch_scores(model.project_patches(goods.raw[:: goods.variants][held]),
+                                             None if mirrored is None else model.project_patches(mirrored[held]))
+            scores[held] = patches.flatten(1).amax(dim=1)
+            report((fold + 1) / n_folds)
+        return scores.numpy().astype(np.float64)
 
     def _memory_subset(self, embedding: torch.Tensor) -> torch.Tensor:
         """Indices of the embedded goods ``(M, D, h, w)`` kept in the memory: all of them, or a k-center

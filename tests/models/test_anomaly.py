@@ -99,7 +99,7 @@ def test_the_map_has_the_resolution_of_each_image(detector, goods) -> None:
 def test_predicting_before_fitting_is_a_clear_error(goods) -> None:
     with pytest.raises(NotFittedError, match="not trained yet"):
         PatchCoreDetector().predict(goods[:1])
-    with pytest.raises(ValueError, match="at least two good images"):
+    with pytest.raises(ValueError, match="at least three good images"):
         PatchCoreDetector().fit(goods[:1])
 
 
