@@ -198,10 +198,11 @@ class PatchCoreDetector:
         goods = _Goods(raw, torch.arange(len(images)).repeat_interleave(len(variants)), len(variants),
                        *self._synthetic(images, (raw.shape[-2], raw.shape[-1]), report))
         mirrored = self._raw_embeddings([_mirror(image) for image in images], lambda _: None) if self.test_flip else None
+        report("coreset", 0.0)
+        model = self._fit_model(goods, torch.ones(len(images), dtype=torch.bool))
         report("calibration", 0.0)
         image_scores = self._out_of_fold_scores(goods, mirrored, lambda fraction: report("calibration", fraction))
-        report("coreset", 0.0)
-        self.model_ = self._fit_model(goods, torch.ones(len(images), dtype=torch.bool)).eval()
+        self.model_ = model.eval()
         self.calibration_ = calibrate(image_scores, self.false_alarm)
         self.reference_scores_ = [float(s) for s in self.calibration_.normalise(image_scores)]
         self.n_images_ = len(images)

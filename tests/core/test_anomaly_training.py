@@ -53,7 +53,7 @@ def test_anomaly_training_uses_the_goods_only_and_says_so(both) -> None:
     assert anomaly.validation["ignored_non_good"] == 20 and anomaly.validation["n_good"] == 20
     names = [s for s, _ in stages]
     assert [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n] == [
-        "loading", "features", "coreset", "calibration", "saving", "done"]
+        "loading", "features", "synthetic defects", "coreset", "calibration", "saving", "done"]
     tool = get_tool(studio, TOOL)
     assert tool.active_anomaly_id == anomaly.version_id and tool.active_model_id == classifier.version_id
     with studio.transaction() as session:
