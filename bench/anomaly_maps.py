@@ -25,7 +25,6 @@ map and regions included). Prints one JSON object per configuration and Markdown
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import platform
 import statistics
@@ -38,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 import numpy as np
 import torch
-from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 # isort: split
 
+from bench.anomaly import png, rgb
 from bench.synthetic_defects import KINDS, draw_defect
 from core.config import Settings
 from core.images import decode_image
@@ -58,16 +57,6 @@ from storage import repository as repo
 
 TOOL = "cells"
 GOOD = "good"
-
-
-def rgb(gray: np.ndarray) -> np.ndarray:
-    return np.repeat(gray[:, :, None], 3, axis=2)
-
-
-def png(gray: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(gray).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def new_studio(folder: Path) -> Studio:
