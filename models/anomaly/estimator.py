@@ -103,9 +103,8 @@ class PatchCoreDetector:
             backbone (lighting and exposure vary between parts and cameras).
         augment: augmentation of the goods before building the memory (``none``, ``flips``).
         test_flip: score each image and its mirror image and average their patch scores (steadier
-            scores on parts that are symmetric left to right: +0.005..0.008 ELPV AUC, but a second
-            backbone pass per image, about 53 ms instead of 30 ms with the fast profile, over the
-            live page's 50 ms budget; hence off by default).
+            scores on parts that are symmetric left to right: +0.004 ELPV AUC, for a second backbone
+            pass per image; off by default, the Live page has its own mirror toggle).
         position_shrink: share of the mean position scale mixed into each position's own scale (with
             few goods, a position's own leave-one-out mean is noisy).
         radius: a patch is compared with good patches at most this many grid cells away (parts are
@@ -116,8 +115,8 @@ class PatchCoreDetector:
             patch features.
         projection_dims: discriminant directions the patch features are projected onto.
         shrinkage: share of the identity in the goods' residual covariance of the projection.
-        defect_patches: most deviating patches of a synthetic defect image the projection learns from
-            when its mask covers no patch (a defect smaller than the grid sees).
+        defect_patches: most deviating patches of each synthetic defect image the projection learns
+            from when no drawn mask covers a grid cell (defects all smaller than the grid sees).
         bank_mb: largest memory in MB (beyond it, a k-center subset of the good images is kept).
         sigma: Gaussian blur of the anomaly map, in output pixels.
         false_alarm: the calibration rule's alpha (see models.anomaly.calibration).
