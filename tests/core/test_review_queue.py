@@ -7,6 +7,7 @@ import multiprocessing
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -156,12 +157,14 @@ def test_uncertainty_sampling_suggests_scores_near_the_threshold(cells: Studio, 
 N_ITEMS = 60
 
 
-def _review_all(settings: Settings, name: str) -> list[tuple[int, str]]:
-    """One reviewer (thread or process) answering cards until the queue is empty."""
+def _review_all(settings: Settings, name: str, start: Any) -> list[tuple[int, str]]:
+    """One reviewer (thread or process) answering cards until the queue is empty; it starts when every
+    reviewer has opened its studio (``start``: a barrier), so a slow start cannot leave one idle."""
     studio = open_studio(settings)
     reviewer = Reviewer(name, f"device-{name}")
     done = []
     try:
+        start.wait()
         while (card := next_card(studio, reviewer, TOOL)) is not None:
             submit_review(studio, card.inspection_id, "good", reviewer)  # raises if anyone else answered it
             done.append((card.inspection_id, name))
@@ -172,7 +175,9 @@ def _review_all(settings: Settings, name: str) -> list[tuple[int, str]]:
 
 def _check_each_reviewed_once(studio: Studio, ids: list[int], done: list[tuple[int, str]], workers: int) -> None:
     assert sorted(i for i, _ in done) == sorted(ids)  # none twice, none lost
-    assert len({name for _, name in done}) == workers  # every reviewer really took part
+    # reviewers really raced; not necessarily all of them: SQLite's busy wait is not fair, a reviewer
+    # backing off from a locked file can find the queue already emptied by the others
+    assert 2 <= len({name for _, name in done}) <= workers
     with studio.transaction() as session:
         reviews = session.execute(select(Review.inspection_id, Review.reviewer)).all()
     assert sorted(reviews) == sorted(done)
@@ -187,9 +192,8 @@ def test_concurrent_reviewer_threads(cells: Studio) -> None:
     barrier = threading.Barrier(4)
 
     def work(name: str) -> None:
-        barrier.wait()
         try:
-            done.extend(_review_all(cells.settings, name))
+            done.extend(_review_all(cells.settings, name, barrier))
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
@@ -205,7 +209,8 @@ def test_concurrent_reviewer_threads(cells: Studio) -> None:
 def test_concurrent_reviewer_processes(cells: Studio) -> None:
     ids = [record(cells, T0 + timedelta(seconds=i)) for i in range(N_ITEMS)]
     context = multiprocessing.get_context("spawn")
-    with context.Pool(3) as pool:
-        results = pool.starmap(_review_all, [(cells.settings, f"p{i}") for i in range(3)])
+    with context.Manager() as manager, context.Pool(3) as pool:
+        start = manager.Barrier(3)
+        results = pool.starmap(_review_all, [(cells.settings, f"p{i}", start) for i in range(3)])
     done = [pair for result in results for pair in result]
     _check_each_reviewed_once(cells, ids, done, 3)
