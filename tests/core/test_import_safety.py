@@ -167,14 +167,28 @@ def test_a_failure_while_recording_removes_that_files_images(studio: Studio, too
     assert_store_consistent(studio)
 
 
+def _four_views(folder: Path, into: Path) -> Path:
+    """``folder``'s class folders with each image in four orientations (four times as many distinct
+    images): enough rows that a kill lands between two batches of BATCH_ROWS on a fast machine too."""
+    for path in folder.glob("*/*.png"):
+        (into / path.parent.name).mkdir(parents=True, exist_ok=True)
+        rgb = decode_image(path.read_bytes()).rgb
+        for index, view in enumerate((rgb, rgb[:, ::-1], rgb[::-1], rgb[::-1, ::-1])):
+            (into / path.parent.name / f"{path.stem}_{index}.png").write_bytes(png(np.ascontiguousarray(view)))
+    return into
+
+
 def test_a_killed_import_leaves_no_orphan_rows_and_no_half_files(tmp_path: Path, elpv_subset: Path) -> None:
     """``kill -9`` of a real CLI import mid-way; the studio is consistent and the import can resume."""
+    source = _four_views(elpv_subset, tmp_path / "cells")
+    total = len(list(source.glob("*/*.png")))
+    assert total == 160 and total > 4 * BATCH_ROWS
     data_dir = tmp_path / "data"
     settings = Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}")
     studio = open_studio(settings)
     create_tool(studio, TOOL, "good,defective")
     env = {**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"}, "STUDIO_DATA_DIR": str(data_dir)}
-    process = subprocess.Popen([sys.executable, "-m", "core", "samples", "import", str(elpv_subset), "--tool", TOOL],
+    process = subprocess.Popen([sys.executable, "-m", "core", "samples", "import", str(source), "--tool", TOOL],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
@@ -185,7 +199,7 @@ def test_a_killed_import_leaves_no_orphan_rows_and_no_half_files(tmp_path: Path,
         process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL, "the import finished before it could be killed"
     kept = len(rows(studio))
-    assert 8 <= kept < 40
+    assert 8 <= kept < total
     partial = [p for p in files_under(data_dir) if p.name.startswith(".tmp-")]
     for row in rows(studio):  # every recorded sample is whole
         decode_image(studio.images.read(row.image_key))
@@ -195,13 +209,13 @@ def test_a_killed_import_leaves_no_orphan_rows_and_no_half_files(tmp_path: Path,
     complete = [p for p in files_under(studio.images.root) if not p.name.startswith(".tmp-")]
     assert 0 <= len(complete) - kept <= WINDOW + BATCH_ROWS and len(partial) <= 2 * WORKERS
 
-    report = import_path(studio, TOOL, elpv_subset)
-    assert (report.imported, report.duplicates) == (40 - kept, kept)
-    assert class_counts(studio, TOOL) == {"good": 20, "defective": 20}
-    assert len(files_under(studio.images.root)) == 40  # a left-over file is reused, not duplicated
+    report = import_path(studio, TOOL, source)
+    assert (report.imported, report.duplicates) == (total - kept, kept)
+    assert class_counts(studio, TOOL) == {"good": total // 2, "defective": total // 2}
+    assert len(files_under(studio.images.root)) == total  # a left-over file is reused, not duplicated
     assert_store_consistent(studio)
     with studio.transaction() as session:
-        assert session.scalar(select(func.count()).select_from(Sample)) == 40
+        assert session.scalar(select(func.count()).select_from(Sample)) == total
     studio.engine.dispose()
 
 
