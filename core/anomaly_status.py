@@ -14,7 +14,7 @@ from storage import repository as repo
 class AnomalyStatus:
     version_id: int
     n_good: int
-    reference_scores: list[float]  # normalised leave-one-out scores of the training goods
+    reference_scores: list[float]  # normalised out-of-fold scores of the training goods
     threshold: float  # the tool's anomaly threshold on the normalised scale
     policy: str
     train_seconds: float
