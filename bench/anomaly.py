@@ -88,8 +88,14 @@ def backbone_cache(images: np.ndarray, indices: np.ndarray, detector) -> tuple[l
     return [[torch.cat(s) for s in view] for view in views], torch.cat(pooled)
 
 
+def open_bench_studio(folder: Path):
+    """A throwaway studio (SQLite and image store) under ``folder``."""
+    return open_studio(Settings(data_dir=folder / "data", database_url=f"sqlite:///{folder / 'data' / 'studio.db'}"))
+
+
 def new_studio(folder: Path):
-    studio = open_studio(Settings(data_dir=folder / "data", database_url=f"sqlite:///{folder / 'data' / 'studio.db'}"))
+    """A throwaway studio with the tool ``TOOL`` (classes good, defective)."""
+    studio = open_bench_studio(folder)
     create_tool(studio, TOOL, ["good", "defective"])
     return studio
 

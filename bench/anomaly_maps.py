@@ -41,26 +41,19 @@ from sklearn.metrics import roc_auc_score
 
 # isort: split
 
-from bench.anomaly import png, rgb
+from bench.anomaly import TOOL, import_cells, new_studio, open_bench_studio, rgb
 from bench.synthetic_defects import KINDS, draw_defect
-from core.config import Settings
 from core.images import decode_image
 from core.inference import tool_models
 from core.mvtec import import_mvtec
-from core.samples import Candidate, add_images
-from core.studio import Studio, open_studio
+from core.studio import Studio
 from core.tools import create_tool, get_tool
 from core.training import train
 from models.anomaly.metrics import pixel_auroc, pro_score
 from models.profiles import DEFAULT_PROFILE
 from storage import repository as repo
 
-TOOL = "cells"
 GOOD = "good"
-
-
-def new_studio(folder: Path) -> Studio:
-    return open_studio(Settings(data_dir=folder / "data", database_url=f"sqlite:///{folder / 'data' / 'studio.db'}"))
 
 
 def score(detector, images: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray, float]:
@@ -114,10 +107,7 @@ def trained_on_cells(images: np.ndarray, cells: np.ndarray, profile: str, seed: 
     """The product's anomaly model trained in a temporary studio on the good cells ``cells``."""
     with tempfile.TemporaryDirectory() as folder:
         studio = new_studio(Path(folder))
-        create_tool(studio, TOOL, [GOOD, "defective"])
-        report = add_images(studio, TOOL, [Candidate(f"cell_{i:04d}.png", GOOD, lambda i=i: png(images[i]))
-                                           for i in cells], source="import")
-        assert report.imported == len(cells), report.rejected
+        import_cells(studio, images, cells, GOOD)
         train(studio, TOOL, kind="anomaly", profile=profile, seed=seed)
         detector = tool_models(studio, TOOL).anomaly.model
         studio.engine.dispose()
@@ -174,7 +164,7 @@ def held_out_samples(studio: Studio, tool_name: str) -> list[tuple[str, np.ndarr
 def run_mvtec(root: Path, profile: str, seed: int) -> dict:
     """Train on an MVTec AD category's train goods (imported by the product) and score its test images."""
     with tempfile.TemporaryDirectory() as folder:
-        studio = new_studio(Path(folder))
+        studio = open_bench_studio(Path(folder))
         create_tool(studio, TOOL, GOOD)
         report = import_mvtec(studio, TOOL, root)
         result = train(studio, TOOL, kind="anomaly", profile=profile, seed=seed)

@@ -48,9 +48,9 @@ def conformal_rank(n: int, alpha: float = FALSE_ALARM) -> int:
     return min(n, math.ceil((1 - alpha) * (n + 1)))
 
 
-def calibrate(leave_one_out: np.ndarray, alpha: float = FALSE_ALARM) -> Calibration:
+def calibrate(out_of_fold: np.ndarray, alpha: float = FALSE_ALARM) -> Calibration:
     """The calibration of the rule above from the out-of-fold raw scores of the goods."""
-    scores = np.sort(np.asarray(leave_one_out, dtype=np.float64))
+    scores = np.sort(np.asarray(out_of_fold, dtype=np.float64))
     if scores.size < 2:
         raise ValueError("calibration needs the scores of at least two good images")
     threshold = float(scores[conformal_rank(scores.size, alpha) - 1])

@@ -75,6 +75,11 @@ class _Goods:
     def n_images(self) -> int:
         return self.raw.shape[0] // self.variants
 
+    @property
+    def originals(self) -> torch.Tensor:
+        """The untransformed goods' features ``(n, C, h, w)``."""
+        return self.raw[:: self.variants]
+
 
 class NotFittedError(RuntimeError):
     """The detector was used before ``fit`` or ``load``."""
@@ -241,20 +246,18 @@ class PatchCoreDetector:
                                radius=self.radius, stage_dim=channels)
         if self.synthetic_images > 0:
             drawn = members[goods.owners]
-            originals = goods.raw[:: goods.variants][members]
+            originals = goods.originals[members]
             is_good = torch.arange(len(originals) + int(drawn.sum())) < len(originals)
             model.set_projection(discriminant_projection(torch.cat([originals, goods.synthetic[drawn]]), is_good,
                                                          self._dims(channels), self.shrinkage, self.defect_patches,
                                                          goods.where[drawn]))
         rows = members[goods.sources]
-        embedding = model.project_patches(goods.raw[rows])
+        embedding, sources = model.project_patches(goods.raw[rows]), goods.sources[rows]
         keep = self._memory_subset(embedding)
         model.set_memory(embedding[keep])
-        memory_sources = goods.sources[rows][keep]
-        with torch.inference_mode():
-            leave_one_out = torch.cat([model.nearest_distances(embedding[i : i + 1], exclude=memory_sources == source)
-                                       for i, source in zip(range(0, len(embedding), goods.variants),
-                                                            goods.sources[rows][:: goods.variants].tolist(), strict=True)])
+        with torch.inference_mode():  # each member against the memory without its own rows
+            leave_one_out = torch.cat([model.nearest_distances(embedding[i : i + 1], exclude=sources[keep] == sources[i])
+                                       for i in range(0, len(embedding), goods.variants)])
         mean = leave_one_out.mean(dim=0)  # (h, w)
         scale = (1 - self.position_shrink) * mean + self.position_shrink * mean.mean()
         model.set_position_scale(scale.clamp_min(MIN_POSITION_SCALE * float(mean.mean())))
@@ -273,7 +276,7 @@ class PatchCoreDetector:
             held = folds == fold
             model = self._fit_model(goods, ~held)
             with torch.inference_mode():
-                patches = model.patch_scores(model.project_patches(goods.raw[:: goods.variants][held]),
+                patches = model.patch_scores(model.project_patches(goods.originals[held]),
                                              None if mirrored is None else model.project_patches(mirrored[held]))
             scores[held] = patches.flatten(1).amax(dim=1)
             report((fold + 1) / n_folds)
