@@ -216,3 +216,6 @@ class AuditEntry(Base):
     tool_id: Mapped[int | None] = mapped_column(ForeignKey("tool.id", ondelete="SET NULL"), default=None)
     target: Mapped[str] = mapped_column(String(100))  # e.g. "inspection 12", "model_version 3"
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+from storage import line_tables  # noqa: E402,F401  (the line's tables share Base; issue 17)
