@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import StudioError, TrainingCancelledError
+from core.line.cli import add_line_commands
 from core.studio import Studio, open_studio
 from models.profiles import DEFAULT_PROFILE, PROFILES
 
@@ -197,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", default="-", help="file to write (default: stdout)")
     export.set_defaults(func=cmd_analytics_export)
     add_review_commands(commands)
+    add_line_commands(commands)  # station, outputs, recipes (issue 17)
     return parser
 
 

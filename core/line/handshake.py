@@ -144,9 +144,6 @@ class Handshake:
         if self._bits["Busy"]:
             self._error_locked(ErrorCode.TRIGGER_WHILE_BUSY)
             return False
-        if not self._bits["Ready"]:
-            self._error_locked(ErrorCode.NOT_READY, result_ready=True)
-            return False
         self._bits.update(Busy=True, ResultReady=False, OK=False, NG=False, Review=False, Error=False)
         self._regs["ErrorCode"] = 0
         return True

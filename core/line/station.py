@@ -1,0 +1,426 @@
+"""The headless station service: frames in, verdicts out to PLC / MQTT / OPC UA / webhook.
+
+Threads: the grabber (newest frame only), the inspector (one queue of triggers and recipe changes,
+so a changeover never runs beside an inspection), one delivery worker per output, the Modbus and
+OPC UA servers (own event loops), a small REST server on loopback, and a heartbeat that writes the
+station's status to the database every second (the Line page reads it) and follows recipe changes
+made in the studio.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from sqlalchemy import select
+
+from core.errors import DatabaseUnavailableError, NotFoundError, StudioError
+from core.line import recipes as recipe_service
+from core.line.handshake import ErrorCode, Handshake
+from core.line.judge import ToolSetup, class_index, inspect_and_record, load_tool
+from core.line.mqtt import MqttLink
+from core.line.outbox import DeliveryWorker, Outbox, ensure_station
+from core.line.outputs import make_sender, output_config
+from core.line.sources import FrameGrabber
+from core.live.triggers import PartTrigger, thumbnail
+from core.studio import Studio
+from storage.line_tables import LineStation, Output
+from storage.tables import utc_now
+
+log = logging.getLogger("studio.line.station")
+TRIGGER_MODES = ("plc", "continuous", "part-present")
+DECISION_RANK = {"pass": 0, "review": 1, "fail": 2}
+
+
+@dataclass
+class StationOptions:
+    name: str
+    source: str
+    tool: str | None = None
+    recipe: str | None = None
+    modbus_port: int | None = None
+    opcua_port: int | None = None
+    http_port: int = 0
+    bind: str = "0.0.0.0"
+    trigger: str = "plc"  # plc: PLC / MQTT / REST triggers only; continuous / part-present: also from frames
+    fps: float = 10.0
+    max_frame_age_s: float = 5.0
+    heartbeat_s: float = 1.0
+
+
+@dataclass
+class Request:
+    kind: str  # trigger | recipe | stop
+    source: str
+    key: str | int | None = None
+    audited: bool = False
+    at: float = field(default_factory=time.monotonic)
+
+
+class Station:
+    """One running station. ``start()`` then ``wait()``; ``stop()`` from any thread."""
+
+    def __init__(self, studio: Studio, options: StationOptions) -> None:
+        self.studio, self.options, self.name = studio, options, options.name
+        self.handshake = Handshake(self._on_trigger, self._on_recipe_request)
+        self.outbox = Outbox()
+        self.grabber = FrameGrabber(options.source, fps=options.fps)
+        self.requests: queue.Queue[Request] = queue.Queue()
+        self.stopping = threading.Event()
+        self.tools: list[ToolSetup] = []
+        self.recipe: recipe_service.RecipeInfo | None = None
+        self._recipe_cache: dict[int, list[ToolSetup]] = {}
+        self.workers: dict[int, DeliveryWorker] = {}
+        self.links: dict[int, MqttLink] = {}
+        self.errors: deque[dict[str, str]] = deque(maxlen=20)
+        self.inspections = 0
+        self.last_result: dict[str, Any] | None = None
+        self.modbus: Any = None
+        self.opcua: Any = None
+        self.http: ThreadingHTTPServer | None = None
+        self.started_at = utc_now()
+        self._camera_up: bool | None = None
+        self._threads: list[threading.Thread] = []
+
+    # --- reporting ----------------------------------------------------------------------------
+    def report(self, message: str, code: ErrorCode | None = None, result_ready: bool = False) -> None:
+        """An error for the log, the page and (with ``code``) the PLC's Error bit."""
+        log.error("station %s: %s", self.name, message)
+        self.errors.append({"at": utc_now().isoformat(timespec="seconds") + "Z", "message": message})
+        if code is not None:
+            self.handshake.error(code, message, result_ready=result_ready)
+
+    # --- callbacks from protocols (must not block) --------------------------------------------
+    def _on_trigger(self, source: str) -> None:
+        self.requests.put(Request("trigger", source))
+
+    def _on_recipe_request(self, number: int, source: str) -> None:
+        self.requests.put(Request("recipe", source, number))
+
+    def trigger(self, source: str) -> bool:
+        return self.handshake.trigger(source)
+
+    def change_recipe(self, key: str | int, source: str) -> None:
+        self.requests.put(Request("recipe", source, key))
+
+    def on_mqtt_command(self, payload: bytes) -> None:
+        try:
+            command = json.loads(payload.decode("utf-8"))
+            if not isinstance(command, dict) or command.get("cmd") not in ("trigger", "recipe"):
+                raise ValueError('expected {"cmd": "trigger"} or {"cmd": "recipe", "recipe": NAME or NUMBER}')
+            if command["cmd"] == "trigger":
+                self.trigger("mqtt")
+            else:
+                key = command.get("recipe")
+                if not isinstance(key, (str, int)) or isinstance(key, bool) or key == "":
+                    raise ValueError('a recipe command needs "recipe": NAME or NUMBER')
+                self.change_recipe(key, "mqtt")
+        except (ValueError, UnicodeDecodeError) as error:
+            self.report(f"malformed MQTT command {payload[:200]!r}: {error}", ErrorCode.BAD_COMMAND)
+
+    # --- the inspector ------------------------------------------------------------------------
+    def _inspector(self) -> None:
+        while True:
+            request = self.requests.get()
+            if request.kind == "stop":
+                return
+            try:
+                if request.kind == "trigger":
+                    self._inspect(request)
+                else:
+                    self._apply_recipe(request)
+            except Exception as error:  # never leave Busy set, never die
+                self.report(f"unexpected error: {error}", ErrorCode.MODEL_FAILURE, result_ready=True)
+                log.exception("inspector")
+
+    def _inspect(self, request: Request) -> None:
+        frame = self.grabber.latest()
+        if frame is None or time.monotonic() - frame.at > self.options.max_frame_age_s:
+            why = self.grabber.error or "no frame from the source yet"
+            self.report(f"trigger from {request.source}: no frame ({why})", ErrorCode.NO_FRAME, result_ready=True)
+            return
+        if not self.tools:
+            self.report(f"trigger from {request.source}: no recipe or tool loaded", ErrorCode.NOT_READY, result_ready=True)
+            return
+        seqs: list[int] = []
+        try:
+            recorded = inspect_and_record(
+                self.studio, self.name, self.recipe.name if self.recipe else None, self.tools, frame.rgb,
+                in_transaction=[lambda session, rec: seqs.append(self.outbox.in_transaction(session, rec).seq)],
+                after_commit=[self.outbox.after_commit])
+        except DatabaseUnavailableError as error:
+            self.report(f"inspection not recorded: {error}", ErrorCode.DATABASE, result_ready=True)
+            return
+        except StudioError as error:
+            self.report(f"model failure: {error}", ErrorCode.MODEL_FAILURE, result_ready=True)
+            return
+        worst = max(recorded, key=lambda r: DECISION_RANK.get(r.decision, 0))
+        tool = next(t for t in self.tools if t.name == worst.tool)
+        self.inspections += len(recorded)
+        self.handshake.complete(seqs[-1], worst.decision, class_index(tool, worst.label), worst.score)
+        self.last_result = {"seq": seqs[-1], "decision": worst.decision, "label": worst.label,
+                            "score": round(worst.score, 4), "tool": worst.tool, "source": request.source,
+                            "ms": round((time.monotonic() - request.at) * 1000, 1)}
+
+    def _apply_recipe(self, request: Request) -> None:
+        try:
+            recipe = recipe_service.find_recipe(self.studio, self.name, request.key if request.key is not None else "")
+        except NotFoundError as error:
+            self.report(f"recipe change from {request.source}: {error}", ErrorCode.UNKNOWN_RECIPE)
+            return
+        try:
+            tools = self._recipe_cache.get(recipe.id) or [load_tool(self.studio, entry) for entry in recipe.tools]
+        except StudioError as error:
+            self.report(f"recipe {recipe.name!r} cannot load its models: {error}", ErrorCode.MODEL_FAILURE)
+            return
+        self._recipe_cache[recipe.id] = tools
+        if not request.audited:
+            recipe_service.activate_recipe(self.studio, self.name, recipe.name,
+                                           via=request.source)
+        self.tools, self.recipe = tools, recipe
+        self.handshake.set_recipe(recipe.number)
+        self._update_ready()
+        log.info("station %s: recipe %s (%d) active (from %s)", self.name, recipe.name, recipe.number, request.source)
+
+    def _update_ready(self) -> None:
+        self.handshake.set_ready(bool(self.tools) and self.grabber.connected)
+
+    # --- frame-driven triggers ----------------------------------------------------------------
+    def _frame_trigger(self) -> None:
+        part = PartTrigger()
+        last = 0
+        while not self.stopping.is_set():
+            with self.grabber.new_frame:
+                self.grabber.new_frame.wait(1.0)
+            frame = self.grabber.latest()
+            if frame is None or frame.number == last:
+                continue
+            last = frame.number
+            part.observe(thumbnail(frame.rgb))
+            busy = self.handshake.signals().bit("Busy") or not self.requests.empty()
+            if not busy and part.should_record(self.options.trigger, True, False):
+                self.handshake.trigger(self.options.trigger)
+
+    # --- outputs ------------------------------------------------------------------------------
+    def _sync_outputs(self) -> None:
+        with self.studio.transaction() as session:
+            wanted = set(session.scalars(select(Output.id).where(Output.station == self.name, Output.enabled.is_(True))))
+        for output_id in set(self.workers) - wanted:
+            self.workers.pop(output_id).stop()
+            link = self.links.pop(output_id, None)
+            if link:
+                link.stop()
+        for output_id in wanted - set(self.workers):
+            row = output_config(self.studio, output_id)
+            worker: DeliveryWorker
+            if row.kind == "mqtt":
+                link = make_sender(row, on_command=self.on_mqtt_command)  # type: ignore[assignment]
+                assert isinstance(link, MqttLink)
+                worker = DeliveryWorker(self.studio, row.id, row.name, link)
+                link.on_connected = worker.wake.set
+                self.links[row.id] = link
+                link.start()
+            else:
+                worker = DeliveryWorker(self.studio, row.id, row.name, make_sender(row))
+            self.outbox.register(worker.wake)
+            self.workers[row.id] = worker
+            worker.start()
+
+    def outputs_status(self) -> dict[str, Any]:
+        status = {}
+        for output_id, worker in self.workers.items():
+            sender: Any = worker.sender
+            status[worker.output_name] = {"id": output_id, "state": getattr(sender, "state", "?"),
+                                          "error": getattr(sender, "error", None) or worker.last_error,
+                                          "delivered": worker.delivered}
+        return status
+
+    # --- heartbeat ----------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(), "started_at": self.started_at.isoformat(timespec="seconds") + "Z",
+            "source": {"source": self.options.source, "kind": self.grabber.kind, "connected": self.grabber.connected,
+                       "error": self.grabber.error, "frames": self.grabber.frames},
+            "trigger": self.options.trigger,
+            "http": f"127.0.0.1:{self.http.server_address[1]}" if self.http else None,
+            "modbus": None if self.modbus is None else {"port": self.modbus.port, "state": self.modbus.state,
+                                                         "error": self.modbus.error},
+            "opcua": None if self.opcua is None else {"endpoint": self.opcua.endpoint, "state": self.opcua.state,
+                                                       "error": self.opcua.error},
+            "outputs": self.outputs_status(),
+            "recipe": self.recipe.as_dict() if self.recipe else None,
+            "tools": [t.name for t in self.tools],
+            "signals": self.handshake.signals().as_dict(),
+            "errors": list(self.errors), "inspections": self.inspections, "last_result": self.last_result,
+        }
+
+    def _heartbeat(self) -> None:
+        beats = 0
+        while not self.stopping.wait(self.options.heartbeat_s):
+            beats += 1
+            try:
+                if self._camera_up is not self.grabber.connected:
+                    if self._camera_up and not self.grabber.connected:
+                        self.report(f"camera lost: {self.grabber.error}", ErrorCode.NO_FRAME)
+                    self._camera_up = self.grabber.connected
+                    self._update_ready()
+                self._write_status()
+                if beats % 5 == 0:
+                    self._sync_outputs()
+            except StudioError as error:
+                log.error("station %s heartbeat: %s", self.name, error)
+
+    def _write_status(self) -> None:
+        with self.studio.transaction() as session:
+            row = ensure_station(session, self.name)
+            row.status, row.heartbeat_at = self.status(), utc_now()
+            active = row.active_recipe_id
+        if self.recipe and active and active != self.recipe.id:  # changed in the studio or the CLI
+            self.requests.put(Request("recipe", "studio", str(active_name(self.studio, active)), audited=True))
+
+    # --- REST (loopback) ----------------------------------------------------------------------
+    def _start_http(self) -> None:
+        station = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _reply(self, code: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # noqa: N802
+                if self.path == "/status":
+                    self._reply(200, station.status())
+                else:
+                    self._reply(404, {"error": "GET /status"})
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b"{}"
+                if self.path == "/trigger":
+                    accepted = station.trigger("rest")
+                    self._reply(200 if accepted else 409, {"accepted": accepted, "signals": station.handshake.signals().as_dict()})
+                elif self.path == "/recipe":
+                    try:
+                        key = json.loads(raw or b"{}").get("recipe")
+                    except (ValueError, AttributeError):
+                        key = None
+                    if key is None:
+                        self._reply(400, {"error": 'POST /recipe {"recipe": NAME or NUMBER}'})
+                    else:
+                        station.change_recipe(key, "rest")
+                        self._reply(202, {"requested": key})
+                else:
+                    self._reply(404, {"error": "POST /trigger or /recipe"})
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", self.options.http_port), Handler)
+        self._spawn(self.http.serve_forever, "rest")
+
+    # --- life cycle ---------------------------------------------------------------------------
+    def _spawn(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def start(self) -> None:
+        with self.studio.transaction() as session:
+            ensure_station(session, self.name)
+        self.grabber.start()
+        if self.options.recipe:
+            self._apply_recipe(Request("recipe", "startup", self.options.recipe))
+            if self.recipe is None:
+                raise StudioError(f"station {self.name!r}: recipe {self.options.recipe!r} cannot be used ({self.errors[-1]['message']})")
+        elif self.options.tool:
+            self.tools = [load_tool(self.studio, {"tool": self.options.tool})]
+        self._spawn(self._inspector, "inspector")
+        if self.options.modbus_port is not None:
+            from core.line.modbus import ModbusStation
+
+            self.modbus = ModbusStation(self.handshake, self.options.bind, self.options.modbus_port)
+            self.modbus.start()
+            if self.modbus.error:
+                self.report(self.modbus.error)
+        if self.options.opcua_port is not None:
+            from core.line.opcua import OpcUaStation
+
+            self.opcua = OpcUaStation(self.handshake, self.name, self.options.bind, self.options.opcua_port)
+            self.opcua.start()
+            if self.opcua.error:
+                self.report(self.opcua.error)
+        self._start_http()
+        self._sync_outputs()
+        if self.options.trigger in ("continuous", "part-present"):
+            self._spawn(self._frame_trigger, "frame-trigger")
+        deadline = time.monotonic() + 5
+        while not self.grabber.connected and not self.grabber.error and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._camera_up = self.grabber.connected
+        if not self.grabber.connected:
+            self.report(f"source not available yet: {self.grabber.error or 'no frame'}; retrying", ErrorCode.NO_FRAME)
+        self._update_ready()
+        self._write_status()
+        self._spawn(self._heartbeat, "heartbeat")
+        log.info("station %s running (source %s)", self.name, self.options.source)
+
+    def stop(self) -> None:
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        self.requests.put(Request("stop", "stop"))
+        self.grabber.stop()
+        for worker in self.workers.values():
+            worker.stop()
+        for link in self.links.values():
+            link.stop()
+        if self.modbus:
+            self.modbus.stop()
+        if self.opcua:
+            self.opcua.stop()
+        if self.http:
+            self.http.shutdown()
+        try:
+            with self.studio.transaction() as session:
+                row = ensure_station(session, self.name)
+                row.status = {**(row.status or {}), "stopped_at": utc_now().isoformat(timespec="seconds") + "Z"}
+        except StudioError:
+            pass
+
+    def wait(self) -> None:
+        """Block until SIGINT / SIGTERM (or ``stop()``), then stop."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+            signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        while not self.stopping.wait(0.5):
+            pass
+        self.stopping.clear()
+        self.stop()
+
+
+def active_name(studio: Studio, recipe_id: int) -> str:
+    from storage.line_tables import Recipe
+
+    with studio.transaction() as session:
+        row = session.get(Recipe, recipe_id)
+        return row.name if row else ""
+
+
+def station_rows(studio: Studio) -> list[dict[str, Any]]:
+    """Every known station with its last status and heartbeat (for the page and the CLI)."""
+    with studio.transaction() as session:
+        return [{"name": r.name, "seq": r.seq, "active_recipe_id": r.active_recipe_id, "status": dict(r.status or {}),
+                 "heartbeat_at": r.heartbeat_at} for r in session.scalars(select(LineStation).order_by(LineStation.name))]
