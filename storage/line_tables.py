@@ -26,6 +26,8 @@ class LineStation(Base):
     seq: Mapped[int] = mapped_column(Integer, default=0)  # last event sequence number
     active_recipe_id: Mapped[int | None] = mapped_column(
         ForeignKey("recipe.id", use_alter=True, ondelete="SET NULL"), default=None)
+    status: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # written by the running service
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 

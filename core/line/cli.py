@@ -117,9 +117,9 @@ def cmd_outputs_remove(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def cmd_outputs_test(studio: Studio, args: argparse.Namespace) -> int:
-    from core.line.outputs import test_output
+    from core.line.outputs import publish_test
 
-    result = test_output(studio, args.station, args.name)
+    result = publish_test(studio, args.station, args.name)
     _print(result)
     return 0 if result["ok"] else 1
 

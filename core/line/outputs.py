@@ -102,7 +102,7 @@ def make_sender(row: Output, **mqtt_callbacks: Any) -> Sender:
     return webhook.WebhookSender(row.url, row.secret)
 
 
-def test_event(station: str) -> dict[str, Any]:
+def sample_event(station: str) -> dict[str, Any]:
     """A clearly marked test event (``"test": true``, tool ``_test``)."""
     recorded = RecordedInspection(0, "_test", 0, station, None, utc_now(), "pass", "test", 0.0)
     event = build_event(recorded, str(uuid.uuid4()), 0)
@@ -110,13 +110,13 @@ def test_event(station: str) -> dict[str, Any]:
     return event
 
 
-def test_output(studio: Studio, station: str, name: str, timeout: float = 5.0) -> dict[str, Any]:
+def publish_test(studio: Studio, station: str, name: str, timeout: float = 5.0) -> dict[str, Any]:
     """Send one test event now, outside the outbox; says whether it was confirmed and why not."""
     with studio.transaction() as session:
         row = _require(session, station, name)
         session.expunge(row)
     sender = make_sender(row)
-    event = test_event(station)
+    event = sample_event(station)
     if isinstance(sender, mqtt.MqttLink):
         sender.start()
         try:

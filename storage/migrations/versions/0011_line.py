@@ -34,6 +34,8 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=100), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('active_recipe_id', sa.Integer(), nullable=True),
+    sa.Column('status', sa.JSON(), nullable=False),
+    sa.Column('heartbeat_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.ForeignKeyConstraint(['active_recipe_id'], ['recipe.id'], name=op.f('fk_line_station_active_recipe_id_recipe'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_line_station')),
