@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up everything the tests need (Python packages, Chromium, PostgreSQL) and runs them all.
+# Sets up everything the tests need (Python packages, Chromium, PostgreSQL, Mosquitto) and runs them all.
 set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh requirements-test.txt
@@ -8,6 +8,8 @@ need=()
 [ -x /usr/bin/chromium ] || need+=(chromium)
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)  # scripts/make_cert.sh and its test
+command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)  # the line tests' MQTT broker (tests/line)
+command -v mosquitto_passwd >/dev/null 2>&1 || need+=(mosquitto-clients)
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing ${need[*]} with apt-get ..."
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

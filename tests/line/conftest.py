@@ -3,6 +3,7 @@ a trained tool (fast profile) and the station service as a subprocess. No protoc
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shutil
@@ -55,7 +56,8 @@ class Mosquitto:
         self.folder, self.port, self.users = folder, free_port(), users
         self.process: subprocess.Popen[bytes] | None = None
         folder.mkdir(parents=True, exist_ok=True)
-        lines = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {folder}/",
+        lines = [f"listener {self.port} 127.0.0.1", f"user {getpass.getuser()}",  # as root: keep root (files in tmp)
+                 "persistence true", f"persistence_location {folder}/",
                  "autosave_interval 1", "autosave_on_changes true"]
         if users:
             passwords = folder / "passwords"

@@ -55,8 +55,12 @@ class Subscriber:
         assert self.ready.wait(15)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        try:
+            payload = json.loads(message.payload)
+        except ValueError:
+            payload = {}  # e.g. a malformed command a test sends to the station
         with self.lock:
-            self.messages.append((message.topic, json.loads(message.payload) if message.payload.startswith(b"{") else {}))
+            self.messages.append((message.topic, payload if isinstance(payload, dict) else {}))
 
     def events(self) -> list[dict[str, Any]]:
         with self.lock:
