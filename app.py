@@ -15,6 +15,7 @@ navigation = st.navigation(
         st.Page("pages/review.py", title="Review", icon=":material/fact_check:", url_path="review"),
         st.Page("pages/analytics.py", title="Analytics", icon=":material/monitoring:", url_path="analytics"),
         st.Page("pages/models.py", title="Models", icon=":material/history:", url_path="models"),
+        st.Page("pages/line.py", title="Line", icon=":material/precision_manufacturing:", url_path="line"),
     ]
 )
 render_sidebar()

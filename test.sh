@@ -9,7 +9,6 @@ need=()
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need+=(postgresql)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)  # scripts/make_cert.sh and its test
 command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)  # the line tests' MQTT broker (tests/line)
-command -v mosquitto_passwd >/dev/null 2>&1 || need+=(mosquitto-clients)
 if [ ${#need[@]} -gt 0 ]; then
   echo "Installing ${need[*]} with apt-get ..."
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

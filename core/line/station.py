@@ -29,6 +29,7 @@ from core.line.handshake import ErrorCode, Handshake
 from core.line.judge import ToolSetup, class_index, inspect_and_record, load_tool
 from core.line.mqtt import MqttLink
 from core.line.outbox import DeliveryWorker, Outbox, ensure_station
+from core.line.overview import station_rows  # noqa: F401  (re-exported for the CLI and tests)
 from core.line.outputs import make_sender, output_config
 from core.line.sources import FrameGrabber
 from core.live.triggers import PartTrigger, thumbnail
@@ -418,9 +419,3 @@ def active_name(studio: Studio, recipe_id: int) -> str:
         row = session.get(Recipe, recipe_id)
         return row.name if row else ""
 
-
-def station_rows(studio: Studio) -> list[dict[str, Any]]:
-    """Every known station with its last status and heartbeat (for the page and the CLI)."""
-    with studio.transaction() as session:
-        return [{"name": r.name, "seq": r.seq, "active_recipe_id": r.active_recipe_id, "status": dict(r.status or {}),
-                 "heartbeat_at": r.heartbeat_at} for r in session.scalars(select(LineStation).order_by(LineStation.name))]
