@@ -8,19 +8,21 @@ the outbox's hook pair subscribed (``recorder.subscribe(in_transaction=..., afte
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import cv2
 import numpy as np
 from sqlalchemy.orm import Session
 
 from core.decision import CLASSIFIER
-from core.images import encode_png
+from core.errors import StudioError
 from core.inference import ToolModels, inspect_rgb, tool_models
 from core.line.events import RecordedInspection
-from core.reviews import drawn_for_audit
+from core.reviews import review_settings
 from core.roi import crop_to_roi
 from core.studio import Studio
 from core.tools import get_roi, get_tool
@@ -39,6 +41,7 @@ class ToolSetup:
     classes: list[str]
     roi: list[float] | None
     models: ToolModels
+    audit_share: float = 0.0  # passes drawn for the review queue (the tool's setting, read at load)
 
 
 def load_tool(studio: Studio, entry: dict[str, Any]) -> ToolSetup:
@@ -50,7 +53,8 @@ def load_tool(studio: Studio, entry: dict[str, Any]) -> ToolSetup:
     if entry.get("threshold") is not None and models.classifier is not None:
         models = replace(models, classifier=replace(models.classifier, threshold=float(entry["threshold"])))
     roi = entry.get("roi") if entry.get("roi") is not None else get_roi(studio, info.name)
-    return ToolSetup(info.name, info.id, list(info.classes), roi, models)
+    audit_share = float(review_settings(info.settings)["audit_share"])
+    return ToolSetup(info.name, info.id, list(info.classes), roi, models, audit_share)
 
 
 def inspect_and_record(studio: Studio, station: str, recipe: str | None, tools: Sequence[ToolSetup],
@@ -65,8 +69,8 @@ def inspect_and_record(studio: Studio, station: str, recipe: str | None, tools: 
         prediction = inspect_rgb(tool.models, tool.name, crop)
         ms = (time.perf_counter() - started) * 1000
         verdict = prediction.verdict
-        audit = verdict.decision == "pass" and drawn_for_audit(studio, tool.tool_id)
-        key = studio.images.put(encode_png(crop), "png")[0] if verdict.decision != "pass" or audit else None
+        audit = verdict.decision == "pass" and tool.audit_share > 0 and random.random() < tool.audit_share
+        key = studio.images.put(fast_png(crop), "png")[0] if verdict.decision != "pass" or audit else None
         judged.append((tool, prediction, ms, audit, key))
     recorded: list[RecordedInspection] = []
     with studio.transaction() as session:
@@ -88,6 +92,15 @@ def inspect_and_record(studio: Studio, station: str, recipe: str | None, tools: 
         for hook in after_commit:
             hook(record)
     return recorded
+
+
+def fast_png(rgb: np.ndarray) -> bytes:
+    """Lossless PNG at low compression: about 1 ms for a 300 x 300 crop instead of about 12 (the
+    image is written before the PLC gets its result)."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise StudioError("the frame could not be encoded as PNG")
+    return data.tobytes()
 
 
 def class_index(tool: ToolSetup, label: str) -> int:

@@ -41,9 +41,12 @@ def ensure_station(session: Session, name: str) -> LineStation:
 
 def next_seq(session: Session, station: str) -> int:
     """The station's next event sequence number, taken under the row's write lock (this transaction)."""
-    ensure_station(session, station)
-    session.execute(update(LineStation).where(LineStation.name == station).values(seq=LineStation.seq + 1))
-    return int(session.scalar(select(LineStation.seq).where(LineStation.name == station)))
+    seq = session.scalar(update(LineStation).where(LineStation.name == station).values(seq=LineStation.seq + 1)
+                         .returning(LineStation.seq))
+    if seq is None:
+        ensure_station(session, station)
+        return next_seq(session, station)
+    return int(seq)
 
 
 def backoff_seconds(attempts: int) -> float:
