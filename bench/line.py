@@ -197,6 +197,38 @@ def handshakes(plc: ModbusTcpClient, n: int) -> list[float]:
     return times
 
 
+def opcua_handshakes(port: int, n: int) -> list[float]:
+    """The same handshake over OPC UA (asyncua client reading ResultReady every 1 ms)."""
+    import asyncio
+
+    from asyncua import Client
+
+    from core.line.opcua import NAMESPACE
+
+    async def run() -> list[float]:
+        async with Client(f"opc.tcp://127.0.0.1:{port}/studio/", timeout=10) as client:
+            idx = await client.get_namespace_index(NAMESPACE)
+            obj = await client.nodes.objects.get_child([f"{idx}:line1"])
+            node = {name: await obj.get_child([f"{idx}:{name}"]) for name in ("Trigger", "Ack", "ResultReady", "Error")}
+            times = []
+            for _ in range(n):
+                started = time.perf_counter()
+                await node["Trigger"].write_value(True)
+                while not await node["ResultReady"].read_value():
+                    await asyncio.sleep(POLL_S)
+                times.append((time.perf_counter() - started) * 1000)
+                if await node["Error"].read_value():
+                    raise RuntimeError("OPC UA handshake ended in Error")
+                await node["Trigger"].write_value(False)
+                await node["Ack"].write_value(True)
+                while await node["ResultReady"].read_value():
+                    await asyncio.sleep(POLL_S)
+                await node["Ack"].write_value(False)
+            return times
+
+    return asyncio.run(run())
+
+
 def changeovers(plc: ModbusTcpClient, n: int) -> list[float]:
     times = []
     for i in range(n):
@@ -236,10 +268,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=400.0, help="events per second recorded during the chaos run")
     parser.add_argument("--throughput", type=int, default=5000)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--parts", default="handshake,throughput,chaos", help="which parts to run")
+    parser.add_argument("--opcua", type=int, default=200, help="handshakes over OPC UA")
+    parser.add_argument("--parts", default="handshake,opcua,throughput,chaos", help="which parts to run")
     args = parser.parse_args()
     if args.quick:
-        args.handshakes, args.changeovers, args.events, args.throughput = 50, 10, 1000, 1000
+        args.handshakes, args.changeovers, args.events, args.throughput, args.opcua = 50, 10, 1000, 1000, 30
     work = Path(tempfile.mkdtemp(prefix="line-bench-"))
     result: dict[str, Any] = {"bench": "line", "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                               "handshakes": args.handshakes, "events": args.events}
@@ -256,8 +289,9 @@ def main() -> None:
         for path in sorted(ELPV.rglob("*.png")):
             shutil.copy(path, frames / f"{path.parent.name}_{path.name}")
         modbus = free_port()
+        opcua = free_port()
         station_args = ("--station", "line1", "--recipe", "cell-a", "--source", str(frames), "--modbus-port", str(modbus),
-                        "--bind", "127.0.0.1", "--fps", "30")
+                        "--opcua-port", str(opcua), "--bind", "127.0.0.1", "--fps", "30")
         station = StationProcess(data, *station_args)
         plc = ModbusTcpClient("127.0.0.1", port=modbus)
         plc.connect()
@@ -273,6 +307,15 @@ def main() -> None:
                       model_ms={"p50": pct(model, 50), "p99": pct(model, 99)},
                       overhead_ms={"p50": round(pct(times, 50) - pct(model, 50), 2), "p99": round(pct(times, 99) - pct(model, 99), 2)})
         log(f"handshakes: {result['trigger_to_result_ms']} model {result['model_ms']}")
+        if "opcua" in parts:
+            with studio.transaction() as session:
+                first = int(session.scalar(select(func.max(Inspection.id))) or 0)
+            ua_times = opcua_handshakes(opcua, args.opcua)
+            with studio.transaction() as session:
+                ua_model = [float(v) for v in session.scalars(select(Inspection.latency_ms).where(Inspection.id > first))]
+            result["opcua_trigger_to_result_ms"] = {"p50": pct(ua_times, 50), "p99": pct(ua_times, 99),
+                                                    "model_p50": pct(ua_model, 50), "model_p99": pct(ua_model, 99)}
+            log(f"OPC UA handshakes: {result['opcua_trigger_to_result_ms']}")
         switch = changeovers(plc, args.changeovers)
         result["changeover_ms"] = {"p50": pct(switch, 50), "p99": pct(switch, 99), "max": pct(switch, 100)}
         log(f"changeover: {result['changeover_ms']}")

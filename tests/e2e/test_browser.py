@@ -44,9 +44,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 TOOL = "solar-cell"  # also the demo project's tool
 VIEWPORT = {"width": 1280, "height": 800}
 TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection", "review": "Review queue",
-          "analytics": "Analytics", "models": "Model versions"}
+          "analytics": "Analytics", "models": "Model versions", "line": "Line"}
 NAV_LABELS = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live", "review": "Review",
-              "analytics": "Analytics", "models": "Models"}
+              "analytics": "Analytics", "models": "Models", "line": "Line"}
 TIMEOUT_MS = 60_000
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (./test.sh installs it)")
