@@ -59,6 +59,13 @@ class Outbox:
 
     def __init__(self) -> None:
         self._wake: list[threading.Event] = []
+        self._seqs: dict[int, int] = {}  # inspection id -> event seq, for the PLC's ResultSeq
+        self._lock = threading.Lock()
+
+    def seq_of(self, inspection_id: int) -> int | None:
+        """The sequence number given to a committed inspection's event in this process (and forget it)."""
+        with self._lock:
+            return self._seqs.pop(inspection_id, None)
 
     def in_transaction(self, session: Session, recorded: RecordedInspection) -> OutboxEvent:
         """Add the event of ``recorded`` and one pending delivery per enabled output of its station."""
@@ -72,6 +79,10 @@ class Outbox:
         outputs = session.scalars(select(Output.id).where(Output.station == recorded.station, Output.enabled.is_(True)))
         session.add_all(OutboxDelivery(event_pk=row.id, output_id=oid, next_attempt_at=recorded.created_at)
                         for oid in outputs)
+        with self._lock:
+            if len(self._seqs) > 10_000:  # nobody asked for these (e.g. the page's recorder): forget them
+                self._seqs.clear()
+            self._seqs[recorded.inspection_id] = seq
         return row
 
     def after_commit(self, recorded: RecordedInspection) -> None:

@@ -152,18 +152,17 @@ class Station:
         if not self.tools:
             self.report(f"trigger from {request.source}: no recipe or tool loaded", ErrorCode.NOT_READY, result_ready=True)
             return
-        seqs: list[int] = []
         try:
             recorded = inspect_and_record(
                 self.studio, self.name, self.recipe.name if self.recipe else None, self.tools, frame.rgb,
-                in_transaction=[lambda session, rec: seqs.append(self.outbox.in_transaction(session, rec).seq)],
-                after_commit=[self.outbox.after_commit])
+                in_transaction=[self.outbox.in_transaction], after_commit=[self.outbox.after_commit])
         except DatabaseUnavailableError as error:
             self.report(f"inspection not recorded: {error}", ErrorCode.DATABASE, result_ready=True)
             return
         except StudioError as error:
             self.report(f"model failure: {error}", ErrorCode.MODEL_FAILURE, result_ready=True)
             return
+        seqs = [self.outbox.seq_of(r.inspection_id) or 0 for r in recorded]
         worst = max(recorded, key=lambda r: DECISION_RANK.get(r.decision, 0))
         tool = next(t for t in self.tools if t.name == worst.tool)
         self.inspections += len(recorded)
