@@ -49,7 +49,7 @@ class FrameGrabber(threading.Thread):
         self.frames = 0
         self._latest: Frame | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.new_frame = threading.Condition()
 
     def latest(self) -> Frame | None:
@@ -57,7 +57,7 @@ class FrameGrabber(threading.Thread):
             return self._latest
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def _publish(self, rgb: np.ndarray) -> None:
         self.frames += 1
@@ -74,7 +74,7 @@ class FrameGrabber(threading.Thread):
 
     def run(self) -> None:
         delay = 0.5
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 ok = self._run_folder() if self.kind == "folder" else self._run_capture()
             except Exception as error:  # never let the grabber die
@@ -82,7 +82,7 @@ class FrameGrabber(threading.Thread):
                 ok = False
             if ok:
                 delay = 0.5
-            self._stop.wait(delay)
+            self._halt.wait(delay)
             delay = min(10.0, delay * 2)
 
     def _run_folder(self) -> bool:
@@ -97,10 +97,10 @@ class FrameGrabber(threading.Thread):
             return False
         self.connected, self.error = True, None
         index = 0
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self._publish(images[index % len(images)])
             index += 1
-            self._stop.wait(1.0 / self.fps)
+            self._halt.wait(1.0 / self.fps)
         return True
 
     def _open(self) -> cv2.VideoCapture:
@@ -118,7 +118,7 @@ class FrameGrabber(threading.Thread):
         log.info("source %s opened", self.source)
         pace = 1.0 / (capture.get(cv2.CAP_PROP_FPS) or self.fps) if self.kind == "video" else 0.0
         try:
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 ok, bgr = capture.read()
                 if not ok or bgr is None:
                     if self.kind == "video" and self.frames:  # loop a file
@@ -129,7 +129,7 @@ class FrameGrabber(threading.Thread):
                         return False
                 self._publish(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 if pace:
-                    self._stop.wait(pace)
+                    self._halt.wait(pace)
         finally:
             capture.release()
         return True

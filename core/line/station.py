@@ -145,7 +145,7 @@ class Station:
 
     def _inspect(self, request: Request) -> None:
         frame = self.grabber.latest()
-        if frame is None or time.monotonic() - frame.at > self.options.max_frame_age_s:
+        if frame is None or not self.grabber.connected or time.monotonic() - frame.at > self.options.max_frame_age_s:
             why = self.grabber.error or "no frame from the source yet"
             self.report(f"trigger from {request.source}: no frame ({why})", ErrorCode.NO_FRAME, result_ready=True)
             return
