@@ -108,4 +108,4 @@ def class_index(tool: ToolSetup, label: str) -> int:
     return tool.classes.index(label) if label in tool.classes else 0
 
 
-__all__ = ["ToolSetup", "load_tool", "inspect_and_record", "class_index", "CLASSIFIER"]
+__all__ = ["CLASSIFIER", "ToolSetup", "class_index", "inspect_and_record", "load_tool"]

@@ -16,7 +16,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
 
-from core.line.handshake import COILS, DISCRETE_INPUTS, HOLDING_REGISTERS, INPUT_REGISTERS, Handshake
+from core.line.handshake import COILS, HOLDING_REGISTERS, INPUT_REGISTERS, Handshake
 
 log = logging.getLogger("studio.line.modbus")
 READ_COILS, READ_DISCRETE, READ_HOLDING, READ_INPUT = 1, 2, 3, 4
@@ -105,6 +105,3 @@ class ModbusStation:
     @property
     def state(self) -> str:
         return "error" if self.error else (f"{self.clients} client(s)" if self.clients > 0 else "listening")
-
-
-__all__ = ["ModbusStation", "DISCRETE_INPUTS", "INPUT_REGISTERS"]

@@ -17,7 +17,14 @@ from typing import Any
 from asyncua import Server, ua
 from asyncua.common.callback import CallbackType
 
-from core.line.handshake import COILS, DISCRETE_INPUTS, HOLDING_REGISTERS, INPUT_REGISTERS, Handshake, Signals
+from core.line.handshake import (
+    COILS,
+    DISCRETE_INPUTS,
+    HOLDING_REGISTERS,
+    INPUT_REGISTERS,
+    Handshake,
+    Signals,
+)
 
 log = logging.getLogger("studio.line.opcua")
 NAMESPACE = "urn:inspection-studio:line"

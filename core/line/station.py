@@ -29,12 +29,12 @@ from core.line.handshake import ErrorCode, Handshake
 from core.line.judge import ToolSetup, class_index, inspect_and_record, load_tool
 from core.line.mqtt import MqttLink
 from core.line.outbox import DeliveryWorker, Outbox, ensure_station
-from core.line.overview import station_rows  # noqa: F401  (re-exported for the CLI and tests)
 from core.line.outputs import make_sender, output_config
+from core.line.overview import station_rows  # noqa: F401  (re-exported for the CLI and tests)
 from core.line.sources import FrameGrabber
 from core.live.triggers import PartTrigger, thumbnail
 from core.studio import Studio
-from storage.line_tables import LineStation, Output
+from storage.line_tables import Output
 from storage.tables import utc_now
 
 log = logging.getLogger("studio.line.station")

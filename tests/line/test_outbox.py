@@ -13,7 +13,13 @@ from sqlalchemy import func, select
 from core.line.events import RecordedInspection
 from core.line.mqtt import MqttLink
 from core.line.outbox import DeliveryWorker, Outbox, backlog
-from core.line.outputs import add_output, list_outputs, mask, remove_output, publish_test
+from core.line.outputs import (
+    add_output,
+    list_outputs,
+    mask,
+    publish_test,
+    remove_output,
+)
 from core.line.webhook import WebhookSender, verify
 from core.studio import Studio
 from core.tools import create_tool

@@ -26,7 +26,14 @@ from core.line.webhook import verify
 from core.studio import Studio
 from storage.line_tables import OutboxDelivery, OutboxEvent
 from storage.tables import Inspection
-from tests.line.conftest import ROOT, Mosquitto, Receiver, StationProcess, free_port, wait_until
+from tests.line.conftest import (
+    ROOT,
+    Mosquitto,
+    Receiver,
+    StationProcess,
+    free_port,
+    wait_until,
+)
 from tests.line.test_outbox import Subscriber
 
 pytestmark = [pytest.mark.line, pytest.mark.slow]
@@ -114,7 +121,7 @@ def test_station_end_to_end(line_studio: Studio, frames: Path, mosquitto: Mosqui
         for _ in range(3):
             bits, regs = plc.inspect()
             assert not bits[ERROR] and sum(bits[OK:REVIEW + 1]) == 1
-            event = wait_until(lambda: next((e for e in plant.events() if e["seq"] == regs[SEQ]), None), what="the event")
+            event = wait_until(lambda seq=regs[SEQ]: next((e for e in plant.events() if e["seq"] == seq), None), what="the event")
             assert {"pass": OK, "fail": NG, "review": REVIEW}[event["decision"]] == bits.index(True, OK)
             assert regs[SCORE] == round(event["score"] * 1000) and event["recipe"] == "cell-a"
         # changeover by the PLC's recipe register
