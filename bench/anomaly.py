@@ -1,6 +1,6 @@
 """Benchmark of the anomaly model on ELPV (protocol: /work/shared/GUIDE.md section 3, issue 5).
 
-For N in {10, 20, 50} good cells and each seed: train through ``core.training.train(kind="anomaly")``
+For N in {10, 20, 50} good cells and each seed: train through ``core.training.train(method="anomaly")``
 (the service ``python -m core train --kind anomaly`` calls) in a temporary studio, load the model the
 way ``predict`` does (``core.inference.tool_models``), score every remaining cell; defective means
 defect probability >= 0.5. Baseline in the same run: distance to the nearest training good in the
@@ -117,7 +117,7 @@ def run_one(images, y, n: int, seed: int, cache, position: dict[int, int], profi
     with tempfile.TemporaryDirectory() as folder:
         studio = new_studio(Path(folder))
         import_cells(studio, images, goods, "good")
-        result = train(studio, TOOL, kind="anomaly", profile=profile, seed=seed)
+        result = train(studio, TOOL, method="anomaly", profile=profile, seed=seed)
         detector = tool_models(studio, TOOL).anomaly.model
         studio.engine.dispose()
     raw = np.concatenate([detector.score_stages([[s[rows[i : i + 64]] for s in view] for view in views])[0]
@@ -186,7 +186,7 @@ def timing(images: np.ndarray, y: np.ndarray, repeats: int, profile: str) -> tup
         studio = new_studio(Path(folder))
         goods = np.random.default_rng(0).choice(np.flatnonzero(y == 0), 20, replace=False)
         import_cells(studio, images, goods, "good")
-        train_s = train(studio, TOOL, kind="anomaly", profile=profile).seconds
+        train_s = train(studio, TOOL, method="anomaly", profile=profile).seconds
         detector = tool_models(studio, TOOL).anomaly.model
         studio.engine.dispose()
     cells = [rgb(images[i]) for i in range(repeats + 3)]

@@ -69,7 +69,7 @@ def add(studio: Studio, rows: list[tuple], version_id: int | None, tool: str = T
 def add_version(studio: Studio, metrics: dict, active: bool = True) -> int:
     with studio.transaction() as session:
         tool = repo.get_tool(session, TOOL)
-        version = repo.add_model_version(session, tool_id=tool.id, kind="classifier", profile="fast",
+        version = repo.add_model_version(session, tool_id=tool.id, method="classifier", profile="fast",
                                          status="active" if active else "retired", metrics=metrics,
                                          artifact_dir="x", train_seconds=1.0, n_samples=4)
         if active:
