@@ -33,9 +33,9 @@ from sklearn.model_selection import StratifiedKFold
 from models.artifacts import ArtifactError, load_artifact, save_artifact
 from models.backbones.registry import get_backbone
 from models.classifier.calibration import calibrate_threshold, review_band, validation_report
+from models.classifier.torch_model import FewShotHead, local_stats, patch_features, pooled_maps, position_scale
+from models.positional_memory import nearest_good_distances, to_memory
 from models.projection import discriminant_projection, project
-from models.classifier.torch_model import (FewShotHead, local_stats, patch_features, pooled_maps,
-                                           position_scale, positional_distances, to_memory)
 from models.preprocess import standardise_intensity, to_batch
 from models.profiles import DEFAULT_PROFILE, get_profile
 
@@ -187,7 +187,7 @@ class FewShotClassifier:
             rows = np.flatnonzero(fold_of == f)
             kept = goods[fold_of[goods] != f]
             projection = self._projection(patches[fold_of != f], torch.as_tensor(~is_defect[fold_of != f]))
-            nearest[rows] = self._distances(patches, kept, projection, rows).min(dim=1).values
+            nearest[rows] = self._distances(patches, kept, projection, rows)
             report("validation", 0.6 * (f + 1) / n_folds)
         scale = position_scale(nearest[goods])
         local_oof = local_stats((nearest / scale).flatten(1), self.top_fraction).numpy().astype(np.float64)
@@ -256,9 +256,10 @@ class FewShotClassifier:
 
     def _distances(self, patches: torch.Tensor, goods: np.ndarray, projection: torch.Tensor,
                    rows: np.ndarray) -> torch.Tensor:
-        """Projected distances of ``patches[rows]`` to the memory of ``patches[goods]`` ``(R, G, h, w)``."""
+        """Projected distances of ``patches[rows]`` to the nearest patch of the memory of ``patches[goods]``
+        ``(R, h, w)``."""
         memory = to_memory(project(patches[goods], projection))
-        return positional_distances(project(patches[rows], projection), memory, self.radius)
+        return nearest_good_distances(project(patches[rows], projection), memory, self.radius)
 
     def _fit_defect_head(self, pooled: np.ndarray, y: np.ndarray) -> tuple[LogisticRegression, np.ndarray, np.ndarray]:
         """Which defect class: logistic regression on standardised pooled features of defective images."""
