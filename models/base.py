@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -51,7 +51,6 @@ def mirrored(images: list[np.ndarray]) -> list[np.ndarray]:
     return [np.ascontiguousarray(image[:, ::-1]) for image in images]
 
 
-@runtime_checkable
 class InspectionMethod(Protocol):
     """A trainable inspection model. Constructor: ``cls(*, profile, good_class, seed, **hyper_parameters)``.
 
