@@ -132,8 +132,8 @@ class PatchCoreDetector:
     format_version = 4  # artifact layout: projection (C, D) + positional memory (h, w, K, D) + shrunk position scale
     learns_from = "good"
 
-    def __init__(self, *, profile: str = DEFAULT_PROFILE, good_class: str = "good", layers: tuple[int, ...] = (3, 4), input_size: int | None = None,
-                 pool: int = 3, standardise: bool = True, augment: str = "none", test_flip: bool = False,
+    def __init__(self, *, profile: str = DEFAULT_PROFILE, good_class: str = "good", layers: tuple[int, ...] = (3, 4),
+                 input_size: int | None = None, pool: int = 3, standardise: bool = True, augment: str = "none", test_flip: bool = False,
                  position_shrink: float = 0.3, radius: int = 1, synthetic_images: int = 240, projection_dims: int = 32,
                  shrinkage: float = 0.1, defect_patches: int = 5, bank_mb: float = 48.0, sigma: float = DEFAULT_SIGMA,
                  false_alarm: float = FALSE_ALARM, seed: int = 0) -> None:
@@ -157,12 +157,12 @@ class PatchCoreDetector:
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
-        return {"profile": self.profile, "good_class": self.good_class, "layers": list(self.layers), "input_size": self.input_size,
-                "pool": self.pool, "standardise": self.standardise, "augment": self.augment,
-                "test_flip": self.test_flip, "position_shrink": self.position_shrink, "radius": self.radius,
-                "synthetic_images": self.synthetic_images, "projection_dims": self.projection_dims,
-                "shrinkage": self.shrinkage, "defect_patches": self.defect_patches, "bank_mb": self.bank_mb, "sigma": self.sigma,
-                "false_alarm": self.false_alarm, "seed": self.seed}
+        return {"profile": self.profile, "good_class": self.good_class, "layers": list(self.layers),
+                "input_size": self.input_size, "pool": self.pool, "standardise": self.standardise,
+                "augment": self.augment, "test_flip": self.test_flip, "position_shrink": self.position_shrink,
+                "radius": self.radius, "synthetic_images": self.synthetic_images, "projection_dims": self.projection_dims,
+                "shrinkage": self.shrinkage, "defect_patches": self.defect_patches, "bank_mb": self.bank_mb,
+                "sigma": self.sigma, "false_alarm": self.false_alarm, "seed": self.seed}
 
     # --- features ------------------------------------------------------------------------------
     @property
@@ -170,7 +170,8 @@ class PatchCoreDetector:
         return self.input_size or get_profile(self.profile).input_size
 
     def stage_features(self, images: list[np.ndarray]) -> list[torch.Tensor]:
-        """The backbone's outputs ``[(B, C_s, H_s, W_s)]`` at ``layers`` for RGB uint8 images (on ``get_device()``)."""
+        """The backbone's outputs ``[(B, C_s, H_s, W_s)]`` at ``layers`` (on ``get_device()``) for RGB uint8
+        images."""
         backbone = get_backbone(get_profile(self.profile).backbone)
         if self.standardise:
             images = [standardise_intensity(image) for image in images]

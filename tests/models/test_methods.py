@@ -149,7 +149,9 @@ def test_damaged_artifacts_are_refused_at_load(fitted, tmp_path: Path) -> None:
 
     def poison(tensors: dict[str, torch.Tensor]) -> None:
         name = next(n for n, t in tensors.items() if t.is_floating_point() and t.numel())
-        tensors[name] = tensors[name].clone().view(-1).index_fill(0, torch.tensor([0]), float("nan")).view_as(tensors[name])
+        poisoned = tensors[name].clone()
+        poisoned.view(-1)[0] = float("nan")
+        tensors[name] = poisoned
 
     cases = {
         "nan": ({}, poison, "NaN or infinite"),

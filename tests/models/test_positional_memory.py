@@ -31,7 +31,8 @@ def test_kernel_matches_brute_force(radius: int) -> None:
     got = nearest_good_distances(patches, to_memory(goods), radius)
     assert got.shape == (3, 4, 6) and got.dtype == torch.float32
     torch.testing.assert_close(got.double(), _brute_force(patches, goods, radius), rtol=1e-5, atol=1e-5)
-    chunked = nearest_good_distances(patches, to_memory(goods), radius, chunk=2, prepared=prepare_memory(to_memory(goods)))
+    memory = to_memory(goods)
+    chunked = nearest_good_distances(patches, memory, radius, chunk=2, prepared=prepare_memory(memory))
     torch.testing.assert_close(chunked, got, rtol=0, atol=1e-6)
 
 
