@@ -52,7 +52,7 @@ class Shift:
 DEFAULT_SHIFTS = (Shift("early", 6, 14), Shift("late", 14, 22), Shift("night", 22, 6))
 
 
-def parse_shifts(text: str) -> tuple[Shift, ...]:
+def parse_shifts(text: str) -> list[Shift]:
     """Shifts from ``"early 6-14, late 14-22, night 22-6"``: unique names, hours 0-23, start != end."""
     shifts: list[Shift] = []
     for part in (p for p in text.split(",") if p.strip()):
@@ -60,14 +60,14 @@ def parse_shifts(text: str) -> tuple[Shift, ...]:
         if not match:
             raise InvalidInputError(f"shift {part.strip()!r} must look like 'early 6-14'")
         name, start, end = match.group(1), int(match.group(2)), int(match.group(3))
-        if not (0 <= start <= 23 and 0 <= end <= 24) or start == end % 24:
+        if not (0 <= start <= 23 and 0 <= end <= 24) or start == end:
             raise InvalidInputError(f"shift {name!r}: hours must be 0-23 and the start differ from the end")
         if any(s.name == name for s in shifts):
             raise InvalidInputError(f"shift {name!r} is given twice")
         shifts.append(Shift(name, start, end % 24))
     if not shifts:
         raise InvalidInputError("give at least one shift, e.g. 'day 6-18, night 18-6'")
-    return tuple(shifts)
+    return shifts
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,7 @@ class ToolSettings:
                            ).validated()
         if head == "shifts" and not rest:
             return replace(self, shifts=None if value in (None, "") else
-                           (parse_shifts(value) if isinstance(value, str) else tuple(value))).validated()
+                           tuple(parse_shifts(value) if isinstance(value, str) else value)).validated()
         if head == "roi_frame" and not rest:
             text = value.lower().replace(" ", "").split("x") if isinstance(value, str) else value
             return replace(self, roi_frame=_frame(text)).validated()

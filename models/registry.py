@@ -21,6 +21,7 @@ _CLASSES: tuple[type[InspectionMethod], ...] = (
     KnnDetector,
 )
 METHODS: dict[str, type[InspectionMethod]] = {cls.method: cls for cls in _CLASSES}
+DEFAULT_METHOD = FewShotClassifier.method  # what ``train`` fits unless told otherwise
 
 
 def method_names() -> list[str]:

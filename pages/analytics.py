@@ -44,7 +44,7 @@ with st.expander("Shifts and drift warning"):
                              help="e.g. 'early 6-14, late 14-22, night 22-6'; a shift may run past midnight")
         if st.form_submit_button("Save shifts"):
             try:
-                save_shifts(studio(), tool.name, list(parse_shifts(text)), current_reviewer())
+                save_shifts(studio(), tool.name, parse_shifts(text), current_reviewer())
             except StudioError as error:
                 st.error(str(error))
             else:
