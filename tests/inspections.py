@@ -24,7 +24,7 @@ def classifier_of(studio: Studio, tool_name: str) -> LoadedModel:
 
 
 def record(studio: Studio, tool_name: str, verdict: Verdict, scores: dict[str, float] | None = None,
-           image: bytes | np.ndarray | None = None, station: str = "default", created_at: datetime | None = None,
+           image: bytes | np.ndarray | None = None, station: str | None = "default", created_at: datetime | None = None,
            ms: float = 20.0, version_id: int | None = None, opinions: dict[str, Verdict] | None = None,
            degraded: bool = False, audit_share: float = 0.0) -> int:
     """Record an inspection of ``tool_name`` with ``verdict`` (and, optionally, each model's) as the engine
