@@ -1,16 +1,17 @@
 """Benchmark of the anomaly model on ELPV (protocol: /work/shared/GUIDE.md section 3, issue 5).
 
-For N in {10, 20, 50} good cells and each seed: train through ``core.training.train(kind="anomaly")``
+For N in {10, 20, 50} good cells and each seed: train through ``core.training.train(method="anomaly")``
 (the service ``python -m core train --kind anomaly`` calls) in a temporary studio, load the model the
 way ``predict`` does (``core.inference.tool_models``), score every remaining cell; defective means
-defect probability >= 0.5. Baseline in the same run: distance to the nearest training good in the
-pooled head features of the same backbone (kNN, k = 1). Also: ms to score one image with its
+defect probability >= 0.5. Baseline in the same run: the registry's ``knn`` method (``models/knn``,
+fitted on the same goods): distance to the nearest training good in the pooled head features of the
+same backbone (k = 1, intensity-standardised input like the anomaly model's). Also: ms to score one image with its
 full-resolution map (batch 1, median), training seconds, memory bank MB, and the cross-check
 (a classifier trained on N goods + N defectives beside the anomaly model): share of test cells sent
 to review and accuracy of the automatic pass / fail decisions.
 
 Backbone work is cached once per cell (the stage outputs of each view the detector scores and the
-pooled head), then fed to the detector's own ``score_stages``; everything after the backbone is the
+kNN method's pooled features), then fed to the detector's own ``score_stages``; everything after the backbone is the
 product's code. Prints one JSON object per N and a Markdown table. Accuracy runs niced, timing runs
 short and on a quiet machine (bench/quiet.sh takes the CPU lock and pauses niced jobs):
 
@@ -46,9 +47,9 @@ from core.samples import Candidate, add_images
 from core.studio import open_studio
 from core.tools import DEFAULT_SETTINGS, create_tool
 from core.training import build_classifier, train
-from models.backbones.registry import pooled_features
 from models.classifier.estimator import extract_activations
-from models.profiles import DEFAULT_PROFILE, get_profile
+from models.profiles import DEFAULT_PROFILE
+from models.registry import build
 
 TOOL = "cells"
 BATCH = 16
@@ -71,9 +72,14 @@ def png(gray: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def knn_baseline(profile: str, seed: int = 0):
+    """The kNN method of the registry, with the product's recipe (the baseline)."""
+    return build("knn", profile=profile, good_class="good", seed=seed)
+
+
 def backbone_cache(images: np.ndarray, indices: np.ndarray, detector) -> tuple[list[list[torch.Tensor]], torch.Tensor]:
     """The detector's stage outputs of each view (its own preprocessing and test-time flip) and the
-    pooled head features of the profile's plain input (the kNN baseline) of the cells ``indices``."""
+    kNN baseline's pooled features of the cells ``indices``."""
     views: list[list[list[torch.Tensor]]] | None = None
     pooled = []
     for start in range(0, len(indices), BATCH):
@@ -83,7 +89,7 @@ def backbone_cache(images: np.ndarray, indices: np.ndarray, detector) -> tuple[l
         for view, view_outputs in zip(views, outputs, strict=True):
             for slot, output in zip(view, view_outputs, strict=True):
                 slot.append(output)
-        pooled.append(pooled_features(get_profile(detector.profile), chunk))
+        pooled.append(knn_baseline(detector.profile).features(chunk))
     assert views is not None
     return [[torch.cat(s) for s in view] for view in views], torch.cat(pooled)
 
@@ -117,14 +123,14 @@ def run_one(images, y, n: int, seed: int, cache, position: dict[int, int], profi
     with tempfile.TemporaryDirectory() as folder:
         studio = new_studio(Path(folder))
         import_cells(studio, images, goods, "good")
-        result = train(studio, TOOL, kind="anomaly", profile=profile, seed=seed)
+        result = train(studio, TOOL, method="anomaly", profile=profile, seed=seed)
         detector = tool_models(studio, TOOL).anomaly.model
         studio.engine.dispose()
     raw = np.concatenate([detector.score_stages([[s[rows[i : i + 64]] for s in view] for view in views])[0]
                           for i in range(0, len(rows), 64)])
     scores = detector.calibration_.normalise(raw)
-    train_pooled = pooled_of(images, goods, profile)
-    knn = torch.cdist(pooled[rows], train_pooled).min(dim=1).values.numpy()
+    baseline = knn_baseline(profile, seed)
+    knn = baseline.fit_features(baseline.features([rgb(images[i]) for i in goods])).score_features(pooled[rows])
     out = {"auc": roc_auc_score(y[test], scores), "knn_auc": roc_auc_score(y[test], knn),
            "train_s": result.seconds, "bank_mb": detector.model_.memory_bank.numel() * 4 / 2**20,
            "good_flagged": float(np.mean(scores[y[test] == 0] > 0.5)),
@@ -132,10 +138,6 @@ def run_one(images, y, n: int, seed: int, cache, position: dict[int, int], profi
     cells_by_row = np.array(sorted(position, key=position.get))
     out.update(cross_check(images, y, goods, defects, test, rows, scores, cells_by_row, seed, profile))
     return out
-
-
-def pooled_of(images: np.ndarray, indices: np.ndarray, profile: str) -> torch.Tensor:
-    return pooled_features(get_profile(profile), [rgb(images[i]) for i in indices])
 
 
 _classifier_activations: dict[bytes, object] = {}
@@ -186,7 +188,7 @@ def timing(images: np.ndarray, y: np.ndarray, repeats: int, profile: str) -> tup
         studio = new_studio(Path(folder))
         goods = np.random.default_rng(0).choice(np.flatnonzero(y == 0), 20, replace=False)
         import_cells(studio, images, goods, "good")
-        train_s = train(studio, TOOL, kind="anomaly", profile=profile).seconds
+        train_s = train(studio, TOOL, method="anomaly", profile=profile).seconds
         detector = tool_models(studio, TOOL).anomaly.model
         studio.engine.dispose()
     cells = [rgb(images[i]) for i in range(repeats + 3)]

@@ -3,7 +3,7 @@
 Default source: synthetic defects with exact masks (``bench/synthetic_defects.py``: crack, inactive
 area, bright / dark spot) drawn on real good ELPV cells (defect probability < 0.5) that were not used
 for training. For each seed, the good cells are shuffled; the first N (N in ``--sizes``) train the
-model through ``core.training.train(kind="anomaly")`` (the service ``python -m core train --kind
+model through ``core.training.train(method="anomaly")`` (the service ``python -m core train --kind
 anomaly`` calls) in a temporary studio, loaded the way ``predict`` loads it
 (``core.inference.tool_models``); ``--defects`` other cells get one defect each (kinds in turn) and
 ``--clean`` more cells stay clean; each is scored with ``predict`` (map at image resolution).
@@ -108,7 +108,7 @@ def trained_on_cells(images: np.ndarray, cells: np.ndarray, profile: str, seed: 
     with tempfile.TemporaryDirectory() as folder:
         studio = new_studio(Path(folder))
         import_cells(studio, images, cells, GOOD)
-        train(studio, TOOL, kind="anomaly", profile=profile, seed=seed)
+        train(studio, TOOL, method="anomaly", profile=profile, seed=seed)
         detector = tool_models(studio, TOOL).anomaly.model
         studio.engine.dispose()
     return detector
@@ -167,7 +167,7 @@ def run_mvtec(root: Path, profile: str, seed: int) -> dict:
         studio = open_bench_studio(Path(folder))
         create_tool(studio, TOOL, GOOD)
         report = import_mvtec(studio, TOOL, root)
-        result = train(studio, TOOL, kind="anomaly", profile=profile, seed=seed)
+        result = train(studio, TOOL, method="anomaly", profile=profile, seed=seed)
         detector = tool_models(studio, TOOL).anomaly.model
         samples = held_out_samples(studio, TOOL)
         studio.engine.dispose()

@@ -1,4 +1,6 @@
-"""The audit log: who did what, when and from which device (verdicts, undos, promotions, rollbacks)."""
+"""The audit log: who did what, when and from which device: verdicts, undos, trainings, promotions,
+rollbacks, deletions, and every change of what a tool decides (settings, thresholds, policy, ROI,
+classes, relabels, sample deletions)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.errors import NotFoundError
 from core.studio import Studio
-from core.tools import require_tool
+from storage import repository as repo
 from storage import review_queue as queue_repo
 
 
@@ -19,6 +22,9 @@ class Actor:
 
     name: str = "operator"
     device: str = ""
+
+
+SYSTEM = Actor("system")  # work no person asked for (the demo build, tests)
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,9 @@ def log(session: Session, actor: Actor, action: str, target: str, tool_id: int |
 def audit_log(studio: Studio, tool_name: str | None = None, limit: int = 100) -> list[AuditRow]:
     """The newest entries first, of one tool or of all."""
     with studio.transaction() as session:
-        tool_id = require_tool(session, tool_name).id if tool_name else None
+        tool = repo.get_tool(session, tool_name) if tool_name else None
+        if tool_name and tool is None:
+            raise NotFoundError(f"no tool named {tool_name!r}")
+        tool_id = None if tool is None else tool.id
         return [AuditRow(e.id, e.created_at, e.actor, e.device, e.action, e.target, dict(e.details))
                 for e in queue_repo.list_audit(session, tool_id, limit)]

@@ -14,9 +14,27 @@ from core.errors import StudioError, TrainingCancelledError
 from core.line.cli import add_line_commands
 from core.studio import Studio, open_studio
 from models.profiles import DEFAULT_PROFILE, PROFILES
+from models.registry import DEFAULT_METHOD, method_names
 
 EXIT_ERROR = 1
 EXIT_CANCELLED = 130
+
+
+def _who(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--reviewer`` (alias ``--user``) and ``--device`` of a command that the audit log records."""
+    import getpass
+    import socket
+
+    parser.add_argument("--reviewer", "--user", dest="reviewer", default=getpass.getuser(),
+                        help="your name (audit log)")
+    parser.add_argument("--device", default=socket.gethostname(), help="this device (audit log)")
+    return parser
+
+
+def _actor(args: argparse.Namespace) -> Any:
+    from core.audit import Actor
+
+    return Actor(args.reviewer, args.device)
 
 
 def _print_json(value: Any) -> None:
@@ -50,7 +68,68 @@ def cmd_tools_list(studio: Studio, args: argparse.Namespace) -> int:
         _print_json(tools)
     else:
         for tool in tools:
-            print(f"{tool['name']}\t{','.join(tool['classes'])}\tactive model: {tool['active_model_id']}")
+            active = ", ".join(f"{m} v{v}" for m, v in tool["active_versions"].items()) or "none"
+            print(f"{tool['name']}\t{','.join(tool['classes'])}\tactive models: {active}")
+    return 0
+
+
+def cmd_tools_show(studio: Studio, args: argparse.Namespace) -> int:
+    from core.inspect.models import load_tool_models
+    from core.tool_settings import ToolSettings
+    from core.tools import get_tool
+
+    info = get_tool(studio, args.tool).as_dict()
+    info["settings"] = ToolSettings.from_json(info["settings"]).to_json()
+    try:
+        loaded = load_tool_models(studio, args.tool)
+    except StudioError as error:
+        info["deciding"] = {"error": str(error)}
+    else:
+        info["deciding"] = {m.method: {"version": m.version_id, "threshold": m.threshold,
+                                       "review_band": m.review_band} for m in loaded.models}
+        info["degraded"] = loaded.degraded
+    _print_json(info)
+    return 0
+
+
+def cmd_tools_set(studio: Studio, args: argparse.Namespace) -> int:
+    from core.errors import InvalidInputError
+    from core.tool_settings import change_settings
+
+    changes: dict[str, Any] = {}
+    for item in args.changes:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise InvalidInputError(f"{item!r}: write NAME=VALUE, e.g. threshold.classifier=0.4")
+        changes[name.strip()] = None if value.strip().lower() in ("", "default", "calibrated") else value.strip()
+    _print_json(change_settings(studio, args.tool, _actor(args), changes).to_json())
+    return 0
+
+
+def cmd_tools_roi(studio: Studio, args: argparse.Namespace) -> int:
+    from core.errors import InvalidInputError
+    from core.tools import set_roi
+
+    box = None
+    if args.box.lower() != "none":
+        try:
+            box = [float(v) for v in args.box.split(",")]
+        except ValueError:
+            raise InvalidInputError("the region is x0,y0,x1,y1 in fractions of the frame, e.g. 0.1,0.1,0.9,0.9") from None
+    frame = None
+    if args.frame:
+        try:
+            frame = tuple(int(v) for v in args.frame.lower().split("x"))
+        except ValueError:
+            raise InvalidInputError("the frame is WIDTHxHEIGHT, e.g. 640x480") from None
+    _print_json({"roi": set_roi(studio, args.tool, box, _actor(args), frame)})
+    return 0
+
+
+def cmd_tools_classes(studio: Studio, args: argparse.Namespace) -> int:
+    from core.tools import set_classes
+
+    _print_json(set_classes(studio, args.tool, args.classes, _actor(args)).as_dict())
     return 0
 
 
@@ -85,8 +164,9 @@ def cmd_train(studio: Studio, args: argparse.Namespace) -> int:
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
-    result = train(studio, args.tool, kind=args.kind, profile=args.profile, seed=args.seed,
-                   progress=_progress_printer("train "), cancel=cancel, activate=not args.candidate)
+    result = train(studio, args.tool, args.method, profile=args.profile, seed=args.seed,
+                   progress=_progress_printer("train "), cancel=cancel, activate=not args.candidate,
+                   actor=_actor(args))
     for name, reason in result.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     for notice in result.notices:
@@ -103,10 +183,11 @@ def _read(path: str) -> bytes | None:
 
 
 def cmd_predict(studio: Studio, args: argparse.Namespace) -> int:
-    from core.inference import predict_files
+    from core.inspect.recorder import RecordContext
+    from core.inspect.service import predict_files
 
-    results = predict_files(studio, args.tool, [(p, _read(p)) for p in args.paths],
-                            record=not args.no_record, station=args.station)
+    results = predict_files(studio, args.tool, [(p, _read(p)) for p in args.paths], record=not args.no_record,
+                            roi=args.roi, context=RecordContext(station=args.station))
     for result in results:
         _print_json(result)
     return 0 if any("error" not in r for r in results) else EXIT_ERROR
@@ -144,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Visual inspection studio, command line.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    tools = commands.add_parser("tools", help="create and list inspection tools").add_subparsers(dest="action", required=True)
+    tools = commands.add_parser("tools", help="create, list and configure inspection tools").add_subparsers(dest="action", required=True)
     create = tools.add_parser("create", help="create a tool")
     create.add_argument("name")
     create.add_argument("--classes", required=True, help="comma-separated classes; must include 'good'")
@@ -152,6 +233,27 @@ def build_parser() -> argparse.ArgumentParser:
     listing = tools.add_parser("list", help="list tools")
     listing.add_argument("--format", choices=["json", "text"], default="text")
     listing.set_defaults(func=cmd_tools_list)
+    showing = tools.add_parser("show", help="a tool's settings, ROI and the models that decide, with their thresholds")
+    showing.add_argument("tool")
+    showing.set_defaults(func=cmd_tools_show)
+    setting = _who(tools.add_parser("set", help="change tool settings (audited), e.g. threshold.classifier=0.4",
+                                    description="Settings: policy (cross-check | <method> only), threshold.<method> "
+                                    "and review_band.<method> (a number, or 'calibrated' for the version's own), "
+                                    "audit_share, holdout_share, keep_pass_share (0..1), shifts ('early 6-14, "
+                                    "late 14-22, night 22-6'), roi_frame (640x480), live.smoothing, live.tta, "
+                                    "live.heatmap, live.heatmap_opacity, live.trigger."))
+    setting.add_argument("tool")
+    setting.add_argument("changes", nargs="+", metavar="NAME=VALUE")
+    setting.set_defaults(func=cmd_tools_set)
+    roi = _who(tools.add_parser("roi", help="set or clear the region of interest (audited)"))
+    roi.add_argument("tool")
+    roi.add_argument("box", help="x0,y0,x1,y1 in fractions of the camera frame, or 'none' for the whole frame")
+    roi.add_argument("--frame", help="WIDTHxHEIGHT of the camera frame the region was drawn on (default 640x480)")
+    roi.set_defaults(func=cmd_tools_roi)
+    classes = _who(tools.add_parser("classes", help="replace the tool's classes (audited; good stays)"))
+    classes.add_argument("tool")
+    classes.add_argument("classes", help="comma-separated, e.g. good,scratch,dent")
+    classes.set_defaults(func=cmd_tools_classes)
 
     samples = commands.add_parser("samples", help="manage a tool's samples").add_subparsers(dest="action", required=True)
     importing = samples.add_parser("import", help="import a folder (one sub-folder per class), a flat folder with --label, or a .zip")
@@ -165,10 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
     importing.set_defaults(func=cmd_samples_import)
     _add_dataset_commands(samples)
 
-    training = commands.add_parser("train", help="train a model on a tool's samples and make it active")
+    training = _who(commands.add_parser("train", help="train a model on a tool's samples and make it active"))
     training.add_argument("--tool", required=True)
-    training.add_argument("--kind", default="classifier", choices=["classifier", "anomaly"],
-                          help="anomaly: learns from the good images only")
+    training.add_argument("--method", "--kind", dest="method", default=DEFAULT_METHOD, choices=method_names(),
+                          help="the model method (models/registry.py); anomaly learns from the good images only")
     training.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES))
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--candidate", action="store_true",
@@ -179,7 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     predicting.add_argument("--tool", required=True)
     predicting.add_argument("paths", nargs="+", metavar="PATH")
     predicting.add_argument("--no-record", action="store_true", help="do not record inspections")
-    predicting.add_argument("--station", default="cli")
+    predicting.add_argument("--station", help="station name recorded (default: STUDIO_STATION or the host name)")
+    predicting.add_argument("--roi", default="auto", choices=["auto", "crop", "whole"],
+                            help="crop to the tool's region of interest: auto (camera-shaped images), always or never")
     predicting.set_defaults(func=cmd_predict)
 
     demo = commands.add_parser("demo", help="the demo project").add_subparsers(dest="action", required=True)
@@ -274,7 +378,7 @@ def cmd_models_rollback(studio: Studio, args: argparse.Namespace) -> int:
     from core.audit import Actor
     from core.model_versions import rollback
 
-    _print_json({"active": rollback(studio, args.tool, Actor(args.reviewer, args.device), args.to)})
+    _print_json({"active": rollback(studio, args.tool, Actor(args.reviewer, args.device), args.to, args.method)})
     return 0
 
 
@@ -305,13 +409,7 @@ def cmd_audit(studio: Studio, args: argparse.Namespace) -> int:
 def add_review_commands(commands: Any) -> None:
     """``review`` (next / verdict / skip / undo / queue), ``models`` (list / promote / rollback / delete /
     compare) and ``audit``."""
-    import getpass
-    import socket
-
-    def who(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument("--reviewer", default=getpass.getuser(), help="your name (audit log)")
-        parser.add_argument("--device", default=socket.gethostname(), help="this device (audit log)")
-        return parser
+    who = _who
 
     review = commands.add_parser("review", help="the review queue").add_subparsers(dest="action", required=True)
     nxt = who(review.add_parser("next", help="claim the next inspection to review and print it"))
@@ -343,6 +441,8 @@ def add_review_commands(commands: Any) -> None:
     rolling = who(models.add_parser("rollback", help="go back to an earlier version (default: the previous one)"))
     rolling.add_argument("--tool", required=True)
     rolling.add_argument("--to", type=int)
+    rolling.add_argument("--method", default=DEFAULT_METHOD, choices=method_names(),
+                         help="which model to roll back (with no --to)")
     rolling.set_defaults(func=cmd_models_rollback)
     deleting = who(models.add_parser("delete", help="delete a version that is not active"))
     deleting.add_argument("version", type=int)
@@ -432,14 +532,15 @@ def cmd_samples_edit(studio: Studio, args: argparse.Namespace) -> int:
     from core import dataset
 
     ids = _ids(args.ids)
+    actor = _actor(args)
     if args.action == "delete":
-        _print_json({"deleted": dataset.delete(studio, args.tool, ids)})
+        _print_json({"deleted": dataset.delete(studio, args.tool, ids, actor)})
     elif args.action == "restore":
-        _print_json({"restored": dataset.restore(studio, args.tool, ids)})
+        _print_json({"restored": dataset.restore(studio, args.tool, ids, actor)})
     elif args.action == "relabel":
-        _print_json({"relabelled": dataset.relabel(studio, args.tool, ids, args.to)})
+        _print_json({"relabelled": dataset.relabel(studio, args.tool, ids, args.to, actor)})
     else:
-        _print_json({"changed": dataset.set_split(studio, args.tool, ids, args.to)})
+        _print_json({"changed": dataset.set_split(studio, args.tool, ids, args.to, actor)})
     return 0
 
 
@@ -467,7 +568,7 @@ def _add_dataset_commands(samples: Any) -> None:
 
     for action, help_text in [("delete", "soft-delete samples"), ("restore", "undo a delete"),
                               ("relabel", "give samples another class"), ("split", "mark samples held_out or train")]:
-        edit = samples.add_parser(action, help=help_text)
+        edit = _who(samples.add_parser(action, help=help_text))
         edit.add_argument("ids", help="comma-separated sample ids")
         edit.add_argument("--tool", required=True)
         if action == "relabel":

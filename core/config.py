@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +16,14 @@ class Settings:
     """Locations of the data folder and the database.
 
     ``STUDIO_DATA_DIR`` (default ``./data`` at the project root) holds the SQLite database, the
-    image store and the model artifacts; ``DATABASE_URL`` selects another database.
+    image store and the model artifacts; ``DATABASE_URL`` selects another database. ``station`` names
+    this running studio on every inspection it records (``STUDIO_STATION``, default the host name), so
+    that several PCs on one database can be told apart.
     """
 
     data_dir: Path
     database_url: str
+    station: str = "default"
 
     @property
     def images_dir(self) -> Path:
@@ -35,10 +39,11 @@ class Settings:
 
 
 def load_settings() -> Settings:
-    """Settings from ``STUDIO_DATA_DIR`` and ``DATABASE_URL``."""
+    """Settings from ``STUDIO_DATA_DIR``, ``DATABASE_URL`` and ``STUDIO_STATION``."""
     data_dir = Path(os.environ.get("STUDIO_DATA_DIR") or PROJECT_ROOT / "data").resolve()
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'studio.db'}"
-    return Settings(data_dir=data_dir, database_url=url)
+    station = (os.environ.get("STUDIO_STATION") or socket.gethostname() or "default").strip()[:100]
+    return Settings(data_dir=data_dir, database_url=url, station=station)
 
 
 def rtc_configuration() -> dict[str, list[dict[str, object]]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from core.audit import SYSTEM, Actor, log
 from core.errors import InvalidInputError
 from core.images import ImageRejectedError, decode_image
 from core.studio import Studio
@@ -111,40 +112,52 @@ def _checked_ids(session: Session, tool_id: int, ids: list[int]) -> list[int]:
     return found
 
 
-def relabel(studio: Studio, tool_name: str, ids: list[int], label: str) -> int:
-    """Give the samples ``ids`` the class ``label``; returns how many changed."""
+def relabel(studio: Studio, tool_name: str, ids: list[int], label: str, actor: Actor = SYSTEM) -> int:
+    """Give the samples ``ids`` the class ``label`` (audited); returns how many changed."""
     label = label.strip().lower()
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         if label not in tool.class_names:
             raise InvalidInputError(f"{label!r} is not a class of this tool ({', '.join(tool.class_names)})")
-        return repo.update_samples(session, tool.id, _checked_ids(session, tool.id, ids), label=label)
+        checked = _checked_ids(session, tool.id, ids)
+        log(session, actor, "relabel", _target(checked), tool.id, ids=checked, to=label)
+        return repo.update_samples(session, tool.id, checked, label=label)
 
 
-def delete(studio: Studio, tool_name: str, ids: list[int]) -> list[int]:
-    """Soft-delete the samples ``ids``; returns the ids deleted now (what :func:`restore` undoes)."""
+def delete(studio: Studio, tool_name: str, ids: list[int], actor: Actor = SYSTEM) -> list[int]:
+    """Soft-delete the samples ``ids`` (audited); returns the ids deleted now (what :func:`restore` undoes)."""
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         live = [s.id for s in repo.samples_by_ids(session, tool.id, list(ids)) if not s.deleted]
         repo.update_samples(session, tool.id, live, deleted=True, deleted_at=utc_now())
+        if live:
+            log(session, actor, "delete_samples", _target(live), tool.id, ids=live)
         return live
 
 
-def restore(studio: Studio, tool_name: str, ids: list[int]) -> int:
-    """Undo a soft delete of the samples ``ids``; returns how many came back."""
+def restore(studio: Studio, tool_name: str, ids: list[int], actor: Actor = SYSTEM) -> int:
+    """Undo a soft delete of the samples ``ids`` (audited); returns how many came back."""
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         gone = [s.id for s in repo.samples_by_ids(session, tool.id, list(ids)) if s.deleted]
+        if gone:
+            log(session, actor, "restore_samples", _target(gone), tool.id, ids=gone)
         return repo.update_samples(session, tool.id, gone, deleted=False, deleted_at=None)
 
 
-def set_split(studio: Studio, tool_name: str, ids: list[int], split: str) -> int:
-    """Mark the samples ``ids`` as ``held_out`` (kept for evaluation) or back in ``train``."""
+def set_split(studio: Studio, tool_name: str, ids: list[int], split: str, actor: Actor = SYSTEM) -> int:
+    """Mark the samples ``ids`` as ``held_out`` (kept for evaluation) or back in ``train`` (audited)."""
     if split not in SAMPLE_SPLITS:
         raise InvalidInputError(f"split must be one of {', '.join(SAMPLE_SPLITS)}")
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
-        return repo.update_samples(session, tool.id, _checked_ids(session, tool.id, ids), split=split)
+        checked = _checked_ids(session, tool.id, ids)
+        log(session, actor, "split", _target(checked), tool.id, ids=checked, to=split)
+        return repo.update_samples(session, tool.id, checked, split=split)
+
+
+def _target(ids: list[int]) -> str:
+    return f"sample {ids[0]}" if len(ids) == 1 else f"{len(ids)} samples"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ from datetime import timedelta
 import numpy as np
 
 from core.images import encode_png
-from core.inference import active_model, classify, record_inspection
+from core.inspect.engine import inspect
+from core.inspect.models import load_tool_models
+from core.inspect.recorder import RecordContext
 from core.reviews import review_queue, submit_review
 from core.samples import Candidate, add_images
 from core.studio import Studio
@@ -66,18 +68,16 @@ def build_demo(studio: Studio, seed: int = 0, progress: DemoProgress | None = No
     imported = add_images(studio, DEMO_TOOL, candidates, "demo", lambda d, t: report("samples", d / t))
     train(studio, DEMO_TOOL, progress=lambda stage, f: report(f"training: {stage}", f))
     # the anomaly model on the good samples, so that the demo shows the cross-check, not degraded mode
-    train(studio, DEMO_TOOL, kind="anomaly", progress=lambda stage, f: report(f"anomaly model: {stage}", f))
+    train(studio, DEMO_TOOL, "anomaly", progress=lambda stage, f: report(f"anomaly model: {stage}", f))
 
-    model = active_model(studio, DEMO_TOOL)
+    models = load_tool_models(studio, DEMO_TOOL)
     now = utc_now()
     truth: dict[int, str] = {}
     for n, i in enumerate(rest, start=1):
-        rgb = _rgb(images[i])
-        verdict, scores = classify(model, rgb)
         when = now - timedelta(seconds=float(rng.uniform(0, (DAYS - 1) * 86400)))
-        inspection_id = record_inspection(studio, model, verdict, scores, 30.0, encode_png(images[i]),
-                                          station="demo-station", created_at=when)
-        truth[inspection_id] = DEMO_CLASSES[defective[i]]
+        inspection = inspect(models, _rgb(images[i]))
+        recorded = studio.recorder.record(inspection, RecordContext("demo-station", created_at=when))
+        truth[recorded.inspection_id] = DEMO_CLASSES[defective[i]]
         report("inspections", n / len(rest))
 
     queue, waiting = review_queue(studio, DEMO_TOOL, limit=INSPECTIONS)

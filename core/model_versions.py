@@ -17,16 +17,16 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, recall_score
 
 from core.audit import Actor, log
-from core.decision import ANOMALY_LABEL, Verdict, decide, decide_anomaly
-from core.errors import InvalidInputError, NotFoundError, StudioError
+from core.errors import InvalidInputError, NotFoundError
 from core.images import ImageRejectedError, decode_image
+from core.inspect.decision import ANOMALY_LABEL, Verdict
+from core.inspect.engine import inspect
+from core.inspect.models import ToolModels, load_tool_models
 from core.studio import Studio
-from core.tools import DEFAULT_SETTINGS, require_tool
+from core.tools import require_tool
 from core.training import TrainResult, drop_calibration_override, train
-from models.anomaly import PatchCoreDetector
-from models.artifacts import ArtifactError
-from models.classifier import FewShotClassifier, load_classifier
 from models.profiles import DEFAULT_PROFILE
+from models.registry import DEFAULT_METHOD
 from storage import repository as repo
 from storage import review_queue as queue_repo
 from storage import versions as versions_repo
@@ -35,7 +35,7 @@ from storage import versions as versions_repo
 @dataclass(frozen=True)
 class VersionInfo:
     id: int
-    kind: str
+    method: str
     profile: str
     status: str
     created_at: datetime
@@ -45,7 +45,7 @@ class VersionInfo:
 
     def as_row(self) -> dict[str, Any]:
         accuracy = self.validation.get("balanced_accuracy")
-        return {"version": self.id, "status": self.status, "kind": self.kind, "profile": self.profile,
+        return {"version": self.id, "status": self.status, "method": self.method, "profile": self.profile,
                 "trained (UTC)": self.created_at.strftime("%Y-%m-%d %H:%M"), "images": self.n_samples,
                 "seconds": round(self.train_seconds, 1),
                 "CV balanced accuracy": None if accuracy is None else round(accuracy, 3)}
@@ -55,7 +55,7 @@ def list_versions(studio: Studio, tool_name: str) -> list[VersionInfo]:
     """Every version of the tool, newest first."""
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
-        return [VersionInfo(v.id, v.kind, v.profile, v.status, v.created_at, v.train_seconds, v.n_samples,
+        return [VersionInfo(v.id, v.method, v.profile, v.status, v.created_at, v.train_seconds, v.n_samples,
                             dict((v.metrics or {}).get("validation", {})))
                 for v in repo.list_model_versions(session, tool.id)]
 
@@ -69,9 +69,9 @@ def _version_of(session: Any, tool: Any, version_id: int) -> Any:
 
 
 def promote(studio: Studio, tool_name: str, version_id: int, actor: Actor, action: str = "promote") -> int | None:
-    """Make ``version_id`` the tool's active model of its kind in one step; ``predict`` uses it at once,
+    """Make ``version_id`` the tool's active model of its method in one step; ``predict`` uses it at once,
     with the version's calibrated threshold and band (a threshold the user had set for the replaced
-    classifier is dropped and noted in the audit log).
+    version is dropped and noted in the audit log).
 
     The replaced version is retired (kept until deleted). Returns the replaced version's id.
     """
@@ -83,21 +83,23 @@ def promote(studio: Studio, tool_name: str, version_id: int, actor: Actor, actio
         replaced = versions_repo.set_active(session, tool, version)
         replaced_id = None if replaced is None else replaced.id
         # the version's own calibrated threshold and band apply, as after a training
-        dropped = drop_calibration_override(tool) if version.kind == "classifier" else {}
-        log(session, actor, action, f"model_version {version_id}", tool.id, kind=version.kind,
+        dropped = drop_calibration_override(tool, version.method)
+        log(session, actor, action, f"model_version {version_id}", tool.id, method=version.method,
             replaced=replaced_id, **({"dropped_override": dropped} if dropped else {}))
         return replaced_id
 
 
-def rollback(studio: Studio, tool_name: str, actor: Actor, version_id: int | None = None) -> int:
-    """Go back to an earlier version (``version_id``, or the newest one older than the active model).
-    Returns the version now active."""
+def rollback(studio: Studio, tool_name: str, actor: Actor, version_id: int | None = None,
+             method: str = DEFAULT_METHOD) -> int:
+    """Go back to an earlier version (``version_id``, or the newest retired version of ``method`` older
+    than its active one). Returns the version now active."""
     if version_id is None:
         with studio.transaction() as session:
             tool = require_tool(session, tool_name)
-            active_id = tool.active_model_id
+            active = versions_repo.active_versions(session, tool.id).get(method)
+            active_id = None if active is None else active.id
             earlier = [v.id for v in repo.list_model_versions(session, tool.id)
-                       if v.kind == "classifier" and v.status == "retired" and (active_id is None or v.id < active_id)]
+                       if v.method == method and v.status == "retired" and (active_id is None or v.id < active_id)]
         if not earlier:
             raise InvalidInputError(f"tool {tool_name!r} has no earlier version to roll back to")
         version_id = earlier[0]
@@ -114,25 +116,23 @@ def delete_version(studio: Studio, tool_name: str, version_id: int, actor: Actor
             raise InvalidInputError("the active model cannot be deleted: promote or roll back to another first")
         folder = studio.settings.models_dir / version.artifact_dir
         versions_repo.delete_version(session, version)
-        log(session, actor, "delete", f"model_version {version_id}", tool.id, kind=version.kind)
+        log(session, actor, "delete", f"model_version {version_id}", tool.id, method=version.method)
     shutil.rmtree(folder, ignore_errors=True)
 
 
 def train_candidate(studio: Studio, tool_name: str, actor: Actor, profile: str = DEFAULT_PROFILE,
-                    progress: Any = None, cancel: threading.Event | None = None) -> TrainResult:
+                    progress: Any = None, cancel: threading.Event | None = None,
+                    method: str = DEFAULT_METHOD) -> TrainResult:
     """Retrain on every training sample into a *candidate*: the active model stays until a promotion."""
-    result = train(studio, tool_name, profile=profile, progress=progress, cancel=cancel, activate=False)
-    with studio.transaction() as session:
-        log(session, actor, "train_candidate", f"model_version {result.version_id}", require_tool(session, tool_name).id,
-            n_samples=result.n_samples, profile=profile)
-    return result
+    return train(studio, tool_name, method, profile=profile, progress=progress, cancel=cancel, activate=False,
+                 actor=actor)
 
 
 def samples_since_active(studio: Studio, tool_name: str) -> dict[str, int]:
     """How many training samples each class gained since the active model was trained."""
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
-        active = repo.get_model_version(session, tool.active_model_id) if tool.active_model_id else None
+        active = versions_repo.active_versions(session, tool.id).get(DEFAULT_METHOD)
         gained = versions_repo.samples_added_since(session, tool.id, None if active is None else active.created_at)
         return {name: gained.get(name, 0) for name in tool.class_names}
 
@@ -159,25 +159,9 @@ class Evaluation:
 Judge = Callable[[np.ndarray], Verdict]
 
 
-def classifier_judge(model: FewShotClassifier, good_class: str, settings: dict[str, Any]) -> Judge:
-    """A classifier version's verdict on an RGB image, as live inspection decides it."""
-    threshold = float(settings.get("threshold", model.threshold_))
-    band = float(settings.get("review_band", model.review_band_))
-
-    def judge(rgb: np.ndarray) -> Verdict:
-        probabilities = model.predict_proba([rgb])[0]
-        return decide(dict(zip(model.classes_, map(float, probabilities), strict=True)), good_class, threshold, band)
-    return judge
-
-
-def anomaly_judge(model: PatchCoreDetector, good_class: str, settings: dict[str, Any]) -> Judge:
-    """An anomaly version's verdict on an RGB image (normalised score against the tool's anomaly threshold)."""
-    threshold = float(settings.get("anomaly_threshold", DEFAULT_SETTINGS["anomaly_threshold"]))
-    band = float(settings.get("review_band", DEFAULT_SETTINGS["review_band"]))
-
-    def judge(rgb: np.ndarray) -> Verdict:
-        return decide_anomaly(float(model.score_samples([rgb])[0]), good_class, threshold, band)
-    return judge
+def version_judge(models: ToolModels) -> Judge:
+    """A version's verdict on a held-out or reviewed image (already a crop), as every path decides it."""
+    return lambda rgb: inspect(models, rgb, roi="whole").verdict
 
 
 def evaluate(judge: Judge, classes: list[str], images: list[np.ndarray], labels: list[str]) -> Evaluation:
@@ -225,29 +209,24 @@ def compare_versions(studio: Studio, tool_name: str, version_ids: list[int],
     may have learnt it)."""
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
-        versions = [(v.id, v.kind, studio.settings.models_dir / v.artifact_dir)
-                    for v in (_version_of(session, tool, i) for i in version_ids)]
+        for version_id in version_ids:
+            _version_of(session, tool, version_id)
         held_out = [(s.image_key, s.label) for s in versions_repo.holdout_samples(session, tool.id)]
         reviewed = [(i.image_key, r.verdict)
                     for r, i in queue_repo.reviews_with_image(session, tool.id, MAX_REVIEWED_FOR_COMPARISON)]
         classes, good = list(tool.class_names), tool.good_class
-        settings = dict(tool.settings or {})  # a threshold the user set, else each version's calibrated one
     sets = {"held_out": _load(studio, held_out), "reviewed": _load(studio, reviewed)}
     results: dict[int, dict[str, Evaluation]] = {}
-    for index, (version_id, kind, folder) in enumerate(versions):
-        try:
-            if kind == "anomaly":
-                judge, judged = anomaly_judge(PatchCoreDetector.load(folder), good, settings), [good, ANOMALY_LABEL]
-            else:
-                judge, judged = classifier_judge(load_classifier(folder), good, settings), classes
-        except ArtifactError as error:
-            raise StudioError(f"model version {version_id} cannot be loaded: {error}") from error
+    for index, version_id in enumerate(version_ids):
+        models = load_tool_models(studio, tool_name, version_id)  # a threshold the user set, else calibrated
+        names_classes = models.models[0].names_classes
+        judged = classes if names_classes else [good, ANOMALY_LABEL]
         results[version_id] = {
-            name: evaluate(judge, judged, images,
-                           labels if kind != "anomaly" else [l if l == good else ANOMALY_LABEL for l in labels])
+            name: evaluate(version_judge(models), judged, images,
+                           labels if names_classes else [l if l == good else ANOMALY_LABEL for l in labels])
             for name, (images, labels) in sets.items()}
         if progress is not None:
-            progress("compare", (index + 1) / len(versions))
+            progress("compare", (index + 1) / len(version_ids))
     return Comparison(results)
 
 

@@ -10,7 +10,6 @@ compare model versions fairly. Every verdict, skip and undo is in the audit log.
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -20,17 +19,18 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from core.audit import Actor, log
-from core.errors import InvalidInputError, NotFoundError
+from core.errors import InvalidInputError, NotFoundError, StudioError
 from core.images import decode_image
 from core.studio import Studio
-from core.tools import DEFAULT_SETTINGS, require_tool
+from core.inspect.models import load_tool_models
+from core.tool_settings import ToolSettings
+from core.tools import require_tool
 from storage import repository as repo
 from storage import review_queue as queue_repo
 from storage.review_queue import QueueScope
 from storage.tables import QUEUE_PRIORITIES, Inspection, Review, Sample, utc_now
 
 CLAIM_SECONDS = 120.0
-REVIEW_SETTINGS: dict[str, float] = {"audit_share": 0.0, "holdout_share": 0.2}  # audit is opt-in per tool
 REASONS = {rank: reason for reason, rank in QUEUE_PRIORITIES.items()}
 
 
@@ -80,32 +80,6 @@ class Card:
                 "decision": self.decision, "label": self.label, "score": self.score, "scores": self.scores,
                 "anomaly_score": self.anomaly_score, "opinions": self.opinions, "degraded": self.degraded,
                 "reason": self.reason, "image_key": self.image_key, "model_version": self.model_version_id}
-
-
-def review_settings(settings: dict[str, Any] | None) -> dict[str, float]:
-    """The tool's queue settings (``audit_share``, ``holdout_share``) with defaults filled in."""
-    return {key: float((settings or {}).get(key, default)) for key, default in REVIEW_SETTINGS.items()}
-
-
-def update_review_settings(studio: Studio, tool_name: str, **changes: float) -> dict[str, float]:
-    """Change ``audit_share`` / ``holdout_share`` (each a fraction in [0, 1])."""
-    unknown = set(changes) - set(REVIEW_SETTINGS)
-    if unknown:
-        raise InvalidInputError(f"unknown review settings: {', '.join(sorted(unknown))}")
-    for key, value in changes.items():
-        if not 0.0 <= float(value) <= 1.0:
-            raise InvalidInputError(f"{key} must be between 0 and 1, not {value}")
-    with studio.transaction() as session:
-        tool = require_tool(session, tool_name)
-        tool.settings = {**(tool.settings or {}), **{k: float(v) for k, v in changes.items()}}
-        return review_settings(tool.settings)
-
-
-def drawn_for_audit(studio: Studio, tool_id: int, rng: random.Random | None = None) -> bool:
-    """Whether a pass of this tool is drawn for audit (probability ``audit_share``)."""
-    with studio.transaction() as session:
-        share = review_settings(repo.get_tool_by_id(session, tool_id).settings)["audit_share"]
-    return share > 0 and (rng or random).random() < share
 
 
 def _scope(session: Any, tool_name: str | None, start: datetime | None, end: datetime | None) -> QueueScope:
@@ -205,7 +179,7 @@ def _store_verdict(studio: Studio, session: Any, inspection_id: int, verdict: st
     sha = _sha_of(inspection.image_key) if inspection.image_key else None
     if sha and not repo.sample_exists(session, tool.id, sha):
         width, height = _size_of(studio, inspection.image_key)
-        holdout = _held_out(sha, review_settings(tool.settings)["holdout_share"])
+        holdout = _held_out(sha, ToolSettings.from_json(tool.settings).holdout_share)
         sample = repo.add_sample(session, tool_id=tool.id, image_key=inspection.image_key, sha256=sha,
                                  label=verdict, source="review", width=width, height=height,
                                  split="held_out" if holdout else "train")
@@ -263,10 +237,14 @@ class Suggestion:
 
 def suggest_for_review(studio: Studio, tool_name: str, limit: int = 10) -> list[Suggestion]:
     """Uncertainty sampling: the unreviewed, not queued inspections with a kept image whose score lies
-    closest to the decision threshold, i.e. those whose label would teach the model most."""
+    closest to the threshold the deciding model decides with, i.e. those whose label would teach the
+    model most (0.5 when the tool has no usable model)."""
+    try:
+        threshold = load_tool_models(studio, tool_name).models[0].threshold
+    except StudioError:
+        threshold = 0.5
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
-        threshold = float({**DEFAULT_SETTINGS, **(tool.settings or {})}["threshold"])
         return [Suggestion(i.id, i.created_at, i.decision, i.score, abs(i.score - threshold))
                 for i in queue_repo.unreviewed_with_image(session, tool.id, threshold, limit)]
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -37,6 +38,7 @@ class Studio:
     engine: Engine
     sessions: sessionmaker[Session]
     images: ImageStore
+    recorder: Any = field(default=None, repr=False)  # core.inspect.recorder.Recorder, set by open_studio
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -64,4 +66,8 @@ def open_studio(settings: Settings | None = None) -> Studio:
         upgrade_to_head(engine)
     except OperationalError as error:
         raise DatabaseUnavailableError(explain_database_error(error)) from error
-    return Studio(settings, engine, make_session_factory(engine), ImageStore(settings.images_dir))
+    from core.inspect.recorder import Recorder  # the recorder needs a Studio to exist
+
+    studio = Studio(settings, engine, make_session_factory(engine), ImageStore(settings.images_dir))
+    studio.recorder = Recorder(studio)
+    return studio

@@ -1,4 +1,4 @@
-"""Inspection tools: create, list and look up."""
+"""Inspection tools: create, list, look up; their classes and region of interest (audited)."""
 
 from __future__ import annotations
 
@@ -8,18 +8,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from core.audit import Actor, log
 from core.errors import InvalidInputError, NotFoundError
 from core.roi import validate_roi
 from core.studio import Studio
 from storage import repository as repo
+from storage import versions as versions_repo
 from storage.tables import Tool
 
 GOOD_CLASS = "good"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-DEFAULT_SETTINGS: dict[str, Any] = {"threshold": 0.5, "review_band": 0.1}
-# Cross-check policy (which models decide) and the anomaly threshold on the normalised scale.
-POLICIES = ("cross-check", "classifier only", "anomaly only")
-DEFAULT_SETTINGS.update({"policy": "cross-check", "anomaly_threshold": 0.5})
 
 
 @dataclass(frozen=True)
@@ -30,22 +28,27 @@ class ToolInfo:
     name: str
     classes: list[str]
     good_class: str
-    settings: dict[str, Any]
-    active_model_id: int | None
-    active_anomaly_id: int | None = None
+    settings: dict[str, Any]  # as stored (core.tool_settings.ToolSettings reads it)
+    active_versions: dict[str, int]  # method -> active version id
+    roi: list[float] | None = None
 
     @property
     def defect_classes(self) -> list[str]:
         return [c for c in self.classes if c != self.good_class]
 
+    @property
+    def trained(self) -> bool:
+        return bool(self.active_versions)
+
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "classes": self.classes, "good_class": self.good_class,
-                "settings": self.settings, "active_model_id": self.active_model_id}
+                "settings": self.settings, "active_versions": self.active_versions, "roi": self.roi}
 
 
-def _info(tool: Tool) -> ToolInfo:
-    return ToolInfo(tool.id, tool.name, list(tool.class_names), tool.good_class,
-                    {**DEFAULT_SETTINGS, **(tool.settings or {})}, tool.active_model_id, tool.active_anomaly_id)
+def _info(session: Session, tool: Tool) -> ToolInfo:
+    active = {method: v.id for method, v in versions_repo.active_versions(session, tool.id).items()}
+    return ToolInfo(tool.id, tool.name, list(tool.class_names), tool.good_class, dict(tool.settings or {}), active,
+                    list(tool.roi) if tool.roi else None)
 
 
 def parse_classes(text: str | list[str]) -> list[str]:
@@ -75,12 +78,12 @@ def create_tool(studio: Studio, name: str, classes: str | list[str]) -> ToolInfo
     with studio.transaction() as session:
         if repo.get_tool(session, name) is not None:
             raise InvalidInputError(f"a tool named {name!r} already exists")
-        return _info(repo.add_tool(session, name, class_names, GOOD_CLASS))
+        return _info(session, repo.add_tool(session, name, class_names, GOOD_CLASS))
 
 
 def list_tools(studio: Studio) -> list[ToolInfo]:
     with studio.transaction() as session:
-        return [_info(tool) for tool in repo.list_tools(session)]
+        return [_info(session, tool) for tool in repo.list_tools(session)]
 
 
 def require_tool(session: Session, name: str) -> Tool:
@@ -94,36 +97,43 @@ def require_tool(session: Session, name: str) -> Tool:
 
 def get_tool(studio: Studio, name: str) -> ToolInfo:
     with studio.transaction() as session:
-        return _info(require_tool(session, name))
+        return _info(session, require_tool(session, name))
 
 
-def update_settings(studio: Studio, name: str, **changes: Any) -> ToolInfo:
-    """Change per-tool settings such as ``threshold`` (no retraining needed)."""
-    unknown = set(changes) - set(DEFAULT_SETTINGS)
-    if unknown:
-        raise InvalidInputError(f"unknown tool settings: {', '.join(sorted(unknown))}")
-    if changes.get("policy", POLICIES[0]) not in POLICIES:
-        raise InvalidInputError(f"unknown policy {changes['policy']!r}; choose one of {', '.join(POLICIES)}")
-    with studio.transaction() as session:
-        tool = require_tool(session, name)
-        tool.settings = {**(tool.settings or {}), **changes}
-        return _info(tool)
+def set_roi(studio: Studio, name: str, roi: list[float] | None, actor: Actor,
+            frame: tuple[int, int] | None = None) -> list[float] | None:
+    """Store the tool's region of interest (``[x0, y0, x1, y1]`` fractions of a ``frame`` = (width,
+    height) camera frame, see core.roi and core.inspect.roi); None clears it. Audited."""
+    from core.tool_settings import ToolSettings  # tool settings build on this module
 
-
-def reset_decision_settings(studio: Studio, name: str) -> ToolInfo:
-    """Forget a threshold / review band the user set: the active version's calibrated ones apply."""
-    with studio.transaction() as session:
-        tool = require_tool(session, name)
-        tool.settings = {k: v for k, v in (tool.settings or {}).items() if k not in ("threshold", "review_band")}
-        return _info(tool)
-
-
-def set_roi(studio: Studio, name: str, roi: list[float] | None) -> list[float] | None:
-    """Store the tool's region of interest (``[x0, y0, x1, y1]`` fractions, see core.roi); None clears it."""
     clean = validate_roi(roi)
     with studio.transaction() as session:
-        require_tool(session, name).roi = clean
+        tool = require_tool(session, name)
+        before = list(tool.roi) if tool.roi else None
+        tool.roi = clean
+        details: dict[str, Any] = {"from": before, "to": clean}
+        if frame is not None:
+            settings = ToolSettings.from_json(tool.settings).with_change("roi_frame", frame)
+            tool.settings = settings.to_json()
+            details["frame"] = list(settings.roi_frame)
+        log(session, actor, "roi", f"tool {tool.name}", tool.id, **details)
     return clean
+
+
+def set_classes(studio: Studio, name: str, classes: str | list[str], actor: Actor) -> ToolInfo:
+    """Replace the tool's classes (``good`` stays); a class that still labels samples cannot be removed.
+    Audited. Trained models keep the classes they learned until the next training."""
+    new = parse_classes(classes)
+    with studio.transaction() as session:
+        tool = require_tool(session, name)
+        counts = repo.class_counts(session, tool.id)
+        in_use = sorted(c for c in tool.class_names if c not in new and counts.get(c, 0) > 0)
+        if in_use:
+            raise InvalidInputError(f"class(es) {', '.join(in_use)} still label samples: relabel or delete them first")
+        before = list(tool.class_names)
+        tool.class_names = new
+        log(session, actor, "classes", f"tool {tool.name}", tool.id, **{"from": before, "to": new})
+        return _info(session, tool)
 
 
 def get_roi(studio: Studio, name: str) -> list[float] | None:

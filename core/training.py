@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import threading
 import time
@@ -14,22 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
+from core.audit import Actor, log
 from core.errors import InvalidInputError, TrainingBusyError, TrainingCancelledError
 from core.images import ImageRejectedError, decode_image
 from core.studio import Studio
+from core.tool_settings import ToolSettings
 from core.tools import require_tool
-from models.anomaly import PatchCoreDetector
-from models.anomaly.calibration import more_goods_advised
-from models.classifier import FewShotClassifier
+from models.base import InspectionMethod, TrainingSetError
 from models.profiles import DEFAULT_PROFILE, PROFILES
+from models.registry import DEFAULT_METHOD, build, get_method, method_names
 from storage import repository as repo
+from storage import versions as versions_repo
 from storage.tables import Tool
 
-MIN_IMAGES_PER_CLASS = 5
-MIN_GOOD_IMAGES = 5  # an anomaly model's smallest training set
-KINDS = ("classifier", "anomaly")
-CALIBRATED_SETTINGS = ("threshold", "review_band")  # tool settings that override a version's calibration
 
 TrainProgress = Callable[[str, float], None]
 
@@ -37,7 +35,7 @@ TrainProgress = Callable[[str, float], None]
 @dataclass(frozen=True)
 class TrainResult:
     version_id: int
-    kind: str
+    method: str
     profile: str
     seconds: float
     n_samples: int
@@ -46,7 +44,7 @@ class TrainResult:
     notices: list[str] = field(default_factory=list)  # what the user should know (e.g. ignored labels)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"version_id": self.version_id, "kind": self.kind, "profile": self.profile,
+        return {"version_id": self.version_id, "method": self.method, "profile": self.profile,
                 "seconds": round(self.seconds, 3), "n_samples": self.n_samples,
                 "validation": self.validation,
                 "skipped": [{"sample": name, "reason": reason} for name, reason in self.skipped],
@@ -55,40 +53,18 @@ class TrainResult:
 
 @contextmanager
 def training_lock(studio: Studio, tool_name: str) -> Iterator[None]:
-    """An exclusive lock per tool across processes (CLI and UI): a second training is refused."""
+    """An exclusive lock per tool across processes (CLI and UI; ``filelock``, so Windows too): a second
+    training is refused."""
     studio.settings.locks_dir.mkdir(parents=True, exist_ok=True)
-    with open(studio.settings.locks_dir / f"train-{tool_name}.lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TrainingBusyError(f"a training is already running for tool {tool_name!r}; wait for it to end") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def check_class_counts(counts: dict[str, int], good_class: str) -> None:
-    """Refuse a training set a classifier cannot learn from, saying what to add."""
-    present = {name: n for name, n in counts.items() if n > 0}
-    if len(present) < 2:
-        raise InvalidInputError(
-            "a classifier needs images of at least two classes (good and a defect); with good images "
-            "only, train an anomaly model instead"
-        )
-    short = {name: MIN_IMAGES_PER_CLASS - n for name, n in present.items() if n < MIN_IMAGES_PER_CLASS}
-    if short:
-        details = ", ".join(f"{name}: {missing} more" for name, missing in sorted(short.items()))
-        raise InvalidInputError(f"each class needs at least {MIN_IMAGES_PER_CLASS} images ({details})")
-    if good_class not in present:
-        raise InvalidInputError(f"the training set has no {good_class!r} images")
-
-
-def check_good_count(n_good: int) -> None:
-    """Refuse an anomaly training set with too few good images, saying how many to add."""
-    if n_good < MIN_GOOD_IMAGES:
-        raise InvalidInputError(f"an anomaly model needs at least {MIN_GOOD_IMAGES} good images "
-                                f"({MIN_GOOD_IMAGES - n_good} more)")
+    lock = FileLock(studio.settings.locks_dir / f"train-{tool_name}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise TrainingBusyError(f"a training is already running for tool {tool_name!r}; wait for it to end") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 @dataclass(frozen=True)
@@ -103,7 +79,7 @@ class TrainingSet:
     skipped: list[tuple[str, str]]
 
 
-def _load_training_images(studio: Studio, tool_name: str, kind: str = "classifier") -> TrainingSet:
+def _load_training_images(studio: Studio, tool_name: str, method: type[InspectionMethod]) -> TrainingSet:
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         rows = [(s.id, s.image_key, s.label) for s in repo.list_samples(session, tool.id)
@@ -120,50 +96,33 @@ def _load_training_images(studio: Studio, tool_name: str, kind: str = "classifie
     counts: dict[str, int] = {}
     for label in labels:
         counts[label] = counts.get(label, 0) + 1
-    if kind == "anomaly":
-        check_good_count(counts.get(good_class, 0))
-    else:
-        check_class_counts(counts, good_class)
+    try:
+        method.check_training_set(counts, good_class)
+    except TrainingSetError as error:
+        raise InvalidInputError(str(error)) from None
     return TrainingSet(tool_id, good_class, sample_ids, images, labels, skipped)
-
-
-def build_classifier(profile: str, good_class: str, seed: int = 0) -> FewShotClassifier:
-    """The product's classifier recipe for ``profile`` (the benchmark fits this same object)."""
-    return FewShotClassifier(profile=profile, good_class=good_class, seed=seed)
-
-
-def classifier_metrics(model: FewShotClassifier, data: TrainingSet) -> dict[str, Any]:
-    """What a classifier version stores: validation with the misclassified sample ids, the
-    calibrated decision and the out-of-fold defect scores of the good training images."""
-    validation = dict(model.validation_)
-    validation["misclassified_samples"] = [
-        {"sample_id": data.sample_ids[i], "label": data.labels[i], "score": round(float(model.oof_scores_[i]), 4)}
-        for i in validation["misclassified"]]
-    goods = [float(s) for s, label in zip(model.oof_scores_, data.labels, strict=True) if label == data.good_class]
-    counts = {label: data.labels.count(label) for label in sorted(set(data.labels))}
-    return {"validation": validation, "class_counts": counts,
-            "calibration": {"threshold": model.threshold_, "review_band": model.review_band_},
-            "reference_scores": goods}
 
 
 def train(
     studio: Studio,
     tool_name: str,
-    kind: str = "classifier",
+    method: str = DEFAULT_METHOD,
     profile: str = DEFAULT_PROFILE,
     seed: int = 0,
     progress: TrainProgress | None = None,
     cancel: threading.Event | None = None,
     activate: bool = True,
+    actor: Actor | None = None,
 ) -> TrainResult:
-    """Train a model on the tool's samples (held-out ones excluded), store it as a version and make it
-    active (or, with ``activate=False``, keep it as a candidate to compare and promote).
+    """Train a model of ``method`` (a name in ``models.registry``) on the tool's samples (held-out ones
+    excluded), store it as a version and make it active (or, with ``activate=False``, keep it as a
+    candidate to compare and promote). Either way the audit log says who trained what.
 
     ``progress(stage, fraction)`` is called as work advances; setting ``cancel`` stops the job at
     the next step with TrainingCancelledError, leaving the active model untouched.
     """
-    if kind not in KINDS:
-        raise InvalidInputError(f"unknown model kind {kind!r}; choose one of {', '.join(KINDS)}")
+    if method not in method_names():
+        raise InvalidInputError(f"unknown model method {method!r}; choose one of {', '.join(method_names())}")
     if profile not in PROFILES:
         raise InvalidInputError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
 
@@ -176,23 +135,22 @@ def train(
     with training_lock(studio, tool_name):
         started = time.perf_counter()
         report("loading", 0.0)
-        data = _load_training_images(studio, tool_name, kind)
-        notices: list[str] = []
-        n_samples = len(data.images)
-        if kind == "anomaly":
-            model, metrics, goods, notices = _fit_anomaly(data.images, data.labels, data.good_class, profile,
-                                                          seed, report)
-            n_samples = len(goods)
-        else:
-            model = build_classifier(profile, data.good_class, seed).fit(data.images, data.labels, progress=report)
-            metrics = classifier_metrics(model, data)
+        data = _load_training_images(studio, tool_name, get_method(method))
+        model = build(method, profile=profile, good_class=data.good_class, seed=seed)
+        try:
+            model.fit(data.images, data.labels, progress=report)
+        except TrainingSetError as error:
+            raise InvalidInputError(str(error)) from None
+        metrics = model.training_report(data.sample_ids)
+        notices = list(metrics.get("notices", []))
+        n_samples = len(data.images) if model.learns_from != "good" else data.labels.count(data.good_class)
         report("saving", 0.0)
         folder = studio.settings.models_dir / tool_name / uuid.uuid4().hex
         model.save(folder)
         seconds = time.perf_counter() - started
         try:
-            result = _record_version(studio, tool_name, data.tool_id, kind, profile, folder, seconds, n_samples,
-                                     metrics, data.skipped, report, notices, activate)
+            result = _record_version(studio, tool_name, method, profile, folder, seconds, n_samples, metrics,
+                                     data.skipped, report, notices, activate, actor or Actor("system"))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -201,53 +159,40 @@ def train(
     return result
 
 
-def _fit_anomaly(images: list[np.ndarray], labels: list[str], good_class: str, profile: str, seed: int,
-                 report: TrainProgress) -> tuple[PatchCoreDetector, dict[str, Any], list[np.ndarray], list[str]]:
-    """Fit an anomaly model on the good images only; its metrics and what the user should know."""
-    goods = [image for image, label in zip(images, labels, strict=True) if label == good_class]
-    notices = []
-    if len(goods) < len(images):
-        notices.append(f"{len(images) - len(goods)} image(s) not labelled {good_class!r} were ignored: "
-                       "an anomaly model learns from good images only")
-    missing = more_goods_advised(len(goods))
-    if missing:
-        notices.append(f"{missing} more good image(s) would make the anomaly model and its threshold more reliable")
-    model = PatchCoreDetector(profile=profile, seed=seed).fit(goods, progress=report)
-    validation = {"n_good": len(goods), "ignored_non_good": len(images) - len(goods),
-                  "more_goods_advised": missing, "threshold_raw": model.calibration_.threshold,
-                  "scale_raw": model.calibration_.scale}
-    return model, {"validation": validation, "reference_scores": model.reference_scores_}, goods, notices
-
-
-def drop_calibration_override(tool: Tool) -> dict[str, Any]:
-    """Remove a threshold or band the user set on ``tool`` (a newly active classifier brings its own
-    calibrated ones); returns what was removed."""
-    settings = dict(tool.settings or {})
-    dropped = {k: settings.pop(k) for k in CALIBRATED_SETTINGS if k in settings}
-    tool.settings = settings
+def drop_calibration_override(tool: Tool, method: str) -> dict[str, float]:
+    """Remove a threshold or band the user set for ``method`` on ``tool`` (a newly active version brings
+    its own calibrated ones, on its own scale); returns what was removed."""
+    settings = ToolSettings.from_json(tool.settings)
+    dropped = {name: values[method] for name, values in (("threshold", settings.thresholds),
+                                                         ("review_band", settings.review_bands)) if method in values}
+    for name in dropped:
+        settings = settings.with_change(f"{name}.{method}", None)
+    tool.settings = settings.to_json()
     return dropped
 
 
-def _record_version(studio: Studio, tool_name: str, tool_id: int, kind: str, profile: str, folder: Path,
+def _record_version(studio: Studio, tool_name: str, method: str, profile: str, folder: Path,
                     seconds: float, n_samples: int, metrics: dict[str, Any],
                     skipped: list[tuple[str, str]], report: TrainProgress, notices: list[str],
-                    activate: bool = True) -> TrainResult:
-    """Store the version (and make it active unless it is a candidate); a newly active classifier's
-    scores have a new scale, so a threshold or band the user had set for the previous one gives way
-    to the calibrated ones."""
+                    activate: bool, actor: Actor) -> TrainResult:
+    """Store the version (and make it active unless it is a candidate) with its audit entry; a newly
+    active version's scores have a new scale, so a threshold or band the user had set for the previous
+    one gives way to the calibrated ones."""
     report("saving", 0.5)
-    validation = metrics["validation"]
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
-        if activate and kind == "classifier":
-            drop_calibration_override(tool)
         version = repo.add_model_version(
-            session, tool_id=tool_id, kind=kind, profile=profile, status="candidate",
-            metrics=metrics,
+            session, tool_id=tool.id, method=method, profile=profile, status="candidate", metrics=metrics,
             artifact_dir=folder.relative_to(studio.settings.models_dir).as_posix(), train_seconds=seconds,
             n_samples=n_samples,
         )
+        details: dict[str, Any] = {"method": method, "profile": profile, "n_samples": n_samples}
         if activate:
-            repo.activate_model_version(session, tool, version)
+            dropped = drop_calibration_override(tool, method)
+            replaced = versions_repo.set_active(session, tool, version)
+            details.update(replaced=None if replaced is None else replaced.id,
+                           **({"dropped_override": dropped} if dropped else {}))
+        log(session, actor, "train_activate" if activate else "train_candidate", f"model_version {version.id}",
+            tool.id, **details)
         version_id = version.id
-    return TrainResult(version_id, kind, profile, seconds, n_samples, metrics["validation"], skipped, notices)
+    return TrainResult(version_id, method, profile, seconds, n_samples, metrics["validation"], skipped, notices)

@@ -6,9 +6,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from core.audit import SYSTEM, Actor
 from core.errors import StudioError, TrainingCancelledError
 from core.studio import Studio
 from core.training import TrainResult, train
+from models.registry import DEFAULT_METHOD
 
 STAGE_LABELS = {"loading": "Reading images", "features": "Computing features", "validation": "Cross-validating",
                 "fit": "Fitting", "saving": "Saving", "done": "Done"}
@@ -35,6 +37,9 @@ class TrainingJob:
     tool_name: str
     profile: str
     seed: int = 0
+    method: str = DEFAULT_METHOD
+    activate: bool = True
+    actor: Actor = SYSTEM
     stage: str = "loading"
     fraction: float = 0.0
     result: TrainResult | None = None
@@ -54,8 +59,9 @@ class TrainingJob:
 
     def _run(self) -> None:
         try:
-            self.result = train(self.studio, self.tool_name, profile=self.profile, seed=self.seed,
-                                progress=self._progress, cancel=self._cancel)
+            self.result = train(self.studio, self.tool_name, self.method, profile=self.profile, seed=self.seed,
+                                progress=self._progress, cancel=self._cancel, activate=self.activate,
+                                actor=self.actor)
         except TrainingCancelledError as error:
             self.cancelled, self.error = True, str(error)
         except StudioError as error:

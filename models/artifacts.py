@@ -1,6 +1,9 @@
 """Model artifacts: tensors in ``weights.safetensors`` and parameters in ``model.json``.
 
-Nothing is ever unpickled. A save writes a temporary folder and renames it into place.
+Nothing is ever unpickled. A save writes a temporary folder and renames it into place. Every
+inspection method's ``model.json`` holds ``"method"`` (its registry name), ``"format"`` (its artifact
+layout) and ``"params"`` (its hyper-parameters) beside what it adds; artifacts written before that
+scheme (a ``"kind"`` key) are read as the method and format they were.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from models.profiles import get_profile
 
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "model.json"
@@ -49,4 +54,49 @@ def load_artifact(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         tensors = load_file(weights)
     except Exception as error:
         raise ArtifactError(f"model files in {folder} are damaged: {error}") from error
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ArtifactError(f"model files in {folder} are damaged: tensor {name!r} holds NaN or infinite values")
+    return tensors, meta
+
+
+# Artifacts from before the one scheme: (kind, method) -> format. The classifier stored a method name
+# per layout (only the last one is still readable, as format 1); the anomaly model its own "format".
+LEGACY_CLASSIFIER_FORMATS = {"few-shot-discriminant": 1}
+
+
+def method_and_format(meta: dict[str, Any]) -> tuple[str, int]:
+    """The method name and artifact format of a ``model.json``, legacy ones included (format 0: a
+    layout no method reads any more)."""
+    if "kind" in meta:  # before the one scheme
+        kind = str(meta["kind"])
+        if kind == "classifier":
+            return kind, LEGACY_CLASSIFIER_FORMATS.get(str(meta.get("method")), 0)
+        return kind, int(meta.get("format", 1))
+    return str(meta.get("method")), int(meta.get("format", 0))
+
+
+def save_method_artifact(folder: Path, tensors: dict[str, torch.Tensor], method: str, format_version: int,
+                         params: dict[str, Any], **extra: Any) -> None:
+    """``save_artifact`` with the scheme's ``method``, ``format`` and ``params`` in ``model.json``."""
+    save_artifact(folder, tensors, {"method": method, "format": format_version, "params": params, **extra})
+
+
+def load_method_artifact(folder: Path, method: str, format_version: int,
+                         noun: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and ``model.json`` of a ``method`` artifact in ``format_version``; ArtifactError, in terms
+    of ``noun`` ("anomaly model"), for another method, another format or an unknown profile."""
+    tensors, meta = load_artifact(folder)
+    try:
+        found, found_format = method_and_format(meta)
+        if found != method:
+            raise ValueError(f"it holds a {found!r} model")
+        if found_format != format_version:
+            raise ValueError(f"it was saved in an older format ({found_format}, now {format_version}): "
+                             f"retrain the {noun}")
+        if not isinstance(meta.get("params"), dict):
+            raise ValueError("model.json has no parameters")
+        get_profile(str(meta["params"].get("profile")))
+    except (TypeError, ValueError) as error:
+        raise ArtifactError(f"{folder} does not hold a usable {noun}: {error}") from error
     return tensors, meta

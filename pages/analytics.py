@@ -14,6 +14,7 @@ from core.analytics.thumbnails import thumbnail_uri
 from core.errors import StudioError
 from core.heatmap import inspection_heatmap
 from pages import analytics_charts as charts
+from pages.identity import current_reviewer
 from pages.common import require_tool, studio
 
 DEFAULT_DAYS = 30
@@ -43,7 +44,7 @@ with st.expander("Shifts and drift warning"):
                              help="e.g. 'early 6-14, late 14-22, night 22-6'; a shift may run past midnight")
         if st.form_submit_button("Save shifts"):
             try:
-                save_shifts(studio(), tool.name, parse_shifts(text))
+                save_shifts(studio(), tool.name, parse_shifts(text), current_reviewer())
             except StudioError as error:
                 st.error(str(error))
             else:

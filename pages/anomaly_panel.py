@@ -8,9 +8,11 @@ import streamlit as st
 
 from core.anomaly_status import AnomalyStatus, anomaly_status
 from core.errors import StudioError
-from core.tools import POLICIES, ToolInfo, update_settings
+from core.tool_settings import change_settings, policies
+from core.tools import ToolInfo
 from core.training import train
 from pages.common import studio
+from pages.identity import current_reviewer
 
 STAGES = {"loading": 0.0, "features": 0.05, "synthetic defects": 0.3, "coreset": 0.7, "calibration": 0.8,
           "saving": 0.95, "done": 1.0}
@@ -31,7 +33,7 @@ def _train_button(tool: ToolInfo) -> None:
         bar.progress(min(1.0, STAGES.get(stage, 0.0) + weight * fraction), text=f"{stage.capitalize()}...")
 
     try:
-        result = train(studio(), tool.name, kind="anomaly", progress=show)
+        result = train(studio(), tool.name, "anomaly", progress=show, actor=current_reviewer())
     except StudioError as error:
         bar.empty()
         st.error(str(error))
@@ -65,12 +67,14 @@ def _status(tool: ToolInfo, status: AnomalyStatus) -> None:
     else:
         st.caption(f"At most {bound:.0%} of good parts go past the calibrated threshold (0.5).")
     left, right = st.columns(2)
-    policy = left.selectbox("Decision policy", POLICIES, index=POLICIES.index(status.policy), help=POLICY_HELP,
+    choices = policies()
+    policy = left.selectbox("Decision policy", choices, index=choices.index(status.policy), help=POLICY_HELP,
                             key="anomaly-policy")
     threshold = right.slider("Anomaly threshold", 0.05, 0.95, status.threshold, 0.05, key="anomaly-threshold",
                              help="0.5 is the calibrated threshold; lower flags more parts (no retraining)")
     if policy != status.policy or threshold != status.threshold:
-        update_settings(studio(), tool.name, policy=policy, anomaly_threshold=threshold)
+        change_settings(studio(), tool.name, current_reviewer(),
+                        {"policy": policy, f"threshold.{status.method}": threshold})
         st.rerun()
 
 

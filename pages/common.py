@@ -30,6 +30,7 @@ def render_sidebar() -> None:
     """The tool selector shared by all pages, and a form to create a tool."""
     names = [tool.name for tool in list_tools(studio())]
     with st.sidebar:
+        st.caption(f"Station **{studio().settings.station}** (set STUDIO_STATION to rename it)")
         if names:
             if st.session_state.get(TOOL_KEY) not in names:
                 st.session_state[TOOL_KEY] = names[0]

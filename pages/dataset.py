@@ -9,6 +9,7 @@ from core import dataset
 from core.dataset import PAGE_SIZE, SOURCES, DatasetFilter
 from core.errors import StudioError
 from core.export import export_dataset
+from pages.identity import current_reviewer
 from pages.common import require_tool, studio
 
 COLUMNS = 6
@@ -39,17 +40,17 @@ def act(action: str) -> None:
     try:
         if action == "relabel":
             new = st.session_state["dataset-relabel-to"]
-            message = f"{dataset.relabel(studio(), tool.name, ids, new)} sample(s) relabelled as '{new}'."
+            message = f"{dataset.relabel(studio(), tool.name, ids, new, current_reviewer())} sample(s) relabelled as '{new}'."
         elif action == "delete":
-            deleted = dataset.delete(studio(), tool.name, ids)
+            deleted = dataset.delete(studio(), tool.name, ids, current_reviewer())
             st.session_state[UNDO_KEY] = deleted
             message = f"{len(deleted)} sample(s) deleted. Undo brings them back."
         elif action == "undo":
-            message = f"{dataset.restore(studio(), tool.name, st.session_state.pop(UNDO_KEY, []))} sample(s) restored."
+            message = f"{dataset.restore(studio(), tool.name, st.session_state.pop(UNDO_KEY, []), current_reviewer())} sample(s) restored."
         elif action == "restore":
-            message = f"{dataset.restore(studio(), tool.name, ids)} sample(s) restored."
+            message = f"{dataset.restore(studio(), tool.name, ids, current_reviewer())} sample(s) restored."
         else:
-            message = f"{dataset.set_split(studio(), tool.name, ids, action)} sample(s) marked {SPLIT_NAMES[action]}."
+            message = f"{dataset.set_split(studio(), tool.name, ids, action, current_reviewer())} sample(s) marked {SPLIT_NAMES[action]}."
     except StudioError as error:
         st.session_state[MESSAGE_KEY] = ("error", str(error))
         return

@@ -17,17 +17,21 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from core.config import Settings, rtc_configuration
 from core.errors import StudioError
 from core.images import ImageRejectedError, decode_image
-from core.inference import predict_image
-from core.overlay import overlay_anomaly_map
+from core.inspect.models import ToolModels, load_tool_models
+from core.inspect.roi import ROI_CHOICES
+from core.inspect.service import predict_image
 from core.live.demo import demo_images, place
 from core.live.processor import FrameProcessor, FrameReport
 from core.live.session import LiveSession, capture_sample
-from core.live.settings import MAX_SMOOTHING, TRIGGERS, LiveConfig
-from core.live.tool import LiveTool, live_config, load_live_tool, save_live_config
+from core.live.settings import LiveConfig
+from core.live.tool import live_config, save_live_config
 from core.live.writer import InspectionWriter
+from core.overlay import overlay_anomaly_map
 from core.roi import roi_pixels
+from core.tool_settings import MAX_SMOOTHING, TRIGGERS
 from core.tools import list_tools, set_roi
 from pages.common import require_tool, studio
+from pages.identity import current_reviewer
 
 BANNERS = {"pass": ("PASS", "#1a7f37"), "fail": ("FAIL", "#cf222e"), "review": ("REVIEW", "#bf8700")}
 TRIGGER_LABELS = {"continuous": "Continuous", "part-present": "Part present", "manual": "Manual (Inspect button)"}
@@ -48,6 +52,10 @@ def _writer(settings: Settings) -> InspectionWriter:
     writer = InspectionWriter(studio())
     atexit.register(writer.close)
     return writer
+
+
+def roi_of(tool: ToolModels) -> list[float] | None:
+    return list(tool.roi) if tool.roi else None
 
 
 def _session(tool_name: str) -> LiveSession:
@@ -77,17 +85,19 @@ def _controls(tool_name: str, session: LiveSession) -> LiveConfig:
                                              help="Record one inspection of the next frame"):
             session.settings.request_inspection()
             st.toast("Inspecting the next frame")
-        threshold = st.slider("Threshold (defect score)", 0.0, 1.0, current.threshold, 0.01, key="live-threshold")
+        thresholds = {method: st.slider(f"Threshold: {method} (score)", 0.0, 1.0, float(value), 0.01,
+                                        key=f"live-threshold-{method}")
+                      for method, value in current.thresholds.items()}
         smoothing = st.slider("Smoothing (frames)", 1, MAX_SMOOTHING, current.smoothing, key="live-smoothing")
         tta = st.toggle("Test-time augmentation (mirror)", current.tta, key="live-tta")
         heatmap = st.toggle("Heatmap", current.heatmap, key="live-heatmap")
         opacity = st.slider("Heatmap opacity", 0.0, 1.0, current.heatmap_opacity, 0.05, key="live-opacity",
                             disabled=not heatmap)
-        config = session.settings.update(trigger=trigger, threshold=threshold, smoothing=smoothing, tta=tta,
+        config = session.settings.update(thresholds=thresholds, trigger=trigger, smoothing=smoothing, tta=tta,
                                          heatmap=heatmap, heatmap_opacity=opacity)
         if st.button("Save to tool", key="live-save", help="Make these the tool's settings (no retraining)"):
             try:
-                save_live_config(studio(), tool_name, config)
+                save_live_config(studio(), tool_name, config, current_reviewer())
             except StudioError as error:
                 st.error(str(error))
             else:
@@ -95,11 +105,10 @@ def _controls(tool_name: str, session: LiveSession) -> LiveConfig:
     return config
 
 
-def _station(tool: LiveTool) -> list[LiveTool]:
+def _station(tool: ToolModels) -> list[ToolModels]:
     """The page's tool first, then the other tools chosen to inspect the same frame (each in its own
     region, with its own model and saved threshold)."""
-    others = [t.name for t in list_tools(studio())
-              if t.name != tool.name and (t.active_model_id is not None or t.active_anomaly_id is not None)]
+    others = [t.name for t in list_tools(studio()) if t.name != tool.tool and t.trained]
     if not others:
         return [tool]
     chosen = st.multiselect("Also inspect on this frame", others, key="live-station-tools",
@@ -108,12 +117,9 @@ def _station(tool: LiveTool) -> list[LiveTool]:
     station = [tool]
     for name in chosen:
         try:
-            extra = load_live_tool(studio(), name)
+            station.append(load_tool_models(studio(), name))
         except StudioError as error:
             st.warning(f"{name}: {error}")
-            continue
-        extra.own_config = live_config(studio(), name)
-        station.append(extra)
     return station
 
 
@@ -138,9 +144,9 @@ def _report_panel(report: FrameReport | None, writer: InspectionWriter) -> None:
                    f"when it is back. ({status.error})")
 
 
-def _camera_tab(tools: list[LiveTool], session: LiveSession, writer: InspectionWriter) -> None:
+def _camera_tab(tools: list[ToolModels], session: LiveSession, writer: InspectionWriter) -> None:
     tool = tools[0]
-    processor = session.processor(tools, writer, station="live-camera")
+    processor = session.processor(tools, writer)
 
     def video_frame_callback(frame: av.VideoFrame) -> av.VideoFrame:
         return av.VideoFrame.from_ndarray(processor.process(frame.to_ndarray(format="rgb24")), format="rgb24")
@@ -148,7 +154,7 @@ def _camera_tab(tools: list[LiveTool], session: LiveSession, writer: InspectionW
     video, panel = st.columns([3, 2])
     with video:
         context = webrtc_streamer(
-            key=f"live-camera-{tool.name}",
+            key=f"live-camera-{tool.tool}",
             mode=WebRtcMode.SENDRECV,
             rtc_configuration=rtc_configuration(),
             media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False},
@@ -173,7 +179,7 @@ def _live_status(session: LiveSession, processor: FrameProcessor, writer: Inspec
     _report_panel(session.latest_report(), writer)
 
 
-def _demo_tab(tools: list[LiveTool], session: LiveSession, writer: InspectionWriter) -> None:
+def _demo_tab(tools: list[ToolModels], session: LiveSession, writer: InspectionWriter) -> None:
     tool = tools[0]
     st.caption("No camera? The tool's own images played as a 640 x 480 video, inspected like the camera.")
     record = st.toggle("Record demo inspections", value=False, key="live-demo-record")
@@ -181,14 +187,14 @@ def _demo_tab(tools: list[LiveTool], session: LiveSession, writer: InspectionWri
         session.stop_demo()
         return
     try:
-        images = demo_images(studio(), tool.name, limit=24)
+        images = demo_images(studio(), tool.tool, limit=24)
     except (StudioError, ImageRejectedError) as error:
         st.error(str(error))
         return
     if not images:
         st.info("This tool has no images yet: add some on the Capture page.")
         return
-    processor = session.processor(tools, writer if record else None, station="live-demo")
+    processor = session.processor(tools, writer if record else None)
     _demo_player(session, images, processor, writer)
 
 
@@ -200,11 +206,14 @@ def _demo_player(session: LiveSession, images: list, processor: FrameProcessor, 
         _report_panel(processor.last_report, writer)
 
 
-def _photo_tab(tool_name: str, threshold: float) -> None:
+def _photo_tab(tool_name: str) -> None:
     left, right = st.columns([3, 2])
     with left:
         photo = st.file_uploader("Photo of a part", type=["png", "jpg", "jpeg", "bmp", "tif", "tiff"])
         record = st.toggle("Record this inspection", value=True, key="photo-record")
+        roi = st.segmented_control("Region of interest", ROI_CHOICES, default="auto", key="photo-roi",
+                                   help="auto: a camera-shaped photo is cropped to the tool's region, a photo "
+                                        "of the part alone is judged whole") or "auto"
     if photo is None:
         right.info("Upload a photo to inspect it.")
         return
@@ -212,7 +221,7 @@ def _photo_tab(tool_name: str, threshold: float) -> None:
     again = recorded[0] == photo.file_id  # a rerun (e.g. from the camera widget) records the photo only once
     try:
         prediction = predict_image(studio(), tool_name, photo.name, photo.getvalue(), record=record and not again,
-                                   station="live")
+                                   roi=roi)
     except ImageRejectedError as error:
         st.error(f"{photo.name}: {error}")
         return
@@ -222,38 +231,38 @@ def _photo_tab(tool_name: str, threshold: float) -> None:
     if prediction.inspection_id:
         st.session_state["photo-recorded"] = (photo.file_id, prediction.inspection_id)
     inspection_id = prediction.inspection_id or (recorded[1] if again else None)
-    verdict = prediction.verdict
+    inspection = prediction.inspection
+    verdict = inspection.verdict
     with right:
         _banner(verdict.decision)
-        st.metric("Defect score", f"{verdict.score:.2f}", help=f"threshold {threshold:.2f}")
-        st.caption(f"Label **{verdict.label}** · model v{prediction.model_version} · {prediction.ms:.0f} ms"
+        st.metric("Defect score", f"{verdict.score:.2f}")
+        st.caption(f"Label **{verdict.label}** · {inspection.ms:.0f} ms"
                    + (f" · inspection #{inspection_id}" if inspection_id else ""))
-        if prediction.anomaly_score is not None:
-            st.metric("Anomaly score", f"{prediction.anomaly_score:.2f}", help="0.5 is the calibrated threshold")
-            st.caption(" · ".join(f"{kind}: **{o.get('decision', 'unavailable')}**"
-                                  for kind, o in prediction.models.items())
-                       + (" · degraded: one model decided alone" if prediction.degraded else ""))
-        if prediction.scores:
-            st.bar_chart(pd.DataFrame({"probability": prediction.scores}), horizontal=True,
-                         height=60 + 30 * len(prediction.scores))
-    if prediction.anomaly is not None:  # where the part looks anomalous, at the photo's resolution
-        overlay = overlay_anomaly_map(decode_image(photo.getvalue()).rgb, prediction.anomaly.map,
-                                      prediction.anomaly.regions)
-        left.image(overlay, caption=f"{photo.name}: anomaly map (red = unlike the good parts)")
+        st.caption(" · ".join(
+            f"{method} v{m.version_id}: **{m.verdict.decision if m.verdict else 'error'}**"
+            + (f" (score {m.verdict.score:.2f}, threshold {m.threshold:.2f})" if m.verdict else "")
+            for method, m in inspection.models.items())
+            + (" · degraded: one model decided alone" if inspection.degraded else ""))
+        if inspection.probabilities:
+            st.bar_chart(pd.DataFrame({"probability": inspection.probabilities}), horizontal=True,
+                         height=60 + 30 * len(inspection.probabilities))
+    if inspection.map is not None:  # where the part looks defective, on the judged region
+        overlay = overlay_anomaly_map(inspection.crop, inspection.map, inspection.regions)
+        left.image(overlay, caption=f"{photo.name}: defect map (red = unlike the good parts)")
     else:
-        left.image(photo.getvalue(), caption=photo.name)
+        left.image(inspection.crop, caption=photo.name)
 
 
-def _still(session: LiveSession, tool: LiveTool) -> tuple:
+def _still(session: LiveSession, tool: ToolModels) -> tuple:
     """A still of the camera (or demo stream) to draw the ROI on; one of the tool's images before that."""
     frame = session.latest_frame()
     if frame is not None:
         return frame, "last camera frame"
-    images = demo_images(studio(), tool.name, limit=1)
+    images = demo_images(studio(), tool.tool, limit=1)
     return (place(images[0]), "tool's first image (start the camera for a real still)") if images else (None, "")
 
 
-def _roi_tab(tool: LiveTool, session: LiveSession) -> None:
+def _roi_tab(tool: ToolModels, session: LiveSession) -> None:
     frame, origin = _still(session, tool)
     if frame is None:
         st.info("No still to draw on yet: start the camera (or the demo stream), then come back here.")
@@ -262,7 +271,7 @@ def _roi_tab(tool: LiveTool, session: LiveSession) -> None:
     st.caption(f"Drag a rectangle over the part on the {origin} (finger or mouse); the last rectangle counts.")
     scale = min(CANVAS_WIDTH / width, CANVAS_HEIGHT / height)
     canvas_w, canvas_h = int(width * scale), int(height * scale)
-    x0, y0, x1, y1 = roi_pixels(tool.roi, canvas_w, canvas_h)
+    x0, y0, x1, y1 = roi_pixels(roi_of(tool), canvas_w, canvas_h)
     current = {"objects": [{"type": "rect", "left": x0, "top": y0, "width": x1 - x0, "height": y1 - y0,
                             "fill": "rgba(31,111,235,0.15)", "stroke": "#1f6feb", "strokeWidth": 3}]}
     background = Image.fromarray(frame).resize((canvas_w, canvas_h))
@@ -270,10 +279,10 @@ def _roi_tab(tool: LiveTool, session: LiveSession) -> None:
     background.save(buffer, format="PNG")
     canvas = st_canvas(fill_color="rgba(31,111,235,0.15)", stroke_color="#1f6feb", stroke_width=3,
                        background_image=buffer.getvalue(), height=canvas_h, width=canvas_w, drawing_mode="rect",
-                       initial_drawing=current if tool.roi else None, key=f"roi-canvas-{tool.name}")
+                       initial_drawing=current if roi_of(tool) else None, key=f"roi-canvas-{tool.tool}")
     drawn = [o for o in ((canvas.json_data or {}).get("objects") or []) if o.get("type") == "rect"]
-    x_key, y_key, last_key = f"roi-x-{tool.name}", f"roi-y-{tool.name}", f"roi-drawn-{tool.name}"
-    saved = tool.roi or [0.0, 0.0, 1.0, 1.0]
+    x_key, y_key, last_key = f"roi-x-{tool.tool}", f"roi-y-{tool.tool}", f"roi-drawn-{tool.tool}"
+    saved = roi_of(tool) or [0.0, 0.0, 1.0, 1.0]
     st.session_state.setdefault(x_key, (saved[0], saved[2]))
     st.session_state.setdefault(y_key, (saved[1], saved[3]))
     if drawn:  # a rectangle drawn since the last run moves the sliders to it
@@ -290,21 +299,21 @@ def _roi_tab(tool: LiveTool, session: LiveSession) -> None:
         xs = st.slider("Left - right", 0.0, 1.0, step=0.01, key=x_key)
         ys = st.slider("Top - bottom", 0.0, 1.0, step=0.01, key=y_key)
     proposal = [round(xs[0], 4), round(ys[0], 4), round(xs[1], 4), round(ys[1], 4)]
-    st.caption("Region: " + ", ".join(f"{v:.2f}" for v in proposal) + (" (saved)" if proposal == tool.roi else ""))
+    st.caption("Region: " + ", ".join(f"{v:.2f}" for v in proposal) + (" (saved)" if proposal == roi_of(tool) else ""))
     left, right = st.columns(2)
     if left.button("Save region to tool", type="primary", key="roi-save", width="stretch"):
         try:
-            set_roi(studio(), tool.name, proposal)
+            set_roi(studio(), tool.tool, proposal, current_reviewer(), (width, height))
         except StudioError as error:
             st.error(str(error))
         else:
             st.rerun()
     if right.button("Use the whole frame", key="roi-clear", width="stretch"):
-        set_roi(studio(), tool.name, None)
+        set_roi(studio(), tool.tool, None, current_reviewer())
         st.rerun()
 
 
-def _capture(tool: LiveTool, session: LiveSession, classes: list[str]) -> None:
+def _capture(tool: ToolModels, session: LiveSession, classes: list[str]) -> None:
     with st.expander("Capture the current part as a training sample"):
         label = st.selectbox("Label", classes, key="live-capture-label")
         if st.button("Capture", key="live-capture"):
@@ -313,7 +322,7 @@ def _capture(tool: LiveTool, session: LiveSession, classes: list[str]) -> None:
                 st.warning("No frame yet: start the camera or the demo stream.")
                 return
             try:
-                report = capture_sample(studio(), tool.name, frame, tool.roi, label)
+                report = capture_sample(studio(), tool.tool, frame, roi_of(tool), label)
             except StudioError as error:
                 st.error(str(error))
                 return
@@ -323,20 +332,20 @@ def _capture(tool: LiveTool, session: LiveSession, classes: list[str]) -> None:
 
 st.title("Live inspection")
 tool_info = require_tool()
-if tool_info.active_model_id is None and tool_info.active_anomaly_id is None:
+if not tool_info.trained:
     st.info(f"Tool **{tool_info.name}** has no trained model yet: train one on the Train page.")
     st.stop()
 try:
-    live_tool = load_live_tool(studio(), tool_info.name)
+    live_tool = load_tool_models(studio(), tool_info.name)
 except StudioError as error:
     st.error(str(error))
     st.stop()
 if live_tool.degraded:
-    deciding = live_tool.sources[0].name
+    deciding = " and ".join(m.method for m in live_tool.models)
     reason = " ".join(live_tool.errors.values()) or (
-        f"the cross-check policy wants a second model: train it on the Train page, or set the policy to "
+        f"the cross-check policy wants a second model: train one on the Train page, or set the policy to "
         f"'{deciding} only'")
-    st.warning(f"Degraded mode: the {deciding} decides alone ({reason}). Inspections are marked degraded.")
+    st.warning(f"Degraded mode: the {deciding} model decides alone ({reason}). Inspections are marked degraded.")
 
 live_session = _session(tool_info.name)
 writer = _writer(studio().settings)
@@ -359,7 +368,7 @@ with main:
         live_session.stop_demo()
     if photo.open:
         with photo:
-            _photo_tab(tool_info.name, tool_info.settings["threshold"])
+            _photo_tab(tool_info.name)
     if region.open:
         with region:
             _roi_tab(live_tool, live_session)

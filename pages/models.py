@@ -10,7 +10,8 @@ from core.audit import audit_log
 from core.errors import StudioError
 from core.model_versions import (Comparison, compare_versions, delete_version, list_versions, promote,
                                  samples_since_active, train_candidate)
-from core.reviews import queue_for_review, review_settings, suggest_for_review, update_review_settings
+from core.reviews import queue_for_review, suggest_for_review
+from core.tool_settings import ToolSettings, change_settings
 from pages.common import require_tool, studio
 from pages.identity import current_reviewer
 
@@ -51,12 +52,12 @@ st.dataframe(pd.DataFrame([v.as_row() for v in versions]), hide_index=True)
 others = [v.id for v in versions if v.status != "active"]
 if others:
     left, right = st.columns(2)
-    kinds = {v.id: v.kind for v in versions}
+    methods = {v.id: v.method for v in versions}
     with left:
         chosen = st.selectbox("Version", others,
-                              format_func=lambda i: f"v{i} ({next(f'{v.kind}, {v.status}' for v in versions if v.id == i)})")
-        # the active version of the same kind: a classifier replaces the classifier, an anomaly model the anomaly model
-        active = next((v for v in versions if v.status == "active" and v.kind == kinds[chosen]), None)
+                              format_func=lambda i: f"v{i} ({next(f'{v.method}, {v.status}' for v in versions if v.id == i)})")
+        # the active version of the same method replaces it (a classifier the classifier, ...)
+        active = next((v for v in versions if v.status == "active" and v.method == methods[chosen]), None)
         older = active is not None and chosen < active.id
         label = f"Roll back to v{chosen}" if older else f"Promote v{chosen}"
         if st.button(label, type="primary", key="promote", help="predictions use it at once; the active one is kept"):
@@ -116,11 +117,13 @@ else:
     st.caption("No unreviewed inspection with a kept image.")
 
 with st.expander("Review settings"):
-    current = review_settings(tool.settings)
-    audit = st.slider("Share of passes drawn for audit", 0.0, 0.2, current["audit_share"], 0.01)
-    holdout = st.slider("Share of reviewed images held out for comparisons", 0.0, 0.5, current["holdout_share"], 0.05)
+    current = ToolSettings.from_json(tool.settings)
+    audit = st.slider("Share of passes drawn for audit", 0.0, 0.2, current.audit_share, 0.01)
+    holdout = st.slider("Share of reviewed images held out for comparisons", 0.0, 0.5, current.holdout_share, 0.05)
+    keep = st.slider("Share of passed parts whose image is kept", 0.0, 1.0, current.keep_pass_share, 0.01)
     if st.button("Save settings", key="save-review-settings"):
-        update_review_settings(studio(), tool.name, audit_share=audit, holdout_share=holdout)
+        change_settings(studio(), tool.name, actor, {"audit_share": audit, "holdout_share": holdout,
+                                                     "keep_pass_share": keep})
         st.toast("Saved")
 
 st.subheader("Audit log")

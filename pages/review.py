@@ -83,10 +83,10 @@ st.caption(f"{waiting} inspection(s) waiting · " + " · ".join(f"{n} {reason}" 
            + " · most urgent first, then oldest")
 left, right = st.columns([3, 2], gap="large")
 with left:
-    show_heat = st.toggle("Heatmap", key="heatmap", help="where the model saw a defect (class activation map)")
+    show_heat = st.toggle("Heatmap", key="heatmap", help="where the model saw a defect (defect map)")
     picture = inspection_heatmap(studio(), card.inspection_id) if show_heat else None
     if show_heat and picture is None:
-        st.caption("No heatmap for this inspection (no image or no classifier version kept).")
+        st.caption("No defect map for this inspection (no image kept, or its model version is gone).")
     if picture is not None:
         st.image(picture, width="stretch")
     elif card.image_key and studio().images.exists(card.image_key):
@@ -113,10 +113,9 @@ with right:
     st.metric("Defect score", f"{card.score:.2f}")
     if card.degraded:
         st.warning("Degraded mode: one of the models was missing when this part was inspected.")
-    opinions = [{"model": name, "decision": o.get("decision"), "score": o.get("score")}
+    opinions = [{"model": name, "version": o.get("version"), "decision": o.get("decision", o.get("error")),
+                 "score": o.get("score"), "threshold": o.get("threshold")}
                 for name, o in card.opinions.items() if isinstance(o, dict)]
-    if card.anomaly_score is not None and "anomaly" not in card.opinions:
-        opinions.append({"model": "anomaly", "decision": None, "score": card.anomaly_score})
     if opinions:
         st.dataframe(pd.DataFrame(opinions), hide_index=True)
     st.caption("Class probabilities: " + ", ".join(f"{k} {v:.2f}" for k, v in card.scores.items()))

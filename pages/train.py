@@ -7,14 +7,16 @@ import streamlit as st
 
 from core.dataset_checks import count_warnings, duplicate_warning, find_near_duplicates
 from core.errors import StudioError
-from core.inference import active_model
+from core.inspect.models import load_tool_models
 from core.model_versions import list_versions
 from core.samples import class_counts, samples_by_id
-from core.tools import reset_decision_settings, update_settings
+from core.tool_settings import change_settings
 from core.training_job import TrainingJob
 from models.profiles import DEFAULT_PROFILE, PROFILES
+from models.registry import DEFAULT_METHOD
 from pages.anomaly_panel import render_anomaly_training
 from pages.common import require_tool, studio
+from pages.identity import current_reviewer
 
 JOB_KEY = "training_job"
 POLL_SECONDS = 0.5
@@ -52,8 +54,9 @@ def _training_progress() -> None:
 def _show_outcome(job: TrainingJob) -> None:
     if job.result is not None:
         result = job.result
-        st.success(f"Model v{result.version_id} trained on {result.n_samples} images in "
-                   f"{result.seconds:.1f} s and made active.")
+        st.success(f"Model v{result.version_id} trained on {result.n_samples} images in {result.seconds:.1f} s"
+                   + (" and made active." if job.activate else " as a candidate: compare and promote it on the "
+                      "Models page."))
         for name, reason in result.skipped:
             st.warning(f"Skipped {name}: {reason}")
     elif job.cancelled:
@@ -70,8 +73,12 @@ def _train_controls(tool_name: str) -> None:
         job = None
     profile = st.radio("Network profile", list(PROFILES), index=list(PROFILES).index(DEFAULT_PROFILE), horizontal=True,
                        format_func=lambda p: PROFILES[p].description, disabled=job is not None)
+    activate = st.toggle("Make it the active model when trained", value=True, disabled=job is not None,
+                         help="Off: the new version is a candidate to compare with the active one on the "
+                              "Models page. Either way the audit log records who trained it.")
     if job is None and st.button("Train", type="primary", width="stretch"):
-        st.session_state[JOB_KEY] = TrainingJob(studio(), tool_name, profile).start()
+        st.session_state[JOB_KEY] = TrainingJob(studio(), tool_name, profile, activate=activate,
+                                                actor=current_reviewer()).start()
         st.rerun()  # redraw without the Train button, with the progress
     if job is not None:
         _training_progress()
@@ -97,9 +104,11 @@ def _show_mistakes(tool_name: str, validation: dict) -> None:
 
 def _threshold_controls(tool_name: str, validation: dict) -> None:
     try:
-        served = active_model(studio(), tool_name)
+        served = next(m for m in load_tool_models(studio(), tool_name).models if m.method == DEFAULT_METHOD)
     except StudioError as error:
         st.error(str(error))
+        return
+    except StopIteration:  # the policy leaves this model out
         return
     calibrated, band = validation["threshold"], validation["review_band"]
     manual = abs(served.threshold - calibrated) > 1e-9 or abs(served.review_band - band) > 1e-9
@@ -112,10 +121,12 @@ def _threshold_controls(tool_name: str, validation: dict) -> None:
         review = st.slider("Review band (±)", 0.0, 0.5, float(served.review_band), 0.01)
         save, reset = st.columns(2)
         if save.form_submit_button("Use this threshold", width="stretch"):
-            update_settings(studio(), tool_name, threshold=threshold, review_band=review)
+            change_settings(studio(), tool_name, current_reviewer(), {f"threshold.{DEFAULT_METHOD}": threshold,
+                                                                     f"review_band.{DEFAULT_METHOD}": review})
             st.rerun()
         if reset.form_submit_button("Back to calibrated", width="stretch", disabled=not manual):
-            reset_decision_settings(studio(), tool_name)
+            change_settings(studio(), tool_name, current_reviewer(), {f"threshold.{DEFAULT_METHOD}": None,
+                                                                     f"review_band.{DEFAULT_METHOD}": None})
             st.rerun()
 
 
@@ -123,7 +134,7 @@ def _show_active_model(tool_name: str) -> None:
     versions = list_versions(studio(), tool_name)
     if not versions:
         return
-    active = next((v for v in versions if v.status == "active" and v.kind == "classifier"), None)
+    active = next((v for v in versions if v.status == "active" and v.method == DEFAULT_METHOD), None)
     if active is None:
         return
     st.subheader(f"Active model: v{active.id} ({active.profile})")

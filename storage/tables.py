@@ -18,6 +18,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -30,7 +31,6 @@ NAMING_CONVENTION = {
 }
 
 SAMPLE_SOURCES = ("upload", "capture", "review", "demo", "import")
-MODEL_KINDS = ("classifier", "anomaly")
 MODEL_STATUSES = ("candidate", "active", "retired")
 DECISIONS = ("pass", "fail", "review")
 SAMPLE_SPLITS = ("train", "held_out")  # held-out samples are kept for evaluation, never trained on
@@ -53,7 +53,7 @@ class Base(DeclarativeBase):
 class Tool(Base):
     """An inspection tool: one kind of part, its classes, its region of interest and settings.
 
-    ``active_model_id`` is the active classifier, ``active_anomaly_id`` the active anomaly model.
+    Its active models are the versions with status ``active`` (at most one per method).
     """
 
     __tablename__ = "tool"
@@ -64,16 +64,7 @@ class Tool(Base):
     good_class: Mapped[str] = mapped_column(String(100), default="good")
     roi: Mapped[list[float] | None] = mapped_column(JSON, default=None)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    active_model_id: Mapped[int | None] = mapped_column(
-        ForeignKey("model_version.id", use_alter=True, ondelete="SET NULL"), default=None
-    )
-    active_anomaly_id: Mapped[int | None] = mapped_column(
-        ForeignKey("model_version.id", use_alter=True, ondelete="SET NULL"), default=None
-    )
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
-
-    active_model: Mapped[ModelVersion | None] = relationship(foreign_keys=[active_model_id])
-    active_anomaly: Mapped[ModelVersion | None] = relationship(foreign_keys=[active_anomaly_id])
 
 
 class Sample(Base):
@@ -107,14 +98,22 @@ class Sample(Base):
     original_name: Mapped[str | None] = mapped_column(String(300), default=None)
 
 
+ACTIVE = text("status = 'active'")
+
+
 class ModelVersion(Base):
-    """A trained model of a tool: its artifact folder, metrics and life-cycle status."""
+    """A trained model of a tool: its method (a name in ``models.registry``), artifact folder, metrics and
+    life-cycle status. A tool has at most one active version per method (a partial unique index)."""
 
     __tablename__ = "model_version"
+    __table_args__ = (
+        Index("uq_model_version_active_method", "tool_id", "method", unique=True,
+              sqlite_where=ACTIVE, postgresql_where=ACTIVE),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     tool_id: Mapped[int] = mapped_column(ForeignKey("tool.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(_enum(MODEL_KINDS, "model_kind"))
+    method: Mapped[str] = mapped_column(String(32))
     profile: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(_enum(MODEL_STATUSES, "model_status"))
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -141,6 +140,7 @@ class Inspection(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     tool_id: Mapped[int] = mapped_column(ForeignKey("tool.id", ondelete="CASCADE"))
     station: Mapped[str] = mapped_column(String(100), default="default")
+    recipe: Mapped[str | None] = mapped_column(String(100), default=None)  # the product recipe of a line station
     model_version_id: Mapped[int | None] = mapped_column(
         ForeignKey("model_version.id", ondelete="SET NULL"), default=None
     )

@@ -1,4 +1,4 @@
-"""Model-version life cycle queries: activate one of a kind, delete, samples added since a version."""
+"""Model-version life cycle queries: activate one per method, delete, samples added since a version."""
 
 from __future__ import annotations
 
@@ -11,22 +11,24 @@ from storage.tables import ModelVersion, Sample, Tool
 
 
 def set_active(session: Session, tool: Tool, version: ModelVersion) -> ModelVersion | None:
-    """Make ``version`` the tool's active model of its kind; returns the one it replaces (now retired)."""
-    previous_id = tool.active_anomaly_id if version.kind == "anomaly" else tool.active_model_id
+    """Make ``version`` the tool's active model of its method; returns the one it replaces (now retired)."""
+    previous = active_versions(session, tool.id).get(version.method)
     session.execute(
         update(ModelVersion)
-        .where(ModelVersion.tool_id == tool.id, ModelVersion.kind == version.kind, ModelVersion.status == "active",
-               ModelVersion.id != version.id)
+        .where(ModelVersion.tool_id == tool.id, ModelVersion.method == version.method,
+               ModelVersion.status == "active", ModelVersion.id != version.id)
         .values(status="retired")
         .execution_options(synchronize_session="fetch")
     )
     version.status = "active"
-    if version.kind == "anomaly":
-        tool.active_anomaly_id = version.id
-    else:
-        tool.active_model_id = version.id
     session.flush()
-    return session.get(ModelVersion, previous_id) if previous_id not in (None, version.id) else None
+    return previous if previous is not None and previous.id != version.id else None
+
+
+def active_versions(session: Session, tool_id: int) -> dict[str, ModelVersion]:
+    """The tool's active version of each method (at most one each: a partial unique index)."""
+    query = select(ModelVersion).where(ModelVersion.tool_id == tool_id, ModelVersion.status == "active")
+    return {version.method: version for version in session.scalars(query.order_by(ModelVersion.method))}
 
 
 def delete_version(session: Session, version: ModelVersion) -> None:

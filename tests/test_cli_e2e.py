@@ -158,8 +158,8 @@ def test_train_reports_progress_on_stderr_and_json_last_on_stdout(run) -> None:
     stdout = _lines(result.stdout)
     assert len(stdout) == 1
     summary = json.loads(stdout[-1])
-    assert {"version_id", "kind", "profile", "seconds", "validation"} <= summary.keys()
-    assert summary["kind"] == "classifier" and summary["profile"] == DEFAULT_PROFILE and summary["seconds"] > 0
+    assert {"version_id", "method", "profile", "seconds", "validation"} <= summary.keys()
+    assert summary["method"] == "classifier" and summary["profile"] == DEFAULT_PROFILE and summary["seconds"] > 0
     assert summary["n_samples"] == 40 and summary["skipped"] == []
     validation = summary["validation"]
     assert 0.0 <= validation["balanced_accuracy"] <= 1.0

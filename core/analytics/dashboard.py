@@ -22,6 +22,7 @@ from core.analytics.drift import DEFAULT_WARNING_PSI, DriftReport, drift_report
 from core.analytics.filters import AnalyticsFilter, Shift, shifts_of
 from core.studio import Studio
 from core.tools import require_tool
+from storage import versions as versions_repo
 from storage import analytics_queries as q
 from storage import repository as repo
 from storage.analytics_queries import RECENT_COLUMNS, Grain, InspectionScope
@@ -197,7 +198,8 @@ def load_dashboard(studio: Studio, flt: AnalyticsFilter, grain: Grain = "day",
     with studio.transaction() as session:
         tool = require_tool(session, flt.tool)
         scope = flt.scope(session, tool)
-        drift_version = flt.model_version_id or tool.active_model_id
+        active = versions_repo.active_versions(session, tool.id)
+        drift_version = flt.model_version_id or next((v.id for v in active.values()), None)
         cube = _cube(session, scope, grain)
         per_decision = cube.groupby("decision")["count"].sum().to_dict()
         outcomes = _outcomes(session, scope)
@@ -222,6 +224,6 @@ def filter_options(studio: Studio, tool_name: str) -> FilterOptions:
     """The tool's stations, model versions and shifts."""
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
-        versions = [(v.id, f"v{v.id} {v.kind}{' (active)' if v.id == tool.active_model_id else ''}")
+        versions = [(v.id, f"v{v.id} {v.method}{' (active)' if v.status == 'active' else ''}")
                     for v in repo.list_model_versions(session, tool.id)]
         return FilterOptions(q.stations(session, tool.id), versions, shifts_of(tool))

@@ -1,9 +1,11 @@
 """The frame processor: one camera frame in, the annotated frame out, inspections recorded.
 
-Per frame and tool: crop the ROI, ask each of the tool's models for an opinion (with its heatmap),
-smooth the defect score over the last N frames, decide pass / review / fail, let the trigger say
-whether this is a part to record, and draw the overlay. No Streamlit here; the page's video callback
-only calls :meth:`FrameProcessor.process`.
+Per frame and tool: crop the ROI, ask the engine for each model's opinion (with its map), smooth each
+model's score over the last N frames, let the engine decide pass / review / fail on the smoothed
+scores, let the trigger say whether this is a part to record, and draw the overlay. Only smoothing and
+triggers are live-specific; judging and deciding are ``core.inspect.engine``'s, so a frame with
+smoothing 1 is judged exactly as ``predict`` judges the same crop. No Streamlit here; the page's video
+callback only calls :meth:`FrameProcessor.process`.
 """
 
 from __future__ import annotations
@@ -14,18 +16,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
-from core.decision import ANOMALY, combine, decide, decide_anomaly
-from core.live.opinions import Opinion
+from core.inspect.engine import Inspection, combined_map, decide, judge
+from core.inspect.models import ToolModels
+from core.inspect.recorder import RecordContext
+from core.inspect.roi import region
 from core.live.overlay import ToolMark, draw_overlay, overall_decision
 from core.live.settings import LiveConfig, LiveSettings
 from core.live.smoothing import MovingAverage
-from core.live.tool import LiveTool
 from core.live.triggers import PartTrigger, TriggerParams, thumbnail
-from core.live.writer import InspectionWriter, PendingInspection
-from core.roi import roi_pixels
+from core.live.writer import InspectionWriter
 from storage.tables import utc_now
 
 STAGES = ("crop", "model", "heatmap", "decide", "overlay")
@@ -42,8 +43,9 @@ class ToolResult:
     score: float
     raw_score: float
     scores: dict[str, float]
-    opinions: dict[str, dict[str, float | str]]
+    opinions: dict[str, dict]
     recorded: bool
+    inspection: Inspection | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -63,18 +65,19 @@ class FrameReport:
 class _ToolState:
     trigger: PartTrigger
     smoothers: dict[str, MovingAverage] = field(default_factory=dict)
-    passes_seen: int = 0
 
 
 class FrameProcessor:
     """Processes RGB uint8 frames ``(H, W, 3)`` for the given tools (see the module doc).
 
-    ``results`` (optional) receives a :class:`FrameReport` per frame; when it is full the oldest
-    report is dropped, never the video. ``writer`` (optional) records the triggered inspections.
+    ``tools`` are the loaded models of each tool on the station; the first one decides with the live
+    settings on screen, the others with their saved thresholds. ``results`` (optional) receives a
+    :class:`FrameReport` per frame; when it is full the oldest report is dropped, never the video.
+    ``writer`` (optional) records the triggered inspections, at ``station`` (None: the studio's).
     """
 
-    def __init__(self, tools: list[LiveTool], settings: LiveSettings, writer: InspectionWriter | None = None,
-                 results: queue.Queue[FrameReport] | None = None, station: str = "live",
+    def __init__(self, tools: list[ToolModels], settings: LiveSettings, writer: InspectionWriter | None = None,
+                 results: queue.Queue[FrameReport] | None = None, station: str | None = None,
                  trigger_params: TriggerParams | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
         self.tools = tools
         self.settings = settings
@@ -82,7 +85,7 @@ class FrameProcessor:
         self.results = results
         self.station = station
         self._clock = clock
-        self._states = {tool.name: _ToolState(PartTrigger(trigger_params)) for tool in tools}
+        self._states = {tool.tool: _ToolState(PartTrigger(trigger_params)) for tool in tools}
         self._lock = threading.Lock()
         self._latest: np.ndarray | None = None
         self._index = 0
@@ -109,27 +112,44 @@ class FrameProcessor:
         marks: list[ToolMark] = []
         results: list[ToolResult] = []
         height, width = frame.shape[:2]
-        for tool in self.tools:
+        for index, tool in enumerate(self.tools):
             t0 = self._clock()
-            box = roi_pixels(tool.roi, width, height)
+            if index == 0:  # the tool whose settings are on screen decides with them
+                tool = tool.with_thresholds(dict(config.thresholds), dict(config.review_bands))
+            box = region(width, height, tool.roi, "crop")
             crop = np.ascontiguousarray(frame[box[1]:box[3], box[0]:box[2]])
-            state = self._states[tool.name]
+            state = self._states[tool.tool]
             if state.trigger.observe(thumbnail(crop)):
                 for smoother in state.smoothers.values():
                     smoother.reset()
             t1 = self._clock()
-            opinions = [o for source in tool.sources for o in source.opinions([crop], config.tta)]
+            opinions = judge(tool, crop, config.tta)
             t2 = self._clock()
-            heatmap = self._heatmap(opinions) if config.heatmap else None
+            heatmap = combined_map(opinions) if config.heatmap else None
             t3 = self._clock()
-            result = self._decide(tool, state, config, opinions, manual, crop, start)
+            smoothed = {}
+            for opinion in opinions:
+                if opinion.score is not None:
+                    smoother = state.smoothers.setdefault(opinion.method, MovingAverage(config.smoothing))
+                    smoother.resize(config.smoothing)
+                    smoothed[opinion.method] = smoother.add(opinion.score)
+            inspection = decide(tool, opinions, crop, box, smoothed, (self._clock() - start) * 1000)
+            full = all(s.full for s in state.smoothers.values())
+            recorded = state.trigger.should_record(config.trigger, full, manual)
+            if recorded and self.writer is not None:
+                self.writer.submit(inspection, RecordContext(self.station, created_at=utc_now(),
+                                                             latency_ms=(self._clock() - start) * 1000))
+                self._recorded += 1
+            first = opinions[0]
+            results.append(ToolResult(tool.tool, inspection.decision, inspection.verdict.label,
+                                      inspection.verdict.score, first.score if first.score is not None else 1.0,
+                                      first.probabilities, inspection.opinions_json(), recorded, inspection))
             t4 = self._clock()
             stages["crop"] += t1 - t0
             stages["model"] += t2 - t1
             stages["heatmap"] += t3 - t2
             stages["decide"] += t4 - t3
-            marks.append(ToolMark(tool.name, box, result.decision, result.score, heatmap))
-            results.append(result)
+            marks.append(ToolMark(tool.tool, box, inspection.decision, inspection.verdict.score, heatmap))
         t5 = self._clock()
         annotated = frame.copy()
         status = self._status(config)
@@ -138,59 +158,6 @@ class FrameProcessor:
         stages["overlay"] = end - t5
         self._publish(start, end, marks, results, stages)
         return annotated
-
-    @staticmethod
-    def _heatmap(opinions: list[Opinion]) -> np.ndarray | None:
-        """The models' defect maps combined (maximum), at the size of the largest one."""
-        maps = [o.heatmap for o in opinions if o.heatmap is not None]
-        if not maps:
-            return None
-        size = max(maps, key=lambda m: m.size).shape
-        return np.maximum.reduce([m if m.shape == size else cv2.resize(m, size[::-1]) for m in maps])
-
-    def _decide(self, tool: LiveTool, state: _ToolState, config: LiveConfig, opinions: list[Opinion],
-                manual: bool, crop: np.ndarray, start: float) -> ToolResult:
-        verdicts = {}
-        rules = tool.own_config or config  # threshold and review band
-        for opinion in opinions:
-            smoother = state.smoothers.setdefault(opinion.source, MovingAverage(config.smoothing))
-            smoother.resize(config.smoothing)
-            smoothed = smoother.add(opinion.score)
-            threshold = rules.threshold if opinion.threshold is None else opinion.threshold
-            if opinion.source == ANOMALY:
-                verdict = decide_anomaly(smoothed, tool.good_class, threshold, rules.review_band)
-            else:
-                defects = {k: v for k, v in opinion.probabilities.items() if k != tool.good_class}
-                verdict = decide({tool.good_class: 1.0 - smoothed, **defects}, tool.good_class, threshold,
-                                 rules.review_band)
-            verdicts[opinion.source] = verdict
-        main = verdicts[opinions[0].source]
-        combined = combine(verdicts)  # both pass -> pass, both fail -> fail, else review
-        full = all(s.full for s in state.smoothers.values())
-        recorded = state.trigger.should_record(config.trigger, full, manual)
-        opinion_fields = {o.source: {"decision": verdicts[o.source].decision, "score": round(verdicts[o.source].score, 6)}
-                          for o in opinions}
-        if recorded and self.writer is not None:
-            self._record(tool, state, config, combined.decision, combined.label, main.score, opinions,
-                         opinion_fields, crop, start)
-        return ToolResult(tool.name, combined.decision, combined.label, main.score, opinions[0].score,
-                          opinions[0].probabilities, opinion_fields, recorded)
-
-    def _record(self, tool: LiveTool, state: _ToolState, config: LiveConfig, decision: str, label: str,
-                score: float, opinions: list[Opinion], opinion_fields: dict, crop: np.ndarray, start: float) -> None:
-        keep = decision != "pass"
-        if not keep and config.keep_pass_share > 0:
-            every = max(1, round(1 / config.keep_pass_share))
-            keep = state.passes_seen % every == 0  # the first pass, then one in ``every``
-            state.passes_seen += 1
-        anomaly = next((o.score for o in opinions if o.source == "anomaly"), None)
-        self.writer.submit(PendingInspection(
-            tool_id=tool.id, model_version_id=tool.model_version_id, station=self.station, created_at=utc_now(),
-            decision=decision, label=label, score=score, scores=opinions[0].probabilities,
-            latency_ms=(self._clock() - start) * 1000, opinions=opinion_fields if len(opinions) > 1 else {},
-            anomaly_score=anomaly, degraded=tool.degraded, image=crop.copy() if keep else None,
-        ))
-        self._recorded += 1
 
     def _status(self, config: LiveConfig) -> str:
         latency = self.last_report.latency_ms if self.last_report else 0.0

@@ -16,7 +16,7 @@ from core.images import encode_png
 from core.live.demo import demo_frames
 from core.live.processor import FrameProcessor, FrameReport
 from core.live.settings import LiveConfig, LiveSettings
-from core.live.tool import LiveTool
+from core.inspect.models import ToolModels
 from core.live.writer import InspectionWriter
 from core.roi import crop_to_roi
 from core.samples import Candidate, ImportReport, add_images
@@ -40,11 +40,12 @@ class LiveSession:
         self._demo_shown = -1
         self._demo_frame: np.ndarray | None = None
 
-    def processor(self, tools: list[LiveTool], writer: InspectionWriter | None, station: str) -> FrameProcessor:
-        """The processor for these tools (the first one's settings are on screen), their model versions
-        and ROIs: a new one when any of them changed."""
-        key = (station, writer is not None, *((t.name, t.model_version_id, tuple(t.roi or ()),
-                                               tuple(s.name for s in t.sources), t.own_config) for t in tools))
+    def processor(self, tools: list[ToolModels], writer: InspectionWriter | None,
+                  station: str | None = None) -> FrameProcessor:
+        """The processor for these tools (the first one's settings are on screen), their model versions,
+        settings and ROIs: a new one when any of them changed."""
+        key = (station, writer is not None, *((t.tool, tuple(t.version_ids.items()), t.roi, repr(t.settings),
+                                               t.degraded) for t in tools))
         if key not in self._processors:
             self._processors = {k: p for k, p in self._processors.items() if k[0] != station}
             self._processors[key] = FrameProcessor(tools, self.settings, writer, self.results, station)

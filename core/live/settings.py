@@ -3,63 +3,42 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
 from typing import Any
 
 from core.errors import InvalidInputError
-
-TRIGGERS = ("continuous", "part-present", "manual")
-MAX_SMOOTHING = 30
+from core.tool_settings import LiveOptions
 
 
 @dataclass(frozen=True)
 class LiveConfig:
     """One consistent set of live settings (an immutable snapshot).
 
-    ``threshold`` and ``review_band`` decide pass / review / fail on the smoothed defect score;
-    ``smoothing`` is the number of frames of the moving average; ``tta`` averages each crop with its
-    mirror image; ``heatmap`` / ``heatmap_opacity`` control the overlay; ``trigger`` says when an
-    inspection is recorded; ``keep_pass_share`` is the share of passed parts whose frame is kept.
+    ``thresholds`` / ``review_bands`` (per model method) decide pass / review / fail on the smoothed
+    score of the tool whose settings are on screen; ``options`` are the tool's live options
+    (``core.tool_settings.LiveOptions``: smoothing, test-time augmentation, heatmap, trigger).
     """
 
-    threshold: float = 0.5
-    review_band: float = 0.1
-    smoothing: int = 5
-    tta: bool = False
-    heatmap: bool = True
-    heatmap_opacity: float = 0.45
-    trigger: str = "continuous"
-    keep_pass_share: float = 0.05
+    thresholds: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    review_bands: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    options: LiveOptions = field(default_factory=LiveOptions)
 
     def validated(self) -> LiveConfig:
         """The same settings, checked; raises InvalidInputError for values the processor cannot use."""
-        if not 0.0 <= self.threshold <= 1.0:
-            raise InvalidInputError("the threshold is a defect score between 0 and 1")
-        if not 0.0 <= self.review_band <= 0.5:
-            raise InvalidInputError("the review band is between 0 and 0.5")
-        if not 1 <= int(self.smoothing) <= MAX_SMOOTHING:
-            raise InvalidInputError(f"smoothing is 1 to {MAX_SMOOTHING} frames")
-        if not 0.0 <= self.heatmap_opacity <= 1.0:
-            raise InvalidInputError("the heatmap opacity is between 0 and 1")
-        if self.trigger not in TRIGGERS:
-            raise InvalidInputError(f"trigger must be one of {', '.join(TRIGGERS)}")
-        if not 0.0 <= self.keep_pass_share <= 1.0:
-            raise InvalidInputError("the share of passed frames to keep is between 0 and 1")
-        return replace(self, smoothing=int(self.smoothing))
+        for method, value in self.thresholds.items():
+            if not 0.0 <= float(value) <= 1.0:
+                raise InvalidInputError(f"the {method} threshold is a score between 0 and 1")
+        for method, value in self.review_bands.items():
+            if not 0.0 <= float(value) <= 0.5:
+                raise InvalidInputError(f"the {method} review band is between 0 and 0.5")
+        return replace(self, thresholds=MappingProxyType(dict(self.thresholds)),
+                       review_bands=MappingProxyType(dict(self.review_bands)), options=self.options.validated())
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_tool_settings(cls, settings: dict[str, Any]) -> LiveConfig:
-        """Settings saved on a tool: ``threshold``, ``review_band`` and the ``live`` sub-dict."""
-        live = dict(settings.get("live") or {})
-        known = {name for name in cls.__dataclass_fields__}
-        values = {k: v for k, v in live.items() if k in known}
-        for name in ("threshold", "review_band"):
-            if name in settings:
-                values[name] = settings[name]
-        return cls(**values).validated()
+    def __getattr__(self, name: str) -> Any:  # config.smoothing, config.tta, ... read the live options
+        if name in {f.name for f in fields(LiveOptions)}:
+            return getattr(self.options, name)
+        raise AttributeError(name)
 
 
 class LiveSettings:
@@ -78,10 +57,15 @@ class LiveSettings:
         with self._lock:
             return self._config
 
-    def update(self, **changes: Any) -> LiveConfig:
+    def update(self, thresholds: dict[str, float] | None = None, review_bands: dict[str, float] | None = None,
+               **options: Any) -> LiveConfig:
         """Change some settings at once; the video thread sees all of them from its next frame."""
         with self._lock:
-            self._config = replace(self._config, **changes).validated()
+            config = self._config
+            self._config = replace(
+                config, thresholds=MappingProxyType({**config.thresholds, **(thresholds or {})}),
+                review_bands=MappingProxyType({**config.review_bands, **(review_bands or {})}),
+                options=replace(config.options, **options)).validated()
             return self._config
 
     def request_inspection(self) -> None:

@@ -1,7 +1,8 @@
 """Recording live inspections off the video thread: a queue, a writer thread, retries and a spool.
 
 The video callback only calls :meth:`InspectionWriter.submit` (never blocks). The writer thread
-stores the kept image in the image store, then writes the row. When the database is unavailable
+records through the studio's one recorder (``core.inspect.recorder``): ``prepare`` (what is kept, the
+audit draw, the image), then ``commit`` (the row and its hooks). When the database is unavailable
 (locked, read-only, server gone) inspections stay buffered in order and are retried; on
 :meth:`InspectionWriter.close` whatever still cannot be written goes to a JSON-lines spool file in
 the data folder, which the next writer replays first. Nothing is lost.
@@ -16,51 +17,15 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
-from typing import Any
-
-import numpy as np
+from dataclasses import dataclass
 
 from core.errors import DatabaseUnavailableError
-from core.images import encode_png
+from core.inspect.engine import Inspection
+from core.inspect.recorder import PendingInspection, RecordContext
 from core.studio import Studio
-from storage import repository as repo
 
 log = logging.getLogger(__name__)
 SPOOL_FOLDER = "live-spool"
-
-
-@dataclass(frozen=True)
-class PendingInspection:
-    """An inspection waiting to be written; ``image`` (RGB crop) is encoded by the writer thread."""
-
-    tool_id: int
-    model_version_id: int
-    station: str
-    created_at: datetime
-    decision: str
-    label: str
-    score: float
-    scores: dict[str, float]
-    latency_ms: float
-    opinions: dict[str, Any] = field(default_factory=dict)
-    anomaly_score: float | None = None
-    degraded: bool = False
-    image: np.ndarray | None = field(default=None, compare=False, repr=False)
-    image_key: str | None = None
-
-    def to_json(self) -> str:
-        fields = asdict(replace(self, image=None))
-        fields.pop("image")
-        fields["created_at"] = self.created_at.isoformat()
-        return json.dumps(fields)
-
-    @classmethod
-    def from_json(cls, line: str) -> PendingInspection:
-        fields = json.loads(line)
-        fields["created_at"] = datetime.fromisoformat(fields["created_at"])
-        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -77,7 +42,7 @@ class InspectionWriter:
         self.studio = studio
         self.retry_seconds = retry_seconds
         self.spool_dir = studio.settings.data_dir / SPOOL_FOLDER
-        self._inbox: queue.SimpleQueue[PendingInspection | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[tuple[Inspection, RecordContext] | None] = queue.SimpleQueue()
         self._pending: deque[PendingInspection] = deque()
         self._lock = threading.Lock()
         self._written = 0
@@ -89,13 +54,13 @@ class InspectionWriter:
         self._thread.start()
 
     # --- called from any thread ------------------------------------------------------------------
-    def submit(self, item: PendingInspection) -> None:
+    def submit(self, inspection: Inspection, context: RecordContext) -> None:
         """Queue one inspection (returns at once)."""
         if self._closed.is_set():
             raise RuntimeError("the inspection writer is closed")
         with self._lock:
             self._submitted += 1
-        self._inbox.put(item)
+        self._inbox.put((inspection, context))
 
     def status(self) -> WriterStatus:
         with self._lock:
@@ -128,7 +93,7 @@ class InspectionWriter:
             except queue.Empty:
                 break
             if item is not None:
-                left.append(self._with_image_stored(item))
+                left.append(self.studio.recorder.prepare(*item))
         if left:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
             path = self.spool_dir / f"pending-{uuid.uuid4().hex}.jsonl"
@@ -156,15 +121,17 @@ class InspectionWriter:
             else:
                 if item is None:
                     return
+                try:
+                    pending = self.studio.recorder.prepare(*item)
+                except Exception:  # e.g. the image store is full: say so, keep the thread alive
+                    log.exception("inspection dropped: its image cannot be stored")
+                    with self._lock:
+                        self._submitted -= 1
+                        self._error = "an inspection's image could not be stored (see the log)"
+                    continue
                 with self._lock:
-                    self._pending.append(self._with_image_stored(item))
+                    self._pending.append(pending)
             self._write_pending()
-
-    def _with_image_stored(self, item: PendingInspection) -> PendingInspection:
-        if item.image is None:
-            return item
-        key, _ = self.studio.images.put(encode_png(item.image), "png")
-        return replace(item, image=None, image_key=key)
 
     def _write_pending(self) -> None:
         while not self._closed.is_set():
@@ -190,11 +157,4 @@ class InspectionWriter:
                 self._pending.popleft()
 
     def _write(self, item: PendingInspection) -> None:
-        with self.studio.transaction() as session:
-            repo.add_inspection(
-                session, tool_id=item.tool_id, station=item.station, model_version_id=item.model_version_id,
-                created_at=item.created_at, decision=item.decision, label=item.label, score=item.score,
-                scores=item.scores, anomaly_score=item.anomaly_score, opinions=item.opinions,
-                degraded=item.degraded, latency_ms=item.latency_ms, image_key=item.image_key,
-                needs_review=item.decision == "review",
-            )
+        self.studio.recorder.commit(item)

@@ -17,21 +17,24 @@ import numpy as np
 import torch
 
 from models.anomaly.anomaly_map import DEFAULT_SIGMA, anomaly_map
-from models.anomaly.calibration import FALSE_ALARM, Calibration, calibrate
+from models.anomaly.calibration import FALSE_ALARM, Calibration, calibrate, more_goods_advised
 from models.anomaly.components import coreset_indices, embed_patches
 from models.anomaly.regions import Region, find_regions
 from models.anomaly.synthetic import covered_cells, synthetic_defect
 from models.anomaly.torch_model import PatchCoreModel
-from models.artifacts import ArtifactError, load_artifact, save_artifact
+from models.artifacts import ArtifactError, load_method_artifact, save_method_artifact
 from models.backbones.registry import get_backbone
+from models.base import Judgement, NotFittedError, Progress, TrainingSetError, mirrored
+from models.device import get_device
 from models.preprocess import standardise_intensity, to_batch
 from models.profiles import DEFAULT_PROFILE, get_profile
 from models.projection import discriminant_projection
 
-Progress = Callable[[str, float], None]
 BATCH = 16
 MIN_POSITION_SCALE = 0.1  # a position's scale is at least this share of the mean one
 MAX_FOLDS = 10  # out-of-fold calibration: leave-one-out up to this many goods, this many folds beyond
+MIN_GOOD_IMAGES = 5  # the smallest training set the product accepts (check_training_set)
+REVIEW_BAND = 0.1  # normalised scores within this distance of 0.5 go to a person
 
 
 def _identity(image: np.ndarray) -> np.ndarray:
@@ -81,10 +84,6 @@ class _Goods:
         return self.raw[:: self.variants]
 
 
-class NotFittedError(RuntimeError):
-    """The detector was used before ``fit`` or ``load``."""
-
-
 @dataclass(frozen=True)
 class AnomalyResult:
     """One image's verdict material: scores, the map (normalised, image resolution) and regions."""
@@ -101,6 +100,7 @@ class PatchCoreDetector:
 
     Args:
         profile: backbone profile (``fast``, ``balanced``, ``accurate``).
+        good_class: the class whose images ``fit`` learns from when given labels.
         layers: backbone stages whose patch features are concatenated.
         input_size: square network input in pixels (None: the profile's).
         pool: local averaging neighbourhood of the patch features.
@@ -128,15 +128,17 @@ class PatchCoreDetector:
         seed: seed of the synthetic defects and of the subset selection.
     """
 
-    kind = "anomaly"
-    format = 4  # artifact layout: projection (C, D) + positional memory (h, w, K, D) + shrunk position scale
+    method = "anomaly"
+    format_version = 4  # artifact layout: projection (C, D) + positional memory (h, w, K, D) + shrunk position scale
+    learns_from = "good"
 
-    def __init__(self, *, profile: str = DEFAULT_PROFILE, layers: tuple[int, ...] = (3, 4), input_size: int | None = None,
-                 pool: int = 3, standardise: bool = True, augment: str = "none", test_flip: bool = False,
+    def __init__(self, *, profile: str = DEFAULT_PROFILE, good_class: str = "good", layers: tuple[int, ...] = (3, 4),
+                 input_size: int | None = None, pool: int = 3, standardise: bool = True, augment: str = "none", test_flip: bool = False,
                  position_shrink: float = 0.3, radius: int = 1, synthetic_images: int = 240, projection_dims: int = 32,
                  shrinkage: float = 0.1, defect_patches: int = 5, bank_mb: float = 48.0, sigma: float = DEFAULT_SIGMA,
                  false_alarm: float = FALSE_ALARM, seed: int = 0) -> None:
         self.profile = profile
+        self.good_class = good_class
         self.layers = layers
         self.input_size = input_size
         self.pool = pool
@@ -155,12 +157,12 @@ class PatchCoreDetector:
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
-        return {"profile": self.profile, "layers": list(self.layers), "input_size": self.input_size,
-                "pool": self.pool, "standardise": self.standardise, "augment": self.augment,
-                "test_flip": self.test_flip, "position_shrink": self.position_shrink, "radius": self.radius,
-                "synthetic_images": self.synthetic_images, "projection_dims": self.projection_dims,
-                "shrinkage": self.shrinkage, "defect_patches": self.defect_patches, "bank_mb": self.bank_mb, "sigma": self.sigma,
-                "false_alarm": self.false_alarm, "seed": self.seed}
+        return {"profile": self.profile, "good_class": self.good_class, "layers": list(self.layers),
+                "input_size": self.input_size, "pool": self.pool, "standardise": self.standardise,
+                "augment": self.augment, "test_flip": self.test_flip, "position_shrink": self.position_shrink,
+                "radius": self.radius, "synthetic_images": self.synthetic_images, "projection_dims": self.projection_dims,
+                "shrinkage": self.shrinkage, "defect_patches": self.defect_patches, "bank_mb": self.bank_mb,
+                "sigma": self.sigma, "false_alarm": self.false_alarm, "seed": self.seed}
 
     # --- features ------------------------------------------------------------------------------
     @property
@@ -168,12 +170,13 @@ class PatchCoreDetector:
         return self.input_size or get_profile(self.profile).input_size
 
     def stage_features(self, images: list[np.ndarray]) -> list[torch.Tensor]:
-        """The backbone's outputs ``[(B, C_s, H_s, W_s)]`` at ``layers`` for RGB uint8 images."""
+        """The backbone's outputs ``[(B, C_s, H_s, W_s)]`` at ``layers`` (on ``get_device()``) for RGB uint8
+        images."""
         backbone = get_backbone(get_profile(self.profile).backbone)
         if self.standardise:
             images = [standardise_intensity(image) for image in images]
         with torch.inference_mode():
-            stages = backbone.forward_stages(to_batch(images, self.size_), upto=max(self.layers))
+            stages = backbone.forward_stages(to_batch(images, self.size_).to(get_device()), upto=max(self.layers))
         return [stages[i] for i in self.layers]
 
     def view_stages(self, images: list[np.ndarray]) -> list[list[torch.Tensor]]:
@@ -186,11 +189,16 @@ class PatchCoreDetector:
         return [[s[:n] for s in stages], [s[n:] for s in stages]]
 
     # --- fitting -------------------------------------------------------------------------------
-    def fit(self, images: list[np.ndarray], progress: Progress | None = None) -> PatchCoreDetector:
-        """Learn from good RGB uint8 images ``(H, W, 3)`` (at least three)."""
+    def fit(self, images: list[np.ndarray], labels: list[str] | None = None,
+            progress: Progress | None = None) -> PatchCoreDetector:
+        """Learn from the good RGB uint8 images ``(H, W, 3)`` (at least three): all of ``images``, or with
+        ``labels`` those labelled ``good_class`` (the others are ignored, as the training report says)."""
         report = progress or (lambda stage, fraction: None)
+        n_given = len(images)
+        if labels is not None:
+            images = [image for image, label in zip(images, labels, strict=True) if label == self.good_class]
         if len(images) < 3:
-            raise ValueError("an anomaly model needs at least three good images")
+            raise TrainingSetError("an anomaly model needs at least three good images")
         if not 0.0 <= self.position_shrink <= 1.0:
             raise ValueError(f"position_shrink must be within [0, 1], not {self.position_shrink}")
         if self.augment not in AUGMENTATIONS:
@@ -210,13 +218,16 @@ class PatchCoreDetector:
         self.calibration_ = calibrate(image_scores, self.false_alarm)
         self.reference_scores_ = [float(s) for s in self.calibration_.normalise(image_scores)]
         self.n_images_ = len(images)
+        self.ignored_ = n_given - len(images)
+        self.threshold_, self.review_band_ = 0.5, REVIEW_BAND
+        self.model_.to(get_device())
         return self
 
     def _raw_embeddings(self, images: list[np.ndarray], report: Callable[[float], None]) -> torch.Tensor:
         """Unprojected patch features ``(n, C, h, w)`` of RGB uint8 images, in batches."""
         chunks = []
         for start in range(0, len(images), BATCH):
-            chunks.append(embed_patches(self.stage_features(images[start : start + BATCH]), self.pool))
+            chunks.append(embed_patches(self.stage_features(images[start : start + BATCH]), self.pool).cpu())
             report(min(1.0, (start + BATCH) / len(images)))
         return torch.cat(chunks)
 
@@ -304,7 +315,7 @@ class PatchCoreDetector:
             raise ValueError(f"expected {2 if self.test_flip else 1} view(s) of the images, got {len(views)}")
         with torch.inference_mode():
             scores, patches = self.model_(views[0], views[1] if self.test_flip else None)
-        return scores.numpy().astype(np.float64), patches
+        return scores.cpu().numpy().astype(np.float64), patches.cpu()
 
     def score_samples(self, images: list[np.ndarray]) -> np.ndarray:
         """Normalised image scores ``(N,)`` (0.5 at the threshold), without maps."""
@@ -323,23 +334,65 @@ class PatchCoreDetector:
                                          find_regions(score_map, threshold), raw_map))
         return results
 
+    def judge(self, images: list[np.ndarray], *, tta: bool = False) -> list[Judgement]:
+        """One Judgement per RGB uint8 image ``(H, W, 3)``: the normalised score (0.5 at the calibrated
+        threshold) and map at the image's resolution, both clipped to [0, 1], the raw map and the regions
+        of the map at or above 0.5. With ``tta`` each image is also judged mirrored left-right; scores and
+        (mirrored back) maps are averaged."""
+        results = self.predict(images)
+        scores = [r.score for r in results]
+        maps = [r.map for r in results]
+        raw_maps = [r.raw_map for r in results]
+        if tta:
+            flipped = self.predict(mirrored(images))
+            scores = [(a + b.score) / 2 for a, b in zip(scores, flipped, strict=True)]
+            maps = [(a + b.map[:, ::-1]) / 2 for a, b in zip(maps, flipped, strict=True)]
+            raw_maps = [(a + b.raw_map[:, ::-1]) / 2 for a, b in zip(raw_maps, flipped, strict=True)]
+        judgements = []
+        for score, score_map, raw_map in zip(scores, maps, raw_maps, strict=True):
+            clipped = np.clip(score_map, 0.0, 1.0).astype(np.float32)
+            judgements.append(Judgement(float(np.clip(score, 0.0, 1.0)), {}, None, clipped, raw_map.astype(np.float32),
+                                        find_regions(clipped, self.threshold_)))
+        return judgements
+
+    # --- the training report -------------------------------------------------------------------
+    @classmethod
+    def check_training_set(cls, counts: dict[str, int], good_class: str) -> None:
+        """Refuse (TrainingSetError) a training set ``{class: images}`` with too few good images."""
+        n_good = counts.get(good_class, 0)
+        if n_good < MIN_GOOD_IMAGES:
+            raise TrainingSetError(f"an anomaly model needs at least {MIN_GOOD_IMAGES} good images "
+                                   f"({MIN_GOOD_IMAGES - n_good} more)")
+
+    def training_report(self, sample_ids: list[Any] | None = None) -> dict[str, Any]:
+        """What a version stores after ``fit``: the validation (goods used, images ignored, goods advised,
+        the raw calibration), the normalised out-of-fold scores of the goods and notices for the user.
+        ``sample_ids`` is accepted for the common contract (no per-image entries)."""
+        if not hasattr(self, "ignored_"):
+            raise NotFittedError("the training report exists only after fit()")
+        missing = more_goods_advised(self.n_images_)
+        notices = []
+        if self.ignored_:
+            notices.append(f"{self.ignored_} image(s) not labelled {self.good_class!r} were ignored: "
+                           "an anomaly model learns from good images only")
+        if missing:
+            notices.append(f"{missing} more good image(s) would make the anomaly model and its threshold more reliable")
+        validation = {"n_good": self.n_images_, "ignored_non_good": self.ignored_, "more_goods_advised": missing,
+                      "threshold_raw": self.calibration_.threshold, "scale_raw": self.calibration_.scale}
+        return {"validation": validation, "reference_scores": list(self.reference_scores_),
+                "n_samples": self.n_images_, "notices": notices}
+
     # --- artifacts -----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         self._check_fitted()
-        meta = {"kind": self.kind, "format": self.format, "params": self.get_params(),
-                "calibration": {"threshold": self.calibration_.threshold, "scale": self.calibration_.scale},
-                "reference_scores": self.reference_scores_, "n_images": self.n_images_}
-        save_artifact(folder, self.model_.state_dict(), meta)
+        save_method_artifact(folder, self.model_.state_dict(), self.method, self.format_version, self.get_params(),
+                             calibration={"threshold": self.calibration_.threshold, "scale": self.calibration_.scale},
+                             reference_scores=self.reference_scores_, n_images=self.n_images_)
 
     @classmethod
     def load(cls, folder: Path) -> PatchCoreDetector:
-        tensors, meta = load_artifact(folder)
+        tensors, meta = load_method_artifact(folder, cls.method, cls.format_version, "anomaly model")
         try:
-            if meta["kind"] != cls.kind:
-                raise KeyError(f"kind is {meta['kind']!r}")
-            if meta.get("format", 1) != cls.format:
-                raise ValueError(f"it was saved in an older format ({meta.get('format', 1)}, now {cls.format}): "
-                                 "retrain the anomaly model")
             params = dict(meta["params"])
             params["layers"] = tuple(params["layers"])
             detector = cls(**params)
@@ -353,8 +406,9 @@ class PatchCoreDetector:
             n_images = int(meta["n_images"])
         except (KeyError, TypeError, ValueError, RuntimeError) as error:
             raise ArtifactError(f"{folder} does not hold a usable anomaly model: {error}") from error
-        detector.model_ = model.eval()
+        detector.model_ = model.eval().to(get_device())
         detector.calibration_ = calibration
+        detector.threshold_, detector.review_band_ = 0.5, REVIEW_BAND
         detector.reference_scores_ = references
         detector.n_images_ = n_images
         return detector

@@ -20,10 +20,10 @@ mean of the image's and the mirror's (mirrored back), which steadies the score o
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from models.anomaly.components import embed_patches
+from models.positional_memory import PreparedMemory, nearest_good_distances
 from models.projection import project
 
 
@@ -43,6 +43,7 @@ class PatchCoreModel(nn.Module):
         super().__init__()
         self.pool = pool
         self.radius = radius
+        self.prepared_memory = PreparedMemory()
         h, w = grid
         self.register_buffer("memory_bank", torch.zeros(h, w, n_images, feature_dim))  # (h, w, K, D)
         self.register_buffer("position_scale", torch.ones(h, w))  # (h, w)
@@ -71,28 +72,10 @@ class PatchCoreModel(nn.Module):
     def nearest_distances(self, embedding: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
         """Distance ``(B, h, w)`` of each patch of ``embedding`` ``(B, D, h, w)`` to the nearest good patch
         within ``radius`` grid cells; ``exclude`` ``(K,)`` boolean marks memory images to ignore."""
-        h, w, _, _ = self.memory_bank.shape
-        bank = self.memory_bank if exclude is None else self.memory_bank[:, :, ~exclude]
-        bank = bank.reshape(h * w, bank.shape[2], bank.shape[3])  # (hw, K, D)
-        bank_norms = bank.pow(2).sum(dim=2).unsqueeze(1)  # (hw, 1, K)
-        b = embedding.shape[0]
-        r = self.radius
-        padded = F.pad(embedding, (r, r, r, r))
-        valid = F.pad(torch.ones(1, 1, h, w, dtype=embedding.dtype), (r, r, r, r))
-        best = torch.full((b, h + 2 * r, w + 2 * r), float("inf"))
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                # the query patch at (y - dy, x - dx) against the goods at (y, x)
-                window = (slice(r - dy, r - dy + h), slice(r - dx, r - dx + w))
-                # contiguous: a strided batch sends torch.bmm down a far slower path
-                query = padded[:, :, window[0], window[1]].permute(2, 3, 0, 1).reshape(h * w, b, -1).contiguous()
-                products = torch.bmm(query, bank.transpose(1, 2))  # (hw, B, K)
-                squared = query.pow(2).sum(dim=2, keepdim=True) - 2 * products + bank_norms
-                nearest = squared.min(dim=2).values.T.reshape(b, h, w)  # in the goods' coordinates
-                nearest = nearest.masked_fill(valid[0, 0, window[0], window[1]] == 0, float("inf"))
-                target = best[:, window[0], window[1]]
-                best[:, window[0], window[1]] = torch.minimum(target, nearest)
-        return best[:, r : r + h, r : r + w].clamp_min(0).sqrt()
+        h, w, k, d = self.memory_bank.shape
+        memory = self.memory_bank.reshape(h * w, k, d)  # a view: (hw, K, D)
+        prepared = None if exclude is not None else self.prepared_memory(self.memory_bank)
+        return nearest_good_distances(embedding, memory, self.radius, exclude=exclude, prepared=prepared)
 
     def patch_scores(self, embedding: torch.Tensor, mirrored: torch.Tensor | None = None,
                      exclude: torch.Tensor | None = None) -> torch.Tensor:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from models.backbones.efficientnet_lite import EfficientNetLite, fold_batch_norm, load_pretrained
+from models.device import get_device
 from models.preprocess import to_batch
 from models.profiles import Profile
 
@@ -17,15 +18,17 @@ _loaded: dict[str, EfficientNetLite] = {}
 
 
 def get_backbone(name: str) -> EfficientNetLite:
-    """The pretrained backbone ``name`` for inference, BatchNorm folded (loaded on first use; read-only
-    afterwards)."""
+    """The pretrained backbone ``name`` for inference, BatchNorm folded, on ``get_device()`` (loaded on
+    first use; read-only afterwards)."""
+    device = get_device()
+    key = f"{name}@{device}"
     with _lock:
-        if name not in _loaded:
-            model = fold_batch_norm(load_pretrained(name))
+        if key not in _loaded:
+            model = fold_batch_norm(load_pretrained(name)).to(device)
             for parameter in model.parameters():
                 parameter.requires_grad_(False)
-            _loaded[name] = model
-        return _loaded[name]
+            _loaded[key] = model
+        return _loaded[key]
 
 
 def pooled_features(
@@ -39,8 +42,8 @@ def pooled_features(
     chunks: list[torch.Tensor] = []
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            batch = to_batch(images[start : start + batch_size], profile.input_size)
-            chunks.append(backbone.forward_stages(batch)[-1].mean(dim=(2, 3)))
+            batch = to_batch(images[start : start + batch_size], profile.input_size).to(get_device())
+            chunks.append(backbone.forward_stages(batch)[-1].mean(dim=(2, 3)).cpu())
             if progress is not None:
                 progress(min(start + batch_size, len(images)), len(images))
     return torch.cat(chunks) if chunks else torch.empty(0, 1280)

@@ -30,22 +30,19 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from models.artifacts import ArtifactError, load_artifact, save_artifact
+from models.artifacts import ArtifactError, load_method_artifact, save_method_artifact
 from models.backbones.registry import get_backbone
+from models.base import Judgement, NotFittedError, Progress, TrainingSetError, mirrored
 from models.classifier.calibration import calibrate_threshold, review_band, validation_report
+from models.classifier.torch_model import FewShotHead, local_stats, patch_features, pooled_maps, position_scale
+from models.positional_memory import nearest_good_distances, to_memory
 from models.projection import discriminant_projection, project
-from models.classifier.torch_model import (FewShotHead, local_stats, patch_features, pooled_maps,
-                                           position_scale, positional_distances, to_memory)
+from models.device import get_device
 from models.preprocess import standardise_intensity, to_batch
 from models.profiles import DEFAULT_PROFILE, get_profile
 
-Progress = Callable[[str, float], None]
 MIN_GOODS = 3  # each cross-validation fold must leave two goods to estimate the position scale
-METHOD = "few-shot-discriminant"  # artifact format; other methods (older versions) ask for a retrain
-
-
-class NotFittedError(RuntimeError):
-    """The estimator was used before ``fit`` or ``load``."""
+MIN_IMAGES_PER_CLASS = 5  # the smallest training set the product accepts (check_training_set)
 
 
 @dataclass(frozen=True)
@@ -64,16 +61,17 @@ class Activations:
 
 
 def network_input(images: list[np.ndarray], size: int, standardise: bool) -> torch.Tensor:
-    """The backbone's input ``(B, 3, S, S)`` from RGB uint8 images, each first scaled to a common
-    mean intensity and contrast when ``standardise``."""
-    return to_batch([standardise_intensity(image) for image in images] if standardise else images, size)
+    """The backbone's input ``(B, 3, S, S)`` on ``get_device()`` from RGB uint8 images, each first scaled
+    to a common mean intensity and contrast when ``standardise``."""
+    return to_batch([standardise_intensity(image) for image in images] if standardise else images,
+                    size).to(get_device())
 
 
 def extract_activations(profile_name: str, images: list[np.ndarray], batch_size: int = 16,
                         progress: Callable[[int, int], None] | None = None,
                         standardise: bool = True) -> Activations:
-    """Backbone activations of RGB uint8 images ``(H, W, 3)`` for the classifier of ``profile_name``
-    (``standardise`` as the classifier's hyper-parameter of that name)."""
+    """Backbone activations (on the CPU) of RGB uint8 images ``(H, W, 3)`` for the classifier of
+    ``profile_name`` (``standardise`` as the classifier's hyper-parameter of that name)."""
     profile = get_profile(profile_name)
     backbone = get_backbone(profile.backbone)
     pooled, patches = [], []
@@ -81,8 +79,8 @@ def extract_activations(profile_name: str, images: list[np.ndarray], batch_size:
         for start in range(0, len(images), batch_size):
             batch = network_input(images[start : start + batch_size], profile.input_size, standardise)
             stages = backbone.forward_stages(batch)
-            pooled.append(pooled_maps(stages).mean(dim=(2, 3)))
-            patches.append(patch_features(stages))
+            pooled.append(pooled_maps(stages).mean(dim=(2, 3)).cpu())
+            patches.append(patch_features(stages).cpu())
             if progress is not None:
                 progress(min(start + batch_size, len(images)), len(images))
     return Activations(torch.cat(pooled), torch.cat(patches))
@@ -118,7 +116,9 @@ class FewShotClassifier:
         seed: random seed of the folds and of the memory's subset of goods.
     """
 
-    kind = "classifier"
+    method = "classifier"
+    format_version = 1  # FewShotHead's state dict (legacy model.json: "method": "few-shot-discriminant")
+    learns_from = "labelled"
 
     def __init__(self, *, profile: str = DEFAULT_PROFILE, good_class: str = "good", C: float = 0.1,
                  fusion_C: float = 1.0, top_fraction: float = 0.05, standardise: bool = True,
@@ -160,9 +160,9 @@ class FewShotClassifier:
     def _check_labels(self, labels: list[str]) -> list[str]:
         classes = sorted(set(labels))
         if len(classes) < 2:
-            raise ValueError("a classifier needs images of at least two classes")
+            raise TrainingSetError("a classifier needs images of at least two classes")
         if labels.count(self.good_class) < MIN_GOODS:
-            raise ValueError(f"the training set needs at least {MIN_GOODS} {self.good_class!r} images")
+            raise TrainingSetError(f"the training set needs at least {MIN_GOODS} {self.good_class!r} images")
         return classes
 
     def fit_activations(self, activations: Activations, labels: list[str],
@@ -187,7 +187,7 @@ class FewShotClassifier:
             rows = np.flatnonzero(fold_of == f)
             kept = goods[fold_of[goods] != f]
             projection = self._projection(patches[fold_of != f], torch.as_tensor(~is_defect[fold_of != f]))
-            nearest[rows] = self._distances(patches, kept, projection, rows).min(dim=1).values
+            nearest[rows] = self._distances(patches, kept, projection, rows)
             report("validation", 0.6 * (f + 1) / n_folds)
         scale = position_scale(nearest[goods])
         local_oof = local_stats((nearest / scale).flatten(1), self.top_fraction).numpy().astype(np.float64)
@@ -212,6 +212,8 @@ class FewShotClassifier:
         band = review_band(scores, is_defect, threshold)
         self.validation_ = validation_report(oof, y, classes, good, threshold, band, int(n_folds))
         self.oof_scores_ = scores
+        self.labels_ = list(labels)
+        self.reference_scores_ = [float(s) for s in scores[~is_defect]]
         report("validation", 1.0)
 
         report("fit", 0.0)
@@ -236,7 +238,7 @@ class FewShotClassifier:
                 head.pooled_std.copy_(torch.from_numpy(std))
                 head.defect_head.weight.copy_(torch.from_numpy(weight))
                 head.defect_head.bias.copy_(torch.from_numpy(bias))
-        self.head_ = head.eval()
+        self.head_ = head.eval().to(get_device())
         self.classes_ = classes
         self.threshold_ = threshold
         self.review_band_ = band
@@ -256,9 +258,10 @@ class FewShotClassifier:
 
     def _distances(self, patches: torch.Tensor, goods: np.ndarray, projection: torch.Tensor,
                    rows: np.ndarray) -> torch.Tensor:
-        """Projected distances of ``patches[rows]`` to the memory of ``patches[goods]`` ``(R, G, h, w)``."""
+        """Projected distances of ``patches[rows]`` to the nearest patch of the memory of ``patches[goods]``
+        ``(R, h, w)``."""
         memory = to_memory(project(patches[goods], projection))
-        return positional_distances(project(patches[rows], projection), memory, self.radius)
+        return nearest_good_distances(project(patches[rows], projection), memory, self.radius)
 
     def _fit_defect_head(self, pooled: np.ndarray, y: np.ndarray) -> tuple[LogisticRegression, np.ndarray, np.ndarray]:
         """Which defect class: logistic regression on standardised pooled features of defective images."""
@@ -284,7 +287,7 @@ class FewShotClassifier:
             batch = network_input(images, profile.input_size, self.standardise)
             stages = get_backbone(profile.backbone).forward_stages(batch, upto=self.head_.last_stage)
             probabilities, heatmap = self.head_(stages)
-            return probabilities.numpy(), heatmap.numpy().astype(np.float32)
+            return probabilities.cpu().numpy(), heatmap.cpu().numpy().astype(np.float32)
 
     def predict_proba(self, images: list[np.ndarray]) -> np.ndarray:
         """Class probabilities ``(N, K)`` in the order of ``classes_``."""
@@ -293,27 +296,82 @@ class FewShotClassifier:
     def predict_proba_activations(self, activations: Activations) -> np.ndarray:
         """Class probabilities ``(N, K)`` from precomputed activations (no heatmap)."""
         self._check_fitted()
+        device = self.head_.memory.device
         with torch.inference_mode():
-            distances = self.head_.patch_distances(activations.patches).flatten(1)
-            return self.head_.probabilities(activations.pooled, local_stats(distances, self.top_fraction)).numpy()
+            distances = self.head_.patch_distances(activations.patches.to(device)).flatten(1)
+            pooled = activations.pooled.to(device)
+            return self.head_.probabilities(pooled, local_stats(distances, self.top_fraction)).cpu().numpy()
 
     def predict(self, images: list[np.ndarray]) -> list[str]:
         return [self.classes_[i] for i in self.predict_proba(images).argmax(axis=1)]
 
+    def judge(self, images: list[np.ndarray], *, tta: bool = False) -> list[Judgement]:
+        """One Judgement per RGB uint8 image ``(H, W, 3)``: score = 1 - P(good), the probabilities, the
+        likeliest defect class and the defect map at the patch grid ``(h, w)``. With ``tta`` each image is
+        also judged mirrored left-right in the same batch; probabilities and the (mirrored back) maps
+        are averaged."""
+        self._check_fitted()
+        if not images:
+            return []
+        batch = images + mirrored(images) if tta else images
+        probabilities, heatmaps = self.predict_proba_and_heatmap(batch)
+        if tta:
+            n = len(images)
+            probabilities = (probabilities[:n] + probabilities[n:]) / 2
+            heatmaps = (heatmaps[:n] + heatmaps[n:, :, ::-1]) / 2
+        defects = [c for c in self.classes_ if c != self.good_class]
+        result = []
+        for row, heatmap in zip(probabilities, heatmaps, strict=True):
+            scores = {name: float(p) for name, p in zip(self.classes_, row, strict=True)}
+            score = min(1.0, max(0.0, 1.0 - scores.get(self.good_class, 0.0)))
+            result.append(Judgement(score, scores, max(defects, key=scores.__getitem__), heatmap))
+        return result
+
+    # --- the training report -------------------------------------------------------------------
+    @classmethod
+    def check_training_set(cls, counts: dict[str, int], good_class: str) -> None:
+        """Refuse (TrainingSetError) a training set ``{class: images}`` the classifier cannot learn from,
+        saying what to add."""
+        present = {name: n for name, n in counts.items() if n > 0}
+        if len(present) < 2:
+            raise TrainingSetError(
+                "a classifier needs images of at least two classes (good and a defect); with good images "
+                "only, train an anomaly model instead"
+            )
+        short = {name: MIN_IMAGES_PER_CLASS - n for name, n in present.items() if n < MIN_IMAGES_PER_CLASS}
+        if short:
+            details = ", ".join(f"{name}: {missing} more" for name, missing in sorted(short.items()))
+            raise TrainingSetError(f"each class needs at least {MIN_IMAGES_PER_CLASS} images ({details})")
+        if good_class not in present:
+            raise TrainingSetError(f"the training set has no {good_class!r} images")
+
+    def training_report(self, sample_ids: list[Any] | None = None) -> dict[str, Any]:
+        """What a version stores after ``fit``: the validation (its misclassified training images as
+        ``sample_ids`` entries, default their indices), the class counts, the calibrated decision, the
+        out-of-fold defect scores of the good training images and notices for the user (none)."""
+        if not hasattr(self, "labels_"):
+            raise NotFittedError("the training report exists only after fit()")
+        ids = list(range(len(self.labels_))) if sample_ids is None else list(sample_ids)
+        validation = dict(self.validation_)
+        validation["misclassified_samples"] = [
+            {"sample_id": ids[i], "label": self.labels_[i], "score": round(float(self.oof_scores_[i]), 4)}
+            for i in validation["misclassified"]]
+        counts = {label: self.labels_.count(label) for label in sorted(set(self.labels_))}
+        return {"validation": validation, "class_counts": counts,
+                "calibration": {"threshold": self.threshold_, "review_band": self.review_band_},
+                "reference_scores": list(self.reference_scores_), "n_samples": len(self.labels_), "notices": []}
+
     # --- artifacts -----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
         self._check_fitted()
-        meta = {"kind": self.kind, "method": METHOD, "params": self.get_params(),
-                "classes": self.classes_, "threshold": self.threshold_, "review_band": self.review_band_,
-                "validation": self.validation_}
-        save_artifact(folder, self.head_.state_dict(), meta)
+        save_method_artifact(folder, self.head_.state_dict(), self.method, self.format_version, self.get_params(),
+                             classes=self.classes_, threshold=self.threshold_, review_band=self.review_band_,
+                             validation=self.validation_, reference_scores=self.reference_scores_)
 
     @classmethod
     def load(cls, folder: Path) -> FewShotClassifier:
-        tensors, meta = load_artifact(folder)
+        tensors, meta = load_method_artifact(folder, cls.method, cls.format_version, "classifier")
         try:
-            if meta.get("method") != METHOD:
-                raise KeyError("method")
             model = cls(**meta["params"])
             classes = list(meta["classes"])
             memory, grid = tensors["memory"], tuple(tensors["position_scale"].shape)
@@ -323,9 +381,10 @@ class FewShotClassifier:
             head.load_state_dict(tensors, strict=True)
             model.threshold_ = float(meta["threshold"])
             model.review_band_ = float(meta["review_band"])
+            model.reference_scores_ = [float(s) for s in meta.get("reference_scores", [])]
         except (KeyError, TypeError, ValueError, RuntimeError) as error:  # readable, but not this model
             raise ArtifactError(f"{folder} does not hold a usable classifier: {error}") from error
-        model.head_ = head.eval()
+        model.head_ = head.eval().to(get_device())
         model.classes_ = classes
         model.validation_ = meta.get("validation", {})
         return model

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.positional_memory import PreparedMemory, nearest_good_distances
 from models.projection import project
 
 POOLED_STAGES = (5, 6, 7)  # indices into forward_stages(): stages 5 and 6 and the 1280-channel head
@@ -45,57 +46,6 @@ def pooled_maps(stages: list[torch.Tensor]) -> torch.Tensor:
     vector (average pooling to a coarser grid keeps the mean)."""
     grid = stages[POOLED_STAGES[-1]].shape[-2:]
     return torch.cat([F.adaptive_avg_pool2d(stages[i], grid) for i in POOLED_STAGES], dim=1)
-
-
-def _shift(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
-    """``y[..., i, j] = x[..., i - dy, j - dx]`` where that exists, else ``fill``; same shape as ``x``."""
-    h, w = x.shape[-2:]
-    r = max(abs(dy), abs(dx))
-    if r == 0:
-        return x
-    padded = F.pad(x, (r, r, r, r), value=fill)
-    return padded[..., r - dy : r - dy + h, r - dx : r - dx + w]
-
-
-def to_memory(goods: torch.Tensor) -> torch.Tensor:
-    """Good patch maps ``(G, D, h, w)`` to the memory layout ``(h * w, G, D)``: per position, its goods."""
-    return goods.flatten(2).permute(2, 0, 1).contiguous()
-
-
-def prepare_memory(memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """What the distances need of ``memory (hw, G, D)``: its row-major transpose ``(hw, D, G)`` (bmm on
-    row-major operands is ~10x faster) and its squared norms ``(hw, 1, G)``."""
-    return memory.transpose(1, 2).contiguous(), (memory * memory).sum(dim=2)[:, None, :]
-
-
-def positional_distances(patches: torch.Tensor, memory: torch.Tensor, radius: int, chunk: int = 64,
-                         prepared: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
-    """Distance of each patch to the nearest patch of each good image within ``radius`` grid cells.
-
-    ``patches (B, D, h, w)``, ``memory (h * w, G, D)`` (``to_memory`` of the goods, same grid) ->
-    ``(B, G, h, w)``. The query's
-    neighbourhoods are unfolded (small) rather than the goods' (large): one batched matmul per chunk
-    of queries, ``(2 radius + 1)^2 * h * w * B * G * D`` multiply-adds, then a minimum over offsets.
-    ``prepared`` is ``prepare_memory(memory)`` when the caller keeps it.
-    """
-    b, d, h, w = patches.shape
-    g, side = memory.shape[1], 2 * radius + 1
-    memory_t, bank_sq = prepared or prepare_memory(memory)
-    offsets = [(i - radius, j - radius) for i in range(side) for j in range(side)]  # unfold's order
-    out = []
-    for start in range(0, b, chunk):
-        x = patches[start : start + chunk]
-        n = x.shape[0]
-        # cols[p, (q, e), :] = patch of query q at p + e (zeros outside the grid)
-        cols = F.unfold(x, side, padding=radius).reshape(n, d, side * side, h * w)
-        cols = cols.permute(3, 0, 2, 1).reshape(h * w, n * side * side, d).contiguous()
-        squared = bank_sq + (cols * cols).sum(dim=2, keepdim=True) - 2.0 * torch.bmm(cols, memory_t)
-        squared = squared.reshape(h, w, n, side * side, g).permute(3, 2, 4, 0, 1)  # (offsets, n, G, h, w)
-        best = x.new_full((n, g, h, w), float("inf"))
-        for index, (dy, dx) in enumerate(offsets):  # entry at p compares query p + e with good p
-            best = torch.minimum(best, _shift(squared[index], dy, dx, float("inf")))
-        out.append(best)
-    return torch.cat(out).clamp_min(0.0).sqrt() if out else patches.new_zeros(0, g, h, w)
 
 
 def position_scale(nearest: torch.Tensor) -> torch.Tensor:
@@ -129,6 +79,7 @@ class FewShotHead(nn.Module):
         self.good_index = good_index
         self.top_fraction = top_fraction
         self.radius = radius
+        self.prepared_memory = PreparedMemory()
         self.register_buffer("projection", torch.zeros(n_patch, n_dims))
         self.register_buffer("memory", torch.zeros(grid[0] * grid[1], n_goods, n_dims))
         self.register_buffer("position_scale", torch.ones(*grid))
@@ -170,18 +121,9 @@ class FewShotHead(nn.Module):
         if patches.shape[-2:] != self.position_scale.shape:
             raise ValueError(f"patch grid {tuple(patches.shape[-2:])} differs from the model's "
                              f"{tuple(self.position_scale.shape)}")
-        nearest = positional_distances(project(patches, self.projection), self.memory, self.radius,
-                                       prepared=self._prepared())
-        nearest = nearest.min(dim=1).values
+        nearest = nearest_good_distances(project(patches, self.projection), self.memory, self.radius,
+                                         prepared=self.prepared_memory(self.memory))
         return nearest / self.position_scale
-
-    def _prepared(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``prepare_memory(self.memory)``, computed once per memory (not once per frame)."""
-        key = (self.memory.data_ptr(), self.memory._version)
-        if getattr(self, "_prepared_key", None) != key:
-            self._prepared_memory = prepare_memory(self.memory)
-            self._prepared_key = key
-        return self._prepared_memory
 
     def forward(self, stages: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Probabilities ``(B, K)`` and defect map ``(B, h, w)`` in [0, 1] at the patch grid.

@@ -15,6 +15,7 @@ import pytest
 from core.analytics.dashboard import Dashboard, filter_options, load_dashboard
 from core.analytics.drift import FINE_BINS, REFERENCE_DAYS, drift_report, ks, psi, score_histogram
 from core.analytics.export import CSV_COLUMNS, write_csv
+from core.audit import SYSTEM
 from core.analytics.filters import DEFAULT_SHIFTS, AnalyticsFilter, Shift, parse_shifts, save_shifts
 from core.errors import InvalidInputError, NotFoundError
 from core.studio import Studio
@@ -69,7 +70,7 @@ def add(studio: Studio, rows: list[tuple], version_id: int | None, tool: str = T
 def add_version(studio: Studio, metrics: dict, active: bool = True) -> int:
     with studio.transaction() as session:
         tool = repo.get_tool(session, TOOL)
-        version = repo.add_model_version(session, tool_id=tool.id, kind="classifier", profile="fast",
+        version = repo.add_model_version(session, tool_id=tool.id, method="classifier", profile="fast",
                                          status="active" if active else "retired", metrics=metrics,
                                          artifact_dir="x", train_seconds=1.0, n_samples=4)
         if active:
@@ -162,7 +163,7 @@ def test_filters_station_shift_and_version(known: tuple[Studio, int, list[int]])
 
 def test_custom_shifts_are_a_tool_setting(known: tuple[Studio, int, list[int]]) -> None:
     studio, _, _ = known
-    save_shifts(studio, TOOL, parse_shifts("day 6-18, night 18-6"))
+    save_shifts(studio, TOOL, parse_shifts("day 6-18, night 18-6"), SYSTEM)
     assert filter_options(studio, TOOL).shifts == [Shift("day", 6, 18), Shift("night", 18, 6)]
     by_shift = {name: load_dashboard(studio, AnalyticsFilter(TOOL, WEEK.start, WEEK.end, shift=name)).kpis.inspections
                 for name in ("day", "night")}

@@ -17,11 +17,15 @@ from sqlalchemy import select
 
 from core.config import Settings
 from core.errors import InvalidInputError, TrainingCancelledError
-from core.inference import predict_image, tool_models
+from core.audit import SYSTEM
+from core.inspect.models import load_tool_models
+from core.inspect.service import predict_image
 from core.samples import import_path
 from core.studio import Studio, open_studio
-from core.tools import create_tool, get_tool, update_settings
-from core.training import MIN_GOOD_IMAGES, train
+from core.tool_settings import change_settings
+from core.tools import create_tool, get_tool
+from core.training import train
+from models.anomaly.estimator import MIN_GOOD_IMAGES
 from storage import repository as repo
 from storage.tables import Inspection
 
@@ -41,13 +45,13 @@ def both(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path):
     import_path(studio, TOOL, elpv_subset)
     classifier = train(studio, TOOL)
     stages: list[tuple[str, float]] = []
-    anomaly = train(studio, TOOL, kind="anomaly", progress=lambda s, f: stages.append((s, f)))
+    anomaly = train(studio, TOOL, method="anomaly", progress=lambda s, f: stages.append((s, f)))
     return studio, classifier, anomaly, stages
 
 
 def test_anomaly_training_uses_the_goods_only_and_says_so(both) -> None:
     studio, classifier, anomaly, stages = both
-    assert anomaly.kind == "anomaly" and anomaly.n_samples == 20
+    assert anomaly.method == "anomaly" and anomaly.n_samples == 20
     assert any("20 image(s) not labelled 'good' were ignored" in n for n in anomaly.notices)
     assert any("30 more good image(s)" in n for n in anomaly.notices)
     assert anomaly.validation["ignored_non_good"] == 20 and anomaly.validation["n_good"] == 20
@@ -55,7 +59,7 @@ def test_anomaly_training_uses_the_goods_only_and_says_so(both) -> None:
     assert [n for i, n in enumerate(names) if i == 0 or names[i - 1] != n] == [
         "loading", "features", "synthetic defects", "coreset", "calibration", "saving", "done"]
     tool = get_tool(studio, TOOL)
-    assert tool.active_anomaly_id == anomaly.version_id and tool.active_model_id == classifier.version_id
+    assert tool.active_versions == {"anomaly": anomaly.version_id, "classifier": classifier.version_id}
     with studio.transaction() as session:
         version = repo.get_model_version(session, anomaly.version_id)
         references = version.metrics["reference_scores"]
@@ -73,31 +77,30 @@ def test_predict_gives_both_opinions_and_stores_them(both, elpv_subset: Path) ->
     assert set(row["models"]) == {"classifier", "anomaly"} and row["degraded"] is False
     assert row["models"]["anomaly"]["version"] == anomaly.version_id
     assert row["models"]["classifier"]["version"] == classifier.version_id
-    assert row["anomaly_score"] == pytest.approx(row["models"]["anomaly"]["score"], abs=1e-6)
     decisions = {o["decision"] for o in row["models"].values()}
     assert row["decision"] == (decisions.pop() if len(decisions) == 1 else "review")
-    assert prediction.anomaly is not None and prediction.anomaly.map.shape == (300, 300)
+    assert prediction.inspection.map is not None and prediction.inspection.map.shape == (300, 300)
     with studio.transaction() as session:
         stored = session.get(Inspection, prediction.inspection_id)
         assert stored.opinions == row["models"] and stored.degraded is False
-        assert stored.anomaly_score == pytest.approx(row["anomaly_score"], abs=1e-6)
+        assert stored.anomaly_score == pytest.approx(row["models"]["anomaly"]["score"], abs=1e-6)
 
 
 def test_policy_setting_decides_which_models_run(both, elpv_subset: Path) -> None:
     studio = both[0]
     image = sorted((elpv_subset / "good").glob("*.png"))[0]
     try:
-        update_settings(studio, TOOL, policy="classifier only")
-        only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False)
-        assert set(only.models) == {"classifier"} and only.anomaly_score is None and not only.degraded
-        update_settings(studio, TOOL, policy="anomaly only")
-        only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False)
-        assert set(only.models) == {"anomaly"} and only.scores == {} and not only.degraded
-        assert only.verdict.decision == only.models["anomaly"]["decision"]
+        change_settings(studio, TOOL, SYSTEM, {"policy": "classifier only"})
+        only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False).inspection
+        assert set(only.models) == {"classifier"} and only.good_only_score is None and not only.degraded
+        change_settings(studio, TOOL, SYSTEM, {"policy": "anomaly only"})
+        only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False).inspection
+        assert set(only.models) == {"anomaly"} and only.probabilities == {} and not only.degraded
+        assert only.verdict.decision == only.models["anomaly"].verdict.decision
     finally:
-        update_settings(studio, TOOL, policy="cross-check")
+        change_settings(studio, TOOL, SYSTEM, {"policy": "cross-check"})
     with pytest.raises(InvalidInputError, match="unknown policy"):
-        update_settings(studio, TOOL, policy="majority")
+        change_settings(studio, TOOL, SYSTEM, {"policy": "majority"})
 
 
 def test_a_model_that_fails_to_load_leaves_the_other_deciding_degraded(tmp_path: Path, both, elpv_subset: Path) -> None:
@@ -108,14 +111,16 @@ def test_a_model_that_fails_to_load_leaves_the_other_deciding_degraded(tmp_path:
         folder = studio.settings.models_dir / repo.get_model_version(session, anomaly.version_id).artifact_dir
     (folder / "weights.safetensors").write_bytes(b"damaged")
     image = sorted((elpv_subset / "good").glob("*.png"))[0]
-    degraded = predict_image(studio, TOOL, image.name, image.read_bytes())
-    assert degraded.degraded is True and "cannot be loaded" in degraded.models["anomaly"]["error"]
-    assert degraded.verdict.decision == degraded.models["classifier"]["decision"] and degraded.anomaly_score is None
+    prediction = predict_image(studio, TOOL, image.name, image.read_bytes())
+    degraded = prediction.as_dict()
+    assert degraded["degraded"] is True and "cannot be loaded" in degraded["models"]["anomaly"]["error"]
+    assert degraded["decision"] == degraded["models"]["classifier"]["decision"]
+    assert prediction.inspection.good_only_score is None
     with studio.transaction() as session:
-        assert session.scalars(select(Inspection.degraded).where(Inspection.id == degraded.inspection_id)).one()
-    assert tool_models(studio, TOOL).errors.keys() == {"anomaly"}
-    update_settings(studio, TOOL, policy="anomaly only")  # the wanted model is broken: the classifier decides
-    fallback = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False)
+        assert session.scalars(select(Inspection.degraded).where(Inspection.id == prediction.inspection_id)).one()
+    assert load_tool_models(studio, TOOL).errors.keys() == {"anomaly"}
+    change_settings(studio, TOOL, SYSTEM, {"policy": "anomaly only"})  # the wanted model is broken: the classifier decides
+    fallback = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False).inspection
     assert fallback.degraded is True and "classifier" in fallback.models
 
 
@@ -129,7 +134,7 @@ def test_too_few_goods_and_cancel(tmp_path: Path, elpv_subset: Path) -> None:
         shutil.copy(path, folder)
     import_path(studio, TOOL, folder, "good")
     with pytest.raises(InvalidInputError, match="at least 5 good images \\(1 more\\)"):
-        train(studio, TOOL, kind="anomaly")
+        train(studio, TOOL, method="anomaly")
     shutil.copy(goods[MIN_GOOD_IMAGES], folder)
     import_path(studio, TOOL, folder, "good")
     cancel = threading.Event()
@@ -139,8 +144,8 @@ def test_too_few_goods_and_cancel(tmp_path: Path, elpv_subset: Path) -> None:
             cancel.set()
 
     with pytest.raises(TrainingCancelledError):
-        train(studio, TOOL, kind="anomaly", progress=stop_during_features, cancel=cancel)
-    assert get_tool(studio, TOOL).active_anomaly_id is None
+        train(studio, TOOL, method="anomaly", progress=stop_during_features, cancel=cancel)
+    assert "anomaly" not in get_tool(studio, TOOL).active_versions
 
 
 def test_cli_train_kind_anomaly_then_predict(tmp_path: Path, elpv_subset: Path) -> None:
@@ -156,7 +161,7 @@ def test_cli_train_kind_anomaly_then_predict(tmp_path: Path, elpv_subset: Path) 
     trained = cli("train", "--tool", TOOL, "--kind", "anomaly")
     assert trained.returncode == 0, trained.stderr
     result = json.loads(trained.stdout.splitlines()[-1])
-    assert result["kind"] == "anomaly" and result["n_samples"] == 20
+    assert result["method"] == "anomaly" and result["n_samples"] == 20
     assert "note: 20 image(s) not labelled 'good' were ignored" in trained.stderr
     assert "train features: 100%" in trained.stderr
     paths = [str(p) for p in sorted((elpv_subset / "defective").glob("*.png"))[:2]]
@@ -164,6 +169,6 @@ def test_cli_train_kind_anomaly_then_predict(tmp_path: Path, elpv_subset: Path) 
     assert predicted.returncode == 0, predicted.stderr
     rows = [json.loads(line) for line in predicted.stdout.splitlines()]
     for row in rows:
-        assert 0 < row["anomaly_score"] < 1 and row["degraded"] is True  # no classifier: degraded
+        assert 0 < row["models"]["anomaly"]["score"] < 1 and row["degraded"] is True  # no classifier: degraded
         assert set(row["models"]) == {"anomaly"} and row["model_version"] == result["version_id"]
         assert row["decision"] == row["models"]["anomaly"]["decision"]

@@ -19,7 +19,9 @@ from core.config import Settings
 from core.errors import DatabaseUnavailableError
 from core.samples import Candidate, add_images
 from core.studio import Studio, open_studio
-from core.tools import create_tool, list_tools, update_settings
+from core.audit import SYSTEM
+from core.tool_settings import change_settings
+from core.tools import create_tool, list_tools
 
 
 @pytest.fixture
@@ -54,7 +56,7 @@ def test_read_only_database(data_dir: Path, tmp_path: Path, monkeypatch: pytest.
             create_tool(studio, "newcomer", "good,dent")
         assert "nothing was changed" in str(caught.value)
         with pytest.raises(DatabaseUnavailableError, match="read-only"):
-            update_settings(studio, "existing", threshold=0.9)
+            change_settings(studio, "existing", SYSTEM, {"threshold.classifier": 0.9})
     finally:
         studio.engine.dispose()
     assert tool_names(data_dir) == ["existing"]

@@ -12,19 +12,21 @@ from sqlalchemy import select, update
 from core.audit import Actor, audit_log
 from core.config import Settings
 from core.errors import InvalidInputError
-from core.decision import Verdict
+from core.heatmap import defect_map, inspection_heatmap
 from core.images import decode_image, encode_png
-from core.heatmap import defect_heatmap, inspection_heatmap
-from core.inference import active_model, predict_image, record_inspection
+from core.inspect.decision import Verdict
+from core.inspect.service import predict_image
 from core.model_versions import (compare_versions, delete_version, list_versions, promote, rollback,
                                  samples_since_active, train_candidate)
 from core.reviews import Reviewer, next_card, submit_review
 from core.samples import import_path
 from core.studio import Studio, open_studio
-from core.tools import create_tool, update_settings
+from core.tool_settings import change_settings
+from core.tools import create_tool
 from core.training import train
 from storage import repository as repo
 from storage.tables import Sample
+from tests.inspections import classifier_of, record
 
 TOOL = "cells"
 ENGINEER = Actor("eva", "office-pc")
@@ -61,7 +63,7 @@ def test_a_candidate_does_not_replace_the_active_model(versions) -> None:
     assert candidate.n_samples == 32  # held-out samples are not trained on
     statuses = {v.id: v.status for v in list_versions(studio, TOOL)}
     assert statuses == {v1: "active", candidate.version_id: "candidate"}
-    assert predict_image(studio, TOOL, "x.png", good[0].read_bytes(), record=False).model_version == v1
+    assert predict_image(studio, TOOL, "x.png", good[0].read_bytes(), record=False).inspection.deciding_version == v1
     assert [(r.action, r.actor, r.device) for r in audit_log(studio, TOOL)][:1] == \
         [("train_candidate", "eva", "office-pc")]
 
@@ -85,36 +87,37 @@ def test_promote_and_rollback_change_what_predict_uses(versions, tmp_path: Path)
     v2 = candidate.version_id
     image = bad[-1].read_bytes()
     before = predict_image(studio, TOOL, "x.png", image, record=False)
-    v1_threshold = active_model(studio, TOOL).threshold
+    v1_threshold = classifier_of(studio, TOOL).threshold
 
     assert promote(studio, TOOL, v2, ENGINEER) == v1
     after = predict_image(studio, TOOL, "x.png", image, record=False)
-    assert (before.model_version, after.model_version) == (v1, v2)
-    assert after.scores != before.scores  # another model really answers
+    assert (before.inspection.deciding_version, after.inspection.deciding_version) == (v1, v2)
+    assert after.inspection.probabilities != before.inspection.probabilities  # another model really answers
     assert {v.id: v.status for v in list_versions(studio, TOOL)} == {v1: "retired", v2: "active"}
     with pytest.raises(InvalidInputError, match="already the active model"):
         promote(studio, TOOL, v2, ENGINEER)
 
-    update_settings(studio, TOOL, threshold=0.9)  # the operator moved v2's threshold
-    assert active_model(studio, TOOL).threshold == 0.9
+    change_settings(studio, TOOL, ENGINEER, {"threshold.classifier": 0.9})  # the operator moved v2's threshold
+    assert classifier_of(studio, TOOL).threshold == 0.9
     assert rollback(studio, TOOL, Actor("olaf", "line-2")) == v1
-    assert active_model(studio, TOOL).threshold == v1_threshold != 0.9  # v1's own calibration again
+    assert classifier_of(studio, TOOL).threshold == v1_threshold != 0.9  # v1's own calibration again
     again = predict_image(studio, TOOL, "x.png", image, record=False)
-    assert again.model_version == v1 and again.scores == before.scores
+    assert again.inspection.deciding_version == v1
+    assert again.inspection.probabilities == before.inspection.probabilities
     with pytest.raises(InvalidInputError, match="cannot be deleted"):
         delete_version(studio, TOOL, v1, ENGINEER)
 
     rows = [(r.action, r.actor, r.device, r.target, r.details.get("replaced")) for r in audit_log(studio, TOOL)]
     assert audit_log(studio, TOOL)[0].details["dropped_override"] == {"threshold": 0.9}
-    assert rows[:2] == [("rollback", "olaf", "line-2", f"model_version {v1}", v2),
+    assert rows[:3] == [("rollback", "olaf", "line-2", f"model_version {v1}", v2),
+                        ("settings", "eva", "office-pc", f"tool {TOOL}", None),  # every change is audited
                         ("promote", "eva", "office-pc", f"model_version {v2}", v1)]
 
 
 def test_reviewed_inspections_count_in_the_comparison_and_delete(versions) -> None:
     studio, v1, candidate, _, good, bad = versions
-    model = active_model(studio, TOOL)
     png = encode_png(decode_image(bad[0].read_bytes()).rgb)
-    record_inspection(studio, model, Verdict("review", "good", 0.45), {"good": 0.55, "defective": 0.45}, 20.0, png)
+    record(studio, TOOL, Verdict("review", "good", 0.45), {"good": 0.55, "defective": 0.45}, png)
     reviewer = Reviewer("ana", "tablet-1")
     card = next_card(studio, reviewer, TOOL)
     submit_review(studio, card.inspection_id, "defective", reviewer)
@@ -132,13 +135,13 @@ def test_reviewed_inspections_count_in_the_comparison_and_delete(versions) -> No
 
 def test_defect_heatmap_of_an_inspection(versions) -> None:
     studio, v1, _, _, _, bad = versions
-    model = active_model(studio, TOOL)
+    model = classifier_of(studio, TOOL)
     rgb = decode_image(bad[1].read_bytes()).rgb
-    inspection = record_inspection(studio, model, Verdict("fail", "defective", 0.9), {"good": 0.1, "defective": 0.9},
-                                   20.0, encode_png(rgb))
+    inspection = record(studio, TOOL, Verdict("fail", "defective", 0.9), {"good": 0.1, "defective": 0.9},
+                        encode_png(rgb), version_id=model.version_id)
     with studio.transaction() as session:
         folder = studio.settings.models_dir / repo.get_model_version(session, model.version_id).artifact_dir
-    heat = defect_heatmap(folder, rgb)
+    heat = defect_map(folder, rgb)
     assert heat.shape == rgb.shape[:2] and heat.min() >= 0.0 and heat.max() <= 1.0 and heat.std() > 0.05
     shown = inspection_heatmap(studio, inspection)
     assert shown.shape == rgb.shape and shown.dtype == np.uint8 and not np.array_equal(shown, rgb)
@@ -149,10 +152,19 @@ def test_anomaly_versions_compare_as_good_against_anomaly(versions) -> None:
     """An anomaly model's version is compared on the same held-out cells: every defect class counts as
     an anomaly, and its promotion replaces only the active anomaly model."""
     studio, v1, *_ = versions
-    anomaly = train(studio, TOOL, kind="anomaly", activate=False).version_id
+    anomaly = train(studio, TOOL, method="anomaly", activate=False).version_id
     result = compare_versions(studio, TOOL, [anomaly]).versions[anomaly]["held_out"]
     assert result.classes == ["good", "anomaly"] and result.n == 8
     assert [sum(row) for row in result.confusion] == [4, 4]  # the 4 defective cells are anomalies to find
     assert result.balanced_accuracy == pytest.approx(sum(result.recall.values()) / 2)
     assert promote(studio, TOOL, anomaly, ENGINEER) is None  # no anomaly model was active
-    assert active_model(studio, TOOL).version_id == v1  # the classifier is untouched
+    assert classifier_of(studio, TOOL).version_id == v1  # the classifier is untouched
+    shown = inspection_heatmap(studio, record(studio, TOOL, Verdict("fail", "anomaly", 0.9), image=good_png(studio),
+                                              version_id=anomaly))
+    assert shown is not None  # the review card shows the anomaly model's map too
+
+
+def good_png(studio: Studio) -> bytes:
+    with studio.transaction() as session:
+        key = session.scalars(select(Sample.image_key).where(Sample.label == "good")).first()
+    return studio.images.read(key)

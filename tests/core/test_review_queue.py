@@ -16,9 +16,10 @@ from core.audit import audit_log
 from core.config import Settings
 from core.errors import InvalidInputError
 from core.reviews import (Reviewer, next_card, queue_counts, queue_for_review, skip, submit_review,
-                          suggest_for_review, undo_review, update_review_settings)
+                          suggest_for_review, undo_review)
 from core.samples import class_counts
 from core.studio import Studio, open_studio
+from core.tool_settings import change_settings
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import Inspection, Review, Sample, utc_now
@@ -108,7 +109,7 @@ def test_verdict_undo_and_their_audit_rows(cells: Studio, elpv_subset: Path) -> 
     first = record(cells, T0, image=image)
     second = record(cells, T0 + timedelta(minutes=1))
     ana = Reviewer("ana", "tablet-1")
-    update_review_settings(cells, TOOL, holdout_share=0.0)
+    change_settings(cells, TOOL, Reviewer("eng"), {"holdout_share": 0.0})
     card = next_card(cells, ana, TOOL)
     assert (card.inspection_id, card.reason, card.classes) == (first, "uncertain", ["good", "defective", "crack"])
     review_id = submit_review(cells, first, "crack", ana)
@@ -131,13 +132,13 @@ def test_verdict_undo_and_their_audit_rows(cells: Studio, elpv_subset: Path) -> 
 
 
 def test_held_out_share_keeps_review_samples_out_of_training(cells: Studio, elpv_subset: Path) -> None:
-    update_review_settings(cells, TOOL, holdout_share=1.0)
+    change_settings(cells, TOOL, Reviewer("eng"), {"holdout_share": 1.0})
     inspection = record(cells, T0, image=sorted((elpv_subset / "good").glob("*.png"))[0])
     submit_review(cells, inspection, "good", Reviewer("ana"))
     with cells.transaction() as session:
         assert [(s.source, s.split) for s in session.scalars(select(Sample))] == [("review", "held_out")]
     with pytest.raises(InvalidInputError, match="between 0 and 1"):
-        update_review_settings(cells, TOOL, audit_share=2)
+        change_settings(cells, TOOL, Reviewer("eng"), {"audit_share": 2})
 
 
 def test_uncertainty_sampling_suggests_scores_near_the_threshold(cells: Studio, elpv_subset: Path) -> None:

@@ -6,7 +6,8 @@ import pytest
 
 from core.errors import InvalidInputError, NotFoundError
 from core.studio import Studio
-from core.tools import DEFAULT_SETTINGS, create_tool, get_tool, list_tools, parse_classes, update_settings
+from core.audit import Actor, audit_log
+from core.tools import create_tool, get_tool, list_tools, parse_classes, set_classes, set_roi
 
 
 def test_create_list_and_get(any_studio: Studio) -> None:
@@ -15,8 +16,8 @@ def test_create_list_and_get(any_studio: Studio) -> None:
     assert created.classes == ["good", "crack", "finger"]
     assert created.good_class == "good"
     assert created.defect_classes == ["crack", "finger"]
-    assert created.settings == DEFAULT_SETTINGS
-    assert created.active_model_id is None
+    assert created.settings == {}
+    assert created.active_versions == {} and not created.trained
 
     create_tool(any_studio, "bolt", ["good", "rust"])
     assert [t.name for t in list_tools(any_studio)] == ["bolt", "solar-cell_2"]
@@ -79,18 +80,16 @@ def test_unknown_tool_message_lists_existing_tools(any_studio: Studio) -> None:
     assert str(caught.value) == "no tool named 'gamma' (tools: alpha, beta)"
 
 
-def test_update_settings_persists_and_merges(any_studio: Studio) -> None:
+def test_roi_and_classes_changes_are_audited(any_studio: Studio) -> None:
     create_tool(any_studio, "cell", "good,crack")
-    updated = update_settings(any_studio, "cell", threshold=0.7)
-    assert updated.settings == {**DEFAULT_SETTINGS, "threshold": 0.7}
-    update_settings(any_studio, "cell", review_band=0.05)
-    assert get_tool(any_studio, "cell").settings == {**DEFAULT_SETTINGS, "threshold": 0.7, "review_band": 0.05}
-
-
-def test_update_settings_refuses_unknown_keys_and_tools(studio: Studio) -> None:
-    create_tool(studio, "cell", "good,crack")
-    with pytest.raises(InvalidInputError, match="unknown tool settings: colour, speed"):
-        update_settings(studio, "cell", speed=3, colour="red", threshold=0.9)
-    assert get_tool(studio, "cell").settings == DEFAULT_SETTINGS  # nothing applied, not even threshold
-    with pytest.raises(NotFoundError, match=r"tools: cell"):
-        update_settings(studio, "nope", threshold=0.2)
+    ann = Actor("ann", "tablet-3")
+    set_roi(any_studio, "cell", [0.1, 0.2, 0.9, 0.8], ann, (1280, 720))
+    assert get_tool(any_studio, "cell").roi == [0.1, 0.2, 0.9, 0.8]
+    assert get_tool(any_studio, "cell").settings["roi_frame"] == [1280, 720]
+    set_classes(any_studio, "cell", "good,crack,dent", ann)
+    assert get_tool(any_studio, "cell").classes == ["good", "crack", "dent"]
+    entries = audit_log(any_studio, "cell")
+    assert [(e.action, e.actor, e.device) for e in entries] == [("classes", "ann", "tablet-3"), ("roi", "ann", "tablet-3")]
+    assert entries[1].details == {"from": None, "to": [0.1, 0.2, 0.9, 0.8], "frame": [1280, 720]}
+    with pytest.raises(InvalidInputError, match="'good'"):
+        set_classes(any_studio, "cell", "dent", ann)

@@ -17,15 +17,18 @@ from PIL import Image
 
 from core.config import Settings
 from core.errors import InvalidInputError, NotFoundError, TrainingBusyError, TrainingCancelledError
-from core.inference import active_model
 from core.model_versions import list_versions
 from core.samples import class_counts, import_path
 from core.studio import Studio, open_studio
 from core.tools import create_tool, get_tool
-from core.training import MIN_IMAGES_PER_CLASS, train, training_lock
-from models.classifier import load_classifier
+from core.audit import SYSTEM
+from core.tool_settings import change_settings
+from core.training import train, training_lock
+from models.classifier.estimator import MIN_IMAGES_PER_CLASS
 from models.profiles import DEFAULT_PROFILE
+from models.registry import load_model as load_classifier
 from storage import repository as repo
+from tests.inspections import classifier_of
 
 TOOL = "cells"
 
@@ -60,11 +63,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path):
 # --- a successful training ------------------------------------------------------------------------
 def test_training_stores_the_active_version(trained) -> None:
     studio, result, _ = trained
-    assert result.kind == "classifier" and result.profile == DEFAULT_PROFILE
+    assert result.method == "classifier" and result.profile == DEFAULT_PROFILE
     assert result.n_samples == 40 and result.skipped == [] and result.seconds > 0
-    assert get_tool(studio, TOOL).active_model_id == result.version_id
+    assert get_tool(studio, TOOL).active_versions["classifier"] == result.version_id
     versions = list_versions(studio, TOOL)
-    assert [(v.id, v.status, v.kind, v.profile, v.n_samples) for v in versions] == [
+    assert [(v.id, v.status, v.method, v.profile, v.n_samples) for v in versions] == [
         (result.version_id, "active", "classifier", DEFAULT_PROFILE, 40)]
     assert versions[0].validation == result.validation
     assert result.validation["cv_folds"] == 5
@@ -102,14 +105,14 @@ def test_stored_artifact_round_trips(trained, elpv_subset: Path) -> None:
     probabilities = model.predict_proba(cells)
     assert np.array_equal(probabilities, again.predict_proba(cells))
     # the service's loaded model (what predictions use) answers the same
-    served = active_model(studio, TOOL)
+    served = classifier_of(studio, TOOL)
     assert served.version_id == result.version_id
     assert np.array_equal(served.model.predict_proba(cells), probabilities)
 
 
 # --- cancelling and the lock leave v1 untouched ----------------------------------------------------
 def _unchanged(studio: Studio, v1: int, folders: list[str]) -> None:
-    assert get_tool(studio, TOOL).active_model_id == v1
+    assert get_tool(studio, TOOL).active_versions["classifier"] == v1
     assert [(v.id, v.status) for v in list_versions(studio, TOOL)] == [(v1, "active")]
     assert _artifact_folders(studio) == folders
 
@@ -162,8 +165,8 @@ def test_refusals_before_any_work(trained) -> None:
     studio, _, _ = trained
     with pytest.raises(InvalidInputError, match="unknown profile"):
         train(studio, TOOL, profile="huge")
-    with pytest.raises(InvalidInputError, match="unknown model kind"):
-        train(studio, TOOL, kind="segmenter")
+    with pytest.raises(InvalidInputError, match="unknown model method"):
+        train(studio, TOOL, method="segmenter")
     with pytest.raises(NotFoundError, match="no tool named 'missing'"):
         train(studio, "missing")
 
@@ -231,7 +234,7 @@ def test_damaged_stored_samples_are_skipped_and_training_succeeds(
     assert "damaged" in reasons[f"sample {garbage_id}"] or "not an image" in reasons[f"sample {garbage_id}"]
     assert reasons[f"sample {missing_id}"]
     assert {"sample": f"sample {garbage_id}", "reason": reasons[f"sample {garbage_id}"]} in result.as_dict()["skipped"]
-    assert get_tool(studio, TOOL).active_model_id == result.version_id
+    assert get_tool(studio, TOOL).active_versions["classifier"] == result.version_id
     assert load_classifier(studio.settings.models_dir / TOOL / _artifact_folders(studio)[0]).classes_ == [
         "defective", "good"]
 
@@ -268,7 +271,7 @@ def test_cancel_while_saving_removes_the_new_artifact_and_retraining_retires_v1(
     second = train(studio, TOOL, seed=1)
     assert [(v.id, v.status) for v in list_versions(studio, TOOL)] == [
         (second.version_id, "active"), (first.version_id, "retired")]
-    assert get_tool(studio, TOOL).active_model_id == second.version_id
+    assert get_tool(studio, TOOL).active_versions["classifier"] == second.version_id
     assert len(_artifact_folders(studio)) == 2
 
 
@@ -279,7 +282,7 @@ def test_version_stores_calibration_reference_scores_and_mistakes_by_sample_id(t
         metrics = dict(repo.get_model_version(session, result.version_id).metrics)
         tool = repo.get_tool(session, TOOL)
         labels = {s.id: s.label for s in repo.list_samples(session, tool.id)}
-    model = active_model(studio, TOOL).model
+    model = classifier_of(studio, TOOL).model
     assert metrics["calibration"] == {"threshold": model.threshold_, "review_band": model.review_band_}
     assert metrics["class_counts"] == {"defective": 20, "good": 20}
     reference = metrics["reference_scores"]  # out-of-fold defect scores of the 20 good cells
@@ -296,18 +299,16 @@ def test_version_stores_calibration_reference_scores_and_mistakes_by_sample_id(t
 
 
 def test_inference_uses_the_calibrated_threshold_until_the_user_moves_it(trained) -> None:
-    from core.tools import reset_decision_settings, update_settings
-
     studio, result, _ = trained
-    model = active_model(studio, TOOL)
+    model = classifier_of(studio, TOOL)
     assert (model.threshold, model.review_band) == (model.model.threshold_, model.model.review_band_)
-    update_settings(studio, TOOL, threshold=0.9, review_band=0.05)
+    change_settings(studio, TOOL, SYSTEM, {"threshold.classifier": 0.9, "review_band.classifier": 0.05})
     try:
-        moved = active_model(studio, TOOL)
+        moved = classifier_of(studio, TOOL)
         assert (moved.threshold, moved.review_band) == (0.9, 0.05)
     finally:
-        reset_decision_settings(studio, TOOL)
-    assert active_model(studio, TOOL).threshold == model.model.threshold_
+        change_settings(studio, TOOL, SYSTEM, {"threshold.classifier": None, "review_band.classifier": None})
+    assert classifier_of(studio, TOOL).threshold == model.model.threshold_
 
 
 def test_training_job_in_a_thread_reports_progress_and_cancel_keeps_the_model(trained) -> None:

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from models.anomaly import PatchCoreDetector
-from models.anomaly.estimator import NotFittedError
+from models.base import NotFittedError
 from models.artifacts import META_FILE, WEIGHTS_FILE, ArtifactError
 from models.preprocess import standardise_intensity
 
@@ -107,7 +107,7 @@ def test_artifact_round_trip_is_bit_exact_without_pickle(detector, goods, tmp_pa
     folder = tmp_path / "anomaly"
     detector.save(folder)
     assert sorted(p.name for p in folder.iterdir()) == sorted([META_FILE, WEIGHTS_FILE])
-    assert json.loads((folder / META_FILE).read_text())["kind"] == "anomaly"
+    assert json.loads((folder / META_FILE).read_text())["method"] == "anomaly"
     loaded = PatchCoreDetector.load(folder)
     assert torch.equal(loaded.model_.memory_bank, detector.model_.memory_bank)
     assert torch.equal(loaded.model_.position_scale, detector.model_.position_scale)

@@ -22,7 +22,8 @@ from models.artifacts import META_FILE, WEIGHTS_FILE, ArtifactError, load_artifa
 from models.classifier import FewShotClassifier, load_classifier
 from models.classifier.calibration import (MAX_BAND, MIN_BAND, balanced_accuracy_at, best_cut, calibrate_threshold,
                                            platt_fit)
-from models.classifier.estimator import NotFittedError, extract_activations, network_input
+from models.base import NotFittedError
+from models.classifier.estimator import extract_activations, network_input
 
 CLASSES = ["defective", "good"]  # classes_ are sorted
 N_TRAIN = 15

@@ -52,7 +52,7 @@ def _tiny(studio: Studio) -> None:
     image_key, _ = studio.images.put(sorted((ELPV / "defective").glob("*.png"))[0].read_bytes(), "png")
     with studio.transaction() as session:
         tool = repo.get_tool(session, TOOL)
-        version = repo.add_model_version(session, tool_id=tool.id, kind="classifier", profile="fast", status="active",
+        version = repo.add_model_version(session, tool_id=tool.id, method="classifier", profile="fast", status="active",
                                          metrics={"reference_scores": [0.02, 0.07, 0.07, 0.12]}, artifact_dir="x",
                                          train_seconds=1.0, n_samples=4)
         tool.active_model_id = version.id

@@ -39,7 +39,7 @@ def both_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     create_tool(studio, TOOL, CLASSES)
     import_path(studio, TOOL, ELPV)
     train(studio, TOOL)
-    train(studio, TOOL, kind="anomaly")
+    train(studio, TOOL, method="anomaly")
     studio.engine.dispose()
     return data_dir
 

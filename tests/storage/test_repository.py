@@ -26,7 +26,7 @@ def new_sample(studio: Studio, tool_id: int, sha256: str, label: str = "good") -
 
 def new_version(studio: Studio, tool_id: int) -> int:
     with studio.transaction() as session:
-        return repo.add_model_version(session, tool_id=tool_id, kind="classifier", profile="fast",
+        return repo.add_model_version(session, tool_id=tool_id, method="classifier", profile="fast",
                                       status="candidate", metrics={"accuracy": 0.9}, artifact_dir="a",
                                       train_seconds=1.5, n_samples=10).id
 

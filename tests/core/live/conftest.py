@@ -63,7 +63,7 @@ def both_template(trained_template: Path, tmp_path_factory: pytest.TempPathFacto
     """The trained studio plus an anomaly model trained on its good cells (cross-check policy)."""
     data_dir = tmp_path_factory.mktemp("live-both") / "data"
     with private_copy(trained_template, data_dir) as studio:
-        train(studio, TOOL, kind="anomaly")
+        train(studio, TOOL, method="anomaly")
     return data_dir
 
 

@@ -9,11 +9,13 @@ import pytest
 from core.live.demo import HEIGHT, WIDTH, place
 from core.live.processor import FrameProcessor
 from core.live.settings import LiveSettings
-from core.live.tool import load_live_tool
+from core.audit import SYSTEM
+from core.inspect.models import load_tool_models
+from core.tool_settings import change_settings
 from core.live.writer import InspectionWriter
 from core.roi import roi_pixels
 from core.studio import Studio
-from core.tools import set_roi, update_settings
+from core.tools import set_roi
 from storage.tables import Inspection
 from tests.core.live.conftest import TOOL, cells
 
@@ -30,22 +32,26 @@ def blotched(cell: np.ndarray) -> np.ndarray:
 
 
 def test_policy_picks_the_models_and_says_when_degraded(trained: Studio, both: Studio) -> None:
-    alone = load_live_tool(trained, TOOL)  # cross-check by default, no anomaly model trained
-    assert [s.name for s in alone.sources] == ["classifier"] and alone.degraded
-    update_settings(trained, TOOL, policy="classifier only")
-    assert not load_live_tool(trained, TOOL).degraded
+    alone = load_tool_models(trained, TOOL)  # cross-check by default, no anomaly model trained
+    assert [m.method for m in alone.models] == ["classifier"] and alone.degraded
+    change_settings(trained, TOOL, SYSTEM, {"policy": "classifier only"})
+    assert not load_tool_models(trained, TOOL).degraded
+    change_settings(trained, TOOL, SYSTEM, {"policy": "anomaly only"})  # not trained: the classifier decides
+    fallback = load_tool_models(trained, TOOL)
+    assert [m.method for m in fallback.models] == ["classifier"] and fallback.degraded
+    assert "no trained anomaly model" in fallback.errors["anomaly"]
 
-    paired = load_live_tool(both, TOOL)
-    assert [s.name for s in paired.sources] == ["classifier", "anomaly"] and not paired.degraded
-    update_settings(both, TOOL, policy="anomaly only")
-    only = load_live_tool(both, TOOL)
-    assert [s.name for s in only.sources] == ["anomaly"] and not only.degraded
-    assert only.model_version_id != paired.model_version_id  # the anomaly model's version decides
+    paired = load_tool_models(both, TOOL)
+    assert [m.method for m in paired.models] == ["classifier", "anomaly"] and not paired.degraded
+    change_settings(both, TOOL, SYSTEM, {"policy": "anomaly only"})
+    only = load_tool_models(both, TOOL)
+    assert [m.method for m in only.models] == ["anomaly"] and not only.degraded
+    assert only.models[0].version_id != paired.models[0].version_id  # the anomaly model's version decides
 
 
 def test_anomaly_opinion_scores_a_blotch_higher_and_maps_it(both: Studio) -> None:
-    set_roi(both, TOOL, ROI)
-    tool = load_live_tool(both, TOOL)
+    set_roi(both, TOOL, ROI, SYSTEM)
+    tool = load_tool_models(both, TOOL)
     settings = LiveSettings()
     settings.update(smoothing=1)
     processor = FrameProcessor([tool], settings)
@@ -58,9 +64,9 @@ def test_anomaly_opinion_scores_a_blotch_higher_and_maps_it(both: Studio) -> Non
     assert result.opinions["anomaly"]["decision"] == "fail"
     if result.opinions["classifier"]["decision"] == "pass":
         assert result.decision == "review"  # the two models disagree: a person decides
-    anomaly = tool.sources[1]
-    (opinion,) = anomaly.opinions([np.ascontiguousarray(blotched(good)[96:384, 128:512])], tta=False)
-    heat = opinion.heatmap
+    anomaly = tool.models[1].model
+    (opinion,) = anomaly.judge([np.ascontiguousarray(blotched(good)[96:384, 128:512])])
+    heat = opinion.map
     assert heat.shape == (288, 384) and 0.0 <= heat.min() and heat.max() <= 1.0
     y, x = np.unravel_index(int(heat.argmax()), heat.shape)
     assert abs(y - 144) < 60 and abs(x - 192) < 60  # the map peaks on the blotch
@@ -68,11 +74,11 @@ def test_anomaly_opinion_scores_a_blotch_higher_and_maps_it(both: Studio) -> Non
 
 def test_degraded_inspections_are_marked_and_keep_both_opinions(trained: Studio, both: Studio) -> None:
     for studio, degraded in ((trained, True), (both, False)):
-        set_roi(studio, TOOL, ROI)
+        set_roi(studio, TOOL, ROI, SYSTEM)
         writer = InspectionWriter(studio)
         settings = LiveSettings()
         settings.update(smoothing=1, trigger="manual")
-        processor = FrameProcessor([load_live_tool(studio, TOOL)], settings, writer)
+        processor = FrameProcessor([load_tool_models(studio, TOOL)], settings, writer)
         settings.request_inspection()
         processor.process(blotched(cells("good")[1]))
         writer.close()

@@ -25,16 +25,18 @@ def test_settings_validate_and_reach_another_thread() -> None:
 
     thread = threading.Thread(target=video_thread)
     thread.start()
-    settings.update(threshold=0.3, smoothing=9, heatmap=False, trigger="manual")
+    settings.update(thresholds={"classifier": 0.3}, smoothing=9, heatmap=False, trigger="manual")
     changed.set()
     read.wait(5)
     thread.join()
-    assert (seen[0].threshold, seen[0].smoothing, seen[0].heatmap, seen[0].trigger) == (0.3, 9, False, "manual")
+    assert (seen[0].thresholds["classifier"], seen[0].smoothing, seen[0].heatmap, seen[0].trigger) == (
+        0.3, 9, False, "manual")
 
-    for bad in ({"threshold": 1.5}, {"smoothing": 0}, {"heatmap_opacity": -0.1}, {"trigger": "sometimes"}):
+    for bad in ({"thresholds": {"classifier": 1.5}}, {"smoothing": 0}, {"heatmap_opacity": -0.1},
+                {"trigger": "sometimes"}):
         with pytest.raises(InvalidInputError):
             settings.update(**bad)
-    assert settings.snapshot().threshold == 0.3  # a refused change leaves the settings as they were
+    assert settings.snapshot().thresholds["classifier"] == 0.3  # a refused change leaves the settings as they were
 
 
 def test_inspection_request_is_taken_once() -> None:
@@ -43,13 +45,6 @@ def test_inspection_request_is_taken_once() -> None:
     settings.request_inspection()
     assert settings.take_inspection_request()
     assert not settings.take_inspection_request()
-
-
-def test_config_from_tool_settings_ignores_unknown_keys() -> None:
-    config = LiveConfig.from_tool_settings({"threshold": 0.7, "review_band": 0.05,
-                                            "live": {"smoothing": 3, "tta": True, "obsolete": 1}})
-    assert (config.threshold, config.review_band, config.smoothing, config.tta) == (0.7, 0.05, 3, True)
-    assert LiveConfig.from_tool_settings({}) == LiveConfig()
 
 
 def test_moving_average_over_the_last_n_values() -> None:

@@ -11,8 +11,12 @@ import pytest
 
 import storage.db
 from core.config import Settings
-from core.live.writer import SPOOL_FOLDER, InspectionWriter, PendingInspection
+from core.inspect.decision import Verdict
+from core.inspect.engine import Inspection as Judged
+from core.inspect.recorder import RecordContext
+from core.live.writer import SPOOL_FOLDER, InspectionWriter
 from core.studio import Studio, open_studio
+from core.tool_settings import ToolSettings
 from core.tools import create_tool
 from storage.tables import Inspection, utc_now
 
@@ -27,14 +31,14 @@ def studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Studio:
     studio.engine.dispose()
 
 
-def item(studio: Studio, n: int, decision: str = "fail") -> PendingInspection:
+def item(studio: Studio, n: int, decision: str = "fail") -> tuple[Judged, RecordContext]:
     with studio.transaction() as session:
         from storage import repository as repo
         tool_id = repo.get_tool(session, "cell").id
-    image = np.full((40, 40, 3), n, np.uint8) if decision != "pass" else None
-    return PendingInspection(tool_id=tool_id, model_version_id=None, station="t", created_at=utc_now(),
-                             decision=decision, label="crack" if decision != "pass" else "good", score=n / 100,
-                             scores={"good": 1 - n / 100, "crack": n / 100}, latency_ms=12.0, image=image)
+    verdict = Verdict(decision, "crack" if decision != "pass" else "good", n / 100)
+    judged = Judged("cell", tool_id, verdict, {}, {}, False, {"good": 1 - n / 100, "crack": n / 100}, (0, 0, 40, 40),
+                    np.full((40, 40, 3), n, np.uint8), settings=ToolSettings(keep_pass_share=0.0))
+    return judged, RecordContext("t", created_at=utc_now(), latency_ms=12.0)
 
 
 def rows(data_dir: Path) -> list[tuple]:
@@ -46,7 +50,7 @@ def test_writes_in_order_off_the_calling_thread(studio: Studio) -> None:
     writer = InspectionWriter(studio)
     started = time.perf_counter()
     for n in range(20):
-        writer.submit(item(studio, n, "fail" if n % 2 else "pass"))
+        writer.submit(*item(studio, n, "fail" if n % 2 else "pass"))
     assert time.perf_counter() - started < 1.0
     assert writer.flush(10)
     assert writer.status().written == 20 and writer.status().error is None
@@ -61,7 +65,7 @@ def test_locked_database_buffers_then_writes_everything(studio: Studio) -> None:
     try:
         blocker.execute("BEGIN EXCLUSIVE")
         for n in range(5):
-            writer.submit(item(studio, n))
+            writer.submit(*item(studio, n))
         assert not writer.flush(1.5)
         status = writer.status()
         assert status.waiting == 5 and status.written == 0 and "locked" in status.error
@@ -81,10 +85,10 @@ def test_close_while_locked_spools_and_the_next_writer_replays(studio: Studio) -
     try:
         blocker.execute("BEGIN EXCLUSIVE")
         for n in range(3):
-            writer.submit(item(studio, n + 1))
+            writer.submit(*item(studio, n + 1))
         assert writer.close(timeout=1.0) == 3  # nothing could be written: all three kept on disk
         with pytest.raises(RuntimeError, match="closed"):
-            writer.submit(item(studio, 9))
+            writer.submit(*item(studio, 9))
         spooled = list((data_dir / SPOOL_FOLDER).glob("*.jsonl"))
         assert len(spooled) == 1 and len(spooled[0].read_text().splitlines()) == 3
         blocker.execute("ROLLBACK")

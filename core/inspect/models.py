@@ -1,0 +1,147 @@
+"""A tool's models as the engine needs them: its active version of each method, loaded once per
+process, with the decision threshold and band each decides with, and the tool's settings and ROI."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from core.errors import NotFoundError, StudioError
+from core.studio import Studio
+from core.tool_settings import ToolSettings, policy_methods
+from core.tools import require_tool
+from models.artifacts import ArtifactError
+from models.registry import load_model, method_names
+from storage import repository as repo
+from storage import versions as versions_repo
+
+MODEL_CACHE_SIZE = 8
+
+
+class ModelCache:
+    """Loaded models keyed by artifact folder, least recently used dropped first (thread-safe)."""
+
+    def __init__(self, size: int = MODEL_CACHE_SIZE) -> None:
+        self.size = size
+        self._models: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, folder: Path, loader: Callable[[Path], Any] = load_model) -> Any:
+        key = str(folder)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        model = loader(folder)
+        with self._lock:
+            self._models[key] = model
+            while len(self._models) > self.size:
+                self._models.popitem(last=False)
+        return model
+
+
+CACHE = ModelCache()
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One model version that decides, with the threshold and review band it decides with."""
+
+    method: str
+    version_id: int
+    model: Any  # a models.base.InspectionMethod
+    threshold: float
+    review_band: float
+
+    @property
+    def names_classes(self) -> bool:
+        return self.model.learns_from != "good"
+
+
+@dataclass(frozen=True)
+class ToolModels:
+    """What judging a part of a tool needs. ``models`` are the deciding ones in registry order;
+    ``errors`` say why a model the policy wants is missing (then ``degraded``: the others decide)."""
+
+    tool: str
+    tool_id: int
+    good_class: str
+    classes: tuple[str, ...]
+    roi: tuple[float, ...] | None
+    settings: ToolSettings
+    models: tuple[LoadedModel, ...]
+    errors: dict[str, str]
+    degraded: bool
+
+    @property
+    def version_ids(self) -> dict[str, int]:
+        return {m.method: m.version_id for m in self.models}
+
+    def with_thresholds(self, thresholds: dict[str, float], bands: dict[str, float]) -> ToolModels:
+        """The same models deciding with other thresholds / bands (the Live page's unsaved settings)."""
+        return replace(self, models=tuple(replace(m, threshold=float(thresholds.get(m.method, m.threshold)),
+                                                  review_band=float(bands.get(m.method, m.review_band)))
+                                          for m in self.models))
+
+
+def _loaded(method: str, version_id: int, folder: Path, settings: ToolSettings) -> LoadedModel:
+    model = CACHE.get(folder)
+    return LoadedModel(method, version_id, model, float(settings.thresholds.get(method, model.threshold_)),
+                       float(settings.review_bands.get(method, model.review_band_)))
+
+
+def _load_all(methods: list[str], folders: dict[str, tuple[int, Path]], settings: ToolSettings,
+              tool_name: str) -> tuple[list[LoadedModel], dict[str, str]]:
+    models, errors = [], {}
+    for method in methods:
+        try:
+            models.append(_loaded(method, *folders[method], settings))
+        except ArtifactError as error:
+            errors[method] = f"the {method} model of tool {tool_name!r} cannot be loaded: {error}. Retrain it."
+    return models, errors
+
+
+def load_tool_models(studio: Studio, tool_name: str, version_id: int | None = None) -> ToolModels:
+    """The tool's active models under its policy (or, with ``version_id``, that version alone).
+
+    A model that fails to load is left out with the reason in ``errors`` (degraded); raises NotFoundError
+    when the tool has no trained model and StudioError when none of its models can be used.
+    """
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        settings = ToolSettings.from_json(tool.settings)
+        if version_id is not None:
+            version = repo.get_model_version(session, version_id)
+            if version is None or version.tool_id != tool.id:
+                raise NotFoundError(f"tool {tool_name!r} has no model version {version_id}")
+            chosen = {version.method: version}
+        else:
+            chosen = versions_repo.active_versions(session, tool.id)
+        folders = {method: (v.id, studio.settings.models_dir / v.artifact_dir) for method, v in chosen.items()}
+        identity = (tool.id, tool.good_class, tuple(tool.class_names), tuple(tool.roi) if tool.roi else None)
+    if not folders:
+        raise NotFoundError(f"tool {tool_name!r} has no trained model yet: train one first")
+    wanted = policy_methods(settings.policy) if version_id is None else None
+    order = [m for m in method_names() if m in folders and (wanted is None or m in wanted)]
+    models, errors = _load_all(order, folders, settings, tool_name)
+    if not models:  # the policy's model is not trained or does not load: the others decide (degraded)
+        others, more = _load_all([m for m in method_names() if m in folders and m not in order], folders, settings,
+                                 tool_name)
+        models, errors = others, {**errors, **more}
+    if not models:
+        raise StudioError(" ".join(errors.values()) or f"tool {tool_name!r} has no usable model")
+    missing = sorted(set(wanted or ()) - set(folders))
+    for method in missing:
+        errors[method] = f"tool {tool_name!r} has no trained {method} model"
+    if version_id is not None:
+        degraded = False
+    elif wanted is None:  # cross-check: degraded when no second model checks the first
+        degraded = bool(errors) or len(models) < 2
+    else:
+        degraded = not wanted <= {m.method for m in models}
+    return ToolModels(tool_name, identity[0], identity[1], identity[2], identity[3], settings, tuple(models), errors,
+                      degraded)

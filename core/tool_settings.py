@@ -1,0 +1,269 @@
+"""A tool's settings, typed: one table of defaults, validation with clear messages, one writer.
+
+Stored as JSON in ``tool.settings`` (the shape of :meth:`ToolSettings.to_json`). Decision thresholds
+and review bands are per model method and optional: a method without one decides with the calibrated
+threshold and band of its active version. Every change goes through :func:`change_settings`, which
+validates, saves and writes the audit log in one transaction.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import Any
+
+from core.audit import Actor, log
+from core.errors import InvalidInputError
+from core.studio import Studio
+from core.tools import require_tool
+from models.registry import method_names
+
+CROSS_CHECK = "cross-check"
+ONLY = " only"
+TRIGGERS = ("continuous", "part-present", "manual")
+MAX_SMOOTHING = 30
+SHIFT_PATTERN = re.compile(r"^\s*([A-Za-z][\w-]{0,30})\s+(\d{1,2})\s*-\s*(\d{1,2})\s*$")
+
+
+def policies() -> tuple[str, ...]:
+    """``cross-check`` (every active model decides) or ``<method> only``."""
+    return (CROSS_CHECK, *(f"{name}{ONLY}" for name in method_names()))
+
+
+def policy_methods(policy: str) -> frozenset[str] | None:
+    """The methods a policy wants to decide (None: every active one)."""
+    return None if policy == CROSS_CHECK else frozenset({policy.removesuffix(ONLY)})
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A named span of the (UTC) day: ``start`` inclusive to ``end`` exclusive, in hours; wraps midnight
+    when ``end <= start`` (22 - 6)."""
+
+    name: str
+    start: int
+    end: int
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.start:02d}-{self.end:02d}"
+
+
+DEFAULT_SHIFTS = (Shift("early", 6, 14), Shift("late", 14, 22), Shift("night", 22, 6))
+
+
+def parse_shifts(text: str) -> list[Shift]:
+    """Shifts from ``"early 6-14, late 14-22, night 22-6"``: unique names, hours 0-23, start != end."""
+    shifts: list[Shift] = []
+    for part in (p for p in text.split(",") if p.strip()):
+        match = SHIFT_PATTERN.match(part)
+        if not match:
+            raise InvalidInputError(f"shift {part.strip()!r} must look like 'early 6-14'")
+        name, start, end = match.group(1), int(match.group(2)), int(match.group(3))
+        if not (0 <= start <= 23 and 0 <= end <= 24) or start == end:
+            raise InvalidInputError(f"shift {name!r}: hours must be 0-23 and the start differ from the end")
+        if any(s.name == name for s in shifts):
+            raise InvalidInputError(f"shift {name!r} is given twice")
+        shifts.append(Shift(name, start, end % 24))
+    if not shifts:
+        raise InvalidInputError("give at least one shift, e.g. 'day 6-18, night 18-6'")
+    return shifts
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """How the Live page runs: moving average over ``smoothing`` frames, mirror test-time augmentation,
+    the heatmap overlay and its opacity, and when an inspection is recorded (``trigger``)."""
+
+    smoothing: int = 5
+    tta: bool = False
+    heatmap: bool = True
+    heatmap_opacity: float = 0.45
+    trigger: str = "continuous"
+
+    def validated(self) -> LiveOptions:
+        if isinstance(self.smoothing, bool) or not 1 <= int(self.smoothing) <= MAX_SMOOTHING:
+            raise InvalidInputError(f"smoothing is 1 to {MAX_SMOOTHING} frames")
+        if not 0.0 <= float(self.heatmap_opacity) <= 1.0:
+            raise InvalidInputError("the heatmap opacity is between 0 and 1")
+        if self.trigger not in TRIGGERS:
+            raise InvalidInputError(f"trigger must be one of {', '.join(TRIGGERS)}")
+        return replace(self, smoothing=int(self.smoothing), tta=bool(self.tta), heatmap=bool(self.heatmap),
+                       heatmap_opacity=float(self.heatmap_opacity))
+
+
+def _fraction(name: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number between 0 and 1, not {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise InvalidInputError(f"{name} must be between 0 and 1, not {value!r}")
+    return number
+
+
+def _frame(value: Any) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"roi_frame is a width and a height in pixels, not {value!r}") from None
+    if width < 16 or height < 16:
+        raise InvalidInputError("roi_frame must be at least 16 x 16 pixels")
+    return width, height
+
+
+def _per_method(name: str, values: Any, upper: float) -> MappingProxyType:
+    if not isinstance(values, dict):
+        raise InvalidInputError(f"{name} must map a model method to a number")
+    known = method_names()
+    clean = {}
+    for method, value in values.items():
+        if method not in known:
+            raise InvalidInputError(f"{name}: unknown model method {method!r}; methods: {', '.join(known)}")
+        number = _fraction(f"{name}.{method}", value)
+        if number > upper:
+            raise InvalidInputError(f"{name}.{method} must be at most {upper}")
+        clean[method] = number
+    return MappingProxyType(clean)
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    """Everything a user sets on a tool, with its default (this class is the one table of defaults).
+
+    ``policy``: which models decide (``cross-check``: every active model; both pass -> pass, both
+    fail -> fail, else review). ``thresholds`` / ``review_bands``: per method, a decision threshold and
+    uncertainty band the user chose on the method's score (absent: the active version's calibrated
+    ones). ``audit_share``: share of passes drawn into the review queue; ``holdout_share``: share of
+    review verdicts held out of training; ``keep_pass_share``: share of passes whose image is kept;
+    ``shifts``: the analytics shifts (None: three 8-hour shifts from 06:00 UTC); ``roi_frame``: width
+    and height of the camera frame the region of interest was drawn on (``core.inspect.roi``);
+    ``live``: the Live page's options.
+    """
+
+    policy: str = CROSS_CHECK
+    thresholds: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    review_bands: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    audit_share: float = 0.0
+    holdout_share: float = 0.2
+    keep_pass_share: float = 0.05
+    shifts: tuple[Shift, ...] | None = None
+    roi_frame: tuple[int, int] = (640, 480)
+    live: LiveOptions = field(default_factory=LiveOptions)
+
+    def validated(self) -> ToolSettings:
+        """The same settings checked and normalised; InvalidInputError says what is wrong."""
+        if self.policy not in policies():
+            raise InvalidInputError(f"unknown policy {self.policy!r}; choose one of {', '.join(policies())}")
+        return replace(
+            self, thresholds=_per_method("threshold", dict(self.thresholds), 1.0),
+            review_bands=_per_method("review_band", dict(self.review_bands), 0.5),
+            audit_share=_fraction("audit_share", self.audit_share),
+            holdout_share=_fraction("holdout_share", self.holdout_share),
+            keep_pass_share=_fraction("keep_pass_share", self.keep_pass_share),
+            shifts=None if not self.shifts else tuple(self.shifts), roi_frame=_frame(self.roi_frame),
+            live=self.live.validated())
+
+    @property
+    def shift_list(self) -> tuple[Shift, ...]:
+        return self.shifts or DEFAULT_SHIFTS
+
+    def to_json(self) -> dict[str, Any]:
+        return {"policy": self.policy, "thresholds": dict(self.thresholds), "review_bands": dict(self.review_bands),
+                "audit_share": self.audit_share, "holdout_share": self.holdout_share,
+                "keep_pass_share": self.keep_pass_share,
+                "shifts": None if self.shifts is None else [asdict(s) for s in self.shifts],
+                "roi_frame": list(self.roi_frame), "live": asdict(self.live)}
+
+    @classmethod
+    def from_json(cls, stored: dict[str, Any] | None) -> ToolSettings:
+        """Settings as stored on a tool; missing keys take their default, unknown ones are an error."""
+        stored = dict(stored or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(stored) - known
+        if unknown:
+            raise InvalidInputError(f"unknown tool settings: {', '.join(sorted(unknown))}")
+        live = stored.pop("live", None) or {}
+        live_known = {f.name for f in fields(LiveOptions)}
+        if set(live) - live_known:
+            raise InvalidInputError(f"unknown live settings: {', '.join(sorted(set(live) - live_known))}")
+        shifts = stored.pop("shifts", None)
+        try:
+            parsed = None if not shifts else tuple(Shift(str(s["name"]), int(s["start"]), int(s["end"]))
+                                                   for s in shifts)
+        except (KeyError, TypeError, ValueError):
+            raise InvalidInputError("shifts must be a list of {name, start, end}") from None
+        for name in ("thresholds", "review_bands"):
+            if name in stored:
+                stored[name] = MappingProxyType(dict(stored[name] or {}))
+        return cls(**stored, shifts=parsed, live=LiveOptions(**live)).validated()
+
+    # --- flat names, as the CLI and the audit log use them ------------------------------------
+    def with_change(self, name: str, value: Any) -> ToolSettings:
+        """The settings with one change by flat name: ``policy``, ``threshold.<method>``,
+        ``review_band.<method>`` (``None`` or ``"calibrated"`` removes the override), ``audit_share``,
+        ``holdout_share``, ``keep_pass_share``, ``shifts`` (text or None), ``live.<option>``."""
+        head, _, rest = name.partition(".")
+        if head in ("threshold", "review_band") and rest:
+            mapping = dict(getattr(self, f"{head}s"))
+            if value is None or value == "calibrated":
+                mapping.pop(rest, None)
+            else:
+                mapping[rest] = value
+            return replace(self, **{f"{head}s": MappingProxyType(mapping)}).validated()
+        if head == "live" and rest:
+            if rest not in {f.name for f in fields(LiveOptions)}:
+                raise InvalidInputError(f"unknown live setting {rest!r}")
+            return replace(self, live=replace(self.live, **{rest: _coerce(value, type(getattr(self.live, rest)))})
+                           ).validated()
+        if head == "shifts" and not rest:
+            return replace(self, shifts=None if value in (None, "") else
+                           tuple(parse_shifts(value) if isinstance(value, str) else value)).validated()
+        if head == "roi_frame" and not rest:
+            text = value.lower().replace(" ", "").split("x") if isinstance(value, str) else value
+            return replace(self, roi_frame=_frame(text)).validated()
+        if head in ("policy", "audit_share", "holdout_share", "keep_pass_share") and not rest:
+            return replace(self, **{head: value}).validated()
+        raise InvalidInputError(f"unknown tool setting {name!r}; settings: {', '.join(SETTING_NAMES)}")
+
+
+SETTING_NAMES = ("policy", "threshold.<method>", "review_band.<method>", "audit_share", "holdout_share",
+                 "keep_pass_share", "shifts", "roi_frame", *(f"live.{f.name}" for f in fields(LiveOptions)))
+
+
+def _coerce(value: Any, kind: type) -> Any:
+    """A CLI text value as ``kind`` (bool accepts true/false/on/off/1/0)."""
+    if not isinstance(value, str):
+        return value
+    if kind is bool:
+        lowered = value.strip().lower()
+        if lowered not in ("true", "false", "on", "off", "1", "0", "yes", "no"):
+            raise InvalidInputError(f"{value!r} is not true or false")
+        return lowered in ("true", "on", "1", "yes")
+    try:
+        return kind(value)
+    except ValueError:
+        raise InvalidInputError(f"{value!r} is not a {kind.__name__}") from None
+
+
+def tool_settings(studio: Studio, tool_name: str) -> ToolSettings:
+    """The tool's settings (defaults filled in)."""
+    with studio.transaction() as session:
+        return ToolSettings.from_json(require_tool(session, tool_name).settings)
+
+
+def change_settings(studio: Studio, tool_name: str, actor: Actor, changes: dict[str, Any]) -> ToolSettings:
+    """Apply ``changes`` (flat names, see :meth:`ToolSettings.with_change`) at once, validated, and record
+    what changed (old and new values) in the audit log. Nothing is stored when any change is invalid."""
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        before = ToolSettings.from_json(tool.settings)
+        after = before
+        for name, value in changes.items():
+            after = after.with_change(name, value)
+        old, new = before.to_json(), after.to_json()
+        if old != new:
+            tool.settings = new
+            diff = {key: {"from": old[key], "to": new[key]} for key in new if old[key] != new[key]}
+            log(session, actor, "settings", f"tool {tool.name}", tool.id, changes=diff)
+        return after

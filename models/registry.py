@@ -1,0 +1,56 @@
+"""Every inspection method by name: the one place ``core/`` builds and loads models through.
+
+Adding a method: a folder in ``models/`` whose estimator follows ``models.base.InspectionMethod``,
+and one line in ``_CLASSES`` below (docs/ARCHITECTURE.md, "Adding a model method").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from models.anomaly import PatchCoreDetector
+from models.artifacts import META_FILE, ArtifactError, method_and_format
+from models.base import InspectionMethod
+from models.classifier import FewShotClassifier
+from models.knn import KnnDetector
+
+_CLASSES: tuple[type[InspectionMethod], ...] = (
+    FewShotClassifier,
+    PatchCoreDetector,
+    KnnDetector,
+)
+METHODS: dict[str, type[InspectionMethod]] = {cls.method: cls for cls in _CLASSES}
+DEFAULT_METHOD = FewShotClassifier.method  # what ``train`` fits unless told otherwise
+
+
+def method_names() -> list[str]:
+    """The registered methods' names, in registration order."""
+    return list(METHODS)
+
+
+def get_method(name: str) -> type[InspectionMethod]:
+    """The estimator class registered as ``name`` (ValueError naming the known ones otherwise)."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown model method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
+def build(name: str, *, profile: str, good_class: str, seed: int = 0) -> InspectionMethod:
+    """An unfitted model of method ``name`` with the product's hyper-parameters."""
+    return get_method(name)(profile=profile, good_class=good_class, seed=seed)
+
+
+def load_model(folder: Path) -> InspectionMethod:
+    """The model saved in ``folder``, whichever method saved it (artifacts from before the common
+    ``model.json`` scheme included); ArtifactError when it cannot be used."""
+    meta_file = Path(folder) / META_FILE
+    try:
+        name, _ = method_and_format(json.loads(meta_file.read_text()))
+        cls = get_method(name)
+    except FileNotFoundError:
+        raise ArtifactError(f"model files missing in {folder}") from None
+    except (OSError, TypeError, ValueError, AttributeError) as error:
+        raise ArtifactError(f"{folder} does not hold a usable model: {error}") from error
+    return cls.load(folder)
