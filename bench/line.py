@@ -48,7 +48,7 @@ from pymodbus.client import ModbusTcpClient  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from core.config import Settings  # noqa: E402
-from core.line.events import RecordedInspection  # noqa: E402
+from core.inspect.recorder import RecordedInspection  # noqa: E402
 from core.line.outbox import Outbox  # noqa: E402
 from core.line.outputs import add_output  # noqa: E402
 from core.line.recipes import create_recipe  # noqa: E402
@@ -94,12 +94,16 @@ class Broker:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "mosquitto.conf").write_text(
             f"listener {self.port} 127.0.0.1\nuser {getpass.getuser()}\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {folder}/\nautosave_interval 1\nautosave_on_changes true\nmax_queued_messages 0\n")
+            f"persistence_location {folder}/\nautosave_interval 1\nautosave_on_changes true\nmax_queued_messages 0\n"
+        )
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(["mosquitto", "-c", str(self.folder / "mosquitto.conf")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(self.folder / "mosquitto.conf")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", self.port)) == 0, 15, 0.05, "mosquitto")
 
     def kill(self) -> None:
@@ -143,8 +147,14 @@ class StationProcess:
     def __init__(self, data: Path, *args: str) -> None:
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         env.update(STUDIO_DATA_DIR=str(data), OMP_NUM_THREADS="1")
-        self.process = subprocess.Popen([sys.executable, "-m", "core", "station", "run", *args], cwd=ROOT, env=env,
-                                        stdout=subprocess.PIPE, stderr=open(data / "station.log", "ab"), text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "core", "station", "run", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=open(data / "station.log", "ab"),
+            text=True,
+        )
         assert self.process.stdout is not None
         if not self.process.stdout.readline():
             raise RuntimeError(f"station did not start; see {data / 'station.log'}")
@@ -173,7 +183,11 @@ def make_studio(folder: Path) -> Studio:
 
 def undelivered(studio: Studio) -> int:
     with studio.transaction() as session:
-        return int(session.scalar(select(func.count()).select_from(OutboxDelivery).where(OutboxDelivery.delivered_at.is_(None))))
+        return int(
+            session.scalar(
+                select(func.count()).select_from(OutboxDelivery).where(OutboxDelivery.delivered_at.is_(None))
+            )
+        )
 
 
 def handshakes(plc: ModbusTcpClient, n: int) -> list[float]:
@@ -247,10 +261,15 @@ def produce(studio: Studio, station: str, count: int, rate: float, stop: threadi
     while made < count and not (stop and stop.is_set()):
         with studio.transaction() as session:
             for _ in range(min(batch, count - made)):
-                row = repo.add_inspection(session, tool_id=1, station=station, decision="pass", label="good",
-                                          score=0.1, latency_ms=0.0)
-                outbox.in_transaction(session, RecordedInspection(row.id, "cells", 1, station, "cell-a", row.created_at,
-                                                                  "pass", "good", 0.1))
+                row = repo.add_inspection(
+                    session, tool_id=1, station=station, decision="pass", label="good", score=0.1, latency_ms=0.0
+                )
+                outbox.in_transaction(
+                    session,
+                    RecordedInspection(
+                        row.id, "cells", 1, station, "cell-a", row.created_at, "pass", "good", 0.1, {}, {}, False, None
+                    ),
+                )
                 made += 1
         if rate:
             ahead = made / rate - (time.perf_counter() - started)
@@ -273,8 +292,12 @@ def main() -> None:
     if args.quick:
         args.handshakes, args.changeovers, args.events, args.throughput, args.opcua = 50, 10, 1000, 1000, 30
     work = Path(tempfile.mkdtemp(prefix="line-bench-"))
-    result: dict[str, Any] = {"bench": "line", "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-                              "handshakes": args.handshakes, "events": args.events}
+    result: dict[str, Any] = {
+        "bench": "line",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "handshakes": args.handshakes,
+        "events": args.events,
+    }
     broker = Broker(work / "broker")
     broker.start()
     plant = Plant(broker.port)
@@ -289,8 +312,22 @@ def main() -> None:
             shutil.copy(path, frames / f"{path.parent.name}_{path.name}")
         modbus = free_port()
         opcua = free_port()
-        station_args = ("--station", "line1", "--recipe", "cell-a", "--source", str(frames), "--modbus-port", str(modbus),
-                        "--opcua-port", str(opcua), "--bind", "127.0.0.1", "--fps", "30")
+        station_args = (
+            "--station",
+            "line1",
+            "--recipe",
+            "cell-a",
+            "--source",
+            str(frames),
+            "--modbus-port",
+            str(modbus),
+            "--opcua-port",
+            str(opcua),
+            "--bind",
+            "127.0.0.1",
+            "--fps",
+            "30",
+        )
         station = StationProcess(data, *station_args)
         plc = ModbusTcpClient("127.0.0.1", port=modbus)
         plc.connect()
@@ -302,18 +339,29 @@ def main() -> None:
         times = handshakes(plc, args.handshakes)
         with studio.transaction() as session:
             model = [float(v) for v in session.scalars(select(Inspection.latency_ms).where(Inspection.id > first))]
-        result.update(trigger_to_result_ms={"p50": pct(times, 50), "p99": pct(times, 99), "max": pct(times, 100)},
-                      model_ms={"p50": pct(model, 50), "p99": pct(model, 99)},
-                      overhead_ms={"p50": round(pct(times, 50) - pct(model, 50), 2), "p99": round(pct(times, 99) - pct(model, 99), 2)})
+        result.update(
+            trigger_to_result_ms={"p50": pct(times, 50), "p99": pct(times, 99), "max": pct(times, 100)},
+            model_ms={"p50": pct(model, 50), "p99": pct(model, 99)},
+            overhead_ms={
+                "p50": round(pct(times, 50) - pct(model, 50), 2),
+                "p99": round(pct(times, 99) - pct(model, 99), 2),
+            },
+        )
         log(f"handshakes: {result['trigger_to_result_ms']} model {result['model_ms']}")
         if "opcua" in parts:
             with studio.transaction() as session:
                 first = int(session.scalar(select(func.max(Inspection.id))) or 0)
             ua_times = opcua_handshakes(opcua, args.opcua)
             with studio.transaction() as session:
-                ua_model = [float(v) for v in session.scalars(select(Inspection.latency_ms).where(Inspection.id > first))]
-            result["opcua_trigger_to_result_ms"] = {"p50": pct(ua_times, 50), "p99": pct(ua_times, 99),
-                                                    "model_p50": pct(ua_model, 50), "model_p99": pct(ua_model, 99)}
+                ua_model = [
+                    float(v) for v in session.scalars(select(Inspection.latency_ms).where(Inspection.id > first))
+                ]
+            result["opcua_trigger_to_result_ms"] = {
+                "p50": pct(ua_times, 50),
+                "p99": pct(ua_times, 99),
+                "model_p50": pct(ua_model, 50),
+                "model_p99": pct(ua_model, 99),
+            }
             log(f"OPC UA handshakes: {result['opcua_trigger_to_result_ms']}")
         switch = changeovers(plc, args.changeovers)
         result["changeover_ms"] = {"p50": pct(switch, 50), "p99": pct(switch, 99), "max": pct(switch, 100)}
@@ -334,15 +382,23 @@ def main() -> None:
     model_p99 = result.get("model_ms", {}).get("p99", 0)
     result["must"] = {
         "p99 <= model + 30 ms": result.get("trigger_to_result_ms", {}).get("p99", 1e9) <= model_p99 + 30,
-        "lost == 0": result.get("lost") == 0, "duplicates_unflagged == 0": result.get("duplicates_unflagged") == 0,
+        "lost == 0": result.get("lost") == 0,
+        "duplicates_unflagged == 0": result.get("duplicates_unflagged") == 0,
         "events_per_s >= 200": result.get("events_per_s", 0) >= 200,
         "changeover_ms <= 500": result.get("changeover_ms", {}).get("max", 1e9) <= 500,
     }
     print(json.dumps(result), flush=True)
 
 
-def throughput(studio: Studio, data: Path, station: StationProcess, station_args: tuple[str, ...], plant: Plant,
-               args: argparse.Namespace, result: dict[str, Any]) -> StationProcess:
+def throughput(
+    studio: Studio,
+    data: Path,
+    station: StationProcess,
+    station_args: tuple[str, ...],
+    plant: Plant,
+    args: argparse.Namespace,
+    result: dict[str, Any],
+) -> StationProcess:
     """Events recorded as fast as this process can (inspection row + outbox rows per transaction of
     20) while the running station delivers them at QoS 1: from the first recorded to the last one
     confirmed by the broker and marked delivered."""
@@ -355,13 +411,23 @@ def throughput(studio: Studio, data: Path, station: StationProcess, station_args
     wait_until(lambda: plant.unique() - before >= args.throughput, 120, 0.05, "the plant to get every event")
     result["events_per_s"] = round(args.throughput / seconds, 1)
     result["recorded_per_s"] = round(args.throughput / produced_s, 1)
-    log(f"throughput: {result['events_per_s']} events/s delivered and confirmed ({args.throughput} in {seconds:.1f} s; "
-        f"recorded at {result['recorded_per_s']}/s)")
+    log(
+        f"throughput: {result['events_per_s']} events/s delivered and confirmed ({args.throughput} in {seconds:.1f} s; "
+        f"recorded at {result['recorded_per_s']}/s)"
+    )
     return station
 
 
-def chaos(studio: Studio, data: Path, station: StationProcess, station_args: tuple[str, ...], plant: Plant,
-          broker: Broker, args: argparse.Namespace, result: dict[str, Any]) -> StationProcess:
+def chaos(
+    studio: Studio,
+    data: Path,
+    station: StationProcess,
+    station_args: tuple[str, ...],
+    plant: Plant,
+    broker: Broker,
+    args: argparse.Namespace,
+    result: dict[str, Any],
+) -> StationProcess:
     """Events recorded while the broker is killed twice and the station once."""
     with studio.transaction() as session:
         first_chaos = int(session.scalar(select(func.max(Inspection.id))) or 0)
@@ -389,14 +455,23 @@ def chaos(studio: Studio, data: Path, station: StationProcess, station_args: tup
     with studio.transaction() as session:
         from storage.line_tables import OutboxEvent
 
-        produced = set(session.scalars(select(OutboxEvent.event_id).join(Inspection, Inspection.id == OutboxEvent.inspection_id)
-                                       .where(Inspection.id > first_chaos)))
+        produced = set(
+            session.scalars(
+                select(OutboxEvent.event_id)
+                .join(Inspection, Inspection.id == OutboxEvent.inspection_id)
+                .where(Inspection.id > first_chaos)
+            )
+        )
     with plant.lock:
         received = set(plant.ids)
         flagged = sum(count - 1 for count in plant.ids.values())
         unflagged = sum(len(ids) - 1 for ids in plant.by_seq.values())
-    result.update(chaos_events=len(produced), lost=len(produced - received), duplicates_flagged=flagged,
-                  duplicates_unflagged=unflagged)
+    result.update(
+        chaos_events=len(produced),
+        lost=len(produced - received),
+        duplicates_flagged=flagged,
+        duplicates_unflagged=unflagged,
+    )
     log(f"chaos: produced {len(produced)}, lost {len(produced - received)}, flagged duplicates {flagged}")
     return station
 

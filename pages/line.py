@@ -21,8 +21,10 @@ from pages.common import studio
 st.title("Line")
 rows = station_rows(studio())
 if not rows:
-    st.info("No station yet. Start one on the station PC, e.g. `python -m core station run --station line1 "
-            "--tool TOOL --source 0 --modbus-port 5020` (see the README, *On the line*).")
+    st.info(
+        "No station yet. Start one on the station PC, e.g. `python -m core station run --station line1 "
+        "--tool TOOL --source 0 --modbus-port 5020` (see the README, *On the line*)."
+    )
     st.stop()
 
 names = [r["name"] for r in rows]
@@ -43,24 +45,41 @@ def _state(ok: bool | None, text: str) -> str:
 connections = []
 source = status.get("source") or {}
 if source:
-    connections.append({"connection": f"camera ({source.get('kind')})", "where": source.get("source"),
-                        "state": _state(source.get("connected"), "frames" if source.get("connected") else "no frames"),
-                        "error": source.get("error") or ""})
+    connections.append(
+        {
+            "connection": f"camera ({source.get('kind')})",
+            "where": source.get("source"),
+            "state": _state(source.get("connected"), "frames" if source.get("connected") else "no frames"),
+            "error": source.get("error") or "",
+        }
+    )
 for proto in ("modbus", "opcua"):
     info = status.get(proto)
     if info:
-        connections.append({"connection": "PLC " + ("Modbus TCP" if proto == "modbus" else "OPC UA"),
-                            "where": str(info.get("port") or info.get("endpoint")),
-                            "state": _state(not info.get("error"), info.get("state", "")), "error": info.get("error") or ""})
+        connections.append(
+            {
+                "connection": "PLC " + ("Modbus TCP" if proto == "modbus" else "OPC UA"),
+                "where": str(info.get("port") or info.get("endpoint")),
+                "state": _state(not info.get("error"), info.get("state", "")),
+                "error": info.get("error") or "",
+            }
+        )
 backlogs = {o.name: o for o in list_outputs(studio(), name)}
 for out_name, info in (status.get("outputs") or {}).items():
     output = backlogs.get(out_name)
-    connections.append({"connection": f"output {out_name} ({output.kind if output else '?'})",
-                        "where": output.url if output else "", "state": _state(info.get("state") in ("connected", "ok", "idle"),
-                                                                              str(info.get("state"))),
-                        "error": info.get("error") or ""})
+    connections.append(
+        {
+            "connection": f"output {out_name} ({output.kind if output else '?'})",
+            "where": output.url if output else "",
+            "state": _state(info.get("state") in ("connected", "ok", "idle"), str(info.get("state"))),
+            "error": info.get("error") or "",
+        }
+    )
 st.subheader("Connections")
-st.dataframe(pd.DataFrame(connections), hide_index=True, width="stretch") if connections else st.caption("No status yet.")
+if connections:
+    st.dataframe(pd.DataFrame(connections), hide_index=True, width="stretch")
+else:
+    st.caption("No status yet.")
 errors = status.get("errors") or []
 if errors:
     with st.expander(f"Recent errors ({len(errors)})", expanded=row["running"]):
@@ -72,16 +91,24 @@ with left:
     st.subheader("PLC signals")
     signals = status.get("signals") or {}
     if signals:
-        st.dataframe(pd.DataFrame([{"signal": k, "value": int(v) if isinstance(v, bool) else v} for k, v in signals.items()]),
-                     hide_index=True, width="stretch", height=260)
+        st.dataframe(
+            pd.DataFrame([{"signal": k, "value": int(v) if isinstance(v, bool) else v} for k, v in signals.items()]),
+            hide_index=True,
+            width="stretch",
+            height=260,
+        )
     if st.button("Trigger by hand", type="primary", disabled=not row["running"], width="stretch"):
         try:
-            st.toast(f"Trigger {'accepted' if post_to_station(studio(), name, '/trigger').get('accepted') else 'refused (busy)'}")
+            accepted = post_to_station(studio(), name, "/trigger").get("accepted")
+            st.toast("Trigger accepted" if accepted else "Trigger refused (busy)")
         except StudioError as error:
             st.error(str(error))
     recipe = status.get("recipe")
-    st.caption(f"Active recipe: **{recipe['name']}** (number {recipe['number']})" if recipe else
-               f"Tools: {', '.join(status.get('tools') or []) or 'none'} (no recipe)")
+    st.caption(
+        f"Active recipe: **{recipe['name']}** (number {recipe['number']})"
+        if recipe
+        else f"Tools: {', '.join(status.get('tools') or []) or 'none'} (no recipe)"
+    )
 with right:
     st.subheader("Last events")
     events = recent_events(studio(), name, 15)
@@ -95,12 +122,16 @@ with right:
 st.subheader("Outputs")
 outputs = list_outputs(studio(), name)
 if outputs:
-    st.dataframe(pd.DataFrame([o.as_dict() for o in outputs]).drop(columns=["id", "station"]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame([o.as_dict() for o in outputs]).drop(columns=["id", "station"]), hide_index=True, width="stretch"
+    )
     cols = st.columns([3, 1, 1])
     chosen = cols[0].selectbox("Output", [o.name for o in outputs], key="line-output")
     if cols[1].button("Test publish", width="stretch"):
         result = publish_test(studio(), name, chosen)
-        (st.success if result["ok"] else st.error)("Delivered and confirmed." if result["ok"] else f"Not delivered: {result['error']}")
+        (st.success if result["ok"] else st.error)(
+            "Delivered and confirmed." if result["ok"] else f"Not delivered: {result['error']}"
+        )
     if cols[2].button("Remove", width="stretch"):
         remove_output(studio(), name, chosen)
         st.rerun()
@@ -121,8 +152,21 @@ with st.expander("Add an output"):
 st.subheader("Recipes")
 recipes = list_recipes(studio(), name)
 if recipes:
-    st.dataframe(pd.DataFrame([{"number": r.number, "name": r.name, "tools": ", ".join(r.tool_names),
-                                "active": "✔" if r.active else ""} for r in recipes]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "number": r.number,
+                    "name": r.name,
+                    "tools": ", ".join(r.tool_names),
+                    "active": "✔" if r.active else "",
+                }
+                for r in recipes
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
     pick = st.selectbox("Switch to", [r.name for r in recipes], key="line-recipe")
     if st.button("Activate recipe"):
         activate_recipe(studio(), name, pick, Actor("studio", "line page"), via="studio")

@@ -33,7 +33,8 @@ class LineStation(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)  # last event sequence number
     active_recipe_id: Mapped[int | None] = mapped_column(
-        ForeignKey("recipe.id", use_alter=True, ondelete="SET NULL"), default=None)
+        ForeignKey("recipe.id", use_alter=True, ondelete="SET NULL"), default=None
+    )
     status: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # written by the running service
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
@@ -90,8 +91,7 @@ class OutboxEvent(Base):
     station: Mapped[str] = mapped_column(String(100))
     seq: Mapped[int] = mapped_column(Integer)
     recipe: Mapped[str | None] = mapped_column(String(100), default=None)
-    inspection_id: Mapped[int | None] = mapped_column(
-        ForeignKey("inspection.id", ondelete="SET NULL"), default=None)
+    inspection_id: Mapped[int | None] = mapped_column(ForeignKey("inspection.id", ondelete="SET NULL"), default=None)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 

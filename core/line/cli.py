@@ -25,17 +25,33 @@ def cmd_station_run(studio: Studio, args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pymodbus").setLevel(logging.ERROR)
     logging.getLogger("asyncua").setLevel(logging.WARNING)
-    options = StationOptions(args.station, args.source, tool=args.tool, recipe=args.recipe,
-                             modbus_port=args.modbus_port, opcua_port=args.opcua_port, http_port=args.http_port,
-                             bind=args.bind, trigger=args.trigger, fps=args.fps)
+    options = StationOptions(
+        args.station,
+        args.source,
+        tool=args.tool,
+        recipe=args.recipe,
+        modbus_port=args.modbus_port,
+        opcua_port=args.opcua_port,
+        http_port=args.http_port,
+        bind=args.bind,
+        trigger=args.trigger,
+        fps=args.fps,
+    )
     station = Station(studio, options)
     try:
         station.start()
     except StudioError:
         station.stop()
         raise
-    _print({"station": args.station, "ready": True, "http": station.status()["http"],
-            "modbus": args.modbus_port, "opcua": args.opcua_port})
+    _print(
+        {
+            "station": args.station,
+            "ready": True,
+            "http": station.status()["http"],
+            "modbus": args.modbus_port,
+            "opcua": args.opcua_port,
+        }
+    )
     station.wait()
     return 0
 
@@ -75,8 +91,12 @@ def _station_url(studio: Studio, station: str) -> str:
 
 def post_to_station(studio: Studio, station: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
     """POST to a running station's loopback REST server (trigger, recipe)."""
-    request = urllib.request.Request(_station_url(studio, station) + path, data=json.dumps(body or {}).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        _station_url(studio, station) + path,
+        data=json.dumps(body or {}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read())
@@ -166,8 +186,12 @@ def _actor(args: argparse.Namespace) -> Any:
 
 def add_line_commands(commands: Any) -> None:
     """Register ``station``, ``outputs`` and ``recipes`` on the main parser's sub-commands."""
-    station = commands.add_parser("station", help="the headless line station").add_subparsers(dest="action", required=True)
-    run = station.add_parser("run", help="run a station (no browser): camera -> inspect -> PLC / MQTT / OPC UA / webhook")
+    station = commands.add_parser("station", help="the headless line station").add_subparsers(
+        dest="action", required=True
+    )
+    run = station.add_parser(
+        "run", help="run a station (no browser): camera -> inspect -> PLC / MQTT / OPC UA / webhook"
+    )
     run.add_argument("--station", required=True)
     which = run.add_mutually_exclusive_group(required=True)
     which.add_argument("--tool")
@@ -190,7 +214,9 @@ def add_line_commands(commands: Any) -> None:
     trigger.add_argument("--station", required=True)
     trigger.set_defaults(func=cmd_station_trigger)
 
-    outputs = commands.add_parser("outputs", help="where a station's events go").add_subparsers(dest="action", required=True)
+    outputs = commands.add_parser("outputs", help="where a station's events go").add_subparsers(
+        dest="action", required=True
+    )
     add = outputs.add_parser("add", help="add an MQTT broker or a webhook")
     add.add_argument("--station", required=True)
     add.add_argument("--name", required=True)
@@ -203,8 +229,10 @@ def add_line_commands(commands: Any) -> None:
     listing = outputs.add_parser("list", help="outputs with their backlog (secrets masked)")
     listing.add_argument("--station")
     listing.set_defaults(func=cmd_outputs_list)
-    for action, func, text in (("remove", cmd_outputs_remove, "remove an output"),
-                               ("test", cmd_outputs_test, "send one test event now")):
+    for action, func, text in (
+        ("remove", cmd_outputs_remove, "remove an output"),
+        ("test", cmd_outputs_test, "send one test event now"),
+    ):
         sub = outputs.add_parser(action, help=text)
         sub.add_argument("--station", required=True)
         sub.add_argument("--name", required=True)
@@ -215,8 +243,11 @@ def add_line_commands(commands: Any) -> None:
     create.add_argument("--station", required=True)
     create.add_argument("--name", required=True)
     create.add_argument("--number", type=int, required=True)
-    create.add_argument("--tools", required=True,
-                        help='tool names (a,b) or JSON: [{"tool": "a", "roi": [0,0,1,1], "threshold": 0.4, "policy": "cross-check"}]')
+    create.add_argument(
+        "--tools",
+        required=True,
+        help='tool names (a,b) or JSON: [{"tool": "a", "roi": [0,0,1,1], "threshold": 0.4, "policy": "cross-check"}]',
+    )
     create.set_defaults(func=cmd_recipes_create)
     rlist = recipes.add_parser("list", help="a station's recipes")
     rlist.add_argument("--station", required=True)

@@ -1,36 +1,16 @@
-"""The one versioned JSON event published for every recorded inspection of a station.
-
-``RecordedInspection`` mirrors the engine recorder's record (docs/ARCHITECTURE.md): the outbox hooks
-take exactly that shape, so wiring them to ``core.inspect``'s recorder is one line.
-"""
+"""The one versioned JSON event published for every recorded inspection of a station, built from
+the engine recorder's ``RecordedInspection`` (docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the engine (and torch) stay out of light imports such as the CLI's outputs list
+    from core.inspect.recorder import RecordedInspection
 
 EVENT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class RecordedInspection:
-    """What the recorder hands its hooks once an inspection row exists (naive UTC ``created_at``)."""
-
-    inspection_id: int
-    tool: str
-    tool_id: int
-    station: str
-    recipe: str | None
-    created_at: datetime
-    decision: str
-    label: str
-    score: float
-    opinions: dict[str, Any] = field(default_factory=dict)
-    model_versions: dict[str, int] = field(default_factory=dict)
-    degraded: bool = False
-    image_key: str | None = None
 
 
 def utc_iso(moment: datetime) -> str:

@@ -52,18 +52,32 @@ ERROR_TEXT = {
 def register_map() -> dict[str, list[dict[str, object]]]:
     """The Modbus map as data (the CLI prints it, the page shows it)."""
     described = {
-        "Trigger": "rising edge starts an inspection", "Ack": "PLC has read the result: clears ResultReady and Error",
-        "Ready": "station can take a trigger", "Busy": "inspecting", "ResultReady": "results are valid",
-        "OK": "part passed", "NG": "part failed", "Review": "a person should look", "Error": "see ErrorCode",
-        "ResultSeq": "event sequence number (mod 65536)", "ClassIndex": "index of the label in the tool's classes",
-        "ScoreX1000": "defect score x 1000", "ActiveRecipe": "number of the active recipe",
+        "Trigger": "rising edge starts an inspection",
+        "Ack": "PLC has read the result: clears ResultReady and Error",
+        "Ready": "station can take a trigger",
+        "Busy": "inspecting",
+        "ResultReady": "results are valid",
+        "OK": "part passed",
+        "NG": "part failed",
+        "Review": "a person should look",
+        "Error": "see ErrorCode",
+        "ResultSeq": "event sequence number (mod 65536)",
+        "ClassIndex": "index of the label in the tool's classes",
+        "ScoreX1000": "defect score x 1000",
+        "ActiveRecipe": "number of the active recipe",
         "ErrorCode": ", ".join(f"{c.value} {ERROR_TEXT[c]}" for c in ErrorCode),
         "RequestedRecipe": "PLC writes a recipe number to switch products (0: no request)",
     }
-    table = {"coils (PLC writes)": COILS, "discrete inputs (PLC reads)": DISCRETE_INPUTS,
-             "input registers (PLC reads)": INPUT_REGISTERS, "holding registers (PLC writes)": HOLDING_REGISTERS}
-    return {kind: [{"address": i, "name": n, "meaning": described[n]} for i, n in enumerate(names)]
-            for kind, names in table.items()}
+    table = {
+        "coils (PLC writes)": COILS,
+        "discrete inputs (PLC reads)": DISCRETE_INPUTS,
+        "input registers (PLC reads)": INPUT_REGISTERS,
+        "holding registers (PLC writes)": HOLDING_REGISTERS,
+    }
+    return {
+        kind: [{"address": i, "name": n, "meaning": described[n]} for i, n in enumerate(names)]
+        for kind, names in table.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,10 @@ class Signals:
         return self.registers[INPUT_REGISTERS.index(name)]
 
     def as_dict(self) -> dict[str, int | bool]:
-        return {**dict(zip(DISCRETE_INPUTS, self.bits, strict=True)), **dict(zip(INPUT_REGISTERS, self.registers, strict=True))}
+        return {
+            **dict(zip(DISCRETE_INPUTS, self.bits, strict=True)),
+            **dict(zip(INPUT_REGISTERS, self.registers, strict=True)),
+        }
 
 
 class Handshake:
@@ -170,10 +187,14 @@ class Handshake:
     def complete(self, seq: int, decision: str, class_index: int, score: float) -> None:
         """An inspection finished and is recorded: results, then ResultReady, Busy off."""
         with self._lock:
-            self._regs.update(ResultSeq=seq % 65536, ClassIndex=max(0, class_index) % 65536,
-                              ScoreX1000=max(0, min(65535, int(round(score * 1000)))))
-            self._bits.update(OK=decision == "pass", NG=decision == "fail", Review=decision == "review",
-                              Busy=False, ResultReady=True)
+            self._regs.update(
+                ResultSeq=seq % 65536,
+                ClassIndex=max(0, class_index) % 65536,
+                ScoreX1000=max(0, min(65535, int(round(score * 1000)))),
+            )
+            self._bits.update(
+                OK=decision == "pass", NG=decision == "fail", Review=decision == "review", Busy=False, ResultReady=True
+            )
         self._changed()
 
     def error(self, code: ErrorCode, message: str | None = None, *, result_ready: bool = False) -> None:

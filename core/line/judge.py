@@ -1,111 +1,90 @@
-"""The station's one way to judge a frame and record it: the seam with the inspection engine.
+"""The station's one way to judge a frame and record it: the inspection engine and its recorder.
 
-Today this calls ``core.inference`` (``tool_models`` / ``inspect_rgb``) and writes the inspection row
-itself, so that the outbox's ``in_transaction`` hook runs inside the same transaction. Once
-``core.inspect`` lands, ``inspect_and_record`` becomes engine ``inspect`` + ``Recorder.record`` with
-the outbox's hook pair subscribed (``recorder.subscribe(in_transaction=..., after_commit=...)``).
+Each tool of the active recipe judges the frame through ``core.inspect`` (the ROI rule forced to
+*crop*: a station's frames are camera frames) and is recorded by ``studio.recorder`` with the
+station and recipe in its context; the outbox's hook pair is subscribed to that recorder, so the
+event row commits in the inspection's own transaction.
 """
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import cv2
 import numpy as np
-from sqlalchemy.orm import Session
 
-from core.decision import CLASSIFIER
-from core.errors import StudioError
-from core.inference import ToolModels, inspect_rgb, tool_models
-from core.line.events import RecordedInspection
-from core.reviews import review_settings
-from core.roi import crop_to_roi
+from core.errors import InvalidInputError
+from core.inspect.engine import inspect
+from core.inspect.models import ToolModels, load_tool_models
+from core.inspect.recorder import RecordContext, RecordedInspection
 from core.studio import Studio
-from core.tools import get_roi, get_tool
-from storage import repository as repo
-
-InTransaction = Callable[[Session, RecordedInspection], Any]
-AfterCommit = Callable[[RecordedInspection], Any]
+from core.tool_settings import policies, policy_methods
+from core.tools import require_tool
+from models.registry import method_names
+from storage import versions as versions_repo
 
 
 @dataclass(frozen=True)
 class ToolSetup:
-    """One tool of a recipe, ready to judge: its loaded models and the overrides applied."""
+    """One tool of a recipe, ready to judge: its loaded models with the recipe's overrides applied."""
 
     name: str
     tool_id: int
     classes: list[str]
-    roi: list[float] | None
+    roi: tuple[float, ...] | None
     models: ToolModels
-    audit_share: float = 0.0  # passes drawn for the review queue (the tool's setting, read at load)
+
+
+def _with_policy(studio: Studio, models: ToolModels, policy: str) -> ToolModels:
+    """The tool's models deciding under another policy (loads an active model the tool's own policy left out)."""
+    if policy not in policies():
+        raise InvalidInputError(f"unknown policy {policy!r}; choose one of {', '.join(policies())}")
+    wanted = policy_methods(policy)
+    with studio.transaction() as session:
+        active = versions_repo.active_versions(session, require_tool(session, models.tool).id)
+        active_ids = {method: version.id for method, version in active.items()}
+    loaded = {m.method: m for m in models.models}
+    for method, version_id in active_ids.items():
+        if method not in loaded and (wanted is None or method in wanted):
+            loaded.update({m.method: m for m in load_tool_models(studio, models.tool, version_id=version_id).models})
+    order = [m for m in method_names() if m in loaded]
+    keep = tuple(loaded[m] for m in order if wanted is None or m in wanted) or tuple(loaded[m] for m in order)
+    methods = {m.method for m in keep}
+    degraded = len(keep) < 2 if wanted is None else not wanted <= methods
+    errors = {k: v for k, v in models.errors.items() if wanted is None or k in wanted}
+    if wanted is not None:
+        errors.update({m: f"tool {models.tool!r} has no trained {m} model" for m in wanted - methods})
+    return replace(
+        models, models=keep, settings=replace(models.settings, policy=policy), degraded=degraded, errors=errors
+    )
 
 
 def load_tool(studio: Studio, entry: dict[str, Any]) -> ToolSetup:
-    """A recipe entry (``{"tool", "roi"?, "threshold"?, "policy"?}``) with its models loaded (cached)."""
-    info = get_tool(studio, entry["tool"])
-    models = tool_models(studio, info.name)
-    if entry.get("policy"):
-        models = replace(models, policy=str(entry["policy"]))
-    if entry.get("threshold") is not None and models.classifier is not None:
-        models = replace(models, classifier=replace(models.classifier, threshold=float(entry["threshold"])))
-    roi = entry.get("roi") if entry.get("roi") is not None else get_roi(studio, info.name)
-    audit_share = float(review_settings(info.settings)["audit_share"])
-    return ToolSetup(info.name, info.id, list(info.classes), roi, models, audit_share)
+    """A recipe entry (``{"tool", "roi"?, "threshold"?, "policy"?}``) with its models loaded (cached).
+
+    ``threshold`` is one number for every deciding model, or ``{method: threshold}``."""
+    models = load_tool_models(studio, entry["tool"])
+    if entry.get("policy") and entry["policy"] != models.settings.policy:
+        models = _with_policy(studio, models, str(entry["policy"]))
+    threshold = entry.get("threshold")
+    if threshold is not None:
+        chosen = threshold if isinstance(threshold, dict) else {m.method: threshold for m in models.models}
+        models = models.with_thresholds({k: float(v) for k, v in chosen.items()}, {})
+    if entry.get("roi") is not None:
+        models = replace(models, roi=tuple(float(v) for v in entry["roi"]))
+    return ToolSetup(models.tool, models.tool_id, list(models.classes), models.roi, models)
 
 
-def inspect_and_record(studio: Studio, station: str, recipe: str | None, tools: Sequence[ToolSetup],
-                       rgb: np.ndarray, in_transaction: Sequence[InTransaction] = (),
-                       after_commit: Sequence[AfterCommit] = ()) -> list[RecordedInspection]:
-    """Judge the frame with every tool (each on its ROI), record one inspection per tool and run the
-    hooks: ``in_transaction`` inside the inspections' transaction, ``after_commit`` once committed."""
-    judged = []
-    for tool in tools:
-        started = time.perf_counter()
-        crop = np.ascontiguousarray(crop_to_roi(rgb, tool.roi))
-        prediction = inspect_rgb(tool.models, tool.name, crop)
-        ms = (time.perf_counter() - started) * 1000
-        verdict = prediction.verdict
-        audit = verdict.decision == "pass" and tool.audit_share > 0 and random.random() < tool.audit_share
-        key = studio.images.put(fast_png(crop), "png")[0] if verdict.decision != "pass" or audit else None
-        judged.append((tool, prediction, ms, audit, key))
-    recorded: list[RecordedInspection] = []
-    with studio.transaction() as session:
-        for tool, prediction, ms, audit, key in judged:
-            verdict = prediction.verdict
-            row = repo.add_inspection(
-                session, tool_id=tool.tool_id, station=station, model_version_id=prediction.model_version,
-                decision=verdict.decision, label=verdict.label, score=verdict.score, scores=prediction.scores,
-                latency_ms=ms, image_key=key, needs_review=verdict.decision == "review" or audit,
-                anomaly_score=prediction.anomaly_score, opinions=prediction.models, degraded=prediction.degraded)
-            versions = {method: int(o["version"]) for method, o in prediction.models.items() if "version" in o}
-            record = RecordedInspection(row.id, tool.name, tool.tool_id, station, recipe, row.created_at,
-                                        verdict.decision, verdict.label, float(verdict.score), dict(prediction.models),
-                                        versions, bool(prediction.degraded), key)
-            for hook in in_transaction:
-                hook(session, record)
-            recorded.append(record)
-    for record in recorded:
-        for hook in after_commit:
-            hook(record)
-    return recorded
-
-
-def fast_png(rgb: np.ndarray) -> bytes:
-    """Lossless PNG at low compression: about 1 ms for a 300 x 300 crop instead of about 12 (the
-    image is written before the PLC gets its result)."""
-    ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:
-        raise StudioError("the frame could not be encoded as PNG")
-    return data.tobytes()
+def inspect_and_record(
+    studio: Studio, station: str, recipe: str | None, tools: Sequence[ToolSetup], rgb: np.ndarray
+) -> list[RecordedInspection]:
+    """Judge the frame with every tool (each on its ROI) and record one inspection per tool through
+    ``studio.recorder`` (whose hooks write and wake the outbox)."""
+    context = RecordContext(station=station, recipe=recipe)
+    return [studio.recorder.record(inspect(tool.models, rgb, roi="crop"), context) for tool in tools]
 
 
 def class_index(tool: ToolSetup, label: str) -> int:
     """Index of ``label`` in the tool's classes (0 when unknown)."""
     return tool.classes.index(label) if label in tool.classes else 0
-
-
-__all__ = ["CLASSIFIER", "ToolSetup", "class_index", "inspect_and_record", "load_tool"]

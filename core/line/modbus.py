@@ -43,14 +43,23 @@ class ModbusStation:
         self._thread = threading.Thread(target=self._run, name="modbus", daemon=True)
 
     def device(self) -> SimDevice:
-        blocks = ([SimData(0, count=SIZE, values=False, datatype=DataType.BITS)],
-                  [SimData(0, count=SIZE, values=False, datatype=DataType.BITS)],
-                  [SimData(0, count=SIZE, values=0, datatype=DataType.REGISTERS)],
-                  [SimData(0, count=SIZE, values=0, datatype=DataType.REGISTERS)])
+        blocks = (
+            [SimData(0, count=SIZE, values=False, datatype=DataType.BITS)],
+            [SimData(0, count=SIZE, values=False, datatype=DataType.BITS)],
+            [SimData(0, count=SIZE, values=0, datatype=DataType.REGISTERS)],
+            [SimData(0, count=SIZE, values=0, datatype=DataType.REGISTERS)],
+        )
         return SimDevice(0, simdata=blocks, action=self._action)
 
-    async def _action(self, function_code: int, start_address: int, address: int, count: int,
-                      registers: list[int], values: list[int] | list[bool] | None) -> ExcCodes | None:
+    async def _action(
+        self,
+        function_code: int,
+        start_address: int,
+        address: int,
+        count: int,
+        registers: list[int],
+        values: list[int] | list[bool] | None,
+    ) -> ExcCodes | None:
         """Called by pymodbus before each access; ``registers`` is the table's memory (edited in place)."""
         if function_code == READ_DISCRETE:
             registers[0] = _bits(list(self.handshake.signals().bits))[0]

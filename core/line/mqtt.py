@@ -57,9 +57,16 @@ def event_topic(address: BrokerAddress, station: str, tool: str) -> str:
 class MqttLink:
     """One connection to a broker for a station: sends events, keeps the status, hears commands."""
 
-    def __init__(self, url: str, station: str, username: str | None = None, password: str | None = None,
-                 on_command: Callable[[bytes], None] | None = None,
-                 on_connected: Callable[[], None] | None = None, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        station: str,
+        username: str | None = None,
+        password: str | None = None,
+        on_command: Callable[[bytes], None] | None = None,
+        on_connected: Callable[[], None] | None = None,
+        client_id: str | None = None,
+    ) -> None:
         self.address = parse_url(url)
         self.station = station
         self.topics = topics(self.address, station)
@@ -68,8 +75,11 @@ class MqttLink:
         self.state = "connecting"
         self.error: str | None = None
         self._connected = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"studio-{station}-{id(self):x}",
-                                  protocol=mqtt.MQTTv311)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"studio-{station}-{id(self):x}",
+            protocol=mqtt.MQTTv311,
+        )
         if username:
             self.client.username_pw_set(username, password)
         if self.address.tls:
@@ -77,7 +87,9 @@ class MqttLink:
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(min_delay=1, max_delay=10)
-        self.client.will_set(self.topics["status"], json.dumps({"state": "offline", "station": station}), qos=1, retain=True)
+        self.client.will_set(
+            self.topics["status"], json.dumps({"state": "offline", "station": station}), qos=1, retain=True
+        )
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -89,8 +101,9 @@ class MqttLink:
 
     def stop(self) -> None:
         if self._connected.is_set():
-            info = self.client.publish(self.topics["status"], json.dumps({"state": "offline", "station": self.station}),
-                                       qos=1, retain=True)
+            info = self.client.publish(
+                self.topics["status"], json.dumps({"state": "offline", "station": self.station}), qos=1, retain=True
+            )
             info.wait_for_publish(2.0)
         self.client.disconnect()
         self.client.loop_stop()
@@ -104,7 +117,9 @@ class MqttLink:
             log.error("MQTT %s:%s: %s", self.address.host, self.address.port, self.error)
             return
         self.state, self.error = "connected", None
-        client.publish(self.topics["status"], json.dumps({"state": "online", "station": self.station}), qos=1, retain=True)
+        client.publish(
+            self.topics["status"], json.dumps({"state": "online", "station": self.station}), qos=1, retain=True
+        )
         client.subscribe(self.topics["cmd"], qos=1)
         self._connected.set()
         log.info("MQTT connected to %s:%s", self.address.host, self.address.port)
@@ -132,7 +147,9 @@ class MqttLink:
             if not self._connected.is_set():
                 infos.append(None)
                 continue
-            infos.append(self.client.publish(event_topic(self.address, event["station"], event["tool"]), encode(event), qos=1))
+            infos.append(
+                self.client.publish(event_topic(self.address, event["station"], event["tool"]), encode(event), qos=1)
+            )
         deadline = time.monotonic() + CONFIRM_TIMEOUT_S
         results: list[str | None] = []
         for info in infos:

@@ -89,9 +89,13 @@ class OpcUaStation:
     async def _push(self, signals: Signals) -> None:
         assert self._server is not None
         for name, value in zip(DISCRETE_INPUTS, signals.bits, strict=True):
-            await self._server.write_attribute_value(self.nodes[name].nodeid, ua.DataValue(ua.Variant(value, ua.VariantType.Boolean)))
+            await self._server.write_attribute_value(
+                self.nodes[name].nodeid, ua.DataValue(ua.Variant(value, ua.VariantType.Boolean))
+            )
         for name, value in zip(INPUT_REGISTERS, signals.registers, strict=True):
-            await self._server.write_attribute_value(self.nodes[name].nodeid, ua.DataValue(ua.Variant(value, ua.VariantType.UInt16)))
+            await self._server.write_attribute_value(
+                self.nodes[name].nodeid, ua.DataValue(ua.Variant(value, ua.VariantType.UInt16))
+            )
 
     def _on_signals(self, signals: Signals) -> None:
         if self._loop is not None and self._started.is_set():

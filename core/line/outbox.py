@@ -14,15 +14,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.line.events import RecordedInspection, build_event
+from core.line.events import build_event
 from core.studio import Studio
 from storage.line_tables import LineStation, OutboxDelivery, OutboxEvent, Output
 from storage.tables import utc_now
+
+if TYPE_CHECKING:
+    from core.inspect.recorder import RecordedInspection
 
 log = logging.getLogger("studio.line.outbox")
 BATCH = 500
@@ -41,8 +44,12 @@ def ensure_station(session: Session, name: str) -> LineStation:
 
 def next_seq(session: Session, station: str) -> int:
     """The station's next event sequence number, taken under the row's write lock (this transaction)."""
-    seq = session.scalar(update(LineStation).where(LineStation.name == station).values(seq=LineStation.seq + 1)
-                         .returning(LineStation.seq))
+    seq = session.scalar(
+        update(LineStation)
+        .where(LineStation.name == station)
+        .values(seq=LineStation.seq + 1)
+        .returning(LineStation.seq)
+    )
     if seq is None:
         ensure_station(session, station)
         return next_seq(session, station)
@@ -71,14 +78,21 @@ class Outbox:
         """Add the event of ``recorded`` and one pending delivery per enabled output of its station."""
         seq = next_seq(session, recorded.station)
         event_id = str(uuid.uuid4())
-        row = OutboxEvent(event_id=event_id, station=recorded.station, seq=seq, recipe=recorded.recipe,
-                          inspection_id=recorded.inspection_id, payload=build_event(recorded, event_id, seq),
-                          created_at=recorded.created_at)
+        row = OutboxEvent(
+            event_id=event_id,
+            station=recorded.station,
+            seq=seq,
+            recipe=recorded.recipe,
+            inspection_id=recorded.inspection_id,
+            payload=build_event(recorded, event_id, seq),
+            created_at=recorded.created_at,
+        )
         session.add(row)
         session.flush()
         outputs = session.scalars(select(Output.id).where(Output.station == recorded.station, Output.enabled.is_(True)))
-        session.add_all(OutboxDelivery(event_pk=row.id, output_id=oid, next_attempt_at=recorded.created_at)
-                        for oid in outputs)
+        session.add_all(
+            OutboxDelivery(event_pk=row.id, output_id=oid, next_attempt_at=recorded.created_at) for oid in outputs
+        )
         with self._lock:
             if len(self._seqs) > 10_000:  # nobody asked for these (e.g. the page's recorder): forget them
                 self._seqs.clear()
@@ -114,23 +128,41 @@ def pending(session: Session, output_id: int, limit: int = BATCH) -> list[Pendin
     rows = session.execute(
         select(OutboxDelivery.id, OutboxDelivery.attempts, OutboxEvent.payload)
         .join(OutboxEvent, OutboxEvent.id == OutboxDelivery.event_pk)
-        .where(OutboxDelivery.output_id == output_id, OutboxDelivery.delivered_at.is_(None),
-               OutboxDelivery.next_attempt_at <= now)
-        .order_by(OutboxDelivery.event_pk).limit(limit))
+        .where(
+            OutboxDelivery.output_id == output_id,
+            OutboxDelivery.delivered_at.is_(None),
+            OutboxDelivery.next_attempt_at <= now,
+        )
+        .order_by(OutboxDelivery.event_pk)
+        .limit(limit)
+    )
     return [Pending(r[0], r[1], r[2]) for r in rows]
 
 
 def backlog(session: Session, output_id: int) -> int:
     """How many events still wait for this output."""
-    return int(session.scalar(select(func.count()).select_from(OutboxDelivery).where(
-        OutboxDelivery.output_id == output_id, OutboxDelivery.delivered_at.is_(None))) or 0)
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(OutboxDelivery)
+            .where(OutboxDelivery.output_id == output_id, OutboxDelivery.delivered_at.is_(None))
+        )
+        or 0
+    )
 
 
 class DeliveryWorker(threading.Thread):
     """Delivers one output's pending events in batches; marks each confirmed one delivered."""
 
-    def __init__(self, studio: Studio, output_id: int, name: str, sender: Sender,
-                 on_state: Callable[[str, str | None], None] | None = None, poll_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        studio: Studio,
+        output_id: int,
+        name: str,
+        sender: Sender,
+        on_state: Callable[[str, str | None], None] | None = None,
+        poll_s: float = 1.0,
+    ) -> None:
         super().__init__(name=f"outbox-{name}", daemon=True)
         self.studio, self.output_id, self.output_name, self.sender = studio, output_id, name, sender
         self.wake = threading.Event()
@@ -170,12 +202,21 @@ class DeliveryWorker(threading.Thread):
         failed = [(p, error) for p, error in zip(batch, results, strict=True) if error is not None]
         with self.studio.transaction() as session:
             if ok:
-                session.execute(update(OutboxDelivery).where(OutboxDelivery.id.in_(ok)).values(
-                    delivered_at=now, attempts=OutboxDelivery.attempts + 1, last_error=None))
+                session.execute(
+                    update(OutboxDelivery)
+                    .where(OutboxDelivery.id.in_(ok))
+                    .values(delivered_at=now, attempts=OutboxDelivery.attempts + 1, last_error=None)
+                )
             for p, error in failed:
-                session.execute(update(OutboxDelivery).where(OutboxDelivery.id == p.id).values(
-                    attempts=p.attempts + 1, last_error=str(error)[:500],
-                    next_attempt_at=now + timedelta(seconds=backoff_seconds(p.attempts + 1))))
+                session.execute(
+                    update(OutboxDelivery)
+                    .where(OutboxDelivery.id == p.id)
+                    .values(
+                        attempts=p.attempts + 1,
+                        last_error=str(error)[:500],
+                        next_attempt_at=now + timedelta(seconds=backoff_seconds(p.attempts + 1)),
+                    )
+                )
         self.delivered += len(ok)
         if failed:
             self.last_error = str(failed[0][1])

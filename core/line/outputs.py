@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from core.errors import InvalidInputError, NotFoundError
 from core.line import mqtt, webhook
-from core.line.events import RecordedInspection, build_event
+from core.line.events import build_event
 from core.line.outbox import Sender, backlog
 from core.studio import Studio
 from storage.line_tables import OUTPUT_KINDS, Output
@@ -40,16 +40,28 @@ class OutputInfo:
     backlog: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "station": self.station, "name": self.name, "kind": self.kind, "url": self.url,
-                "username": self.username, "secret": self.secret, "enabled": self.enabled, "backlog": self.backlog}
+        return {
+            "id": self.id,
+            "station": self.station,
+            "name": self.name,
+            "kind": self.kind,
+            "url": self.url,
+            "username": self.username,
+            "secret": self.secret,
+            "enabled": self.enabled,
+            "backlog": self.backlog,
+        }
 
 
 def _info(row: Output, pending: int = 0) -> OutputInfo:
-    return OutputInfo(row.id, row.station, row.name, row.kind, row.url, row.username, mask(row.secret), row.enabled, pending)
+    return OutputInfo(
+        row.id, row.station, row.name, row.kind, row.url, row.username, mask(row.secret), row.enabled, pending
+    )
 
 
-def add_output(studio: Studio, station: str, name: str, kind: str, url: str, username: str | None = None,
-               secret: str | None = None) -> OutputInfo:
+def add_output(
+    studio: Studio, station: str, name: str, kind: str, url: str, username: str | None = None, secret: str | None = None
+) -> OutputInfo:
     """Add an output; the URL is checked for its kind."""
     if kind not in OUTPUT_KINDS:
         raise InvalidInputError(f"an output is one of {', '.join(OUTPUT_KINDS)}, not {kind!r}")
@@ -104,7 +116,9 @@ def make_sender(row: Output, **mqtt_callbacks: Any) -> Sender:
 
 def sample_event(station: str) -> dict[str, Any]:
     """A clearly marked test event (``"test": true``, tool ``_test``)."""
-    recorded = RecordedInspection(0, "_test", 0, station, None, utc_now(), "pass", "test", 0.0)
+    from core.inspect.recorder import RecordedInspection
+
+    recorded = RecordedInspection(0, "_test", 0, station, None, utc_now(), "pass", "test", 0.0, {}, {}, False, None)
     event = build_event(recorded, str(uuid.uuid4()), 0)
     event["test"] = True
     return event

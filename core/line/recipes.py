@@ -1,7 +1,7 @@
 """Recipes: one product on a station, a named set of tools with overrides and a number for the PLC.
 
-A recipe's ``tools`` is a list of ``{"tool": NAME, "roi": [x0, y0, x1, y1]?, "threshold": float?,
-"policy": str?}``. Activating one is audited (who, from where: studio, CLI, MQTT, PLC).
+A recipe's ``tools`` is a list of ``{"tool": NAME, "roi": [x0, y0, x1, y1]?, "threshold": float or
+{method: float}?, "policy": str?}``. Activating one is audited (who, from where: studio, CLI, MQTT, PLC).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from core.errors import InvalidInputError, NotFoundError
 from core.line.outbox import ensure_station
 from core.roi import validate_roi
 from core.studio import Studio
+from core.tool_settings import policies
 from core.tools import require_tool
 from storage.line_tables import LineStation, Recipe
 
@@ -32,8 +33,14 @@ class RecipeInfo:
     active: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "station": self.station, "name": self.name, "number": self.number,
-                "tools": self.tools, "active": self.active}
+        return {
+            "id": self.id,
+            "station": self.station,
+            "name": self.name,
+            "number": self.number,
+            "tools": self.tools,
+            "active": self.active,
+        }
 
     @property
     def tool_names(self) -> list[str]:
@@ -42,6 +49,18 @@ class RecipeInfo:
 
 def _info(row: Recipe, active_id: int | None) -> RecipeInfo:
     return RecipeInfo(row.id, row.station, row.name, row.number, list(row.tools), row.id == active_id)
+
+
+def _threshold(value: Any) -> float | dict[str, float]:
+    """One threshold for every deciding model, or one per method; each in [0, 1]."""
+    values = value if isinstance(value, dict) else {"": value}
+    try:
+        clean = {str(k): float(v) for k, v in values.items()}
+    except (TypeError, ValueError):
+        raise InvalidInputError("a recipe threshold is a number or {method: number}") from None
+    if not all(0.0 <= v <= 1.0 for v in clean.values()):
+        raise InvalidInputError("a recipe threshold is between 0 and 1")
+    return clean[""] if not isinstance(value, dict) else clean
 
 
 def parse_tool_entries(session: Any, tools: list[str | dict[str, Any]]) -> list[dict[str, Any]]:
@@ -54,11 +73,10 @@ def parse_tool_entries(session: Any, tools: list[str | dict[str, Any]]) -> list[
         if entry.get("roi") is not None:
             clean["roi"] = validate_roi(entry["roi"])
         if entry.get("threshold") is not None:
-            threshold = float(entry["threshold"])
-            if not 0.0 <= threshold <= 1.0:
-                raise InvalidInputError("a recipe threshold is between 0 and 1")
-            clean["threshold"] = threshold
+            clean["threshold"] = _threshold(entry["threshold"])
         if entry.get("policy") is not None:
+            if str(entry["policy"]) not in policies():
+                raise InvalidInputError(f"unknown policy {entry['policy']!r}; choose one of {', '.join(policies())}")
             clean["policy"] = str(entry["policy"])
         entries.append(clean)
     if not entries:
@@ -66,8 +84,14 @@ def parse_tool_entries(session: Any, tools: list[str | dict[str, Any]]) -> list[
     return entries
 
 
-def create_recipe(studio: Studio, station: str, name: str, number: int, tools: list[str | dict[str, Any]],
-                  actor: audit.Actor = audit.Actor()) -> RecipeInfo:
+def create_recipe(
+    studio: Studio,
+    station: str,
+    name: str,
+    number: int,
+    tools: list[str | dict[str, Any]],
+    actor: audit.Actor = audit.Actor(),
+) -> RecipeInfo:
     if not 1 <= number <= MAX_NUMBER:
         raise InvalidInputError(f"a recipe number is between 1 and {MAX_NUMBER} (0 means 'no change' to a PLC)")
     with studio.transaction() as session:
@@ -87,7 +111,10 @@ def create_recipe(studio: Studio, station: str, name: str, number: int, tools: l
 def list_recipes(studio: Studio, station: str) -> list[RecipeInfo]:
     with studio.transaction() as session:
         active = session.scalar(select(LineStation.active_recipe_id).where(LineStation.name == station))
-        return [_info(r, active) for r in session.scalars(select(Recipe).where(Recipe.station == station).order_by(Recipe.number))]
+        return [
+            _info(r, active)
+            for r in session.scalars(select(Recipe).where(Recipe.station == station).order_by(Recipe.number))
+        ]
 
 
 def find_recipe(studio: Studio, station: str, key: str | int) -> RecipeInfo:
@@ -103,16 +130,27 @@ def find_recipe(studio: Studio, station: str, key: str | int) -> RecipeInfo:
         return _info(row, active)
 
 
-def activate_recipe(studio: Studio, station: str, key: str | int, actor: audit.Actor = audit.Actor(),
-                    via: str = "cli") -> RecipeInfo:
+def activate_recipe(
+    studio: Studio, station: str, key: str | int, actor: audit.Actor = audit.Actor(), via: str = "cli"
+) -> RecipeInfo:
     """Make a recipe the station's active one (the running service follows); audited."""
     recipe = find_recipe(studio, station, key)
     with studio.transaction() as session:
         row = ensure_station(session, station)
         previous = row.active_recipe_id
         row.active_recipe_id = recipe.id
-        audit.log(session, actor, "recipe_activate", f"recipe {recipe.id}", None, station=station,
-                  name=recipe.name, number=recipe.number, previous=previous, via=via)
+        audit.log(
+            session,
+            actor,
+            "recipe_activate",
+            f"recipe {recipe.id}",
+            None,
+            station=station,
+            name=recipe.name,
+            number=recipe.number,
+            previous=previous,
+            via=via,
+        )
     return RecipeInfo(recipe.id, station, recipe.name, recipe.number, recipe.tools, True)
 
 

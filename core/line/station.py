@@ -74,6 +74,7 @@ class Station:
         self.studio, self.options, self.name = studio, options, options.name
         self.handshake = Handshake(self._on_trigger, self._on_recipe_request)
         self.outbox = Outbox()
+        studio.recorder.subscribe(in_transaction=self.outbox.in_transaction, after_commit=self.outbox.after_commit)
         self.grabber = FrameGrabber(options.source, fps=options.fps)
         self.requests: queue.Queue[Request] = queue.Queue()
         self.stopping = threading.Event()
@@ -150,12 +151,14 @@ class Station:
             self.report(f"trigger from {request.source}: no frame ({why})", ErrorCode.NO_FRAME, result_ready=True)
             return
         if not self.tools:
-            self.report(f"trigger from {request.source}: no recipe or tool loaded", ErrorCode.NOT_READY, result_ready=True)
+            self.report(
+                f"trigger from {request.source}: no recipe or tool loaded", ErrorCode.NOT_READY, result_ready=True
+            )
             return
         try:
             recorded = inspect_and_record(
-                self.studio, self.name, self.recipe.name if self.recipe else None, self.tools, frame.rgb,
-                in_transaction=[self.outbox.in_transaction], after_commit=[self.outbox.after_commit])
+                self.studio, self.name, self.recipe.name if self.recipe else None, self.tools, frame.rgb
+            )
         except DatabaseUnavailableError as error:
             self.report(f"inspection not recorded: {error}", ErrorCode.DATABASE, result_ready=True)
             return
@@ -167,9 +170,15 @@ class Station:
         tool = next(t for t in self.tools if t.name == worst.tool)
         self.inspections += len(recorded)
         self.handshake.complete(seqs[-1], worst.decision, class_index(tool, worst.label), worst.score)
-        self.last_result = {"seq": seqs[-1], "decision": worst.decision, "label": worst.label,
-                            "score": round(worst.score, 4), "tool": worst.tool, "source": request.source,
-                            "ms": round((time.monotonic() - request.at) * 1000, 1)}
+        self.last_result = {
+            "seq": seqs[-1],
+            "decision": worst.decision,
+            "label": worst.label,
+            "score": round(worst.score, 4),
+            "tool": worst.tool,
+            "source": request.source,
+            "ms": round((time.monotonic() - request.at) * 1000, 1),
+        }
 
     def _apply_recipe(self, request: Request) -> None:
         try:
@@ -184,8 +193,7 @@ class Station:
             return
         self._recipe_cache[recipe.id] = tools
         if not request.audited:
-            recipe_service.activate_recipe(self.studio, self.name, recipe.name,
-                                           via=request.source)
+            recipe_service.activate_recipe(self.studio, self.name, recipe.name, via=request.source)
         self.tools, self.recipe = tools, recipe
         self.handshake.set_recipe(recipe.number)
         self._update_ready()
@@ -213,7 +221,9 @@ class Station:
     # --- outputs ------------------------------------------------------------------------------
     def _sync_outputs(self) -> None:
         with self.studio.transaction() as session:
-            wanted = set(session.scalars(select(Output.id).where(Output.station == self.name, Output.enabled.is_(True))))
+            wanted = set(
+                session.scalars(select(Output.id).where(Output.station == self.name, Output.enabled.is_(True)))
+            )
         for output_id in set(self.workers) - wanted:
             self.workers.pop(output_id).stop()
             link = self.links.pop(output_id, None)
@@ -239,28 +249,41 @@ class Station:
         status = {}
         for output_id, worker in self.workers.items():
             sender: Any = worker.sender
-            status[worker.output_name] = {"id": output_id, "state": getattr(sender, "state", "?"),
-                                          "error": getattr(sender, "error", None) or worker.last_error,
-                                          "delivered": worker.delivered}
+            status[worker.output_name] = {
+                "id": output_id,
+                "state": getattr(sender, "state", "?"),
+                "error": getattr(sender, "error", None) or worker.last_error,
+                "delivered": worker.delivered,
+            }
         return status
 
     # --- heartbeat ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         return {
-            "pid": os.getpid(), "started_at": self.started_at.isoformat(timespec="seconds") + "Z",
-            "source": {"source": self.options.source, "kind": self.grabber.kind, "connected": self.grabber.connected,
-                       "error": self.grabber.error, "frames": self.grabber.frames},
+            "pid": os.getpid(),
+            "started_at": self.started_at.isoformat(timespec="seconds") + "Z",
+            "source": {
+                "source": self.options.source,
+                "kind": self.grabber.kind,
+                "connected": self.grabber.connected,
+                "error": self.grabber.error,
+                "frames": self.grabber.frames,
+            },
             "trigger": self.options.trigger,
             "http": f"127.0.0.1:{self.http.server_address[1]}" if self.http else None,
-            "modbus": None if self.modbus is None else {"port": self.modbus.port, "state": self.modbus.state,
-                                                         "error": self.modbus.error},
-            "opcua": None if self.opcua is None else {"endpoint": self.opcua.endpoint, "state": self.opcua.state,
-                                                       "error": self.opcua.error},
+            "modbus": None
+            if self.modbus is None
+            else {"port": self.modbus.port, "state": self.modbus.state, "error": self.modbus.error},
+            "opcua": None
+            if self.opcua is None
+            else {"endpoint": self.opcua.endpoint, "state": self.opcua.state, "error": self.opcua.error},
             "outputs": self.outputs_status(),
             "recipe": self.recipe.as_dict() if self.recipe else None,
             "tools": [t.name for t in self.tools],
             "signals": self.handshake.signals().as_dict(),
-            "errors": list(self.errors), "inspections": self.inspections, "last_result": self.last_result,
+            "errors": list(self.errors),
+            "inspections": self.inspections,
+            "last_result": self.last_result,
         }
 
     def _heartbeat(self) -> None:
@@ -314,7 +337,10 @@ class Station:
                 raw = self.rfile.read(length) if length else b"{}"
                 if self.path == "/trigger":
                     accepted = station.trigger("rest")
-                    self._reply(200 if accepted else 409, {"accepted": accepted, "signals": station.handshake.signals().as_dict()})
+                    self._reply(
+                        200 if accepted else 409,
+                        {"accepted": accepted, "signals": station.handshake.signals().as_dict()},
+                    )
                 elif self.path == "/recipe":
                     try:
                         key = json.loads(raw or b"{}").get("recipe")
@@ -344,7 +370,8 @@ class Station:
         if self.options.recipe:
             self._apply_recipe(Request("recipe", "startup", self.options.recipe))
             if self.recipe is None:
-                raise StudioError(f"station {self.name!r}: recipe {self.options.recipe!r} cannot be used ({self.errors[-1]['message']})")
+                why = self.errors[-1]["message"]
+                raise StudioError(f"station {self.name!r}: recipe {self.options.recipe!r} cannot be used ({why})")
         elif self.options.tool:
             self.tools = [load_tool(self.studio, {"tool": self.options.tool})]
         self._spawn(self._inspector, "inspector")
@@ -417,4 +444,3 @@ def active_name(studio: Studio, recipe_id: int) -> str:
     with studio.transaction() as session:
         row = session.get(Recipe, recipe_id)
         return row.name if row else ""
-

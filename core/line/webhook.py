@@ -46,9 +46,16 @@ class WebhookSender:
 
     def post(self, event: dict[str, Any]) -> str | None:
         body = encode(event)
-        request = urllib.request.Request(self.url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "X-Studio-Event-Id": str(event.get("event_id", "")),
-            "X-Studio-Signature": signature(self.key, body)})
+        request = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "X-Studio-Event-Id": str(event.get("event_id", "")),
+                "X-Studio-Signature": signature(self.key, body),
+            },
+        )
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
                 status = response.status

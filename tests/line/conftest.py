@@ -56,9 +56,14 @@ class Mosquitto:
         self.folder, self.port, self.users = folder, free_port(), users
         self.process: subprocess.Popen[bytes] | None = None
         folder.mkdir(parents=True, exist_ok=True)
-        lines = [f"listener {self.port} 127.0.0.1", f"user {getpass.getuser()}",  # as root: keep root (files in tmp)
-                 "persistence true", f"persistence_location {folder}/",
-                 "autosave_interval 1", "autosave_on_changes true"]
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"user {getpass.getuser()}",  # as root: keep root (files in tmp)
+            "persistence true",
+            f"persistence_location {folder}/",
+            "autosave_interval 1",
+            "autosave_on_changes true",
+        ]
         if users:
             passwords = folder / "passwords"
             passwords.write_text("".join(f"{u}:{p}\n" for u, p in users.items()))
@@ -71,8 +76,9 @@ class Mosquitto:
         self.config.write_text("\n".join(lines) + "\n")
 
     def start(self) -> None:
-        self.process = subprocess.Popen(["mosquitto", "-c", str(self.config)], stdout=subprocess.DEVNULL,
-                                        stderr=open(self.folder / "log.txt", "ab"))
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=open(self.folder / "log.txt", "ab")
+        )
         wait_until(lambda: port_open(self.port), 15, what="mosquitto to listen")
 
     def kill(self) -> None:
@@ -174,8 +180,14 @@ class StationProcess:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
         env.update(STUDIO_DATA_DIR=str(data_dir), OMP_NUM_THREADS="1")
         self.log = data_dir / f"station-{time.monotonic_ns()}.log"
-        self.process = subprocess.Popen([sys.executable, "-m", "core", "station", "run", *args], cwd=ROOT, env=env,
-                                        stdout=subprocess.PIPE, stderr=open(self.log, "wb"), text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "core", "station", "run", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=open(self.log, "wb"),
+            text=True,
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()  # the ready line (or EOF when it failed to start)
         if not line:

@@ -31,10 +31,25 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list]:
     return code, [json.loads(line) for line in out.out.splitlines() if line.startswith(("{", "["))]
 
 
-def test_outputs_secrets_never_shown(data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_outputs_secrets_never_shown(
+    data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOOK_KEY", "a-long-webhook-key")
-    code, out = run(capsys, "outputs", "add", "--station", "s1", "--name", "mes", "--kind", "webhook",
-                    "--url", "http://127.0.0.1:9/hook", "--secret-env", "HOOK_KEY")
+    code, out = run(
+        capsys,
+        "outputs",
+        "add",
+        "--station",
+        "s1",
+        "--name",
+        "mes",
+        "--kind",
+        "webhook",
+        "--url",
+        "http://127.0.0.1:9/hook",
+        "--secret-env",
+        "HOOK_KEY",
+    )
     assert code == 0 and out[0]["secret"] == "a-****"
     code, out = run(capsys, "outputs", "list", "--station", "s1")
     assert "a-long-webhook-key" not in json.dumps(out) and out[0][0]["backlog"] == 0
@@ -46,9 +61,22 @@ def test_outputs_secrets_never_shown(data: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_recipes_create_list_activate_audited(data: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(capsys, "recipes", "create", "--station", "s1", "--name", "a", "--number", "1", "--tools", "cells")[0] == 0
-    code, out = run(capsys, "recipes", "create", "--station", "s1", "--name", "b", "--number", "2",
-                    "--tools", '[{"tool": "cells", "threshold": 0.3, "roi": [0, 0, 0.5, 0.5]}]')
+    assert (
+        run(capsys, "recipes", "create", "--station", "s1", "--name", "a", "--number", "1", "--tools", "cells")[0] == 0
+    )
+    code, out = run(
+        capsys,
+        "recipes",
+        "create",
+        "--station",
+        "s1",
+        "--name",
+        "b",
+        "--number",
+        "2",
+        "--tools",
+        '[{"tool": "cells", "threshold": 0.3, "roi": [0, 0, 0.5, 0.5]}]',
+    )
     assert code == 0 and out[0]["tools"][0]["roi"] == [0, 0, 0.5, 0.5]
     assert main(["recipes", "create", "--station", "s1", "--name", "c", "--number", "2", "--tools", "cells"]) == 1
     assert main(["recipes", "create", "--station", "s1", "--name", "d", "--number", "3", "--tools", "nope"]) == 1

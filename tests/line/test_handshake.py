@@ -21,7 +21,13 @@ def test_trigger_result_ack_cycle() -> None:
     assert triggers == ["plc"]
     h.complete(seq=70000, decision="fail", class_index=1, score=0.8312)
     s = h.signals()
-    assert (s.bit("Busy"), s.bit("ResultReady"), s.bit("OK"), s.bit("NG"), s.bit("Review")) == (False, True, False, True, False)
+    assert (s.bit("Busy"), s.bit("ResultReady"), s.bit("OK"), s.bit("NG"), s.bit("Review")) == (
+        False,
+        True,
+        False,
+        True,
+        False,
+    )
     assert (s.register("ResultSeq"), s.register("ClassIndex"), s.register("ScoreX1000")) == (70000 % 65536, 1, 831)
     h.write_coils(ack=True)
     assert not h.signals().bit("ResultReady") and h.signals().bit("NG")  # results stay readable
@@ -71,5 +77,20 @@ def test_listeners_see_every_change_and_the_map_lists_every_signal() -> None:
     assert seen and seen[-1].bit("Busy")
     table = register_map()
     names = [row["name"] for rows in table.values() for row in rows]
-    assert names == ["Trigger", "Ack", "Ready", "Busy", "ResultReady", "OK", "NG", "Review", "Error",
-                     "ResultSeq", "ClassIndex", "ScoreX1000", "ActiveRecipe", "ErrorCode", "RequestedRecipe"]
+    assert names == [
+        "Trigger",
+        "Ack",
+        "Ready",
+        "Busy",
+        "ResultReady",
+        "OK",
+        "NG",
+        "Review",
+        "Error",
+        "ResultSeq",
+        "ClassIndex",
+        "ScoreX1000",
+        "ActiveRecipe",
+        "ErrorCode",
+        "RequestedRecipe",
+    ]

@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import func, select
 
-from core.line.events import RecordedInspection
+from core.inspect.recorder import RecordedInspection
 from core.line.mqtt import MqttLink
 from core.line.outbox import DeliveryWorker, Outbox, backlog
 from core.line.outputs import (
@@ -35,10 +35,31 @@ def record(studio: Studio, outbox: Outbox, n: int, station: str = "s1") -> list[
     ids = []
     for _ in range(n):
         with studio.transaction() as session:
-            row = repo.add_inspection(session, tool_id=1, station=station, decision="fail", label="defective",
-                                      score=0.9, latency_ms=5.0, opinions={"classifier": {"version": 1}})
-            recorded = RecordedInspection(row.id, "t", 1, station, "r1", row.created_at, "fail", "defective", 0.9,
-                                          {"classifier": {"version": 1}}, {"classifier": 1})
+            row = repo.add_inspection(
+                session,
+                tool_id=1,
+                station=station,
+                decision="fail",
+                label="defective",
+                score=0.9,
+                latency_ms=5.0,
+                opinions={"classifier": {"version": 1}},
+            )
+            recorded = RecordedInspection(
+                row.id,
+                "t",
+                1,
+                station,
+                "r1",
+                row.created_at,
+                "fail",
+                "defective",
+                0.9,
+                {"classifier": {"version": 1}},
+                {"classifier": 1},
+                False,
+                None,
+            )
             outbox.in_transaction(session, recorded)
             ids.append(row.id)
         outbox.after_commit(recorded)
@@ -52,7 +73,9 @@ class Subscriber:
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.lock = threading.Lock()
         self.ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"plant-{broker.port}", clean_session=False)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=f"plant-{broker.port}", clean_session=False
+        )
         self.client.on_connect = lambda c, u, f, rc, p: (c.subscribe(topic, qos=1), self.ready.set())
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(0.2, 1)
@@ -97,13 +120,25 @@ def test_events_reach_the_broker_and_survive_a_broker_outage(studio: Studio, mos
         with studio.transaction() as session:
             assert backlog(session, output.id) == 30
         mosquitto.start()
-        wait_until(lambda: len({e["event_id"] for e in plant.events()}) >= 50, 60, what="all 50 events after the outage")
+        wait_until(
+            lambda: len({e["event_id"] for e in plant.events()}) >= 50, 60, what="all 50 events after the outage"
+        )
         events = plant.events()
         assert sorted({e["seq"] for e in events}) == list(range(1, 51))
         first = events[0]
         assert first["version"] == 1 and first["station"] == "s1" and first["recipe"] == "r1" and first["tool"] == "t"
-        assert set(first) >= {"event_id", "seq", "inspection_id", "decision", "label", "score", "opinions",
-                              "model_versions", "degraded", "time"}
+        assert set(first) >= {
+            "event_id",
+            "seq",
+            "inspection_id",
+            "decision",
+            "label",
+            "score",
+            "opinions",
+            "model_versions",
+            "degraded",
+            "time",
+        }
         wait_until(lambda: _backlog(studio, output.id) == 0, what="every delivery marked")
     finally:
         worker.stop()
@@ -172,8 +207,15 @@ def test_event_rows_commit_with_the_inspection_or_not_at_all(studio: Studio) -> 
     outbox = Outbox()
     with pytest.raises(RuntimeError):
         with studio.transaction() as session:
-            row = repo.add_inspection(session, tool_id=1, station="s1", decision="pass", label="good", score=0.1, latency_ms=1.0)
-            outbox.in_transaction(session, RecordedInspection(row.id, "t", 1, "s1", None, row.created_at, "pass", "good", 0.1))
+            row = repo.add_inspection(
+                session, tool_id=1, station="s1", decision="pass", label="good", score=0.1, latency_ms=1.0
+            )
+            outbox.in_transaction(
+                session,
+                RecordedInspection(
+                    row.id, "t", 1, "s1", None, row.created_at, "pass", "good", 0.1, {}, {}, False, None
+                ),
+            )
             raise RuntimeError("the inspection fails after the hook")
     with studio.transaction() as session:
         assert session.scalar(select(func.count()).select_from(OutboxEvent)) == 0

@@ -74,7 +74,9 @@ def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
     env = {**os.environ, "STUDIO_DATA_DIR": str(data)}
     env.pop("DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 async def _opcua_inspect(port: int, station: str) -> tuple[bool, int]:
@@ -110,8 +112,20 @@ def test_station_end_to_end(line_studio: Studio, frames: Path, mosquitto: Mosqui
     add_output(studio, "s1", "mes", "webhook", receiver.url, secret="hook-key-123")
     plant = Subscriber(mosquitto)
     modbus, opcua = free_port(), free_port()
-    args = ("--station", "s1", "--recipe", "cell-a", "--source", str(frames), "--modbus-port", str(modbus),
-            "--opcua-port", str(opcua), "--bind", "127.0.0.1")
+    args = (
+        "--station",
+        "s1",
+        "--recipe",
+        "cell-a",
+        "--source",
+        str(frames),
+        "--modbus-port",
+        str(modbus),
+        "--opcua-port",
+        str(opcua),
+        "--bind",
+        "127.0.0.1",
+    )
     station = StationProcess(data, *args)
     plc = Plc(modbus)
     try:
@@ -120,15 +134,19 @@ def test_station_end_to_end(line_studio: Studio, frames: Path, mosquitto: Mosqui
         # three handshakes; each result matches its published event
         for _ in range(3):
             bits, regs = plc.inspect()
-            assert not bits[ERROR] and sum(bits[OK:REVIEW + 1]) == 1
-            event = wait_until(lambda seq=regs[SEQ]: next((e for e in plant.events() if e["seq"] == seq), None), what="the event")
+            assert not bits[ERROR] and sum(bits[OK : REVIEW + 1]) == 1
+            event = wait_until(
+                lambda seq=regs[SEQ]: next((e for e in plant.events() if e["seq"] == seq), None), what="the event"
+            )
             assert {"pass": OK, "fail": NG, "review": REVIEW}[event["decision"]] == bits.index(True, OK)
             assert regs[SCORE] == round(event["score"] * 1000) and event["recipe"] == "cell-a"
         # changeover by the PLC's recipe register
         plc.client.write_register(0, 2)
         wait_until(lambda: plc.regs()[RECIPE] == 2, 10, 0.005, "recipe 2 active")
         _, regs = plc.inspect()
-        assert wait_until(lambda: next((e for e in plant.events() if e["seq"] == regs[SEQ]), None))["recipe"] == "cell-b"
+        assert (
+            wait_until(lambda: next((e for e in plant.events() if e["seq"] == regs[SEQ]), None))["recipe"] == "cell-b"
+        )
         assert any(r.action == "recipe_activate" and r.details.get("via") == "modbus" for r in audit_log(studio))
         # an unknown recipe number: Error + code, the active recipe stays
         plc.client.write_register(0, 9)
@@ -149,7 +167,9 @@ def test_station_end_to_end(line_studio: Studio, frames: Path, mosquitto: Mosqui
         plc.client.write_coil(1, True)
         plc.client.write_coil(1, False)
         before = plc.regs()[SEQ]
-        mqtt_publish.single("studio/s1/cmd", json.dumps({"cmd": "trigger"}), qos=1, hostname="127.0.0.1", port=mosquitto.port)
+        mqtt_publish.single(
+            "studio/s1/cmd", json.dumps({"cmd": "trigger"}), qos=1, hostname="127.0.0.1", port=mosquitto.port
+        )
         wait_until(lambda: plc.regs()[SEQ] != before, 30, what="an MQTT-triggered inspection")
         # CLI trigger (through the station's loopback REST server)
         wait_until(lambda: not plc.bits()[BUSY])
@@ -160,7 +180,9 @@ def test_station_end_to_end(line_studio: Studio, frames: Path, mosquitto: Mosqui
         assert not error and number > before
         wait_until(lambda: plc.regs()[RECIPE] == 1, 10, what="recipe 1 from OPC UA")
         # the page's data: status with connections
-        status = wait_until(lambda: (rows := station_rows(studio)) and rows[0]["status"].get("outputs", {}).get("plant"))
+        status = wait_until(
+            lambda: (rows := station_rows(studio)) and rows[0]["status"].get("outputs", {}).get("plant")
+        )
         assert status["state"] == "connected"
         # broker down: the PLC keeps working; events wait in the outbox, through a station restart
         mosquitto.kill()
@@ -174,8 +196,12 @@ def test_station_end_to_end(line_studio: Studio, frames: Path, mosquitto: Mosqui
         with studio.transaction() as session:
             total = session.scalar(select(func.count()).select_from(OutboxEvent))
             wanted = sorted(session.scalars(select(OutboxEvent.event_id)))
-        wait_until(lambda: sorted({e["event_id"] for e in plant.events()}) == wanted, 60, 0.1, "every event at the broker")
-        wait_until(lambda: sorted({e["event_id"] for e in receiver.events()}) == wanted, 60, 0.1, "every event at the webhook")
+        wait_until(
+            lambda: sorted({e["event_id"] for e in plant.events()}) == wanted, 60, 0.1, "every event at the broker"
+        )
+        wait_until(
+            lambda: sorted({e["event_id"] for e in receiver.events()}) == wanted, 60, 0.1, "every event at the webhook"
+        )
         for headers, body in receiver.posts:
             assert verify("hook-key-123", body, headers["x-studio-signature"])
         with studio.transaction() as session:
@@ -192,7 +218,11 @@ def test_station_end_to_end(line_studio: Studio, frames: Path, mosquitto: Mosqui
 
 def _undelivered(studio: Studio) -> int:
     with studio.transaction() as session:
-        return int(session.scalar(select(func.count()).select_from(OutboxDelivery).where(OutboxDelivery.delivered_at.is_(None))))
+        return int(
+            session.scalar(
+                select(func.count()).select_from(OutboxDelivery).where(OutboxDelivery.delivered_at.is_(None))
+            )
+        )
 
 
 def test_bad_camera_and_wrong_broker_credentials(line_studio: Studio, tmp_path: Path) -> None:
@@ -205,15 +235,28 @@ def test_bad_camera_and_wrong_broker_credentials(line_studio: Studio, tmp_path: 
         add_output(studio, "s2", "plant", "mqtt", broker.url, username="camera", secret="wrong-password")
         modbus = free_port()
         dead = f"rtsp://127.0.0.1:{free_port()}/stream"
-        station = StationProcess(data, "--station", "s2", "--tool", "cells", "--source", dead,
-                                 "--modbus-port", str(modbus), "--bind", "127.0.0.1")
+        station = StationProcess(
+            data,
+            "--station",
+            "s2",
+            "--tool",
+            "cells",
+            "--source",
+            dead,
+            "--modbus-port",
+            str(modbus),
+            "--bind",
+            "127.0.0.1",
+        )
         plc = Plc(modbus)
         try:
             assert not plc.bits()[READY]
             plc.client.write_coil(0, True)
             bits = wait_until(lambda: (b := plc.bits())[RESULT_READY] and b, 30, what="a result (an error)")
             assert bits[ERROR] and not bits[BUSY] and plc.regs()[CODE] == 3
-            status = wait_until(lambda: (s := station_rows(studio)[-1]["status"]).get("outputs", {}).get("plant", {}).get("error") and s)
+            status = wait_until(
+                lambda: (s := station_rows(studio)[-1]["status"]).get("outputs", {}).get("plant", {}).get("error") and s
+            )
             assert "refused" in status["outputs"]["plant"]["error"] and status["source"]["error"]
             assert "wrong-password" not in json.dumps(status) and "wrong-password" not in station.logs()
             assert "cannot open stream" in station.logs() and "broker refused" in station.logs()

@@ -28,8 +28,9 @@ def events(studio: Studio) -> list[OutboxEvent]:
 def test_continuous_trigger_rest_and_recipe_follow(line_studio: Studio, frames: Path) -> None:
     create_recipe(line_studio, "s3", "a", 1, ["cells"])
     create_recipe(line_studio, "s3", "b", 2, [{"tool": "cells", "policy": "classifier only"}])
-    station = Station(line_studio, StationOptions("s3", str(frames), recipe="a", trigger="continuous", fps=20,
-                                                  heartbeat_s=0.2))
+    station = Station(
+        line_studio, StationOptions("s3", str(frames), recipe="a", trigger="continuous", fps=20, heartbeat_s=0.2)
+    )
     station.start()
     try:
         wait_until(lambda: len(events(line_studio)) >= 3, 60, 0.05, "inspections triggered by new parts")

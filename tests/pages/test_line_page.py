@@ -6,15 +6,36 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
+from core.config import load_settings
 from core.line.outbox import ensure_station
 from core.line.outputs import add_output
 from core.line.recipes import create_recipe, list_recipes
-from core.studio import Studio
+from core.studio import Studio, open_studio
 from core.tools import create_tool
 from storage.tables import utc_now
-from tests.pages.test_pages import APP, _use, navigation_pages_only  # noqa: F401  (autouse fixture)
+
+APP = Path(__file__).resolve().parents[2] / "app.py"
+
+
+@pytest.fixture(autouse=True)
+def navigation_pages_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep AppTest on ``st.navigation`` (see tests/pages/test_pages.py for why)."""
+    original = PagesManager.__init__
+
+    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def _use(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Studio:
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(data_dir))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return open_studio(load_settings())
 
 
 @pytest.fixture
@@ -49,15 +70,20 @@ def test_station_status_outputs_recipes_and_map(line_studio: Studio) -> None:
     create_tool(studio, "cells", "good,defective")
     create_recipe(studio, "line1", "cell-a", 1, ["cells"])
     create_recipe(studio, "line1", "cell-b", 2, ["cells"])
-    add_output(studio, "line1", "plant", "mqtt", "mqtt://127.0.0.1:1883/studio", username="cam", secret="supersecret-pw")
+    add_output(
+        studio, "line1", "plant", "mqtt", "mqtt://127.0.0.1:1883/studio", username="cam", secret="supersecret-pw"
+    )
     with studio.transaction() as session:
         row = ensure_station(session, "line1")
         row.heartbeat_at = utc_now()
-        row.status = {"pid": 1, "source": {"kind": "camera", "source": "0", "connected": False, "error": "cannot open camera '0'"},
-                      "modbus": {"port": 5020, "state": "listening", "error": None},
-                      "outputs": {"plant": {"state": "error", "error": "broker refused the connection: Not authorized"}},
-                      "signals": {"Ready": False, "Error": True, "ErrorCode": 3},
-                      "errors": [{"at": "2026-12-06T02:00:00Z", "message": "camera lost: cannot open camera '0'"}]}
+        row.status = {
+            "pid": 1,
+            "source": {"kind": "camera", "source": "0", "connected": False, "error": "cannot open camera '0'"},
+            "modbus": {"port": 5020, "state": "listening", "error": None},
+            "outputs": {"plant": {"state": "error", "error": "broker refused the connection: Not authorized"}},
+            "signals": {"Ready": False, "Error": True, "ErrorCode": 3},
+            "errors": [{"at": "2026-12-06T02:00:00Z", "message": "camera lost: cannot open camera '0'"}],
+        }
     at = open_line()
     text = everything(at)
     assert "is running" in text and "cannot open camera" in text and "Not authorized" in text
