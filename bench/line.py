@@ -157,7 +157,8 @@ class StationProcess:
         )
         assert self.process.stdout is not None
         if not self.process.stdout.readline():
-            raise RuntimeError(f"station did not start; see {data / 'station.log'}")
+            tail = (data / "station.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"station did not start:\n{tail}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:

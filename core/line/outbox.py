@@ -64,7 +64,9 @@ def backoff_seconds(attempts: int) -> float:
 class Outbox:
     """The recorder hooks of one process: adds event + delivery rows, wakes the delivery workers."""
 
-    def __init__(self) -> None:
+    def __init__(self, station: str | None = None) -> None:
+        self.station = station  # only this station's inspections (None: every station's)
+        self.closed = False  # a stopped station's hooks stay subscribed (the recorder keeps them): inert
         self._wake: list[threading.Event] = []
         self._seqs: dict[int, int] = {}  # inspection id -> event seq, for the PLC's ResultSeq
         self._lock = threading.Lock()
@@ -74,8 +76,10 @@ class Outbox:
         with self._lock:
             return self._seqs.pop(inspection_id, None)
 
-    def in_transaction(self, session: Session, recorded: RecordedInspection) -> OutboxEvent:
+    def in_transaction(self, session: Session, recorded: RecordedInspection) -> OutboxEvent | None:
         """Add the event of ``recorded`` and one pending delivery per enabled output of its station."""
+        if self.closed or (self.station is not None and recorded.station != self.station):
+            return None
         seq = next_seq(session, recorded.station)
         event_id = str(uuid.uuid4())
         row = OutboxEvent(
@@ -101,6 +105,8 @@ class Outbox:
 
     def after_commit(self, recorded: RecordedInspection) -> None:
         """Wake every delivery worker of this process."""
+        if self.station is not None and recorded.station != self.station:
+            return
         for event in self._wake:
             event.set()
 

@@ -73,7 +73,7 @@ class Station:
     def __init__(self, studio: Studio, options: StationOptions) -> None:
         self.studio, self.options, self.name = studio, options, options.name
         self.handshake = Handshake(self._on_trigger, self._on_recipe_request)
-        self.outbox = Outbox()
+        self.outbox = Outbox(options.name)
         studio.recorder.subscribe(in_transaction=self.outbox.in_transaction, after_commit=self.outbox.after_commit)
         self.grabber = FrameGrabber(options.source, fps=options.fps)
         self.requests: queue.Queue[Request] = queue.Queue()
@@ -408,6 +408,7 @@ class Station:
         if self.stopping.is_set():
             return
         self.stopping.set()
+        self.outbox.closed = True
         self.requests.put(Request("stop", "stop"))
         self.grabber.stop()
         for worker in self.workers.values():
