@@ -140,6 +140,10 @@ class Station:
                     self._inspect(request)
                 else:
                     self._apply_recipe(request)
+            except DatabaseUnavailableError as error:
+                what = "inspection" if request.kind == "trigger" else "recipe change"
+                self.report(f"{what} from {request.source} not done: {error}", ErrorCode.DATABASE,
+                            result_ready=request.kind == "trigger")
             except Exception as error:  # never leave Busy set, never die
                 self.report(f"unexpected error: {error}", ErrorCode.MODEL_FAILURE, result_ready=True)
                 log.exception("inspector")
@@ -181,6 +185,7 @@ class Station:
         }
 
     def _apply_recipe(self, request: Request) -> None:
+        """Switch to the requested recipe (DatabaseUnavailableError propagates: the caller reports it)."""
         try:
             recipe = recipe_service.find_recipe(self.studio, self.name, request.key if request.key is not None else "")
         except NotFoundError as error:
@@ -363,17 +368,33 @@ class Station:
         thread.start()
         self._threads.append(thread)
 
-    def start(self) -> None:
+    def _retry(self, action: Any, what: str, seconds: float = 60.0) -> Any:
+        """Run ``action``; while the database is busy or away, say so and try again (start-up only)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                return action()
+            except DatabaseUnavailableError as error:
+                if time.monotonic() > deadline:
+                    raise
+                self.report(f"{what}: {error}; retrying")
+                time.sleep(1.0)
+
+    def _ensure_row(self) -> None:
         with self.studio.transaction() as session:
             ensure_station(session, self.name)
+
+    def start(self) -> None:
+        self._retry(self._ensure_row, "registering the station")
         self.grabber.start()
         if self.options.recipe:
-            self._apply_recipe(Request("recipe", "startup", self.options.recipe))
+            startup = Request("recipe", "startup", self.options.recipe)
+            self._retry(lambda: self._apply_recipe(startup), "activating the recipe")
             if self.recipe is None:
                 why = self.errors[-1]["message"]
                 raise StudioError(f"station {self.name!r}: recipe {self.options.recipe!r} cannot be used ({why})")
         elif self.options.tool:
-            self.tools = [load_tool(self.studio, {"tool": self.options.tool})]
+            self.tools = [self._retry(lambda: load_tool(self.studio, {"tool": self.options.tool}), "loading the tool")]
         self._spawn(self._inspector, "inspector")
         if self.options.modbus_port is not None:
             from core.line.modbus import ModbusStation
@@ -390,7 +411,7 @@ class Station:
             if self.opcua.error:
                 self.report(self.opcua.error)
         self._start_http()
-        self._sync_outputs()
+        self._retry(self._sync_outputs, "reading the outputs")
         if self.options.trigger in ("continuous", "part-present"):
             self._spawn(self._frame_trigger, "frame-trigger")
         deadline = time.monotonic() + 5
@@ -400,7 +421,7 @@ class Station:
         if not self.grabber.connected:
             self.report(f"source not available yet: {self.grabber.error or 'no frame'}; retrying", ErrorCode.NO_FRAME)
         self._update_ready()
-        self._write_status()
+        self._retry(self._write_status, "writing the status")
         self._spawn(self._heartbeat, "heartbeat")
         log.info("station %s running (source %s)", self.name, self.options.source)
 
