@@ -106,6 +106,7 @@ class Recorder:
 
     studio: Studio
     rng: random.Random = field(default_factory=random.Random)
+    encode_image: Callable[[Any], bytes] = encode_png  # PNG of a kept crop (the line station: a faster level)
     _in_transaction: list[InTransactionHook] = field(default_factory=list)
     _after_commit: list[AfterCommitHook] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -127,7 +128,7 @@ class Recorder:
             keep_pass = inspection.decision == "pass" and keep_share > 0 and self.rng.random() < keep_share
         key = None
         if inspection.decision != "pass" or audit or keep_pass:
-            key, _ = self.studio.images.put(encode_png(inspection.crop), "png")
+            key, _ = self.studio.images.put(self.encode_image(inspection.crop), "png")
         return PendingInspection(
             tool=inspection.tool, tool_id=inspection.tool_id,
             station=context.station or self.studio.settings.station, recipe=context.recipe,

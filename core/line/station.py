@@ -26,7 +26,7 @@ from sqlalchemy import select
 from core.errors import DatabaseUnavailableError, NotFoundError, StudioError
 from core.line import recipes as recipe_service
 from core.line.handshake import ErrorCode, Handshake
-from core.line.judge import ToolSetup, class_index, inspect_and_record, load_tool
+from core.line.judge import ToolSetup, class_index, fast_png, inspect_and_record, load_tool
 from core.line.mqtt import MqttLink
 from core.line.outbox import DeliveryWorker, Outbox, ensure_station
 from core.line.outputs import make_sender, output_config
@@ -75,6 +75,7 @@ class Station:
         self.handshake = Handshake(self._on_trigger, self._on_recipe_request)
         self.outbox = Outbox(options.name)
         studio.recorder.subscribe(in_transaction=self.outbox.in_transaction, after_commit=self.outbox.after_commit)
+        studio.recorder.encode_image = fast_png  # kept crops are written before the PLC's result
         self.grabber = FrameGrabber(options.source, fps=options.fps)
         self.requests: queue.Queue[Request] = queue.Queue()
         self.stopping = threading.Event()
@@ -142,8 +143,11 @@ class Station:
                     self._apply_recipe(request)
             except DatabaseUnavailableError as error:
                 what = "inspection" if request.kind == "trigger" else "recipe change"
-                self.report(f"{what} from {request.source} not done: {error}", ErrorCode.DATABASE,
-                            result_ready=request.kind == "trigger")
+                self.report(
+                    f"{what} from {request.source} not done: {error}",
+                    ErrorCode.DATABASE,
+                    result_ready=request.kind == "trigger",
+                )
             except Exception as error:  # never leave Busy set, never die
                 self.report(f"unexpected error: {error}", ErrorCode.MODEL_FAILURE, result_ready=True)
                 log.exception("inspector")
