@@ -160,6 +160,6 @@ class MqttLink:
                 results.append(f"publish failed: {mqtt.error_string(info.rc)}")
                 continue
             while not info.is_published() and time.monotonic() < deadline and self._connected.is_set():
-                time.sleep(0.001)
+                info.wait_for_publish(min(0.2, max(0.0, deadline - time.monotonic())))  # woken by the PUBACK
             results.append(None if info.is_published() else "no PUBACK from the broker")
         return results
