@@ -89,13 +89,24 @@ def pct(values: list[float], q: float) -> float:
 class Broker:
     """Mosquitto with persistence saved on every change (a kill -9 keeps queued messages)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, durable: bool = True) -> None:
         self.folder, self.port = folder, free_port()
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "mosquitto.conf").write_text(
-            f"listener {self.port} 127.0.0.1\nuser {getpass.getuser()}\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {folder}/\nautosave_interval 1\nautosave_on_changes true\nmax_queued_messages 0\n"
-        )
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            f"user {getpass.getuser()}",
+            "allow_anonymous true",
+            "max_queued_messages 0",
+        ]
+        if durable:  # saved on every change: a kill -9 keeps what the broker acknowledged
+            lines += [
+                "persistence true",
+                f"persistence_location {folder}/",
+                "autosave_interval 1",
+                "autosave_on_changes true",
+            ]
+        config = "\n".join(lines) + "\n"
+        (folder / "mosquitto.conf").write_text(config)
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -287,6 +298,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=400.0, help="events per second recorded during the chaos run")
     parser.add_argument("--throughput", type=int, default=5000)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--broker",
+        choices=["durable", "plain"],
+        default="durable",
+        help="durable: Mosquitto saves on every change (needed for lost == 0 across kill -9)",
+    )
     parser.add_argument("--opcua", type=int, default=200, help="handshakes over OPC UA")
     parser.add_argument("--parts", default="handshake,opcua,throughput,chaos", help="which parts to run")
     args = parser.parse_args()
@@ -295,11 +312,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="line-bench-"))
     result: dict[str, Any] = {
         "bench": "line",
+        "broker": args.broker,
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "handshakes": args.handshakes,
         "events": args.events,
     }
-    broker = Broker(work / "broker")
+    broker = Broker(work / "broker", durable=args.broker == "durable")
     broker.start()
     plant = Plant(broker.port)
     station: StationProcess | None = None
