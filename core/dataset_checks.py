@@ -11,7 +11,7 @@ import numpy as np
 from core.images import ImageRejectedError, decode_image
 from core.studio import Studio
 from core.tools import require_tool
-from core.training import MIN_IMAGES_PER_CLASS
+from models.classifier.estimator import MIN_IMAGES_PER_CLASS
 from storage import repository as repo
 
 IMBALANCE_RATIO = 3.0

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.inspect.engine import Inspection, combined_map, decide, judge
+from core.inspect.engine import Inspection, decide, judge
 from core.inspect.models import ToolModels
 from core.inspect.recorder import RecordContext
 from core.inspect.roi import region
@@ -125,8 +125,6 @@ class FrameProcessor:
             t1 = self._clock()
             opinions = judge(tool, crop, config.tta)
             t2 = self._clock()
-            heatmap = combined_map(opinions) if config.heatmap else None
-            t3 = self._clock()
             smoothed = {}
             for opinion in opinions:
                 if opinion.score is not None:
@@ -134,6 +132,8 @@ class FrameProcessor:
                     smoother.resize(config.smoothing)
                     smoothed[opinion.method] = smoother.add(opinion.score)
             inspection = decide(tool, opinions, crop, box, smoothed, (self._clock() - start) * 1000)
+            t3 = self._clock()
+            heatmap = inspection.map if config.heatmap else None  # the models' maps combined
             full = all(s.full for s in state.smoothers.values())
             recorded = state.trigger.should_record(config.trigger, full, manual)
             if recorded and self.writer is not None:
@@ -147,7 +147,7 @@ class FrameProcessor:
             t4 = self._clock()
             stages["crop"] += t1 - t0
             stages["model"] += t2 - t1
-            stages["heatmap"] += t3 - t2
+            stages["heatmap"] += t3 - t2  # combining the maps and deciding
             stages["decide"] += t4 - t3
             marks.append(ToolMark(tool.tool, box, inspection.decision, inspection.verdict.score, heatmap))
         t5 = self._clock()
