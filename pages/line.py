@@ -15,7 +15,8 @@ from core.line.cli import post_to_station
 from core.line.handshake import register_map
 from core.line.outputs import add_output, list_outputs, publish_test, remove_output
 from core.line.overview import recent_events, station_rows
-from core.line.recipes import activate_recipe, list_recipes
+from core.line.recipes import activate_recipe, create_recipe, list_recipes
+from core.tools import list_tools
 from pages.common import studio
 
 st.title("Line")
@@ -172,7 +173,24 @@ if recipes:
         activate_recipe(studio(), name, pick, Actor("studio", "line page"), via="studio")
         st.success(f"Recipe {pick} is active; the running station follows within a second.")
 else:
-    st.caption("No recipe: `python -m core recipes create --station NAME --name PRODUCT --number 1 --tools TOOL`.")
+    st.caption("No recipe yet: add one below (or `python -m core recipes create ...`).")
+with st.expander("New recipe"):
+    with st.form("line-new-recipe", clear_on_submit=True):
+        recipe_name = st.text_input("Product name", placeholder="bracket-a")
+        number = st.number_input(
+            "Number for the PLC",
+            min_value=1,
+            max_value=65535,
+            value=max([r.number for r in recipes], default=0) + 1,
+            step=1,
+        )
+        chosen_tools = st.multiselect("Tools", [t.name for t in list_tools(studio())])
+        if st.form_submit_button("Create recipe"):
+            try:
+                create_recipe(studio(), name, recipe_name, int(number), chosen_tools, Actor("studio", "line page"))
+                st.rerun()
+            except StudioError as error:
+                st.error(str(error))
 
 with st.expander("PLC register map (Modbus TCP; OPC UA uses the same names)"):
     for kind, entries in register_map().items():

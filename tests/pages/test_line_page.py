@@ -93,3 +93,8 @@ def test_station_status_outputs_recipes_and_map(line_studio: Studio) -> None:
     next(b for b in at.button if b.label == "Activate recipe").click().run()
     assert not at.exception
     assert [r.name for r in list_recipes(studio, "line1") if r.active] == ["cell-b"]
+    form_name = next(t for t in at.text_input if t.label == "Product name")
+    form_name.input("cell-c")
+    next(m for m in at.multiselect if m.label == "Tools").select("cells")
+    next(b for b in at.button if b.label == "Create recipe").click().run()
+    assert not at.exception and [r.number for r in list_recipes(studio, "line1") if r.name == "cell-c"] == [3]
