@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from core.line.events import build_event
@@ -155,6 +155,22 @@ def backlog(session: Session, output_id: int) -> int:
         )
         or 0
     )
+
+
+KEEP_DAYS = 30
+
+
+def prune(session: Session, keep_days: float = KEEP_DAYS) -> int:
+    """Delete events older than ``keep_days`` that every output has received (their deliveries go with
+    them); an event still waiting for an output is kept, however old. Returns how many were deleted."""
+    cutoff = utc_now() - timedelta(days=keep_days)
+    waiting = exists().where(OutboxDelivery.event_pk == OutboxEvent.id, OutboxDelivery.delivered_at.is_(None))
+    old = select(OutboxEvent.id).where(OutboxEvent.created_at < cutoff, ~waiting)
+    ids = list(session.scalars(old))
+    if ids:
+        session.execute(delete(OutboxDelivery).where(OutboxDelivery.event_pk.in_(ids)))
+        session.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(ids)))
+    return len(ids)
 
 
 class DeliveryWorker(threading.Thread):

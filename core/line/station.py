@@ -28,7 +28,7 @@ from core.line import recipes as recipe_service
 from core.line.handshake import ErrorCode, Handshake
 from core.line.judge import ToolSetup, class_index, fast_png, inspect_and_record, load_tool
 from core.line.mqtt import MqttLink
-from core.line.outbox import DeliveryWorker, Outbox, ensure_station
+from core.line.outbox import DeliveryWorker, Outbox, ensure_station, prune
 from core.line.outputs import make_sender, output_config
 from core.line.overview import station_rows  # noqa: F401  (re-exported for the CLI and tests)
 from core.line.sources import FrameGrabber
@@ -308,6 +308,9 @@ class Station:
                 self._write_status()
                 if beats % 5 == 0:
                     self._sync_outputs()
+                if beats % 3600 == 1:  # about hourly: events every output has received, after 30 days
+                    with self.studio.transaction() as session:
+                        prune(session)
             except StudioError as error:
                 log.error("station %s heartbeat: %s", self.name, error)
 

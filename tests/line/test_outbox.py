@@ -219,3 +219,25 @@ def test_event_rows_commit_with_the_inspection_or_not_at_all(studio: Studio) -> 
             raise RuntimeError("the inspection fails after the hook")
     with studio.transaction() as session:
         assert session.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+
+
+def test_prune_keeps_what_an_output_still_waits_for(studio: Studio) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from core.line.outbox import prune
+    from storage.tables import utc_now
+
+    create_tool(studio, "t", "good,defective")
+    output = add_output(studio, "s1", "mes", "webhook", "http://127.0.0.1:9/hook")
+    record(studio, Outbox(), 4)
+    with studio.transaction() as session:
+        old = utc_now() - timedelta(days=31)
+        session.execute(update(OutboxEvent).values(created_at=old))
+        session.execute(update(OutboxDelivery).where(OutboxDelivery.event_pk <= 2).values(delivered_at=old))
+        assert prune(session) == 2
+    with studio.transaction() as session:
+        assert sorted(session.scalars(select(OutboxEvent.seq))) == [3, 4]
+        assert backlog(session, output.id) == 2
+        assert prune(session) == 0
