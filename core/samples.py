@@ -92,6 +92,7 @@ class Candidate:
     mask: Callable[[], bytes] | None = None
     split: str = "train"
     original_name: str | None = None  # kept on the sample; defaults to ``name``
+    refused: str | None = None  # a reason known before reading (e.g. its folder is no valid class name)
 
 
 @dataclass
@@ -241,6 +242,8 @@ def _stage(studio: Studio, state: _ToolState, item: Candidate, max_side: int) ->
     Returns the reason when the file is rejected. A file whose content the tool has already is not
     stored again (its keys are None).
     """
+    if item.refused:
+        return item.refused
     if item.label is None:
         return "no label: put the file in a folder named after its class, or give a label"
     label = item.label.strip().lower()
@@ -532,15 +535,15 @@ def import_zip(
     Files at the top of the zip get ``fallback_label`` when ``label`` is None.
     """
     from core.export import manifest_candidates
-    from core.mvtec import mvtec_zip_candidates, mvtec_zip_prefix
+    from core.mvtec import mvtec_zip_candidates, mvtec_zip_prefix, refuse_invalid_classes
 
     members = check_zip(archive)
     mvtec_prefix = mvtec_zip_prefix([m.filename for m in members])
     if any(m.filename == MANIFEST_NAME for m in members):
         candidates = manifest_candidates(archive, members)
     elif mvtec_prefix is not None:
-        candidates = mvtec_zip_candidates(archive, members, mvtec_prefix)
-        for class_name in sorted({c.label for c in candidates if c.label}):
+        candidates = refuse_invalid_classes(mvtec_zip_candidates(archive, members, mvtec_prefix))
+        for class_name in sorted({c.label for c in candidates if c.label and not c.refused}):
             add_class(studio, tool_name, class_name)
     else:
         candidates = list(_zip_candidates(archive, label, fallback_label))
