@@ -257,13 +257,13 @@ def _stage(studio: Studio, state: _ToolState, item: Candidate, max_side: int) ->
         return f"damaged zip member ({error})"
     except OSError as error:
         return f"cannot read file ({error.strerror or error})"
+    except NotImplementedError as error:  # zipfile: a compression method Python cannot read
+        return (f"unsupported zip compression ({error}); re-create the zip with standard (deflate) "
+                "compression or import the folder")
     except RuntimeError as error:  # zipfile: an encrypted member
         if "encrypted" in str(error) or "password" in str(error):
             return "encrypted (password-protected) zip member: unzip it with its password and import the folder"
         return f"cannot read file ({error})"
-    except NotImplementedError as error:  # zipfile: a compression method Python cannot read
-        return (f"unsupported zip compression ({error}); re-create the zip with standard (deflate) "
-                "compression or import the folder")
     except Exception as error:  # anything else one file can cause (zlib, EOF, ...): that file is rejected
         return f"cannot read file ({type(error).__name__}: {error})"
     if prepared.sha256 in state.hashes:
