@@ -510,7 +510,12 @@ def import_path(
             raise InvalidInputError(f"{path} holds no files to import")
         return add_images(studio, tool_name, candidates, "import", progress, cancel)
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
+            raise InvalidInputError(f"{printable(path.name)} is a damaged zip file ({error}); zip the folder "
+                                    "again") from None
+        with archive:
             return import_zip(studio, tool_name, archive, path.name, label, "import", progress, cancel)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         candidate = Candidate(path.name, label, lambda: read_limited(path))
