@@ -20,7 +20,6 @@ from core.studio import Studio
 from storage.tables import ModelVersion, Sample
 
 ROOT = Path(__file__).resolve().parents[2]
-RESULTS = ROOT / "bench" / "chaos_counts.json"  # the counts of the last chaos run (bench/RESULTS.md cites them)
 
 
 def png(rgb: np.ndarray) -> bytes:
@@ -136,12 +135,18 @@ def check_round(studio: Studio, tally: Tally, before_samples: set[int], before_v
     tally.referenced_files_deleted += sum(1 for key in before_files if not studio.images.exists(key))
 
 
+COUNTS: dict[str, dict[str, Any]] = {}  # printed at the end of the run by tests/chaos/conftest.py
+
+
 def record(name: str, counts: dict[str, Any]) -> None:
-    """Print the counts and keep them in bench/chaos_counts.json (merged by test name)."""
-    print(f"\nCHAOS {name}: {json.dumps(counts)}", flush=True)
-    try:
-        existing = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    except ValueError:
-        existing = {}
-    existing[name] = counts
-    RESULTS.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
+    """Keep the counts for the run's summary; with ``CHAOS_RESULTS=path`` also write them (JSON) there."""
+    COUNTS[name] = counts
+    target = os.environ.get("CHAOS_RESULTS")
+    if target:
+        path = Path(target)
+        try:
+            existing = json.loads(path.read_text()) if path.exists() else {}
+        except ValueError:
+            existing = {}
+        existing[name] = counts
+        path.write_text(json.dumps(existing, indent=2, sort_keys=True) + "\n")
