@@ -49,6 +49,8 @@ def _child(argv: list[str], log: Path) -> None:
         from core.cli import main
 
         rc = main(argv)
+    except KeyboardInterrupt:  # as core/__main__.py: Ctrl-C before the command's own handler
+        rc = 130
     except SystemExit as exit_:
         rc = exit_.code if isinstance(exit_.code, int) else 1
     except BaseException:  # noqa: BLE001
