@@ -352,3 +352,25 @@ def test_item8_the_server_listens_on_localhost_unless_told(monkeypatch: pytest.M
     assert serve.streamlit_options([]) == ["--server.address", "localhost"]
     assert serve.streamlit_options(["--server.address", "0.0.0.0"]) == ["--server.address", "0.0.0.0"]
     assert serve.streamlit_options(["--server.address=0.0.0.0"]) == ["--server.address=0.0.0.0"]
+
+
+# --- item 6: orphans of killed work are collected by store check --repair ----------------------------
+def test_item6_orphan_artifact_folders_and_killed_import_files_are_collected_safely(studio: Studio) -> None:
+    from core.training import training_lock
+
+    create_tool(studio, "one", "good,bad")
+    folder = studio.settings.models_dir / "one" / "0123abcd"  # saved, then killed before its version row
+    folder.mkdir(parents=True)
+    (folder / "weights.safetensors").write_bytes(b"x")
+    key, _ = studio.images.put(b"a killed import's file", "png")  # written, then killed before its row
+    assert check_store(studio, repair=True).kept_young == 2  # young: a commit may still be coming
+    old = time.time() - 7200
+    os.utime(folder, (old, old))
+    os.utime(studio.images.path(key), (old, old))
+    with training_lock(studio, "one"):  # a training of that tool runs: its folder may be the new one
+        during = check_store(studio, repair=True)
+    assert (during.repaired["artifact_folders"], during.repaired["files"]) == (0, 1)
+    repaired = check_store(studio, repair=True)
+    assert repaired.repaired["artifact_folders"] == 1
+    assert not folder.exists() and not studio.images.exists(key)
+    assert check_store(studio).findings == 0
