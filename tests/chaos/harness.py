@@ -56,7 +56,11 @@ class Zygote:
     def __init__(self, data_dir: Path, database_url: str) -> None:
         env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir), "DATABASE_URL": database_url,
                "CHAOS_LOGS": str(data_dir.parent / "chaos-logs"), "OMP_NUM_THREADS": "1",
-               "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+               "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+               # pyarrow (imported by pandas) starts its jemalloc's background thread, and OpenMP / BLAS
+               # start pools: a thread in the zygote at fork time can leave a lock held in the child (a
+               # hung child was seen); with these the zygote has one thread, which it checks
+               "JE_ARROW_MALLOC_CONF": "background_thread:false", "OPENBLAS_NUM_THREADS": "1"}
         self.process = subprocess.Popen([sys.executable, "-m", "tests.chaos.zygote"], cwd=ROOT, env=env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         ready = self.process.stdout.readline()  # type: ignore[union-attr]
@@ -92,6 +96,7 @@ class Tally:
     lost_committed_samples: int = 0
     referenced_files_deleted: int = 0
     tracebacks: list[str] = field(default_factory=list)
+    hangs: int = 0
     final_findings: int = -1
 
     def add(self, operation: str, killed: bool) -> None:
@@ -104,7 +109,7 @@ class Tally:
                 "concurrent_rounds": self.concurrent_rounds, "rows_without_files": self.rows_without_files,
                 "lost_committed_samples": self.lost_committed_samples,
                 "referenced_files_deleted": self.referenced_files_deleted,
-                "tracebacks": len(self.tracebacks), "final_store_check_findings": self.final_findings}
+                "tracebacks": len(self.tracebacks), "hangs": self.hangs, "final_store_check_findings": self.final_findings}
 
 
 def sample_ids(studio: Studio) -> set[int]:

@@ -65,12 +65,14 @@ def test_kill_rounds(tmp_path: Path, database_url: str) -> None:
         setup += zygote.run([{"argv": ["train", "--tool", "model", "--profile", "fast"]}])
         setup += zygote.run([{"argv": ["predict", "--tool", "model", *probes[:4]]}])
         assert [r["rc"] for r in setup] == [0, 0, 0], setup
+        tally.hangs = 0
         for index, operation in enumerate(operations):
             argv = _argv(operation, rng, studio, sets, probes)
             before = (sample_ids(studio), version_ids(studio), referenced_files(studio))
             delay = rng.uniform(0.0, LONGEST[operation])
             [result] = zygote.run([{"argv": argv, "kill_after": delay}])
             tally.add(operation, result["killed"])
+            tally.hangs += result["hung"]
             if result["traceback"]:
                 tally.tracebacks.append(f"{argv}: {result['stderr']}")
             check_round(studio, tally, *before)
@@ -83,7 +85,7 @@ def test_kill_rounds(tmp_path: Path, database_url: str) -> None:
         studio.engine.dispose()
     counts = {**tally.as_dict(), "database": backend, "seconds": round(time.monotonic() - started, 1)}
     record(f"kill_rounds_{backend}", counts)
-    assert tally.tracebacks == []
+    assert tally.tracebacks == [] and tally.hangs == 0
     assert sum(tally.rounds.values()) >= 200
     assert (tally.rows_without_files, tally.lost_committed_samples, tally.referenced_files_deleted) == (0, 0, 0)
     assert tally.final_findings == 0

@@ -24,6 +24,8 @@ import time
 import traceback
 from pathlib import Path
 
+JOB_TIMEOUT = 120.0  # seconds a forked command may take before it counts as hung
+
 
 def _warm() -> None:
     import core.cli  # noqa: F401
@@ -88,14 +90,24 @@ def _run(jobs: list[dict], logs: Path) -> list[dict]:
         if pid not in status:
             os.kill(pid, getattr(signal, f"SIG{name}"))
     results = []
+    deadline = time.monotonic() + JOB_TIMEOUT
     for pid, job, log in children:
         code = status.get(pid)
-        if code is None:
-            _, code = os.waitpid(pid, 0)
+        hung = False
+        while code is None:
+            done, code_now = os.waitpid(pid, os.WNOHANG)
+            if done:
+                code = code_now
+            elif time.monotonic() > deadline:  # a hang is a defect: reported, then ended
+                hung = True
+                os.kill(pid, signal.SIGKILL)
+                _, code = os.waitpid(pid, 0)
+            else:
+                time.sleep(0.005)
         text = log.read_text(errors="replace") if log.exists() else ""
         log.unlink(missing_ok=True)
         killed = os.WIFSIGNALED(code)
-        results.append({"rc": None if killed else os.WEXITSTATUS(code), "killed": killed,
+        results.append({"rc": None if killed else os.WEXITSTATUS(code), "killed": killed and not hung, "hung": hung,
                         "traceback": "Traceback" in text, "stderr": text[-2000:] if "Traceback" in text else "",
                         "seconds": round(time.monotonic() - started, 3)})
     return results
@@ -105,6 +117,10 @@ def main() -> None:
     logs = Path(os.environ["CHAOS_LOGS"])
     logs.mkdir(parents=True, exist_ok=True)
     _warm()
+    threads = len(os.listdir("/proc/self/task")) if Path("/proc/self/task").is_dir() else 1
+    if threads != 1:  # forking a process with threads can leave their locks held in the child
+        print(json.dumps({"error": f"the zygote has {threads} threads; it must have one to fork safely"}), flush=True)
+        return
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
