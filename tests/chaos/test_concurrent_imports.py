@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from core.config import Settings
+from core.errors import StudioError
 from core.samples import import_path
 from core.store_check import check_store
 from core.studio import Studio, open_studio
@@ -108,6 +109,8 @@ def _run_threads(studio: Studio, jobs: list[tuple[str, Path, str | None, float |
         try:
             report = import_path(studio, tool, folder, cancel=cancel)
             outcome[position] = not report.cancelled
+        except StudioError:  # e.g. "the database is locked ... try again": said to the user, nothing lost
+            outcome[position] = False
         except BaseException as error:  # noqa: BLE001
             errors.append(error)
 

@@ -16,6 +16,7 @@ Protocol: one JSON object per line on stdin, one JSON answer per line on stdout.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import signal
@@ -46,8 +47,10 @@ def _child(argv: list[str], log: Path) -> None:
         os.dup2(err, 2)
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)  # stacks of a hung command
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         from core.cli import main
 
         rc = main(argv)
@@ -71,9 +74,13 @@ def _run(jobs: list[dict], logs: Path) -> list[dict]:
     children = []
     for index, job in enumerate(jobs):
         log = logs / f"job-{os.getpid()}-{time.monotonic_ns()}-{index}.log"
+        # a signal sent right at fork time would interrupt Python's at-fork hooks in the child (seen: a
+        # logging lock left held, then a hang); blocked here, it is delivered once the child has its handlers
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         pid = os.fork()
         if pid == 0:
             _child(job["argv"], log)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
         children.append((pid, job, log))
     pending = sorted(((job.get("kill_after"), pid, job.get("signal", "KILL")) for pid, job, _ in children
                       if job.get("kill_after") is not None), key=lambda item: item[0])
@@ -98,8 +105,10 @@ def _run(jobs: list[dict], logs: Path) -> list[dict]:
             done, code_now = os.waitpid(pid, os.WNOHANG)
             if done:
                 code = code_now
-            elif time.monotonic() > deadline:  # a hang is a defect: reported, then ended
+            elif time.monotonic() > deadline:  # a hang is a defect: reported (with its stacks), then ended
                 hung = True
+                os.kill(pid, signal.SIGUSR1)
+                time.sleep(1.0)
                 os.kill(pid, signal.SIGKILL)
                 _, code = os.waitpid(pid, 0)
             else:
@@ -108,7 +117,8 @@ def _run(jobs: list[dict], logs: Path) -> list[dict]:
         log.unlink(missing_ok=True)
         killed = os.WIFSIGNALED(code)
         results.append({"rc": None if killed else os.WEXITSTATUS(code), "killed": killed and not hung, "hung": hung,
-                        "traceback": "Traceback" in text, "stderr": text[-2000:] if "Traceback" in text else "",
+                        "traceback": "Traceback" in text,
+                        "stderr": text[-6000:] if "Traceback" in text or hung else "",
                         "seconds": round(time.monotonic() - started, 3)})
     return results
 
