@@ -66,10 +66,10 @@ def export_dataset(
                     raise ExportCancelledError("export cancelled; no archive was written")
                 ext = PurePosixPath(sample.image_key).suffix
                 name = f"{sample.label}/{sample.sha256[:16]}{ext}"
-                archive.writestr(name, studio.images.read(sample.image_key))
+                archive.writestr(name, _stored(studio, sample.id, sample.image_key))
                 mask_name = mask_sha = ""
                 if sample.mask_key:
-                    mask_bytes = studio.images.read(sample.mask_key)
+                    mask_bytes = _stored(studio, sample.id, sample.mask_key)
                     mask_name = f"masks/{sample.label}/{sample.sha256[:16]}.png"
                     mask_sha = hashlib.sha256(mask_bytes).hexdigest()
                     archive.writestr(mask_name, mask_bytes)
@@ -88,6 +88,15 @@ def export_dataset(
         Path(tmp).unlink(missing_ok=True)
         raise
     return len(samples)
+
+
+def _stored(studio: Studio, sample_id: int, key: str) -> bytes:
+    try:
+        return studio.images.read(key)
+    except FileNotFoundError:
+        raise StudioError(f"sample {sample_id} has lost its file {key}; no archive was written. Run "
+                          "'python -m core store check' to list every such sample, then restore the data "
+                          "folder from a backup or delete them") from None
 
 
 def _checked_reader(archive: zipfile.ZipFile, name: str, sha256: str) -> Callable[[], bytes]:

@@ -374,3 +374,15 @@ def test_item6_orphan_artifact_folders_and_killed_import_files_are_collected_saf
     assert repaired.repaired["artifact_folders"] == 1
     assert not folder.exists() and not studio.images.exists(key)
     assert check_store(studio).findings == 0
+
+
+def test_item1_export_of_a_sample_that_lost_its_file_says_what_to_do(studio: Studio, tmp_path: Path) -> None:
+    from core.errors import StudioError
+    from core.export import export_dataset
+
+    create_tool(studio, "one", "good,bad")
+    add_images(studio, "one", candidates(distinct_images(3, seed=9)))
+    studio.images.delete(rows(studio)[1].image_key)  # lost before the fix (or by hand)
+    with pytest.raises(StudioError, match="store check"):
+        export_dataset(studio, "one", tmp_path / "out.zip")
+    assert not (tmp_path / "out.zip").exists()
