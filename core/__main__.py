@@ -4,4 +4,8 @@ import sys
 
 from core.cli import main
 
-sys.exit(main())
+try:
+    sys.exit(main())
+except KeyboardInterrupt:  # Ctrl-C before a command installed its own handler: no traceback
+    print("cancelled", file=sys.stderr)
+    sys.exit(130)

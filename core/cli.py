@@ -176,8 +176,14 @@ def cmd_train(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def _read(path: str) -> bytes | None:
+    """At most one byte past the image size limit (the decoder refuses it then); None when unreadable
+    or not a regular file (a FIFO would block)."""
+    from core.samples import read_limited
+
     try:
-        return Path(path).read_bytes()
+        if not Path(path).is_file():
+            return None
+        return read_limited(Path(path))
     except OSError:
         return None
 
@@ -302,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", default="-", help="file to write (default: stdout)")
     export.set_defaults(func=cmd_analytics_export)
     add_review_commands(commands)
-    add_line_commands(commands)  # station, outputs, recipes (issue 17)
+    add_line_commands(commands)  # station, outputs, recipes
+    add_store_commands(commands)
     return parser
 
 
@@ -576,3 +583,27 @@ def _add_dataset_commands(samples: Any) -> None:
         if action == "split":
             edit.add_argument("--to", required=True, choices=["train", "held_out"])
         edit.set_defaults(func=cmd_samples_edit)
+
+
+# --- store check (issue 16) --------------------------------------------------------------------------
+def cmd_store_check(studio: Studio, args: argparse.Namespace) -> int:
+    from core.store_check import check_store
+
+    report = check_store(studio, repair=args.repair, grace_seconds=args.grace_minutes * 60)
+    _print_json(report.as_dict())
+    for line in report.advice() + report.notes:
+        print(f"{'note' if report.problems == 0 else 'problem'}: {line}", file=sys.stderr)
+    return EXIT_ERROR if report.problems else 0
+
+
+def add_store_commands(commands: Any) -> None:
+    """``store check [--repair]``: rows against files; the safe garbage collection."""
+    store = commands.add_parser("store", help="the data folder's files against the database").add_subparsers(
+        dest="action", required=True)
+    check = store.add_parser("check", help="rows without files, files without rows, partial files, orphan "
+                                           "artifact folders, missing thumbnails (exit 1 when rows lost files)")
+    check.add_argument("--repair", action="store_true",
+                       help="make missing thumbnails, remove unreferenced files and folders (never a referenced one)")
+    check.add_argument("--grace-minutes", type=float, default=60.0,
+                       help="keep unreferenced files younger than this (a write may be about to commit); default 60")
+    check.set_defaults(func=cmd_store_check)

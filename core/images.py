@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import warnings
 from dataclasses import dataclass
 
@@ -36,10 +37,15 @@ class DecodedImage:
 def _to_rgb8(image: Image.Image) -> np.ndarray:
     """8-bit RGB pixels of any PIL mode (16-bit and float images are rescaled to their range)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        array = np.asarray(image, dtype=np.float32)
-        low, high = float(array.min()), float(array.max())
+        array = np.asarray(image, dtype=np.float64)
+        finite = np.isfinite(array)
+        if not finite.any():
+            raise ImageRejectedError("the image has no finite pixel values (all NaN or infinite)")
+        low, high = float(array[finite].min()), float(array[finite].max())
+        # NaN pixels become black, +/-infinity the brightest / darkest finite value
+        array = np.nan_to_num(array, nan=low, posinf=high, neginf=low)
         scaled = (array - low) / (high - low) * 255.0 if high > low else np.zeros_like(array)
-        gray = scaled.round().astype(np.uint8)
+        gray = np.clip(scaled, 0, 255).round().astype(np.uint8)
         return np.repeat(gray[:, :, None], 3, axis=2)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
@@ -71,9 +77,17 @@ def decode_image(data: bytes) -> DecodedImage:
         found = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{int(found.group(1)):,} pixels; " if found else ""
         raise ImageRejectedError(f"image too large ({size}at most {MAX_PIXELS:,} pixels)") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageRejectedError(f"damaged or truncated image ({error})") from None
-    return DecodedImage(_to_rgb8(image), ext)
+    except (OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, struct.error, EOFError,
+            ZeroDivisionError, OverflowError, AttributeError) as error:  # a damaged file, as Pillow's decoders see it
+        raise ImageRejectedError(f"damaged or truncated image ({type(error).__name__}: {error})") from None
+    except MemoryError:
+        raise ImageRejectedError("the image needs more memory to decode than this computer has") from None
+    try:
+        return DecodedImage(_to_rgb8(image), ext)
+    except ImageRejectedError:
+        raise
+    except (OSError, ValueError, TypeError) as error:
+        raise ImageRejectedError(f"damaged or unusual image ({type(error).__name__}: {error})") from None
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

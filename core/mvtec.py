@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import zipfile
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from core.errors import InvalidInputError
@@ -24,11 +25,13 @@ from core.samples import (
     ImportReport,
     add_class,
     add_images,
+    printable,
     read_limited,
     read_member,
     remove_partial_files,
 )
 from core.studio import Studio
+from core.tools import NAME_PATTERN
 from storage.tables import SAMPLE_SPLITS
 
 
@@ -48,7 +51,7 @@ def mvtec_candidates(root: Path, test_split: str = "held_out") -> list[Candidate
         raise InvalidInputError(f"test split must be one of {', '.join(SAMPLE_SPLITS)}")
     candidates = [Candidate(f"train/good/{p.name}", "good", lambda p=p: read_limited(p))
                   for p in _images(root / "train" / "good")]
-    for folder in sorted(d for d in (root / "test").iterdir() if d.is_dir()):
+    for folder in sorted(d for d in (root / "test").iterdir() if d.is_dir() and not d.name.startswith(".")):
         masks = root / "ground_truth" / folder.name
         for path in _images(folder):
             mask_path = masks / f"{path.stem}_mask.png"
@@ -72,11 +75,24 @@ def import_mvtec(
     if not is_mvtec_folder(root):
         raise InvalidInputError(f"{root} is not an MVTec AD category folder (train/good and test/ are needed)")
     remove_partial_files(studio)
-    candidates = mvtec_candidates(root, test_split)
+    candidates = refuse_invalid_classes(mvtec_candidates(root, test_split))
     if add_classes:
-        for label in sorted({c.label for c in candidates if c.label}):
+        for label in sorted({c.label for c in candidates if c.label and not c.refused}):
             add_class(studio, tool_name, label)
     return add_images(studio, tool_name, candidates, "import", progress, cancel)
+
+
+def refuse_invalid_classes(candidates: list[Candidate]) -> list[Candidate]:
+    """Candidates whose defect folder is no valid class name are refused one by one, with the reason,
+    before any class is added: one odd folder does not stop the import of the others."""
+    result = []
+    for candidate in candidates:
+        label = (candidate.label or "").strip().lower()
+        if candidate.label is not None and not NAME_PATTERN.match(label):
+            candidate = replace(candidate, refused=f"folder {printable(candidate.label)!r} is not a valid class "
+                                "name (letters, digits, '-' or '_'): rename the folder to import its images")
+        result.append(candidate)
+    return result
 
 
 def mvtec_zip_prefix(names: list[str]) -> str | None:
@@ -100,7 +116,7 @@ def mvtec_zip_candidates(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo
     for name, member in sorted(by_name.items()):
         parts = PurePosixPath(name[len(prefix):]).parts if name.startswith(prefix) else ()
         if len(parts) != 3 or parts[0] not in ("train", "test") or PurePosixPath(name).suffix.lower() \
-                not in IMAGE_SUFFIXES or parts[2].startswith("."):
+                not in IMAGE_SUFFIXES or any(p.startswith(".") for p in parts):
             continue
         if parts[0] == "train" and parts[1] != "good":
             continue

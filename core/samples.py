@@ -2,10 +2,16 @@
 
 Each file is read (with a size limit), decoded, downscaled to the configured maximum side,
 deduplicated by content hash and stored with its thumbnail (and mask) by worker threads; its row is
-then written by the calling thread in a batch transaction. Files are written before their rows and
-removed again when the rows cannot be written, so an interruption (cancel, crash, database error)
-never leaves a row without its files, and the image store's atomic writes never leave half files
-(temporary files of a killed process are removed by the next bulk import).
+then written by the calling thread in a batch transaction. Files are written before their rows, so an
+interruption (cancel, crash, database error) never leaves a row without its files, and the image
+store's atomic writes never leave half files.
+
+The stores are content-addressed and shared: another import (or a review verdict) may rely on a file
+this import wrote. So an import never unlinks a file while it could be referenced: it holds the store
+lock *shared* (``storage.store_lock``) from its first write until its last commit, and afterwards
+removes the files it wrote but did not record only if it gets the lock *exclusively* at once (no other
+writer in flight) and no row references them. Otherwise they stay until ``python -m core store check
+--repair`` collects unreferenced files (``core.store_check``); so do the files of a killed import.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from core.thumbnails import (
 )
 from core.tools import NAME_PATTERN, require_tool
 from storage import repository as repo
+from storage import store_lock, store_refs
 from storage.image_store import ImageStore
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -85,6 +92,7 @@ class Candidate:
     mask: Callable[[], bytes] | None = None
     split: str = "train"
     original_name: str | None = None  # kept on the sample; defaults to ``name``
+    refused: str | None = None  # a reason known before reading (e.g. its folder is no valid class name)
 
 
 @dataclass
@@ -127,6 +135,16 @@ def add_images(
     state = _tool_state(studio, tool_name)
     max_side = max_image_side()
     batch = _Batch(studio, state, source, report)
+    try:
+        with store_lock.shared(studio.settings.locks_dir):
+            _run_import(studio, state, items, max_side, batch, report, progress, cancel)
+    finally:
+        release_unrecorded(studio, batch.leftover)
+    return report
+
+
+def _run_import(studio: Studio, state: _ToolState, items: list[Candidate], max_side: int, batch: _Batch,
+                report: ImportReport, progress: ImportProgress | None, cancel: threading.Event | None) -> None:
     in_flight: deque[tuple[Candidate, Future[_Staged | str]]] = deque()
     with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="import") as pool:
         try:
@@ -142,7 +160,7 @@ def add_images(
                 item, future = in_flight.popleft()
                 outcome = future.result()
                 if isinstance(outcome, str):
-                    report.rejected.append((item.name, outcome))
+                    report.rejected.append((printable(item.name), outcome))
                 elif outcome.prepared.sha256 in state.hashes:  # already in the tool, or twice in this import
                     report.duplicates += 1
                 else:
@@ -154,11 +172,10 @@ def add_images(
             batch.flush()
         finally:
             batch.flush_or_discard()
-            for _, future in in_flight:  # taken but not recorded (cancel or error): their new files go
+            for _, future in in_flight:  # taken but not recorded (cancel or error): their new files may go
                 outcome = None if future.cancel() else future.result()
                 if isinstance(outcome, _Staged):
                     batch.discard(outcome)
-    return report
 
 
 WORKERS = 3
@@ -225,6 +242,8 @@ def _stage(studio: Studio, state: _ToolState, item: Candidate, max_side: int) ->
     Returns the reason when the file is rejected. A file whose content the tool has already is not
     stored again (its keys are None).
     """
+    if item.refused:
+        return item.refused
     if item.label is None:
         return "no label: put the file in a folder named after its class, or give a label"
     label = item.label.strip().lower()
@@ -238,21 +257,30 @@ def _stage(studio: Studio, state: _ToolState, item: Candidate, max_side: int) ->
         return f"damaged zip member ({error})"
     except OSError as error:
         return f"cannot read file ({error.strerror or error})"
+    except NotImplementedError as error:  # zipfile: a compression method Python cannot read
+        return (f"unsupported zip compression ({error}); re-create the zip with standard (deflate) "
+                "compression or import the folder")
+    except RuntimeError as error:  # zipfile: an encrypted member
+        if "encrypted" in str(error) or "password" in str(error):
+            return "encrypted (password-protected) zip member: unzip it with its password and import the folder"
+        return f"cannot read file ({error})"
+    except Exception as error:  # anything else one file can cause (zlib, EOF, ...): that file is rejected
+        return f"cannot read file ({type(error).__name__}: {error})"
     if prepared.sha256 in state.hashes:
         return _Staged(item, label, prepared, None, None, None, [])
     created: list[tuple[ImageStore, str]] = []
-    try:
-        image_key = _put_new(studio.images, prepared.data, prepared.ext, created)
-        thumb_key = _put_new(thumbnail_store(studio), prepared.thumbnail, "jpg", created)
-        mask_key = _put_new(studio.images, prepared.mask_png, "png", created) if prepared.mask_png else None
-    except BaseException:
-        _remove(created)
-        raise
+    image_key = _put_new(studio.images, prepared.data, prepared.ext, created)
+    thumb_key = _put_new(thumbnail_store(studio), prepared.thumbnail, "jpg", created)
+    mask_key = _put_new(studio.images, prepared.mask_png, "png", created) if prepared.mask_png else None
     return _Staged(item, label, prepared, image_key, thumb_key, mask_key, created)
 
 
 def _put_new(store: ImageStore, data: bytes, ext: str, created: list[tuple[ImageStore, str]]) -> str:
-    """Store ``data``; remember the key in ``created`` when the file did not exist before."""
+    """Store ``data``; remember the key in ``created`` when the file did not exist before.
+
+    ``created`` only names candidates for clean-up: another writer may have come to rely on the
+    same file meanwhile, so they are removed only by :func:`release_unrecorded`'s checks.
+    """
     key = store.key_for(store.digest(data), ext)
     existed = store.exists(key)
     store.put(data, ext)
@@ -269,6 +297,7 @@ class _Batch:
         self.staged: list[_Staged] = []
         self.since = time.monotonic()
         self.kept: set[tuple[Path, str]] = set()  # files of staged or recorded samples: never removed
+        self.leftover: list[tuple[ImageStore, str]] = []  # files written but not recorded: maybe removed
 
     def add(self, staged: _Staged) -> None:
         self.kept.update((store.root, key) for store, key in staged.created)
@@ -277,11 +306,11 @@ class _Batch:
             self.flush()
 
     def discard(self, staged: _Staged) -> None:
-        """Remove the new files of a sample that will not be recorded, unless a kept sample shares them."""
-        _remove([(store, key) for store, key in staged.created if (store.root, key) not in self.kept])
+        """A sample that will not be recorded: its new files become candidates for removal."""
+        self.leftover += [(store, key) for store, key in staged.created if (store.root, key) not in self.kept]
 
     def flush(self) -> None:
-        """Write the rows of the staged samples; on failure their new files are removed."""
+        """Write the rows of the staged samples; on failure their new files become candidates for removal."""
         staged, self.staged, self.since = self.staged, [], time.monotonic()
         if not staged:
             return
@@ -293,12 +322,12 @@ class _Batch:
                 try:
                     ids += self._insert([one])
                 except IntegrityError:
-                    _remove(one.created)
+                    self.leftover += one.created  # the other import's row may point to these files
                     self.report.duplicates += 1
                     ids.append(None)
         except BaseException:
             for one in staged:
-                _remove(one.created)
+                self.leftover += one.created
             raise
         for one, sample_id in zip(staged, ids):
             if sample_id is not None:
@@ -322,7 +351,7 @@ class _Batch:
     def _recorded(self, staged: _Staged, sample_id: int) -> None:
         similar = _similar_sample(self.state, staged.prepared.phash)
         if similar is not None:
-            self.report.near_duplicates.append((staged.item.name, similar))
+            self.report.near_duplicates.append((printable(staged.item.name), similar))
         self.state.phash_ids.append(sample_id)
         self.state.phash_values = np.append(self.state.phash_values, np.uint64(int(staged.prepared.phash, 16)))
         self.report.imported += 1
@@ -337,9 +366,40 @@ def _similar_sample(state: _ToolState, phash: str) -> int | None:
     return state.phash_ids[nearest] if distances[nearest] <= NEAR_DUPLICATE_BITS else None
 
 
-def _remove(created: list[tuple[ImageStore, str]]) -> None:
-    for store, key in created:
-        store.delete(key)
+def release_unrecorded(studio: Studio, files: list[tuple[ImageStore, str]]) -> int:
+    """Remove files an import wrote but did not record, where that is safe; returns how many went.
+
+    Safe means: the store lock is ours exclusively (no other import is between writing a file and
+    committing its row) and no row references the file. When another writer holds the lock, the
+    files stay for ``store check --repair`` (a later garbage collection). Never raises.
+    """
+    if not files:
+        return 0
+    removed = 0
+    try:
+        with store_lock.exclusive(studio.settings.locks_dir) as alone:
+            if not alone:
+                return 0
+            images = [key for store, key in files if store.root == studio.images.root]
+            thumbs = [key for store, key in files if store.root != studio.images.root]
+            with studio.transaction() as session:
+                used = store_refs.referenced_among(session, images)
+                used_thumbs = store_refs.referenced_among(session, thumbs, thumbnails=True)
+            for store, key in files:
+                if key not in (used if store.root == studio.images.root else used_thumbs) and store.exists(key):
+                    store.delete(key)
+                    removed += 1
+    except Exception:  # a failed clean-up leaves garbage, never a problem: the store check removes it
+        return removed
+    return removed
+
+
+_CONTROL = {code: f"\\x{code:02x}" for code in (*range(32), 127)}
+
+
+def printable(name: str) -> str:
+    """A file name safe to print on one line: control characters (newlines, tabs) escaped as ``\\xNN``."""
+    return name.translate(_CONTROL)
 
 
 def remove_partial_files(studio: Studio) -> int:
@@ -354,12 +414,29 @@ def read_limited(path: Path) -> bytes:
         return handle.read(core_images.MAX_FILE_BYTES + 1)
 
 
+def is_hidden(parts: Sequence[str]) -> bool:
+    """Whether a relative path is hidden: any part starting with '.' (``.git/``, ``.Trash/``, ``._x.png``)
+    or a macOS resource folder."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
+
+
 def _folder_candidates(folder: Path, label: str | None) -> Iterator[Candidate]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in folder.rglob("*")
+                   if not is_hidden(p.relative_to(folder).parts) and stat.S_ISREG(_lstat_mode(p)))
     for path in files:
         relative = path.relative_to(folder)
         file_label = label if label is not None else (relative.parts[0] if len(relative.parts) > 1 else None)
         yield Candidate(str(relative), file_label, lambda p=path: read_limited(p))
+
+
+def _lstat_mode(path: Path) -> int:
+    """The file type bits of ``path`` itself (0 when it vanished): FIFOs, sockets and devices are not
+    files to import (opening a FIFO would block until something writes to it)."""
+    try:
+        mode = path.stat().st_mode  # a symlink to a regular file is fine
+    except OSError:
+        return 0
+    return mode
 
 
 def read_member(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
@@ -399,7 +476,7 @@ def _zip_candidates(archive: zipfile.ZipFile, label: str | None,
     """
     for member in check_zip(archive):
         path = PurePosixPath(member.filename)
-        if path.name.startswith(".") or "__MACOSX" in path.parts:
+        if is_hidden(path.parts):
             continue
         parts = path.parts
         file_label = label if label is not None else (parts[-2] if len(parts) > 1 else fallback_label)
@@ -422,6 +499,10 @@ def import_path(
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(f"{path} does not exist")
+    mode = _lstat_mode(path)
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise InvalidInputError(f"{printable(str(path))} is not a regular file or folder (a pipe, socket or "
+                                "device); give the path of a folder, a .zip or an image")
     remove_partial_files(studio)
     if path.is_dir():
         candidates = list(_folder_candidates(path, label))
@@ -429,7 +510,12 @@ def import_path(
             raise InvalidInputError(f"{path} holds no files to import")
         return add_images(studio, tool_name, candidates, "import", progress, cancel)
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
+            raise InvalidInputError(f"{printable(path.name)} is a damaged zip file ({error}); zip the folder "
+                                    "again") from None
+        with archive:
             return import_zip(studio, tool_name, archive, path.name, label, "import", progress, cancel)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         candidate = Candidate(path.name, label, lambda: read_limited(path))
@@ -454,15 +540,15 @@ def import_zip(
     Files at the top of the zip get ``fallback_label`` when ``label`` is None.
     """
     from core.export import manifest_candidates
-    from core.mvtec import mvtec_zip_candidates, mvtec_zip_prefix
+    from core.mvtec import mvtec_zip_candidates, mvtec_zip_prefix, refuse_invalid_classes
 
     members = check_zip(archive)
     mvtec_prefix = mvtec_zip_prefix([m.filename for m in members])
     if any(m.filename == MANIFEST_NAME for m in members):
         candidates = manifest_candidates(archive, members)
     elif mvtec_prefix is not None:
-        candidates = mvtec_zip_candidates(archive, members, mvtec_prefix)
-        for class_name in sorted({c.label for c in candidates if c.label}):
+        candidates = refuse_invalid_classes(mvtec_zip_candidates(archive, members, mvtec_prefix))
+        for class_name in sorted({c.label for c in candidates if c.label and not c.refused}):
             add_class(studio, tool_name, class_name)
     else:
         candidates = list(_zip_candidates(archive, label, fallback_label))

@@ -25,6 +25,9 @@ def explain_database_error(error: DBAPIError) -> str:
         return "The database is locked by another program; nothing was changed. Try again in a moment."
     if "readonly" in text or "read-only" in text:
         return "The database is read-only (check the file's permissions); nothing was changed."
+    if "not a database" in text or "malformed" in text or "disk image" in text:
+        return ("The database file is damaged (not a database, or malformed): restore it from a backup, or move "
+                "it aside (the studio then starts a new, empty one); nothing was changed.")
     if "unable to open" in text:
         return "The database file cannot be opened (check STUDIO_DATA_DIR and its permissions)."
     return f"The database is unavailable; nothing was changed. ({str(error.orig).strip()})"
@@ -52,9 +55,14 @@ class Studio:
         except OperationalError as error:
             raise DatabaseUnavailableError(explain_database_error(error)) from error
         except DBAPIError as error:
-            if error.connection_invalidated:
+            if error.connection_invalidated or _is_damaged(error):
                 raise DatabaseUnavailableError(explain_database_error(error)) from error
             raise
+
+
+def _is_damaged(error: DBAPIError) -> bool:
+    text = str(error.orig).lower()
+    return "not a database" in text or "malformed" in text
 
 
 def open_studio(settings: Settings | None = None) -> Studio:
@@ -64,7 +72,8 @@ def open_studio(settings: Settings | None = None) -> Studio:
     engine = make_engine(settings.database_url)
     try:
         upgrade_to_head(engine)
-    except OperationalError as error:
+    except DBAPIError as error:  # locked, unreachable, or a damaged file ("file is not a database")
+        engine.dispose()
         raise DatabaseUnavailableError(explain_database_error(error)) from error
     from core.inspect.recorder import Recorder  # the recorder needs a Studio to exist
 

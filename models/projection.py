@@ -44,8 +44,12 @@ def discriminant_projection(patches: torch.Tensor, is_good: torch.Tensor, dims: 
     mean = goods.mean(dim=0)  # (D, h, w)
     good_residuals = (goods - mean) * (n_goods / (n_goods - 1))  # each good against the mean of the others
     within = _residual_moment(good_residuals.permute(0, 2, 3, 1).reshape(-1, channels))
-    within = (1 - shrinkage) * within + shrinkage * torch.trace(within) / channels * torch.eye(
-        channels, dtype=within.dtype)
+    scale = torch.trace(within) / channels
+    # a floor keeps S_w positive definite when the goods do not vary at all (pixel-identical images give
+    # S_w = 0, and Cholesky of a singular matrix fails); relative to the patches' own size, so it is
+    # negligible whenever the goods vary
+    floor = 1e-6 * (goods.square().mean() + 1e-12)
+    within = (1 - shrinkage) * within + (shrinkage * scale + floor) * torch.eye(channels, dtype=within.dtype)
     typical = good_residuals.square().sum(dim=1).mean(dim=0)  # (h, w): squared deviation of goods there
     defect_residuals = (defects - mean).flatten(2)  # (Nd, D, hw)
     if where is not None and where.any():
@@ -55,7 +59,10 @@ def discriminant_projection(patches: torch.Tensor, is_good: torch.Tensor, dims: 
         worst = deviation.topk(min(top, deviation.shape[1]), dim=1).indices  # (Nd, top)
         picked = torch.gather(defect_residuals, 2, worst[:, None, :].expand(-1, channels, -1)).permute(0, 2, 1)
     between = _residual_moment(picked.reshape(-1, channels))
-    whiten = torch.linalg.inv(torch.linalg.cholesky(within))  # L^-1 with L L' = S_w
+    factor, info = torch.linalg.cholesky_ex(within)
+    if int(info) != 0:  # not positive definite in floating point: strengthen the floor once more
+        factor = torch.linalg.cholesky(within + 1e-3 * (scale + floor) * torch.eye(channels, dtype=within.dtype))
+    whiten = torch.linalg.inv(factor)  # L^-1 with L L' = S_w
     _, vectors = torch.linalg.eigh(whiten @ between @ whiten.T)  # ascending eigenvalues
     return (whiten.T @ vectors[:, -dims:].flip(1)).float()
 

@@ -165,19 +165,28 @@ with upload_tab:
 
             images = [Candidate(f.name, label, f.getvalue) for f in files if not f.name.lower().endswith(".zip")]
             zips = [f for f in files if f.name.lower().endswith(".zip")]
-            try:
-                reports = [add_images(studio(), tool.name, images, "upload", progress)] if images else []
-                for upload in zips:
+            # each upload on its own: one bad .zip never hides the report of what was imported before it
+            reports, failures = [], []
+            if images:
+                try:
+                    reports.append(add_images(studio(), tool.name, images, "upload", progress))
+                except StudioError as error:
+                    failures.append(f"The images: {error}")
+            for upload in zips:
+                try:
                     with zipfile.ZipFile(io.BytesIO(upload.getvalue())) as archive:
                         reports.append(import_zip(studio(), tool.name, archive, upload.name, None, "upload",
                                                   progress, fallback_label=label))
-            except zipfile.BadZipFile:
-                st.error("A .zip file is damaged and cannot be opened; nothing from it was imported.")
-            except StudioError as error:
-                st.error(str(error))
-            else:
-                bar.empty()
-                st.session_state.pop("import-progress", None)
+                except (zipfile.BadZipFile, EOFError, ValueError):
+                    failures.append(f"{upload.name} is damaged and cannot be opened; nothing from it was "
+                                    "imported. Zip the folder again and upload the new file.")
+                except StudioError as error:
+                    failures.append(f"{upload.name}: {error}")
+            bar.empty()
+            st.session_state.pop("import-progress", None)
+            for failure in failures:
+                st.error(failure)
+            if reports:
                 merged = ImportReport()
                 for report in reports:
                     merged.imported += report.imported

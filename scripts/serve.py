@@ -6,8 +6,13 @@ a folder named ``pages/`` beside the entry file for a legacy (v1) multipage app:
 first request to a bookmarked page (``/live``) would run ``pages/live.py`` alone, without the router
 and its sidebar. Declaring the app a v2 (``st.navigation``) app before the server starts closes that
 window. Everything else is plain ``streamlit run``.
+
+The server listens on localhost only unless ``--server.address`` says otherwise: serving the LAN
+(a tablet) is an explicit choice, e.g. ``./run.sh --server.address 0.0.0.0`` (see the README's HTTPS
+recipe: a tablet's browser opens the camera only over HTTPS).
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,10 +22,22 @@ from streamlit.web import cli
 APP = Path(__file__).resolve().parent.parent / "app.py"
 
 
+DEFAULT_ADDRESS = "localhost"
+
+
+def streamlit_options(options: list[str]) -> list[str]:
+    """``options`` with ``--server.address localhost`` added unless an address is given (also through
+    ``STREAMLIT_SERVER_ADDRESS``)."""
+    if any(o == "--server.address" or o.startswith("--server.address=") for o in options) \
+            or os.environ.get("STREAMLIT_SERVER_ADDRESS"):
+        return list(options)
+    return ["--server.address", DEFAULT_ADDRESS, *options]
+
+
 def main(options: list[str]) -> None:
     """Serve ``app.py`` with ``options`` passed on to ``streamlit run``."""
     PagesManager.uses_pages_directory = False
-    sys.argv = ["streamlit", "run", str(APP), *options]
+    sys.argv = ["streamlit", "run", str(APP), *streamlit_options(options)]
     cli.main()
 
 

@@ -52,7 +52,12 @@ class ImageStore:
         key = self.key_for(sha256, ext)
         target = self.path(key)
         if target.exists():
-            return key, sha256
+            try:  # the file is in use again: a garbage collection's grace period starts anew
+                os.utime(target)
+            except OSError:
+                pass
+            if target.exists():
+                return key, sha256
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=".part")
         try:

@@ -216,6 +216,10 @@ def test_a_killed_import_leaves_no_orphan_rows_and_no_half_files(tmp_path: Path,
     assert_store_consistent(studio)
     with studio.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Sample)) == total
+    from core.store_check import check_store
+
+    assert check_store(studio, repair=True, grace_seconds=0).problems == 0  # every crash test ends with it
+    assert check_store(studio).findings == 0
     studio.engine.dispose()
 
 
