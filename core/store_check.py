@@ -25,7 +25,6 @@ no training of that tool runs (its training lock is free); a training writes the
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import time
@@ -33,12 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import StudioError
+from core.errors import StudioError, TrainingBusyError
 from core.images import ImageRejectedError, decode_image
 from core.studio import Studio
 from core.thumbnails import thumbnail_jpeg, thumbnail_store
+from core.training import training_lock
 from storage import store_lock, store_refs
-from storage.image_store import PARTIAL_PREFIX, ImageStore, _process_alive
+from storage.image_store import PARTIAL_PREFIX, ImageStore, process_alive
 from storage.tables import Sample
 
 DEFAULT_GRACE_SECONDS = 3600.0
@@ -139,20 +139,17 @@ def _age(path: Path, now: float) -> float:
 
 def _partial_is_dead(path: Path) -> bool:
     pid = path.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
-    return not pid.isdigit() or not _process_alive(int(pid))
+    return not pid.isdigit() or not process_alive(int(pid))
 
 
 def _training_running(studio: Studio, tool_folder: str) -> bool:
-    lock = studio.settings.locks_dir / f"train-{tool_folder}.lock"
-    if not lock.exists():
+    if not (studio.settings.locks_dir / f"train-{tool_folder}.lock").exists():
         return False
-    with open(lock, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
+    try:
+        with training_lock(studio, tool_folder):
+            return False
+    except TrainingBusyError:
+        return True
 
 
 def check_store(studio: Studio, repair: bool = False, grace_seconds: float = DEFAULT_GRACE_SECONDS,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+
+import psutil
 import tempfile
 from pathlib import Path
 
@@ -11,14 +13,9 @@ from pathlib import Path
 PARTIAL_PREFIX = ".tmp-"  # temporary files are named .tmp-<pid>-<random>.part
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (``psutil``: ``os.kill(pid, 0)`` would signal it on Windows)."""
+    return psutil.pid_exists(pid)
 
 
 class ImageStore:
@@ -90,7 +87,7 @@ class ImageStore:
             return 0
         for path in self.root.rglob(f"{PARTIAL_PREFIX}*.part"):
             pid = path.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
-            if not pid.isdigit() or not _process_alive(int(pid)):
+            if not pid.isdigit() or not process_alive(int(pid)):
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed

@@ -10,7 +10,6 @@ from sqlalchemy import Date, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.tables import Inspection, ModelVersion, Review, Sample, Tool
-from storage.versions import set_active
 
 
 # --- tools -------------------------------------------------------------------------------------
@@ -71,11 +70,6 @@ def add_model_version(session: Session, **fields: Any) -> ModelVersion:
     session.add(version)
     session.flush()
     return version
-
-
-def activate_model_version(session: Session, tool: Tool, version: ModelVersion) -> None:
-    """Make ``version`` the tool's active model of its kind; the previously active one is retired."""
-    set_active(session, tool, version)  # the life-cycle module owns activation
 
 
 def get_model_version(session: Session, version_id: int) -> ModelVersion | None:

@@ -7,56 +7,58 @@ import that wants to remove the files it wrote but did not record) holds it *exc
 for rows and deletes unreferenced files. So while a cleaner deletes, no writer is between "file written"
 and "row committed", and "no row references this file" is then the truth.
 
-``fcntl.flock`` locks belong to an open file description: two threads of one process that each open
-the lock file conflict like two processes do, and the kernel drops a killed process's lock (a
-``kill -9`` never leaves the store locked). POSIX only (Linux, macOS), like the training lock.
+The locks are ``portalocker``'s (``flock`` on Linux and macOS, ``LockFileEx`` on Windows): a lock
+belongs to an open file, so two threads of one process that each open the lock file conflict like two
+processes do, and the system drops a killed process's lock (a ``kill -9`` never leaves the store
+locked). ``filelock`` (the training lock's library) has no shared mode to build this on.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
+
+import portalocker
 
 LOCK_NAME = "store.lock"
 
 
-def _open(locks_dir: Path) -> int:
+def _open(locks_dir: Path) -> IO[bytes]:
     locks_dir.mkdir(parents=True, exist_ok=True)
-    return os.open(locks_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    return open(locks_dir / LOCK_NAME, "a+b")  # noqa: SIM115 (closed by the callers below)
 
 
 @contextmanager
 def shared(locks_dir: Path) -> Iterator[None]:
     """Held by a writer while it has files in the store that no committed row references yet."""
-    fd = _open(locks_dir)
+    handle = _open(locks_dir)
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH)
+        portalocker.lock(handle, portalocker.LOCK_SH)
         yield
     finally:
-        os.close(fd)  # closing releases the lock
+        handle.close()  # closing releases the lock
 
 
 @contextmanager
 def exclusive(locks_dir: Path, timeout: float = 0.0) -> Iterator[bool]:
     """Yields True when the store was locked exclusively (no writer in flight), False when writers
     still held it after ``timeout`` seconds (then the caller must not delete anything)."""
-    fd = _open(locks_dir)
+    handle = _open(locks_dir)
     try:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                portalocker.lock(handle, portalocker.LOCK_EX | portalocker.LOCK_NB)
                 got = True
                 break
-            except BlockingIOError:
+            except portalocker.exceptions.LockException:
                 if time.monotonic() >= deadline:
                     got = False
                     break
                 time.sleep(0.05)
         yield got
     finally:
-        os.close(fd)
+        handle.close()
