@@ -23,7 +23,6 @@ from core.samples import (
     Candidate,
     ImportProgress,
     ImportReport,
-    add_class,
     add_images,
     printable,
     read_limited,
@@ -31,7 +30,7 @@ from core.samples import (
     remove_partial_files,
 )
 from core.studio import Studio
-from core.tools import NAME_PATTERN
+from core.tools import NAME_PATTERN, add_class
 from storage.tables import SAMPLE_SPLITS
 
 

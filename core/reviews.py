@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError
 
 from core.audit import Actor, log
 from core.errors import InvalidInputError, NotFoundError, StudioError
-from core.images import decode_image
 from core.studio import Studio
 from core.inspect.models import load_tool_models
 from core.tool_settings import ToolSettings
+from core.samples import fields_of_stored_image
 from core.tools import require_tool
 from storage import repository as repo
 from storage import review_queue as queue_repo
@@ -178,10 +178,12 @@ def _store_verdict(studio: Studio, session: Any, inspection_id: int, verdict: st
     review.device = person.device[:100]
     sha = _sha_of(inspection.image_key) if inspection.image_key else None
     if sha and not repo.sample_exists(session, tool.id, sha):
-        width, height = _size_of(studio, inspection.image_key)
+        stored = fields_of_stored_image(studio, inspection.image_key)  # thumbnail and dHash, as imports make
         holdout = _held_out(sha, ToolSettings.from_json(tool.settings).holdout_share)
         sample = repo.add_sample(session, tool_id=tool.id, image_key=inspection.image_key, sha256=sha,
-                                 label=verdict, source="review", width=width, height=height,
+                                 label=verdict, source="review", width=stored.width, height=stored.height,
+                                 thumb_key=stored.thumb_key, phash=stored.phash,
+                                 original_name=f"inspection-{inspection.id}.png",
                                  split="held_out" if holdout else "train")
         review.sample_id = sample.id
     inspection.needs_review = False
@@ -266,8 +268,3 @@ def queue_for_review(studio: Studio, inspection_ids: Collection[int], actor: Act
 
 def _sha_of(image_key: str) -> str:
     return image_key.rsplit("/", 1)[-1].split(".", 1)[0]
-
-
-def _size_of(studio: Studio, image_key: str) -> tuple[int, int]:
-    image = decode_image(studio.images.read(image_key))
-    return image.width, image.height

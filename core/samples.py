@@ -46,7 +46,7 @@ from core.thumbnails import (
     thumbnail_jpeg,
     thumbnail_store,
 )
-from core.tools import NAME_PATTERN, require_tool
+from core.tools import add_class, require_tool
 from storage import repository as repo
 from storage import store_lock, store_refs
 from storage.image_store import ImageStore
@@ -222,6 +222,26 @@ def _prepare(item: Candidate, max_side: int) -> _Prepared:
     mask_png = _prepare_mask(item, rgb.shape[:2]) if item.mask else None
     return _Prepared(data, ext, ImageStore.digest(data), int(rgb.shape[1]), int(rgb.shape[0]),
                      thumbnail_jpeg(rgb), dhash(rgb), mask_png)
+
+
+@dataclass(frozen=True)
+class StoredImageFields:
+    """What a sample row needs of an image that is in the image store already."""
+
+    sha256: str
+    width: int
+    height: int
+    thumb_key: str
+    phash: str
+
+
+def fields_of_stored_image(studio: Studio, image_key: str) -> StoredImageFields:
+    """Size, thumbnail (stored) and dHash of a stored image, derived as an import derives them: what a
+    review verdict needs to turn an inspection's kept image into a sample like any other."""
+    data = studio.images.read(image_key)
+    rgb = decode_image(data).rgb
+    thumb_key, _ = thumbnail_store(studio).put(thumbnail_jpeg(rgb), "jpg")
+    return StoredImageFields(ImageStore.digest(data), int(rgb.shape[1]), int(rgb.shape[0]), thumb_key, dhash(rgb))
 
 
 def _prepare_mask(item: Candidate, shape: tuple[int, ...]) -> bytes:
@@ -558,18 +578,6 @@ def import_zip(
 
 
 # --- classes and camera frames --------------------------------------------------------------------
-def add_class(studio: Studio, tool_name: str, class_name: str) -> list[str]:
-    """Add a class to a tool (a no-op when it exists); returns the tool's classes."""
-    name = class_name.strip().lower()
-    if not NAME_PATTERN.match(name):
-        raise InvalidInputError(f"class name {name!r} must be letters, digits, '-' or '_'")
-    with studio.transaction() as session:
-        tool = require_tool(session, tool_name)
-        if name not in tool.class_names:
-            tool.class_names = [*tool.class_names, name]
-        return list(tool.class_names)
-
-
 def tool_roi(studio: Studio, tool_name: str) -> list[float] | None:
     """The tool's region of interest (fractions ``[x0, y0, x1, y1]``), None for the whole frame."""
     with studio.transaction() as session:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.audit import Actor, log
+from core.audit import SYSTEM, Actor, log
 from core.errors import InvalidInputError, NotFoundError
 from core.roi import validate_roi
 from core.studio import Studio
@@ -118,6 +118,14 @@ def set_roi(studio: Studio, name: str, roi: list[float] | None, actor: Actor,
             details["frame"] = list(settings.roi_frame)
         log(session, actor, "roi", f"tool {tool.name}", tool.id, **details)
     return clean
+
+
+def add_class(studio: Studio, name: str, class_name: str, actor: Actor = SYSTEM) -> list[str]:
+    """Add one class to the tool (a no-op when it has it; audited when it changes); returns the classes."""
+    tool = get_tool(studio, name)
+    if class_name.strip().lower() in tool.classes:
+        return tool.classes
+    return set_classes(studio, name, [*tool.classes, class_name], actor).classes
 
 
 def set_classes(studio: Studio, name: str, classes: str | list[str], actor: Actor) -> ToolInfo:

@@ -13,7 +13,6 @@ from core.errors import StudioError
 from core.samples import (
     Candidate,
     ImportReport,
-    add_class,
     add_frames,
     add_images,
     class_counts,
@@ -21,7 +20,9 @@ from core.samples import (
     recent_samples,
     tool_roi,
 )
+from core.tools import add_class
 from pages.common import require_tool, studio
+from pages.identity import current_reviewer
 
 TARGET_PER_CLASS = 20
 FRAMES_KEY = "capture-frames"  # this session's LatestFrame (the video thread writes, the page reads)
@@ -53,7 +54,7 @@ def show_report(report: ImportReport, label: str, what: str) -> None:
 def add_new_class() -> None:
     """Create the class typed in the form and choose it (a callback: runs before the widgets)."""
     try:
-        add_class(studio(), tool.name, st.session_state["new-class-name"])
+        add_class(studio(), tool.name, st.session_state["new-class-name"], current_reviewer())
     except StudioError as error:
         st.session_state["new-class-error"] = str(error)
     else:

@@ -18,7 +18,8 @@ from core.errors import InvalidInputError
 from core.export import ExportCancelledError, export_dataset
 from core.images import decode_image
 from core.mvtec import import_mvtec
-from core.samples import add_class, class_counts, import_path
+from core.samples import class_counts, import_path
+from core.tools import add_class
 from core.studio import Studio
 from core.tools import create_tool, get_tool
 from storage.tables import Sample

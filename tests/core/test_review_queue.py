@@ -215,3 +215,16 @@ def test_concurrent_reviewer_processes(cells: Studio) -> None:
         results = pool.starmap(_review_all, [(cells.settings, f"p{i}", start) for i in range(3)])
     done = [pair for result in results for pair in result]
     _check_each_reviewed_once(cells, ids, done, 3)
+
+
+def test_a_verdict_makes_a_sample_like_an_import_does(cells: Studio, elpv_subset: Path) -> None:
+    """Thumbnail, perceptual hash, size and name: the dataset page and the near-duplicate check see a
+    review sample as they see an imported one."""
+    image = sorted((elpv_subset / "good").glob("*.png"))[0]
+    inspection = record(cells, T0, image=image)
+    submit_review(cells, inspection, "good", Reviewer("ana"))
+    with cells.transaction() as session:
+        sample = session.scalars(select(Sample)).one()
+        assert sample.source == "review" and (sample.width, sample.height) == (300, 300)
+        assert sample.thumb_key and len(sample.phash) == 16 and sample.original_name == f"inspection-{inspection}.png"
+    assert cells.images.exists(sample.image_key)
