@@ -26,15 +26,17 @@ import pytest
 
 from core.analytics import daily_stats, default_range
 from core.config import Settings
-from core.decision import Verdict
 from core.images import decode_image, encode_png
-from core.inference import active_model, predict_image, record_inspection
+from core.inspect.decision import Verdict
+from core.inspect.recorder import RecordContext
+from core.inspect.service import predict_image
 from core.reviews import review_queue
 from core.samples import class_counts, import_path
 from core.studio import Studio, open_studio
 from core.tools import create_tool
 from core.training import train
 from models.profiles import DEFAULT_PROFILE
+from tests.inspections import record
 
 ROOT = Path(__file__).resolve().parents[2]
 ELPV = ROOT / "tests" / "data" / "elpv"
@@ -64,12 +66,11 @@ def _build_with_services(data_dir: Path) -> None:
     train(studio, TOOL)
     cells = sorted((ELPV / "good").glob("*.png"))[:3] + sorted((ELPV / "defective").glob("*.png"))[:3]
     for path in cells:
-        predict_image(studio, TOOL, path.name, path.read_bytes(), station="e2e")
-    model = active_model(studio, TOOL)
+        predict_image(studio, TOOL, path.name, path.read_bytes(), context=RecordContext("e2e"))
     for path in sorted((ELPV / "defective").glob("*.png"))[3:5]:
         png = encode_png(decode_image(path.read_bytes()).rgb)
-        record_inspection(studio, model, Verdict("review", "defective", 0.55), {"good": 0.45, "defective": 0.55},
-                          25.0, png, station="e2e")
+        record(studio, TOOL, Verdict("review", "defective", 0.55), {"good": 0.45, "defective": 0.55}, png,
+               station="e2e", ms=25.0)
     studio.engine.dispose()
 
 
@@ -249,7 +250,7 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
         page.get_by_text("Nothing to review: every flagged inspection has a verdict.").wait_for()
     if not os.environ.get("SCREENSHOT_DIR"):  # the two recorded reviews + what the model sent to review
         cells = sorted((ELPV / "good").glob("*.png"))[:3] + sorted((ELPV / "defective").glob("*.png"))[:3]
-        sent = sum(predict_image(studio, TOOL, p.name, p.read_bytes(), record=False).verdict.decision == "review"
+        sent = sum(predict_image(studio, TOOL, p.name, p.read_bytes(), record=False).inspection.decision == "review"
                    for p in cells)
         assert waiting == 2 + sent
     _screenshot(page, "review")

@@ -54,7 +54,7 @@ def both_studio(both_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_train_page_shows_the_goods_scores_threshold_and_advice(both_studio: Studio) -> None:
     at = open_page("train")
     assert "Anomaly model (good images only)" in texts(at.subheader)
-    version = get_tool(both_studio, TOOL).active_anomaly_id
+    version = get_tool(both_studio, TOOL).active_versions["anomaly"]
     assert any(c.value.startswith(f"Active anomaly model v{version}: 20 good images") for c in at.caption)
     assert any("Add about 30 more good images" in w for w in texts(at.warning))
     charts = at.get("vega_lite_chart")
@@ -65,13 +65,13 @@ def test_train_page_shows_the_goods_scores_threshold_and_advice(both_studio: Stu
 
 
 def test_train_anomaly_button_trains_on_goods_only_and_says_so(both_studio: Studio) -> None:
-    before = get_tool(both_studio, TOOL).active_anomaly_id
+    before = get_tool(both_studio, TOOL).active_versions["anomaly"]
     at = open_page("train")
     button(at, TRAIN_LABEL).click().run(timeout=900)  # a real training, on a shared 2-core machine
     assert not at.exception
     after = get_tool(both_studio, TOOL)
-    assert after.active_anomaly_id not in (None, before) and after.active_model_id is not None
-    assert any(s.value.startswith(f"Anomaly model v{after.active_anomaly_id} trained on 20 good images")
+    assert after.active_versions.get("anomaly") not in (None, before) and "classifier" in after.active_versions
+    assert any(s.value.startswith(f"Anomaly model v{after.active_versions['anomaly']} trained on 20 good images")
                for s in at.success)
     assert "20 image(s) not labelled 'good' were ignored: an anomaly model learns from good images only" in texts(at.info)
 

@@ -8,14 +8,15 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.audit import Actor, audit_log
-from core.decision import Verdict
 from core.images import decode_image, encode_png
-from core.inference import active_model, predict_image, record_inspection
+from core.inspect.decision import Verdict
+from core.inspect.service import predict_image
 from core.model_versions import list_versions, train_candidate
 from core.reviews import queue_counts
 from core.samples import class_counts
 from core.studio import Studio
 from storage.tables import Review
+from tests.inspections import classifier_of, record
 from tests.pages.test_pages import (DEFECTIVE_CELLS, GOOD_CELLS, TOOL, button, empty_studio,  # noqa: F401
                                     metrics, navigation_pages_only, open_page, texts, trained_studio,
                                     trained_template)
@@ -23,9 +24,8 @@ from tests.pages.test_pages import (DEFECTIVE_CELLS, GOOD_CELLS, TOOL, button, e
 
 def flag(studio: Studio, paths: list[Path], score: float = 0.45) -> list[int]:
     """Inspections of real cells the model sent to a person, as the Live page records them."""
-    model = active_model(studio, TOOL)
-    return [record_inspection(studio, model, Verdict("review", "good", score), {"good": 1 - score, "defective": score},
-                              20.0, encode_png(decode_image(p.read_bytes()).rgb), station="line-1") for p in paths]
+    return [record(studio, TOOL, Verdict("review", "good", score), {"good": 1 - score, "defective": score},
+                   encode_png(decode_image(p.read_bytes()).rgb), station="line-1") for p in paths]
 
 
 def card_id(at) -> str:  # noqa: ANN001 - an AppTest
@@ -98,11 +98,11 @@ def test_models_page_promotes_and_rolls_back(trained_studio: Studio) -> None:
     assert at.button(key="promote").label == f"Promote v{v2}"
     at.button(key="promote").click().run()
     assert not at.exception
-    assert active_model(trained_studio, TOOL).version_id == v2
-    assert predict_image(trained_studio, TOOL, "x.png", GOOD_CELLS[0].read_bytes(), record=False).model_version == v2
+    assert classifier_of(trained_studio, TOOL).version_id == v2
+    assert predict_image(trained_studio, TOOL, "x.png", GOOD_CELLS[0].read_bytes(), record=False).inspection.deciding_version == v2
     assert at.button(key="promote").label == f"Roll back to v{v1}"
     at.button(key="promote").click().run()
-    assert active_model(trained_studio, TOOL).version_id == v1
+    assert classifier_of(trained_studio, TOOL).version_id == v1
     actions = [(e.action, e.target) for e in audit_log(trained_studio, TOOL)]
     assert actions[:2] == [("rollback", f"model_version {v1}"), ("promote", f"model_version {v2}")]
     at.button(key="compare").click().run()
