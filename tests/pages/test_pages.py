@@ -374,6 +374,10 @@ def test_live_inspects_uploaded_cells_and_records_them(trained_studio: Studio) -
     assert ">FAIL</div>" in banner()
     assert inspections_today(trained_studio) == 1
     assert any("inspection #" in c.value and "Label **defective**" in c.value for c in at.caption), texts(at.caption)
+    served = classifier_of(trained_studio, TOOL)  # its own threshold, not a fixed 0.50
+    assert any(c.value.startswith(f"classifier v{served.version_id}: **fail** (score ")
+               and c.value.endswith(f"threshold {served.threshold:.2f}) · degraded: one model decided alone")
+               for c in at.caption), texts(at.caption)
 
     at.file_uploader[0].set_value(cell(GOOD_CELLS[0])).run()
     assert not at.exception
