@@ -17,7 +17,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from core.config import Settings, rtc_configuration
 from core.errors import StudioError
-from core.images import ImageRejectedError, decode_image
+from core.images import ImageRejectedError
 from core.inspect.models import ToolModels, load_tool_models
 from core.inspect.roi import ROI_CHOICES
 from core.inspect.service import predict_image

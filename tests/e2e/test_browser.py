@@ -227,10 +227,19 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     _open(page, "live")
     page.get_by_role("tab", name="Photo").click()  # the camera tab comes first; the URL remembers the tab
     page.wait_for_url(re.compile(r"/live\?tab=Photo$"))
+    # Upload only once the Photo tab's own run has drawn the tab and ended. The URL changes at the
+    # click, before the server has run the tab; under load that run (and the one the camera component
+    # asks for when it mounts late) is still replacing the page's elements, and a file given to the
+    # uploader of a run that is then replaced is lost: no rerun, no banner.
+    photo_tab = page.get_by_role("tab", name="Photo")
+    page.wait_for_function("tab => tab.getAttribute('aria-selected') === 'true'", arg=photo_tab.element_handle())
+    page.get_by_text("Upload a photo to inspect it.").wait_for()
+    _settle(page, "Live inspection")
     start, end = default_range(1)
     before = int(daily_stats(studio, TOOL, start, end)["inspections"].sum())
     cell = sorted((ELPV / "defective").glob("*.png"))[0]
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(cell))
+    page.locator('[data-testid="stFileChipName"]', has_text=cell.name).wait_for()  # the uploader took the file
     banner = page.get_by_text(re.compile(r"^(PASS|FAIL|REVIEW)$"))
     banner.wait_for()
     _settle(page, "Live inspection")
