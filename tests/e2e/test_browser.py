@@ -50,6 +50,7 @@ TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": 
 NAV_LABELS = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live", "review": "Review",
               "analytics": "Analytics", "models": "Models"}
 TIMEOUT_MS = 60_000
+CAMERA_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'  # the camera component
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (./test.sh installs it)")
 
@@ -196,6 +197,22 @@ def _open(page, name: str) -> None:  # noqa: ANN001
     _assert_no_errors(page, name)
 
 
+def _wait_visible(page, locator, what: str) -> None:  # noqa: ANN001
+    """``locator.wait_for()``, failing with what the page shows instead (which tab, is it running, is the
+    element there but hidden) rather than a bare timeout."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        locator.wait_for()
+    except PlaywrightTimeout:
+        state = page.locator('[data-testid="stApp"]').get_attribute("data-test-script-state")
+        tabs = page.get_by_role("tab").all()
+        selected = [t.inner_text() for t in tabs if t.get_attribute("aria-selected") == "true"]
+        main = page.locator('[data-testid="stMain"]').inner_text()[:1500]
+        pytest.fail(f"{what} not visible: {locator.count()} attached; script {state}; tab {selected}; "
+                    f"url {page.url}; page: {main!r}")
+
+
 def _metric(page, label: str):  # noqa: ANN001, ANN202 - a Locator of the metric's value
     metric = page.locator('[data-testid="stMetric"]').filter(
         has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(f"^{re.escape(label)}$")))
@@ -225,14 +242,15 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     _screenshot(page, "train")
 
     _open(page, "live")
+    # Every step waits for what the page really shows, never for a time: under load each script run
+    # takes seconds and more runs overlap. The camera component reruns the page once its iframe has
+    # mounted (its first value), late under load: wait for it and the page to be idle. The URL changes
+    # at the click on the Photo tab, before the server has run that tab: wait for the tab's own content
+    # and the run's end before uploading, then for the uploader to hold the file, then for the verdict.
+    page.frame_locator(CAMERA_IFRAME).first.get_by_role("button", name="START").wait_for()
+    _settle(page, "Live inspection")
     page.get_by_role("tab", name="Photo").click()  # the camera tab comes first; the URL remembers the tab
     page.wait_for_url(re.compile(r"/live\?tab=Photo$"))
-    # Upload only once the Photo tab's own run has drawn the tab and ended. The URL changes at the
-    # click, before the server has run the tab; under load that run (and the one the camera component
-    # asks for when it mounts late) is still replacing the page's elements, and a file given to the
-    # uploader of a run that is then replaced is lost: no rerun, no banner.
-    photo_tab = page.get_by_role("tab", name="Photo")
-    page.wait_for_function("tab => tab.getAttribute('aria-selected') === 'true'", arg=photo_tab.element_handle())
     page.get_by_text("Upload a photo to inspect it.").wait_for()
     _settle(page, "Live inspection")
     start, end = default_range(1)
@@ -241,7 +259,7 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(cell))
     page.locator('[data-testid="stFileChipName"]', has_text=cell.name).wait_for()  # the uploader took the file
     banner = page.get_by_text(re.compile(r"^(PASS|FAIL|REVIEW)$"))
-    banner.wait_for()
+    _wait_visible(page, banner, "the Photo tab's verdict banner")
     _settle(page, "Live inspection")
     _assert_no_errors(page, "live after upload")
     assert _metric(page, "Defect score").inner_text() != ""
