@@ -115,11 +115,10 @@ def seed(studio: Studio, n: int, days: int, now: datetime) -> int:
             for status in ("retired", "active"):
                 metrics = {"reference_scores": [round(float(x), 6) for x in rng.beta(2, 12, 240)]} \
                     if status == "active" else {}
-                version = repo.add_model_version(session, tool_id=tool.id, kind="classifier", profile="fast",
+                version = repo.add_model_version(session, tool_id=tool.id, method="classifier", profile="fast",
                                                  status=status, metrics=metrics, artifact_dir=f"{name}-{status}",
                                                  train_seconds=1.0, n_samples=60)
                 ids.append(version.id)
-            tool.active_model_id = ids[1]
             versions[tool.id] = (ids[0], ids[1])
     columns, verdicts = synthetic(n, days, sorted(versions), versions, now)
     postgres = studio.engine.dialect.name == "postgresql"
@@ -161,8 +160,8 @@ def naive(studio: Studio, flt: AnalyticsFilter) -> dict[str, object]:
     """The spreadsheet way: every row into pandas, then filter and aggregate there."""
     frame = pd.read_sql(
         "SELECT i.*, r.verdict FROM inspection i LEFT JOIN review r ON r.inspection_id = i.id", studio.engine)
-    tools = pd.read_sql("SELECT id, name, active_model_id FROM tool", studio.engine).set_index("name")
-    versions = pd.read_sql("SELECT id, metrics FROM model_version", studio.engine).set_index("id")
+    tools = pd.read_sql("SELECT id, name FROM tool", studio.engine).set_index("name")
+    versions = pd.read_sql("SELECT id, tool_id, method, status, metrics FROM model_version", studio.engine)
     frame["created_at"] = pd.to_datetime(frame["created_at"])
     tool = tools.loc[flt.tool]
     start, end = pd.Timestamp(flt.start), pd.Timestamp(flt.end + timedelta(days=1))
@@ -187,10 +186,11 @@ def naive(studio: Studio, flt: AnalyticsFilter) -> dict[str, object]:
     confusion = part[part["verdict"].notna()].groupby(["label", "verdict"]).size()
     score_bins = part.groupby([part["created_at"].dt.floor("D"), (part["score"] * 20).clip(upper=19).astype(int)]).size()
     latency = np.histogram(part["latency_ms"], bins=LATENCY_BINS)[0]
-    metrics = versions.loc[int(tool["active_model_id"]), "metrics"]
-    metrics = json.loads(metrics) if isinstance(metrics, str) else metrics
+    active = versions[(versions["tool_id"] == tool["id"]) & (versions["status"] == "active")
+                      & (versions["method"] == "classifier")].iloc[0]  # the tool's active classifier
+    metrics = json.loads(active["metrics"]) if isinstance(active["metrics"], str) else active["metrics"]
     reference = score_histogram(metrics["reference_scores"])
-    passes = part[(part["decision"] == "pass") & (part["model_version_id"] == tool["active_model_id"])]
+    passes = part[(part["decision"] == "pass") & (part["model_version_id"] == active["id"])]
     recent = score_histogram(passes["score"].to_numpy(), FINE_BINS)
     del daily, confusion, score_bins, latency
     return {"kpis": now_kpis, "pareto": pareto.to_dict(), "psi": psi(reference, recent), "ks": ks(reference, recent)}

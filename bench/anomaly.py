@@ -1,13 +1,15 @@
 """Benchmark of the anomaly model on ELPV (protocol: /work/shared/GUIDE.md section 3, issue 5).
 
 For N in {10, 20, 50} good cells and each seed: train through ``core.training.train(method="anomaly")``
-(the service ``python -m core train --kind anomaly`` calls) in a temporary studio, load the model the
-way ``predict`` does (``core.inference.tool_models``), score every remaining cell; defective means
+(the service ``python -m core train --method anomaly`` calls) in a temporary studio, load the model the
+way ``predict`` does (``core.inspect.models.load_tool_models``), score every remaining cell; defective means
 defect probability >= 0.5. Baseline in the same run: the registry's ``knn`` method (``models/knn``,
 fitted on the same goods): distance to the nearest training good in the pooled head features of the
 same backbone (k = 1, intensity-standardised input like the anomaly model's). Also: ms to score one image with its
-full-resolution map (batch 1, median), training seconds, memory bank MB, and the cross-check
-(a classifier trained on N goods + N defectives beside the anomaly model): share of test cells sent
+full-resolution map through the engine (``core.inspect.engine.inspect``, batch 1, median), training
+seconds, memory bank MB, and the cross-check (the registry's classifier trained on N goods + N defectives
+beside the anomaly model, each deciding with its own calibrated threshold and band through
+``core.inspect.decision.decide``, combined by ``combine`` as the engine does): share of test cells sent
 to review and accuracy of the automatic pass / fail decisions.
 
 Backbone work is cached once per cell (the stage outputs of each view the detector scores and the
@@ -41,18 +43,27 @@ from sklearn.metrics import roc_auc_score
 # isort: split
 
 from core.config import Settings
-from core.decision import ANOMALY, CLASSIFIER, combine, decide, decide_anomaly
-from core.inference import tool_models
+from core.inspect.decision import combine, decide
+from core.inspect.engine import inspect
+from core.inspect.models import LoadedModel, ToolModels, load_tool_models
 from core.samples import Candidate, add_images
 from core.studio import open_studio
-from core.tools import DEFAULT_SETTINGS, create_tool
-from core.training import build_classifier, train
+from core.tools import create_tool
+from core.training import train
 from models.classifier.estimator import extract_activations
 from models.profiles import DEFAULT_PROFILE
 from models.registry import build
 
 TOOL = "cells"
 BATCH = 16
+ANOMALY, CLASSIFIER = "anomaly", "classifier"  # registry names
+
+
+def served(studio) -> tuple[ToolModels, LoadedModel]:
+    """The tool's models as ``predict`` loads them, and its anomaly model with the threshold and band it
+    decides with."""
+    models = load_tool_models(studio, TOOL)
+    return models, next(m for m in models.models if m.method == ANOMALY)
 
 
 def load_elpv() -> tuple[np.ndarray, np.ndarray]:
@@ -123,8 +134,9 @@ def run_one(images, y, n: int, seed: int, cache, position: dict[int, int], profi
     with tempfile.TemporaryDirectory() as folder:
         studio = new_studio(Path(folder))
         import_cells(studio, images, goods, "good")
-        result = train(studio, TOOL, method="anomaly", profile=profile, seed=seed)
-        detector = tool_models(studio, TOOL).anomaly.model
+        result = train(studio, TOOL, method=ANOMALY, profile=profile, seed=seed)
+        _, anomaly = served(studio)
+        detector = anomaly.model
         studio.engine.dispose()
     raw = np.concatenate([detector.score_stages([[s[rows[i : i + 64]] for s in view] for view in views])[0]
                           for i in range(0, len(rows), 64)])
@@ -136,7 +148,7 @@ def run_one(images, y, n: int, seed: int, cache, position: dict[int, int], profi
            "good_flagged": float(np.mean(scores[y[test] == 0] > 0.5)),
            "defect_flagged": float(np.mean(scores[y[test] == 1] > 0.5))}
     cells_by_row = np.array(sorted(position, key=position.get))
-    out.update(cross_check(images, y, goods, defects, test, rows, scores, cells_by_row, seed, profile))
+    out.update(cross_check(images, y, goods, defects, test, rows, scores, cells_by_row, seed, profile, anomaly))
     return out
 
 
@@ -151,21 +163,24 @@ def classifier_activations(images: np.ndarray, cells: np.ndarray, profile: str):
     return _classifier_activations[key]
 
 
-def cross_check(images, y, goods, defects, test, rows, anomaly_scores, cells_by_row, seed: int, profile: str) -> dict:
+def cross_check(images, y, goods, defects, test, rows, anomaly_scores, cells_by_row, seed: int, profile: str,
+                anomaly: LoadedModel) -> dict:
     """Review share and accuracy of automatic decisions with the product's few-shot classifier
-    (trained on N goods + N defects, its calibrated threshold and band) beside the anomaly model."""
+    (trained on N goods + N defects, its calibrated threshold and band) beside the anomaly model (the
+    threshold and band it is served with), decided and combined as the engine does."""
     labels = ["good"] * len(goods) + ["defective"] * len(defects)
     train_cells = np.concatenate([goods, defects])
-    classifier = build_classifier(profile, "good", seed).fit_activations(
+    classifier = build(CLASSIFIER, profile=profile, good_class="good", seed=seed).fit_activations(
         extract_activations(profile, [rgb(images[i]) for i in train_cells]), labels)
     keep = ~np.isin(test, defects)
     probabilities = classifier.predict_proba_activations(classifier_activations(images, cells_by_row, profile).take(rows[keep]))
     threshold, band = classifier.threshold_, classifier.review_band_
+    good = list(classifier.classes_).index("good")
     decisions, classifier_decisions = [], []
     for p, a in zip(probabilities, anomaly_scores[keep], strict=True):
-        c = decide(dict(zip(classifier.classes_, map(float, p), strict=True)), "good", threshold, band)
-        v = decide_anomaly(float(a), "good", DEFAULT_SETTINGS["anomaly_threshold"], band)
-        decisions.append(combine({CLASSIFIER: c, ANOMALY: v}).decision)
+        c = decide(min(1.0, max(0.0, 1.0 - float(p[good]))), "good", "defective", threshold, band)
+        v = decide(float(a), "good", None, anomaly.threshold, anomaly.review_band)
+        decisions.append(combine([c, v]).decision)  # registry order: classifier, anomaly
         classifier_decisions.append(c.decision)
     truth = y[test][keep]
 
@@ -182,21 +197,22 @@ def cross_check(images, y, goods, defects, test, rows, anomaly_scores, cells_by_
 
 
 def timing(images: np.ndarray, y: np.ndarray, repeats: int, profile: str) -> tuple[float, float]:
-    """Median ms to score one 300 x 300 cell with its full-resolution map and regions (batch 1), and
-    the seconds to train on 20 goods in a studio."""
+    """Median ms for the engine to inspect one 300 x 300 cell with the anomaly model (its map and regions
+    included; batch 1, ``core.inspect.engine.inspect``), and the seconds to train on 20 goods in a studio."""
     with tempfile.TemporaryDirectory() as folder:
         studio = new_studio(Path(folder))
         goods = np.random.default_rng(0).choice(np.flatnonzero(y == 0), 20, replace=False)
         import_cells(studio, images, goods, "good")
-        train_s = train(studio, TOOL, method="anomaly", profile=profile).seconds
-        detector = tool_models(studio, TOOL).anomaly.model
+        train_s = train(studio, TOOL, method=ANOMALY, profile=profile).seconds
+        models, _ = served(studio)
         studio.engine.dispose()
     cells = [rgb(images[i]) for i in range(repeats + 3)]
     times = []
     for cell in cells:
         started = time.perf_counter()
-        detector.predict([cell])
+        inspection = inspect(models, cell, roi="whole")
         times.append((time.perf_counter() - started) * 1000)
+        assert inspection.map is not None
     return statistics.median(times[3:]), train_s
 
 

@@ -3,9 +3,9 @@
 Default source: synthetic defects with exact masks (``bench/synthetic_defects.py``: crack, inactive
 area, bright / dark spot) drawn on real good ELPV cells (defect probability < 0.5) that were not used
 for training. For each seed, the good cells are shuffled; the first N (N in ``--sizes``) train the
-model through ``core.training.train(method="anomaly")`` (the service ``python -m core train --kind
+model through ``core.training.train(method="anomaly")`` (the service ``python -m core train --method
 anomaly`` calls) in a temporary studio, loaded the way ``predict`` loads it
-(``core.inference.tool_models``); ``--defects`` other cells get one defect each (kinds in turn) and
+(``core.inspect.models.load_tool_models``); ``--defects`` other cells get one defect each (kinds in turn) and
 ``--clean`` more cells stay clean; each is scored with ``predict`` (map at image resolution).
 
 ``--mvtec DIR``: an MVTec AD category folder, imported with the product's importer
@@ -41,10 +41,9 @@ from sklearn.metrics import roc_auc_score
 
 # isort: split
 
-from bench.anomaly import TOOL, import_cells, new_studio, open_bench_studio, rgb
+from bench.anomaly import TOOL, import_cells, new_studio, open_bench_studio, rgb, served
 from bench.synthetic_defects import KINDS, draw_defect
 from core.images import decode_image
-from core.inference import tool_models
 from core.mvtec import import_mvtec
 from core.studio import Studio
 from core.tools import create_tool, get_tool
@@ -109,7 +108,7 @@ def trained_on_cells(images: np.ndarray, cells: np.ndarray, profile: str, seed: 
         studio = new_studio(Path(folder))
         import_cells(studio, images, cells, GOOD)
         train(studio, TOOL, method="anomaly", profile=profile, seed=seed)
-        detector = tool_models(studio, TOOL).anomaly.model
+        detector = served(studio)[1].model
         studio.engine.dispose()
     return detector
 
@@ -168,7 +167,7 @@ def run_mvtec(root: Path, profile: str, seed: int) -> dict:
         create_tool(studio, TOOL, GOOD)
         report = import_mvtec(studio, TOOL, root)
         result = train(studio, TOOL, method="anomaly", profile=profile, seed=seed)
-        detector = tool_models(studio, TOOL).anomaly.model
+        detector = served(studio)[1].model
         samples = held_out_samples(studio, TOOL)
         studio.engine.dispose()
     masked = [s for s in samples if s[2] is not None]

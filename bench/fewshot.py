@@ -2,9 +2,10 @@
 
 For each profile the frozen backbone's activations of all 2,624 cells are computed once with the
 product's own ``extract_activations``; for each seed and K the product's classifier
-(``core.training.build_classifier``, the object ``python -m core train`` fits) is fitted on the K + K
-training cells' activations with ``fit_activations`` (the code ``fit`` runs after extracting) and
-decides every other cell with its own calibrated threshold through ``core.decision.decide``.
+(``models.registry.build("classifier", ...)``, the object ``python -m core train`` fits) is fitted on the
+K + K training cells' activations with ``fit_activations`` (the code ``fit`` runs after extracting) and
+decides every other cell with its own calibrated threshold and band through the engine's
+``core.inspect.decision.decide`` (score = 1 - P(good), as the classifier's ``judge`` gives it).
 Baselines on the same run: logistic regression and kNN on the frozen pooled (1280-d head)
 features of the same backbone. Training seconds, peak memory and inference ms come from the CLI
 itself (``python -m core train`` / ``predict``) on 20 + 20 cells in a scratch studio.
@@ -38,9 +39,11 @@ from sklearn.neighbors import KNeighborsClassifier
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.decision import decide  # noqa: E402
-from core.training import build_classifier  # noqa: E402
+from core.inspect.decision import decide  # noqa: E402
 from models.classifier.estimator import Activations, extract_activations  # noqa: E402
+from models.registry import build  # noqa: E402
+
+METHOD = "classifier"  # the product's few-shot method in the registry
 
 SECTION = "## Few-shot classification (bench/fewshot.py)"
 HEAD_DIMS = 1280  # the last block of the pooled vector is the globally pooled 1280-channel head
@@ -71,13 +74,13 @@ def run_product(activations: Activations, is_defect: np.ndarray, train: np.ndarr
                 profile: str, seed: int) -> dict[str, float]:
     labels = [DEFECT if d else GOOD for d in is_defect[train]]
     started = time.perf_counter()
-    model = build_classifier(profile, GOOD, seed).fit_activations(activations.take(train), labels)
+    model = build(METHOD, profile=profile, good_class=GOOD, seed=seed).fit_activations(activations.take(train), labels)
     fit_seconds = time.perf_counter() - started
     probabilities = model.predict_proba_activations(activations.take(test))
-    verdicts = [decide(dict(zip(model.classes_, p.tolist(), strict=True)), GOOD, model.threshold_, 0.0)
-                for p in probabilities]
-    banded = [decide(dict(zip(model.classes_, p.tolist(), strict=True)), GOOD, model.threshold_, model.review_band_)
-              for p in probabilities]
+    good = list(model.classes_).index(GOOD)
+    scores = [min(1.0, max(0.0, 1.0 - float(p[good]))) for p in probabilities]  # the classifier's judge score
+    verdicts = [decide(score, GOOD, DEFECT, model.threshold_, 0.0) for score in scores]
+    banded = [decide(score, GOOD, DEFECT, model.threshold_, model.review_band_) for score in scores]
     score = np.array([v.score for v in verdicts])
     decided = np.array([v.decision == "fail" for v in verdicts])
     result = metrics(is_defect[test], score, decided)
@@ -157,7 +160,7 @@ def heatmap_overhead(images: list[np.ndarray], is_defect: np.ndarray, profile: s
 
     train, test = split(is_defect, 20, seed=2000)
     labels = [DEFECT if d else GOOD for d in is_defect[train]]
-    model = build_classifier(profile, GOOD, 0).fit([images[i] for i in train], labels)
+    model = build(METHOD, profile=profile, good_class=GOOD, seed=0).fit([images[i] for i in train], labels)
     spec = get_profile(profile)
     backbone = get_backbone(spec.backbone)
     forward, full = [], []

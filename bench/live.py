@@ -1,5 +1,9 @@
 """Live pipeline benchmark: the page's frame processor fed a synthetic 640 x 480 stream, no browser.
 
+The processor is built as the Live page builds it: the tools' models from
+``core.inspect.models.load_tool_models``, the settings from ``core.live.tool.live_config`` (the tool's
+saved live options and the thresholds its models decide with), ``core.live.processor.FrameProcessor``.
+
 The stream is the demo stream (core.live.demo) of real ELPV cells sliding in and holding still,
 inspected by a tool trained on the 40 committed cells (tests/data/elpv) in a temporary studio.
 
@@ -37,9 +41,11 @@ sys.path.insert(0, str(ROOT))
 from core.config import Settings  # noqa: E402
 from core.live.demo import demo_frames  # noqa: E402
 from core.live.processor import FrameProcessor  # noqa: E402
+from core.audit import SYSTEM  # noqa: E402
+from core.inspect.models import ToolModels, load_tool_models  # noqa: E402
+from core.inspect.roi import region  # noqa: E402
 from core.live.settings import LiveSettings  # noqa: E402
-from core.live.tool import load_live_tool  # noqa: E402
-from core.roi import crop_to_roi  # noqa: E402
+from core.live.tool import live_config  # noqa: E402
 from core.samples import import_path  # noqa: E402
 from core.studio import open_studio  # noqa: E402
 from core.tools import create_tool, set_roi  # noqa: E402
@@ -71,15 +77,20 @@ def build_studio(folder: Path, profile: str):  # noqa: ANN201 - a Studio
         create_tool(studio, name, "good,defective")
         import_path(studio, name, ELPV)
         train(studio, name, profile=profile)
-        set_roi(studio, name, roi)
+        set_roi(studio, name, roi, SYSTEM)
     return studio
+
+
+def page_processor(studio, names: list[str]) -> tuple[FrameProcessor, list[ToolModels]]:  # noqa: ANN001
+    """The frame processor as the Live page makes it for ``names`` (the first one's settings on screen)."""
+    tools = [load_tool_models(studio, name) for name in names]
+    return FrameProcessor(tools, LiveSettings(live_config(studio, names[0]))), tools
 
 
 def one_tool(studio, frames: list[np.ndarray]) -> dict:  # noqa: ANN001
     """One tool with heatmap; the bare forward interleaved on the same crops."""
-    tool = load_live_tool(studio, "cell")
-    processor = FrameProcessor([tool], LiveSettings())
-    estimator = tool.sources[0].estimator
+    processor, (tool,) = page_processor(studio, ["cell"])
+    estimator = tool.models[0].model  # the tool's classifier
     profile = get_profile(estimator.profile)  # the tool's own network, input size and preprocessing
     backbone = get_backbone(profile.backbone)
     totals, forwards, preprocess, heatmap_extra, stages = [], [], [], [], {}
@@ -89,7 +100,8 @@ def one_tool(studio, frames: list[np.ndarray]) -> dict:  # noqa: ANN001
         totals.append(time.perf_counter() - started)
         for name, ms in processor.last_report.stages_ms.items():
             stages.setdefault(name, []).append(ms / 1000)
-        crop = np.ascontiguousarray(crop_to_roi(frame, tool.roi))
+        x0, y0, x1, y1 = region(frame.shape[1], frame.shape[0], tool.roi, "crop")  # the processor's crop
+        crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
         t0 = time.perf_counter()
         batch = network_input([crop], profile.input_size, estimator.standardise)
         t1 = time.perf_counter()
@@ -127,7 +139,7 @@ def one_tool(studio, frames: list[np.ndarray]) -> dict:  # noqa: ANN001
 
 
 def two_tools(studio, frames: list[np.ndarray]) -> dict:  # noqa: ANN001
-    processor = FrameProcessor([load_live_tool(studio, n) for n in ROIS_TWO], LiveSettings())
+    processor, _ = page_processor(studio, list(ROIS_TWO))
     totals = []
     for frame in frames:
         started = time.perf_counter()
@@ -163,7 +175,7 @@ class Mailbox:
 
 def soak(studio, images: list[np.ndarray], seconds: float) -> dict:  # noqa: ANN001
     """A 30 fps camera thread and the processor in real time for ``seconds``."""
-    processor = FrameProcessor([load_live_tool(studio, "cell")], LiveSettings())
+    processor, _ = page_processor(studio, ["cell"])
     mailbox, stop = Mailbox(), threading.Event()
 
     def camera() -> None:
@@ -216,7 +228,7 @@ def main() -> None:
         studio = build_studio(Path(folder) / "data", args.profile)
         images = stream_images()
         frames = list(islice(demo_frames(images, hold=15, slide=5), args.frames))
-        warm = FrameProcessor([load_live_tool(studio, "cell")], LiveSettings())
+        warm, _ = page_processor(studio, ["cell"])
         for frame in frames[:10]:
             warm.process(frame)
         one = one_tool(studio, frames)

@@ -36,12 +36,15 @@ from sqlalchemy import insert  # noqa: E402
 
 from core.audit import Actor  # noqa: E402
 from core.config import Settings  # noqa: E402
-from core.decision import decide  # noqa: E402
 from core.images import encode_png  # noqa: E402
-from core.inference import active_model, predict_image  # noqa: E402
+from core.inspect.decision import decide  # noqa: E402
+from core.inspect.models import load_tool_models  # noqa: E402
+from core.inspect.recorder import RecordContext  # noqa: E402
+from core.inspect.service import predict_image  # noqa: E402
 from core.model_versions import promote, train_candidate  # noqa: E402
 from core.reviews import (Reviewer, next_card, queue_counts, queue_for_review, submit_review,  # noqa: E402
-                          suggest_for_review, update_review_settings)
+                          suggest_for_review)
+from core.tool_settings import change_settings  # noqa: E402
 from core.samples import Candidate, add_images  # noqa: E402
 from core.studio import Studio, open_studio  # noqa: E402
 from core.tools import create_tool  # noqa: E402
@@ -50,6 +53,7 @@ from storage import repository as repo  # noqa: E402
 from storage.tables import Inspection, utc_now  # noqa: E402
 
 TOOL = "cells"
+BENCH = Actor("bench", "bench")
 
 
 def log(message: str) -> None:
@@ -65,7 +69,8 @@ def fill_queue(studio: Studio, n_queued: int, pngs: list[bytes]) -> None:
     now = utc_now()
     with studio.transaction() as session:
         tool_id = repo.get_tool(session, TOOL).id
-    disagree = {"classifier": {"decision": "pass", "score": 0.3}, "anomaly": {"decision": "fail", "score": 0.8}}
+    disagree = {"classifier": {"version": 1, "decision": "pass", "label": "good", "score": 0.3, "threshold": 0.5},
+                "anomaly": {"version": 2, "decision": "fail", "label": "anomaly", "score": 0.8, "threshold": 0.5}}
     rows = []
     for index in range(3 * n_queued):
         queued = index < n_queued
@@ -101,7 +106,7 @@ def throughput(url: str, data_dir: Path, n_queued: int, taps: int, pngs: list[by
     studio = open_studio(Settings(data_dir, url))
     try:
         create_tool(studio, TOOL, "good,defective")
-        update_review_settings(studio, TOOL, holdout_share=0.0)
+        change_settings(studio, TOOL, BENCH, {"holdout_share": 0.0})
         started = time.perf_counter()
         fill_queue(studio, n_queued, pngs)
         log(f"  filled {3 * n_queued} inspections in {time.perf_counter() - started:.1f} s")
@@ -126,16 +131,21 @@ def rgb(gray: np.ndarray) -> np.ndarray:
 
 
 def held_out_accuracy(studio: Studio, activations: object, labels: np.ndarray) -> float:
-    """Balanced accuracy of the active model on the held-out cells' cached activations, deciding as Live does."""
+    """Balanced accuracy of the active classifier on the held-out cells' cached activations, loaded as
+    ``predict`` loads it and deciding as the engine does (score 1 - P(good), its threshold and band)."""
     from sklearn.metrics import balanced_accuracy_score
 
-    model = active_model(studio, TOOL)
+    served = load_tool_models(studio, TOOL)
+    model = next(m for m in served.models if m.method == "classifier")
+    classes = list(model.model.classes_)
     probabilities = model.model.predict_proba_activations(activations)
     predicted = []
     for row in probabilities:
-        verdict = decide(dict(zip(model.model.classes_, map(float, row), strict=True)), model.good_class,
-                         model.threshold, model.review_band)
-        predicted.append(int(verdict.label != model.good_class))
+        scores = dict(zip(classes, map(float, row), strict=True))
+        defect = max((c for c in classes if c != served.good_class), key=scores.__getitem__)
+        score = min(1.0, max(0.0, 1.0 - scores[served.good_class]))
+        verdict = decide(score, served.good_class, defect, model.threshold, model.review_band)
+        predicted.append(int(verdict.label != served.good_class))
     return float(balanced_accuracy_score(labels, predicted))
 
 
@@ -151,9 +161,9 @@ def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: 
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
     try:
         create_tool(studio, TOOL, "good,defective")
-        update_review_settings(studio, TOOL, holdout_share=0.0, audit_share=0.05)
+        change_settings(studio, TOOL, BENCH, {"holdout_share": 0.0, "audit_share": 0.05})
         import_cells(studio, images, labels, start)
-        train(studio, TOOL, seed=seed)
+        train(studio, TOOL, profile="fast", seed=seed)  # the profile of the held-out activations
         curve = [held_out_accuracy(studio, features, held_labels)]
         operator, engineer = Reviewer("operator", "bench-tablet"), Actor("engineer", "bench")
         rng = random.Random(seed)
@@ -162,7 +172,8 @@ def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: 
             cells = pool[round_index * batch:(round_index + 1) * batch]
             if arm == "active":
                 for i in cells:  # production: the active model inspects each cell and records it
-                    result = predict_image(studio, TOOL, f"cell-{i}.png", encode_png(rgb(images[i])), station="line")
+                    result = predict_image(studio, TOOL, f"cell-{i}.png", encode_png(rgb(images[i])),
+                                           context=RecordContext("line"))
                     truth[result.inspection_id] = ("good", "defective")[labels[i]]
                 waiting = sum(queue_counts(studio, TOOL).values())
                 if waiting < budget:

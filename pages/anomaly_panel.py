@@ -70,12 +70,21 @@ def _status(tool: ToolInfo, status: AnomalyStatus) -> None:
     choices = policies()
     policy = left.selectbox("Decision policy", choices, index=choices.index(status.policy), help=POLICY_HELP,
                             key="anomaly-policy")
-    threshold = right.slider("Anomaly threshold", 0.05, 0.95, status.threshold, 0.05, key="anomaly-threshold",
+    # 0 to 1: a threshold set elsewhere (Live page, ``tools set``) may lie outside 0.05 - 0.95
+    threshold = right.slider("Anomaly threshold", 0.0, 1.0, float(status.threshold), 0.05, key="anomaly-threshold",
                              help="0.5 is the calibrated threshold; lower flags more parts (no retraining)")
-    if policy != status.policy or threshold != status.threshold:
-        change_settings(studio(), tool.name, current_reviewer(),
-                        {"policy": policy, f"threshold.{status.method}": threshold})
-        st.rerun()
+    changes: dict[str, object] = {}
+    if policy != status.policy:
+        changes["policy"] = policy
+    if abs(threshold - status.threshold) > 1e-9:  # only what was changed: an untouched threshold stays calibrated
+        changes[f"threshold.{status.method}"] = threshold
+    if changes:
+        try:
+            change_settings(studio(), tool.name, current_reviewer(), changes)
+        except StudioError as error:
+            st.error(str(error))
+        else:
+            st.rerun()
 
 
 def render_anomaly_training(tool: ToolInfo) -> None:

@@ -8,6 +8,7 @@ import atexit
 import io
 
 import av
+import cv2
 import pandas as pd
 import streamlit as st
 from PIL import Image
@@ -16,7 +17,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from core.config import Settings, rtc_configuration
 from core.errors import StudioError
-from core.images import ImageRejectedError, decode_image
+from core.images import ImageRejectedError
 from core.inspect.models import ToolModels, load_tool_models
 from core.inspect.roi import ROI_CHOICES
 from core.inspect.service import predict_image
@@ -247,7 +248,9 @@ def _photo_tab(tool_name: str) -> None:
             st.bar_chart(pd.DataFrame({"probability": inspection.probabilities}), horizontal=True,
                          height=60 + 30 * len(inspection.probabilities))
     if inspection.map is not None:  # where the part looks defective, on the judged region
-        overlay = overlay_anomaly_map(inspection.crop, inspection.map, inspection.regions)
+        height, width = inspection.crop.shape[:2]  # the models' maps are at their own resolution
+        heat = cv2.resize(inspection.map, (width, height), interpolation=cv2.INTER_CUBIC).clip(0.0, 1.0)
+        overlay = overlay_anomaly_map(inspection.crop, heat, inspection.regions)
         left.image(overlay, caption=f"{photo.name}: defect map (red = unlike the good parts)")
     else:
         left.image(inspection.crop, caption=photo.name)

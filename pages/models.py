@@ -118,13 +118,19 @@ else:
 
 with st.expander("Review settings"):
     current = ToolSettings.from_json(tool.settings)
-    audit = st.slider("Share of passes drawn for audit", 0.0, 0.2, current.audit_share, 0.01)
-    holdout = st.slider("Share of reviewed images held out for comparisons", 0.0, 0.5, current.holdout_share, 0.05)
+    # the ranges reach a share set elsewhere (``tools set``), which may be higher than these defaults
+    audit = st.slider("Share of passes drawn for audit", 0.0, max(0.2, current.audit_share), current.audit_share, 0.01)
+    holdout = st.slider("Share of reviewed images held out for comparisons", 0.0, max(0.5, current.holdout_share),
+                        current.holdout_share, 0.05)
     keep = st.slider("Share of passed parts whose image is kept", 0.0, 1.0, current.keep_pass_share, 0.01)
     if st.button("Save settings", key="save-review-settings"):
-        change_settings(studio(), tool.name, actor, {"audit_share": audit, "holdout_share": holdout,
-                                                     "keep_pass_share": keep})
-        st.toast("Saved")
+        try:
+            change_settings(studio(), tool.name, actor, {"audit_share": audit, "holdout_share": holdout,
+                                                         "keep_pass_share": keep})
+        except StudioError as error:
+            st.error(str(error))
+        else:
+            st.toast("Saved")
 
 st.subheader("Audit log")
 entries = audit_log(studio(), tool.name, limit=200)

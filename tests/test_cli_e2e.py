@@ -34,7 +34,7 @@ from storage.tables import Inspection
 ROOT = Path(__file__).resolve().parent.parent
 ELPV = Path(__file__).resolve().parent / "data" / "elpv"
 PER_CLASS = 30
-RESULT_KEYS = {"path", "decision", "label", "score", "scores", "model_version", "ms"}
+RESULT_KEYS = {"path", "decision", "label", "score", "scores", "model_version", "ms", "models", "degraded"}
 
 
 def _env(data_dir: Path) -> dict[str, str]:
@@ -132,10 +132,10 @@ def test_tools_create_and_list(run) -> None:
     assert run["create"].returncode == 0, run["create"].stderr
     created = json.loads(run["create"].stdout)
     assert created["name"] == "cells" and created["classes"] == ["good", "defective"]
-    assert created["good_class"] == "good" and created["active_model_id"] is None
+    assert created["good_class"] == "good" and created["active_versions"] == {}
     assert run["list"].returncode == 0
     listed = json.loads(run["list"].stdout)
-    assert [(t["name"], t["classes"], t["active_model_id"]) for t in listed] == [("cells", ["good", "defective"], None)]
+    assert [(t["name"], t["classes"], t["active_versions"]) for t in listed] == [("cells", ["good", "defective"], {})]
 
 
 def test_samples_import_then_reimport_skips_duplicates(run) -> None:
@@ -165,7 +165,7 @@ def test_train_reports_progress_on_stderr_and_json_last_on_stdout(run) -> None:
     assert 0.0 <= validation["balanced_accuracy"] <= 1.0
     assert np.array(validation["confusion"]).sum() == 40
     studio = open_studio(Settings(run["data_dir"], f"sqlite:///{run['data_dir'] / 'studio.db'}"))
-    assert get_tool(studio, "cells").active_model_id == summary["version_id"]
+    assert get_tool(studio, "cells").active_versions == {"classifier": summary["version_id"]}
     studio.engine.dispose()
 
 
@@ -186,6 +186,11 @@ def test_predict_prints_one_json_line_per_file(run) -> None:
         assert sum(row["scores"].values()) == pytest.approx(1.0, abs=1e-5)
         expected = {"pass": {"good"}, "fail": {"defective"}, "review": {"good", "defective"}}[row["decision"]]
         assert row["label"] in expected
+        # each deciding model's opinion, in the one opinions format (here the classifier alone)
+        assert row["models"] == {"classifier": {"version": version, "decision": row["decision"], "label": row["label"],
+                                                "score": pytest.approx(row["score"], abs=1e-5),
+                                                "threshold": pytest.approx(row["models"]["classifier"]["threshold"])}}
+        assert 0.0 < row["models"]["classifier"]["threshold"] < 1.0 and row["degraded"] is True
     decisions = {r["decision"] for r in good_rows}
     assert {"pass", "fail"} <= decisions  # the model does not answer the same for every cell
 
@@ -287,4 +292,4 @@ def test_training_a_tool_with_one_class_points_to_anomaly_detection(blank) -> No
     create_tool(studio, "solo", ["good", "defective"])
     assert import_path(studio, "solo", ELPV / "good", label="good").imported == 20
     _assert_error(_cli(env, "train", "--tool", "solo"), "anomaly")
-    assert get_tool(studio, "solo").active_model_id is None
+    assert not get_tool(studio, "solo").trained

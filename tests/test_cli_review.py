@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 from core.config import Settings
-from core.decision import Verdict
 from core.images import decode_image, encode_png
-from core.inference import active_model, record_inspection
+from core.inspect.decision import Verdict
 from core.samples import import_path
 from core.studio import open_studio
 from core.tools import create_tool
+from tests.inspections import record
 from tests.test_cli_e2e import ELPV, _cli, _env
 
 TOOL = "cells"
@@ -46,9 +46,8 @@ def test_candidate_promote_rollback_and_review_from_the_command_line(tmp_path: P
     compared = _json(_cli(env, "models", "compare", str(v1), str(v2), "--tool", TOOL))
     assert set(compared["versions"]) == {str(v1), str(v2)}
 
-    model = active_model(studio, TOOL)
-    flagged = record_inspection(studio, model, Verdict("review", "good", 0.45), {"good": 0.55, "defective": 0.45},
-                                20.0, encode_png(decode_image(good[3].read_bytes()).rgb))
+    flagged = record(studio, TOOL, Verdict("review", "good", 0.45), {"good": 0.55, "defective": 0.45},
+                     encode_png(decode_image(good[3].read_bytes()).rgb))
     me = ("--reviewer", "olaf", "--device", "tablet-9")
     card = _json(_cli(env, "review", "next", "--tool", TOOL, *me))
     assert card["inspection_id"] == flagged and card["reason"] == "uncertain"

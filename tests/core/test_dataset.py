@@ -150,11 +150,12 @@ def test_near_duplicates_of_live_samples(studio: Studio, elpv_subset) -> None:  
 def test_held_out_samples_are_not_trained_on(studio: Studio, elpv_subset) -> None:  # noqa: ANN001
     from core.samples import import_path
     from core.training import _load_training_images
+    from models.registry import get_method
 
     create_tool(studio, TOOL, "good,defective")
     import_path(studio, TOOL, elpv_subset)
     held = [item.id for item in browse(studio, TOOL, DatasetFilter(labels=["good"])).items[:5]]
     set_split(studio, TOOL, held, "held_out")
-    data = _load_training_images(studio, TOOL)
+    data = _load_training_images(studio, TOOL, get_method("classifier"))
     assert (len(data.images), data.labels.count("good"), data.labels.count("defective"), data.skipped) == (35, 15, 20, [])
     assert not set(held) & set(data.sample_ids)

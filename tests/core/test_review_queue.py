@@ -127,7 +127,8 @@ def test_verdict_undo_and_their_audit_rows(cells: Studio, elpv_subset: Path) -> 
     rows = [(r.action, r.actor, r.device, r.target, r.details.get("verdict")) for r in audit_log(cells, TOOL)]
     assert rows == [("verdict", "ana", "tablet-1", f"inspection {first}", "defective"),
                     ("undo", "ana", "tablet-1", f"inspection {first}", "crack"),
-                    ("verdict", "ana", "tablet-1", f"inspection {first}", "crack")]
+                    ("verdict", "ana", "tablet-1", f"inspection {first}", "crack"),
+                    ("settings", "eng", "", f"tool {TOOL}", None)]  # settings changes are audited too
     assert all(r.created_at <= utc_now() for r in audit_log(cells, TOOL))
 
 

@@ -26,15 +26,17 @@ import pytest
 
 from core.analytics import daily_stats, default_range
 from core.config import Settings
-from core.decision import Verdict
 from core.images import decode_image, encode_png
-from core.inference import active_model, predict_image, record_inspection
+from core.inspect.decision import Verdict
+from core.inspect.recorder import RecordContext
+from core.inspect.service import predict_image
 from core.reviews import review_queue
 from core.samples import class_counts, import_path
 from core.studio import Studio, open_studio
 from core.tools import create_tool
 from core.training import train
 from models.profiles import DEFAULT_PROFILE
+from tests.inspections import record
 
 ROOT = Path(__file__).resolve().parents[2]
 ELPV = ROOT / "tests" / "data" / "elpv"
@@ -48,6 +50,7 @@ TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": 
 NAV_LABELS = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live", "review": "Review",
               "analytics": "Analytics", "models": "Models", "line": "Line"}
 TIMEOUT_MS = 60_000
+CAMERA_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'  # the camera component
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (./test.sh installs it)")
 
@@ -64,12 +67,11 @@ def _build_with_services(data_dir: Path) -> None:
     train(studio, TOOL)
     cells = sorted((ELPV / "good").glob("*.png"))[:3] + sorted((ELPV / "defective").glob("*.png"))[:3]
     for path in cells:
-        predict_image(studio, TOOL, path.name, path.read_bytes(), station="e2e")
-    model = active_model(studio, TOOL)
+        predict_image(studio, TOOL, path.name, path.read_bytes(), context=RecordContext("e2e"))
     for path in sorted((ELPV / "defective").glob("*.png"))[3:5]:
         png = encode_png(decode_image(path.read_bytes()).rgb)
-        record_inspection(studio, model, Verdict("review", "defective", 0.55), {"good": 0.45, "defective": 0.55},
-                          25.0, png, station="e2e")
+        record(studio, TOOL, Verdict("review", "defective", 0.55), {"good": 0.45, "defective": 0.55}, png,
+               station="e2e", ms=25.0)
     studio.engine.dispose()
 
 
@@ -195,6 +197,22 @@ def _open(page, name: str) -> None:  # noqa: ANN001
     _assert_no_errors(page, name)
 
 
+def _wait_visible(page, locator, what: str) -> None:  # noqa: ANN001
+    """``locator.wait_for()``, failing with what the page shows instead (which tab, is it running, is the
+    element there but hidden) rather than a bare timeout."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        locator.wait_for()
+    except PlaywrightTimeout:
+        state = page.locator('[data-testid="stApp"]').get_attribute("data-test-script-state")
+        tabs = page.get_by_role("tab").all()
+        selected = [t.inner_text() for t in tabs if t.get_attribute("aria-selected") == "true"]
+        main = page.locator('[data-testid="stMain"]').inner_text()[:1500]
+        pytest.fail(f"{what} not visible: {locator.count()} attached; script {state}; tab {selected}; "
+                    f"url {page.url}; page: {main!r}")
+
+
 def _metric(page, label: str):  # noqa: ANN001, ANN202 - a Locator of the metric's value
     metric = page.locator('[data-testid="stMetric"]').filter(
         has=page.locator('[data-testid="stMetricLabel"]', has_text=re.compile(f"^{re.escape(label)}$")))
@@ -224,14 +242,24 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     _screenshot(page, "train")
 
     _open(page, "live")
+    # Every step waits for what the page really shows, never for a time: under load each script run
+    # takes seconds and more runs overlap. The camera component reruns the page once its iframe has
+    # mounted (its first value), late under load: wait for it and the page to be idle. The URL changes
+    # at the click on the Photo tab, before the server has run that tab: wait for the tab's own content
+    # and the run's end before uploading, then for the uploader to hold the file, then for the verdict.
+    page.frame_locator(CAMERA_IFRAME).first.get_by_role("button", name="START").wait_for()
+    _settle(page, "Live inspection")
     page.get_by_role("tab", name="Photo").click()  # the camera tab comes first; the URL remembers the tab
     page.wait_for_url(re.compile(r"/live\?tab=Photo$"))
+    page.get_by_text("Upload a photo to inspect it.").wait_for()
+    _settle(page, "Live inspection")
     start, end = default_range(1)
     before = int(daily_stats(studio, TOOL, start, end)["inspections"].sum())
     cell = sorted((ELPV / "defective").glob("*.png"))[0]
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(cell))
+    page.locator('[data-testid="stFileChipName"]', has_text=cell.name).wait_for()  # the uploader took the file
     banner = page.get_by_text(re.compile(r"^(PASS|FAIL|REVIEW)$"))
-    banner.wait_for()
+    _wait_visible(page, banner, "the Photo tab's verdict banner")
     _settle(page, "Live inspection")
     _assert_no_errors(page, "live after upload")
     assert _metric(page, "Defect score").inner_text() != ""
@@ -249,7 +277,7 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
         page.get_by_text("Nothing to review: every flagged inspection has a verdict.").wait_for()
     if not os.environ.get("SCREENSHOT_DIR"):  # the two recorded reviews + what the model sent to review
         cells = sorted((ELPV / "good").glob("*.png"))[:3] + sorted((ELPV / "defective").glob("*.png"))[:3]
-        sent = sum(predict_image(studio, TOOL, p.name, p.read_bytes(), record=False).verdict.decision == "review"
+        sent = sum(predict_image(studio, TOOL, p.name, p.read_bytes(), record=False).inspection.decision == "review"
                    for p in cells)
         assert waiting == 2 + sent
     _screenshot(page, "review")

@@ -24,9 +24,11 @@ from PIL import Image
 
 from core.live.demo import demo_frames
 from core.live.settings import LiveConfig
+from core.tool_settings import LiveOptions
 from core.live.tool import save_live_config
 from core.samples import import_path
 from core.studio import Studio, open_studio
+from core.audit import SYSTEM
 from core.tools import create_tool, set_roi
 from core.training import train
 from storage.tables import Inspection
@@ -78,10 +80,10 @@ def live_studio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     create_tool(studio, TOOL, "good,defective")
     assert import_path(studio, TOOL, ELPV).imported == 40
     train(studio, TOOL)
-    set_roi(studio, TOOL, ROI)
+    set_roi(studio, TOOL, ROI, SYSTEM)
     # Saved live settings the page starts from: a short smoothing window, so that continuous mode
     # records each 4 s part even when a loaded 2-core machine processes only a frame or two a second.
-    save_live_config(studio, TOOL, LiveConfig(smoothing=2))
+    save_live_config(studio, TOOL, LiveConfig(options=LiveOptions(smoothing=2)), SYSTEM)
     studio.engine.dispose()
     return data_dir
 
@@ -120,6 +122,7 @@ def test_live_camera_stream_in_a_real_browser(page, live_studio: Path, tmp_path:
     # One inference thread: the server shares 2 cores with Chromium's video encoding and decoding,
     # where two competing OpenMP threads are several times slower than one (README, Live inspection).
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("STUDIO_STATION", "live-camera")  # the server's station: its inspections are recorded there
     studio = open_studio(_settings(live_studio))
     with _streamlit(live_studio, tmp_path) as url:
         page.goto(f"{url}/live")

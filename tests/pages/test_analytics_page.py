@@ -55,7 +55,6 @@ def _tiny(studio: Studio) -> None:
         version = repo.add_model_version(session, tool_id=tool.id, method="classifier", profile="fast", status="active",
                                          metrics={"reference_scores": [0.02, 0.07, 0.07, 0.12]}, artifact_dir="x",
                                          train_seconds=1.0, n_samples=4)
-        tool.active_model_id = version.id
         for days, hour, station, decision, label, score, latency, verdict, keep in TINY:
             inspection = repo.add_inspection(
                 session, tool_id=tool.id, station=station, model_version_id=version.id,

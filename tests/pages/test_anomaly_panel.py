@@ -9,11 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from core.audit import SYSTEM, audit_log
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
+from core.images import decode_image, encode_png
+from core.inspect.decision import Verdict
+from core.inspect.models import load_tool_models
+from core.tool_settings import change_settings
 from core.tools import create_tool, get_tool
 from core.training import train
+from tests.inspections import record
 from tests.pages.test_pages import (  # noqa: F401 - fixtures and helpers of the page tests
     CLASSES,
     DEFECTIVE_CELLS,
@@ -54,7 +60,7 @@ def both_studio(both_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_train_page_shows_the_goods_scores_threshold_and_advice(both_studio: Studio) -> None:
     at = open_page("train")
     assert "Anomaly model (good images only)" in texts(at.subheader)
-    version = get_tool(both_studio, TOOL).active_anomaly_id
+    version = get_tool(both_studio, TOOL).active_versions["anomaly"]
     assert any(c.value.startswith(f"Active anomaly model v{version}: 20 good images") for c in at.caption)
     assert any("Add about 30 more good images" in w for w in texts(at.warning))
     charts = at.get("vega_lite_chart")
@@ -62,16 +68,26 @@ def test_train_page_shows_the_goods_scores_threshold_and_advice(both_studio: Stu
     at.selectbox(key="anomaly-policy").set_value("anomaly only").run()
     assert not at.exception
     assert get_tool(both_studio, TOOL).settings["policy"] == "anomaly only"
+    assert get_tool(both_studio, TOOL).settings["thresholds"] == {}  # the untouched threshold stays calibrated
+    at.slider(key="anomaly-threshold").set_value(0.35).run()
+    assert get_tool(both_studio, TOOL).settings["thresholds"] == {"anomaly": 0.35}
+    assert [(e.action, e.actor) for e in audit_log(both_studio, TOOL)][:2] == [("settings", "operator")] * 2
+
+
+def test_train_page_opens_with_an_anomaly_threshold_set_elsewhere(both_studio: Studio) -> None:
+    change_settings(both_studio, TOOL, SYSTEM, {"threshold.anomaly": 0.99})  # e.g. `tools set` or the Live page
+    at = open_page("train")
+    assert at.slider(key="anomaly-threshold").value == pytest.approx(0.99)
 
 
 def test_train_anomaly_button_trains_on_goods_only_and_says_so(both_studio: Studio) -> None:
-    before = get_tool(both_studio, TOOL).active_anomaly_id
+    before = get_tool(both_studio, TOOL).active_versions["anomaly"]
     at = open_page("train")
     button(at, TRAIN_LABEL).click().run(timeout=900)  # a real training, on a shared 2-core machine
     assert not at.exception
     after = get_tool(both_studio, TOOL)
-    assert after.active_anomaly_id not in (None, before) and after.active_model_id is not None
-    assert any(s.value.startswith(f"Anomaly model v{after.active_anomaly_id} trained on 20 good images")
+    assert after.active_versions.get("anomaly") not in (None, before) and "classifier" in after.active_versions
+    assert any(s.value.startswith(f"Anomaly model v{after.active_versions['anomaly']} trained on 20 good images")
                for s in at.success)
     assert "20 image(s) not labelled 'good' were ignored: an anomaly model learns from good images only" in texts(at.info)
 
@@ -80,7 +96,26 @@ def test_live_overlays_the_anomaly_map_and_shows_both_opinions(both_studio: Stud
     at = open_page("live", tab="Photo")
     at.file_uploader[0].set_value(cell(DEFECTIVE_CELLS[0])).run()
     assert not at.exception
-    assert "Anomaly score" in metrics(at)
+    assert "Defect score" in metrics(at)  # the combined verdict's score; each model's is in the caption
     captions = [caption for image in at.get("image") for caption in image.captions]
-    assert any(c.endswith("anomaly map (red = unlike the good parts)") for c in captions), captions
-    assert any("classifier: **" in c.value and "anomaly: **" in c.value for c in at.caption)
+    assert any(c.endswith("defect map (red = unlike the good parts)") for c in captions), captions
+    served = {m.method: m for m in load_tool_models(both_studio, TOOL).models}
+    assert set(served) == {"classifier", "anomaly"}
+    (opinions,) = [c.value for c in at.caption if "classifier v" in c.value]
+    for method, model in served.items():  # each model's verdict, score and its own threshold
+        assert f"{method} v{model.version_id}: **" in opinions, opinions
+        assert f"threshold {model.threshold:.2f})" in opinions, opinions
+    assert "degraded" not in opinions  # both models decided
+
+
+def test_the_review_card_shows_the_defect_map_of_an_anomaly_model_inspection(both_studio: Studio) -> None:
+    anomaly = get_tool(both_studio, TOOL).active_versions["anomaly"]
+    png = encode_png(decode_image(DEFECTIVE_CELLS[9].read_bytes()).rgb)
+    record(both_studio, TOOL, Verdict("review", "anomaly", 0.5), None, png, version_id=anomaly,
+           opinions={"anomaly": Verdict("review", "anomaly", 0.5)})
+    at = open_page("review")
+    plain = at.image[0].proto.imgs[0].url
+    at.toggle(key="heatmap").set_value(True).run()
+    assert not at.exception and len(at.image) == 1
+    assert at.image[0].proto.imgs[0].url != plain  # the anomaly model's map over the kept image
+    assert not [c for c in texts(at.caption) if c.startswith("No defect map")]

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from streamlit_webrtc import WebRtcMode
 
 import storage.db
+from core.audit import SYSTEM
 from core.config import rtc_configuration
 from core.live.demo import place
 from core.live.overlay import COLOURS
@@ -34,7 +35,7 @@ ROI = [0.2, 0.1, 0.8, 0.9]  # where core.live.demo.place puts the part in a 640 
 @pytest.fixture
 def studio(trained_studio: Studio) -> Iterator[Studio]:
     """The trained studio with the tool's ROI around the part."""
-    set_roi(trained_studio, TOOL, ROI)
+    set_roi(trained_studio, TOOL, ROI, SYSTEM)
     yield trained_studio
 
 
@@ -99,7 +100,7 @@ def test_settings_switched_on_the_page_reach_the_video_thread(studio: Studio, we
     assert tuple(int(v) for v in plain[5, 5]) == COLOURS["pass"]
 
     at.toggle(key="live-heatmap").set_value(True)
-    at.slider(key="live-threshold").set_value(0.0).run()  # no part passes now: a good cell goes to review
+    at.slider(key="live-threshold-classifier").set_value(0.0).run()  # no part passes now: a good cell goes to review
     heated = send(webrtc, GOOD_CELLS[0])
     assert not np.array_equal(heated[120:400, 200:440], source[120:400, 200:440])
     assert tuple(int(v) for v in heated[5, 5]) == COLOURS["review"]
@@ -117,20 +118,20 @@ def test_manual_trigger_records_on_inspect(studio: Studio, webrtc: StreamerRecor
     send(webrtc, DEFECTIVE_CELLS[1])
     wait_for(lambda: len(inspections(studio)) == 1)
     (row,) = inspections(studio)
-    assert row.station == "live-camera" and row.decision in ("fail", "review") and row.image_key
+    assert row.station == studio.settings.station and row.decision in ("fail", "review") and row.image_key
 
 
 def test_save_to_tool_keeps_the_settings(studio: Studio, webrtc: StreamerRecorder) -> None:
     at = open_page("live")
-    at.slider(key="live-threshold").set_value(0.7)
+    at.slider(key="live-threshold-classifier").set_value(0.7)
     at.slider(key="live-smoothing").set_value(7)
     at.toggle(key="live-tta").set_value(True).run()
     button(at, "Save to tool").click().run()
     assert not at.exception
     settings = get_tool(studio, TOOL).settings
-    assert settings["threshold"] == 0.7 and settings["live"]["smoothing"] == 7 and settings["live"]["tta"] is True
+    assert settings["thresholds"]["classifier"] == 0.7 and settings["live"]["smoothing"] == 7 and settings["live"]["tta"] is True
     fresh = open_page("live")  # a new session starts from the saved settings
-    assert fresh.slider(key="live-threshold").value == 0.7 and fresh.slider(key="live-smoothing").value == 7
+    assert fresh.slider(key="live-threshold-classifier").value == 0.7 and fresh.slider(key="live-smoothing").value == 7
 
 
 def test_roi_drawn_is_stored_on_the_tool_and_used_by_the_stream(studio: Studio, webrtc: StreamerRecorder) -> None:
@@ -192,7 +193,7 @@ def test_database_unavailable_keeps_inspections_and_writes_them_later(
     data_dir = tmp_path / "data"
     shutil.copytree(trained_template, data_dir)
     studio = _use(data_dir, monkeypatch)
-    set_roi(studio, TOOL, ROI)
+    set_roi(studio, TOOL, ROI, SYSTEM)
     at = open_page("live")
     at.radio(key="live-trigger").set_value("manual").run()
     blocker = sqlite3.connect(data_dir / "studio.db", isolation_level=None)
@@ -211,10 +212,10 @@ def test_database_unavailable_keeps_inspections_and_writes_them_later(
 
 
 def test_missing_model_files_give_a_clear_message(studio: Studio, webrtc: StreamerRecorder) -> None:
-    from core import inference
+    from core.inspect import models
     for path in studio.settings.models_dir.rglob("weights.safetensors"):
         path.unlink()
-    inference._cache = inference.ModelCache()
+    models.CACHE = models.ModelCache()  # a fresh process: nothing loaded yet
     at = open_page("live")
     assert any("cannot be loaded" in e.value and "Retrain" in e.value for e in at.error), texts(at.error)
     assert not [c for c in webrtc.calls if c["key"].startswith("live-camera")]  # no stream without a model
@@ -232,15 +233,16 @@ def test_a_photo_is_recorded_once_however_often_the_page_reruns(studio: Studio) 
 def test_a_second_tool_inspects_the_same_frame_with_its_own_threshold(studio: Studio,
                                                                         webrtc: StreamerRecorder) -> None:
     from core.samples import import_path
-    from core.tools import create_tool, update_settings
+    from core.tool_settings import change_settings
+    from core.tools import create_tool
     from core.training import train
     from pages.common import TOOL_KEY
     from tests.pages.test_pages import ELPV
     create_tool(studio, "busbar", "good,defective")
     import_path(studio, "busbar", ELPV)
     train(studio, "busbar")
-    set_roi(studio, "busbar", [0.0, 0.0, 0.5, 1.0])
-    update_settings(studio, "busbar", threshold=0.0, review_band=0.0)  # its own saved threshold: fails anything
+    set_roi(studio, "busbar", [0.0, 0.0, 0.5, 1.0], SYSTEM)
+    change_settings(studio, "busbar", SYSTEM, {"threshold.classifier": 0.0, "review_band.classifier": 0.0})  # its own saved threshold: fails anything
     at = open_page("live")
     at.session_state[TOOL_KEY] = TOOL  # the sidebar's tool (the first by name would be busbar)
     at.run()

@@ -19,9 +19,10 @@ from streamlit.testing.v1 import AppTest
 
 from core.analytics import daily_stats, default_range
 from core.config import Settings, load_settings
-from core.decision import Verdict
 from core.images import decode_image, encode_png
-from core.inference import active_model, predict_image, record_inspection
+from core.inspect.decision import Verdict
+from core.inspect.recorder import RecordContext
+from core.inspect.service import predict_image
 from core.model_versions import list_versions
 from core.reviews import review_queue
 from core.samples import class_counts, import_path, recent_samples
@@ -30,6 +31,7 @@ from core.tools import create_tool, get_tool, list_tools
 from core.training import train
 from models.profiles import DEFAULT_PROFILE
 from storage.tables import utc_now
+from tests.inspections import classifier_of, record
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "app.py"
@@ -260,7 +262,7 @@ def test_train_with_too_few_images_says_how_many_are_missing(empty_studio: Studi
     assert any("at least two classes" in message for message in texts(at.error))
     assert not at.success
     assert list_versions(empty_studio, TOOL) == []
-    assert get_tool(empty_studio, TOOL).active_model_id is None
+    assert not get_tool(empty_studio, TOOL).trained
 
 
 def test_train_page_warns_of_imbalance_and_near_duplicates(empty_studio: Studio, tmp_path: Path) -> None:
@@ -288,7 +290,7 @@ def test_train_page_shows_the_active_model_validation(trained_studio: Studio) ->
     at = open_page("train")
     assert not at.warning
     (version,) = list_versions(trained_studio, TOOL)
-    assert version.id == get_tool(trained_studio, TOOL).active_model_id
+    assert version.id == get_tool(trained_studio, TOOL).active_versions.get("classifier")
     assert f"Active model: v{version.id} ({DEFAULT_PROFILE})" in texts(at.subheader)
     shown = metrics(at)
     assert shown["Cross-validated balanced accuracy"] == f"{version.validation['balanced_accuracy']:.1%}"
@@ -307,15 +309,15 @@ def test_moving_the_threshold_and_back_to_calibrated(trained_studio: Studio) -> 
     at.slider[0].set_value(0.8)
     button(at, "Use this threshold").click().run()
     assert not at.exception
-    assert active_model(trained_studio, TOOL).threshold == pytest.approx(0.8)
+    assert classifier_of(trained_studio, TOOL).threshold == pytest.approx(0.8)
     assert any("In use: your threshold 0.800" in c for c in texts(at.caption))
     button(at, "Back to calibrated").click().run()
-    assert active_model(trained_studio, TOOL).threshold == version.validation["threshold"]
+    assert classifier_of(trained_studio, TOOL).threshold == version.validation["threshold"]
     assert any("In use: the calibrated values." in c for c in texts(at.caption))
 
 
 def test_train_button_trains_in_the_background_and_activates_a_new_model(trained_studio: Studio) -> None:
-    before = get_tool(trained_studio, TOOL).active_model_id
+    before = get_tool(trained_studio, TOOL).active_versions.get("classifier")
     at = open_page("train")
     assert at.radio[0].value == DEFAULT_PROFILE
     button(at, "Train").click().run()
@@ -324,7 +326,7 @@ def test_train_button_trains_in_the_background_and_activates_a_new_model(trained
     assert "Train" not in [b.label for b in at.button]
     finish_training(at)
 
-    after = get_tool(trained_studio, TOOL).active_model_id
+    after = get_tool(trained_studio, TOOL).active_versions.get("classifier")
     assert after is not None and after != before
     (success,) = at.success
     assert success.value.startswith(f"Model v{after} trained on 40 images in ")
@@ -337,14 +339,14 @@ def test_train_button_trains_in_the_background_and_activates_a_new_model(trained
 
 
 def test_cancel_button_stops_training_and_keeps_the_active_model(trained_studio: Studio) -> None:
-    before = get_tool(trained_studio, TOOL).active_model_id
+    before = get_tool(trained_studio, TOOL).active_versions.get("classifier")
     at = open_page("train")
     button(at, "Train").click().run()
     button(at, "Cancel training").click().run()
     finish_training(at)
     assert "Training cancelled; the active model is unchanged." in texts(at.info)
     assert not at.success
-    assert get_tool(trained_studio, TOOL).active_model_id == before
+    assert get_tool(trained_studio, TOOL).active_versions.get("classifier") == before
     assert [v.id for v in list_versions(trained_studio, TOOL)] == [before]
 
 
@@ -372,13 +374,17 @@ def test_live_inspects_uploaded_cells_and_records_them(trained_studio: Studio) -
     assert ">FAIL</div>" in banner()
     assert inspections_today(trained_studio) == 1
     assert any("inspection #" in c.value and "Label **defective**" in c.value for c in at.caption), texts(at.caption)
+    served = classifier_of(trained_studio, TOOL)  # its own threshold, not a fixed 0.50
+    assert any(c.value.startswith(f"classifier v{served.version_id}: **fail** (score ")
+               and c.value.endswith(f"threshold {served.threshold:.2f}) · degraded: one model decided alone")
+               for c in at.caption), texts(at.caption)
 
     at.file_uploader[0].set_value(cell(GOOD_CELLS[0])).run()
     assert not at.exception
     assert ">PASS</div>" in banner()
     assert inspections_today(trained_studio) == 2
     expected = predict_image(trained_studio, TOOL, GOOD_CELLS[0].name, GOOD_CELLS[0].read_bytes(), record=False)
-    assert metrics(at)["Defect score"] == f"{expected.verdict.score:.2f}"
+    assert metrics(at)["Defect score"] == f"{expected.inspection.verdict.score:.2f}"
 
     # Not recorded when the toggle is off.
     at.toggle(key="photo-record").set_value(False)
@@ -400,14 +406,12 @@ def test_live_reports_a_file_that_is_not_an_image(trained_studio: Studio) -> Non
 
 def _flag_for_review(studio: Studio, paths: list[Path]) -> list[int]:
     """Record inspections of real cells that the model sent to a person (decision 'review')."""
-    model = active_model(studio, TOOL)
     ids = []
     for path in paths:
         # Re-encoded as the Live page stores it: new bytes, so not one of the tool's samples yet.
         png = encode_png(decode_image(path.read_bytes()).rgb)
         verdict = Verdict("review", "good", 0.45)
-        ids.append(record_inspection(studio, model, verdict, {"good": 0.55, "defective": 0.45}, 20.0, png,
-                                     station="test"))
+        ids.append(record(studio, TOOL, verdict, {"good": 0.55, "defective": 0.45}, png, station="test"))
     return ids
 
 
@@ -451,14 +455,14 @@ def test_analytics_without_inspections(trained_studio: Studio) -> None:
 
 
 def test_analytics_kpis_count_the_inspections_of_the_period(trained_studio: Studio) -> None:
-    decisions = [predict_image(trained_studio, TOOL, p.name, p.read_bytes(), station="test").verdict.decision
+    decisions = [predict_image(trained_studio, TOOL, p.name, p.read_bytes(),
+                               context=RecordContext("test")).inspection.decision
                  for p in [*GOOD_CELLS[:3], *DEFECTIVE_CELLS[:2]]]
     _flag_for_review(trained_studio, [GOOD_CELLS[6]])
     decisions.append("review")
     # One inspection a month ago: outside the default 14-day period.
-    model = active_model(trained_studio, TOOL)
-    record_inspection(trained_studio, model, Verdict("fail", "defective", 0.9), {"good": 0.1, "defective": 0.9},
-                      20.0, None, created_at=utc_now() - timedelta(days=30))
+    record(trained_studio, TOOL, Verdict("fail", "defective", 0.9), {"good": 0.1, "defective": 0.9}, None,
+           created_at=utc_now() - timedelta(days=30))
 
     at = open_page("analytics")
     assert "No inspections in this period." not in texts(at.info)

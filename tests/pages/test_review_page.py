@@ -7,15 +7,17 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core.audit import Actor, audit_log
-from core.decision import Verdict
+from core.audit import SYSTEM, Actor, audit_log
 from core.images import decode_image, encode_png
-from core.inference import active_model, predict_image, record_inspection
+from core.inspect.decision import Verdict
+from core.inspect.service import predict_image
 from core.model_versions import list_versions, train_candidate
 from core.reviews import queue_counts
 from core.samples import class_counts
 from core.studio import Studio
+from core.tool_settings import change_settings, tool_settings
 from storage.tables import Review
+from tests.inspections import classifier_of, record
 from tests.pages.test_pages import (DEFECTIVE_CELLS, GOOD_CELLS, TOOL, button, empty_studio,  # noqa: F401
                                     metrics, navigation_pages_only, open_page, texts, trained_studio,
                                     trained_template)
@@ -23,9 +25,8 @@ from tests.pages.test_pages import (DEFECTIVE_CELLS, GOOD_CELLS, TOOL, button, e
 
 def flag(studio: Studio, paths: list[Path], score: float = 0.45) -> list[int]:
     """Inspections of real cells the model sent to a person, as the Live page records them."""
-    model = active_model(studio, TOOL)
-    return [record_inspection(studio, model, Verdict("review", "good", score), {"good": 1 - score, "defective": score},
-                              20.0, encode_png(decode_image(p.read_bytes()).rgb), station="line-1") for p in paths]
+    return [record(studio, TOOL, Verdict("review", "good", score), {"good": 1 - score, "defective": score},
+                   encode_png(decode_image(p.read_bytes()).rgb), station="line-1") for p in paths]
 
 
 def card_id(at) -> str:  # noqa: ANN001 - an AppTest
@@ -38,6 +39,7 @@ def reviews(studio: Studio) -> list[tuple[int, str]]:
 
 
 def test_tap_good_tap_a_defect_class_and_undo(trained_studio: Studio) -> None:
+    (v1,) = [v.id for v in list_versions(trained_studio, TOOL)]
     first, second, third = flag(trained_studio, [GOOD_CELLS[5], DEFECTIVE_CELLS[5], DEFECTIVE_CELLS[6]])
     at = open_page("review")
     assert card_id(at) == str(first)
@@ -60,8 +62,10 @@ def test_tap_good_tap_a_defect_class_and_undo(trained_studio: Studio) -> None:
     button(at, "Defective").click().run()
     assert reviews(trained_studio) == [(first, "good"), (second, "defective")]
     actions = [(e.action, e.target, e.actor) for e in audit_log(trained_studio, TOOL)]
+    trained = ("train_activate", f"model_version {v1}", "system")  # the template's training, audited too
     assert actions == [("verdict", f"inspection {second}", "operator"), ("undo", f"inspection {second}", "operator"),
-                       ("verdict", f"inspection {second}", "operator"), ("verdict", f"inspection {first}", "operator")]
+                       ("verdict", f"inspection {second}", "operator"), ("verdict", f"inspection {first}", "operator"),
+                       trained]
 
 
 def test_not_sure_skips_and_the_name_and_device_reach_the_audit_log(trained_studio: Studio) -> None:
@@ -77,7 +81,7 @@ def test_not_sure_skips_and_the_name_and_device_reach_the_audit_log(trained_stud
     assert sum(queue_counts(trained_studio, TOOL).values()) == 1  # the skipped one still waits
     assert "skipped by you" in texts(at.info)[0]
     assert [(e.action, e.actor, e.device) for e in audit_log(trained_studio, TOOL)] == \
-        [("verdict", "maria", "tablet-3"), ("skip", "maria", "tablet-3")]
+        [("verdict", "maria", "tablet-3"), ("skip", "maria", "tablet-3"), ("train_activate", "system", "")]
 
 
 def test_heatmap_toggle_shows_the_class_activation_map(trained_studio: Studio) -> None:
@@ -87,7 +91,7 @@ def test_heatmap_toggle_shows_the_class_activation_map(trained_studio: Studio) -
     at.toggle(key="heatmap").set_value(True).run()
     assert not at.exception and len(at.image) == 1
     assert at.image[0].proto.imgs[0].url != plain  # another picture: the overlay
-    assert not [c for c in texts(at.caption) if c.startswith("No heatmap")]
+    assert not [c for c in texts(at.caption) if c.startswith("No defect map")]
 
 
 def test_models_page_promotes_and_rolls_back(trained_studio: Studio) -> None:
@@ -98,12 +102,26 @@ def test_models_page_promotes_and_rolls_back(trained_studio: Studio) -> None:
     assert at.button(key="promote").label == f"Promote v{v2}"
     at.button(key="promote").click().run()
     assert not at.exception
-    assert active_model(trained_studio, TOOL).version_id == v2
-    assert predict_image(trained_studio, TOOL, "x.png", GOOD_CELLS[0].read_bytes(), record=False).model_version == v2
+    assert classifier_of(trained_studio, TOOL).version_id == v2
+    assert predict_image(trained_studio, TOOL, "x.png", GOOD_CELLS[0].read_bytes(), record=False).inspection.deciding_version == v2
     assert at.button(key="promote").label == f"Roll back to v{v1}"
     at.button(key="promote").click().run()
-    assert active_model(trained_studio, TOOL).version_id == v1
+    assert classifier_of(trained_studio, TOOL).version_id == v1
     actions = [(e.action, e.target) for e in audit_log(trained_studio, TOOL)]
     assert actions[:2] == [("rollback", f"model_version {v1}"), ("promote", f"model_version {v2}")]
     at.button(key="compare").click().run()
     assert not at.exception and "Side by side" in texts(at.subheader)
+
+
+def test_models_page_review_settings_open_and_save_with_shares_set_elsewhere(trained_studio: Studio) -> None:
+    change_settings(trained_studio, TOOL, SYSTEM, {"audit_share": 0.5, "holdout_share": 0.8})  # `tools set`
+    at = open_page("models")
+    shares = {s.label: s.value for s in at.slider}
+    assert shares["Share of passes drawn for audit"] == 0.5
+    assert shares["Share of reviewed images held out for comparisons"] == 0.8
+    next(s for s in at.slider if s.label == "Share of passes drawn for audit").set_value(0.1)
+    at.button(key="save-review-settings").click().run()
+    assert not at.exception
+    assert tool_settings(trained_studio, TOOL).audit_share == 0.1
+    (entry, *_) = audit_log(trained_studio, TOOL)
+    assert entry.action == "settings" and entry.details["changes"]["audit_share"] == {"from": 0.5, "to": 0.1}
