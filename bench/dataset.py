@@ -95,9 +95,10 @@ def page_times(studio: Studio, filters: DatasetFilter, pages: list[int]) -> list
 
 def full_size_page_ms(studio: Studio, pages: list[int]) -> list[float]:
     """Baseline: the same pages made from the stored full-size images instead of cached thumbnails."""
+    from sqlalchemy import select
+
     from storage import repository as repo
     from storage.tables import Tool
-    from sqlalchemy import select
 
     times = []
     with studio.transaction() as session:

@@ -38,12 +38,12 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.config import Settings  # noqa: E402
-from core.live.demo import demo_frames  # noqa: E402
-from core.live.processor import FrameProcessor  # noqa: E402
 from core.audit import SYSTEM  # noqa: E402
+from core.config import Settings  # noqa: E402
 from core.inspect.models import ToolModels, load_tool_models  # noqa: E402
 from core.inspect.roi import region  # noqa: E402
+from core.live.demo import demo_frames  # noqa: E402
+from core.live.processor import FrameProcessor  # noqa: E402
 from core.live.settings import LiveSettings  # noqa: E402
 from core.live.tool import live_config  # noqa: E402
 from core.samples import import_path  # noqa: E402

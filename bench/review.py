@@ -42,11 +42,10 @@ from core.inspect.models import load_tool_models  # noqa: E402
 from core.inspect.recorder import RecordContext  # noqa: E402
 from core.inspect.service import predict_image  # noqa: E402
 from core.model_versions import promote, train_candidate  # noqa: E402
-from core.reviews import (Reviewer, next_card, queue_counts, queue_for_review, submit_review,  # noqa: E402
-                          suggest_for_review)
-from core.tool_settings import change_settings  # noqa: E402
+from core.reviews import Reviewer, next_card, queue_counts, queue_for_review, submit_review, suggest_for_review  # noqa: E402
 from core.samples import Candidate, add_images  # noqa: E402
 from core.studio import Studio, open_studio  # noqa: E402
+from core.tool_settings import change_settings  # noqa: E402
 from core.tools import create_tool  # noqa: E402
 from core.training import train  # noqa: E402
 from storage import repository as repo  # noqa: E402

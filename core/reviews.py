@@ -20,10 +20,10 @@ from sqlalchemy.exc import IntegrityError
 
 from core.audit import Actor, log
 from core.errors import InvalidInputError, NotFoundError, StudioError
-from core.studio import Studio
 from core.inspect.models import load_tool_models
-from core.tool_settings import ToolSettings
 from core.samples import fields_of_stored_image
+from core.studio import Studio
+from core.tool_settings import ToolSettings
 from core.tools import require_tool
 from storage import repository as repo
 from storage import review_queue as queue_repo

@@ -20,9 +20,9 @@ import stat
 import threading
 import time
 import zipfile
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any

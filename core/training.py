@@ -28,7 +28,6 @@ from storage import repository as repo
 from storage import versions as versions_repo
 from storage.tables import Tool
 
-
 TrainProgress = Callable[[str, float], None]
 
 

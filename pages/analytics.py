@@ -14,8 +14,8 @@ from core.analytics.thumbnails import thumbnail_uri
 from core.errors import StudioError
 from core.heatmap import inspection_heatmap
 from pages import analytics_charts as charts
-from pages.identity import current_reviewer
 from pages.common import require_tool, studio
+from pages.identity import current_reviewer
 
 DEFAULT_DAYS = 30
 ALL = "All"

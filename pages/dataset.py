@@ -9,8 +9,8 @@ from core import dataset
 from core.dataset import PAGE_SIZE, SOURCES, DatasetFilter
 from core.errors import StudioError
 from core.export import export_dataset
-from pages.identity import current_reviewer
 from pages.common import require_tool, studio
+from pages.identity import current_reviewer
 
 COLUMNS = 6
 UNDO_KEY = "dataset-undo"  # ids of the last delete

@@ -8,8 +8,15 @@ import streamlit as st
 
 from core.audit import audit_log
 from core.errors import StudioError
-from core.model_versions import (Comparison, compare_versions, delete_version, list_versions, promote,
-                                 samples_since_active, train_candidate)
+from core.model_versions import (
+    Comparison,
+    compare_versions,
+    delete_version,
+    list_versions,
+    promote,
+    samples_since_active,
+    train_candidate,
+)
 from core.reviews import queue_for_review, suggest_for_review
 from core.tool_settings import ToolSettings, change_settings
 from pages.common import require_tool, studio

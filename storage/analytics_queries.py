@@ -8,7 +8,6 @@ Functions take a Session and never commit.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime

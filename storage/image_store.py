@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-
-import psutil
 import tempfile
 from pathlib import Path
 
+import psutil
 
 PARTIAL_PREFIX = ".tmp-"  # temporary files are named .tmp-<pid>-<random>.part
 

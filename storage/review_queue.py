@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.tables import AuditEntry, Inspection, QUEUE_PRIORITIES, Review
+from storage.tables import QUEUE_PRIORITIES, AuditEntry, Inspection, Review
 
 
 @dataclass(frozen=True)

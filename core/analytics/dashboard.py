@@ -22,9 +22,9 @@ from core.analytics.drift import DEFAULT_WARNING_PSI, DriftReport, drift_report
 from core.analytics.filters import AnalyticsFilter, Shift, shifts_of
 from core.studio import Studio
 from core.tools import require_tool
-from storage import versions as versions_repo
 from storage import analytics_queries as q
 from storage import repository as repo
+from storage import versions as versions_repo
 from storage.analytics_queries import RECENT_COLUMNS, Grain, InspectionScope
 from storage.tables import Inspection
 

@@ -6,6 +6,7 @@ import base64
 import io
 from functools import lru_cache
 from pathlib import Path
+
 from PIL import Image, UnidentifiedImageError
 
 from core.studio import Studio

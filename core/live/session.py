@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from core.images import encode_png
+from core.inspect.models import ToolModels
 from core.live.demo import demo_frames
 from core.live.processor import FrameProcessor, FrameReport
 from core.live.settings import LiveConfig, LiveSettings
-from core.inspect.models import ToolModels
 from core.live.writer import InspectionWriter
 from core.roi import crop_to_roi
 from core.samples import Candidate, ImportReport, add_images

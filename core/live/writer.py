@@ -10,7 +10,6 @@ the data folder, which the next writer replays first. Nothing is lost.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading

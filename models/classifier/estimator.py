@@ -35,11 +35,11 @@ from models.backbones.registry import get_backbone
 from models.base import Judgement, NotFittedError, Progress, TrainingSetError, mirrored
 from models.classifier.calibration import calibrate_threshold, review_band, validation_report
 from models.classifier.torch_model import FewShotHead, local_stats, patch_features, pooled_maps, position_scale
-from models.positional_memory import nearest_good_distances, to_memory
-from models.projection import discriminant_projection, project
 from models.device import get_device
+from models.positional_memory import nearest_good_distances, to_memory
 from models.preprocess import standardise_intensity, to_batch
 from models.profiles import DEFAULT_PROFILE, get_profile
+from models.projection import discriminant_projection, project
 
 MIN_GOODS = 3  # each cross-validation fold must leave two goods to estimate the position scale
 MIN_IMAGES_PER_CLASS = 5  # the smallest training set the product accepts (check_training_set)

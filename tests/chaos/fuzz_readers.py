@@ -76,7 +76,7 @@ def zip_seeds(images: list[bytes]) -> list[bytes]:
                 archive.writestr(name, data)
         return buffer.getvalue()
 
-    manifest = ("file,label,split,sha256\ngood/a.png,good,train,\nbad/b.png,bad,held_out,\n").encode()
+    manifest = (b"file,label,split,sha256\ngood/a.png,good,train,\nbad/b.png,bad,held_out,\n")
     return [
         build([("good/a.png", images[0]), ("bad/b.jpg", images[2])]),
         build([("good/a.png", images[0]), ("bad/b.png", images[1])], zipfile.ZIP_STORED),

@@ -15,8 +15,8 @@ import pytest
 from core.analytics.dashboard import Dashboard, filter_options, load_dashboard
 from core.analytics.drift import FINE_BINS, REFERENCE_DAYS, drift_report, ks, psi, score_histogram
 from core.analytics.export import CSV_COLUMNS, write_csv
-from core.audit import SYSTEM
 from core.analytics.filters import DEFAULT_SHIFTS, AnalyticsFilter, Shift, parse_shifts, save_shifts
+from core.audit import SYSTEM
 from core.errors import InvalidInputError, NotFoundError
 from core.studio import Studio
 from core.tools import create_tool

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.errors import InvalidInputError, TrainingCancelledError
-from core.audit import SYSTEM
 from core.inspect.models import load_tool_models
 from core.inspect.service import predict_image
 from core.samples import import_path

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 import storage.db
+from core.audit import SYSTEM
 from core.config import Settings
 from core.errors import DatabaseUnavailableError
 from core.samples import Candidate, add_images
 from core.studio import Studio, open_studio
-from core.audit import SYSTEM
 from core.tool_settings import change_settings
 from core.tools import create_tool, list_tools
 

@@ -19,9 +19,8 @@ from core.export import ExportCancelledError, export_dataset
 from core.images import decode_image
 from core.mvtec import import_mvtec
 from core.samples import class_counts, import_path
-from core.tools import add_class
 from core.studio import Studio
-from core.tools import create_tool, get_tool
+from core.tools import add_class, create_tool, get_tool
 from storage.tables import Sample
 
 

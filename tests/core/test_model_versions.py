@@ -16,8 +16,15 @@ from core.heatmap import defect_map, inspection_heatmap
 from core.images import decode_image, encode_png
 from core.inspect.decision import Verdict
 from core.inspect.service import predict_image
-from core.model_versions import (compare_versions, delete_version, list_versions, promote, rollback,
-                                 samples_since_active, train_candidate)
+from core.model_versions import (
+    compare_versions,
+    delete_version,
+    list_versions,
+    promote,
+    rollback,
+    samples_since_active,
+    train_candidate,
+)
 from core.reviews import Reviewer, next_card, submit_review
 from core.samples import import_path
 from core.studio import Studio, open_studio

@@ -15,8 +15,16 @@ from sqlalchemy import func, select, update
 from core.audit import audit_log
 from core.config import Settings
 from core.errors import InvalidInputError
-from core.reviews import (Reviewer, next_card, queue_counts, queue_for_review, skip, submit_review,
-                          suggest_for_review, undo_review)
+from core.reviews import (
+    Reviewer,
+    next_card,
+    queue_counts,
+    queue_for_review,
+    skip,
+    submit_review,
+    suggest_for_review,
+    undo_review,
+)
 from core.samples import class_counts
 from core.studio import Studio, open_studio
 from core.tool_settings import change_settings

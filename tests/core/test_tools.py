@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.audit import Actor, audit_log
 from core.errors import InvalidInputError, NotFoundError
 from core.studio import Studio
-from core.audit import Actor, audit_log
 from core.tools import create_tool, get_tool, list_tools, parse_classes, set_classes, set_roi
 
 

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.errors import InvalidInputError, NotFoundError, TrainingBusyError, TrainingCancelledError
 from core.model_versions import list_versions
 from core.samples import class_counts, import_path
 from core.studio import Studio, open_studio
-from core.tools import create_tool, get_tool
-from core.audit import SYSTEM
 from core.tool_settings import change_settings
+from core.tools import create_tool, get_tool
 from core.training import train, training_lock
 from models.classifier.estimator import MIN_IMAGES_PER_CLASS
 from models.profiles import DEFAULT_PROFILE

@@ -17,10 +17,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from urllib.parse import urlparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 

@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.audit import SYSTEM
 from core.live.demo import demo_frames
 from core.live.settings import LiveConfig
-from core.tool_settings import LiveOptions
 from core.live.tool import save_live_config
 from core.samples import import_path
 from core.studio import Studio, open_studio
-from core.audit import SYSTEM
+from core.tool_settings import LiveOptions
 from core.tools import create_tool, set_roi
 from core.training import train
 from storage.tables import Inspection

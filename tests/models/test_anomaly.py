@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from models.anomaly import PatchCoreDetector
-from models.base import NotFittedError
 from models.artifacts import META_FILE, WEIGHTS_FILE, ArtifactError
+from models.base import NotFittedError
 from models.preprocess import standardise_intensity
 
 TRAIN_GOODS = 15

@@ -19,10 +19,16 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from models.artifacts import META_FILE, WEIGHTS_FILE, ArtifactError, load_artifact, save_artifact
-from models.classifier import FewShotClassifier, load_classifier
-from models.classifier.calibration import (MAX_BAND, MIN_BAND, balanced_accuracy_at, best_cut, calibrate_threshold,
-                                           platt_fit)
 from models.base import NotFittedError
+from models.classifier import FewShotClassifier, load_classifier
+from models.classifier.calibration import (
+    MAX_BAND,
+    MIN_BAND,
+    balanced_accuracy_at,
+    best_cut,
+    calibrate_threshold,
+    platt_fit,
+)
 from models.classifier.estimator import extract_activations, network_input
 
 CLASSES = ["defective", "good"]  # classes_ are sorted

@@ -8,7 +8,6 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.analytics.dashboard import load_dashboard
 from core.analytics.filters import AnalyticsFilter
@@ -16,8 +15,7 @@ from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import utc_now
-from tests.pages.test_pages import (  # noqa: F401 - fixture
-    ELPV, _use, metrics, navigation_pages_only, open_page, texts)
+from tests.pages.test_pages import ELPV, _use, metrics, navigation_pages_only, open_page, texts  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = "cells"

@@ -11,11 +11,11 @@ import pytest
 
 from core.audit import SYSTEM, audit_log
 from core.config import Settings
-from core.samples import import_path
-from core.studio import Studio, open_studio
 from core.images import decode_image, encode_png
 from core.inspect.decision import Verdict
 from core.inspect.models import load_tool_models
+from core.samples import import_path
+from core.studio import Studio, open_studio
 from core.tool_settings import change_settings
 from core.tools import create_tool, get_tool
 from core.training import train
@@ -25,12 +25,12 @@ from tests.pages.test_pages import (  # noqa: F401 - fixtures and helpers of the
     DEFECTIVE_CELLS,
     ELPV,
     TOOL,
-    studio_copy,
     button,
     cell,
     metrics,
     navigation_pages_only,
     open_page,
+    studio_copy,
     texts,
 )
 

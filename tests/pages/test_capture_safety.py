@@ -3,7 +3,6 @@ damaged .zip among the uploads are reported one by one, and the report of what w
 
 from __future__ import annotations
 
-import io
 import zipfile
 
 from core.samples import class_counts

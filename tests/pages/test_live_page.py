@@ -25,9 +25,18 @@ from core.studio import Studio
 from core.tools import get_roi, get_tool, set_roi
 from storage.tables import Inspection
 from tests.pages.conftest import StreamerRecorder
-from tests.pages.test_pages import DEFECTIVE_CELLS, GOOD_CELLS, TOOL, button, metrics, open_page, texts
-
-from tests.pages.test_pages import navigation_pages_only, trained_studio, trained_template  # noqa: E402,F401
+from tests.pages.test_pages import (  # noqa: E402,F401
+    DEFECTIVE_CELLS,
+    GOOD_CELLS,
+    TOOL,
+    button,
+    metrics,
+    navigation_pages_only,
+    open_page,
+    texts,
+    trained_studio,
+    trained_template,
+)
 
 ROI = [0.2, 0.1, 0.8, 0.9]  # where core.live.demo.place puts the part in a 640 x 480 frame
 
@@ -188,6 +197,7 @@ def test_unplugged_camera_is_reported(studio: Studio, webrtc: StreamerRecorder) 
 def test_database_unavailable_keeps_inspections_and_writes_them_later(
         trained_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, webrtc: StreamerRecorder) -> None:
     import shutil
+
     from tests.pages.test_pages import _use
     monkeypatch.setattr(storage.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
     data_dir = tmp_path / "data"

@@ -18,9 +18,19 @@ from core.studio import Studio
 from core.tool_settings import change_settings, tool_settings
 from storage.tables import Review
 from tests.inspections import classifier_of, record
-from tests.pages.test_pages import (DEFECTIVE_CELLS, GOOD_CELLS, TOOL, button, empty_studio,  # noqa: F401
-                                    metrics, navigation_pages_only, open_page, texts, trained_studio,
-                                    trained_template)
+from tests.pages.test_pages import (  # noqa: F401
+    DEFECTIVE_CELLS,
+    GOOD_CELLS,
+    TOOL,
+    button,
+    empty_studio,
+    metrics,
+    navigation_pages_only,
+    open_page,
+    texts,
+    trained_studio,
+    trained_template,
+)
 
 
 def flag(studio: Studio, paths: list[Path], score: float = 0.45) -> list[int]:

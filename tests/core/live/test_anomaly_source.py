@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.audit import SYSTEM
+from core.inspect.models import load_tool_models
 from core.live.demo import HEIGHT, WIDTH, place
 from core.live.processor import FrameProcessor
 from core.live.settings import LiveSettings
-from core.audit import SYSTEM
-from core.inspect.models import load_tool_models
-from core.tool_settings import change_settings
 from core.live.writer import InspectionWriter
 from core.roi import roi_pixels
 from core.studio import Studio
+from core.tool_settings import change_settings
 from core.tools import set_roi
 from storage.tables import Inspection
 from tests.core.live.conftest import TOOL, cells

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import queue
+from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from dataclasses import replace
 
 from core.audit import SYSTEM
 from core.errors import NotFoundError, StudioError
