@@ -16,4 +16,6 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${need[@]}"
 fi
 
+echo "Linting (ruff) ..."
+.venv/bin/ruff check --quiet .
 exec .venv/bin/python -m pytest "$@"

@@ -51,3 +51,23 @@ def any_studio(tmp_path: Path, database_url: str) -> Studio:
 def elpv_subset() -> Path:
     """Folder of committed real ELPV cells: ``good/`` and ``defective/``."""
     return ELPV_SUBSET
+
+
+# Whole folders and modules that train models, start services, browsers or subprocesses: the fast lane
+# (`./test.sh -m "not slow"`) leaves them out. Markers of their own say which kind they are.
+SLOW_PATHS = ("e2e/", "chaos/", "line/", "bench/", "core/live/", "core/test_training.py",
+              "core/test_anomaly_training.py", "core/test_model_versions.py", "core/test_third_method.py",
+              "core/test_store_safety.py", "pages/", "test_cli_", "models/test_classifier.py",
+              "models/test_anomaly.py")
+KIND_MARKERS = {"e2e/": "e2e", "chaos/": "chaos", "line/": "line"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parent
+    for item in items:
+        relative = Path(item.fspath).resolve().relative_to(root).as_posix()
+        if relative.startswith(SLOW_PATHS) or any(m.name in ("chaos", "line", "e2e") for m in item.iter_markers()):
+            item.add_marker(pytest.mark.slow)
+        for prefix, marker in KIND_MARKERS.items():
+            if relative.startswith(prefix):
+                item.add_marker(getattr(pytest.mark, marker))
