@@ -184,7 +184,8 @@ def naive(studio: Studio, flt: AnalyticsFilter) -> dict[str, object]:
     judged = part["verdict"].where(part["verdict"].notna(), part["label"].where(part["decision"] == "fail"))
     pareto = judged[judged.notna() & (judged != "good")].value_counts()
     confusion = part[part["verdict"].notna()].groupby(["label", "verdict"]).size()
-    score_bins = part.groupby([part["created_at"].dt.floor("D"), (part["score"] * 20).clip(upper=19).astype(int)]).size()
+    score_bins = part.groupby([part["created_at"].dt.floor("D"),
+                               (part["score"] * 20).clip(upper=19).astype(int)]).size()
     latency = np.histogram(part["latency_ms"], bins=LATENCY_BINS)[0]
     active = versions[(versions["tool_id"] == tool["id"]) & (versions["status"] == "active")
                       & (versions["method"] == "classifier")].iloc[0]  # the tool's active classifier

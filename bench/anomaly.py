@@ -173,7 +173,8 @@ def cross_check(images, y, goods, defects, test, rows, anomaly_scores, cells_by_
     classifier = build(CLASSIFIER, profile=profile, good_class="good", seed=seed).fit_activations(
         extract_activations(profile, [rgb(images[i]) for i in train_cells]), labels)
     keep = ~np.isin(test, defects)
-    probabilities = classifier.predict_proba_activations(classifier_activations(images, cells_by_row, profile).take(rows[keep]))
+    probabilities = classifier.predict_proba_activations(
+        classifier_activations(images, cells_by_row, profile).take(rows[keep]))
     threshold, band = classifier.threshold_, classifier.review_band_
     good = list(classifier.classes_).index("good")
     decisions, classifier_decisions = [], []
@@ -226,7 +227,8 @@ def main() -> None:
     parser.add_argument("--profile", default=DEFAULT_PROFILE,
                         help="backbone profile of the anomaly model, the baseline and the cross-check classifier")
     parser.add_argument("--timing-only", action="store_true",
-                        help="only time scoring (batch 1, with the map) and training on 20 goods (run it under quiet.sh)")
+                        help="only time scoring (batch 1, with the map) and training on 20 goods "
+                             "(run it under quiet.sh)")
     args = parser.parse_args()
     torch.manual_seed(0)
     images, y = load_elpv()

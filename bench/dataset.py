@@ -55,7 +55,8 @@ def write_cells(folder: Path, images: np.ndarray, proba: np.ndarray, indices: li
     for index in indices:
         label = "defective" if proba[index] >= 0.5 else "good"
         pixels = np.rot90(images[index], turn % 4)
-        Image.fromarray((pixels[:, ::-1] if turn >= 4 else pixels).copy()).save(folder / label / f"cell_{index:04d}_r{turn}.png")
+        Image.fromarray((pixels[:, ::-1] if turn >= 4 else pixels).copy()).save(
+            folder / label / f"cell_{index:04d}_r{turn}.png")
 
 
 def fresh_studio(root: Path) -> Studio:

@@ -233,7 +233,8 @@ def write_results(saved: dict, seeds: int) -> None:
         "Training 40 cells with `python -m core train` (median seconds it reports, features and calibration "
         "included; peak RSS of that process), `python -m core predict` ms per image at batch 1 (median, "
         "decoding included), and the backbone forward alone vs the extra cost of probabilities + heatmap:", "",
-        "| profile | train 40 s | train peak RSS MB | predict ms | forward ms | post-backbone (heads + fusion + heatmap) ms |",
+        ("| profile | train 40 s | train peak RSS MB | predict ms | forward ms "
+         "| post-backbone (heads + fusion + heatmap) ms |"),
         "| --- | --- | --- | --- | --- | --- |", *timing_lines, ""])
     results = ROOT / "bench" / "RESULTS.md"
     text = results.read_text() if results.exists() else "# Benchmark results\n"

@@ -232,7 +232,8 @@ def main() -> None:
         for frame in frames[:10]:
             warm.process(frame)
         one = one_tool(studio, frames)
-        print(f"one tool with heatmap ({one['profile']} profile): {one['fps']} fps (median {one['total_ms']} ms per frame); "
+        print(f"one tool with heatmap ({one['profile']} profile): {one['fps']} fps "
+              f"(median {one['total_ms']} ms per frame); "
               f"stages ms {one['stages_ms']}; bare forward {one['bare_forward_ms']} ms; "
               f"overhead ratio {one['overhead_ratio']}", flush=True)
         two = two_tools(studio, frames)

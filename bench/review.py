@@ -155,7 +155,8 @@ def import_cells(studio: Studio, images: np.ndarray, labels: np.ndarray, indices
 
 
 def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: list[int], start: list[int],
-             features: object, held_labels: np.ndarray, rounds: int, batch: int, budget: int, folder: Path) -> list[float]:
+             features: object, held_labels: np.ndarray, rounds: int, batch: int, budget: int,
+             folder: Path) -> list[float]:
     """One arm of the loop: ``active`` (queue + uncertainty suggestions) or ``random`` labels."""
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
     try:

@@ -10,8 +10,9 @@ Three kinds that look like what electroluminescence images of cells show (Deitsc
 Deliberately separate from the product's own generator (``models/anomaly/synthetic.py``, which
 shapes the anomaly model's projection): an evaluation drawn by the training generator would grade
 the model on its own homework. Position, size, shape and contrast come from the caller's seeded
-``numpy`` Generator. The mask is the drawn shape (the soft edge's fringe outside it is not marked). Run as a script, it writes a
-small MVTec AD-layout folder of ELPV goods and such defects (to try ``--mvtec`` without MVTec data):
+``numpy`` Generator. The mask is the drawn shape (the soft edge's fringe outside it is not marked).
+Run as a script, it writes a small MVTec AD-layout folder of ELPV goods and such defects (to try
+``--mvtec`` without MVTec data):
 
     .venv/bin/python bench/synthetic_defects.py OUT_DIR [--train 12] [--test-good 4] [--defects 6]
 """

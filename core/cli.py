@@ -115,7 +115,8 @@ def cmd_tools_roi(studio: Studio, args: argparse.Namespace) -> int:
         try:
             box = [float(v) for v in args.box.split(",")]
         except ValueError:
-            raise InvalidInputError("the region is x0,y0,x1,y1 in fractions of the frame, e.g. 0.1,0.1,0.9,0.9") from None
+            raise InvalidInputError(
+                "the region is x0,y0,x1,y1 in fractions of the frame, e.g. 0.1,0.1,0.9,0.9") from None
     frame = None
     if args.frame:
         try:
@@ -231,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Visual inspection studio, command line.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    tools = commands.add_parser("tools", help="create, list and configure inspection tools").add_subparsers(dest="action", required=True)
+    tools = commands.add_parser("tools", help="create, list and configure inspection tools").add_subparsers(
+        dest="action", required=True)
     create = tools.add_parser("create", help="create a tool")
     create.add_argument("name")
     create.add_argument("--classes", required=True, help="comma-separated classes; must include 'good'")
@@ -261,8 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     classes.add_argument("classes", help="comma-separated, e.g. good,scratch,dent")
     classes.set_defaults(func=cmd_tools_classes)
 
-    samples = commands.add_parser("samples", help="manage a tool's samples").add_subparsers(dest="action", required=True)
-    importing = samples.add_parser("import", help="import a folder (one sub-folder per class), a flat folder with --label, or a .zip")
+    samples = commands.add_parser("samples", help="manage a tool's samples").add_subparsers(
+        dest="action", required=True)
+    importing = samples.add_parser(
+        "import", help="import a folder (one sub-folder per class), a flat folder with --label, or a .zip")
     importing.add_argument("path")
     importing.add_argument("--tool", required=True)
     importing.add_argument("--label", help="label of every file (for a flat folder)")
@@ -297,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo_build.add_argument("--if-empty", action="store_true", help="only when the studio has no tool yet")
     demo_build.set_defaults(func=cmd_demo_build)
 
-    analytics = commands.add_parser("analytics", help="analytics of inspections").add_subparsers(dest="action", required=True)
+    analytics = commands.add_parser("analytics", help="analytics of inspections").add_subparsers(
+        dest="action", required=True)
     export = analytics.add_parser("export", help="CSV of the inspections a filter selects, streamed in chunks")
     export.add_argument("--tool", required=True)
     export.add_argument("--from", dest="start", required=True, help="first UTC day, YYYY-MM-DD")

@@ -2,7 +2,8 @@
 
 Layout of the archive::
 
-    manifest.csv                  file, label, split, source, sha256, width, height, mask, mask_sha256, original_name, created_at
+    manifest.csv                  file, label, split, source, sha256, width, height, mask, mask_sha256,
+                                  original_name, created_at
     <label>/<sha256[:16]>.<ext>   the stored image, byte for byte
     masks/<label>/<sha256[:16]>.png   its defect mask, when it has one
 
@@ -119,7 +120,8 @@ def manifest_candidates(archive: zipfile.ZipFile, members: list[zipfile.ZipInfo]
     try:
         return _rows_to_candidates(archive, reader, names)
     except csv.Error as error:
-        raise InvalidInputError(f"{MANIFEST_NAME} is not a valid CSV file ({error}); export the dataset again") from None
+        raise InvalidInputError(
+            f"{MANIFEST_NAME} is not a valid CSV file ({error}); export the dataset again") from None
 
 
 def _rows_to_candidates(archive: zipfile.ZipFile, reader: csv.DictReader, names: set[str]) -> list[Candidate]:

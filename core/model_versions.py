@@ -223,7 +223,8 @@ def compare_versions(studio: Studio, tool_name: str, version_ids: list[int],
         judged = classes if names_classes else [good, ANOMALY_LABEL]
         results[version_id] = {
             name: evaluate(version_judge(models), judged, images,
-                           labels if names_classes else [l if l == good else ANOMALY_LABEL for l in labels])
+                           labels if names_classes
+                           else [label if label == good else ANOMALY_LABEL for label in labels])
             for name, (images, labels) in sets.items()}
         if progress is not None:
             progress("compare", (index + 1) / len(version_ids))

@@ -233,7 +233,8 @@ class Suggestion:
     margin: float  # distance of the score to the threshold: small = the model is unsure
 
     def as_dict(self) -> dict[str, Any]:
-        return {"inspection_id": self.inspection_id, "created_at": self.created_at.isoformat(sep=" ", timespec="seconds"),
+        return {"inspection_id": self.inspection_id,
+                "created_at": self.created_at.isoformat(sep=" ", timespec="seconds"),
                 "decision": self.decision, "score": round(self.score, 4), "margin": round(self.margin, 4)}
 
 

@@ -40,17 +40,20 @@ def act(action: str) -> None:
     try:
         if action == "relabel":
             new = st.session_state["dataset-relabel-to"]
-            message = f"{dataset.relabel(studio(), tool.name, ids, new, current_reviewer())} sample(s) relabelled as '{new}'."
+            relabelled = dataset.relabel(studio(), tool.name, ids, new, current_reviewer())
+            message = f"{relabelled} sample(s) relabelled as '{new}'."
         elif action == "delete":
             deleted = dataset.delete(studio(), tool.name, ids, current_reviewer())
             st.session_state[UNDO_KEY] = deleted
             message = f"{len(deleted)} sample(s) deleted. Undo brings them back."
         elif action == "undo":
-            message = f"{dataset.restore(studio(), tool.name, st.session_state.pop(UNDO_KEY, []), current_reviewer())} sample(s) restored."
+            restored = dataset.restore(studio(), tool.name, st.session_state.pop(UNDO_KEY, []), current_reviewer())
+            message = f"{restored} sample(s) restored."
         elif action == "restore":
             message = f"{dataset.restore(studio(), tool.name, ids, current_reviewer())} sample(s) restored."
         else:
-            message = f"{dataset.set_split(studio(), tool.name, ids, action, current_reviewer())} sample(s) marked {SPLIT_NAMES[action]}."
+            marked = dataset.set_split(studio(), tool.name, ids, action, current_reviewer())
+            message = f"{marked} sample(s) marked {SPLIT_NAMES[action]}."
     except StudioError as error:
         st.session_state[MESSAGE_KEY] = ("error", str(error))
         return

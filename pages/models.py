@@ -33,7 +33,8 @@ st.subheader("New training data since the active model")
 gained = samples_since_active(studio(), tool.name)
 columns = st.columns(len(gained))
 for column, (name, count) in zip(columns, gained.items(), strict=True):
-    column.metric(name, f"+{count}", help="training samples added (reviews, uploads) since the active model was trained")
+    column.metric(name, f"+{count}",
+                  help="training samples added (reviews, uploads) since the active model was trained")
 
 if st.button("Retrain into a candidate", type="primary", help="the active model stays until you promote the candidate"):
     bar = st.progress(0.0, text="Training a candidate...")
@@ -61,8 +62,9 @@ if others:
     left, right = st.columns(2)
     methods = {v.id: v.method for v in versions}
     with left:
-        chosen = st.selectbox("Version", others,
-                              format_func=lambda i: f"v{i} ({next(f'{v.method}, {v.status}' for v in versions if v.id == i)})")
+        chosen = st.selectbox(
+            "Version", others,
+            format_func=lambda i: f"v{i} ({next(f'{v.method}, {v.status}' for v in versions if v.id == i)})")
         # the active version of the same method replaces it (a classifier the classifier, ...)
         active = next((v for v in versions if v.status == "active" and v.method == methods[chosen]), None)
         older = active is not None and chosen < active.id

@@ -101,7 +101,8 @@ with right:
     st.write("What is this part?")
     with st.container(key="verdicts"):
         for index, name in enumerate(card.classes, start=1):
-            st.button(name.capitalize(), key=f"verdict-{name}", type="primary" if name == card.good_class else "secondary",
+            st.button(name.capitalize(), key=f"verdict-{name}",
+                      type="primary" if name == card.good_class else "secondary",
                       width="stretch", shortcut=str(index) if index <= 9 else None, on_click=_answer,
                       args=(card, name, reviewer), help=f"key {index}" if index <= 9 else None)
     with st.container(key="controls", horizontal=True):

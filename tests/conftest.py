@@ -38,7 +38,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def studio(tmp_path: Path) -> Studio:
     """A studio on SQLite in a temporary data folder."""
-    return open_studio(Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'data' / 'studio.db'}"))
+    return open_studio(Settings(data_dir=tmp_path / "data",
+                                database_url=f"sqlite:///{tmp_path / 'data' / 'studio.db'}"))
 
 
 @pytest.fixture

@@ -133,7 +133,8 @@ class PatchCoreDetector:
     learns_from = "good"
 
     def __init__(self, *, profile: str = DEFAULT_PROFILE, good_class: str = "good", layers: tuple[int, ...] = (3, 4),
-                 input_size: int | None = None, pool: int = 3, standardise: bool = True, augment: str = "none", test_flip: bool = False,
+                 input_size: int | None = None, pool: int = 3, standardise: bool = True, augment: str = "none",
+                 test_flip: bool = False,
                  position_shrink: float = 0.3, radius: int = 1, synthetic_images: int = 240, projection_dims: int = 32,
                  shrinkage: float = 0.1, defect_patches: int = 5, bank_mb: float = 48.0, sigma: float = DEFAULT_SIGMA,
                  false_alarm: float = FALSE_ALARM, seed: int = 0) -> None:
@@ -160,7 +161,8 @@ class PatchCoreDetector:
         return {"profile": self.profile, "good_class": self.good_class, "layers": list(self.layers),
                 "input_size": self.input_size, "pool": self.pool, "standardise": self.standardise,
                 "augment": self.augment, "test_flip": self.test_flip, "position_shrink": self.position_shrink,
-                "radius": self.radius, "synthetic_images": self.synthetic_images, "projection_dims": self.projection_dims,
+                "radius": self.radius, "synthetic_images": self.synthetic_images,
+                "projection_dims": self.projection_dims,
                 "shrinkage": self.shrinkage, "defect_patches": self.defect_patches, "bank_mb": self.bank_mb,
                 "sigma": self.sigma, "false_alarm": self.false_alarm, "seed": self.seed}
 
@@ -209,7 +211,8 @@ class PatchCoreDetector:
                                    lambda fraction: report("features", fraction))
         goods = _Goods(raw, torch.arange(len(images)).repeat_interleave(len(variants)), len(variants),
                        *self._synthetic(images, (raw.shape[-2], raw.shape[-1]), report))
-        mirrored = self._raw_embeddings([_mirror(image) for image in images], lambda _: None) if self.test_flip else None
+        mirrored = (self._raw_embeddings([_mirror(image) for image in images], lambda _: None)
+                    if self.test_flip else None)
         report("coreset", 0.0)
         model = self._fit_model(goods, torch.ones(len(images), dtype=torch.bool))
         report("calibration", 0.0)
@@ -267,7 +270,8 @@ class PatchCoreDetector:
         keep = self._memory_subset(embedding)
         model.set_memory(embedding[keep])
         with torch.inference_mode():  # each member against the memory without its own rows
-            leave_one_out = torch.cat([model.nearest_distances(embedding[i : i + 1], exclude=sources[keep] == sources[i])
+            leave_one_out = torch.cat([model.nearest_distances(embedding[i : i + 1],
+                                                               exclude=sources[keep] == sources[i])
                                        for i in range(0, len(embedding), goods.variants)])
         mean = leave_one_out.mean(dim=0)  # (h, w)
         scale = (1 - self.position_shrink) * mean + self.position_shrink * mean.mean()

@@ -118,7 +118,8 @@ member_names = st.one_of(
 @st.composite
 def built_zip(draw: st.DrawFn, images: list[bytes]) -> bytes:
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))) as z:
+    compression = draw(st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
+    with zipfile.ZipFile(buffer, "w", compression=compression) as z:
         for _ in range(draw(st.integers(0, 5))):
             name = draw(member_names)
             content = draw(st.one_of(st.sampled_from(images), mutated(images), st.binary(max_size=256),
@@ -222,7 +223,7 @@ def main(examples: int) -> int:
         started = time.monotonic()
         try:
             run(examples, tally)
-        except BaseException as error:  # noqa: BLE001: a failing property; the report says which
+        except BaseException as error:  # noqa: BLE001 - a failing property; the report says which
             notes = getattr(error, "__notes__", [])
             error.__notes__ = []  # hypothesis's falsifying example: shortened below
             tally["failure"] = "".join(traceback.format_exception(error))[-3000:] + \

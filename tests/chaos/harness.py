@@ -109,7 +109,8 @@ class Tally:
                 "concurrent_rounds": self.concurrent_rounds, "rows_without_files": self.rows_without_files,
                 "lost_committed_samples": self.lost_committed_samples,
                 "referenced_files_deleted": self.referenced_files_deleted,
-                "tracebacks": len(self.tracebacks), "hangs": self.hangs, "final_store_check_findings": self.final_findings}
+                "tracebacks": len(self.tracebacks), "hangs": self.hangs,
+                "final_store_check_findings": self.final_findings}
 
 
 def sample_ids(studio: Studio) -> set[int]:

@@ -84,9 +84,11 @@ def test_concurrent_imports(tmp_path: Path, database_url: str) -> None:
     finally:
         zygote.close()
         studio.engine.dispose()
-    counts = {"database": backend, "concurrent_rounds": tally.concurrent_rounds, **{f"{m}_rounds": n for m, n in ROUNDS.items()},
+    counts = {"database": backend, "concurrent_rounds": tally.concurrent_rounds,
+              **{f"{m}_rounds": n for m, n in ROUNDS.items()},
               "rows_without_files": tally.rows_without_files, "lost_committed_samples": tally.lost_committed_samples,
-              "referenced_files_deleted": tally.referenced_files_deleted, "incomplete_finished_imports": len(incomplete),
+              "referenced_files_deleted": tally.referenced_files_deleted,
+              "incomplete_finished_imports": len(incomplete),
               "final_store_check_findings": tally.final_findings, "seconds": round(time.monotonic() - started, 1)}
     record(f"concurrent_imports_{backend}", counts)
     assert (tally.rows_without_files, tally.lost_committed_samples, tally.referenced_files_deleted) == (0, 0, 0)

@@ -98,7 +98,7 @@ def _run(jobs: list[dict], logs: Path) -> list[dict]:
             os.kill(pid, getattr(signal, f"SIG{name}"))
     results = []
     deadline = time.monotonic() + JOB_TIMEOUT
-    for pid, job, log in children:
+    for pid, _, log in children:
         code = status.get(pid)
         hung = False
         while code is None:

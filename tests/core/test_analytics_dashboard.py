@@ -243,7 +243,8 @@ def test_an_empty_selection(known: tuple[Studio, int, list[int]]) -> None:
     studio, _, _ = known
     board: Dashboard = load_dashboard(studio, AnalyticsFilter(TOOL, date(2020, 1, 1), date(2020, 1, 31)))
     k = board.kpis
-    assert (k.inspections, k.defect_rate, k.review_rate, k.agreement, k.latency_median_ms) == (0, None, None, None, None)
+    assert (k.inspections, k.defect_rate, k.review_rate, k.agreement,
+            k.latency_median_ms) == (0, None, None, None, None)
     assert board.rate_over_time.empty and board.pareto.empty and board.confusion.empty and board.recent.empty
     assert board.latency.empty and board.scores_over_time.empty
     assert board.drift is not None and board.drift.psi is None and board.drift.n_recent == 0

@@ -119,7 +119,8 @@ def test_a_model_that_fails_to_load_leaves_the_other_deciding_degraded(tmp_path:
     with studio.transaction() as session:
         assert session.scalars(select(Inspection.degraded).where(Inspection.id == prediction.inspection_id)).one()
     assert load_tool_models(studio, TOOL).errors.keys() == {"anomaly"}
-    change_settings(studio, TOOL, SYSTEM, {"policy": "anomaly only"})  # the wanted model is broken: the classifier decides
+    # the wanted model is broken: the classifier decides
+    change_settings(studio, TOOL, SYSTEM, {"policy": "anomaly only"})
     fallback = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False).inspection
     assert fallback.degraded is True and "classifier" in fallback.models
 

@@ -157,5 +157,6 @@ def test_held_out_samples_are_not_trained_on(studio: Studio, elpv_subset) -> Non
     held = [item.id for item in browse(studio, TOOL, DatasetFilter(labels=["good"])).items[:5]]
     set_split(studio, TOOL, held, "held_out")
     data = _load_training_images(studio, TOOL, get_method("classifier"))
-    assert (len(data.images), data.labels.count("good"), data.labels.count("defective"), data.skipped) == (35, 15, 20, [])
+    assert (len(data.images), data.labels.count("good"), data.labels.count("defective"),
+            data.skipped) == (35, 15, 20, [])
     assert not set(held) & set(data.sample_ids)

@@ -52,7 +52,8 @@ def mvtec(tmp_path: Path, elpv_subset: Path) -> Path:
     for defect, count in (("crack", 2), ("finger", 2)):
         (root / "ground_truth" / defect).mkdir(parents=True)
         for index in range(count):
-            Image.fromarray(crack_mask(index + len(defect))).save(root / "ground_truth" / defect / f"{index:03d}_mask.png")
+            Image.fromarray(crack_mask(index + len(defect))).save(
+                root / "ground_truth" / defect / f"{index:03d}_mask.png")
     return root
 
 
@@ -89,7 +90,8 @@ def test_mvtec_test_images_can_go_to_training_and_bad_masks_are_reported(studio:
     create_tool(studio, "solar", "good")
     (mvtec / "ground_truth" / "crack" / "002_mask.png").write_bytes(b"broken")
     report = import_mvtec(studio, "solar", mvtec, test_split="train")
-    assert report.rejected == [("test/crack/002.png", "its mask is unusable: not an image (or a format that is not supported)")]
+    assert report.rejected == [
+        ("test/crack/002.png", "its mask is unusable: not an image (or a format that is not supported)")]
     assert {s.split for s in samples(studio)} == {"train"}
 
 
@@ -124,7 +126,8 @@ def test_export_then_import_gives_the_same_dataset(studio: Studio, mvtec: Path, 
         names = set(opened.namelist())
         manifest = list(csv.DictReader(io.StringIO(opened.read("manifest.csv").decode())))
     assert {row["file"].split("/")[0] for row in manifest} == {"good", "crack", "finger", "defective"}
-    assert {row["file"] for row in manifest} | {row["mask"] for row in manifest if row["mask"]} | {"manifest.csv"} == names
+    assert ({row["file"] for row in manifest} | {row["mask"] for row in manifest if row["mask"]}
+            | {"manifest.csv"}) == names
     assert len({row["sha256"] for row in manifest}) == live
 
     create_tool(studio, "copy", "good")

@@ -222,7 +222,8 @@ def _patch_member(archive: Path, name: str, flag_bits: int | None = None, method
     archive.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize(("flags", "method", "reason"), [(0x1, None, "encrypted"), (None, 99, "unsupported zip compression")])
+@pytest.mark.parametrize(("flags", "method", "reason"),
+                         [(0x1, None, "encrypted"), (None, 99, "unsupported zip compression")])
 def test_item4_an_unreadable_member_is_rejected_and_the_rest_imported(studio: Studio, tmp_path: Path, flags: int | None,
                                                                       method: int | None, reason: str) -> None:
     create_tool(studio, "one", "good,bad")

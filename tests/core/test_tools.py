@@ -89,7 +89,8 @@ def test_roi_and_classes_changes_are_audited(any_studio: Studio) -> None:
     set_classes(any_studio, "cell", "good,crack,dent", ann)
     assert get_tool(any_studio, "cell").classes == ["good", "crack", "dent"]
     entries = audit_log(any_studio, "cell")
-    assert [(e.action, e.actor, e.device) for e in entries] == [("classes", "ann", "tablet-3"), ("roi", "ann", "tablet-3")]
+    assert [(e.action, e.actor, e.device) for e in entries] == [("classes", "ann", "tablet-3"),
+                                                                ("roi", "ann", "tablet-3")]
     assert entries[1].details == {"from": None, "to": [0.1, 0.2, 0.9, 0.8], "frame": [1280, 720]}
     with pytest.raises(InvalidInputError, match="'good'"):
         set_classes(any_studio, "cell", "dent", ann)

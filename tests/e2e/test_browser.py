@@ -45,8 +45,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TOOL = "solar-cell"  # also the demo project's tool
 VIEWPORT = {"width": 1280, "height": 800}
-TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection", "review": "Review queue",
-          "analytics": "Analytics", "models": "Model versions", "line": "Line"}
+TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection",
+          "review": "Review queue", "analytics": "Analytics", "models": "Model versions", "line": "Line"}
 NAV_LABELS = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live", "review": "Review",
               "analytics": "Analytics", "models": "Models", "line": "Line"}
 TIMEOUT_MS = 60_000

@@ -163,7 +163,8 @@ def test_threshold_is_where_the_balanced_platt_curve_crosses_one_half(fitted, da
     best = max(balanced_accuracy_at(scores, truth, c) for c in np.unique(scores))
     assert balanced_accuracy_at(scores, truth, model.threshold_) >= best - 0.15
     assert model.validation_["threshold"] == model.threshold_
-    assert model.validation_["balanced_accuracy"] == pytest.approx(balanced_accuracy_at(scores, truth, model.threshold_))
+    assert model.validation_["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_at(scores, truth, model.threshold_))
 
 
 def test_best_cut_maximises_balanced_accuracy() -> None:
@@ -177,7 +178,8 @@ def test_review_band_is_the_median_distance_of_the_mistakes(fitted, data) -> Non
     model, _ = fitted
     scores, truth = model.oof_scores_, np.array([label == "defective" for label in data["train_labels"]])
     wrong = (scores > model.threshold_) != truth
-    expected = np.clip(np.median(np.abs(scores[wrong] - model.threshold_)), MIN_BAND, MAX_BAND) if wrong.any() else MIN_BAND
+    expected = (np.clip(np.median(np.abs(scores[wrong] - model.threshold_)), MIN_BAND, MAX_BAND)
+                if wrong.any() else MIN_BAND)
     assert model.review_band_ == pytest.approx(expected)
     assert model.validation_["in_review_band"] == int(np.sum(np.abs(scores - model.threshold_) <= model.review_band_))
 
@@ -296,7 +298,8 @@ def test_multi_class_training_gives_one_probability_per_class(data) -> None:
     goods = data["train_images"][:10]
     cracked = data["train_images"][N_TRAIN : N_TRAIN + 8]
     inactive = [_paint_inactive_area(img) for img in data["held_images"][10:18]]  # held-out goods, painted
-    model = FewShotClassifier(profile="fast").fit(goods + cracked + inactive, ["good"] * 10 + ["crack"] * 8 + ["inactive"] * 8)
+    model = FewShotClassifier(profile="fast").fit(goods + cracked + inactive,
+                                                  ["good"] * 10 + ["crack"] * 8 + ["inactive"] * 8)
     assert model.classes_ == ["crack", "good", "inactive"]
     assert model.head_.defect_head.weight.shape[0] == 2 and model.head_.defect_head.weight.any()
     report = model.validation_

@@ -89,7 +89,8 @@ def test_train_anomaly_button_trains_on_goods_only_and_says_so(both_studio: Stud
     assert after.active_versions.get("anomaly") not in (None, before) and "classifier" in after.active_versions
     assert any(s.value.startswith(f"Anomaly model v{after.active_versions['anomaly']} trained on 20 good images")
                for s in at.success)
-    assert "20 image(s) not labelled 'good' were ignored: an anomaly model learns from good images only" in texts(at.info)
+    assert ("20 image(s) not labelled 'good' were ignored: an anomaly model learns from good images only"
+            in texts(at.info))
 
 
 def test_live_overlays_the_anomaly_map_and_shows_both_opinions(both_studio: Studio) -> None:

@@ -138,7 +138,8 @@ def test_save_to_tool_keeps_the_settings(studio: Studio, webrtc: StreamerRecorde
     button(at, "Save to tool").click().run()
     assert not at.exception
     settings = get_tool(studio, TOOL).settings
-    assert settings["thresholds"]["classifier"] == 0.7 and settings["live"]["smoothing"] == 7 and settings["live"]["tta"] is True
+    assert (settings["thresholds"]["classifier"] == 0.7 and settings["live"]["smoothing"] == 7
+            and settings["live"]["tta"] is True)
     fresh = open_page("live")  # a new session starts from the saved settings
     assert fresh.slider(key="live-threshold-classifier").value == 0.7 and fresh.slider(key="live-smoothing").value == 7
 
@@ -252,7 +253,8 @@ def test_a_second_tool_inspects_the_same_frame_with_its_own_threshold(studio: St
     import_path(studio, "busbar", ELPV)
     train(studio, "busbar")
     set_roi(studio, "busbar", [0.0, 0.0, 0.5, 1.0], SYSTEM)
-    change_settings(studio, "busbar", SYSTEM, {"threshold.classifier": 0.0, "review_band.classifier": 0.0})  # its own saved threshold: fails anything
+    # its own saved threshold: fails anything
+    change_settings(studio, "busbar", SYSTEM, {"threshold.classifier": 0.0, "review_band.classifier": 0.0})
     at = open_page("live")
     at.session_state[TOOL_KEY] = TOOL  # the sidebar's tool (the first by name would be busbar)
     at.run()

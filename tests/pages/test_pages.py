@@ -41,8 +41,8 @@ DEFECTIVE_CELLS = sorted((ELPV / "defective").glob("*.png"))
 TOOL = "solar-cell"
 CLASSES = "good,defective"
 PAGES = ["capture", "dataset", "train", "live", "review", "analytics", "models"]
-TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection", "review": "Review queue",
-          "analytics": "Analytics", "models": "Model versions"}
+TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection",
+          "review": "Review queue", "analytics": "Analytics", "models": "Model versions"}
 
 
 @pytest.fixture(autouse=True)
@@ -298,7 +298,8 @@ def test_train_page_shows_the_active_model_validation(trained_studio: Studio) ->
     assert shown["ROC AUC (cross-validated)"] == f"{version.validation['roc']['auc']:.3f}"
     assert len(at.dataframe) == 3  # recall, confusion matrix, versions
     mistakes = version.validation["misclassified_samples"]
-    assert f"Misclassified in cross-validation: {len(mistakes)} image(s) (defect score: out-of-fold)" in texts(at.caption)
+    assert (f"Misclassified in cross-validation: {len(mistakes)} image(s) (defect score: out-of-fold)"
+            in texts(at.caption))
     calibrated = version.validation["threshold"]
     assert [s.value for s in at.slider][0] == pytest.approx(round(calibrated, 2), abs=0.006)
 

@@ -113,7 +113,8 @@ def test_models_page_promotes_and_rolls_back(trained_studio: Studio) -> None:
     at.button(key="promote").click().run()
     assert not at.exception
     assert classifier_of(trained_studio, TOOL).version_id == v2
-    assert predict_image(trained_studio, TOOL, "x.png", GOOD_CELLS[0].read_bytes(), record=False).inspection.deciding_version == v2
+    assert predict_image(trained_studio, TOOL, "x.png", GOOD_CELLS[0].read_bytes(),
+                         record=False).inspection.deciding_version == v2
     assert at.button(key="promote").label == f"Roll back to v{v1}"
     at.button(key="promote").click().run()
     assert classifier_of(trained_studio, TOOL).version_id == v1

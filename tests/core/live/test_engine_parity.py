@@ -44,7 +44,8 @@ def rows(studio: Studio) -> list[Inspection]:
 
 def live_inspections(studio: Studio, images: list[np.ndarray]) -> list:
     models = load_tool_models(studio, TOOL)
-    config = LiveConfig({m.method: m.threshold for m in models.models}, {m.method: m.review_band for m in models.models},
+    config = LiveConfig({m.method: m.threshold for m in models.models},
+                        {m.method: m.review_band for m in models.models},
                         LiveOptions(smoothing=1, tta=False, trigger="manual"))
     settings = LiveSettings(config)
     writer = InspectionWriter(studio)
@@ -65,8 +66,8 @@ def test_every_path_judges_a_part_the_same_way(both: Studio) -> None:
     predicted = [predict_image(both, TOOL, f"frame-{i}.png", encode_png(f)) for i, f in enumerate(images)]
     live = live_inspections(both, images)
     assert len({p.inspection.decision for p in predicted}) > 1  # the set has passes and non-passes
-    for p, l in zip(predicted, live, strict=True):
-        a, b = p.inspection, l
+    for p, from_live in zip(predicted, live, strict=True):
+        a, b = p.inspection, from_live
         assert a.box == b.box == roi_pixels(ROI, WIDTH, HEIGHT)
         assert a.decision == b.decision and a.verdict.label == b.verdict.label
         assert abs(a.verdict.score - b.verdict.score) <= TOLERANCE

@@ -68,7 +68,8 @@ def _frame(level: int, noise: np.random.Generator | None = None) -> np.ndarray:
     return frame
 
 
-def _run(trigger: PartTrigger, frames: list[np.ndarray], mode: str, window: int, manual_at: set[int] = frozenset()) -> list[int]:
+def _run(trigger: PartTrigger, frames: list[np.ndarray], mode: str, window: int,
+         manual_at: set[int] = frozenset()) -> list[int]:
     """Frame indices at which the trigger records, with a smoothing window of ``window`` frames."""
     average = MovingAverage(window)
     fired = []

@@ -43,7 +43,8 @@ def item(studio: Studio, n: int, decision: str = "fail") -> tuple[Judged, Record
 
 def rows(data_dir: Path) -> list[tuple]:
     with sqlite3.connect(data_dir / "studio.db") as connection:
-        return connection.execute("SELECT score, decision, image_key IS NOT NULL FROM inspection ORDER BY id").fetchall()
+        return connection.execute(
+            "SELECT score, decision, image_key IS NOT NULL FROM inspection ORDER BY id").fetchall()
 
 
 def test_writes_in_order_off_the_calling_thread(studio: Studio) -> None:
