@@ -30,7 +30,7 @@ JOB_TIMEOUT = 120.0  # seconds a forked command may take before it counts as hun
 
 def _warm() -> None:
     import core.cli  # noqa: F401
-    import core.inference  # noqa: F401
+    import core.inspect.service  # noqa: F401
     import core.model_versions  # noqa: F401
     import core.mvtec  # noqa: F401
     import core.reviews  # noqa: F401
