@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.studio import Studio
 from storage import repository as repo
+from storage import versions as versions_repo
 from storage.tables import Inspection, ModelVersion, Sample, Tool
 
 
@@ -48,7 +49,8 @@ def test_tools_add_get_and_list(any_studio: Studio) -> None:
         tool = repo.get_tool(session, "zeta")
         assert tool is not None and tool.id == zeta
         assert tool.class_names == ["good", "crack", "stain"]
-        assert tool.good_class == "good" and tool.settings == {} and tool.active_model_id is None
+        assert tool.good_class == "good" and tool.settings == {}
+        assert versions_repo.active_versions(session, tool.id) == {}  # no active model of any method
         assert isinstance(tool.created_at, datetime)
         assert repo.get_tool(session, "missing") is None
         assert repo.get_tool_by_id(session, alpha).name == "alpha"
@@ -113,16 +115,16 @@ def test_activation_retires_the_previously_active_version(any_studio: Studio) ->
         statuses = {v.id: v.status for v in repo.list_model_versions(session, tool_id)}
         assert statuses == {v1: "retired", v2: "active", v3: "candidate"}
         assert [v.id for v in repo.list_model_versions(session, tool_id)] == [v3, v2, v1]
-        assert repo.get_tool_by_id(session, tool_id).active_model_id == v2
+        assert {m: v.id for m, v in versions_repo.active_versions(session, tool_id).items()} == {"classifier": v2}
         # another tool's active model is untouched
         assert repo.get_model_version(session, other).status == "active"
-        assert repo.get_tool_by_id(session, other_tool).active_model_id == other
+        assert {m: v.id for m, v in versions_repo.active_versions(session, other_tool).items()} == {"classifier": other}
 
     activate(tool_id, v3)
     with any_studio.transaction() as session:
         statuses = {v.id: v.status for v in repo.list_model_versions(session, tool_id)}
         assert statuses == {v1: "retired", v2: "retired", v3: "active"}
-        assert repo.get_tool_by_id(session, tool_id).active_model_id == v3
+        assert {m: v.id for m, v in versions_repo.active_versions(session, tool_id).items()} == {"classifier": v3}
         assert session.query(ModelVersion).filter_by(tool_id=tool_id, status="active").count() == 1
 
 
