@@ -31,8 +31,9 @@ def test_candidate_promote_rollback_and_review_from_the_command_line(tmp_path: P
     env = _env(data_dir)
     good = sorted((ELPV / "good").glob("*.png"))
 
-    v1 = _json(_cli(env, "train", "--tool", TOOL))["version_id"]
-    v2 = _json(_cli(env, "train", "--tool", TOOL, "--candidate", "--seed", "1"))["version_id"]
+    v1 = _json(_cli(env, "train", "--tool", TOOL, "--user", "eva", "--device", "pc-1"))["version_id"]
+    v2 = _json(_cli(env, "train", "--tool", TOOL, "--candidate", "--seed", "1", "--user", "eva",
+                    "--device", "pc-1"))["version_id"]
     listed = _json(_cli(env, "models", "list", "--tool", TOOL))
     assert {v["version"]: v["status"] for v in listed["versions"]} == {v1: "active", v2: "candidate"}
     assert _json(_cli(env, "predict", "--tool", TOOL, "--no-record", str(good[0])))["model_version"] == v1
@@ -60,6 +61,8 @@ def test_candidate_promote_rollback_and_review_from_the_command_line(tmp_path: P
 
     entries = [json.loads(line) for line in _cli(env, "audit", "--tool", TOOL).stdout.splitlines()]
     assert [(e["action"], e["who"], e["device"]) for e in entries] == [
+        ("train_activate", "eva", "pc-1"), ("train_candidate", "eva", "pc-1"),  # trainings are audited too
         ("promote", "eva", "pc-1"), ("rollback", "eva", "pc-1"), ("verdict", "olaf", "tablet-9"),
         ("undo", "olaf", "tablet-9")]
+    assert [e["target"] for e in entries[:2]] == [f"model_version {v1}", f"model_version {v2}"]
     studio.engine.dispose()

@@ -73,8 +73,6 @@ def add_version(studio: Studio, metrics: dict, active: bool = True) -> int:
         version = repo.add_model_version(session, tool_id=tool.id, method="classifier", profile="fast",
                                          status="active" if active else "retired", metrics=metrics,
                                          artifact_dir="x", train_seconds=1.0, n_samples=4)
-        if active:
-            tool.active_model_id = version.id
         return version.id
 
 
