@@ -67,3 +67,21 @@ def false_alarm_bound(n_goods: int, alpha: float = FALSE_ALARM) -> float:
 def more_goods_advised(n_goods: int) -> int:
     """How many more good images would make the model and its threshold more reliable."""
     return max(0, RECOMMENDED_GOODS - n_goods)
+
+
+def good_only_report(noun: str, good_class: str, n_goods: int, ignored: int, calibration: Calibration,
+                     reference_scores: list[float]) -> dict:
+    """The training report of a method that learns from good images only (``noun``: "anomaly model",
+    "kNN model"): the validation (goods used, images ignored, goods advised, the raw calibration), the
+    normalised out-of-fold scores of the goods and the notices for the user."""
+    missing = more_goods_advised(n_goods)
+    notices = []
+    if ignored:
+        notices.append(f"{ignored} image(s) not labelled {good_class!r} were ignored: "
+                       f"a{'n' if noun[0] in 'aeiou' else ''} {noun} learns from good images only")
+    if missing:
+        notices.append(f"{missing} more good image(s) would make the {noun} and its threshold more reliable")
+    validation = {"n_good": n_goods, "ignored_non_good": ignored, "more_goods_advised": missing,
+                  "threshold_raw": calibration.threshold, "scale_raw": calibration.scale}
+    return {"validation": validation, "reference_scores": list(reference_scores), "n_samples": n_goods,
+            "notices": notices}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from models.anomaly.anomaly_map import DEFAULT_SIGMA, anomaly_map
-from models.anomaly.calibration import FALSE_ALARM, Calibration, calibrate, more_goods_advised
+from models.anomaly.calibration import FALSE_ALARM, Calibration, calibrate, good_only_report
 from models.anomaly.components import coreset_indices, embed_patches
 from models.anomaly.regions import Region, find_regions
 from models.anomaly.synthetic import covered_cells, synthetic_defect
@@ -374,17 +374,8 @@ class PatchCoreDetector:
         ``sample_ids`` is accepted for the common contract (no per-image entries)."""
         if not hasattr(self, "ignored_"):
             raise NotFittedError("the training report exists only after fit()")
-        missing = more_goods_advised(self.n_images_)
-        notices = []
-        if self.ignored_:
-            notices.append(f"{self.ignored_} image(s) not labelled {self.good_class!r} were ignored: "
-                           "an anomaly model learns from good images only")
-        if missing:
-            notices.append(f"{missing} more good image(s) would make the anomaly model and its threshold more reliable")
-        validation = {"n_good": self.n_images_, "ignored_non_good": self.ignored_, "more_goods_advised": missing,
-                      "threshold_raw": self.calibration_.threshold, "scale_raw": self.calibration_.scale}
-        return {"validation": validation, "reference_scores": list(self.reference_scores_),
-                "n_samples": self.n_images_, "notices": notices}
+        return good_only_report("anomaly model", self.good_class, self.n_images_, self.ignored_, self.calibration_,
+                                self.reference_scores_)
 
     # --- artifacts -----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from models.anomaly.calibration import FALSE_ALARM, Calibration, calibrate, more_goods_advised
+from models.anomaly.calibration import FALSE_ALARM, Calibration, calibrate, good_only_report
 from models.artifacts import ArtifactError, load_method_artifact, save_method_artifact
 from models.backbones.registry import pooled_features
 from models.base import Judgement, NotFittedError, Progress, TrainingSetError, mirrored
@@ -132,17 +132,8 @@ class KnnDetector:
         for the common contract (no per-image entries)."""
         if not hasattr(self, "ignored_"):
             raise NotFittedError("the training report exists only after fit()")
-        missing = more_goods_advised(self.n_images_)
-        notices = []
-        if self.ignored_:
-            notices.append(f"{self.ignored_} image(s) not labelled {self.good_class!r} were ignored: "
-                           "a kNN model learns from good images only")
-        if missing:
-            notices.append(f"{missing} more good image(s) would make the kNN model and its threshold more reliable")
-        validation = {"n_good": self.n_images_, "ignored_non_good": self.ignored_, "more_goods_advised": missing,
-                      "threshold_raw": self.calibration_.threshold, "scale_raw": self.calibration_.scale}
-        return {"validation": validation, "reference_scores": list(self.reference_scores_),
-                "n_samples": self.n_images_, "notices": notices}
+        return good_only_report("kNN model", self.good_class, self.n_images_, self.ignored_, self.calibration_,
+                                self.reference_scores_)
 
     # --- artifacts -----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
