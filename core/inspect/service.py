@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from core.images import ImageRejectedError, decode_image
 from core.inspect.engine import Inspection, inspect
-from core.inspect.models import load_tool_models
+from core.inspect.models import ToolModels, load_tool_models
 from core.inspect.recorder import RecordContext
 from core.studio import Studio
 
@@ -27,7 +27,11 @@ def predict_image(studio: Studio, tool_name: str, name: str, data: bytes, record
                   context: RecordContext = RecordContext()) -> Prediction:
     """Inspect one image given as file bytes (ImageRejectedError for unusable files); record it unless
     ``record`` is False."""
-    models = load_tool_models(studio, tool_name)
+    return _predict(studio, load_tool_models(studio, tool_name), name, data, record, roi, context)
+
+
+def _predict(studio: Studio, models: ToolModels, name: str, data: bytes, record: bool, roi: str,
+             context: RecordContext) -> Prediction:
     inspection = inspect(models, decode_image(data).rgb, roi=roi)
     inspection_id = studio.recorder.record(inspection, context).inspection_id if record else None
     return Prediction(name, inspection, inspection_id)
@@ -36,14 +40,14 @@ def predict_image(studio: Studio, tool_name: str, name: str, data: bytes, record
 def predict_files(studio: Studio, tool_name: str, files: list[tuple[str, bytes | None]], record: bool = True,
                   roi: str = "auto", context: RecordContext = RecordContext()) -> list[dict]:
     """One result dict per file (``{"path", "error"}`` for a file that cannot be inspected)."""
-    load_tool_models(studio, tool_name)  # fail once, clearly, when the tool has no usable model
+    models = load_tool_models(studio, tool_name)  # once: fails clearly when the tool has no usable model
     results: list[dict] = []
     for name, data in files:
         if data is None:
             results.append({"path": name, "error": "cannot read file"})
             continue
         try:
-            results.append(predict_image(studio, tool_name, name, data, record, roi, context).as_dict())
+            results.append(_predict(studio, models, name, data, record, roi, context).as_dict())
         except ImageRejectedError as error:
             results.append({"path": name, "error": str(error)})
     return results
