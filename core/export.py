@@ -20,6 +20,7 @@ import os
 import tempfile
 import threading
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -153,7 +154,7 @@ def _read_manifest(archive: zipfile.ZipFile) -> str:
     try:
         with archive.open(info) as handle:
             data = handle.read(MAX_MANIFEST_BYTES + 1)
-    except (RuntimeError, NotImplementedError, zipfile.BadZipFile, OSError, EOFError) as error:
+    except (RuntimeError, NotImplementedError, zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
         raise InvalidInputError(f"{MANIFEST_NAME} cannot be read ({error}); export the dataset again") from None
     if len(data) > MAX_MANIFEST_BYTES:
         raise InvalidInputError(f"{MANIFEST_NAME} is larger than {limit_mb} MB; refused")

@@ -247,3 +247,20 @@ def test_a_deleted_image_imported_again_is_a_duplicate(studio: Studio, tool: str
     assert class_counts(studio, tool)["good"] == 19
     assert restore(studio, tool, report.sample_ids[:1]) == 1
     assert class_counts(studio, tool)["good"] == 20
+
+
+def test_a_manifest_with_a_damaged_deflate_stream_is_refused_clearly(studio: Studio, tmp_path: Path) -> None:
+    """Found by the chaos suite's zip fuzzing: zlib's own error escaped the manifest reader."""
+    from core.tools import create_tool
+
+    create_tool(studio, "fuzzed", "good,bad")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.csv", "file,label,split\n" + "good/a.png,good,train\n" * 20)
+    data = bytearray(buffer.getvalue())
+    start = data.index(b"manifest.csv") + len("manifest.csv")
+    data[start:start + 12] = bytes(12)  # the compressed stream damaged, the headers intact
+    path = tmp_path / "damaged.zip"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidInputError, match="manifest.csv cannot be read"):
+        import_path(studio, "fuzzed", path)
