@@ -16,6 +16,7 @@ writer in flight) and no row references them. Otherwise they stay until ``python
 
 from __future__ import annotations
 
+import io
 import stat
 import threading
 import time
@@ -503,6 +504,16 @@ def _zip_candidates(archive: zipfile.ZipFile, label: str | None,
         yield Candidate(member.filename, file_label, lambda m=member: read_member(archive, m))
 
 
+def open_zip(source: Path | bytes, name: str) -> zipfile.ZipFile:
+    """The zip file at ``source`` (a path, or an upload's bytes); InvalidInputError when it is damaged or
+    uses a zip feature Python cannot read (zipfile's NotImplementedError), saying what to do."""
+    try:
+        return zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
+    except (zipfile.BadZipFile, EOFError, ValueError, OSError, NotImplementedError) as error:
+        raise InvalidInputError(f"{printable(name)} is damaged and cannot be opened ({error}); nothing from it "
+                                "was imported. Zip the folder again and use the new file.") from None
+
+
 def import_path(
     studio: Studio,
     tool_name: str,
@@ -530,12 +541,7 @@ def import_path(
             raise InvalidInputError(f"{path} holds no files to import")
         return add_images(studio, tool_name, candidates, "import", progress, cancel)
     if zipfile.is_zipfile(path):
-        try:
-            archive = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, EOFError, ValueError, OSError) as error:
-            raise InvalidInputError(f"{printable(path.name)} is a damaged zip file ({error}); zip the folder "
-                                    "again") from None
-        with archive:
+        with open_zip(path, path.name) as archive:
             return import_zip(studio, tool_name, archive, path.name, label, "import", progress, cancel)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         candidate = Candidate(path.name, label, lambda: read_limited(path))

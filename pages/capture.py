@@ -1,8 +1,6 @@
 """Capture: add labelled images to the selected tool's dataset, from the camera or from files."""
 
-import io
 import time
-import zipfile
 
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
@@ -17,6 +15,7 @@ from core.samples import (
     add_images,
     class_counts,
     import_zip,
+    open_zip,
     recent_samples,
     tool_roi,
 )
@@ -175,12 +174,14 @@ with upload_tab:
                     failures.append(f"The images: {error}")
             for upload in zips:
                 try:
-                    with zipfile.ZipFile(io.BytesIO(upload.getvalue())) as archive:
+                    archive = open_zip(upload.getvalue(), upload.name)
+                except StudioError as error:  # the message names the file
+                    failures.append(str(error))
+                    continue
+                try:
+                    with archive:
                         reports.append(import_zip(studio(), tool.name, archive, upload.name, None, "upload",
                                                   progress, fallback_label=label))
-                except (zipfile.BadZipFile, EOFError, ValueError):
-                    failures.append(f"{upload.name} is damaged and cannot be opened; nothing from it was "
-                                    "imported. Zip the folder again and upload the new file.")
                 except StudioError as error:
                     failures.append(f"{upload.name}: {error}")
             bar.empty()

@@ -264,3 +264,20 @@ def test_a_manifest_with_a_damaged_deflate_stream_is_refused_clearly(studio: Stu
     path.write_bytes(bytes(data))
     with pytest.raises(InvalidInputError, match="manifest.csv cannot be read"):
         import_path(studio, "fuzzed", path)
+
+
+def test_a_zip_of_a_version_python_cannot_read_is_refused_clearly(studio: Studio, tmp_path: Path) -> None:
+    """Found by the chaos suite's zip fuzzing: zipfile's NotImplementedError escaped import_path."""
+    from core.tools import create_tool
+
+    create_tool(studio, "fuzzed", "good,bad")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("good/a.txt", "x")
+    data = bytearray(buffer.getvalue())
+    central = data.index(b"PK\x01\x02")
+    data[central + 6:central + 8] = (148).to_bytes(2, "little")  # "version needed to extract": 14.8
+    path = tmp_path / "future.zip"
+    path.write_bytes(bytes(data))
+    with pytest.raises(InvalidInputError, match="future.zip is damaged and cannot be opened"):
+        import_path(studio, "fuzzed", path)

@@ -153,8 +153,9 @@ def test_upload_of_a_damaged_zip_is_refused(empty_studio: Studio) -> None:
     at.file_uploader[0].set_value([("broken.zip", b"PK\x03\x04 not really a zip", "application/zip")])
     button(at, "Add to dataset").click().run()
     assert not at.exception
-    assert texts(at.error) == ["broken.zip is damaged and cannot be opened; nothing from it was imported. "
-                               "Zip the folder again and upload the new file."]
+    (error,) = texts(at.error)
+    assert error.startswith("broken.zip is damaged and cannot be opened (") and error.endswith(
+        "nothing from it was imported. Zip the folder again and use the new file.")
     assert class_counts(empty_studio, TOOL) == {"good": 0, "defective": 0}
 
 
