@@ -34,9 +34,9 @@ from typing import Any
 
 from core.errors import StudioError, TrainingBusyError
 from core.images import ImageRejectedError, decode_image
+from core.locks import training_lock
 from core.studio import Studio
 from core.thumbnails import thumbnail_jpeg, thumbnail_store
-from core.training import training_lock
 from storage import store_lock, store_refs
 from storage.image_store import PARTIAL_PREFIX, ImageStore, process_alive
 from storage.tables import Sample

@@ -6,18 +6,17 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from core.audit import Actor, log
-from core.errors import InvalidInputError, TrainingBusyError, TrainingCancelledError
+from core.errors import InvalidInputError, TrainingCancelledError
 from core.images import ImageRejectedError, decode_image
+from core.locks import training_lock
 from core.studio import Studio
 from core.tool_settings import ToolSettings
 from core.tools import require_tool
@@ -48,22 +47,6 @@ class TrainResult:
                 "validation": self.validation,
                 "skipped": [{"sample": name, "reason": reason} for name, reason in self.skipped],
                 "notices": self.notices}
-
-
-@contextmanager
-def training_lock(studio: Studio, tool_name: str) -> Iterator[None]:
-    """An exclusive lock per tool across processes (CLI and UI; ``filelock``, so Windows too): a second
-    training is refused."""
-    studio.settings.locks_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(studio.settings.locks_dir / f"train-{tool_name}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        raise TrainingBusyError(f"a training is already running for tool {tool_name!r}; wait for it to end") from None
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 @dataclass(frozen=True)

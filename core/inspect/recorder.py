@@ -21,15 +21,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from core.images import encode_png
-from core.inspect.engine import Inspection
 from core.studio import Studio
 from storage import repository as repo
 from storage.tables import utc_now
+
+if TYPE_CHECKING:  # the engine loads PyTorch: a studio that only imports samples never needs it
+    from core.inspect.engine import Inspection
 
 log = logging.getLogger(__name__)
 
