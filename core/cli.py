@@ -12,6 +12,7 @@ from typing import Any
 
 from core.errors import StudioError, TrainingCancelledError
 from core.line.cli import add_line_commands
+from core.operating_point.cli import add_operating_point_command
 from core.studio import Studio, open_studio
 from models.profiles import DEFAULT_PROFILE, PROFILES
 from models.registry import DEFAULT_METHOD, method_names
@@ -315,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_review_commands(commands)
     add_line_commands(commands)  # station, outputs, recipes
     add_store_commands(commands)
+    add_operating_point_command(commands)  # issue 18
     return parser
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from core.audit import Actor, log
 from core.errors import InvalidInputError
+from core.operating_point.point import OperatingPoint
 from core.studio import Studio
 from core.tools import require_tool
 from models.registry import method_names
@@ -112,6 +113,21 @@ def _frame(value: Any) -> tuple[int, int]:
     return width, height
 
 
+def _operating_point(value: Any) -> OperatingPoint | None:
+    """None, or a valid operating point (from its JSON too)."""
+    if value is None or isinstance(value, OperatingPoint):
+        try:
+            return None if value is None else value.validated()
+        except ValueError as error:
+            raise InvalidInputError(f"operating_point: {error}") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError("operating_point must be an operating point, its JSON or None")
+    try:
+        return OperatingPoint.from_json(value)
+    except ValueError as error:
+        raise InvalidInputError(f"operating_point: {error}") from None
+
+
 def _per_method(name: str, values: Any, upper: float) -> MappingProxyType:
     if not isinstance(values, dict):
         raise InvalidInputError(f"{name} must map a model method to a number")
@@ -138,7 +154,10 @@ class ToolSettings:
     review verdicts held out of training; ``keep_pass_share``: share of passes whose image is kept;
     ``shifts``: the analytics shifts (None: three 8-hour shifts from 06:00 UTC); ``roi_frame``: width
     and height of the camera frame the region of interest was drawn on (``core.inspect.roi``);
-    ``live``: the Live page's options.
+    ``live``: the Live page's options. ``operating_point``: the cut points on both models' combined
+    score the engineer chose from targets (``core.operating_point``); it decides only while the tool's
+    deciding versions are the ones it was computed for (None: each model's threshold and band, combined
+    by the policy).
     """
 
     policy: str = CROSS_CHECK
@@ -150,6 +169,7 @@ class ToolSettings:
     shifts: tuple[Shift, ...] | None = None
     roi_frame: tuple[int, int] = (640, 480)
     live: LiveOptions = field(default_factory=LiveOptions)
+    operating_point: OperatingPoint | None = None
 
     def validated(self) -> ToolSettings:
         """The same settings checked and normalised; InvalidInputError says what is wrong."""
@@ -162,7 +182,7 @@ class ToolSettings:
             holdout_share=_fraction("holdout_share", self.holdout_share),
             keep_pass_share=_fraction("keep_pass_share", self.keep_pass_share),
             shifts=None if not self.shifts else tuple(self.shifts), roi_frame=_frame(self.roi_frame),
-            live=self.live.validated())
+            live=self.live.validated(), operating_point=_operating_point(self.operating_point))
 
     @property
     def shift_list(self) -> tuple[Shift, ...]:
@@ -173,7 +193,8 @@ class ToolSettings:
                 "audit_share": self.audit_share, "holdout_share": self.holdout_share,
                 "keep_pass_share": self.keep_pass_share,
                 "shifts": None if self.shifts is None else [asdict(s) for s in self.shifts],
-                "roi_frame": list(self.roi_frame), "live": asdict(self.live)}
+                "roi_frame": list(self.roi_frame), "live": asdict(self.live),
+                "operating_point": None if self.operating_point is None else self.operating_point.as_json()}
 
     @classmethod
     def from_json(cls, stored: dict[str, Any] | None) -> ToolSettings:
@@ -222,13 +243,16 @@ class ToolSettings:
         if head == "roi_frame" and not rest:
             text = value.lower().replace(" ", "").split("x") if isinstance(value, str) else value
             return replace(self, roi_frame=_frame(text)).validated()
+        if head == "operating_point" and not rest:
+            return replace(self, operating_point=value).validated()
         if head in ("policy", "audit_share", "holdout_share", "keep_pass_share") and not rest:
             return replace(self, **{head: value}).validated()
         raise InvalidInputError(f"unknown tool setting {name!r}; settings: {', '.join(SETTING_NAMES)}")
 
 
 SETTING_NAMES = ("policy", "threshold.<method>", "review_band.<method>", "audit_share", "holdout_share",
-                 "keep_pass_share", "shifts", "roi_frame", *(f"live.{f.name}" for f in fields(LiveOptions)))
+                 "keep_pass_share", "shifts", "roi_frame", "operating_point",
+                 *(f"live.{f.name}" for f in fields(LiveOptions)))
 
 
 def _coerce(value: Any, kind: type) -> Any:

@@ -17,6 +17,8 @@ from core.audit import Actor, log
 from core.errors import InvalidInputError, TrainingCancelledError
 from core.images import ImageRejectedError, decode_image
 from core.locks import training_lock
+from core.operating_point.training_scores import KEY as CALIBRATION_KEY
+from core.operating_point.training_scores import calibration_scores, judge_scores
 from core.studio import Studio
 from core.tool_settings import ToolSettings
 from core.tools import require_tool
@@ -125,6 +127,9 @@ def train(
             raise InvalidInputError(str(error)) from None
         metrics = model.training_report(data.sample_ids)
         notices = list(metrics.get("notices", []))
+        report("calibration scores", 0.0)
+        metrics[CALIBRATION_KEY] = calibration_scores(
+            model, data.labels, data.sample_ids, lambda rows: judge_scores(model, [data.images[i] for i in rows]))
         n_samples = len(data.images) if model.learns_from != "good" else data.labels.count(data.good_class)
         report("saving", 0.0)
         folder = studio.settings.models_dir / tool_name / uuid.uuid4().hex

@@ -39,6 +39,12 @@ def decide(score: float, good_class: str, defect_label: str | None, threshold: f
     return Verdict("review", defect if score >= threshold else good_class, score)
 
 
+def decide_between(score: float, good_class: str, defect_label: str | None, lo: float, hi: float) -> Verdict:
+    """An operating point's rule on a combined score: below ``lo`` passes, above ``hi`` fails, in between
+    (inclusive) goes to a person (:func:`decide` with the midpoint and half the width)."""
+    return decide(score, good_class, defect_label, (lo + hi) / 2, (hi - lo) / 2)
+
+
 def combine(verdicts: list[Verdict]) -> Verdict:
     """One verdict from the deciding models' (in registry order): all pass -> pass, all fail -> fail,
     otherwise review. The label of a failing or disputed part is the first non-passing model's; the

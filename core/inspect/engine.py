@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from core.inspect.decision import NonFiniteScoreError, Verdict, combine
+from core.inspect.decision import NonFiniteScoreError, Verdict, combine, decide_between
 from core.inspect.decision import decide as verdict_of
 from core.inspect.models import LoadedModel, ToolModels
 from core.inspect.roi import region
@@ -77,6 +77,7 @@ class Inspection:
     good_only_score: float | None = None  # score of the first deciding model that learns from goods only
     ms: float = 0.0
     settings: ToolSettings = field(default_factory=ToolSettings, repr=False, compare=False)  # the tool's
+    combined_score: float | None = None  # the operating point's combined score, when one decided
 
     @property
     def decision(self) -> str:
@@ -103,6 +104,7 @@ class Inspection:
                 "scores": {k: round(v, 6) for k, v in self.probabilities.items()},
                 "model_version": self.deciding_version, "ms": round(self.ms, 2), "inspection_id": inspection_id,
                 "models": self.opinions_json(), "degraded": self.degraded,
+                "combined_score": None if self.combined_score is None else round(self.combined_score, 6),
                 "regions": [r.as_dict()["box"] for r in self.regions]}
 
 
@@ -152,19 +154,37 @@ def decide_opinions(models: ToolModels, opinions: list[Opinion],
     if len(decided) < len(verdicts):  # fail closed: a person looks at it
         label = next((v.label for v in decided if v.decision != "pass"), models.good_class)
         return Verdict("review", label, max((v.score for v in decided), default=1.0)), verdicts
+    combined = combined_score(models, verdicts)
+    if combined is not None:
+        point = models.operating_point
+        assert point is not None
+        label = next((o.label for o in opinions if o.label), None)
+        return decide_between(combined, models.good_class, label, point.lo, point.hi), verdicts
     return combine(decided), verdicts
+
+
+def combined_score(models: ToolModels, verdicts: dict[str, ModelVerdict]) -> float | None:
+    """The operating point's combined score of the models' scores (None: no point applies, or a model
+    gave no score)."""
+    point = models.operating_point
+    if point is None or any(v.verdict is None for v in verdicts.values()):
+        return None
+    return point.combination.score({method: v.verdict.score for method, v in verdicts.items()
+                                    if v.verdict is not None})
 
 
 def decide(models: ToolModels, opinions: list[Opinion], crop: np.ndarray, box: tuple[int, int, int, int],
            scores: dict[str, float] | None = None, ms: float = 0.0) -> Inspection:
     """The :class:`Inspection` of a judged crop (see :func:`decide_opinions`)."""
     verdict, verdicts = decide_opinions(models, opinions, scores)
+    combined = combined_score(models, verdicts)
     probabilities = next((o.probabilities for o in opinions if o.probabilities), {})
     good_only = next((o.score for m, o in zip(models.models, opinions, strict=True)
                       if not m.names_classes and o.score is not None), None)
     regions = [r for o in opinions for r in o.regions]
     return Inspection(models.tool, models.tool_id, verdict, verdicts, dict(models.errors), models.degraded,
-                      probabilities, box, crop, combined_map(opinions), regions, good_only, ms, models.settings)
+                      probabilities, box, crop, combined_map(opinions), regions, good_only, ms, models.settings,
+                      combined)
 
 
 def inspect(models: ToolModels, image: np.ndarray, roi: str = "auto", tta: bool = False) -> Inspection:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import NotFoundError, StudioError
+from core.operating_point.point import OperatingPoint
 from core.studio import Studio
 from core.tool_settings import ToolSettings, policy_methods
 from core.tools import require_tool
@@ -81,11 +82,33 @@ class ToolModels:
     def version_ids(self) -> dict[str, int]:
         return {m.method: m.version_id for m in self.models}
 
+    @property
+    def operating_point(self) -> OperatingPoint | None:
+        """The tool's operating point when it was computed for exactly the deciding versions (and no
+        model is missing), else None: the models decide by their own thresholds and the policy."""
+        point = self.settings.operating_point
+        if point is None or self.errors or not point.applies_to(self.version_ids):
+            return None
+        return point
+
+    @property
+    def notices(self) -> list[str]:
+        """What the user should know about how the tool decides (a stored point that does not apply)."""
+        point = self.settings.operating_point
+        if point is None or self.operating_point is not None:
+            return []
+        return [f"the operating point was computed for model versions {dict(point.versions)}, the deciding ones "
+                f"are {self.version_ids}{' (degraded)' if self.errors else ''}: each model decides by its own "
+                "threshold until the operating point is recomputed (python -m core operating-point --recompute)"]
+
     def with_thresholds(self, thresholds: dict[str, float], bands: dict[str, float]) -> ToolModels:
-        """The same models deciding with other thresholds / bands (the Live page's unsaved settings)."""
-        return replace(self, models=tuple(replace(m, threshold=float(thresholds.get(m.method, m.threshold)),
-                                                  review_band=float(bands.get(m.method, m.review_band)))
-                                          for m in self.models))
+        """The same models deciding with other thresholds / bands (the Live page's unsaved settings); a
+        threshold or band that differs from the current one sets the operating point aside."""
+        models = tuple(replace(m, threshold=float(thresholds.get(m.method, m.threshold)),
+                               review_band=float(bands.get(m.method, m.review_band))) for m in self.models)
+        changed = models != self.models
+        settings = replace(self.settings, operating_point=None) if changed else self.settings
+        return replace(self, models=models, settings=settings)
 
 
 def _loaded(method: str, version_id: int, folder: Path, settings: ToolSettings) -> LoadedModel:

@@ -1,0 +1,261 @@
+"""Operating points on ELPV (issue 18): promised vs realized escape, false-reject and review rates.
+
+Protocol of bench/fewshot.py: for each seed, K = 20 good + 20 defective cells for training, every
+other cell unseen. Backbone work is cached once per run (``--cache FILE`` keeps it between runs): the
+classifier's activations (``extract_activations``, as bench/fewshot.py) and the anomaly model's stage
+outputs (``view_stages``, as bench/anomaly.py). Per seed, the product's classifier is fitted with
+``fit_activations`` and the anomaly model with ``fit`` on the 20 goods; the calibration scores are
+what training stores (``core.operating_point.training_scores``); the operating point is chosen by
+``core.operating_point.choose`` exactly as ``python -m core operating-point`` does, then applied to the
+unseen cells' scores through the engine's rule (``core.operating_point.combine``).
+
+    flock /tmp/cpu-heavy.lock .venv/bin/python bench/operating_point.py [--seeds 5] [--seed-offset 0]
+
+Last stdout line: one JSON object (medians, spreads, musts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.fewshot import load_elpv, split  # noqa: E402
+from core.inspect.decision import combine, decide  # noqa: E402
+from core.operating_point.choose import Targets, choose  # noqa: E402
+from core.operating_point.training_scores import calibration_scores  # noqa: E402
+from models.classifier.estimator import Activations, extract_activations  # noqa: E402
+from models.profiles import DEFAULT_PROFILE  # noqa: E402
+from models.registry import build  # noqa: E402
+
+SECTION = "## Operating points (bench/operating_point.py)"
+GOOD, DEFECT = "good", "defective"
+K = 20
+MAX_REVIEW = 0.2
+GOODS_ONLY_FR = 0.05
+BATCH = 16
+
+
+def backbone_cache(images: list[np.ndarray], profile: str, path: Path | None) -> tuple[Activations, list[torch.Tensor]]:
+    """The classifier's activations and the anomaly model's stage outputs (one view: no test flip) of
+    every cell, computed once (and kept in ``path`` when given)."""
+    if path is not None and path.exists():
+        stored = load_file(str(path))
+        stages = [stored[k] for k in sorted(k for k in stored if k.startswith("stage"))]
+        return Activations(stored["pooled"], stored["patches"]), stages
+    activations = extract_activations(profile, images)
+    probe = build("anomaly", profile=profile, good_class=GOOD)
+    assert not probe.test_flip, "the cache holds one view"
+    chunks: list[list[torch.Tensor]] = []
+    for start in range(0, len(images), BATCH):
+        chunks.append([s.cpu() for s in probe.view_stages(images[start : start + BATCH])[0]])
+    stages = [torch.cat([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+    if path is not None:
+        save_file({"pooled": activations.pooled.contiguous(), "patches": activations.patches.contiguous(),
+                   **{f"stage{i}": s.contiguous() for i, s in enumerate(stages)}}, str(path))
+    return activations, stages
+
+
+def anomaly_scores(detector, stages: list[torch.Tensor], rows: np.ndarray) -> np.ndarray:
+    """The detector's judge scores (normalised, clipped to [0, 1]) of the cached cells ``rows``."""
+    raw = np.concatenate([detector.score_stages([[s[rows[i : i + 64]] for s in stages]])[0]
+                          for i in range(0, len(rows), 64)])
+    return np.clip(detector.calibration_.normalise(raw), 0.0, 1.0)
+
+
+def realized(decisions: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Escape rate, false-reject rate and review share of decisions ``pass | fail | review``."""
+    auto_d = truth & (decisions != "review")
+    auto_g = ~truth & (decisions != "review")
+    return {"escape": float(np.mean(decisions[auto_d] == "pass")) if auto_d.any() else 0.0,
+            "false_reject": float(np.mean(decisions[auto_g] == "fail")) if auto_g.any() else 0.0,
+            "review": float(np.mean(decisions == "review")),
+            "review_good": float(np.mean(decisions[~truth] == "review")),
+            "review_defect": float(np.mean(decisions[truth] == "review"))}
+
+
+def point_decisions(choice, scores: dict[str, np.ndarray]) -> np.ndarray:
+    """The engine's rule with an operating point: the combined score between the cut points."""
+    combined = 1 / (1 + np.exp(-choice.combination.logit(scores)))
+    threshold, band = (choice.lo + choice.hi) / 2, (choice.hi - choice.lo) / 2
+    return np.array([decide(float(s), GOOD, DEFECT, threshold, band).decision for s in combined])
+
+
+def vote_decisions(classifier, detector, clf: np.ndarray, ano: np.ndarray) -> np.ndarray:
+    """Today's cross-check: each model by its calibrated threshold and band, combined by ``combine``."""
+    return np.array([combine([decide(float(c), GOOD, DEFECT, classifier.threshold_, classifier.review_band_),
+                              decide(float(a), GOOD, None, detector.threshold_, detector.review_band_)]).decision
+                     for c, a in zip(clf, ano, strict=True)])
+
+
+def run_seed(images, is_defect, activations, stages, seed: int, profile: str, max_review: float) -> dict:
+    train, test = split(is_defect, K, seed)
+    labels = [DEFECT if d else GOOD for d in is_defect[train]]
+    started = time.perf_counter()
+    classifier = build("classifier", profile=profile, good_class=GOOD, seed=seed).fit_activations(
+        activations.take(train), labels)
+    good = list(classifier.classes_).index(GOOD)
+    clf_test = np.clip(1 - classifier.predict_proba_activations(activations.take(test))[:, good], 0, 1)
+    detector = build("anomaly", profile=profile, good_class=GOOD, seed=seed).fit(
+        [images[i] for i in train], labels)
+    ano_test = anomaly_scores(detector, stages, test)
+    fit_s = time.perf_counter() - started
+    calib_c = calibration_scores(classifier, labels, train.tolist(), lambda rows: [])
+    calib_a = calibration_scores(detector, labels, train.tolist(),
+                                 lambda rows: anomaly_scores(detector, stages, train[rows]).tolist())
+    truth_cal = np.array(calib_c["defect"])
+    calib = {"classifier": np.array(calib_c["scores"]), "anomaly": np.array(calib_a["scores"])}
+    truth = is_defect[test]
+    test_scores = {"classifier": clf_test, "anomaly": ano_test}
+    out: dict = {"seed": seed, "fit_s": round(fit_s, 1)}
+
+    started = time.perf_counter()
+    choice = choose(calib, truth_cal, Targets(max_review, "minimax"))
+    out["choose_s"] = round(time.perf_counter() - started, 2)
+    out["stacked"] = {"promised": choice.promised.as_json(), "counts": choice.counts.as_json(),
+                      "realized": realized(point_decisions(choice, test_scores), truth),
+                      "weights": choice.combination.as_json(), "lo": choice.lo, "hi": choice.hi}
+    vote_cal = vote_decisions(classifier, detector, calib["classifier"], calib["anomaly"])
+    out["vote"] = {"promised": realized(vote_cal, truth_cal),
+                   "realized": realized(vote_decisions(classifier, detector, clf_test, ano_test), truth)}
+    single = choose({"classifier": calib["classifier"]}, truth_cal, Targets(max_review, "minimax"))
+    out["classifier_only"] = {"promised": single.promised.as_json(),
+                              "realized": realized(point_decisions(single, {"classifier": clf_test}), truth)}
+    goods = choose({"anomaly": np.array(calib_a["scores"])[~truth_cal]}, np.zeros(K, dtype=bool),
+                   Targets(max_review, "max_false_reject", GOODS_ONLY_FR))
+    goods_real = realized(point_decisions(goods, {"anomaly": ano_test}), truth)
+    failed_good = float(np.mean(point_decisions(goods, {"anomaly": ano_test[~truth]}) == "fail"))
+    out["goods_only"] = {"promised": goods.promised.as_json(), "realized": {**goods_real,
+                                                                           "fail_per_good": failed_good}}
+    return out
+
+
+def median_spread(values: list[float]) -> dict[str, float]:
+    array = np.array(values, dtype=np.float64)
+    return {"median": round(float(np.median(array)), 4), "min": round(float(array.min()), 4),
+            "max": round(float(array.max()), 4)}
+
+
+def summarise(runs: list[dict]) -> dict:
+    summary: dict = {}
+    for name in ("stacked", "vote", "classifier_only"):
+        rows = {}
+        for rate in ("escape", "false_reject", "review"):
+            promised = [r[name]["promised"][rate] for r in runs]
+            real = [r[name]["realized"][rate] for r in runs]
+            rows[rate] = {"promised": median_spread(promised), "realized": median_spread(real),
+                          "gap": median_spread([abs(a - b) for a, b in zip(promised, real, strict=True)])}
+        rows["max_escape_fr"] = median_spread([max(r[name]["realized"]["escape"], r[name]["realized"]["false_reject"])
+                                              for r in runs])
+        summary[name] = rows
+    summary["goods_only"] = {"false_reject": median_spread([r["goods_only"]["realized"]["false_reject"] for r in runs]),
+                             "fail_per_good": median_spread([r["goods_only"]["realized"]["fail_per_good"]
+                                                             for r in runs]),
+                             "review": median_spread([r["goods_only"]["realized"]["review"] for r in runs]),
+                             "escape": median_spread([r["goods_only"]["realized"]["escape"] for r in runs])}
+    stacked = summary["stacked"]
+    summary["musts"] = {
+        "review_le_25": stacked["review"]["realized"]["median"] <= 0.25,
+        "escape_within_5": stacked["escape"]["gap"]["median"] <= 0.05,
+        "false_reject_within_5": stacked["false_reject"]["gap"]["median"] <= 0.05,
+        "max_escape_fr_le_22": stacked["max_escape_fr"]["median"] <= 0.22,
+        "goods_only_fr_le_7": summary["goods_only"]["false_reject"]["median"] <= 0.07}
+    summary["musts_every_seed"] = {
+        "review_le_25": stacked["review"]["realized"]["max"] <= 0.25,
+        "escape_within_5": stacked["escape"]["gap"]["max"] <= 0.05,
+        "false_reject_within_5": stacked["false_reject"]["gap"]["max"] <= 0.05,
+        "max_escape_fr_le_22": stacked["max_escape_fr"]["max"] <= 0.22,
+        "goods_only_fr_le_7": summary["goods_only"]["false_reject"]["max"] <= 0.07}
+    return summary
+
+
+def table(runs: list[dict], summary: dict, seconds: float) -> str:
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}"
+
+    lines = [SECTION, "",
+             f"ELPV, K = {K} good + {K} defective per seed, all {2624 - 2 * K} other cells unseen, profile "
+             f"{DEFAULT_PROFILE}; targets: max review {MAX_REVIEW:.0%}, smallest max(escape, false reject). "
+             f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads; {seconds:.0f} s. "
+             "Promised = smoothed calibration estimate (the stacked point; counts for the vote); rates in %.", "",
+             "| seed | decision | escape promised / realized | false reject promised / realized "
+             "| review promised / realized | max(esc, FR) realized |",
+             "|---|---|---|---|---|---|"]
+    for r in runs:
+        for name in ("stacked", "vote", "classifier_only"):
+            p, q = r[name]["promised"], r[name]["realized"]
+            lines.append(f"| {r['seed']} | {name} | {pct(p['escape'])} / {pct(q['escape'])} | "
+                         f"{pct(p['false_reject'])} / {pct(q['false_reject'])} | {pct(p['review'])} / "
+                         f"{pct(q['review'])} | {pct(max(q['escape'], q['false_reject']))} |")
+    lines += ["", "| decision | escape realized (median, min-max) | false reject | review | max(esc, FR) "
+              "| gap escape (median, max) | gap FR |", "|---|---|---|---|---|---|---|"]
+    for name in ("stacked", "vote", "classifier_only"):
+        s = summary[name]
+
+        def cell(d: dict) -> str:
+            return f"{pct(d['median'])} ({pct(d['min'])}-{pct(d['max'])})"
+
+        lines.append(f"| {name} | {cell(s['escape']['realized'])} | {cell(s['false_reject']['realized'])} | "
+                     f"{cell(s['review']['realized'])} | {cell(s['max_escape_fr'])} | "
+                     f"{pct(s['escape']['gap']['median'])}, {pct(s['escape']['gap']['max'])} | "
+                     f"{pct(s['false_reject']['gap']['median'])}, {pct(s['false_reject']['gap']['max'])} |")
+    g = summary["goods_only"]
+    lines += ["", f"Goods only (anomaly model, N = {K} goods, false-reject target {GOODS_ONLY_FR:.0%}, "
+              f"max review {MAX_REVIEW:.0%}): realized false reject among automatically decided goods "
+              f"{pct(g['false_reject']['median'])} % ({pct(g['false_reject']['min'])}-{pct(g['false_reject']['max'])}),"
+              f" goods failed per good part {pct(g['fail_per_good']['median'])} %, review share "
+              f"{pct(g['review']['median'])} %, escapes {pct(g['escape']['median'])} % (unknown to the tool).", "",
+             f"Musts (median over seeds): {json.dumps(summary['musts'])}; on every seed: "
+             f"{json.dumps(summary['musts_every_seed'])}.", ""]
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    path = ROOT / "bench" / "RESULTS.md"
+    content = path.read_text(encoding="utf-8")
+    start = content.find(SECTION)
+    if start >= 0:
+        end = content.find("\n## ", start + len(SECTION))
+        content = content[:start] + text + ("" if end < 0 else content[end:])
+    else:
+        content = content.rstrip("\n") + "\n\n" + text
+    path.write_text(content, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seed-offset", type=int, default=0)
+    parser.add_argument("--profile", default=DEFAULT_PROFILE)
+    parser.add_argument("--max-review", type=float, default=MAX_REVIEW)
+    parser.add_argument("--cache", type=Path, help="a file keeping the backbone cache between runs")
+    parser.add_argument("--write", action="store_true", help="rewrite this section of bench/RESULTS.md")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    images, is_defect = load_elpv()
+    activations, stages = backbone_cache(images, args.profile, args.cache)
+    runs = []
+    for seed in range(args.seed_offset, args.seed_offset + args.seeds):
+        runs.append(run_seed(images, is_defect, activations, stages, seed, args.profile, args.max_review))
+        print(json.dumps(runs[-1]), flush=True)
+    summary = summarise(runs)
+    text = table(runs, summary, time.perf_counter() - started)
+    print(text)
+    if args.write:
+        write_section(text)
+    print(json.dumps({"seeds": args.seeds, "seed_offset": args.seed_offset, **summary}))
+
+
+if __name__ == "__main__":
+    main()

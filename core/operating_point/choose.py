@@ -1,0 +1,277 @@
+"""Targets -> cut points: the rules that pick an operating point from calibration scores.
+
+Targets: a maximum review share and one goal: ``minimax`` (the smallest max(escape, false reject)),
+``max_escape`` E (the fewest false rejects with escapes <= E), ``max_false_reject`` F (the fewest
+escapes with false rejects <= F) or ``cost_ratio`` C (the least expected cost per part when an escape
+costs C false rejects). Candidates are all pairs ``lo <= hi`` of a grid on the combined score's logit
+scale; rates are read from the smoothed calibration scores (``rates``).
+
+Which rule each promise uses:
+
+* ``minimax`` and ``cost_ratio``: estimates (smoothed), with Wilson ranges; the conformal bounds are
+  reported beside them;
+* ``max_escape`` / ``max_false_reject``: the capped rate also meets conformal risk control
+  (Angelopoulos et al. 2022, "Conformal Risk Control"): with ``k`` of ``n`` calibration images of the
+  class beyond the cut, ``(k + 1) / (n + 1) <= target``, which bounds the expected share of that
+  class's new parts beyond the cut (per part, guaranteed for exchangeable parts);
+* good images only (``max_false_reject`` with an anomaly model and no defective images): the fail cut
+  is the split-conformal quantile of the goods' out-of-fold scores at ``F (1 - R)`` (rank
+  ``ceil((1 - F (1 - R)) (n + 1))``), so goods fail with probability at most ``F (1 - R)`` per part and
+  about F of the goods decided automatically; the R share of goods just below it go to a person; the
+  escape rate is unknown until defective parts are seen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.operating_point.combine import Combination, fit_combination, identity
+from core.operating_point.rates import Rates, bandwidth, below, logit, rates_at, review_share, sigmoid, wilson
+
+GOALS = ("minimax", "max_escape", "max_false_reject", "cost_ratio")
+GOODS_ONLY_RATES = (0.01, 0.02, 0.05, 0.10)
+GRID = 161
+MIN_PER_CLASS = 5
+MAX_OTHER = 0.5  # a capped rate that costs more than this of the other rate is reported as not met
+RANGE_HALF_WIDTH = 0.05  # "how many more images": enough for a range of about +-5 points
+
+
+@dataclass(frozen=True)
+class Targets:
+    max_review: float
+    goal: str = "minimax"
+    value: float | None = None  # E, F or C (None for minimax)
+    defect_share: float | None = None  # the line's share of defective parts (None: any)
+
+    def validated(self) -> Targets:
+        if not 0.0 <= float(self.max_review) <= 1.0:
+            raise ValueError("the maximum review share is between 0 and 1")
+        if self.goal not in GOALS:
+            raise ValueError(f"unknown goal {self.goal!r}; choose one of {', '.join(GOALS)}")
+        if self.goal == "minimax" and self.value is not None:
+            raise ValueError("minimax takes no value")
+        if self.goal != "minimax" and self.value is None:
+            raise ValueError(f"{self.goal} needs a value")
+        if self.goal in ("max_escape", "max_false_reject") and not 0.0 < float(self.value) < 1.0:
+            raise ValueError(f"{self.goal} is a rate between 0 and 1")
+        if self.goal == "cost_ratio" and not 0.0 < float(self.value) < 1e6:
+            raise ValueError("the cost ratio is a positive number (an escape costs C false rejects)")
+        if self.defect_share is not None and not 0.0 < float(self.defect_share) < 1.0:
+            raise ValueError("the share of defective parts is between 0 and 1")
+        return Targets(float(self.max_review), self.goal, None if self.value is None else float(self.value),
+                       None if self.defect_share is None else float(self.defect_share))
+
+    def as_json(self) -> dict:
+        return {"max_review": self.max_review, "goal": self.goal, "value": self.value,
+                "defect_share": self.defect_share}
+
+    @classmethod
+    def from_json(cls, stored: Mapping) -> Targets:
+        return cls(stored["max_review"], stored.get("goal", "minimax"), stored.get("value"),
+                   stored.get("defect_share")).validated()
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The operating point a rule picked (cut points on the combined score in [0, 1])."""
+
+    targets: Targets
+    combination: Combination
+    lo: float
+    hi: float
+    rule: str
+    promised: Rates  # smoothed estimates (goods only: the conformal rule)
+    counts: Rates  # the same cut points counted on the calibration scores
+    n_good: int
+    n_defect: int
+    problems: tuple[str, ...] = ()  # targets that cannot be met, and what would help
+    curve: tuple[dict, ...] = field(default=(), repr=False)  # the trade-off over review budgets
+
+    @property
+    def met(self) -> bool:
+        return not self.problems
+
+    def sentence(self) -> str:
+        return plain_sentence(self.promised)
+
+
+def plain_sentence(rates: Rates) -> str:
+    """The operating point in plain words."""
+    parts = []
+    if rates.escape is None:
+        parts.append("the escape rate is unknown until defective parts are seen")
+    else:
+        low, high = rates.escape_range or (rates.escape, rates.escape)
+        parts.append(f"of 100 defective parts decided automatically, about {100 * rates.escape:.0f} pass unseen "
+                     f"(likely {100 * low:.0f} to {100 * high:.0f})")
+    if rates.false_reject is not None:
+        low, high = rates.false_reject_range or (rates.false_reject, rates.false_reject)
+        parts.append(f"of 100 good parts decided automatically, about {100 * rates.false_reject:.0f} are "
+                     f"rejected ({100 * low:.0f} to {100 * high:.0f})")
+    parts.append(f"{100 * rates.review:.0f} of 100 parts go to review")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def images_for_range(rate: float) -> int:
+    """Images of a class a rate near ``rate`` must rest on for a 90 % range of about +-5 points."""
+    p = min(max(rate, 0.05), 0.5)
+    return math.ceil(1.6449 ** 2 * p * (1 - p) / RANGE_HALF_WIDTH ** 2)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    cuts: np.ndarray  # (G,) logit scale
+    good_below: np.ndarray  # (G,) smoothed share of goods below each cut
+    defect_below: np.ndarray
+    good_counts: np.ndarray  # (G,) count of goods strictly above each cut
+    defect_counts: np.ndarray  # (G,) count of defectives strictly below each cut
+
+
+def _grid(z_good: np.ndarray, z_defect: np.ndarray) -> _Grid:
+    z = np.concatenate([z_good, z_defect])
+    margin = 3 * max(bandwidth(z_good), bandwidth(z_defect))
+    cuts = np.linspace(z.min() - margin, z.max() + margin, GRID)
+    return _Grid(cuts, below(z_good, cuts, True), below(z_defect, cuts, True),
+                 (z_good[None, :] > cuts[:, None]).sum(axis=1), (z_defect[None, :] < cuts[:, None]).sum(axis=1))
+
+
+def _pick(grid: _Grid, targets: Targets, n_good: int, n_defect: int, max_review: float) -> tuple[int, int] | None:
+    """Indices ``(lo, hi)`` of the best pair meeting ``targets`` at ``max_review`` (None: none does)."""
+    g, d = grid.good_below, grid.defect_below
+    d_pass, d_review = d[:, None], d[None, :] - d[:, None]
+    g_fail, g_review = 1 - g[None, :], g[None, :] - g[:, None]
+    d_decided, g_decided = d_pass + (1 - d[None, :]), g[:, None] + g_fail
+    escape = np.divide(d_pass, d_decided, out=np.zeros_like(d_review), where=d_decided > 1e-12)
+    false_reject = np.divide(g_fail, g_decided, out=np.zeros_like(g_review), where=g_decided > 1e-12)
+    share = targets.defect_share
+    review = np.maximum(g_review, d_review) if share is None else share * d_review + (1 - share) * g_review
+    feasible = np.triu(np.ones((len(g), len(g)), dtype=bool)) & (review <= max_review + 1e-9)
+    if targets.goal == "minimax":
+        objective = np.maximum(escape, false_reject)
+    elif targets.goal == "max_escape":
+        crc = (grid.defect_counts[:, None] + 1) / (n_defect + 1) <= targets.value
+        feasible &= (escape <= targets.value) & crc
+        objective = false_reject
+    elif targets.goal == "max_false_reject":
+        crc = (grid.good_counts[None, :] + 1) / (n_good + 1) <= targets.value
+        feasible &= (false_reject <= targets.value) & crc
+        objective = escape
+    else:
+        p = 0.5 if share is None else share
+        objective = targets.value * p * d_pass + (1 - p) * g_fail
+    if not feasible.any():
+        return None
+    objective = np.where(feasible, objective, np.inf)
+    best = objective.min()
+    near = feasible & (objective <= best + 1e-4)
+    near_review = np.where(near, review, np.inf)
+    i, j = np.unravel_index(int(np.argmin(near_review)), near_review.shape)
+    return int(i), int(j)
+
+
+def _problems(targets: Targets, n_good: int, n_defect: int) -> list[str]:
+    if targets.goal == "max_escape" and 1 / (n_defect + 1) > targets.value:
+        return [f"a maximum escape rate of {targets.value:.0%} cannot be guaranteed from {n_defect} defective "
+                f"images: at least {math.ceil(1 / targets.value) - 1} are needed"]
+    if targets.goal == "max_false_reject" and 1 / (n_good + 1) > targets.value:
+        return [f"a maximum false-reject rate of {targets.value:.0%} cannot be guaranteed from {n_good} good "
+                f"images: at least {math.ceil(1 / targets.value) - 1} are needed"]
+    return []
+
+
+def _too_costly(targets: Targets, promised: Rates, n_good: int, n_defect: int) -> str | None:
+    """A capped rate met only by giving up the other one (beyond MAX_OTHER): what the data allows."""
+    if targets.goal == "max_escape" and (promised.false_reject or 0.0) > MAX_OTHER:
+        other, name, cls, n = promised.false_reject, "false-reject", "defective", n_defect
+    elif targets.goal == "max_false_reject" and (promised.escape or 0.0) > MAX_OTHER:
+        other, name, cls, n = promised.escape, "escape", "good", n_good
+    else:
+        return None
+    return (f"{targets.goal.replace('_', ' ')} {targets.value:.0%} cannot be met at {targets.max_review:.0%} review "
+            f"without a {name} rate of about {other:.0%}: these scores do not separate the classes enough. "
+            f"A larger review share would help, and more images of both classes make better models; the cap "
+            f"rests on {n} {cls} images, about {max(images_for_range(targets.value), n + 1)} would narrow its "
+            "range to +-5 points")
+
+
+def choose(scores: Mapping[str, np.ndarray], is_defect: np.ndarray, targets: Targets,
+           budgets: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)) -> Choice:
+    """The operating point meeting ``targets`` from paired calibration scores ``{method: (N,)}`` in
+    [0, 1] (out of fold) and the truth ``is_defect (N,)``; ``curve`` holds the same goal's best point at
+    each review budget. ValueError when the data cannot give one (say what to add)."""
+    targets = targets.validated()
+    is_defect = np.asarray(is_defect, dtype=bool)
+    n_good, n_defect = int((~is_defect).sum()), int(is_defect.sum())
+    if n_good < MIN_PER_CLASS:
+        raise ValueError(f"an operating point needs the scores of at least {MIN_PER_CLASS} good images "
+                         f"({n_good} paired)")
+    if n_defect == 0:
+        return goods_only(scores, targets)
+    if n_defect < MIN_PER_CLASS:
+        raise ValueError(f"an operating point needs the scores of at least {MIN_PER_CLASS} defective images "
+                         f"({n_defect} paired), or none for the good-only rule")
+    combination, z = fit_combination(scores, is_defect)
+    z_good, z_defect = z[~is_defect], z[is_defect]
+    grid = _grid(z_good, z_defect)
+    problems = _problems(targets, n_good, n_defect)
+    picked = None if problems else _pick(grid, targets, n_good, n_defect, targets.max_review)
+    if picked is None:  # fall back to the smallest max(escape, false reject) within the review cap
+        picked = _pick(grid, Targets(targets.max_review, "minimax", None, targets.defect_share), n_good, n_defect,
+                       targets.max_review)
+        assert picked is not None
+    lo, hi = grid.cuts[picked[0]], grid.cuts[picked[1]]
+    promised = rates_at(z_good, z_defect, lo, hi, True, targets.defect_share)
+    counts = rates_at(z_good, z_defect, lo, hi, False, targets.defect_share)
+    costly = _too_costly(targets, promised, n_good, n_defect)
+    problems += [costly] if costly else []
+    curve = []
+    for budget in budgets:
+        pair = _pick(grid, targets, n_good, n_defect, budget)
+        if pair is not None:
+            at = rates_at(z_good, z_defect, grid.cuts[pair[0]], grid.cuts[pair[1]], True, targets.defect_share)
+            curve.append({"max_review": budget, "review": round(at.review, 4), "escape": round(at.escape or 0, 4),
+                          "false_reject": round(at.false_reject or 0, 4)})
+    rule = {"minimax": "estimate: smoothed calibration scores, smallest max(escape, false reject)",
+            "cost_ratio": "estimate: smoothed calibration scores, least expected cost",
+            "max_escape": "conformal risk control on escapes per defective part (guaranteed) and the smoothed "
+                          "estimate",
+            "max_false_reject": "conformal risk control on false rejects per good part (guaranteed) and the "
+                                "smoothed estimate"}[targets.goal]
+    return Choice(targets, combination, float(sigmoid(lo)), float(sigmoid(hi)), rule, promised, counts, n_good,
+                  n_defect, tuple(problems), tuple(curve))
+
+
+def goods_only(scores: Mapping[str, np.ndarray], targets: Targets) -> Choice:
+    """The good-only rule of the module doc (one method's out-of-fold scores of goods)."""
+    if len(scores) != 1:
+        raise ValueError("with good images only, one model decides (the anomaly model)")
+    if targets.goal != "max_false_reject" or targets.value not in GOODS_ONLY_RATES:
+        raise ValueError("with good images only, choose the false-reject rate (1, 2, 5 or 10 %); the escape "
+                         "rate is unknown until defective parts are seen")
+    (method, values), = scores.items()
+    z = np.sort(logit(np.asarray(values, dtype=np.float64)))
+    n = len(z)
+    alpha = targets.value * (1 - targets.max_review)
+    rank = min(n, math.ceil((1 - alpha) * (n + 1)))
+    hi = float(z[rank - 1])
+    lo = hi if targets.max_review == 0 else min(hi, float(np.quantile(z, max(0.0, 1 - alpha - targets.max_review))))
+    bound = (n + 1 - rank) / (n + 1)
+    review_good = float(np.mean((z >= lo) & (z <= hi)))
+    decided = max(1e-12, 1 - review_good)
+    estimate = min(1.0, bound / decided)
+    promised = Rates(None, estimate, review_share(review_good, None, None), None,
+                     wilson(estimate, round(decided * n)), None, bound, review_good, None)
+    counts = rates_at(z, np.empty(0), lo, hi, False)
+    problems = []
+    if 1 / (n + 1) > alpha:
+        problems.append(f"a false-reject rate of {targets.value:.0%} needs at least "
+                        f"{math.ceil(1 / alpha) - 1} good images for its guarantee ({n} now); the bound is "
+                        f"{bound:.1%}")
+    return Choice(targets, identity(method), float(sigmoid(lo)), float(sigmoid(hi)),
+                  "split-conformal quantile of the goods' out-of-fold scores (guaranteed per good part)",
+                  promised, counts, n, 0, tuple(problems), ())

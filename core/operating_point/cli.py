@@ -1,0 +1,79 @@
+"""``python -m core operating-point``: show, apply, recompute or clear a tool's operating point.
+
+Without ``--apply`` it only shows what it would choose. The last stdout line is one JSON object with
+the promised rates (their ranges, guaranteed bounds and the rule of each)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import socket
+from typing import Any
+
+from core.audit import Actor
+from core.errors import InvalidInputError
+from core.operating_point import service
+from core.operating_point.choose import Targets
+from core.studio import Studio
+
+
+def _targets(args: argparse.Namespace) -> Targets:
+    goals = [(name, value) for name, value in (("max_escape", args.max_escape),
+                                               ("max_false_reject", args.max_false_reject),
+                                               ("cost_ratio", args.cost_ratio)) if value is not None]
+    goal, value = goals[0] if goals else ("minimax", None)
+    try:
+        return Targets(args.max_review, goal, value, args.defect_share).validated()
+    except ValueError as error:
+        raise InvalidInputError(str(error)) from None
+
+
+def cmd_operating_point(studio: Studio, args: argparse.Namespace) -> int:
+    actor = Actor(args.reviewer, args.device)
+    if args.clear:
+        service.clear(studio, args.tool, actor)
+        print(json.dumps(service.status(studio, args.tool)), flush=True)
+        return 0
+    if args.recompute:
+        choice, point = service.recompute(studio, args.tool, actor)
+        print(json.dumps(service.choice_json(choice, dict(point.versions), True)), flush=True)
+        return 0
+    if args.max_review is None:
+        print(json.dumps(service.status(studio, args.tool)), flush=True)
+        return 0
+    targets = _targets(args)
+    if args.apply:
+        choice, point = service.apply(studio, args.tool, targets, actor)
+        versions: dict[str, Any] = dict(point.versions)
+    else:
+        choice, data = service.propose(studio, args.tool, targets)
+        versions = data.versions
+    print(choice.sentence())
+    print(json.dumps(service.choice_json(choice, versions, args.apply)), flush=True)
+    return 0
+
+
+def add_operating_point_command(commands: Any) -> None:
+    """Register ``operating-point`` on the CLI's subcommands."""
+    parser = commands.add_parser("operating-point",
+                                 help="choose the cut points of a tool's decision from targets (audited with --apply)")
+    parser.add_argument("--tool", required=True)
+    parser.add_argument("--max-review", type=float, help="largest share of parts sent to a person (0-1)")
+    goal = parser.add_mutually_exclusive_group()
+    goal.add_argument("--max-escape", type=float, help="largest escape rate (defectives passed among decided)")
+    goal.add_argument("--max-false-reject", type=float,
+                      help="largest false-reject rate (goods failed among decided; good images only: "
+                           "0.01, 0.02, 0.05 or 0.1)")
+    goal.add_argument("--cost-ratio", type=float, help="an escape costs this many false rejects")
+    parser.add_argument("--defect-share", type=float,
+                        help="the line's share of defective parts (default: review capped for any share)")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--apply", action="store_true", help="store the chosen point (audited)")
+    action.add_argument("--recompute", action="store_true",
+                        help="apply the stored targets to the deciding versions (after a training or a promote)")
+    action.add_argument("--clear", action="store_true", help="remove the point: each model decides alone")
+    parser.add_argument("--who", "--reviewer", "--user", dest="reviewer", default=getpass.getuser(),
+                        help="your name (audit log)")
+    parser.add_argument("--device", default=socket.gethostname(), help="this device (audit log)")
+    parser.set_defaults(func=cmd_operating_point)

@@ -1,0 +1,99 @@
+"""A tool's operating point: its deciding versions' stored calibration scores paired by sample, the
+choice for the engineer's targets, and the one audited way to store, recompute or clear it
+(``core.tool_settings.change_settings``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from core.audit import Actor
+from core.errors import InvalidInputError, NotFoundError
+from core.inspect.models import load_tool_models
+from core.operating_point.choose import Choice, Targets, choose
+from core.operating_point.point import OperatingPoint
+from core.operating_point.training_scores import KEY
+from core.studio import Studio
+from core.tool_settings import change_settings, tool_settings
+from storage import repository as repo
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The deciding versions' out-of-fold scores of the training images both scored (``(N,)`` each)."""
+
+    versions: dict[str, int]
+    scores: dict[str, np.ndarray]
+    is_defect: np.ndarray
+    sample_ids: list[Any]
+
+
+def calibration(studio: Studio, tool_name: str) -> Calibration:
+    """Paired calibration scores of the tool's deciding versions (the engine's ``load_tool_models``).
+    NotFoundError when a version stored none (trained before operating points: retrain it)."""
+    versions = load_tool_models(studio, tool_name).version_ids
+    stored: dict[str, dict] = {}
+    with studio.transaction() as session:
+        for method, version_id in versions.items():
+            version = repo.get_model_version(session, version_id)
+            scores = (version.metrics or {}).get(KEY) if version is not None else None
+            if not scores:
+                raise NotFoundError(f"the {method} model (version {version_id}) of tool {tool_name!r} has no "
+                                    "calibration scores: it was trained before operating points; retrain it")
+            stored[method] = scores
+    tables = {m: {sid: (float(s), bool(d)) for sid, s, d in zip(v["sample_ids"], v["scores"], v["defect"],
+                                                                  strict=True)}
+              for m, v in stored.items()}
+    first = next(iter(tables.values()))
+    common = [sid for sid in first if all(sid in t and t[sid][1] == first[sid][1] for t in tables.values())]
+    return Calibration(dict(versions), {m: np.array([t[sid][0] for sid in common]) for m, t in tables.items()},
+                       np.array([first[sid][1] for sid in common], dtype=bool), common)
+
+
+def propose(studio: Studio, tool_name: str, targets: Targets) -> tuple[Choice, Calibration]:
+    """What the tool would choose for ``targets`` (nothing stored)."""
+    data = calibration(studio, tool_name)
+    try:
+        return choose(data.scores, data.is_defect, targets), data
+    except ValueError as error:
+        raise InvalidInputError(str(error)) from None
+
+
+def apply(studio: Studio, tool_name: str, targets: Targets, actor: Actor) -> tuple[Choice, OperatingPoint]:
+    """Choose for ``targets`` and store the point for the deciding versions (audited)."""
+    choice, data = propose(studio, tool_name, targets)
+    point = OperatingPoint.from_choice(choice, data.versions)
+    change_settings(studio, tool_name, actor, {"operating_point": point})
+    return choice, point
+
+
+def recompute(studio: Studio, tool_name: str, actor: Actor) -> tuple[Choice, OperatingPoint]:
+    """The stored targets applied again to the deciding versions (after a training or a promote)."""
+    stored = tool_settings(studio, tool_name).operating_point
+    if stored is None:
+        raise InvalidInputError(f"tool {tool_name!r} has no operating point to recompute")
+    return apply(studio, tool_name, stored.targets, actor)
+
+
+def clear(studio: Studio, tool_name: str, actor: Actor) -> None:
+    """Remove the operating point: each model decides by its own threshold again (audited)."""
+    change_settings(studio, tool_name, actor, {"operating_point": None})
+
+
+def status(studio: Studio, tool_name: str) -> dict[str, Any]:
+    """The stored point, whether it decides for the current versions, and why not."""
+    models = load_tool_models(studio, tool_name)
+    point = models.settings.operating_point
+    return {"point": None if point is None else point.as_json(), "applies": models.operating_point is not None,
+            "versions": models.version_ids, "notices": models.notices}
+
+
+def choice_json(choice: Choice, versions: dict[str, int], applied: bool) -> dict[str, Any]:
+    """What the CLI prints: the promised rates, their ranges and rules, the cut points, the weights."""
+    return {"applied": applied, "versions": versions, "targets": choice.targets.as_json(), "met": choice.met,
+            "problems": list(choice.problems), "rule": choice.rule, "lo": round(choice.lo, 6),
+            "hi": round(choice.hi, 6), "combination": choice.combination.as_json(),
+            "promised": choice.promised.as_json(), "counts": choice.counts.as_json(),
+            "n_good": choice.n_good, "n_defect": choice.n_defect, "sentence": choice.sentence()}
