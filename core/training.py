@@ -127,7 +127,6 @@ def train(
             raise InvalidInputError(str(error)) from None
         metrics = model.training_report(data.sample_ids)
         notices = list(metrics.get("notices", []))
-        report("calibration scores", 0.0)
         metrics[CALIBRATION_KEY] = calibration_scores(
             model, data.labels, data.sample_ids, lambda rows: judge_scores(model, [data.images[i] for i in rows]))
         n_samples = len(data.images) if model.learns_from != "good" else data.labels.count(data.good_class)
