@@ -17,6 +17,7 @@ from models.registry import DEFAULT_METHOD
 from pages.anomaly_panel import render_anomaly_training
 from pages.common import require_tool, studio
 from pages.identity import current_reviewer
+from pages.operating_point_panel import render_operating_point
 
 JOB_KEY = "training_job"
 POLL_SECONDS = 0.5
@@ -166,3 +167,4 @@ _show_dataset(tool.name)
 _train_controls(tool.name)
 _show_active_model(tool.name)
 render_anomaly_training(tool)
+render_operating_point(tool.name, current_reviewer)

@@ -1,0 +1,74 @@
+"""The operating-point panel (AppTest, a real classifier on committed ELPV cells): the trade-off and
+sentence on the Models and Train pages, the review slider moving along it, Apply audited."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.audit import audit_log
+from core.config import Settings
+from core.samples import import_path
+from core.studio import Studio, open_studio
+from core.tool_settings import tool_settings
+from core.tools import create_tool
+from core.training import train
+from tests.pages.test_pages import (  # noqa: F401 - fixtures and helpers of the page tests
+    CLASSES,
+    ELPV,
+    TOOL,
+    navigation_pages_only,
+    open_page,
+    studio_copy,
+    texts,
+)
+
+
+@pytest.fixture(scope="module")
+def classifier_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder with 10 + 10 committed cells and a classifier (fast profile)."""
+    data_dir = tmp_path_factory.mktemp("oppoint-page") / "data"
+    studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
+    create_tool(studio, TOOL, CLASSES)
+    for label in ("good", "defective"):
+        for path in sorted((ELPV / label).glob("*.png"))[:10]:
+            import_path(studio, TOOL, path, label=label)
+    train(studio, TOOL, profile="fast")
+    studio.engine.dispose()
+    return data_dir
+
+
+@pytest.fixture
+def trained(classifier_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Studio]:
+    studio = studio_copy(classifier_template, tmp_path, monkeypatch)
+    yield studio
+    studio.engine.dispose()
+
+
+def test_models_page_walks_the_trade_off_and_applies_it_audited(trained: Studio) -> None:
+    at = open_page("models")
+    assert "Operating point" in texts(at.subheader)
+    assert any("of 100 good parts decided automatically" in m.value for m in at.markdown)
+    reviews = {}
+    for share in (0.0, 0.3):
+        at.slider(key="op-review").set_value(share).run()
+        assert not at.exception
+        reviews[share] = next(m.value for m in at.metric if m.label == "Review share")
+    assert reviews[0.0] == "0%" and reviews[0.3] != "0%"
+    assert at.get("vega_lite_chart")
+    at.button(key="op-apply").click().run()
+    assert not at.exception
+    point = tool_settings(trained, TOOL).operating_point
+    assert point is not None and point.targets.max_review == pytest.approx(0.3)
+    assert (audit_log(trained, TOOL)[0].action, audit_log(trained, TOOL)[0].actor) == ("settings", "operator")
+    assert any(c.value.startswith("Applied for versions") for c in at.caption)
+    at.button(key="op-clear").click().run()
+    assert tool_settings(trained, TOOL).operating_point is None
+
+
+def test_train_page_shows_the_panel(trained: Studio) -> None:
+    at = open_page("train")
+    assert "Operating point" in texts(at.subheader)
+    assert any(m.label == "Review share" for m in at.metric)
