@@ -98,7 +98,8 @@ def vote_decisions(classifier, detector, clf: np.ndarray, ano: np.ndarray) -> np
                      for c, a in zip(clf, ano, strict=True)])
 
 
-def run_seed(images, is_defect, activations, stages, seed: int, profile: str, max_review: float) -> dict:
+def run_seed(images, is_defect, activations, stages, seed: int, profile: str, max_review: float,
+             dump: Path | None = None) -> dict:
     train, test = split(is_defect, K, seed)
     labels = [DEFECT if d else GOOD for d in is_defect[train]]
     started = time.perf_counter()
@@ -118,6 +119,12 @@ def run_seed(images, is_defect, activations, stages, seed: int, profile: str, ma
     truth = is_defect[test]
     test_scores = {"classifier": clf_test, "anomaly": ano_test}
     out: dict = {"seed": seed, "fit_s": round(fit_s, 1)}
+    if dump is not None:  # the scores, to study the rules without refitting
+        dump.mkdir(parents=True, exist_ok=True)
+        np.savez(dump / f"seed{seed}.npz", cal_clf=calib["classifier"], cal_ano=calib["anomaly"], cal_y=truth_cal,
+                 test_clf=clf_test, test_ano=ano_test, test_y=truth,
+                 clf_rule=[classifier.threshold_, classifier.review_band_],
+                 ano_rule=[detector.threshold_, detector.review_band_])
 
     started = time.perf_counter()
     choice = choose(calib, truth_cal, Targets(max_review, "minimax"))
@@ -239,6 +246,7 @@ def main() -> None:
     parser.add_argument("--profile", default=DEFAULT_PROFILE)
     parser.add_argument("--max-review", type=float, default=MAX_REVIEW)
     parser.add_argument("--cache", type=Path, help="a file keeping the backbone cache between runs")
+    parser.add_argument("--dump", type=Path, help="a folder to keep each seed's scores in (seed<N>.npz)")
     parser.add_argument("--write", action="store_true", help="rewrite this section of bench/RESULTS.md")
     args = parser.parse_args()
     started = time.perf_counter()
@@ -247,7 +255,7 @@ def main() -> None:
     activations, stages = backbone_cache(images, args.profile, args.cache)
     runs = []
     for seed in range(args.seed_offset, args.seed_offset + args.seeds):
-        runs.append(run_seed(images, is_defect, activations, stages, seed, args.profile, args.max_review))
+        runs.append(run_seed(images, is_defect, activations, stages, seed, args.profile, args.max_review, args.dump))
         print(json.dumps(runs[-1]), flush=True)
     summary = summarise(runs)
     text = table(runs, summary, time.perf_counter() - started)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
+
 from core.operating_point.rates import logit
 
 STACK_C = 1.0

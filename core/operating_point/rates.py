@@ -29,6 +29,8 @@ import numpy as np
 from scipy.special import ndtr
 
 LOGIT_CLIP = 10.0
+SMOOTHING = "kernel"  # or "normal": one Gaussian per class (compared in bench/operating_point.py)
+BANDWIDTH_SCALE = 1.0
 WILSON_Z = 1.6449  # two-sided 90 %
 
 
@@ -68,8 +70,10 @@ def below(z: np.ndarray, cuts: np.ndarray, smoothed: bool) -> np.ndarray:
     """Share of the scores ``z (n,)`` (logit scale) below each cut ``(G,)``: counts, or smoothed."""
     if len(z) == 0:
         return np.full(len(cuts), np.nan)
+    if smoothed and SMOOTHING == "normal" and len(z) > 1:
+        return ndtr((cuts - z.mean()) / max(float(np.std(z, ddof=1)), 0.05))
     if smoothed:
-        return ndtr((cuts[:, None] - z[None, :]) / bandwidth(z)).mean(axis=1)
+        return ndtr((cuts[:, None] - z[None, :]) / (BANDWIDTH_SCALE * bandwidth(z))).mean(axis=1)
     return (z[None, :] < cuts[:, None]).mean(axis=1)
 
 
