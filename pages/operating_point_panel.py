@@ -55,10 +55,10 @@ def _curve(choice: Choice) -> alt.Chart:
 
 def _show(choice: Choice) -> None:
     promised = choice.promised.as_json()
-    first, second, third = st.columns(3)
-    first.metric("Escapes (of decided defectives)", _range(promised["escape"], promised["escape_range"]))
-    second.metric("False rejects (of decided goods)", _range(promised["false_reject"], promised["false_reject_range"]))
-    third.metric("Review share", f"{promised['review']:.0%}")
+    st.markdown(f"**Escapes** (of decided defectives): {_range(promised['escape'], promised['escape_range'])} · "
+                f"**False rejects** (of decided goods): "
+                f"{_range(promised['false_reject'], promised['false_reject_range'])} · "
+                f"**Review share**: {promised['review']:.0%}")
     st.write(choice.sentence())
     for problem in choice.problems:
         st.warning(problem)
