@@ -220,7 +220,8 @@ def choose(scores: Mapping[str, np.ndarray], is_defect: np.ndarray, targets: Tar
     grid = _grid(z_good, z_defect)
     problems = _problems(targets, n_good, n_defect)
     picked = None if problems else _pick(grid, targets, n_good, n_defect, targets.max_review)
-    if picked is None:  # fall back to the smallest max(escape, false reject) within the review cap
+    fallback = picked is None
+    if fallback:  # fall back to the smallest max(escape, false reject) within the review cap
         picked = _pick(grid, Targets(targets.max_review, "minimax", None, targets.defect_share), n_good, n_defect,
                        targets.max_review)
         assert picked is not None
@@ -241,7 +242,7 @@ def choose(scores: Mapping[str, np.ndarray], is_defect: np.ndarray, targets: Tar
             "max_escape": "conformal risk control on escapes per defective part (guaranteed) and the smoothed "
                           "estimate",
             "max_false_reject": "conformal risk control on false rejects per good part (guaranteed) and the "
-                                "smoothed estimate"}[targets.goal]
+                                "smoothed estimate"}["minimax" if fallback else targets.goal]
     return Choice(targets, combination, float(sigmoid(lo)), float(sigmoid(hi)), rule, promised, counts, n_good,
                   n_defect, tuple(problems), tuple(curve))
 
