@@ -218,3 +218,4 @@ class AuditEntry(Base):
 
 
 from storage import line_tables  # noqa: E402,F401  (the line's tables share Base; issue 17)
+from storage import api_tokens  # noqa: E402,F401  (the REST API's tokens; issue 19)
