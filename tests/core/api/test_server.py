@@ -30,7 +30,8 @@ def without_ms(result: dict) -> dict:
     return {k: v for k, v in result.items() if k != "ms"}
 
 
-def inspect(server: ApiServer, token: str, data: bytes, content_type: str = "image/png", **params: str) -> httpx.Response:
+def inspect(server: ApiServer, token: str, data: bytes, content_type: str = "image/png",
+            **params: str) -> httpx.Response:
     return httpx.post(f"{server.url}/v1/tools/cells/inspect", content=data, params=params, timeout=60,
                       headers={**bearer(token), "Content-Type": content_type})
 

@@ -21,7 +21,8 @@ ACTOR = Actor("ana", "pc-7")
 def every_stored_text(studio: Studio) -> str:
     """Every row of the token and audit tables as text."""
     with studio.engine.connect() as connection:
-        rows = [*connection.execute(text("SELECT * FROM api_token")), *connection.execute(text("SELECT * FROM audit_log"))]
+        rows = [*connection.execute(text("SELECT * FROM api_token")),
+                *connection.execute(text("SELECT * FROM audit_log"))]
     return "\n".join(str(tuple(row)) for row in rows)
 
 
