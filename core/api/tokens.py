@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -28,6 +29,7 @@ PREFIX_LENGTH = 12  # "vis_" and 8 random characters: shown in lists, never enou
 SCOPES = ("read", "inspect", "admin")
 IMPLIED = {"read": {"read"}, "inspect": {"read", "inspect"}, "admin": {"read", "inspect", "admin"}}
 LAST_USED_EVERY_S = 60.0  # last_used_at is written at most once a minute per token (no write per request)
+logger = logging.getLogger(__name__)
 
 
 class TokenError(StudioError):
@@ -139,11 +141,19 @@ class TokenChecker:
             if row.revoked_at is not None:
                 raise TokenError("this API token has been revoked")
             info = _info(row)
-            if scope not in info.granted:
-                raise ScopeError(f"this API token lacks the {scope!r} scope (it has: {', '.join(info.scopes)})")
-            if self._due(row.id):
-                repo.mark_used(session, row.id, utc_now())
+        if scope not in info.granted:
+            raise ScopeError(f"this API token lacks the {scope!r} scope (it has: {', '.join(info.scopes)})")
+        if self._due(info.id):
+            self._note_use(info.id)
         return info
+
+    def _note_use(self, token_id: int) -> None:
+        """Best effort: a busy database delays ``last_used_at``, never the request."""
+        try:
+            with self.studio.transaction() as session:
+                repo.mark_used(session, token_id, utc_now())
+        except StudioError as error:
+            logger.warning("last use of API token %s not noted: %s", token_id, error)
 
     def _due(self, token_id: int) -> bool:
         now = time.monotonic()

@@ -171,3 +171,31 @@ def test_openapi_and_docs_are_served(server: ApiServer) -> None:
     assert {"image/png", "multipart/form-data"} <= set(operation["requestBody"]["content"])
     assert {"/v1/tools", "/v1/tools/{name}", "/v1/inspections/{inspection_id}", "/healthz", "/metrics"} <= set(
         schema["paths"])
+
+
+def test_the_event_loop_serves_while_a_model_judges(server: ApiServer, tokens: dict[str, str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """An inspection held inside the engine does not stop /healthz (inference runs in a worker thread)."""
+    import threading
+
+    from core.api import routes
+
+    entered, release, real = threading.Event(), threading.Event(), routes.predict_image
+
+    def held(*args, **kwargs):  # type: ignore[no-untyped-def]
+        entered.set()
+        assert release.wait(60)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(routes, "predict_image", held)
+    answers: list[httpx.Response] = []
+    client = threading.Thread(target=lambda: answers.append(
+        inspect(server, tokens["inspect"], good_image(), record="false")))
+    client.start()
+    try:
+        assert entered.wait(60)
+        assert httpx.get(f"{server.url}/healthz", timeout=20).status_code == 200  # while the inspection is held
+    finally:
+        release.set()
+        client.join(60)
+    assert answers[0].status_code == 200
