@@ -4,10 +4,10 @@ against the in-process engine on the same images, measured side by side in one r
 A tool is trained on the 40 committed ELPV cells (tests/data/elpv; ``--profile``, default the
 default profile) in a temporary studio; the server serves that data folder. In alternating rounds:
 
-* **in-process**: ``core.inspect.service.predict_image`` called in this process, one image after the
-  other (decode + inspect, ``record`` as given), wall time per call;
-* **API, 1 client**: the same images POSTed one after the other (raw PNG body, bearer token, a
-  keep-alive httpx client), wall time per request as the client sees it;
+* **in-process** and **API, 1 client**, interleaved image by image (so that both see the same load
+  of a shared machine; which goes first alternates): ``core.inspect.service.predict_image`` called in
+  this process (decode + inspect, ``record`` as given), and the same image POSTed to the server (raw
+  PNG body, bearer token, one keep-alive httpx client), wall time per call as the caller sees it;
 * **API, 4 clients**: 4 threads, each with its own client, POST the images at once; requests per
   second over the whole burst and the p50 / p99 request latency (which includes queueing: 4 clients
   share 2 cores).
@@ -84,13 +84,10 @@ def start_server(folder: Path, port: int, log_file: Path) -> subprocess.Popen[by
     raise RuntimeError("the API did not answer /healthz within 120 s")
 
 
-def in_process(studio: Studio, images: list[bytes], record: bool) -> list[float]:
-    times = []
-    for data in images:
-        started = time.perf_counter()
-        predict_image(studio, "cells", "upload", data, record=record)
-        times.append((time.perf_counter() - started) * 1000)
-    return times
+def in_process(studio: Studio, data: bytes, record: bool) -> float:
+    started = time.perf_counter()
+    predict_image(studio, "cells", "upload", data, record=record)
+    return (time.perf_counter() - started) * 1000
 
 
 def post(client: httpx.Client, url: str, data: bytes) -> float:
@@ -102,9 +99,19 @@ def post(client: httpx.Client, url: str, data: bytes) -> float:
     return elapsed
 
 
-def one_client(url: str, token: str, images: list[bytes]) -> list[float]:
+def interleaved(studio: Studio, url: str, token: str, images: list[bytes], record: bool) -> tuple[list[float],
+                                                                                                   list[float]]:
+    """Per image, the in-process time and the API time (one client), the order alternating."""
+    engine, api = [], []
     with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=120) as client:
-        return [post(client, url, data) for data in images]
+        for index, data in enumerate(images):
+            if index % 2:
+                api.append(post(client, url, data))
+                engine.append(in_process(studio, data, record))
+            else:
+                engine.append(in_process(studio, data, record))
+                api.append(post(client, url, data))
+    return engine, api
 
 
 def concurrent(url: str, token: str, images: list[bytes]) -> tuple[float, list[float]]:
@@ -149,16 +156,11 @@ def main() -> None:
         server = start_server(folder, port, Path(tmp) / "api.log")
         url = f"http://127.0.0.1:{port}/v1/tools/cells/inspect?record={str(args.record).lower()}"
         try:
-            in_process(studio, images[:5], args.record)  # warm: models loaded, caches filled
-            one_client(url, token, images[:5])
+            interleaved(studio, url, token, images[:5], args.record)  # warm: models loaded, caches filled
             rounds: list[dict[str, float]] = []
             for index in range(args.rounds):
-                measured: dict[str, float] = {}
-                order = ["engine", "api"] if index % 2 == 0 else ["api", "engine"]
-                for name in order:
-                    times = in_process(studio, images, args.record) if name == "engine" else one_client(
-                        url, token, images)
-                    measured[f"{name}_p50_ms"] = statistics.median(times)
+                engine, api = interleaved(studio, url, token, images, args.record)
+                measured = {"engine_p50_ms": statistics.median(engine), "api_p50_ms": statistics.median(api)}
                 rps, latencies = concurrent(url, token, images)
                 measured.update(rps_4=rps, p50_ms_4=float(np.percentile(latencies, 50)),
                                 p99_ms_4=float(np.percentile(latencies, 99)))
