@@ -21,6 +21,8 @@ from tests.postgres import TemporaryPostgres
 
 ROOT = Path(__file__).resolve().parents[3]
 
+pytestmark = pytest.mark.slow  # trains a tool and runs a real server
+
 
 def answers(url: str) -> bool:
     try:

@@ -19,6 +19,8 @@ from core.studio import Studio
 from storage.tables import Inspection
 from tests.core.api.conftest import ADMIN, CAP, ApiServer, bearer, create_token, defective_image, good_image
 
+pytestmark = pytest.mark.slow  # trains a tool and runs a real server
+
 
 def inspections(studio: Studio) -> int:
     with studio.transaction() as session:
