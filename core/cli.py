@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from core.api.cli import add_api_commands
 from core.errors import StudioError, TrainingCancelledError
 from core.line.cli import add_line_commands
 from core.operating_point.cli import add_operating_point_command
@@ -75,21 +76,9 @@ def cmd_tools_list(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def cmd_tools_show(studio: Studio, args: argparse.Namespace) -> int:
-    from core.inspect.models import load_tool_models
-    from core.tool_settings import ToolSettings
-    from core.tools import get_tool
+    from core.inspect.models import describe_tool
 
-    info = get_tool(studio, args.tool).as_dict()
-    info["settings"] = ToolSettings.from_json(info["settings"]).to_json()
-    try:
-        loaded = load_tool_models(studio, args.tool)
-    except StudioError as error:
-        info["deciding"] = {"error": str(error)}
-    else:
-        info["deciding"] = {m.method: {"version": m.version_id, "threshold": m.threshold,
-                                       "review_band": m.review_band} for m in loaded.models}
-        info["degraded"] = loaded.degraded
-    _print_json(info)
+    _print_json(describe_tool(studio, args.tool))
     return 0
 
 
@@ -317,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_line_commands(commands)  # station, outputs, recipes
     add_store_commands(commands)
     add_operating_point_command(commands)  # issue 18
+    add_api_commands(commands)  # REST API and its tokens (issue 19)
     return parser
 
 

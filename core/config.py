@@ -75,3 +75,18 @@ def max_image_side() -> int:
     if side < 64:
         raise ValueError("STUDIO_MAX_IMAGE_SIDE must be at least 64")
     return side
+
+
+DEFAULT_API_MAX_UPLOAD_MB = 32.0
+
+
+def api_max_upload_bytes() -> int:
+    """Largest request body the REST API accepts for an inspection (413 above it).
+
+    ``STUDIO_API_MAX_UPLOAD_MB`` overrides the default of 32 MB (at most 64, the image reader's own limit).
+    """
+    raw = os.environ.get("STUDIO_API_MAX_UPLOAD_MB", "").strip()
+    megabytes = float(raw) if raw else DEFAULT_API_MAX_UPLOAD_MB
+    if not 0 < megabytes <= 64:
+        raise ValueError("STUDIO_API_MAX_UPLOAD_MB must be more than 0 and at most 64")
+    return int(megabytes * 2**20)

@@ -20,6 +20,10 @@ class ImageRejectedError(ValueError):
     """An image that cannot be used; the message says why."""
 
 
+class UnsupportedImageError(ImageRejectedError):
+    """Bytes that are not an image in a supported format (as opposed to a damaged or too large one)."""
+
+
 @dataclass(frozen=True)
 class DecodedImage:
     rgb: np.ndarray  # (H, W, 3) uint8
@@ -61,7 +65,8 @@ def decode_image(data: bytes) -> DecodedImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.format not in FORMATS:
-                raise ImageRejectedError(f"unsupported format {image.format or 'unknown'} (use PNG, JPEG, BMP or TIFF)")
+                raise UnsupportedImageError(
+                    f"unsupported format {image.format or 'unknown'} (use PNG, JPEG, BMP or TIFF)")
             if image.width * image.height > MAX_PIXELS:
                 raise ImageRejectedError(
                     f"image too large ({image.width} x {image.height} pixels; at most {MAX_PIXELS:,} pixels)"
@@ -72,7 +77,7 @@ def decode_image(data: bytes) -> DecodedImage:
     except ImageRejectedError:
         raise
     except UnidentifiedImageError:
-        raise ImageRejectedError("not an image (or a format that is not supported)") from None
+        raise UnsupportedImageError("not an image (or a format that is not supported)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         found = re.search(r"\((\d+) pixels\)", str(error))
         size = f"{int(found.group(1)):,} pixels; " if found else ""

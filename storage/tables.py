@@ -217,4 +217,4 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-from storage import line_tables  # noqa: E402,F401  (the line's tables share Base; issue 17)
+from storage import api_tokens, line_tables  # noqa: E402,F401  (tables sharing Base: the line, issue 17; API tokens, 19)

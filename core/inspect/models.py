@@ -168,3 +168,21 @@ def load_tool_models(studio: Studio, tool_name: str, version_id: int | None = No
         degraded = not wanted <= {m.method for m in models}
     return ToolModels(tool_name, identity[0], identity[1], identity[2], identity[3], settings, tuple(models), errors,
                       degraded)
+
+
+def describe_tool(studio: Studio, tool_name: str) -> dict[str, Any]:
+    """What ``tools show`` and ``GET /v1/tools/{name}`` print: the tool, its typed settings and the models
+    that decide with their thresholds (or why none can)."""
+    from core.tools import get_tool
+
+    info = get_tool(studio, tool_name).as_dict()
+    info["settings"] = ToolSettings.from_json(info["settings"]).to_json()
+    try:
+        loaded = load_tool_models(studio, tool_name)
+    except StudioError as error:
+        info["deciding"] = {"error": str(error)}
+    else:
+        info["deciding"] = {m.method: {"version": m.version_id, "threshold": m.threshold,
+                                       "review_band": m.review_band} for m in loaded.models}
+        info["degraded"] = loaded.degraded
+    return info

@@ -15,7 +15,8 @@ from storage.migrate import alembic_config, is_at_head, upgrade_to_head
 from storage.tables import Base
 
 TABLES = {"tool", "sample", "model_version", "inspection", "review", "audit_log",
-          "line_station", "recipe", "output", "outbox_event", "outbox_delivery"}  # line: issue 17
+          "line_station", "recipe", "output", "outbox_event", "outbox_delivery",  # line: issue 17
+          "api_token"}  # the REST API: issue 19
 
 
 @pytest.fixture
