@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from core.api.errors import install_error_handlers
 from core.api.metrics import ApiMetrics, MetricsMiddleware
@@ -21,7 +22,9 @@ Every route but `/healthz` needs an API token (`Authorization: Bearer <token>`),
 
 def create_app(studio: Studio, *, max_upload_bytes: int | None = None) -> FastAPI:
     """An app serving ``studio``; ``max_upload_bytes`` defaults to ``STUDIO_API_MAX_UPLOAD_MB``."""
-    app = FastAPI(title="Inspection studio API", version="1", description=DESCRIPTION)
+    # FastAPIOffline serves Swagger UI and ReDoc from files in its package: a factory PC is offline,
+    # and plain FastAPI loads them from a CDN (a blank /docs page without internet).
+    app = FastAPIOffline(title="Inspection studio API", version="1", description=DESCRIPTION)
     app.state.studio = studio
     app.state.tokens = TokenChecker(studio)
     app.state.metrics = ApiMetrics()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import io
+import re
 import struct
 import zlib
 
@@ -168,6 +169,9 @@ def test_metrics_count_requests_latency_and_decisions(server: ApiServer, tokens:
 def test_openapi_and_docs_are_served(server: ApiServer) -> None:
     docs = httpx.get(f"{server.url}/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "cdn" not in docs.text.lower(), "the docs page must load nothing from the internet (offline PCs)"
+    script = re.search(r'src="([^"]+swagger-ui-bundle[^"]*)"', docs.text)
+    assert script and httpx.get(f"{server.url}{script.group(1)}").status_code == 200
     schema = httpx.get(f"{server.url}/openapi.json").json()
     operation = schema["paths"]["/v1/tools/{name}/inspect"]["post"]
     assert {"image/png", "multipart/form-data"} <= set(operation["requestBody"]["content"])
