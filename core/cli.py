@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from core.bundle.cli import add_bundle_commands
 from core.errors import StudioError, TrainingCancelledError
 from core.line.cli import add_line_commands
 from core.studio import Studio, open_studio
@@ -262,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     classes.add_argument("tool")
     classes.add_argument("classes", help="comma-separated, e.g. good,scratch,dent")
     classes.set_defaults(func=cmd_tools_classes)
+    add_bundle_commands(tools, commands, _who)  # tools export / import, keys generate (issue 19)
 
     samples = commands.add_parser("samples", help="manage a tool's samples").add_subparsers(
         dest="action", required=True)
