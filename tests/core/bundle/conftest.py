@@ -1,5 +1,5 @@
 """A source studio with tool ``solar-cell`` built once per package: the 40 committed ELPV cells, a trained
-classifier and kNN model, the committed PatchCore artifact (tests/data/legacy_models) as its anomaly
+classifier, a kNN candidate, the committed PatchCore artifact (tests/data/legacy_models) as its anomaly
 model, a ROI, changed settings and a recipe; and the bundles exported from it."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def source_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     create_tool(studio, TOOL, "good,defective")
     assert import_path(studio, TOOL, ELPV).imported == 40
     train(studio, TOOL, profile="fast")  # the classifier
-    train(studio, TOOL, method="knn", profile="fast")
+    train(studio, TOOL, method="knn", profile="fast", activate=False)  # a candidate: bundles of chosen versions
     add_legacy_anomaly(studio, TOOL)
     set_roi(studio, TOOL, [0.05, 0.05, 0.95, 0.95], SYSTEM)
     change_settings(studio, TOOL, SYSTEM, {"threshold.classifier": 0.45, "live.smoothing": 3})
