@@ -19,14 +19,16 @@ from core.model_versions import (
 )
 from core.reviews import queue_for_review, suggest_for_review
 from core.tool_settings import ToolSettings, change_settings
+from pages.bundle_panel import render_bundle_panel
 from pages.common import require_tool, studio
 from pages.identity import current_reviewer
 
 COMPARISON = "models-comparison"
 
 st.title("Model versions")
-tool = require_tool()
 actor = current_reviewer()
+render_bundle_panel(actor)  # export / import tool bundles (issue 19); before the tool check: a new station has none
+tool = require_tool()
 versions = list_versions(studio(), tool.name)
 
 st.subheader("New training data since the active model")
