@@ -17,6 +17,7 @@ from core.bundle.import_ import ACTIVATIONS, import_bundle
 from core.bundle.signing import signature_required_by_default
 from core.errors import StudioError
 from pages.common import TOOL_KEY, studio
+from pages.identity import DEVICE_KEY, NAME_KEY, _default_device
 
 PREPARED = "bundle-prepared"  # (tool, with images, bytes) of the last prepared bundle
 ACTIVATION_LABELS = {"as-exported": "as in the bundle (its active models decide here too)",
@@ -24,7 +25,7 @@ ACTIVATION_LABELS = {"as-exported": "as in the bundle (its active models decide 
                      "candidate": "as candidates (promote them below after a check)"}
 
 
-def render_bundle_panel(actor: Actor) -> None:
+def render_bundle_panel() -> None:
     """An expander with the export and import of tool bundles."""
     tool = st.session_state.get(TOOL_KEY)
     with st.expander("Tool bundles: move a tool to another station", expanded=not tool):
@@ -32,7 +33,14 @@ def render_bundle_panel(actor: Actor) -> None:
         with left:
             _export(tool)
         with right:
-            _import(actor)
+            _import()
+
+
+def _actor() -> Actor:
+    """The person named in the sidebar's Reviewer box (``pages.identity``), read without drawing that box a
+    second time: the page draws it after its tool check, which a station with no tool never passes."""
+    return Actor(str(st.session_state.get(NAME_KEY) or "operator").strip() or "operator",
+                 str(st.session_state.get(DEVICE_KEY) or _default_device()).strip())
 
 
 def _export(tool: str | None) -> None:
@@ -56,7 +64,7 @@ def _export(tool: str | None) -> None:
                            key="bundle-download", type="primary")
 
 
-def _import(actor: Actor) -> None:
+def _import() -> None:
     st.caption("Import: a bundle becomes a new tool; it is checked whole first (hashes, signature, models) and "
                "nothing is written if any check fails.")
     upload = st.file_uploader("Bundle (.zip)", type=["zip"], key="bundle-upload")
@@ -68,7 +76,7 @@ def _import(actor: Actor) -> None:
                            "trusted keys: STUDIO_TRUSTED_KEYS or <data folder>/trusted-keys")
     if upload is not None and st.button("Import", key="bundle-import", type="primary"):
         try:
-            result = import_bundle(studio(), upload.getvalue(), actor, name=upload.name, as_name=as_name,
+            result = import_bundle(studio(), upload.getvalue(), _actor(), name=upload.name, as_name=as_name,
                                    activation=activation, require_signature=required or forced)
         except StudioError as error:
             st.error(str(error))

@@ -26,9 +26,9 @@ from pages.identity import current_reviewer
 COMPARISON = "models-comparison"
 
 st.title("Model versions")
-actor = current_reviewer()
-render_bundle_panel(actor)  # export / import tool bundles (issue 19); before the tool check: a new station has none
+render_bundle_panel()  # export / import tool bundles (issue 19); before the tool check: a new station has none
 tool = require_tool()
+actor = current_reviewer()
 versions = list_versions(studio(), tool.name)
 
 st.subheader("New training data since the active model")
