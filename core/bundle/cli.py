@@ -19,8 +19,12 @@ def _print(value: Any) -> None:
 
 def cmd_tools_export(studio: Studio, args: argparse.Namespace) -> int:
     from core.bundle.export import export_bundle
+    from core.errors import InvalidInputError
 
-    versions = list(args.version or []) + [int(v) for v in (args.versions or "").split(",") if v.strip()]
+    try:
+        versions = list(args.version or []) + [int(v) for v in (args.versions or "").split(",") if v.strip()]
+    except ValueError:
+        raise InvalidInputError("--versions takes version ids separated by commas, e.g. 12,15") from None
     result = export_bundle(studio, args.tool, Path(args.bundle), versions or None, args.with_images,
                            Path(args.sign) if args.sign else None)
     _print(result.as_dict())

@@ -6,6 +6,7 @@ writers would."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
@@ -120,8 +121,11 @@ def _version(raw: Any) -> VersionEntry:
     if raw["status"] not in MODEL_STATUSES:
         raise ValueError(f"status {raw['status']!r} is not one of {', '.join(MODEL_STATUSES)}")
     datetime.fromisoformat(str(raw["created_at"]))
-    return VersionEntry(key, raw["method"], raw["profile"], raw["status"], _dict(raw["metrics"]),
-                        float(raw["train_seconds"]), int(raw["n_samples"]), str(raw["created_at"]))
+    seconds, n_samples = float(raw["train_seconds"]), int(raw["n_samples"])
+    if not math.isfinite(seconds) or seconds < 0 or n_samples < 0:
+        raise ValueError(f"model version {key}: training seconds and sample count must be non-negative numbers")
+    return VersionEntry(key, raw["method"], raw["profile"], raw["status"], _dict(raw["metrics"]), seconds, n_samples,
+                        str(raw["created_at"]))
 
 
 def _recipe(raw: Any, tool: str) -> RecipeMembership:

@@ -51,8 +51,11 @@ def export_bundle(studio: Studio, tool_name: str, target: Path, version_ids: lis
     key = load_private_key(sign_key) if sign_key is not None else None
     document, folders = _document(studio, tool_name, version_ids)
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".bundle-", suffix=".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".bundle-", suffix=".part")
+    except OSError as error:
+        raise BundleError(f"cannot write the bundle {target}: {error.strerror or error}") from None
     os.close(descriptor)
     tmp = Path(tmp_name)
     dataset = target.parent / f"{tmp.name}.dataset"
@@ -74,6 +77,9 @@ def export_bundle(studio: Studio, tool_name: str, target: Path, version_ids: lis
             if key is not None:
                 archive.writestr(SIGNATURE_NAME, sign(manifest, key))
         os.replace(tmp, target)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise BundleError(f"cannot write the bundle {target}: {error.strerror or error}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

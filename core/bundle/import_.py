@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from core.audit import Actor, log
 from core.bundle.document import DATASET_FILE, TOOL_FILE, ToolDocument, VersionEntry
-from core.bundle.manifest import BundleError
+from core.bundle.manifest import MAX_JSON_BYTES, BundleError
 from core.bundle.reader import VerifiedBundle, open_bundle
 from core.bundle.signing import default_trusted_keys_dir, signature_required_by_default
 from core.errors import InvalidInputError
@@ -77,6 +78,8 @@ def import_bundle(studio: Studio, source: Path | bytes, actor: Actor, name: str 
     """
     if activation not in ACTIVATIONS:
         raise InvalidInputError(f"activation is one of {', '.join(ACTIVATIONS)}")
+    if isinstance(source, Path) and not source.is_file():
+        raise BundleError(f"{source} is not a file")
     keys_dir = trusted_keys_dir or default_trusted_keys_dir(studio)
     bundle = open_bundle(source, name, keys_dir, require_signature or signature_required_by_default())
     staging = studio.settings.models_dir / f".bundle-{uuid.uuid4().hex}"
@@ -133,6 +136,8 @@ def _stage_model(bundle: VerifiedBundle, version: VersionEntry, staging: Path) -
     folder = staging / version.key
     prefix = f"{version.folder}/"
     for path in (n for n in bundle.names() if n.startswith(prefix)):
+        if path.endswith(".json") and bundle.manifest.entry(path).size > MAX_JSON_BYTES:
+            raise BundleError(f"{path} is larger than {MAX_JSON_BYTES // 2**20} MB; refused")
         target = folder / path[len(prefix):]
         target.parent.mkdir(parents=True, exist_ok=True)
         bundle.extract(path, target)
@@ -207,6 +212,10 @@ def _write(studio: Studio, bundle: VerifiedBundle, document: ToolDocument, tool_
                 finals[key].parent.mkdir(parents=True, exist_ok=True)
                 folder.rename(finals[key])
                 moved.append(finals[key])
+    except IntegrityError:  # another import made a tool of that name meanwhile
+        for folder in moved:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise BundleError(f"a tool named {tool_name!r} exists already; import it under another name (--as)") from None
     except BaseException:
         for folder in moved:
             shutil.rmtree(folder, ignore_errors=True)
