@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hyp
 
 from core.audit import Actor
 from core.bundle import reader
@@ -212,3 +214,26 @@ def test_a_dataset_the_station_refuses_undoes_the_whole_import(station: Studio, 
     assert list_tools(station) == [] and list_recipes(station, "line-1") == []
     assert not [p for p in station.settings.models_dir.rglob("*") if p.is_file()]
     assert [e.action for e in audit_log(station)][:2] == ["bundle_import_undone", "bundle_import"]
+
+
+@settings(max_examples=300, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=hyp.data())
+def test_any_changed_byte_of_the_zip_is_refused_or_changes_no_content(data: hyp.DataObject,
+                                                                      bundles: dict[str, Path]) -> None:
+    """A byte flipped anywhere in the file (headers, names, content, central directory) is refused with a
+    message, or it changed nothing a bundle holds (a timestamp, say): never a traceback, never other bytes."""
+    original = bundles["signed"].read_bytes()
+    position = data.draw(hyp.integers(0, len(original) - 1))
+    changed = bytearray(original)
+    changed[position] ^= data.draw(hyp.integers(1, 255))
+    try:
+        bundle = reader.open_bundle(bytes(changed), "fuzz.zip")
+    except StudioError:
+        return
+    try:
+        expected = read_members(bundles["signed"])
+        assert {name: bundle.read(name, limit=2**30) for name in bundle.names()} == \
+            {name: expected[name] for name in bundle.names()}
+        assert set(bundle.names()) == set(expected) - {"manifest.json", "manifest.sig"}
+    finally:
+        bundle.close()
