@@ -46,13 +46,13 @@ class VerifiedBundle:
     def extract(self, path: str, target: Path) -> None:
         """Copy a file to ``target`` (which must not exist), checked against the manifest; nothing is left
         at ``target`` when the check fails."""
-        try:
-            with open(target, "xb") as out:
+        with open(target, "xb") as out:
+            try:
                 for chunk in self._chunks(path):
                     out.write(chunk)
-        except BaseException:
-            target.unlink(missing_ok=True)
-            raise
+            except BaseException:
+                target.unlink(missing_ok=True)
+                raise
 
     def _chunks(self, path: str) -> Iterator[bytes]:
         """The file's bytes; raises after the last chunk when they do not match the manifest."""
