@@ -1,6 +1,7 @@
-"""``python -m core keys generate``, ``tools export --sign`` and ``tools import --require-signature`` as real
-subprocesses between two data folders: JSON on stdout, the private key never printed and mode 0600, a
-refused bundle one ``error:`` line with a non-zero exit code and nothing imported."""
+"""``python -m core keys generate``, ``tools export --sign`` (the CLI's ``main`` in this process) and ``tools
+import --require-signature`` (real subprocesses) between two data folders: JSON on stdout, the private key
+never printed and mode 0600, a refused bundle one ``error:`` line with a non-zero exit code and nothing
+imported."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import stat
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from core.audit import audit_log
+from core.cli import main
 from core.tools import list_tools
 from tests.core.bundle.conftest import TOOL, open_at
 from tests.test_cli_e2e import _assert_error, _cli, _env, _lines
@@ -21,17 +25,28 @@ def _json(result) -> dict:  # noqa: ANN001 - a CompletedProcess
     return json.loads(_lines(result.stdout)[-1])
 
 
-def test_sign_export_and_import_between_two_data_folders(source_dir: Path, tmp_path: Path) -> None:
-    source, station = _env(source_dir), _env(tmp_path / "station")
-    keys = _json(_cli(source, "keys", "generate", "engineer", "--dir", str(tmp_path / "keys")))
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    """``python -m core ARGS`` in this process (the source studio: STUDIO_DATA_DIR)."""
+    assert main(list(args)) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    return json.loads(_lines(out)[-1]) | {"_stdout": out}
+
+
+def test_sign_export_and_import_between_two_data_folders(source_dir: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(source_dir))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    station = _env(tmp_path / "station")
+    keys = _main(capsys, "keys", "generate", "engineer", "--dir", str(tmp_path / "keys"))
     private = Path(keys["private_key"])
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
-    assert "PRIVATE KEY" in private.read_text() and "PRIVATE" not in json.dumps(keys)
+    assert "PRIVATE KEY" in private.read_text() and "PRIVATE" not in keys["_stdout"]
     (tmp_path / "trusted").mkdir()
     shutil.copy(keys["public_key"], tmp_path / "trusted")
 
     bundle = tmp_path / "cell.zip"
-    exported = _json(_cli(source, "tools", "export", TOOL, str(bundle), "--sign", str(private)))
+    exported = _main(capsys, "tools", "export", TOOL, str(bundle), "--sign", str(private))
     assert exported["signed_by"] == keys["fingerprint"] and exported["samples"] is None
 
     unsigned = tmp_path / "unsigned.zip"
