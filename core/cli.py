@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.api.cli import add_api_commands
+from core.bundle.cli import add_bundle_commands
 from core.errors import StudioError, TrainingCancelledError
 from core.line.cli import add_line_commands
 from core.operating_point.cli import add_operating_point_command
@@ -252,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     classes.add_argument("tool")
     classes.add_argument("classes", help="comma-separated, e.g. good,scratch,dent")
     classes.set_defaults(func=cmd_tools_classes)
+    add_bundle_commands(tools, commands, _who)  # tools export / import, keys generate (issue 19)
 
     samples = commands.add_parser("samples", help="manage a tool's samples").add_subparsers(
         dest="action", required=True)

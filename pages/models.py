@@ -19,6 +19,7 @@ from core.model_versions import (
 )
 from core.reviews import queue_for_review, suggest_for_review
 from core.tool_settings import ToolSettings, change_settings
+from pages.bundle_panel import render_bundle_panel
 from pages.common import require_tool, studio
 from pages.identity import current_reviewer
 from pages.operating_point_panel import render_operating_point
@@ -26,6 +27,7 @@ from pages.operating_point_panel import render_operating_point
 COMPARISON = "models-comparison"
 
 st.title("Model versions")
+render_bundle_panel()  # export / import tool bundles (issue 19); before the tool check: a new station has none
 tool = require_tool()
 actor = current_reviewer()
 versions = list_versions(studio(), tool.name)

@@ -58,7 +58,7 @@ def elpv_subset() -> Path:
 # (`./test.sh -m "not slow"`) leaves them out. Markers of their own say which kind they are.
 SLOW_PATHS = ("e2e/", "chaos/", "line/", "bench/", "core/live/", "core/test_training.py",
               "core/test_anomaly_training.py", "core/test_model_versions.py", "core/test_third_method.py",
-              "core/test_store_safety.py", "pages/", "test_cli_", "models/test_classifier.py",
+              "core/test_store_safety.py", "pages/", "test_cli_", "models/test_classifier.py", "core/bundle/",
               "models/test_anomaly.py")
 KIND_MARKERS = {"e2e/": "e2e", "chaos/": "chaos", "line/": "line"}
 
