@@ -204,7 +204,8 @@ def _write(studio: Studio, bundle: VerifiedBundle, document: ToolDocument, tool_
                     versions_repo.set_active(session, tool, row)
                     active[version.method] = row.id
                 ids[version.key] = row.id
-            notes = _restore_recipes(session, document, tool_name) if with_recipes else []
+            tool.settings, notes = _remap_operating_point(document.settings, ids)
+            notes += _restore_recipes(session, document, tool_name) if with_recipes else []
             log(session, actor, "bundle_import", f"tool {tool_name}", tool.id, bundle_tool=document.name,
                 versions=ids, active=active, activation=activation, signature=signature,
                 manifest_sha256=bundle.manifest_sha256, studio_version=bundle.manifest.studio_version, recipes=notes)
@@ -221,6 +222,19 @@ def _write(studio: Studio, bundle: VerifiedBundle, document: ToolDocument, tool_
             shutil.rmtree(folder, ignore_errors=True)
         raise
     return ImportResult(tool_name, ids, active, signature, notes=notes)
+
+
+def _remap_operating_point(settings: dict[str, Any], ids: dict[str, int]) -> tuple[dict[str, Any], list[str]]:
+    """The settings with the operating point's version ids translated to this studio's (a point names the
+    versions it was computed for); dropped with a note when the bundle lacks one of its versions."""
+    point = settings.get("operating_point")
+    if not point:
+        return settings, []
+    versions = {method: ids.get(str(source_id)) for method, source_id in point["versions"].items()}
+    if None in versions.values():
+        return {**settings, "operating_point": None}, [
+            "the operating point was left out: the bundle lacks a model version it was chosen for"]
+    return {**settings, "operating_point": {**point, "versions": versions}}, []
 
 
 def _restore_recipes(session: Any, document: ToolDocument, tool_name: str) -> list[str]:

@@ -1,12 +1,13 @@
 """A source studio with tool ``solar-cell`` built once per package: the 40 committed ELPV cells, a trained
 classifier, a kNN candidate, the committed PatchCore artifact (tests/data/legacy_models) as its anomaly
-model, a ROI, changed settings and a recipe; and the bundles exported from it."""
+model, a ROI, changed settings, an operating point and a recipe; and the bundles exported from it."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
@@ -14,7 +15,11 @@ from core.audit import SYSTEM
 from core.bundle.export import export_bundle
 from core.bundle.signing import KeyPair, generate_key_pair
 from core.config import Settings
+from core.inspect.models import load_tool_models
 from core.line.recipes import create_recipe
+from core.operating_point.choose import Targets
+from core.operating_point.combine import Combination
+from core.operating_point.point import OperatingPoint
 from core.samples import import_path
 from core.studio import Studio, open_studio
 from core.tool_settings import change_settings
@@ -44,6 +49,14 @@ def add_legacy_anomaly(studio: Studio, tool_name: str) -> None:
         versions_repo.set_active(session, tool, version)
 
 
+def add_operating_point(studio: Studio, tool_name: str) -> None:
+    """A stored operating point on the two active versions (it names their ids, which an import renumbers)."""
+    versions = load_tool_models(studio, tool_name).version_ids
+    combination = Combination(-0.2, MappingProxyType({"classifier": 0.8, "anomaly": 0.6}))
+    point = OperatingPoint(MappingProxyType(versions), Targets(max_review=0.2), combination, 0.35, 0.6, "test")
+    change_settings(studio, tool_name, SYSTEM, {"operating_point": point.as_json()})
+
+
 @pytest.fixture(scope="package")
 def source_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("bundle-source") / "data"
@@ -54,6 +67,7 @@ def source_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     train(studio, TOOL, method="knn", profile="fast", activate=False)  # a candidate: bundles of chosen versions
     add_legacy_anomaly(studio, TOOL)
     set_roi(studio, TOOL, [0.05, 0.05, 0.95, 0.95], SYSTEM)
+    add_operating_point(studio, TOOL)
     change_settings(studio, TOOL, SYSTEM, {"threshold.classifier": 0.45, "live.smoothing": 3})
     create_recipe(studio, "line-1", "cells", 7, [{"tool": TOOL, "threshold": 0.5}])
     studio.engine.dispose()

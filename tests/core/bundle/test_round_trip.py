@@ -4,6 +4,7 @@ from SQLite to PostgreSQL too."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,14 @@ def assert_same(expected: list[Inspection], got: list[Inspection]) -> None:
             assert b.map is not None and float(np.abs(a.map - b.map).max()) <= 1e-6
 
 
+def assert_same_settings(source: Studio, tool: str, station: Studio, copy: str, active: dict[str, int]) -> None:
+    """The same settings, the operating point naming the imported versions (their ids here)."""
+    mine, theirs = tool_settings(source, tool), tool_settings(station, copy)
+    assert theirs.operating_point is not None and dict(theirs.operating_point.versions) == active
+    assert replace(theirs, operating_point=replace(theirs.operating_point, versions=mine.operating_point.versions)) \
+        == mine
+
+
 def test_a_fresh_studio_decides_exactly_as_the_source(source: Studio, station: Studio,
                                                       bundles: dict[str, Path]) -> None:
     result = import_bundle(station, bundles["images"], ME)
@@ -58,7 +67,8 @@ def test_a_fresh_studio_decides_exactly_as_the_source(source: Studio, station: S
 
     mine, theirs = get_tool(source, TOOL), get_tool(station, TOOL)
     assert (theirs.classes, theirs.roi) == (mine.classes, mine.roi)
-    assert tool_settings(station, TOOL) == tool_settings(source, TOOL)
+    assert_same_settings(source, TOOL, station, TOOL, result.active)
+    assert inspect_all(station, TOOL, CELLS[:1])[0].combined_score is not None  # the operating point decides
     assert class_counts(station, TOOL) == class_counts(source, TOOL) == {"good": 20, "defective": 20}
     before = {(v.method, v.profile, v.status, v.n_samples) for v in list_versions(source, TOOL) if v.status == "active"}
     assert {(v.method, v.profile, v.status, v.n_samples) for v in list_versions(station, TOOL)} == before
@@ -75,7 +85,7 @@ def test_sqlite_to_postgresql_under_a_new_name(source: Studio, bundles: dict[str
         result = import_bundle(station, bundles["plain"], ME, as_name="cell-copy")
         assert set(result.active) == {"classifier", "anomaly"} and result.samples is None
         assert_same(inspect_all(source, TOOL, CELLS[::8]), inspect_all(station, "cell-copy", CELLS[::8]))
-        assert tool_settings(station, "cell-copy") == tool_settings(source, TOOL)
+        assert_same_settings(source, TOOL, station, "cell-copy", result.active)
         [recipe] = list_recipes(station, "line-1")
         assert recipe.tools == [{"tool": "cell-copy", "threshold": 0.5}]
     finally:
