@@ -20,6 +20,7 @@ from core.model_versions import (
 from core.reviews import queue_for_review, suggest_for_review
 from core.tool_settings import ToolSettings, change_settings
 from pages.common import require_tool, studio
+from pages.evaluation_panel import render_evaluation
 from pages.identity import current_reviewer
 
 COMPARISON = "models-comparison"
@@ -113,6 +114,8 @@ if comparison is not None:
                 column.caption(f"v{version_id} confusion (rows true, columns predicted)")
                 column.dataframe(pd.DataFrame(sets[dataset].confusion, index=sets[dataset].classes,
                                               columns=sets[dataset].classes))
+
+render_evaluation(tool, versions)
 
 st.subheader("Which images would help most")
 suggestions = suggest_for_review(studio(), tool.name, limit=10)
