@@ -26,6 +26,7 @@ from models.artifacts import ArtifactError, load_method_artifact, save_method_ar
 from models.backbones.registry import get_backbone
 from models.base import Judgement, NotFittedError, Progress, TrainingSetError, mirrored
 from models.device import get_device
+from models.positional_memory import distances_to_each_good
 from models.preprocess import standardise_intensity, to_batch
 from models.profiles import DEFAULT_PROFILE, get_profile
 from models.projection import discriminant_projection
@@ -280,6 +281,18 @@ class PatchCoreDetector:
         report("calibration", 1.0)
         return extended
 
+    @staticmethod
+    def _leave_one_out(model: PatchCoreModel, embedding: torch.Tensor, sources: torch.Tensor,
+                       memory_sources: torch.Tensor) -> torch.Tensor:
+        """Patch distances ``(n, h, w)`` of embedded goods ``(n, D, h, w)`` (of the goods ``sources (n,)``)
+        to the nearest memory patch of *another* good (``memory_sources (K,)``: the good of each memory
+        image), in one pass (``distances_to_each_good``)."""
+        h, w, k, d = model.memory_bank.shape
+        with torch.inference_mode():
+            each = distances_to_each_good(embedding, model.memory_bank.reshape(h * w, k, d), model.radius)
+            own = (sources[:, None] == memory_sources[None, :]).to(each.device)  # (n, K)
+            return each.masked_fill(own[:, :, None, None], float("inf")).amin(dim=1)
+
     def _fold_inflation(self, memory: torch.Tensor, sources: torch.Tensor, firsts: torch.Tensor,
                         grouped: bool) -> np.ndarray | float:
         """How much higher this model's own goods score out of fold (``fit``: projection, memory and scale
@@ -288,10 +301,8 @@ class PatchCoreDetector:
         memory rows map to the goods (``grouped``), else the ratio of the medians. Multiplying their
         leave-one-out scores in an extended memory by it keeps the calibration scores out of fold."""
         stored = np.array([self.calibration_.raw(min(max(s, 1e-9), 1 - 1e-9)) for s in self.reference_scores_])
-        with torch.inference_mode():
-            own = torch.cat([self.model_.nearest_distances(memory[i : i + 1].to(get_device()),
-                                                           exclude=(sources == sources[i]).to(get_device())).cpu()
-                             for i in firsts.tolist()]) / self.model_.position_scale.cpu()
+        own = self._leave_one_out(self.model_, memory[firsts].to(get_device()), sources[firsts], sources).cpu()
+        own = own / self.model_.position_scale.cpu()
         own_scores = own.flatten(1).amax(dim=1).numpy().astype(np.float64)
         if grouped and len(stored) == len(own_scores):
             return stored / np.maximum(own_scores, 1e-12)
@@ -349,10 +360,7 @@ class PatchCoreDetector:
         leave-one-out patch distances ``(n, h, w)``."""
         keep = self._memory_subset(embedding)
         model.set_memory(embedding[keep])
-        with torch.inference_mode():  # each good against the memory without its own rows
-            leave_one_out = torch.cat([model.nearest_distances(embedding[i : i + 1],
-                                                               exclude=sources[keep] == sources[i])
-                                       for i in firsts.tolist()])
+        leave_one_out = self._leave_one_out(model, embedding[firsts], sources[firsts], sources[keep])
         mean = leave_one_out.mean(dim=0)  # (h, w)
         scale = (1 - self.position_shrink) * mean + self.position_shrink * mean.mean()
         model.set_position_scale(scale.clamp_min(MIN_POSITION_SCALE * float(mean.mean())))
