@@ -42,7 +42,6 @@ from core.inspect.models import load_tool_models  # noqa: E402
 from core.inspect.recorder import RecordContext  # noqa: E402
 from core.inspect.service import predict_image  # noqa: E402
 from core.model_versions import promote, train_candidate  # noqa: E402
-from core.review_order import diversity_features, farthest_first, review_order  # noqa: E402
 from core.reviews import Reviewer, next_card, queue_counts, queue_for_review, submit_review, suggest_for_review  # noqa: E402
 from core.samples import Candidate, add_images  # noqa: E402
 from core.studio import Studio, open_studio  # noqa: E402
@@ -223,6 +222,37 @@ def loop(seeds: int, rounds: int, batch: int, budget: int, n_holdout: int, workd
 
 
 # --- 3. which cells should the operator label? (issue 18) -----------------------------------------
+def diversity_features(profile: str, images: list[np.ndarray]) -> np.ndarray:
+    """Pooled backbone head features ``(N, 1280)`` of RGB uint8 images (intensity-standardised), unit length."""
+    from models.backbones.registry import pooled_features
+    from models.preprocess import standardise_intensity
+    from models.profiles import get_profile
+
+    features = pooled_features(get_profile(profile), [standardise_intensity(image) for image in images])
+    features = features.numpy().astype(np.float64)
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
+def farthest_first(candidates: np.ndarray, labelled: np.ndarray, budget: int) -> list[int]:
+    """Greedy k-center (Sener & Savarese 2018): ``budget`` rows of ``candidates (N, D)``, each the one
+    farthest from the ``labelled (L, D)`` rows and the earlier picks."""
+    nearest = np.min(np.linalg.norm(candidates[:, None] - labelled[None], axis=2), axis=1)
+    picked: list[int] = []
+    for _ in range(min(budget, len(candidates))):
+        best = int(np.argmax(nearest))
+        picked.append(best)
+        nearest = np.minimum(nearest, np.linalg.norm(candidates - candidates[best], axis=1))
+        nearest[picked] = -1.0
+    return picked
+
+
+def review_order(margins: np.ndarray, features: np.ndarray, labelled: np.ndarray, budget: int,
+                 shortlist: int = 3) -> list[int]:
+    """Uncertainty with diversity: k-center picks among the ``shortlist * budget`` smallest ``margins``."""
+    candidates = np.argsort(margins, kind="stable")[: shortlist * budget]
+    return [int(candidates[i]) for i in farthest_first(features[candidates], labelled, budget)]
+
+
 def _typical(candidates: np.ndarray, labelled: np.ndarray, budget: int, seed: int) -> list[int]:
     """TypiClust (Hacohen et al. 2022): cluster labelled + candidates into ``len(labelled) + budget``
     clusters; from the largest clusters holding no labelled cell, the most typical candidate (highest
