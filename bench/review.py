@@ -10,6 +10,11 @@
    uncertainty suggestions, let a simulated operator answer ``--budget`` cards from the queue with the
    ground truth, retrain into a candidate and promote it. Reported: held-out balanced accuracy per round,
    against a baseline that labels the same number of *random* cells of the same batches.
+3. ``--simulate`` (issue 18): the same loop on cached backbone activations (the product's classifier,
+   ``fit_activations``, and the engine's ``decide``), comparing which ``--budget`` cells of each batch the
+   operator labels: random, today's queue order (review band, then closest to the threshold), pure
+   uncertainty, k-center diversity, uncertainty shortlist + k-center, half random + half that, TypiClust,
+   highest defect score first. ``--cache FILE`` keeps the activations between runs.
 
 Run under the CPU lock: ``flock /tmp/studio-cpu.lock .venv/bin/python bench/review.py``. The last line
 printed is one JSON object with ``next_card_ms``.
@@ -295,7 +300,7 @@ def choose(arm: str, scores: np.ndarray, decisions: list[str], threshold: float,
         return np.argsort(margin)[:budget].tolist()
     if arm == "diverse":
         return farthest_first(features, labelled, budget)
-    if arm == "uncertain_diverse":  # the product's order: k-center among the most uncertain
+    if arm == "uncertain_diverse":  # k-center among the 3 x budget most uncertain
         return review_order(margin, features, labelled, budget)
     if arm == "half_random":  # half the budget at random (keeps the training set's class mix), half the order
         ordered = review_order(margin, features, labelled, budget // 2)
