@@ -236,11 +236,13 @@ class PatchCoreDetector:
         The new goods' patch embeddings (with the same augmentation) join the memory under the same
         subset rule as ``fit`` (``bank_mb``); the position scale is recomputed from every good's
         leave-one-out distances as ``fit`` does, and the threshold is recalibrated with the same rule
-        (``models.anomaly.calibration``) on leave-one-out scores of all goods against the extended memory.
+        (``models.anomaly.calibration``) on each good's leave-one-out score against the extended memory.
         Kept from this model: the projection (learned from its own goods and their synthetic defects;
-        a full ``fit`` would relearn it). Approximations, measured by ``bench/anomaly_extend.py``: the
-        calibration scores leave out one good's memory rows but not its share in the projection and
-        the position scale, and they are scored without the mirror view (``test_flip``).
+        a full ``fit`` would relearn it). The new goods are unseen by it; this model's own goods are not,
+        so their scores are scaled by how much their stored out-of-fold scores exceeded their
+        leave-one-out scores in this model (``_fold_inflation``). Approximations, measured by
+        ``bench/anomaly_extend.py``: the position scale includes the good scored, and no mirror view
+        (``test_flip``) enters the calibration.
         """
         self._check_fitted()
         report = progress or (lambda stage, fraction: None)
