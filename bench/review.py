@@ -10,6 +10,11 @@
    uncertainty suggestions, let a simulated operator answer ``--budget`` cards from the queue with the
    ground truth, retrain into a candidate and promote it. Reported: held-out balanced accuracy per round,
    against a baseline that labels the same number of *random* cells of the same batches.
+3. ``--simulate`` (issue 18): the same loop on cached backbone activations (the product's classifier,
+   ``fit_activations``, and the engine's ``decide``), comparing which ``--budget`` cells of each batch the
+   operator labels: random, today's queue order (review band, then closest to the threshold), pure
+   uncertainty, k-center diversity, uncertainty shortlist + k-center, half random + half that, TypiClust,
+   highest defect score first. ``--cache FILE`` keeps the activations between runs.
 
 Run under the CPU lock: ``flock /tmp/studio-cpu.lock .venv/bin/python bench/review.py``. The last line
 printed is one JSON object with ``next_card_ms``.
@@ -221,6 +226,188 @@ def loop(seeds: int, rounds: int, batch: int, budget: int, n_holdout: int, workd
                   "runs": [[round(x, 4) for x in run] for run in runs]} for arm, runs in curves.items()}
 
 
+# --- 3. which cells should the operator label? (issue 18) -----------------------------------------
+def diversity_features(profile: str, images: list[np.ndarray]) -> np.ndarray:
+    """Pooled backbone head features ``(N, 1280)`` of RGB uint8 images (intensity-standardised), unit length."""
+    from models.backbones.registry import pooled_features
+    from models.preprocess import standardise_intensity
+    from models.profiles import get_profile
+
+    features = pooled_features(get_profile(profile), [standardise_intensity(image) for image in images])
+    features = features.numpy().astype(np.float64)
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+
+
+def farthest_first(candidates: np.ndarray, labelled: np.ndarray, budget: int) -> list[int]:
+    """Greedy k-center (Sener & Savarese 2018): ``budget`` rows of ``candidates (N, D)``, each the one
+    farthest from the ``labelled (L, D)`` rows and the earlier picks."""
+    nearest = np.min(np.linalg.norm(candidates[:, None] - labelled[None], axis=2), axis=1)
+    picked: list[int] = []
+    for _ in range(min(budget, len(candidates))):
+        best = int(np.argmax(nearest))
+        picked.append(best)
+        nearest = np.minimum(nearest, np.linalg.norm(candidates - candidates[best], axis=1))
+        nearest[picked] = -1.0
+    return picked
+
+
+def review_order(margins: np.ndarray, features: np.ndarray, labelled: np.ndarray, budget: int,
+                 shortlist: int = 3) -> list[int]:
+    """Uncertainty with diversity: k-center picks among the ``shortlist * budget`` smallest ``margins``."""
+    candidates = np.argsort(margins, kind="stable")[: shortlist * budget]
+    return [int(candidates[i]) for i in farthest_first(features[candidates], labelled, budget)]
+
+
+def _typical(candidates: np.ndarray, labelled: np.ndarray, budget: int, seed: int) -> list[int]:
+    """TypiClust (Hacohen et al. 2022): cluster labelled + candidates into ``len(labelled) + budget``
+    clusters; from the largest clusters holding no labelled cell, the most typical candidate (highest
+    inverse mean distance to its 20 nearest neighbours)."""
+    from sklearn.cluster import KMeans
+
+    everything = np.concatenate([labelled, candidates])
+    clusters = KMeans(len(labelled) + budget, n_init=1, random_state=seed).fit_predict(everything)
+    covered = set(clusters[: len(labelled)].tolist())
+    distances = np.linalg.norm(candidates[:, None] - candidates[None], axis=2)
+    typicality = 1.0 / (np.sort(distances, axis=1)[:, 1:21].mean(axis=1) + 1e-12)
+    own = clusters[len(labelled):]
+    sizes = np.bincount(own, minlength=clusters.max() + 1)
+    picked: list[int] = []
+    for cluster in np.argsort(-sizes):
+        if len(picked) == budget:
+            break
+        members = np.flatnonzero(own == cluster)
+        if cluster in covered or not len(members):
+            continue
+        picked.append(int(members[np.argmax(typicality[members])]))
+    rest = [i for i in np.argsort(-typicality) if i not in set(picked)]
+    return picked + [int(i) for i in rest[: budget - len(picked)]]
+
+
+def choose(arm: str, scores: np.ndarray, decisions: list[str], threshold: float, features: np.ndarray,
+           labelled: np.ndarray, budget: int, rng: np.random.Generator, seed: int) -> list[int]:
+    """Which ``budget`` cells of a batch (model ``scores``, engine ``decisions``, pooled ``features``) one
+    arm sends to the operator. ``queue``: today's order (review-band items, oldest first, then the
+    uncertainty suggestions, closest to the threshold)."""
+    n = len(scores)
+    margin = np.abs(scores - threshold)
+    if arm == "random":
+        return rng.choice(n, budget, replace=False).tolist()
+    if arm == "queue":
+        band = [i for i in range(n) if decisions[i] == "review"]
+        rest = [int(i) for i in np.argsort(margin) if decisions[i] != "review"]
+        return (band + rest)[:budget]
+    if arm == "uncertainty":
+        return np.argsort(margin)[:budget].tolist()
+    if arm == "diverse":
+        return farthest_first(features, labelled, budget)
+    if arm == "uncertain_diverse":  # k-center among the 3 x budget most uncertain
+        return review_order(margin, features, labelled, budget)
+    if arm == "half_random":  # half the budget at random (keeps the training set's class mix), half the order
+        ordered = review_order(margin, features, labelled, budget // 2)
+        rest = [i for i in rng.permutation(n).tolist() if i not in set(ordered)]
+        return ordered + rest[: budget - len(ordered)]
+    if arm == "typical":
+        return _typical(features, labelled, budget, seed)
+    if arm == "predicted_defective":  # the rare class first: highest defect score
+        return np.argsort(-scores)[:budget].tolist()
+    raise ValueError(arm)
+
+
+ARMS = ("random", "queue", "uncertainty", "diverse", "uncertain_diverse", "half_random", "typical",
+        "predicted_defective")
+
+
+def cached_activations(images: np.ndarray, cache: Path | None):
+    """The fast profile's classifier activations of every cell and the review order's features
+    (``core.review_order.diversity_features``), kept in ``cache`` (safetensors) between runs."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from models.classifier.estimator import Activations, extract_activations
+
+    if cache is not None and cache.exists():
+        tensors = load_file(cache)
+        return Activations(tensors["pooled"], tensors["patches"]), tensors["diversity"].numpy().astype(np.float64)
+    started = time.perf_counter()
+    cells = [rgb(image) for image in images]
+    activations = extract_activations("fast", cells)
+    diversity = diversity_features("fast", cells)
+    log(f"  activations of {len(images)} cells in {time.perf_counter() - started:.1f} s")
+    if cache is not None:
+        save_file({"pooled": activations.pooled.contiguous(), "patches": activations.patches.contiguous(),
+                   "diversity": torch.from_numpy(diversity).float().contiguous()}, cache)
+    return activations, diversity
+
+
+def simulate(seeds: int, rounds: int, batch: int, budget: int, n_holdout: int, arms: tuple[str, ...],
+             cache: Path | None = None) -> dict:
+    """The loop on cached backbone activations: per round the product's classifier (``fit_activations``,
+    fast profile) judges a batch of new cells (the engine's ``decide`` with its calibrated threshold and
+    band), an arm picks ``budget`` of them for the operator (ground truth), and the classifier is refitted
+    on everything labelled; held-out balanced accuracy after each round."""
+    from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+    from models.registry import build
+
+    images, labels = load_elpv()
+    order = np.random.default_rng(1234).permutation(len(images))
+    held, rest = order[:n_holdout], [int(i) for i in order[n_holdout:]]
+    activations, pooled = cached_activations(images, cache)
+    names = np.array(["good", "defective"])
+
+    def fitted(cells: list[int], seed: int):
+        return build("classifier", profile="fast", good_class="good", seed=seed).fit_activations(
+            activations.take(cells), names[labels[cells]].tolist())
+
+    def judged(model, cells) -> tuple[np.ndarray, list[str]]:
+        good = list(model.classes_).index("good")
+        scores = np.clip(1.0 - model.predict_proba_activations(activations.take(cells))[:, good], 0.0, 1.0)
+        return scores, [decide(float(s), "good", "defective", model.threshold_, model.review_band_).decision
+                        for s in scores]
+
+    def accuracy(model) -> tuple[float, float]:
+        """Held-out balanced accuracy at the model's threshold, and ROC AUC (threshold-free)."""
+        scores, _ = judged(model, held)
+        return (float(balanced_accuracy_score(labels[held], (scores > model.threshold_).astype(int))),
+                float(roc_auc_score(labels[held], scores)))
+
+    curves: dict[str, list[list[float]]] = {arm: [] for arm in arms}
+    areas: dict[str, list[float]] = {arm: [] for arm in arms}  # held-out ROC AUC after the last round
+    for seed in range(seeds):
+        rng = random.Random(seed)
+        start = (rng.sample([i for i in rest if labels[i] == 0], 10)
+                 + rng.sample([i for i in rest if labels[i] == 1], 10))
+        pool = [i for i in rest if i not in set(start)]
+        rng.shuffle(pool)
+        first = fitted(start, seed)
+        for arm in arms:
+            picker = np.random.default_rng(seed)
+            labelled, model, curve = list(start), first, [accuracy(first)[0]]
+            for round_index in range(rounds):
+                cells = pool[round_index * batch:(round_index + 1) * batch]
+                scores, decisions = judged(model, cells)
+                picks = choose(arm, scores, decisions, model.threshold_, pooled[cells], pooled[labelled], budget,
+                               picker, seed)
+                labelled += [cells[i] for i in picks]
+                model = fitted(labelled, seed)
+                balanced, area = accuracy(model)
+                curve.append(balanced)
+            curves[arm].append(curve)
+            areas[arm].append(area)
+            log(f"  seed {seed} {arm}: " + " ".join(f"{a:.3f}" for a in curve)
+                + f" AUC {areas[arm][-1]:.3f}"
+                + f" ({int(labels[labelled].sum())} defective of {len(labelled)})")
+    base = np.array(curves["random"])
+    return {arm: {"mean": [round(float(np.mean(c)), 4) for c in zip(*runs, strict=True)],
+                  "std": [round(float(np.std(c)), 4) for c in zip(*runs, strict=True)],
+                  "gain_vs_random": round(float(np.mean(np.array(runs)[:, -1] - base[:, -1])), 4),
+                  "gain_std": round(float(np.std(np.array(runs)[:, -1] - base[:, -1])), 4),
+                  "final_auc": round(float(np.mean(areas[arm])), 4),
+                  "final_auc_gain": round(float(np.mean(np.array(areas[arm]) - np.array(areas["random"]))), 4),
+                  "final_auc_gain_std": round(float(np.std(np.array(areas[arm]) - np.array(areas["random"]))), 4),
+                  "runs": [[round(x, 4) for x in run] for run in runs]} for arm, runs in curves.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=10_000, help="queued inspections")
@@ -233,7 +420,24 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=250, help="cells inspected per round")
     parser.add_argument("--budget", type=int, default=30, help="operator verdicts per round")
     parser.add_argument("--holdout", type=int, default=800, help="held-out cells")
+    parser.add_argument("--simulate", action="store_true",
+                        help="only the labelling orders compared on cached activations (issue 18)")
+    parser.add_argument("--arms", default=",".join(ARMS))
+    parser.add_argument("--cache", type=Path, help="safetensors file keeping the activations between runs")
     args = parser.parse_args()
+    if args.simulate:
+        results = simulate(args.seeds, args.rounds, args.batch, args.budget, args.holdout, tuple(args.arms.split(",")),
+                           args.cache)
+        print("| order | " + " | ".join(f"round {r}" for r in range(args.rounds + 1))
+              + " | balanced-accuracy gain vs random (last round) | AUC last round (gain vs random) |")
+        print("| --- |" + " --- |" * (args.rounds + 3))
+        for arm, r in results.items():
+            print(f"| {arm} | " + " | ".join(f"{m:.3f} ± {d:.3f}" for m, d in zip(r["mean"], r["std"], strict=True))
+                  + f" | {r['gain_vs_random']:+.3f} ± {r['gain_std']:.3f} | {r['final_auc']:.3f} "
+                  f"({r['final_auc_gain']:+.3f} ± {r['final_auc_gain_std']:.3f}) |")
+        print(json.dumps({"simulate": {arm: {k: v for k, v in r.items() if k != "runs"} for arm, r in results.items()},
+                          "seeds": args.seeds, "rounds": args.rounds, "batch": args.batch, "budget": args.budget}))
+        return
 
     summary: dict[str, object] = {}
     images, _ = load_elpv()

@@ -404,6 +404,23 @@ def cmd_models_compare(studio: Studio, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_evaluate(studio: Studio, args: argparse.Namespace) -> int:
+    from core.evaluation import realised_rates
+    from core.model_versions import compare_versions
+
+    results = compare_versions(studio, args.tool, [args.version], progress=_progress_printer("")).versions[args.version]
+    _print_json({"version": args.version, **{name: e.as_dict() for name, e in results.items()},
+                 "realised": realised_rates(studio, args.tool, args.version)})
+    return 0
+
+
+def cmd_models_extend(studio: Studio, args: argparse.Namespace) -> int:
+    from core.model_versions import extend_anomaly
+
+    _print_json(extend_anomaly(studio, args.tool, _actor(args), progress=_progress_printer("")).as_dict())
+    return 0
+
+
 def cmd_audit(studio: Studio, args: argparse.Namespace) -> int:
     from core.audit import audit_log
 
@@ -458,6 +475,15 @@ def add_review_commands(commands: Any) -> None:
     comparing.add_argument("versions", type=int, nargs="+")
     comparing.add_argument("--tool", required=True)
     comparing.set_defaults(func=cmd_models_compare)
+    evaluating = models.add_parser("evaluate", help="one version on the held-out and reviewed images: curves, "
+                                                    "confusion, escape / false-reject / review rates, mistakes")
+    evaluating.add_argument("--tool", required=True)
+    evaluating.add_argument("--version", type=int, required=True)
+    evaluating.set_defaults(func=cmd_models_evaluate)
+    extending = who(models.add_parser("extend", help="a candidate anomaly model in seconds: the active one plus "
+                                                     "the good samples added since (no full retrain)"))
+    extending.add_argument("--tool", required=True)
+    extending.set_defaults(func=cmd_models_extend)
 
     audit = commands.add_parser("audit", help="the audit log, oldest of the newest --limit first")
     audit.add_argument("--tool")

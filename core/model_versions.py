@@ -8,8 +8,9 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,15 +19,18 @@ from sklearn.metrics import confusion_matrix, recall_score
 
 from core.audit import Actor, log
 from core.errors import InvalidInputError, NotFoundError
+from core.evaluation import curves, operating_rates
 from core.images import ImageRejectedError, decode_image
 from core.inspect.decision import ANOMALY_LABEL, Verdict
 from core.inspect.engine import inspect
 from core.inspect.models import ToolModels, load_tool_models
+from core.locks import training_lock
 from core.studio import Studio
 from core.tools import require_tool
 from core.training import TrainResult, drop_calibration_override, train
+from models.base import TrainingSetError
 from models.profiles import DEFAULT_PROFILE
-from models.registry import DEFAULT_METHOD
+from models.registry import DEFAULT_METHOD, load_model
 from storage import repository as repo
 from storage import review_queue as queue_repo
 from storage import versions as versions_repo
@@ -128,19 +132,75 @@ def train_candidate(studio: Studio, tool_name: str, actor: Actor, profile: str =
                  actor=actor)
 
 
-def samples_since_active(studio: Studio, tool_name: str) -> dict[str, int]:
-    """How many training samples each class gained since the active model was trained."""
+def samples_since_active(studio: Studio, tool_name: str, method: str = DEFAULT_METHOD) -> dict[str, int]:
+    """How many training samples each class gained since the active model of ``method`` was trained."""
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
-        active = versions_repo.active_versions(session, tool.id).get(DEFAULT_METHOD)
+        active = versions_repo.active_versions(session, tool.id).get(method)
         gained = versions_repo.samples_added_since(session, tool.id, None if active is None else active.created_at)
         return {name: gained.get(name, 0) for name in tool.class_names}
+
+
+ANOMALY_METHOD = "anomaly"  # the registry's anomaly model: the one whose memory can grow (extend)
+
+
+def extend_anomaly(studio: Studio, tool_name: str, actor: Actor, progress: Any = None) -> TrainResult:
+    """A *candidate* anomaly model in seconds: the active anomaly version plus the good training samples
+    added since it was trained (reviewed goods among them), appended to its memory and recalibrated
+    (``PatchCoreDetector.extend``), without a full retrain. Compared and promoted like any candidate;
+    audited as ``extend_candidate``."""
+    report = progress or (lambda stage, fraction: None)
+    with training_lock(studio, tool_name):
+        started = time.perf_counter()
+        with studio.transaction() as session:
+            tool = require_tool(session, tool_name)
+            active = versions_repo.active_versions(session, tool.id).get(ANOMALY_METHOD)
+            if active is None:
+                raise InvalidInputError(f"tool {tool_name!r} has no active anomaly model to extend: train one first")
+            base_id, profile, folder = active.id, active.profile, studio.settings.models_dir / active.artifact_dir
+            rows = [(s.image_key, s.label) for s in repo.list_samples(session, tool.id)
+                    if s.split == "train" and s.label == tool.good_class and s.created_at > active.created_at]
+        report("loading", 0.0)
+        images, _, _ = _load(studio, list(reversed(rows)))
+        if not images:
+            raise InvalidInputError(f"tool {tool_name!r} has no good sample added since anomaly version {base_id}: "
+                                    "review or import good parts first")
+        base = load_model(folder)
+        try:
+            model = base.extend(images, progress=report)
+        except TrainingSetError as error:
+            raise InvalidInputError(f"anomaly version {base_id} cannot be extended: {error}") from None
+        metrics = model.training_report()
+        metrics["validation"].update(extended_from=base_id, goods_added=len(images))
+        report("saving", 0.0)
+        target = studio.settings.models_dir / tool_name / uuid.uuid4().hex
+        model.save(target)
+        seconds = time.perf_counter() - started
+        try:
+            with studio.transaction() as session:
+                tool = require_tool(session, tool_name)
+                version = repo.add_model_version(
+                    session, tool_id=tool.id, method=ANOMALY_METHOD, profile=profile, status="candidate",
+                    metrics=metrics, artifact_dir=target.relative_to(studio.settings.models_dir).as_posix(),
+                    train_seconds=seconds, n_samples=model.n_images_)
+                log(session, actor, "extend_candidate", f"model_version {version.id}", tool.id,
+                    method=ANOMALY_METHOD, extended_from=base_id, goods_added=len(images), n_samples=model.n_images_)
+                version_id = version.id
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+    report("done", 1.0)
+    return TrainResult(version_id, ANOMALY_METHOD, profile, seconds, model.n_images_, metrics["validation"], [],
+                       list(metrics.get("notices", [])))
 
 
 @dataclass(frozen=True)
 class Evaluation:
     """One version's results on one labelled set; ``classes`` orders recall and confusion (an anomaly
-    model's are the good class and ``anomaly``, every defect class counting as an anomaly)."""
+    model's are the good class and ``anomaly``, every defect class counting as an anomaly). With the good
+    class known: ``curves`` (ROC, precision-recall, areas; ``core.evaluation.curves``), ``rates`` (escape,
+    false reject, review share at the version's thresholds and band) and the ``misclassified`` parts
+    (decided automatically and wrongly: a good failed, a defective passed, or the wrong defect class)."""
 
     n: int
     balanced_accuracy: float | None
@@ -149,11 +209,15 @@ class Evaluation:
     review_rate: float | None
     ms_per_image: float | None
     classes: list[str]
+    curves: dict[str, Any] | None = None
+    rates: dict[str, Any] | None = None
+    misclassified: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"n": self.n, "balanced_accuracy": self.balanced_accuracy, "recall": self.recall,
                 "confusion": self.confusion, "review_rate": self.review_rate, "ms_per_image": self.ms_per_image,
-                "classes": self.classes}
+                "classes": self.classes, "curves": self.curves, "rates": self.rates,
+                "misclassified": self.misclassified}
 
 
 Judge = Callable[[np.ndarray], Verdict]
@@ -164,21 +228,23 @@ def version_judge(models: ToolModels) -> Judge:
     return lambda rgb: inspect(models, rgb, roi="whole").verdict
 
 
-def evaluate(judge: Judge, classes: list[str], images: list[np.ndarray], labels: list[str]) -> Evaluation:
+def evaluate(judge: Judge, classes: list[str], images: list[np.ndarray], labels: list[str],
+             good_class: str | None = None, keys: list[str] | None = None) -> Evaluation:
     """Balanced accuracy, per-class recall, confusion (rows true, columns predicted, in ``classes`` order),
-    share sent to review and median milliseconds per image, deciding as live inspection does."""
+    share sent to review and median milliseconds per image, deciding as live inspection does; with
+    ``good_class`` also the curves, the three rates and the misclassified parts (``keys``: their images)."""
     if not images:
         return Evaluation(0, None, {}, [], None, None, classes)
-    predicted, decisions, times = [], [], []
+    verdicts, times = [], []
     for rgb in images:
         started = time.perf_counter()
-        verdict = judge(rgb)
+        verdicts.append(judge(rgb))
         times.append((time.perf_counter() - started) * 1000)
-        predicted.append(verdict.label)
-        decisions.append(verdict.decision)
+    predicted = [v.label for v in verdicts]
+    decisions = [v.decision for v in verdicts]
     present = [c for c in classes if c in labels]
     recall = recall_score(labels, predicted, labels=present, average=None, zero_division=0)
-    return Evaluation(
+    result = Evaluation(
         n=len(images),
         balanced_accuracy=float(np.mean(recall)) if present else None,
         recall={c: float(r) for c, r in zip(present, recall, strict=True)},
@@ -187,6 +253,14 @@ def evaluate(judge: Judge, classes: list[str], images: list[np.ndarray], labels:
         ms_per_image=float(np.median(times)),
         classes=classes,
     )
+    if good_class is None:
+        return result
+    defective = [label != good_class for label in labels]
+    wrong = [{"key": None if keys is None else keys[i], "label": labels[i], "predicted": v.label,
+              "decision": v.decision, "score": round(v.score, 4)}
+             for i, v in enumerate(verdicts) if v.decision != "review" and v.label != labels[i]]
+    return replace(result, curves=curves(defective, [v.score for v in verdicts]),
+                   rates=operating_rates(defective, decisions), misclassified=wrong)
 
 
 @dataclass(frozen=True)
@@ -224,19 +298,21 @@ def compare_versions(studio: Studio, tool_name: str, version_ids: list[int],
         results[version_id] = {
             name: evaluate(version_judge(models), judged, images,
                            labels if names_classes
-                           else [label if label == good else ANOMALY_LABEL for label in labels])
-            for name, (images, labels) in sets.items()}
+                           else [label if label == good else ANOMALY_LABEL for label in labels], good, keys)
+            for name, (images, labels, keys) in sets.items()}
         if progress is not None:
             progress("compare", (index + 1) / len(version_ids))
     return Comparison(results)
 
 
-def _load(studio: Studio, rows: list[tuple[str, str]]) -> tuple[list[np.ndarray], list[str]]:
-    images, labels = [], []
+def _load(studio: Studio, rows: list[tuple[str, str]]) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Decoded images, labels and keys of ``(image key, label)`` rows; a missing or damaged file is left out."""
+    images, labels, keys = [], [], []
     for key, label in rows:
         try:
             images.append(decode_image(studio.images.read(key)).rgb)
-            labels.append(label)
-        except (ImageRejectedError, OSError):  # a missing or damaged file is left out of the comparison
+        except (ImageRejectedError, OSError):
             continue
-    return images, labels
+        labels.append(label)
+        keys.append(key)
+    return images, labels, keys

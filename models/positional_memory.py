@@ -83,3 +83,30 @@ def nearest_good_distances(patches: torch.Tensor, memory: torch.Tensor, radius: 
             best = torch.minimum(best, _shift(nearest[index], dy, dx, float("inf")))
         out.append(best)
     return torch.cat(out).clamp_min(0.0).sqrt() if out else patches.new_zeros(0, h, w)
+
+
+def distances_to_each_good(patches: torch.Tensor, memory: torch.Tensor, radius: int,
+                           max_elements: int = 2**24) -> torch.Tensor:
+    """Distance of each patch to the nearest patch *of each good* within ``radius`` grid cells:
+    ``patches (B, D, h, w)``, ``memory (h * w, G, D)`` -> ``(B, G, h, w)``. The minimum over the goods is
+    ``nearest_good_distances``; keeping them apart gives every leave-one-out distance in one pass
+    (queries in chunks so that the work tensor stays under ``max_elements``)."""
+    b, d, h, w = patches.shape
+    goods = memory.shape[1]
+    side = 2 * radius + 1
+    memory_t, bank_sq = prepare_memory(memory)
+    offsets = [(i - radius, j - radius) for i in range(side) for j in range(side)]
+    chunk = max(1, max_elements // (h * w * side * side * max(goods, 1)))
+    out = []
+    for start in range(0, b, chunk):
+        x = patches[start : start + chunk]
+        n = x.shape[0]
+        cols = F.unfold(x, side, padding=radius).reshape(n, d, side * side, h * w)
+        cols = cols.permute(3, 0, 2, 1).reshape(h * w, n * side * side, d).contiguous()
+        squared = bank_sq + (cols * cols).sum(dim=2, keepdim=True) - 2.0 * torch.bmm(cols, memory_t)
+        squared = squared.reshape(h, w, n, side * side, goods).permute(3, 2, 4, 0, 1)  # (offsets, n, G, h, w)
+        best = x.new_full((n, goods, h, w), float("inf"))
+        for index, (dy, dx) in enumerate(offsets):
+            best = torch.minimum(best, _shift(squared[index], dy, dx, float("inf")))
+        out.append(best)
+    return torch.cat(out).clamp_min(0.0).sqrt() if out else patches.new_zeros(0, goods, h, w)

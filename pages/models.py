@@ -21,6 +21,7 @@ from core.reviews import queue_for_review, suggest_for_review
 from core.tool_settings import ToolSettings, change_settings
 from pages.bundle_panel import render_bundle_panel
 from pages.common import require_tool, studio
+from pages.evaluation_panel import render_evaluation
 from pages.identity import current_reviewer
 from pages.operating_point_panel import render_operating_point
 
@@ -118,6 +119,7 @@ if comparison is not None:
                                               columns=sets[dataset].classes))
 
 render_operating_point(tool.name, lambda: actor)
+render_evaluation(tool, versions)
 
 st.subheader("Which images would help most")
 suggestions = suggest_for_review(studio(), tool.name, limit=10)

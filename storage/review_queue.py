@@ -149,3 +149,13 @@ def list_audit(session: Session, tool_id: int | None = None, limit: int = 100) -
     if tool_id is not None:
         query = query.where(AuditEntry.tool_id == tool_id)
     return list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+def review_outcomes(session: Session, tool_id: int, version_id: int) -> dict[tuple[str, int, str | None], int]:
+    """Inspections a model version decided, counted by (decision, queue reason rank, operator verdict or
+    None when unreviewed): the material of realised escape and false-reject estimates."""
+    query = (select(Inspection.decision, Inspection.review_priority, Review.verdict, func.count())
+             .outerjoin(Review, Review.inspection_id == Inspection.id)
+             .where(Inspection.tool_id == tool_id, Inspection.model_version_id == version_id)
+             .group_by(Inspection.decision, Inspection.review_priority, Review.verdict))
+    return {(decision, int(rank), verdict): int(n) for decision, rank, verdict, n in session.execute(query).all()}

@@ -26,6 +26,7 @@ from models.artifacts import ArtifactError, load_method_artifact, save_method_ar
 from models.backbones.registry import get_backbone
 from models.base import Judgement, NotFittedError, Progress, TrainingSetError, mirrored
 from models.device import get_device
+from models.positional_memory import distances_to_each_good
 from models.preprocess import standardise_intensity, to_batch
 from models.profiles import DEFAULT_PROFILE, get_profile
 from models.projection import discriminant_projection
@@ -226,6 +227,89 @@ class PatchCoreDetector:
         self.model_.to(get_device())
         return self
 
+    def extend(self, images: list[np.ndarray], labels: list[str] | None = None,
+               progress: Progress | None = None) -> PatchCoreDetector:
+        """A new fitted detector that also knows the good RGB uint8 images ``(H, W, 3)`` given (with
+        ``labels``, those labelled ``good_class``), in seconds instead of a full ``fit``; this one is
+        left unchanged.
+
+        The new goods' patch embeddings (with the same augmentation) join the memory under the same
+        subset rule as ``fit`` (``bank_mb``); the position scale is recomputed from every good's
+        leave-one-out distances as ``fit`` does, and the threshold is recalibrated with the same rule
+        (``models.anomaly.calibration``) on each good's leave-one-out score against the extended memory.
+        Kept from this model: the projection (learned from its own goods and their synthetic defects;
+        a full ``fit`` would relearn it). The new goods are unseen by it; this model's own goods are not,
+        so their scores are scaled by how much their stored out-of-fold scores exceeded their
+        leave-one-out scores in this model (``_fold_inflation``). Approximations, measured by
+        ``bench/anomaly_extend.py``: the position scale includes the good scored, and no mirror view
+        (``test_flip``) enters the calibration.
+        """
+        self._check_fitted()
+        report = progress or (lambda stage, fraction: None)
+        n_given = len(images)
+        if labels is not None:
+            images = [image for image, label in zip(images, labels, strict=True) if label == self.good_class]
+        if not images:
+            raise TrainingSetError("no new good image to add to the anomaly model")
+        variants = AUGMENTATIONS[self.augment]
+        raw = self._raw_embeddings([transform(image) for image in images for transform in variants],
+                                   lambda fraction: report("features", fraction))
+        old = self.model_.memory_bank.detach().cpu().permute(2, 3, 0, 1)  # (K, D, h, w)
+        grouped = old.shape[0] == self.n_images_ * len(variants)  # not subsampled: rows grouped by good
+        old_sources = (torch.arange(old.shape[0]) // len(variants) if grouped else torch.arange(old.shape[0]))
+        n_old = int(old_sources.max()) + 1 if old.shape[0] else 0
+        new_sources = n_old + torch.arange(len(images)).repeat_interleave(len(variants))
+        model = PatchCoreModel(old.shape[1], (old.shape[-2], old.shape[-1]), 0, pool=self.pool, radius=self.radius,
+                               stage_dim=self.model_.projection.shape[0])
+        model.set_projection(self.model_.projection.detach().cpu())
+        with torch.inference_mode():
+            added = model.project_patches(raw)
+        report("memory", 0.0)
+        step = len(variants) if grouped else 1  # the rows that stand for one good each (its first)
+        firsts = torch.cat([torch.arange(0, old.shape[0], step),
+                            old.shape[0] + torch.arange(0, added.shape[0], len(variants))])
+        leave_one_out = self._set_memory(model, torch.cat([old, added]), torch.cat([old_sources, new_sources]),
+                                         firsts)
+        scores = (leave_one_out / model.position_scale).flatten(1).amax(dim=1).numpy().astype(np.float64)
+        n_old_rows = len(firsts) - len(images)
+        scores[:n_old_rows] *= self._fold_inflation(old, old_sources, firsts[:n_old_rows], grouped)
+        extended = PatchCoreDetector(**{**self.get_params(), "layers": tuple(self.layers)})
+        extended.model_ = model.eval().to(get_device())
+        extended.calibration_ = calibrate(scores, self.false_alarm)
+        extended.reference_scores_ = [float(s) for s in extended.calibration_.normalise(scores)]
+        extended.n_images_ = self.n_images_ + len(images)
+        extended.ignored_ = n_given - len(images)
+        extended.threshold_, extended.review_band_ = 0.5, REVIEW_BAND
+        report("calibration", 1.0)
+        return extended
+
+    @staticmethod
+    def _leave_one_out(model: PatchCoreModel, embedding: torch.Tensor, sources: torch.Tensor,
+                       memory_sources: torch.Tensor) -> torch.Tensor:
+        """Patch distances ``(n, h, w)`` of embedded goods ``(n, D, h, w)`` (of the goods ``sources (n,)``)
+        to the nearest memory patch of *another* good (``memory_sources (K,)``: the good of each memory
+        image), in one pass (``distances_to_each_good``)."""
+        h, w, k, d = model.memory_bank.shape
+        with torch.inference_mode():
+            each = distances_to_each_good(embedding, model.memory_bank.reshape(h * w, k, d), model.radius)
+            own = (sources[:, None] == memory_sources[None, :]).to(each.device)  # (n, K)
+            return each.masked_fill(own[:, :, None, None], float("inf")).amin(dim=1)
+
+    def _fold_inflation(self, memory: torch.Tensor, sources: torch.Tensor, firsts: torch.Tensor,
+                        grouped: bool) -> np.ndarray | float:
+        """How much higher this model's own goods score out of fold (``fit``: projection, memory and scale
+        refitted without them) than left out of the memory alone: the ratio of their stored calibration
+        scores to their leave-one-out scores against this memory ``(K, D, h, w)``, per good when the
+        memory rows map to the goods (``grouped``), else the ratio of the medians. Multiplying their
+        leave-one-out scores in an extended memory by it keeps the calibration scores out of fold."""
+        stored = np.array([self.calibration_.raw(min(max(s, 1e-9), 1 - 1e-9)) for s in self.reference_scores_])
+        own = self._leave_one_out(self.model_, memory[firsts].to(get_device()), sources[firsts], sources).cpu()
+        own = own / self.model_.position_scale.cpu()
+        own_scores = own.flatten(1).amax(dim=1).numpy().astype(np.float64)
+        if grouped and len(stored) == len(own_scores):
+            return stored / np.maximum(own_scores, 1e-12)
+        return float(np.median(stored) / max(float(np.median(own_scores)), 1e-12))
+
     def _raw_embeddings(self, images: list[np.ndarray], report: Callable[[float], None]) -> torch.Tensor:
         """Unprojected patch features ``(n, C, h, w)`` of RGB uint8 images, in batches."""
         chunks = []
@@ -266,17 +350,23 @@ class PatchCoreDetector:
                                                          self._dims(channels), self.shrinkage, self.defect_patches,
                                                          goods.where[drawn]))
         rows = members[goods.sources]
-        embedding, sources = model.project_patches(goods.raw[rows]), goods.sources[rows]
+        embedding = model.project_patches(goods.raw[rows])
+        self._set_memory(model, embedding, goods.sources[rows], torch.arange(0, len(embedding), goods.variants))
+        return model
+
+    def _set_memory(self, model: PatchCoreModel, embedding: torch.Tensor, sources: torch.Tensor,
+                    firsts: torch.Tensor) -> torch.Tensor:
+        """Store the embedded goods ``(M, D, h, w)`` (rows of the goods ``sources (M,)``; ``firsts`` the
+        untransformed row of each good) as the memory (the ``_memory_subset`` rule) and the position
+        scale from each good's leave-one-out distances, shrunk towards their mean. Returns those
+        leave-one-out patch distances ``(n, h, w)``."""
         keep = self._memory_subset(embedding)
         model.set_memory(embedding[keep])
-        with torch.inference_mode():  # each member against the memory without its own rows
-            leave_one_out = torch.cat([model.nearest_distances(embedding[i : i + 1],
-                                                               exclude=sources[keep] == sources[i])
-                                       for i in range(0, len(embedding), goods.variants)])
+        leave_one_out = self._leave_one_out(model, embedding[firsts], sources[firsts], sources[keep])
         mean = leave_one_out.mean(dim=0)  # (h, w)
         scale = (1 - self.position_shrink) * mean + self.position_shrink * mean.mean()
         model.set_position_scale(scale.clamp_min(MIN_POSITION_SCALE * float(mean.mean())))
-        return model
+        return leave_one_out
 
     def _out_of_fold_scores(self, goods: _Goods, mirrored: torch.Tensor | None,
                             report: Callable[[float], None]) -> np.ndarray:

@@ -7,7 +7,13 @@ import itertools
 import pytest
 import torch
 
-from models.positional_memory import PreparedMemory, nearest_good_distances, prepare_memory, to_memory
+from models.positional_memory import (
+    PreparedMemory,
+    distances_to_each_good,
+    nearest_good_distances,
+    prepare_memory,
+    to_memory,
+)
 
 
 def _brute_force(patches: torch.Tensor, goods: torch.Tensor, radius: int,
@@ -57,3 +63,15 @@ def test_prepared_memory_follows_the_buffer() -> None:
     torch.testing.assert_close(cache(memory)[1], prepare_memory(memory)[1])
     grid_layout = memory.reshape(2, 2, 3, 4)  # the anomaly model's (h, w, K, D) buffer
     torch.testing.assert_close(cache(grid_layout)[0], prepare_memory(memory)[0])
+
+
+def test_distances_to_each_good_give_every_leave_one_out_distance() -> None:
+    generator = torch.Generator().manual_seed(3)
+    goods, queries = torch.randn(5, 8, 6, 7, generator=generator), torch.randn(3, 8, 6, 7, generator=generator)
+    memory = to_memory(goods)
+    each = distances_to_each_good(queries, memory, 1, max_elements=500)  # several chunks
+    assert each.shape == (3, 5, 6, 7)
+    assert torch.allclose(each.amin(dim=1), nearest_good_distances(queries, memory, 1), atol=1e-4)
+    left_out = torch.tensor([False, False, True, False, False])
+    assert torch.allclose(each[:, ~left_out].amin(dim=1),
+                          nearest_good_distances(queries, memory, 1, exclude=left_out), atol=1e-4)
