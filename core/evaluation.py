@@ -9,13 +9,13 @@ automatically; *review share* = parts sent to a person among all parts. Each com
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
 from core.images import ImageRejectedError, decode_image
+from core.operating_point import rates
 from core.studio import Studio
 from core.thumbnails import thumbnail_jpeg
 from core.tools import require_tool
@@ -23,17 +23,12 @@ from storage import review_queue as queue_repo
 from storage.tables import QUEUE_PRIORITIES
 
 CURVE_POINTS = 101  # curves are subsampled to at most this many points
-Z95 = 1.959964
+Z95 = 1.959964  # two-sided 95 %
 
 
 def wilson(successes: int, n: int) -> tuple[float, float] | None:
     """95 % Wilson score interval of a proportion (None without any trial)."""
-    if n <= 0:
-        return None
-    p = successes / n
-    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return rates.wilson(successes / n, n, z=Z95) if n > 0 else None
 
 
 def rate(successes: int, n: int) -> dict[str, Any]:
