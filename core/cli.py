@@ -12,6 +12,7 @@ from typing import Any
 
 from core.errors import StudioError, TrainingCancelledError
 from core.line.cli import add_line_commands
+from core.onnx_export import add_export_onnx_command
 from core.studio import Studio, open_studio
 from models.profiles import DEFAULT_PROFILE, PROFILES
 from models.registry import DEFAULT_METHOD, method_names
@@ -464,6 +465,7 @@ def add_review_commands(commands: Any) -> None:
     comparing.add_argument("versions", type=int, nargs="+")
     comparing.add_argument("--tool", required=True)
     comparing.set_defaults(func=cmd_models_compare)
+    add_export_onnx_command(models)
 
     audit = commands.add_parser("audit", help="the audit log, oldest of the newest --limit first")
     audit.add_argument("--tool")

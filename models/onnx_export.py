@@ -23,7 +23,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import onnx
 import torch
 
 INPUT_NAME = "image"
@@ -51,6 +50,8 @@ def input_spec(model: Any) -> dict[str, Any]:
 def export_onnx(model: Any, path: Path) -> Path:
     """Write the graph of a fitted ``model`` to ``path`` atomically (a temporary file in the same folder,
     checked with ``onnx.checker``, then renamed: a concurrent reader or exporter never sees half a file)."""
+    import onnx  # only when exporting (the command line loads this module for every command)
+
     if not exportable(model):
         raise ExportError(f"the {getattr(model, 'method', type(model).__name__)} method has no ONNX export")
     module = model.export_module().eval()
