@@ -4,6 +4,8 @@ cells each), trained once per profile."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from PIL import Image
 
 from core.inspect.decision import decide
 from models.anomaly import PatchCoreDetector
+from models.artifacts import META_FILE, WEIGHTS_FILE
 from models.base import Judgement
 from models.classifier import FewShotClassifier
 from models.knn import KnnDetector
@@ -110,3 +113,35 @@ def test_export_replaces_the_file_whole(tmp_path: Path) -> None:
     export_onnx(model, path)
     onnx.checker.check_model(str(path))
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary file left behind
+
+
+EXPORTER = """
+import sys, time
+from pathlib import Path
+import numpy as np
+from models.registry import load_model
+from models.onnx_runtime import load_onnx
+folder, go = Path(sys.argv[1]), Path(sys.argv[2])
+model = load_model(folder)
+deadline = time.monotonic() + 120
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+twin = load_onnx(model, folder)
+print(twin.judge([np.zeros((50, 60, 3), "uint8")])[0].score)
+"""
+
+
+def test_two_processes_exporting_at_once_leave_one_whole_graph(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    KnnDetector(profile="fast").fit(GOOD[:4]).save(folder)
+    go = tmp_path / "go"
+    root = Path(__file__).resolve().parents[2]
+    workers = [subprocess.Popen([sys.executable, "-c", EXPORTER, str(folder), str(go)], cwd=root,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    go.touch()  # both start exporting as soon as they have loaded the model
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert len({out.strip() for out, _ in outputs}) == 1  # the same score from both
+    onnx.checker.check_model(str(graph_path(folder)), full_check=True)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([META_FILE, WEIGHTS_FILE,
+                                                               graph_path(folder).name])
