@@ -16,19 +16,19 @@ import pytest
 from PIL import Image
 
 from core.inspect.decision import decide
-from models.anomaly import PatchCoreDetector
 from models.artifacts import META_FILE, WEIGHTS_FILE
 from models.base import Judgement
-from models.classifier import FewShotClassifier
 from models.knn import KnnDetector
 from models.onnx_export import INPUT_NAME, export_onnx
 from models.onnx_runtime import OnnxModel, graph_path, load_onnx
 from models.profiles import PROFILES
+from models.registry import get_method, method_names
 
 pytestmark = pytest.mark.slow  # trains nine small models (./test.sh runs it; -m "not slow" leaves it out)
 
 ELPV = Path(__file__).resolve().parents[1] / "data" / "elpv"
 TOLERANCE = 1e-4
+QUICK = {"anomaly": {"synthetic_images": 12}}  # fewer synthetic defects: quicker to fit, same inference
 
 
 def load(label: str) -> list[np.ndarray]:
@@ -51,14 +51,13 @@ class Trained:
 
 @pytest.fixture(scope="module", params=list(PROFILES))
 def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Trained]:
-    """Per profile: each method trained on a few cells, its onnxruntime twin (graph exported) and the
+    """Per profile: each registered method trained on a few cells, its onnxruntime twin (graph exported) and the
     judgements of every image by both."""
     profile = request.param
     images = GOOD[:6] + DEFECTIVE[:5]
     labels = ["good"] * 6 + ["crack"] * 5
-    models = {"classifier": FewShotClassifier(profile=profile).fit(images, labels),
-              "anomaly": PatchCoreDetector(profile=profile, synthetic_images=12).fit(images, labels),
-              "knn": KnnDetector(profile=profile).fit(images, labels)}
+    models = {name: get_method(name)(profile=profile, good_class="good", **QUICK.get(name, {})).fit(images, labels)
+              for name in method_names()}
     folder = tmp_path_factory.mktemp(f"onnx-{profile}")
     result = {}
     for name, model in models.items():
@@ -71,7 +70,7 @@ def verdict(model: Any, score: float, label: str | None) -> str:
     return decide(score, model.good_class, label, model.threshold_, model.review_band_).decision
 
 
-@pytest.mark.parametrize("method", ["classifier", "anomaly", "knn"])
+@pytest.mark.parametrize("method", method_names())
 def test_onnxruntime_scores_and_decisions_equal_torch(trained: dict[str, Trained], method: str) -> None:
     model = trained[method].model
     for want, have in zip(trained[method].expected, trained[method].got, strict=True):
