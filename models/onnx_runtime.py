@@ -50,7 +50,9 @@ class OnnxModel:
         self.session = ort.InferenceSession(str(graph), session_options(threads), providers=["CPUExecutionProvider"])
         self._outputs = list(estimator.judge_outputs)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # only called for attributes the wrapper itself lacks
+        if name == "estimator":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
         return getattr(self.estimator, name)
 
     def forward(self, images: list[np.ndarray]) -> tuple[np.ndarray, ...]:
