@@ -62,7 +62,7 @@ def _resize_weights(in_size: torch.Tensor, out_size: int) -> tuple[torch.Tensor,
     too_big = (0.5 + weight.max() * torch.pow(2.0, powers + 1.0)).floor() >= 32768.0
     precision = torch.where(too_big.any(), too_big.double().argmax().double(), torch.full_like(scale, MAX_PRECISION))
     unit = torch.pow(2.0, precision)
-    return (torch.minimum(index, size - 1.0).long(), (0.5 + weight * unit).floor().int(), unit.int())
+    return torch.minimum(index, size - 1.0).long(), (0.5 + weight * unit).floor().int(), unit.int()
 
 
 def _resample_rows(image: torch.Tensor, out_size: int) -> torch.Tensor:
@@ -71,7 +71,8 @@ def _resample_rows(image: torch.Tensor, out_size: int) -> torch.Tensor:
     index, weight, unit = _resize_weights(torch._shape_as_tensor(image)[0:1], out_size)
     taps = image[index]  # (S, K, ...)
     total = (taps * weight.reshape(*weight.shape, *([1] * (image.dim() - 1)))).sum(dim=1)
-    return torch.div(total + unit // 2, unit, rounding_mode="floor").clamp(0, 255)
+    # non-negative sums: truncating division is the floor (and one Div in the graph, where "floor" adds a Mod)
+    return torch.div(total + torch.div(unit, 2, rounding_mode="trunc"), unit, rounding_mode="trunc").clamp(0, 255)
 
 
 def resize_graph(image: torch.Tensor, size: int) -> torch.Tensor:
