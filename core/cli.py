@@ -14,6 +14,7 @@ from core.api.cli import add_api_commands
 from core.bundle.cli import add_bundle_commands
 from core.errors import StudioError, TrainingCancelledError
 from core.line.cli import add_line_commands
+from core.onnx_export import add_export_onnx_command
 from core.operating_point.cli import add_operating_point_command
 from core.studio import Studio, open_studio
 from models.profiles import DEFAULT_PROFILE, PROFILES
@@ -484,6 +485,7 @@ def add_review_commands(commands: Any) -> None:
                                                      "the good samples added since (no full retrain)"))
     extending.add_argument("--tool", required=True)
     extending.set_defaults(func=cmd_models_extend)
+    add_export_onnx_command(models)
 
     audit = commands.add_parser("audit", help="the audit log, oldest of the newest --limit first")
     audit.add_argument("--tool")

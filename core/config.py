@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -90,3 +91,18 @@ def api_max_upload_bytes() -> int:
     if not 0 < megabytes <= 64:
         raise ValueError("STUDIO_API_MAX_UPLOAD_MB must be more than 0 and at most 64")
     return int(megabytes * 2**20)
+
+
+RUNTIMES = ("onnx", "torch")
+DEFAULT_RUNTIME = "torch"
+
+
+@functools.cache
+def inference_runtime() -> str:
+    """What runs the models when the engine inspects: ``onnx`` (onnxruntime on each model's exported graph,
+    ``models/onnx_runtime.py``) or ``torch``; ``STUDIO_RUNTIME``, read once per process. Training always
+    uses PyTorch."""
+    runtime = os.environ.get("STUDIO_RUNTIME", "").strip().lower() or DEFAULT_RUNTIME
+    if runtime not in RUNTIMES:
+        raise ValueError(f"STUDIO_RUNTIME must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    return runtime

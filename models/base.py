@@ -17,6 +17,8 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 
 Progress = Callable[[str, float], None]  # progress(stage, fraction in [0, 1])
+# forward(images) -> the arrays a method's ``judge_from`` needs, batched along axis 0 (``judge_outputs``)
+Forward = Callable[[list[np.ndarray]], tuple[np.ndarray, ...]]
 
 
 class NotFittedError(RuntimeError):

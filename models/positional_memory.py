@@ -63,7 +63,7 @@ def nearest_good_distances(patches: torch.Tensor, memory: torch.Tensor, radius: 
     of queries, ``(2 radius + 1)^2 * h * w * B * G * D`` multiply-adds, the minimum over the goods, then
     the minimum over the offsets.
     """
-    b, d, h, w = patches.shape
+    b, d, h, w = (int(size) for size in patches.shape)  # constants in an exported graph (fixed grid, batch)
     if exclude is not None:
         memory, prepared = memory[:, ~exclude.to(memory.device)], None
     side = 2 * radius + 1

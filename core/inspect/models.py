@@ -3,6 +3,7 @@ process, with the decision threshold and band each decides with, and the tool's 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from core.config import inference_runtime
 from core.errors import NotFoundError, StudioError
 from core.operating_point.point import OperatingPoint
 from core.studio import Studio
@@ -21,6 +23,27 @@ from storage import repository as repo
 from storage import versions as versions_repo
 
 MODEL_CACHE_SIZE = 8
+log = logging.getLogger(__name__)
+
+
+def load_for_inference(folder: Path) -> Any:
+    """The model in artifact ``folder`` as the engine runs it: the estimator itself, or with
+    ``STUDIO_RUNTIME=onnx`` the estimator judged through onnxruntime (its graph exported next to the
+    artifact on first use). A model whose graph cannot be exported or opened is judged by PyTorch (the
+    same scores within 1e-4), and the reason is logged."""
+    model = load_model(folder)
+    if inference_runtime() != "onnx":
+        return model
+    from models.onnx_export import exportable  # onnx and onnxruntime load only when used
+    from models.onnx_runtime import load_onnx
+
+    if not exportable(model):
+        return model
+    try:
+        return load_onnx(model, folder)
+    except Exception as error:  # noqa: BLE001 - any failure of the graph falls back to the estimator itself
+        log.warning("the model in %s runs on PyTorch: its ONNX graph failed (%s)", folder, error)
+        return model
 
 
 class ModelCache:
@@ -31,7 +54,7 @@ class ModelCache:
         self._models: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, folder: Path, loader: Callable[[Path], Any] = load_model) -> Any:
+    def get(self, folder: Path, loader: Callable[[Path], Any] = load_for_inference) -> Any:
         key = str(folder)
         with self._lock:
             if key in self._models:

@@ -15,11 +15,11 @@ def embed_patches(stages: list[torch.Tensor], pool: int = 3) -> torch.Tensor:
     resized bilinearly to the first stage's grid and concatenated: ``(B, sum C_s, H_0, W_0)``
     (Roth et al. 2022, PatchCore, section 3.1).
     """
-    size = stages[0].shape[-2:]
+    size = tuple(int(v) for v in stages[0].shape[-2:])  # constants in an exported graph
     parts = []
     for stage in stages:
         pooled = F.avg_pool2d(stage, pool, stride=1, padding=pool // 2, count_include_pad=False)
-        if pooled.shape[-2:] != size:
+        if tuple(pooled.shape[-2:]) != size:
             pooled = F.interpolate(pooled, size=size, mode="bilinear", align_corners=False)
         parts.append(pooled)
     return torch.cat(parts, dim=1)

@@ -21,10 +21,10 @@ from models.anomaly.calibration import FALSE_ALARM, Calibration, calibrate, good
 from models.anomaly.components import coreset_indices, embed_patches
 from models.anomaly.regions import Region, find_regions
 from models.anomaly.synthetic import covered_cells, synthetic_defect
-from models.anomaly.torch_model import PatchCoreModel
+from models.anomaly.torch_model import AnomalyGraph, PatchCoreModel, layer_stages, split_views
 from models.artifacts import ArtifactError, load_method_artifact, save_method_artifact
 from models.backbones.registry import get_backbone
-from models.base import Judgement, NotFittedError, Progress, TrainingSetError, mirrored
+from models.base import Forward, Judgement, NotFittedError, Progress, TrainingSetError, mirrored
 from models.device import get_device
 from models.positional_memory import distances_to_each_good
 from models.preprocess import standardise_intensity, to_batch
@@ -179,17 +179,14 @@ class PatchCoreDetector:
         if self.standardise:
             images = [standardise_intensity(image) for image in images]
         with torch.inference_mode():
-            stages = backbone.forward_stages(to_batch(images, self.size_).to(get_device()), upto=max(self.layers))
-        return [stages[i] for i in self.layers]
+            return layer_stages(backbone, to_batch(images, self.size_).to(get_device()), self.layers)
 
     def view_stages(self, images: list[np.ndarray]) -> list[list[torch.Tensor]]:
         """The stage outputs of each view the scores are made of: the images, then (with ``test_flip``)
         their mirror images; one backbone pass."""
         if not self.test_flip:
             return [self.stage_features(images)]
-        stages = self.stage_features(images + [_mirror(image) for image in images])
-        n = len(images)
-        return [[s[:n] for s in stages], [s[n:] for s in stages]]
+        return split_views(self.stage_features(images + [_mirror(image) for image in images]), len(images))
 
     # --- fitting -------------------------------------------------------------------------------
     def fit(self, images: list[np.ndarray], labels: list[str] | None = None,
@@ -411,6 +408,12 @@ class PatchCoreDetector:
             scores, patches = self.model_(views[0], views[1] if self.test_flip else None)
         return scores.cpu().numpy().astype(np.float64), patches.cpu()
 
+    def raw_scores(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw image scores ``(N,)`` and patch scores ``(N, h, w)`` float32 of RGB uint8 images: the network
+        part of ``judge`` (``judge_outputs``)."""
+        raw, patches = self.score_stages(self.view_stages(images))
+        return raw, patches.numpy()
+
     def score_samples(self, images: list[np.ndarray]) -> np.ndarray:
         """Normalised image scores ``(N,)`` (0.5 at the threshold), without maps."""
         raw = np.concatenate([self.score_stages(self.view_stages(images[i : i + BATCH]))[0]
@@ -419,12 +422,18 @@ class PatchCoreDetector:
 
     def predict(self, images: list[np.ndarray], threshold: float = 0.5) -> list[AnomalyResult]:
         """Score, map at each image's resolution and regions at or above ``threshold`` (normalised)."""
+        return self.predict_from(self.raw_scores, images, threshold)
+
+    def predict_from(self, forward: Forward, images: list[np.ndarray], threshold: float = 0.5) -> list[AnomalyResult]:
+        """``predict`` with ``forward(images) -> (raw scores (N,), patch scores (N, h, w))`` computing the
+        network's part (``raw_scores``, or the exported graph in another runtime)."""
+        self._check_fitted()
         results = []
         for image in images:
-            raw, patches = self.score_stages(self.view_stages([image]))
-            raw_map = anomaly_map(patches[0], image.shape[:2], self.sigma)
+            raw, patches = forward([image])
+            raw_map = anomaly_map(torch.as_tensor(patches[0]), image.shape[:2], self.sigma)
             score_map = self.calibration_.normalise(raw_map).astype(np.float32)
-            results.append(AnomalyResult(float(self.calibration_.normalise(raw[0])), float(raw[0]), score_map,
+            results.append(AnomalyResult(float(self.calibration_.normalise(float(raw[0]))), float(raw[0]), score_map,
                                          find_regions(score_map, threshold), raw_map))
         return results
 
@@ -433,12 +442,20 @@ class PatchCoreDetector:
         threshold) and map at the image's resolution, both clipped to [0, 1], the raw map and the regions
         of the map at or above 0.5. With ``tta`` each image is also judged mirrored left-right; scores and
         (mirrored back) maps are averaged."""
-        results = self.predict(images)
+        return self.judge_from(self.raw_scores, images, tta=tta)
+
+    # --- export (models/onnx_export.py) ----------------------------------------------------------
+    export_outputs = ("score", "map", "raw_score", "raw_map")  # the exported graph's outputs, in order
+    judge_outputs = ("raw_score", "raw_map")  # what judge_from's ``forward`` returns
+
+    def judge_from(self, forward: Forward, images: list[np.ndarray], *, tta: bool = False) -> list[Judgement]:
+        """``judge`` with ``forward`` computing the network's part (see ``predict_from``)."""
+        results = self.predict_from(forward, images)
         scores = [r.score for r in results]
         maps = [r.map for r in results]
         raw_maps = [r.raw_map for r in results]
         if tta:
-            flipped = self.predict(mirrored(images))
+            flipped = self.predict_from(forward, mirrored(images))
             scores = [(a + b.score) / 2 for a, b in zip(scores, flipped, strict=True)]
             maps = [(a + b.map[:, ::-1]) / 2 for a, b in zip(maps, flipped, strict=True)]
             raw_maps = [(a + b.raw_map[:, ::-1]) / 2 for a, b in zip(raw_maps, flipped, strict=True)]
@@ -448,6 +465,15 @@ class PatchCoreDetector:
             judgements.append(Judgement(float(np.clip(score, 0.0, 1.0)), {}, None, clipped, raw_map.astype(np.float32),
                                         find_regions(clipped, self.threshold_)))
         return judgements
+
+    def export_module(self) -> torch.nn.Module:
+        """The judging network as one module: an RGB uint8 crop ``(1, H, W, 3)`` in, ``export_outputs``
+        out (normalised score ``(1,)`` and patch map ``(1, h, w)``, then the raw ones), preprocessing,
+        the mirror view (``test_flip``) and the calibration included."""
+        self._check_fitted()
+        return AnomalyGraph(get_backbone(get_profile(self.profile).backbone), self.model_, self.size_,
+                            self.standardise, self.layers, self.test_flip, self.calibration_.threshold,
+                            self.calibration_.scale)
 
     # --- the training report -------------------------------------------------------------------
     @classmethod

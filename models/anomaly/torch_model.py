@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from models.anomaly.components import embed_patches
+from models.graph_preprocess import network_input_graph
 from models.positional_memory import PreparedMemory, nearest_good_distances
 from models.projection import project
 
@@ -93,3 +94,41 @@ class PatchCoreModel(nn.Module):
         outputs of the images and, optionally, of their mirror images."""
         scores = self.patch_scores(self.embed(stages), None if mirrored is None else self.embed(mirrored), exclude)
         return scores.flatten(1).amax(dim=1), scores
+
+
+def layer_stages(backbone: nn.Module, batch: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
+    """The backbone's outputs ``[(B, C_s, H_s, W_s)]`` at ``layers`` for the network input ``(B, 3, S, S)``."""
+    stages = backbone.forward_stages(batch, upto=max(layers))
+    return [stages[i] for i in layers]
+
+
+def split_views(stages: list[torch.Tensor], n: int) -> list[list[torch.Tensor]]:
+    """Stage outputs of ``n`` images followed by their mirror images to the two views' outputs."""
+    return [[s[:n] for s in stages], [s[n:] for s in stages]]
+
+
+class AnomalyGraph(nn.Module):
+    """What the anomaly model exports: an RGB uint8 crop ``(1, H, W, 3)`` to its normalised score ``(1,)``
+    and patch map ``(1, h, w)`` (``sigmoid((raw - threshold) / scale)``, 0.5 at the threshold), then
+    the raw score and patch scores; preprocessing and the mirror view (``test_flip``) included. The
+    studio itself upsamples and blurs the raw patch scores to the crop's size before normalising them
+    (``models.anomaly.anomaly_map``)."""
+
+    def __init__(self, backbone: nn.Module, model: PatchCoreModel, size: int, standardise: bool,
+                 layers: tuple[int, ...], test_flip: bool, threshold: float, scale: float) -> None:
+        super().__init__()
+        self.backbone, self.model = backbone, model
+        self.size, self.standardise, self.layers, self.test_flip = size, standardise, tuple(layers), test_flip
+        self.threshold, self.scale = threshold, scale
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        views = [image, image.flip(2)] if self.test_flip else [image]
+        batch = torch.cat([network_input_graph(view, self.size, self.standardise) for view in views])
+        stages = layer_stages(self.backbone, batch, self.layers)
+        both = split_views(stages, 1) if self.test_flip else [stages, None]
+        raw, patches = self.model(both[0], both[1])
+        return self.normalise(raw), self.normalise(patches), raw, patches
+
+    def normalise(self, raw: torch.Tensor) -> torch.Tensor:
+        """``models.anomaly.calibration.Calibration.normalise`` in float32."""
+        return torch.sigmoid(((raw - self.threshold) / self.scale).clamp(-50.0, 50.0))

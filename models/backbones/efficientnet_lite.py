@@ -64,7 +64,7 @@ class SameConv2d(nn.Conv2d):
     """``nn.Conv2d`` with TensorFlow "same" padding computed from the input size."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ih, iw = x.shape[-2:]
+        ih, iw = (int(size) for size in x.shape[-2:])  # constants in an exported graph (fixed input size)
         kh, kw = self.weight.shape[-2:]
         sh, sw = self.stride
         pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)

@@ -31,6 +31,11 @@ def get_backbone(name: str) -> EfficientNetLite:
         return _loaded[key]
 
 
+def pooled_head(backbone: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:
+    """The network input ``(B, 3, S, S)`` to the globally averaged head activations ``(B, 1280)``."""
+    return backbone.forward_stages(batch)[-1].mean(dim=(2, 3))
+
+
 def pooled_features(
     profile: Profile,
     images: list[np.ndarray],
@@ -43,7 +48,7 @@ def pooled_features(
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
             batch = to_batch(images[start : start + batch_size], profile.input_size).to(get_device())
-            chunks.append(backbone.forward_stages(batch)[-1].mean(dim=(2, 3)).cpu())
+            chunks.append(pooled_head(backbone, batch).cpu())
             if progress is not None:
                 progress(min(start + batch_size, len(images)), len(images))
     return torch.cat(chunks) if chunks else torch.empty(0, 1280)

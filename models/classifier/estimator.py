@@ -32,9 +32,17 @@ from sklearn.model_selection import StratifiedKFold
 
 from models.artifacts import ArtifactError, load_method_artifact, save_method_artifact
 from models.backbones.registry import get_backbone
-from models.base import Judgement, NotFittedError, Progress, TrainingSetError, mirrored
+from models.base import Forward, Judgement, NotFittedError, Progress, TrainingSetError, mirrored
 from models.classifier.calibration import calibrate_threshold, review_band, validation_report
-from models.classifier.torch_model import FewShotHead, local_stats, patch_features, pooled_maps, position_scale
+from models.classifier.torch_model import (
+    ClassifierGraph,
+    FewShotHead,
+    classify,
+    local_stats,
+    patch_features,
+    pooled_maps,
+    position_scale,
+)
 from models.device import get_device
 from models.positional_memory import nearest_good_distances, to_memory
 from models.preprocess import standardise_intensity, to_batch
@@ -285,8 +293,7 @@ class FewShotClassifier:
         profile = get_profile(self.profile)
         with torch.inference_mode():
             batch = network_input(images, profile.input_size, self.standardise)
-            stages = get_backbone(profile.backbone).forward_stages(batch, upto=self.head_.last_stage)
-            probabilities, heatmap = self.head_(stages)
+            probabilities, heatmap = classify(get_backbone(profile.backbone), self.head_, batch)
             return probabilities.cpu().numpy(), heatmap.cpu().numpy().astype(np.float32)
 
     def predict_proba(self, images: list[np.ndarray]) -> np.ndarray:
@@ -310,11 +317,20 @@ class FewShotClassifier:
         likeliest defect class and the defect map at the patch grid ``(h, w)``. With ``tta`` each image is
         also judged mirrored left-right in the same batch; probabilities and the (mirrored back) maps
         are averaged."""
+        return self.judge_from(self.predict_proba_and_heatmap, images, tta=tta)
+
+    # --- export (models/onnx_export.py) ----------------------------------------------------------
+    export_outputs = ("score", "map", "probabilities")  # the exported graph's outputs, in order
+    judge_outputs = ("probabilities", "map")  # what judge_from's ``forward`` returns
+
+    def judge_from(self, forward: Forward, images: list[np.ndarray], *, tta: bool = False) -> list[Judgement]:
+        """``judge`` with ``forward(images) -> (probabilities (N, K), maps (N, h, w))`` computing the
+        network's part (this estimator's own, or its exported graph in another runtime)."""
         self._check_fitted()
         if not images:
             return []
         batch = images + mirrored(images) if tta else images
-        probabilities, heatmaps = self.predict_proba_and_heatmap(batch)
+        probabilities, heatmaps = forward(batch)
         if tta:
             n = len(images)
             probabilities = (probabilities[:n] + probabilities[n:]) / 2
@@ -326,6 +342,14 @@ class FewShotClassifier:
             score = min(1.0, max(0.0, 1.0 - scores.get(self.good_class, 0.0)))
             result.append(Judgement(score, scores, max(defects, key=scores.__getitem__), heatmap))
         return result
+
+    def export_module(self) -> torch.nn.Module:
+        """The judging network as one module: an RGB uint8 crop ``(1, H, W, 3)`` in, ``export_outputs``
+        out (score ``(1,)``, map ``(1, h, w)``, probabilities ``(1, K)``), preprocessing included."""
+        self._check_fitted()
+        profile = get_profile(self.profile)
+        return ClassifierGraph(get_backbone(profile.backbone), self.head_, profile.input_size, self.standardise,
+                               self.classes_.index(self.good_class))
 
     # --- the training report -------------------------------------------------------------------
     @classmethod

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.graph_preprocess import network_input_graph
 from models.positional_memory import PreparedMemory, nearest_good_distances
 from models.projection import project
 
@@ -33,19 +34,24 @@ PATCH_STAGES = (3, 4)  # mid-level stages (stride 16) whose locally averaged fea
 N_LOCAL_STATS = 2  # per image: max normalised patch distance and mean of the top ones
 
 
+def to_grid(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """``x (B, C, H, W)`` average-pooled to ``grid``; unchanged when it has that size already (sizes are
+    read as Python numbers, so an exported graph has no adaptive pooling where none is needed)."""
+    return x if tuple(int(size) for size in x.shape[-2:]) == grid else F.adaptive_avg_pool2d(x, grid)
+
+
 def patch_features(stages: list[torch.Tensor]) -> torch.Tensor:
     """Locally averaged (3 x 3) mid-level features ``(B, D, h, w)`` from backbone stage outputs."""
-    grid = stages[PATCH_STAGES[0]].shape[-2:]
-    parts = [F.adaptive_avg_pool2d(F.avg_pool2d(stages[i], 3, 1, 1, count_include_pad=False), grid)
-             for i in PATCH_STAGES]
+    grid = tuple(int(size) for size in stages[PATCH_STAGES[0]].shape[-2:])
+    parts = [to_grid(F.avg_pool2d(stages[i], 3, 1, 1, count_include_pad=False), grid) for i in PATCH_STAGES]
     return torch.cat(parts, dim=1)
 
 
 def pooled_maps(stages: list[torch.Tensor]) -> torch.Tensor:
     """The pooled stages on the coarsest grid ``(B, Dp, h', w')``; their spatial mean is the pooled
     vector (average pooling to a coarser grid keeps the mean)."""
-    grid = stages[POOLED_STAGES[-1]].shape[-2:]
-    return torch.cat([F.adaptive_avg_pool2d(stages[i], grid) for i in POOLED_STAGES], dim=1)
+    grid = tuple(int(size) for size in stages[POOLED_STAGES[-1]].shape[-2:])
+    return torch.cat([to_grid(stages[i], grid) for i in POOLED_STAGES], dim=1)
 
 
 def position_scale(nearest: torch.Tensor) -> torch.Tensor:
@@ -58,7 +64,7 @@ def position_scale(nearest: torch.Tensor) -> torch.Tensor:
 
 def local_stats(distances: torch.Tensor, top_fraction: float) -> torch.Tensor:
     """``(B, P)`` patch distances to ``(B, 2)``: maximum and mean of the top ``top_fraction``."""
-    top = max(1, round(distances.shape[1] * top_fraction))
+    top = max(1, round(int(distances.shape[1]) * top_fraction))  # int(): a constant in an exported graph
     return torch.stack([distances.max(dim=1).values, distances.topk(top, dim=1).values.mean(dim=1)], dim=1)
 
 
@@ -136,3 +142,24 @@ class FewShotHead(nn.Module):
         probabilities = self.probabilities(pooled, local_stats(distances.flatten(1), self.top_fraction))
         heatmap = torch.sigmoid(self.defect_logit(distances.unsqueeze(-1).expand(-1, -1, -1, N_LOCAL_STATS)))
         return probabilities, heatmap
+
+
+def classify(backbone: nn.Module, head: FewShotHead, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The network input ``(B, 3, S, S)`` to probabilities ``(B, K)`` and defect maps ``(B, h, w)``: the one
+    forward pass of ``FewShotClassifier.judge`` and of its exported graph."""
+    return head(backbone.forward_stages(batch, upto=head.last_stage))
+
+
+class ClassifierGraph(nn.Module):
+    """What the classifier exports: an RGB uint8 crop ``(1, H, W, 3)`` to its score ``(1,)`` (1 - P(good)),
+    defect map ``(1, h, w)`` and class probabilities ``(1, K)``, preprocessing included."""
+
+    def __init__(self, backbone: nn.Module, head: FewShotHead, size: int, standardise: bool, good_index: int) -> None:
+        super().__init__()
+        self.backbone, self.head = backbone, head
+        self.size, self.standardise, self.good_index = size, standardise, good_index
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        probabilities, heatmap = classify(self.backbone, self.head,
+                                          network_input_graph(image, self.size, self.standardise))
+        return (1.0 - probabilities[:, self.good_index]).clamp(0.0, 1.0), heatmap, probabilities

@@ -18,10 +18,10 @@ import torch
 
 from models.anomaly.calibration import FALSE_ALARM, Calibration, calibrate, good_only_report
 from models.artifacts import ArtifactError, load_method_artifact, save_method_artifact
-from models.backbones.registry import pooled_features
-from models.base import Judgement, NotFittedError, Progress, TrainingSetError, mirrored
+from models.backbones.registry import get_backbone, pooled_features
+from models.base import Forward, Judgement, NotFittedError, Progress, TrainingSetError, mirrored
 from models.device import get_device
-from models.knn.torch_model import KnnModel, mean_nearest
+from models.knn.torch_model import KnnGraph, KnnModel, mean_nearest
 from models.preprocess import standardise_intensity
 from models.profiles import DEFAULT_PROFILE, get_profile
 
@@ -106,16 +106,37 @@ class KnnDetector:
         with torch.inference_mode():
             return self.model_(features.float().to(self.model_.memory.device)).cpu().numpy().astype(np.float64)
 
+    def raw_scores(self, images: list[np.ndarray]) -> tuple[np.ndarray]:
+        """Raw scores ``(N,)`` of RGB uint8 images: the network part of ``judge`` (``judge_outputs``)."""
+        return (self.score_features(self.features(images)),)
+
     def judge(self, images: list[np.ndarray], *, tta: bool = False) -> list[Judgement]:
         """One Judgement per RGB uint8 image ``(H, W, 3)``: the normalised score (0.5 at the calibrated
         threshold) clipped to [0, 1], no map. With ``tta`` the mean of the image's and its mirror's."""
+        return self.judge_from(self.raw_scores, images, tta=tta)
+
+    # --- export (models/onnx_export.py) ----------------------------------------------------------
+    export_outputs = ("score", "raw_score")  # the exported graph's outputs, in order (no map)
+    judge_outputs = ("raw_score",)  # what judge_from's ``forward`` returns
+
+    def judge_from(self, forward: Forward, images: list[np.ndarray], *, tta: bool = False) -> list[Judgement]:
+        """``judge`` with ``forward(images) -> (raw scores (N,),)`` computing the network's part
+        (``raw_scores``, or the exported graph in another runtime)."""
         self._check_fitted()
         if not images:
             return []
-        scores = self.calibration_.normalise(self.score_features(self.features(images)))
+        scores = self.calibration_.normalise(forward(images)[0].astype(np.float64))
         if tta:
-            scores = (scores + self.calibration_.normalise(self.score_features(self.features(mirrored(images))))) / 2
+            scores = (scores + self.calibration_.normalise(forward(mirrored(images))[0].astype(np.float64))) / 2
         return [Judgement(float(np.clip(score, 0.0, 1.0))) for score in scores]
+
+    def export_module(self) -> torch.nn.Module:
+        """The judging network as one module: an RGB uint8 crop ``(1, H, W, 3)`` in, ``export_outputs``
+        out (normalised score ``(1,)``, raw score ``(1,)``), preprocessing included."""
+        self._check_fitted()
+        profile = get_profile(self.profile)
+        return KnnGraph(get_backbone(profile.backbone), self.model_, profile.input_size, self.standardise,
+                        self.calibration_.threshold, self.calibration_.scale)
 
     # --- the training report -------------------------------------------------------------------
     @classmethod
