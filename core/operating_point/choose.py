@@ -14,6 +14,9 @@ Which rule each promise uses:
   (Angelopoulos et al. 2022, "Conformal Risk Control"): with ``k`` of ``n`` calibration images of the
   class beyond the cut, ``(k + 1) / (n + 1) <= target``, which bounds the expected share of that
   class's new parts beyond the cut (per part, guaranteed for exchangeable parts);
+* adapted to new parts (``new_scores``, ``adapt``): estimates from the new parts' scores weighted by
+  their fitted probability of each class (a two-class mixture of the calibration shapes moved by one
+  shift); a model, no guarantee; the conformal bounds beside them are the moved calibration scores';
 * good images only (``max_false_reject`` with an anomaly model and no defective images): the fail cut
   is the split-conformal quantile of the goods' out-of-fold scores at ``F (1 - R)`` (rank
   ``ceil((1 - F (1 - R)) (n + 1))``), so goods fail with probability at most ``F (1 - R)`` per part and
