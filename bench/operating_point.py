@@ -202,6 +202,16 @@ def summarise(runs: list[dict]) -> dict:
                 "false_reject_within_5": rows["false_reject"]["gap"][at] <= 0.05,
                 "max_escape_fr_le_22": rows["max_escape_fr"][at] <= 0.22,
                 "goods_only_fr_le_7": goods[at] <= 0.07}
+        summary.setdefault("seeds_meeting", {})[name] = {  # per seed: how many seeds meet each must
+            "review_le_25": sum(r[name]["realized"]["review"] <= 0.25 for r in runs),
+            "escape_within_5": sum(abs(r[name]["promised"]["escape"] - r[name]["realized"]["escape"]) <= 0.05
+                                   for r in runs),
+            "false_reject_within_5": sum(abs(r[name]["promised"]["false_reject"]
+                                             - r[name]["realized"]["false_reject"]) <= 0.05 for r in runs),
+            "max_escape_fr_le_22": sum(max(r[name]["realized"]["escape"], r[name]["realized"]["false_reject"]) <= 0.22
+                                       for r in runs),
+            "goods_only_fr_le_7": sum(r["goods_only"]["realized"]["false_reject"] <= 0.07 for r in runs),
+            "seeds": len(runs)}
     return summary
 
 
