@@ -14,6 +14,9 @@ Which rule each promise uses:
   (Angelopoulos et al. 2022, "Conformal Risk Control"): with ``k`` of ``n`` calibration images of the
   class beyond the cut, ``(k + 1) / (n + 1) <= target``, which bounds the expected share of that
   class's new parts beyond the cut (per part, guaranteed for exchangeable parts);
+* adapted to new parts (``new_scores``, ``adapt``): estimates from the new parts' scores weighted by
+  their fitted probability of each class (a two-class mixture of the calibration shapes moved by one
+  shift); a model, no guarantee; the conformal bounds beside them are the moved calibration scores';
 * good images only (``max_false_reject`` with an anomaly model and no defective images): the fail cut
   is the split-conformal quantile of the goods' out-of-fold scores at ``F (1 - R)`` (rank
   ``ceil((1 - F (1 - R)) (n + 1))``), so goods fail with probability at most ``F (1 - R)`` per part and
@@ -29,8 +32,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.operating_point.adapt import Shift, Window, window
 from core.operating_point.combine import Combination, fit_combination, identity
-from core.operating_point.rates import Rates, bandwidth, below, logit, rates_at, review_share, sigmoid, wilson
+from core.operating_point.rates import (
+    Rates,
+    bandwidth,
+    below,
+    conditional,
+    logit,
+    rates_at,
+    review_share,
+    sigmoid,
+    wilson,
+)
 
 GOALS = ("minimax", "max_escape", "max_false_reject", "cost_ratio")
 GOODS_ONLY_RATES = (0.01, 0.02, 0.05, 0.10)
@@ -90,6 +104,7 @@ class Choice:
     n_defect: int
     problems: tuple[str, ...] = ()  # targets that cannot be met, and what would help
     curve: tuple[dict, ...] = field(default=(), repr=False)  # the trade-off over review budgets
+    adapted: Shift | None = None  # the fitted move to new parts, when adapted
 
     @property
     def met(self) -> bool:
@@ -132,12 +147,16 @@ class _Grid:
     defect_counts: np.ndarray  # (G,) count of defectives strictly below each cut
 
 
-def _grid(z_good: np.ndarray, z_defect: np.ndarray) -> _Grid:
-    z = np.concatenate([z_good, z_defect])
+def _grid(z_good: np.ndarray, z_defect: np.ndarray, new: Window | None = None) -> _Grid:
+    """Candidate cuts with each class's share below them: smoothed calibration scores, or (``new``) the
+    posterior-weighted new scores; the counts are the calibration scores' (moved by the fitted shift)."""
+    z = np.concatenate([z_good, z_defect] + ([] if new is None else [new.z]))
     margin = 3 * max(bandwidth(z_good), bandwidth(z_defect))
     cuts = np.linspace(z.min() - margin, z.max() + margin, GRID)
-    return _Grid(cuts, below(z_good, cuts, True), below(z_defect, cuts, True),
-                 (z_good[None, :] > cuts[:, None]).sum(axis=1), (z_defect[None, :] < cuts[:, None]).sum(axis=1))
+    shares = ((below(z_good, cuts, True), below(z_defect, cuts, True)) if new is None
+              else (new.below(cuts, False), new.below(cuts, True)))
+    return _Grid(cuts, *shares, (z_good[None, :] > cuts[:, None]).sum(axis=1),
+                 (z_defect[None, :] < cuts[:, None]).sum(axis=1))
 
 
 def _pick(grid: _Grid, targets: Targets, n_good: int, n_defect: int, max_review: float) -> tuple[int, int] | None:
@@ -200,10 +219,14 @@ def _too_costly(targets: Targets, promised: Rates, n_good: int, n_defect: int) -
 
 
 def choose(scores: Mapping[str, np.ndarray], is_defect: np.ndarray, targets: Targets,
-           budgets: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)) -> Choice:
+           budgets: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5),
+           new_scores: Mapping[str, np.ndarray] | None = None) -> Choice:
     """The operating point meeting ``targets`` from paired calibration scores ``{method: (N,)}`` in
     [0, 1] (out of fold) and the truth ``is_defect (N,)``; ``curve`` holds the same goal's best point at
-    each review budget. ValueError when the data cannot give one (say what to add)."""
+    each review budget. ``new_scores`` (unlabelled scores ``{method: (M,)}`` of inspected parts) adapts
+    the point to new parts (``adapt``): the calibration scores' shapes are moved by the fitted shift and
+    the cut points are chosen, and the rates promised, on the new parts' posterior-weighted scores.
+    ValueError when the data cannot give one (say what to add)."""
     targets = targets.validated()
     is_defect = np.asarray(is_defect, dtype=bool)
     n_good, n_defect = int((~is_defect).sum()), int(is_defect.sum())
@@ -217,7 +240,10 @@ def choose(scores: Mapping[str, np.ndarray], is_defect: np.ndarray, targets: Tar
                          f"({n_defect} paired), or none for the good-only rule")
     combination, z = fit_combination(scores, is_defect)
     z_good, z_defect = z[~is_defect], z[is_defect]
-    grid = _grid(z_good, z_defect)
+    new = None if new_scores is None else window(z_good, z_defect, combination.logit(new_scores))
+    if new is not None:
+        z_good, z_defect = z_good + new.shift.delta, z_defect + new.shift.delta
+    grid = _grid(z_good, z_defect, new)
     problems = _problems(targets, n_good, n_defect)
     picked = None if problems else _pick(grid, targets, n_good, n_defect, targets.max_review)
     fallback = picked is None
@@ -226,7 +252,7 @@ def choose(scores: Mapping[str, np.ndarray], is_defect: np.ndarray, targets: Tar
                        targets.max_review)
         assert picked is not None
     lo, hi = grid.cuts[picked[0]], grid.cuts[picked[1]]
-    promised = rates_at(z_good, z_defect, lo, hi, True, targets.defect_share)
+    promised = _rates(z_good, z_defect, lo, hi, targets.defect_share, new)
     counts = rates_at(z_good, z_defect, lo, hi, False, targets.defect_share)
     costly = _too_costly(targets, promised, n_good, n_defect)
     problems += [costly] if costly else []
@@ -234,17 +260,36 @@ def choose(scores: Mapping[str, np.ndarray], is_defect: np.ndarray, targets: Tar
     for budget in budgets:
         pair = _pick(grid, targets, n_good, n_defect, budget)
         if pair is not None:
-            at = rates_at(z_good, z_defect, grid.cuts[pair[0]], grid.cuts[pair[1]], True, targets.defect_share)
+            at = _rates(z_good, z_defect, grid.cuts[pair[0]], grid.cuts[pair[1]], targets.defect_share, new)
             curve.append({"max_review": budget, "review": round(at.review, 4), "escape": round(at.escape or 0, 4),
                           "false_reject": round(at.false_reject or 0, 4)})
-    rule = {"minimax": "estimate: smoothed calibration scores, smallest max(escape, false reject)",
+    adapted = "adapted to new parts (posterior-weighted new scores): " if new is not None else ""
+    rule = adapted + {"minimax": "estimate: smoothed calibration scores, smallest max(escape, false reject)",
             "cost_ratio": "estimate: smoothed calibration scores, least expected cost",
             "max_escape": "conformal risk control on escapes per defective part (guaranteed) and the smoothed "
                           "estimate",
             "max_false_reject": "conformal risk control on false rejects per good part (guaranteed) and the "
                                 "smoothed estimate"}["minimax" if fallback else targets.goal]
     return Choice(targets, combination, float(sigmoid(lo)), float(sigmoid(hi)), rule, promised, counts, n_good,
-                  n_defect, tuple(problems), tuple(curve))
+                  n_defect, tuple(problems), tuple(curve), None if new is None else new.shift)
+
+
+def _rates(z_good: np.ndarray, z_defect: np.ndarray, lo: float, hi: float, defect_share: float | None,
+           new: Window | None) -> Rates:
+    """The promised rates at ``lo, hi``: from the smoothed calibration scores, or (``new``) from the new
+    parts' posterior-weighted scores (ranges on the expected number of each class's parts decided; the
+    conformal bounds stay the moved calibration scores')."""
+    base = rates_at(z_good, z_defect, lo, hi, True, defect_share)
+    if new is None:
+        return base
+    cuts = np.array([lo, hi])
+    g, d = new.below(cuts, False), new.below(cuts, True)
+    g_decided, d_decided = g[0] + 1 - g[1], d[0] + 1 - d[1]
+    escape, fr = conditional(float(d[0]), float(d_decided)), conditional(float(1 - g[1]), float(g_decided))
+    review_good, review_defect = float(g[1] - g[0]), float(d[1] - d[0])
+    return Rates(escape, fr, review_share(review_good, review_defect, defect_share),
+                 wilson(escape, round(d_decided * new.size(True))), wilson(fr, round(g_decided * new.size(False))),
+                 base.escape_bound, base.false_reject_bound, review_good, review_defect)
 
 
 def goods_only(scores: Mapping[str, np.ndarray], targets: Targets) -> Choice:

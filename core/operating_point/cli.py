@@ -43,11 +43,14 @@ def cmd_operating_point(studio: Studio, args: argparse.Namespace) -> int:
         print(json.dumps(service.status(studio, args.tool)), flush=True)
         return 0
     targets = _targets(args)
+    if args.adapt and args.window < 1:
+        raise InvalidInputError("--window is a positive number of recent inspections")
+    adapt = args.window if args.adapt else 0
     if args.apply:
-        choice, point = service.apply(studio, args.tool, targets, actor)
+        choice, point = service.apply(studio, args.tool, targets, actor, adapt)
         versions: dict[str, Any] = dict(point.versions)
     else:
-        choice, data = service.propose(studio, args.tool, targets)
+        choice, data = service.propose(studio, args.tool, targets, adapt)
         versions = data.versions
     print(choice.sentence())
     print(json.dumps(service.choice_json(choice, versions, args.apply)), flush=True)
@@ -68,6 +71,10 @@ def add_operating_point_command(commands: Any) -> None:
     goal.add_argument("--cost-ratio", type=float, help="an escape costs this many false rejects")
     parser.add_argument("--defect-share", type=float,
                         help="the line's share of defective parts (default: review capped for any share)")
+    parser.add_argument("--adapt", action="store_true",
+                        help="fit the point to the scores of the tool's recent inspections (no labels needed)")
+    parser.add_argument("--window", type=int, default=service.WINDOW,
+                        help=f"recent inspections --adapt uses (default {service.WINDOW})")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--apply", action="store_true", help="store the chosen point (audited)")
     action.add_argument("--recompute", action="store_true",

@@ -61,6 +61,7 @@ class OperatingPoint:
     @classmethod
     def from_choice(cls, choice: Choice, versions: Mapping[str, int]) -> OperatingPoint:
         promised = {"estimate": choice.promised.as_json(), "counts": choice.counts.as_json(),
-                    "n_good": choice.n_good, "n_defect": choice.n_defect, "problems": list(choice.problems)}
+                    "n_good": choice.n_good, "n_defect": choice.n_defect, "problems": list(choice.problems),
+                    "adapted": None if choice.adapted is None else choice.adapted.as_json()}
         return cls(MappingProxyType(dict(versions)), choice.targets, choice.combination, choice.lo, choice.hi,
                    choice.rule, MappingProxyType(promised), choice.sentence()).validated()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sqlalchemy import select
 
 from core.audit import Actor
 from core.errors import InvalidInputError, NotFoundError
@@ -18,6 +19,9 @@ from core.operating_point.training_scores import KEY
 from core.studio import Studio
 from core.tool_settings import change_settings, tool_settings
 from storage import repository as repo
+from storage.tables import Inspection
+
+WINDOW = 200  # recent inspections an adapted point is fitted to
 
 
 @dataclass(frozen=True)
@@ -52,18 +56,43 @@ def calibration(studio: Studio, tool_name: str) -> Calibration:
                        np.array([first[sid][1] for sid in common], dtype=bool), common)
 
 
-def propose(studio: Studio, tool_name: str, targets: Targets) -> tuple[Choice, Calibration]:
-    """What the tool would choose for ``targets`` (nothing stored)."""
+def recent_scores(studio: Studio, tool_name: str, versions: dict[str, int], window: int = WINDOW
+                  ) -> dict[str, np.ndarray]:
+    """Each deciding model's scores ``{method: (M,)}`` of the tool's ``window`` most recent inspections
+    that all of ``versions`` scored (no labels needed: the parts as the line sees them)."""
+    rows: list[dict[str, float]] = []
+    with studio.transaction() as session:
+        tool = repo.get_tool(session, tool_name)
+        if tool is None:
+            raise NotFoundError(f"no tool named {tool_name!r}")
+        query = (select(Inspection.opinions).where(Inspection.tool_id == tool.id)
+                 .order_by(Inspection.created_at.desc(), Inspection.id.desc()))
+        for opinions in session.scalars(query.execution_options(yield_per=500)):
+            found = {m: (opinions or {}).get(m) or {} for m in versions}
+            if all(o.get("version") == versions[m] and isinstance(o.get("score"), int | float)
+                   for m, o in found.items()):
+                rows.append({m: float(o["score"]) for m, o in found.items()})
+                if len(rows) >= window:
+                    break
+    return {m: np.array([row[m] for row in rows], dtype=np.float64) for m in versions}
+
+
+def propose(studio: Studio, tool_name: str, targets: Targets, adapt: int = 0) -> tuple[Choice, Calibration]:
+    """What the tool would choose for ``targets`` (nothing stored); ``adapt`` > 0 adapts the point to the
+    scores of that many recent inspections (``choose``'s ``new_scores``)."""
     data = calibration(studio, tool_name)
+    new = recent_scores(studio, tool_name, data.versions, adapt) if adapt > 0 else None
     try:
-        return choose(data.scores, data.is_defect, targets), data
+        return choose(data.scores, data.is_defect, targets, new_scores=new), data
     except ValueError as error:
         raise InvalidInputError(str(error)) from None
 
 
-def apply(studio: Studio, tool_name: str, targets: Targets, actor: Actor) -> tuple[Choice, OperatingPoint]:
-    """Choose for ``targets`` and store the point for the deciding versions (audited)."""
-    choice, data = propose(studio, tool_name, targets)
+def apply(studio: Studio, tool_name: str, targets: Targets, actor: Actor, adapt: int = 0
+          ) -> tuple[Choice, OperatingPoint]:
+    """Choose for ``targets`` (adapted to ``adapt`` recent inspections when > 0) and store the point for
+    the deciding versions (audited)."""
+    choice, data = propose(studio, tool_name, targets, adapt)
     point = OperatingPoint.from_choice(choice, data.versions)
     change_settings(studio, tool_name, actor, {"operating_point": point})
     return choice, point
@@ -96,4 +125,5 @@ def choice_json(choice: Choice, versions: dict[str, int], applied: bool) -> dict
             "problems": list(choice.problems), "rule": choice.rule, "lo": round(choice.lo, 6),
             "hi": round(choice.hi, 6), "combination": choice.combination.as_json(),
             "promised": choice.promised.as_json(), "counts": choice.counts.as_json(),
-            "n_good": choice.n_good, "n_defect": choice.n_defect, "sentence": choice.sentence()}
+            "n_good": choice.n_good, "n_defect": choice.n_defect, "sentence": choice.sentence(),
+            "adapted": None if choice.adapted is None else choice.adapted.as_json()}

@@ -15,8 +15,10 @@ import pytest
 
 from core.audit import Actor, audit_log
 from core.config import Settings
+from core.errors import InvalidInputError
 from core.inspect.decision import decide_between
 from core.inspect.models import load_tool_models
+from core.inspect.recorder import RecordContext
 from core.inspect.service import predict_image
 from core.operating_point import service
 from core.operating_point.choose import Targets
@@ -126,4 +128,33 @@ def test_cli_shows_then_applies_with_json_on_the_last_line(studio: Studio, tmp_p
     assert {"escape", "false_reject", "review", "escape_range", "false_reject_bound"} <= result["promised"].keys()
     assert "conformal risk control" in result["rule"]
     assert audit_log(studio, TOOL)[0].actor == "carl"
+    assert tool_settings(studio, TOOL).operating_point.lo == pytest.approx(result["lo"], abs=1e-6)
+
+
+def test_adapting_reads_the_recent_inspections_of_the_deciding_versions_and_is_audited(
+        studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
+    cells = [p for label in ("good", "defective") for p in sorted((elpv_subset / label).glob("*.png"))[PER_CLASS:]]
+    inspections = [predict_image(studio, TOOL, p.name, p.read_bytes(), record=False).inspection for p in cells]
+    for _ in range(3):  # the line sees each part type several times: 60 recorded inspections
+        for inspection in inspections:
+            studio.recorder.record(inspection, RecordContext())
+    versions = load_tool_models(studio, TOOL).version_ids
+    recent = service.recent_scores(studio, TOOL, versions, window=100)
+    assert {m: len(v) for m, v in recent.items()} == {"classifier": 60, "anomaly": 60}
+    assert service.recent_scores(studio, TOOL, {**versions, "classifier": versions["classifier"] + 1},
+                                 window=100)["classifier"].size == 0  # other versions' scores are not used
+    with pytest.raises(InvalidInputError, match="at least 50 inspected parts"):
+        service.propose(studio, TOOL, Targets(0.2), adapt=20)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STUDIO_DATA_DIR")}
+    env["STUDIO_DATA_DIR"] = str(tmp_path / "data")
+    done = subprocess.run([sys.executable, "-m", "core", "operating-point", "--tool", TOOL, "--max-review", "0.2",
+                           "--adapt", "--window", "60", "--apply", "--who", "dora"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["adapted"]["n_new"] == 60 and 0.0 <= result["adapted"]["defect_share"] <= 1.0
+    assert result["rule"].startswith("adapted to new parts")
+    entry = audit_log(studio, TOOL)[0]
+    assert entry.actor == "dora" and entry.details["changes"]["operating_point"]["to"]["promised"]["adapted"][
+        "n_new"] == 60
     assert tool_settings(studio, TOOL).operating_point.lo == pytest.approx(result["lo"], abs=1e-6)

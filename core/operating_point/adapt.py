@@ -1,0 +1,120 @@
+"""Kept on new parts: the shift of the calibration scores, fitted to unlabelled scores of inspected parts.
+
+The models score new parts somewhat differently from the training images' out-of-fold scores (on ELPV
+the final models score unseen parts about 0.3 logit lower: bench/RESULTS.md, "Operating points"), so
+cut points chosen on the calibration scores alone sit off target. The combined scores of the parts a
+station inspected are always at hand, without labels. Model them as a two-class mixture whose classes
+have the calibration scores' smoothed shapes (``rates.below``'s kernels), both moved by one common
+``delta`` on the logit scale, with an unknown share of defective parts ``pi``:
+
+    f(z) = (1 - pi) g(z - delta) + pi d(z - delta)
+
+``delta`` and ``pi`` maximise the likelihood of the new scores (a grid over ``delta``, coarse then
+fine; EM for ``pi`` at each). The adapted point (``choose(..., new_scores=...)``) is then chosen, and
+its rates promised, on the new scores themselves, each weighted by its posterior probability of being
+defective or good under the fitted mixture (``Window``): closer to the line's rates than the moved
+calibration shapes, which a few dozen images make too wide (ELPV: bench/RESULTS.md). The mixture is a
+model: when the classes' shapes on the line differ from the calibration ones (not only moved), the
+fitted share and the promise are off; the bench reports the seeds where that happens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.operating_point.rates import bandwidth
+
+MAX_SHIFT = 3.0  # logit units searched either way
+STEP = 0.01
+COARSE = 0.1
+MIN_NEW = 50  # fewer unlabelled scores say too little about the shift
+EM_STEPS = 200
+
+
+@dataclass(frozen=True)
+class Shift:
+    """The fitted move of the calibration scores and the share of defective parts among the new ones."""
+
+    delta: float
+    defect_share: float
+    n_new: int
+
+    def as_json(self) -> dict:
+        return {"delta": round(self.delta, 4), "defect_share": round(self.defect_share, 4), "n_new": self.n_new}
+
+
+def _density(z: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Gaussian-kernel density of ``centres`` (bandwidth as ``rates.below``) at each of ``z (..., n)``."""
+    h = bandwidth(centres)
+    u = (z[..., None] - centres) / h
+    return np.exp(-0.5 * u * u).mean(axis=-1) / (h * np.sqrt(2 * np.pi))
+
+
+def _defect_share(good: np.ndarray, defect: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """EM for the mixture weight of ``defect`` at each row of class densities ``(S, n)``: the share
+    ``(S,)`` and the mean log-likelihood per score ``(S,)``."""
+    pi = np.full(good.shape[0], 0.5)
+    for _ in range(EM_STEPS):
+        mixed = (1 - pi)[:, None] * good + pi[:, None] * defect
+        updated = np.mean(pi[:, None] * defect / np.maximum(mixed, 1e-300), axis=1)
+        if np.abs(updated - pi).max() < 1e-7:
+            pi = updated
+            break
+        pi = updated
+    mixed = (1 - pi)[:, None] * good + pi[:, None] * defect
+    return pi, np.log(np.maximum(mixed, 1e-300)).mean(axis=1)
+
+
+def fit_shift(z_good: np.ndarray, z_defect: np.ndarray, z_new: np.ndarray) -> Shift:
+    """``delta`` and ``pi`` of the module doc from calibration scores of each class and the unlabelled
+    scores ``z_new`` of new parts (all on the logit scale). ValueError when there are too few new ones."""
+    z_new = np.asarray(z_new, dtype=np.float64)
+    z_new = z_new[np.isfinite(z_new)]
+    if len(z_new) < MIN_NEW:
+        raise ValueError(f"adapting to new parts needs the scores of at least {MIN_NEW} inspected parts "
+                         f"({len(z_new)} found)")
+    floor = 1e-6 / (np.ptp(np.concatenate([z_good, z_defect])) + 1.0)  # a new score far from both classes
+
+    def best(deltas: np.ndarray) -> tuple[float, float]:
+        moved = z_new[None, :] - deltas[:, None]  # (S, n)
+        good = _density(moved, np.asarray(z_good, dtype=np.float64)) + floor
+        defect = _density(moved, np.asarray(z_defect, dtype=np.float64)) + floor
+        pi, likelihood = _defect_share(good, defect)
+        i = int(np.argmax(likelihood))
+        return float(deltas[i]), float(pi[i])
+
+    coarse, _ = best(np.arange(-MAX_SHIFT, MAX_SHIFT + STEP / 2, COARSE))  # then refined around the best
+    delta, pi = best(np.clip(np.arange(coarse - COARSE, coarse + COARSE + STEP / 2, STEP), -MAX_SHIFT, MAX_SHIFT))
+    return Shift(delta, pi, len(z_new))
+
+
+@dataclass(frozen=True)
+class Window:
+    """Unlabelled new scores ``z (n,)`` with each one's posterior probability ``defect (n,)`` of being
+    defective under the fitted mixture: the class shares the adapted point reads its rates from."""
+
+    z: np.ndarray
+    defect: np.ndarray
+    shift: Shift
+
+    def below(self, cuts: np.ndarray, defective: bool) -> np.ndarray:
+        """Posterior-weighted share of the class's new parts below each cut ``(G,)``."""
+        weight = self.defect if defective else 1.0 - self.defect
+        return (weight[None, :] * (self.z[None, :] < cuts[:, None])).sum(axis=1) / max(float(weight.sum()), 1e-12)
+
+    def size(self, defective: bool) -> float:
+        """The class's expected number of parts in the window."""
+        return float(self.defect.sum() if defective else (1.0 - self.defect).sum())
+
+
+def window(z_good: np.ndarray, z_defect: np.ndarray, z_new: np.ndarray) -> Window:
+    """``fit_shift`` and the posterior of each new score under the fitted mixture."""
+    shift = fit_shift(z_good, z_defect, z_new)
+    z = np.asarray(z_new, dtype=np.float64)
+    z = z[np.isfinite(z)]
+    good = (1 - shift.defect_share) * _density(z - shift.delta, np.asarray(z_good, dtype=np.float64))
+    defect = shift.defect_share * _density(z - shift.delta, np.asarray(z_defect, dtype=np.float64))
+    posterior = np.divide(defect, good + defect, out=np.full(len(z), shift.defect_share), where=good + defect > 0)
+    return Window(z, posterior, shift)

@@ -1,0 +1,60 @@
+"""Kept on new parts: the shift and the share of defectives recovered from unlabelled scores of a known
+mixture, and the adapted point promising the new parts' rates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import ndtr
+
+from core.operating_point.adapt import fit_shift
+from core.operating_point.choose import Targets, choose
+from core.operating_point.rates import sigmoid
+
+
+def _classes(rng: np.random.Generator, n: int, delta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    return rng.normal(-1.5, 1.0, n) + delta, rng.normal(1.5, 1.2, n) + delta
+
+
+@pytest.mark.parametrize(("delta", "share"), [(-0.5, 0.3), (0.0, 0.1), (0.7, 0.5)])
+def test_the_shift_and_share_of_a_known_mixture_are_recovered(delta: float, share: float) -> None:
+    rng = np.random.default_rng(1)
+    good, defect = _classes(rng, 100)
+    new_good, new_defect = _classes(rng, 2000, delta)
+    new = np.where(rng.random(2000) < share, new_defect, new_good)
+    fitted = fit_shift(good, defect, new)
+    assert fitted.delta == pytest.approx(delta, abs=0.1)
+    assert fitted.defect_share == pytest.approx(share, abs=0.05)
+    assert fitted.n_new == 2000
+
+
+def test_too_few_new_scores_are_refused() -> None:
+    good, defect = _classes(np.random.default_rng(2), 20)
+    with pytest.raises(ValueError, match="at least 50"):
+        fit_shift(good, defect, np.zeros(49))
+
+
+def _true_rates(choice) -> tuple[float, float]:  # noqa: ANN001
+    """Escape and false-reject rates of the moved classes (goods N(-2.1, 1), defects N(0.9, 1.2))."""
+    lo, hi = np.log(choice.lo / (1 - choice.lo)), np.log(choice.hi / (1 - choice.hi))
+    good_pass, good_fail = ndtr(lo + 2.1), 1 - ndtr(hi + 2.1)
+    defect_pass, defect_fail = ndtr((lo - 0.9) / 1.2), 1 - ndtr((hi - 0.9) / 1.2)
+    return defect_pass / (defect_pass + defect_fail), good_fail / (good_pass + good_fail)
+
+
+def test_the_adapted_point_promises_the_rates_of_the_moved_parts() -> None:
+    rng = np.random.default_rng(4)
+    good, defect = _classes(rng, 100)
+    scores = {"m": sigmoid(np.concatenate([good, defect]))}
+    is_defect = np.repeat([False, True], 100)
+    new_good, new_defect = _classes(rng, 1000, -0.6)  # the line scores every part 0.6 lower
+    new = sigmoid(np.where(rng.random(1000) < 0.3, new_defect, new_good))
+    adapted = choose(scores, is_defect, Targets(0.2), new_scores={"m": new})
+    assert adapted.adapted is not None and adapted.adapted.delta == pytest.approx(-0.6, abs=0.15)
+    assert adapted.rule.startswith("adapted to new parts") and adapted.promised.review <= 0.2 + 1e-9
+    escape, false_reject = _true_rates(adapted)
+    assert adapted.promised.escape == pytest.approx(escape, abs=0.03)
+    assert adapted.promised.false_reject == pytest.approx(false_reject, abs=0.03)
+    plain = choose(scores, is_defect, Targets(0.2))  # from the training scores alone: off on the moved line
+    escape, false_reject = _true_rates(plain)
+    assert max(abs(plain.promised.escape - escape), abs(plain.promised.false_reject - false_reject)) > 0.05
