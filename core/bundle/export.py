@@ -15,7 +15,15 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.bundle.document import DATASET_FILE, TOOL_FILE, RecipeMembership, ToolDocument, VersionEntry
-from core.bundle.manifest import MANIFEST_NAME, SIGNATURE_NAME, BundleError, FileEntry, Manifest, studio_version
+from core.bundle.manifest import (
+    MANIFEST_NAME,
+    RUNTIME_GRAPH_SUFFIX,
+    SIGNATURE_NAME,
+    BundleError,
+    FileEntry,
+    Manifest,
+    studio_version,
+)
 from core.bundle.signing import fingerprint, load_private_key, sign
 from core.export import export_dataset
 from core.studio import Studio
@@ -65,7 +73,8 @@ def export_bundle(studio: Studio, tool_name: str, target: Path, version_ids: lis
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             _add_bytes(archive, TOOL_FILE, document.to_bytes(), entries)
             for version in document.versions:
-                for path in sorted(p for p in folders[version.key].rglob("*") if p.is_file()):
+                for path in sorted(p for p in folders[version.key].rglob("*")
+                                   if p.is_file() and not p.name.lower().endswith(RUNTIME_GRAPH_SUFFIX)):
                     name = f"{version.folder}/{path.relative_to(folders[version.key]).as_posix()}"
                     _add_file(archive, name, path, entries, zipfile.ZIP_DEFLATED)
             if with_images:

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.audit import Actor, log
 from core.bundle.document import DATASET_FILE, TOOL_FILE, ToolDocument, VersionEntry
-from core.bundle.manifest import MAX_JSON_BYTES, BundleError
+from core.bundle.manifest import MAX_JSON_BYTES, RUNTIME_GRAPH_SUFFIX, BundleError
 from core.bundle.reader import VerifiedBundle, open_bundle
 from core.bundle.signing import default_trusted_keys_dir, signature_required_by_default
 from core.errors import InvalidInputError
@@ -114,6 +114,9 @@ def _document(bundle: VerifiedBundle) -> ToolDocument:
     stray = sorted(n for n in names - {TOOL_FILE, DATASET_FILE} if not any(n.startswith(f) for f in folders))
     if stray:
         raise BundleError(f"{stray[0]} belongs to no model version of the bundle; refused")
+    graphs = sorted(n for n in names if n.lower().endswith(RUNTIME_GRAPH_SUFFIX))
+    if graphs:  # a station builds its onnxruntime graphs from the model itself, never runs one it was handed
+        raise BundleError(f"{graphs[0]} is a runtime graph; a bundle carries models, not graphs; refused")
     if not document.versions:
         raise BundleError("the bundle holds no model version; refused")
     return document

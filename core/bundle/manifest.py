@@ -19,6 +19,7 @@ SUPPORTED_FORMAT_VERSIONS = (1,)
 MANIFEST_NAME = "manifest.json"
 SIGNATURE_NAME = "manifest.sig"
 MAX_JSON_BYTES = 8 * 1024**2  # manifest.json, tool.json: far larger than any real one
+RUNTIME_GRAPH_SUFFIX = ".onnx"  # onnxruntime graphs cached beside a model: never exported, refused on import
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 

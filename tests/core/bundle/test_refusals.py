@@ -109,6 +109,9 @@ CASES: dict[str, tuple[Callable[[Members], Members], str]] = {
     "model that does not load": (garbage_weights, "cannot be loaded"),
     "malformed tool.json": (bad_tool_json, "tool.json is malformed"),
     "stray file under models": (lambda m: rehash({**m, "models/999/x.bin": b"x"}), "belongs to no model version"),
+    "runtime graph in a model": (lambda m: rehash({**m, model_file(m, "model.json").replace("model.json",
+                                                                                            "runtime-1.onnx"): b"x"}),
+                                 "is a runtime graph"),
 }
 
 

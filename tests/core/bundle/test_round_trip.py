@@ -4,6 +4,7 @@ from SQLite to PostgreSQL too."""
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -105,3 +106,17 @@ def test_a_chosen_candidate_is_activated_with_activate(source: Studio, station: 
     result = import_bundle(station, path, ME, activation="activate", recipes=False)
     assert list(result.active) == ["knn"] and list_recipes(station, "line-1") == []
     assert [set(i.models) for i in inspect_all(station, TOOL, CELLS[:2])] == [{"knn"}] * 2
+
+
+def test_runtime_graphs_cached_beside_a_model_are_not_exported(source: Studio, tmp_path: Path) -> None:
+    # what STUDIO_RUNTIME=onnx caches on first use, beside every model of the source
+    graphs = [meta.parent / "runtime-1.onnx" for meta in source.settings.models_dir.rglob("model.json")]
+    for graph in graphs:
+        graph.write_bytes(b"a graph")
+    try:
+        path = export_bundle(source, TOOL, tmp_path / "b.zip").path
+    finally:
+        for graph in graphs:
+            graph.unlink()
+    with zipfile.ZipFile(path) as archive:
+        assert not [n for n in archive.namelist() if n.endswith(".onnx")]
