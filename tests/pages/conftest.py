@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import streamlit_webrtc
+from streamlit.runtime.pages_manager import PagesManager
 
 
 class StreamerRecorder:
@@ -38,3 +39,23 @@ def webrtc(monkeypatch: pytest.MonkeyPatch) -> StreamerRecorder:
 def camera_widgets(webrtc: StreamerRecorder) -> StreamerRecorder:
     """The same recorder, under the name the capture page's tests use."""
     return webrtc
+
+
+@pytest.fixture(autouse=True)
+def navigation_pages_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep AppTest on ``st.navigation`` (multipage v2) for every run.
+
+    AppTest resets ``PagesManager.uses_pages_directory`` before each run and, because the UI
+    folder is called ``pages/``, Streamlit then takes the app for a legacy (v1) multipage app:
+    from the second run on it executes ``pages/<page>.py`` alone, skipping ``app.py`` (no sidebar,
+    no tool selection). ``streamlit run`` sets the flag to False for good on the first call of
+    ``st.navigation``; this does the same for AppTest. It changes nothing in the app or services.
+    ``scripts/serve.py`` does the same for the real server (see its docstring).
+    """
+    original = PagesManager.__init__
+
+    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)

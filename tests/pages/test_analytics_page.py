@@ -15,7 +15,7 @@ from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import utc_now
-from tests.pages.test_pages import ELPV, _use, metrics, navigation_pages_only, open_page, texts  # noqa: F401 - fixture
+from tests.pages.test_pages import ELPV, _use, metrics, open_page, texts  # noqa: F401 - fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = "cells"

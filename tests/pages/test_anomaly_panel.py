@@ -28,7 +28,6 @@ from tests.pages.test_pages import (  # noqa: F401 - fixtures and helpers of the
     button,
     cell,
     metrics,
-    navigation_pages_only,
     open_page,
     studio_copy,
     texts,

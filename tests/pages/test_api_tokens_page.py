@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from core.api.tokens import TokenChecker, TokenError, list_tokens
@@ -15,18 +14,6 @@ from core.config import load_settings
 from core.studio import Studio, open_studio
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
-
-
-@pytest.fixture(autouse=True)
-def navigation_pages_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep AppTest on ``st.navigation`` (see tests/pages/test_pages.py for why)."""
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from tests.pages.test_pages import (  # noqa: F401  (fixtures)
     ELPV,
     button,
     empty_studio,
-    navigation_pages_only,
     open_page,
 )
 

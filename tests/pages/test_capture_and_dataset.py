@@ -30,7 +30,6 @@ from tests.pages.test_pages import (  # noqa: F401 - fixtures used by name
     button,
     empty_studio,
     metrics,
-    navigation_pages_only,
     open_page,
     texts,
     trained_studio,

@@ -15,7 +15,6 @@ from tests.pages.test_pages import (  # noqa: F401 - fixtures used by name
     TOOL,
     button,
     empty_studio,
-    navigation_pages_only,
     open_page,
     texts,
 )

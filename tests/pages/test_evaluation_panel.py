@@ -12,9 +12,7 @@ from core.samples import import_path
 from core.tools import create_tool
 from core.training import train
 from storage.tables import Sample
-from tests.pages.test_pages import ELPV, TOOL, _use, button, metrics, navigation_pages_only, open_page
-
-__all__ = ["navigation_pages_only"]  # the fixture keeps AppTest on st.navigation
+from tests.pages.test_pages import ELPV, TOOL, _use, button, metrics, open_page
 
 
 def test_evaluate_a_version_on_held_out_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

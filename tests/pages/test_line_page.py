@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from core.config import load_settings
@@ -18,18 +17,6 @@ from core.tools import create_tool
 from storage.tables import utc_now
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
-
-
-@pytest.fixture(autouse=True)
-def navigation_pages_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep AppTest on ``st.navigation`` (see tests/pages/test_pages.py for why)."""
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
 
 
 def _use(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Studio:

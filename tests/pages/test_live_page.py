@@ -31,7 +31,6 @@ from tests.pages.test_pages import (  # noqa: E402,F401
     TOOL,
     button,
     metrics,
-    navigation_pages_only,
     open_page,
     texts,
     trained_studio,

@@ -19,7 +19,6 @@ from tests.pages.test_pages import (  # noqa: F401 - fixtures and helpers of the
     CLASSES,
     ELPV,
     TOOL,
-    navigation_pages_only,
     open_page,
     studio_copy,
     texts,

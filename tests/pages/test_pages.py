@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
 
 from core.analytics import daily_stats, default_range
@@ -43,26 +42,6 @@ CLASSES = "good,defective"
 PAGES = ["capture", "dataset", "train", "live", "review", "analytics", "models"]
 TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection",
           "review": "Review queue", "analytics": "Analytics", "models": "Model versions"}
-
-
-@pytest.fixture(autouse=True)
-def navigation_pages_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep AppTest on ``st.navigation`` (multipage v2) for every run.
-
-    AppTest resets ``PagesManager.uses_pages_directory`` before each run and, because the UI
-    folder is called ``pages/``, Streamlit then takes the app for a legacy (v1) multipage app:
-    from the second run on it executes ``pages/<page>.py`` alone, skipping ``app.py`` (no sidebar,
-    no tool selection). ``streamlit run`` sets the flag to False for good on the first call of
-    ``st.navigation``; this does the same for AppTest. It changes nothing in the app or services.
-    ``scripts/serve.py`` does the same for the real server (see its docstring).
-    """
-    original = PagesManager.__init__
-
-    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,6 @@ from tests.pages.test_pages import (  # noqa: F401
     button,
     empty_studio,
     metrics,
-    navigation_pages_only,
     open_page,
     texts,
     trained_studio,
