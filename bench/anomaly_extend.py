@@ -11,7 +11,8 @@ remaining cells (unseen by both) from cached backbone outputs (``bench.anomaly.b
 detectors' own ``score_stages``). Reported per seed: image AUC of each, the difference, seconds, and the
 share of unseen goods above each threshold (the calibration promises about 5 %).
 
-    flock /tmp/cpu-heavy.lock .venv/bin/python bench/anomaly_extend.py [--seeds 5] [--old 20] [--new 20]
+    flock /tmp/cpu-heavy.lock .venv/bin/python bench/anomaly_extend.py [--seeds 5] [--seed-offset 0] \
+        [--old 20] [--new 20] [--max-test 800]
 
 The last line printed is one JSON object.
 """
@@ -64,6 +65,8 @@ def run_one(images, y, seed: int, n_old: int, n_new: int, views, position: dict[
         started = time.perf_counter()
         extended = extend_anomaly(studio, TOOL, BENCH)
         extend_s = time.perf_counter() - started
+        artifact_mb = max(sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+                          for d in (studio.settings.models_dir / TOOL).iterdir()) / 2**20
         candidate = load_tool_models(studio, TOOL, extended.version_id).models[0].model
         studio.engine.dispose()
         full_studio = new_studio(Path(folder) / "b")
@@ -78,13 +81,15 @@ def run_one(images, y, seed: int, n_old: int, n_new: int, views, position: dict[
         out[f"{name}_auc"] = float(roc_auc_score(truth, scores))
         out[f"{name}_goods_flagged"] = float(np.mean(scores[truth == 0] > 0.5))
         out[f"{name}_memory_images"] = int(detector.model_.memory_bank.shape[2])
-    out.update(extend_s=extend_s, full_s=full.seconds, auc_gap=out["full_auc"] - out["extend_auc"])
+    out.update(extend_s=extend_s, artifact_mb=artifact_mb, full_s=full.seconds,
+               auc_gap=out["full_auc"] - out["extend_auc"])
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seed-offset", type=int, default=0, help="first seed (hidden seeds: another range)")
     parser.add_argument("--old", type=int, default=20, help="goods of the active model")
     parser.add_argument("--new", type=int, default=20, help="goods appended")
     parser.add_argument("--max-test", type=int, default=0, help="score a fixed subset of this many cells (0: all)")
@@ -97,12 +102,13 @@ def main() -> None:
     views, _ = backbone_cache(images, indices, PatchCoreDetector(profile=args.profile))
     position = {int(i): row for row, i in enumerate(indices)}
     runs = []
-    for seed in range(args.seeds):
+    for seed in range(args.seed_offset, args.seed_offset + args.seeds):
         run = run_one(images, y, seed, args.old, args.new, views, position, args.profile)
         print(json.dumps({"seed": seed, **{k: round(v, 4) for k, v in run.items()}}), flush=True)
         runs.append(run)
-    summary: dict[str, object] = {"profile": args.profile, "seeds": args.seeds, "old_goods": args.old,
-                                  "new_goods": args.new, "test_cells": len(indices) - args.old - args.new}
+    summary: dict[str, object] = {"profile": args.profile, "seeds": args.seeds, "seed_offset": args.seed_offset,
+                                  "old_goods": args.old, "new_goods": args.new,
+                                  "test_cells": len(indices) - args.old - args.new}
     for key in runs[0]:
         values = [r[key] for r in runs]
         summary[key + "_median"] = round(statistics.median(values), 4)

@@ -146,9 +146,10 @@ ANOMALY_METHOD = "anomaly"  # the registry's anomaly model: the one whose memory
 
 def extend_anomaly(studio: Studio, tool_name: str, actor: Actor, progress: Any = None) -> TrainResult:
     """A *candidate* anomaly model in seconds: the active anomaly version plus the good training samples
-    added since it was trained (reviewed goods among them), appended to its memory and recalibrated
-    (``PatchCoreDetector.extend``), without a full retrain. Compared and promoted like any candidate;
-    audited as ``extend_candidate``."""
+    added since it was trained (reviewed goods among them), learned as a full retrain would (projection,
+    memory, out-of-fold calibration) from the features and synthetic defects stored with the active
+    version plus the new goods' features (``PatchCoreDetector.extend``), without redrawing the synthetic
+    defects. Compared and promoted like any candidate; audited as ``extend_candidate``."""
     report = progress or (lambda stage, fraction: None)
     with training_lock(studio, tool_name):
         started = time.perf_counter()

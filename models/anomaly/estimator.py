@@ -29,7 +29,7 @@ from models.device import get_device
 from models.positional_memory import distances_to_each_good
 from models.preprocess import standardise_intensity, to_batch
 from models.profiles import DEFAULT_PROFILE, get_profile
-from models.projection import discriminant_projection
+from models.projection import patches_at, projection_from_defect_patches
 
 BATCH = 16
 MIN_POSITION_SCALE = 0.1  # a position's scale is at least this share of the mean one
@@ -63,26 +63,40 @@ AUGMENTATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], ...]] = {
 
 @dataclass(frozen=True)
 class _Goods:
-    """What fitting learns from: the goods' patch features ``raw (n * variants, C, h, w)`` (each good's
-    untransformed copy first) with the good each row shows (``sources``), and the synthetic defects'
-    features ``(S, C, h, w)``, the good each was drawn on (``owners``) and the cells it covers
-    (``where (S, h, w)``)."""
+    """What fitting learns from, kept with the model so that ``extend`` can refit with more goods: the
+    goods' unprojected patch features ``raw (n * variants, C, h, w)`` (each good's untransformed copy
+    first, goods in order), with ``test_flip`` their mirror images' ``mirrored (n, C, h, w)``, and the
+    synthetic defects' patch features where a defect was drawn ``defects (P, C)``, with the flat grid
+    cell ``cells (P,)`` and the good it was drawn on ``owners (P,)``."""
 
     raw: torch.Tensor
-    sources: torch.Tensor
     variants: int
-    synthetic: torch.Tensor
+    mirrored: torch.Tensor | None
+    defects: torch.Tensor
+    cells: torch.Tensor
     owners: torch.Tensor
-    where: torch.Tensor
 
     @property
     def n_images(self) -> int:
         return self.raw.shape[0] // self.variants
 
     @property
+    def sources(self) -> torch.Tensor:
+        """The good each row of ``raw`` shows ``(n * variants,)``."""
+        return torch.arange(self.n_images).repeat_interleave(self.variants)
+
+    @property
     def originals(self) -> torch.Tensor:
         """The untransformed goods' features ``(n, C, h, w)``."""
         return self.raw[:: self.variants]
+
+    def joined(self, other: _Goods) -> _Goods:
+        """These goods followed by ``other``'s (same augmentation), owners renumbered."""
+        mirrored = None if self.mirrored is None or other.mirrored is None else torch.cat([self.mirrored,
+                                                                                           other.mirrored])
+        return _Goods(torch.cat([self.raw, other.raw]), self.variants, mirrored,
+                      torch.cat([self.defects, other.defects]), torch.cat([self.cells, other.cells]),
+                      torch.cat([self.owners, other.owners + self.n_images]))
 
 
 @dataclass(frozen=True)
@@ -194,35 +208,15 @@ class PatchCoreDetector:
         """Learn from the good RGB uint8 images ``(H, W, 3)`` (at least three): all of ``images``, or with
         ``labels`` those labelled ``good_class`` (the others are ignored, as the training report says)."""
         report = progress or (lambda stage, fraction: None)
-        n_given = len(images)
-        if labels is not None:
-            images = [image for image, label in zip(images, labels, strict=True) if label == self.good_class]
-        if len(images) < 3:
+        goods_images = self._goods_of(images, labels)
+        if len(goods_images) < 3:
             raise TrainingSetError("an anomaly model needs at least three good images")
         if not 0.0 <= self.position_shrink <= 1.0:
             raise ValueError(f"position_shrink must be within [0, 1], not {self.position_shrink}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
-        variants = AUGMENTATIONS[self.augment]
-        jobs = [(index, transform) for index in range(len(images)) for transform in variants]
-        raw = self._raw_embeddings([transform(images[index]) for index, transform in jobs],
-                                   lambda fraction: report("features", fraction))
-        goods = _Goods(raw, torch.arange(len(images)).repeat_interleave(len(variants)), len(variants),
-                       *self._synthetic(images, (raw.shape[-2], raw.shape[-1]), report))
-        mirrored = (self._raw_embeddings([_mirror(image) for image in images], lambda _: None)
-                    if self.test_flip else None)
-        report("coreset", 0.0)
-        model = self._fit_model(goods, torch.ones(len(images), dtype=torch.bool))
-        report("calibration", 0.0)
-        image_scores = self._out_of_fold_scores(goods, mirrored, lambda fraction: report("calibration", fraction))
-        self.model_ = model.eval()
-        self.calibration_ = calibrate(image_scores, self.false_alarm)
-        self.reference_scores_ = [float(s) for s in self.calibration_.normalise(image_scores)]
-        self.n_images_ = len(images)
-        self.ignored_ = n_given - len(images)
-        self.threshold_, self.review_band_ = 0.5, REVIEW_BAND
-        self.model_.to(get_device())
-        return self
+        goods = self._embed_goods(goods_images, report, synthetic=True)
+        return self._fit_goods(goods, len(images) - len(goods_images), report)
 
     def extend(self, images: list[np.ndarray], labels: list[str] | None = None,
                progress: Progress | None = None) -> PatchCoreDetector:
@@ -230,55 +224,59 @@ class PatchCoreDetector:
         ``labels``, those labelled ``good_class``), in seconds instead of a full ``fit``; this one is
         left unchanged.
 
-        The new goods' patch embeddings (with the same augmentation) join the memory under the same
-        subset rule as ``fit`` (``bank_mb``); the position scale is recomputed from every good's
-        leave-one-out distances as ``fit`` does, and the threshold is recalibrated with the same rule
-        (``models.anomaly.calibration``) on each good's leave-one-out score against the extended memory.
-        Kept from this model: the projection (learned from its own goods and their synthetic defects;
-        a full ``fit`` would relearn it). The new goods are unseen by it; this model's own goods are not,
-        so their scores are scaled by how much their stored out-of-fold scores exceeded their
-        leave-one-out scores in this model (``_fold_inflation``). Approximations, measured by
-        ``bench/anomaly_extend.py``: the position scale includes the good scored, and no mirror view
-        (``test_flip``) enters the calibration.
+        The same learning as ``fit`` on all the goods (projection, memory, position scale and out-of-fold
+        calibration), from this model's stored goods' features and synthetic defects (``goods_``) plus the
+        new goods' features: only the backbone passes over the new goods are made. What differs from a
+        full ``fit``: no synthetic defect is drawn on the new goods (those of the old goods are kept; a
+        ``fit`` on all the goods draws ``synthetic_images`` spread over all of them), measured by
+        ``bench/anomaly_extend.py``.
         """
         self._check_fitted()
+        if not hasattr(self, "goods_"):
+            raise TrainingSetError("this anomaly model was saved without its goods' features "
+                                   "(trained before models could be extended): retrain it once")
         report = progress or (lambda stage, fraction: None)
-        n_given = len(images)
-        if labels is not None:
-            images = [image for image, label in zip(images, labels, strict=True) if label == self.good_class]
-        if not images:
+        goods_images = self._goods_of(images, labels)
+        if not goods_images:
             raise TrainingSetError("no new good image to add to the anomaly model")
+        added = self._embed_goods(goods_images, report, synthetic=False)
+        extended = PatchCoreDetector(**{**self.get_params(), "layers": tuple(self.layers)})
+        return extended._fit_goods(self.goods_.joined(added), len(images) - len(goods_images), report)
+
+    def _goods_of(self, images: list[np.ndarray], labels: list[str] | None) -> list[np.ndarray]:
+        """``images``, or with ``labels`` those labelled ``good_class``."""
+        if labels is None:
+            return images
+        return [image for image, label in zip(images, labels, strict=True) if label == self.good_class]
+
+    def _embed_goods(self, images: list[np.ndarray], report: Progress, *, synthetic: bool) -> _Goods:
+        """The goods' features (``_Goods``): their augmented copies, their mirror images with
+        ``test_flip`` and, when ``synthetic``, the synthetic defects drawn on them."""
         variants = AUGMENTATIONS[self.augment]
         raw = self._raw_embeddings([transform(image) for image in images for transform in variants],
                                    lambda fraction: report("features", fraction))
-        old = self.model_.memory_bank.detach().cpu().permute(2, 3, 0, 1)  # (K, D, h, w)
-        grouped = old.shape[0] == self.n_images_ * len(variants)  # not subsampled: rows grouped by good
-        old_sources = (torch.arange(old.shape[0]) // len(variants) if grouped else torch.arange(old.shape[0]))
-        n_old = int(old_sources.max()) + 1 if old.shape[0] else 0
-        new_sources = n_old + torch.arange(len(images)).repeat_interleave(len(variants))
-        model = PatchCoreModel(old.shape[1], (old.shape[-2], old.shape[-1]), 0, pool=self.pool, radius=self.radius,
-                               stage_dim=self.model_.projection.shape[0])
-        model.set_projection(self.model_.projection.detach().cpu())
-        with torch.inference_mode():
-            added = model.project_patches(raw)
-        report("memory", 0.0)
-        step = len(variants) if grouped else 1  # the rows that stand for one good each (its first)
-        firsts = torch.cat([torch.arange(0, old.shape[0], step),
-                            old.shape[0] + torch.arange(0, added.shape[0], len(variants))])
-        leave_one_out = self._set_memory(model, torch.cat([old, added]), torch.cat([old_sources, new_sources]),
-                                         firsts)
-        scores = (leave_one_out / model.position_scale).flatten(1).amax(dim=1).numpy().astype(np.float64)
-        n_old_rows = len(firsts) - len(images)
-        scores[:n_old_rows] *= self._fold_inflation(old, old_sources, firsts[:n_old_rows], grouped)
-        extended = PatchCoreDetector(**{**self.get_params(), "layers": tuple(self.layers)})
-        extended.model_ = model.eval().to(get_device())
-        extended.calibration_ = calibrate(scores, self.false_alarm)
-        extended.reference_scores_ = [float(s) for s in extended.calibration_.normalise(scores)]
-        extended.n_images_ = self.n_images_ + len(images)
-        extended.ignored_ = n_given - len(images)
-        extended.threshold_, extended.review_band_ = 0.5, REVIEW_BAND
-        report("calibration", 1.0)
-        return extended
+        mirrored = (self._raw_embeddings([_mirror(image) for image in images], lambda _: None)
+                    if self.test_flip else None)
+        none = (raw.new_empty(0, raw.shape[1]), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long))
+        defects = (self._synthetic(images, (raw.shape[-2], raw.shape[-1]), report)
+                   if synthetic and self.synthetic_images > 0 else none)
+        return _Goods(raw, len(variants), mirrored, *defects)
+
+    def _fit_goods(self, goods: _Goods, ignored: int, report: Progress) -> PatchCoreDetector:
+        """Fit on ``goods``: the model of all of them, calibrated on their out-of-fold scores."""
+        report("coreset", 0.0)
+        model = self._fit_model(goods, torch.ones(goods.n_images, dtype=torch.bool))
+        report("calibration", 0.0)
+        image_scores = self._out_of_fold_scores(goods, lambda fraction: report("calibration", fraction))
+        self.model_ = model.eval()
+        self.goods_ = goods
+        self.calibration_ = calibrate(image_scores, self.false_alarm)
+        self.reference_scores_ = [float(s) for s in self.calibration_.normalise(image_scores)]
+        self.n_images_ = goods.n_images
+        self.ignored_ = ignored
+        self.threshold_, self.review_band_ = 0.5, REVIEW_BAND
+        self.model_.to(get_device())
+        return self
 
     @staticmethod
     def _leave_one_out(model: PatchCoreModel, embedding: torch.Tensor, sources: torch.Tensor,
@@ -292,21 +290,6 @@ class PatchCoreDetector:
             own = (sources[:, None] == memory_sources[None, :]).to(each.device)  # (n, K)
             return each.masked_fill(own[:, :, None, None], float("inf")).amin(dim=1)
 
-    def _fold_inflation(self, memory: torch.Tensor, sources: torch.Tensor, firsts: torch.Tensor,
-                        grouped: bool) -> np.ndarray | float:
-        """How much higher this model's own goods score out of fold (``fit``: projection, memory and scale
-        refitted without them) than left out of the memory alone: the ratio of their stored calibration
-        scores to their leave-one-out scores against this memory ``(K, D, h, w)``, per good when the
-        memory rows map to the goods (``grouped``), else the ratio of the medians. Multiplying their
-        leave-one-out scores in an extended memory by it keeps the calibration scores out of fold."""
-        stored = np.array([self.calibration_.raw(min(max(s, 1e-9), 1 - 1e-9)) for s in self.reference_scores_])
-        own = self._leave_one_out(self.model_, memory[firsts].to(get_device()), sources[firsts], sources).cpu()
-        own = own / self.model_.position_scale.cpu()
-        own_scores = own.flatten(1).amax(dim=1).numpy().astype(np.float64)
-        if grouped and len(stored) == len(own_scores):
-            return stored / np.maximum(own_scores, 1e-12)
-        return float(np.median(stored) / max(float(np.median(own_scores)), 1e-12))
-
     def _raw_embeddings(self, images: list[np.ndarray], report: Callable[[float], None]) -> torch.Tensor:
         """Unprojected patch features ``(n, C, h, w)`` of RGB uint8 images, in batches."""
         chunks = []
@@ -317,17 +300,18 @@ class PatchCoreDetector:
 
     def _synthetic(self, images: list[np.ndarray], grid: tuple[int, int],
                    report: Progress) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Features ``(S, C, h, w)`` of about ``synthetic_images`` synthetic defects drawn on the goods,
-        the good each was drawn on ``(S,)`` and the grid cells it covers ``(S, h, w)``."""
-        if self.synthetic_images <= 0:
-            return torch.empty(0), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.bool)
+        """The patch features ``(P, C)`` where about ``synthetic_images`` synthetic defects drawn on the
+        goods cover the grid (the patches the projection learns defects from), the flat grid cell of each
+        ``(P,)`` and the good its defect was drawn on ``(P,)``."""
         rng = np.random.default_rng(self.seed)
         per_good = math.ceil(self.synthetic_images / len(images))
         drawn = [synthetic_defect(image, rng) for image in images for _ in range(per_good)]
         features = self._raw_embeddings([image for image, _ in drawn],
                                         lambda fraction: report("synthetic defects", fraction))
         where = torch.stack([torch.from_numpy(covered_cells(mask, grid)) for _, mask in drawn])
-        return features, torch.arange(len(images)).repeat_interleave(per_good), where
+        patches, cells = patches_at(features, where)
+        owners = torch.arange(len(images)).repeat_interleave(per_good).repeat_interleave(where.flatten(1).sum(dim=1))
+        return patches, cells, owners
 
     def _dims(self, channels: int) -> int:
         return min(self.projection_dims, channels) if self.synthetic_images > 0 else channels
@@ -341,32 +325,27 @@ class PatchCoreDetector:
                                radius=self.radius, stage_dim=channels)
         if self.synthetic_images > 0:
             drawn = members[goods.owners]
-            originals = goods.originals[members]
-            is_good = torch.arange(len(originals) + int(drawn.sum())) < len(originals)
-            model.set_projection(discriminant_projection(torch.cat([originals, goods.synthetic[drawn]]), is_good,
-                                                         self._dims(channels), self.shrinkage, self.defect_patches,
-                                                         goods.where[drawn]))
+            model.set_projection(projection_from_defect_patches(goods.originals[members], goods.defects[drawn],
+                                                                goods.cells[drawn], self._dims(channels),
+                                                                self.shrinkage))
         rows = members[goods.sources]
         embedding = model.project_patches(goods.raw[rows])
         self._set_memory(model, embedding, goods.sources[rows], torch.arange(0, len(embedding), goods.variants))
         return model
 
     def _set_memory(self, model: PatchCoreModel, embedding: torch.Tensor, sources: torch.Tensor,
-                    firsts: torch.Tensor) -> torch.Tensor:
+                    firsts: torch.Tensor) -> None:
         """Store the embedded goods ``(M, D, h, w)`` (rows of the goods ``sources (M,)``; ``firsts`` the
         untransformed row of each good) as the memory (the ``_memory_subset`` rule) and the position
-        scale from each good's leave-one-out distances, shrunk towards their mean. Returns those
-        leave-one-out patch distances ``(n, h, w)``."""
+        scale from each good's leave-one-out distances, shrunk towards their mean."""
         keep = self._memory_subset(embedding)
         model.set_memory(embedding[keep])
         leave_one_out = self._leave_one_out(model, embedding[firsts], sources[firsts], sources[keep])
         mean = leave_one_out.mean(dim=0)  # (h, w)
         scale = (1 - self.position_shrink) * mean + self.position_shrink * mean.mean()
         model.set_position_scale(scale.clamp_min(MIN_POSITION_SCALE * float(mean.mean())))
-        return leave_one_out
 
-    def _out_of_fold_scores(self, goods: _Goods, mirrored: torch.Tensor | None,
-                            report: Callable[[float], None]) -> np.ndarray:
+    def _out_of_fold_scores(self, goods: _Goods, report: Callable[[float], None]) -> np.ndarray:
         """Raw image scores ``(n,)`` of the goods, each by a model fitted without it (projection, memory and
         position scale; leave-one-out up to ``MAX_FOLDS`` goods, that many folds beyond), so that they
         are exchangeable with a new good part's score, as the calibration rule needs."""
@@ -379,7 +358,8 @@ class PatchCoreDetector:
             model = self._fit_model(goods, ~held)
             with torch.inference_mode():
                 patches = model.patch_scores(model.project_patches(goods.originals[held]),
-                                             None if mirrored is None else model.project_patches(mirrored[held]))
+                                             None if goods.mirrored is None
+                                             else model.project_patches(goods.mirrored[held]))
             scores[held] = patches.flatten(1).amax(dim=1)
             report((fold + 1) / n_folds)
         return scores.numpy().astype(np.float64)
@@ -495,8 +475,16 @@ class PatchCoreDetector:
 
     # --- artifacts -----------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
+        """The model, its calibration and the goods' features it was learned from (``extend`` refits on
+        them: about 0.17 MB per good image and augmentation at 240 px)."""
         self._check_fitted()
-        save_method_artifact(folder, self.model_.state_dict(), self.method, self.format_version, self.get_params(),
+        known = getattr(self, "goods_", None)  # None: loaded from a version saved before ``extend`` existed
+        goods = {} if known is None else {"goods/raw": known.raw, "goods/defects": known.defects,
+                                          "goods/cells": known.cells, "goods/owners": known.owners}
+        if known is not None and known.mirrored is not None:
+            goods["goods/mirrored"] = known.mirrored
+        save_method_artifact(folder, {**self.model_.state_dict(), **goods}, self.method, self.format_version,
+                             self.get_params(),
                              calibration={"threshold": self.calibration_.threshold, "scale": self.calibration_.scale},
                              reference_scores=self.reference_scores_, n_images=self.n_images_)
 
@@ -507,6 +495,8 @@ class PatchCoreDetector:
             params = dict(meta["params"])
             params["layers"] = tuple(params["layers"])
             detector = cls(**params)
+            goods = {name.removeprefix("goods/"): tensors.pop(name) for name in list(tensors)
+                     if name.startswith("goods/")}
             bank = tensors["memory_bank"]
             height, width, n_memory, feature_dim = bank.shape
             model = PatchCoreModel(feature_dim, (height, width), n_memory, pool=detector.pool, radius=detector.radius,
@@ -522,4 +512,10 @@ class PatchCoreDetector:
         detector.threshold_, detector.review_band_ = 0.5, REVIEW_BAND
         detector.reference_scores_ = references
         detector.n_images_ = n_images
+        if goods:  # versions saved before ``extend`` existed lack them
+            try:
+                detector.goods_ = _Goods(goods["raw"], len(AUGMENTATIONS[detector.augment]), goods.get("mirrored"),
+                                         goods["defects"], goods["cells"], goods["owners"])
+            except KeyError as error:
+                raise ArtifactError(f"{folder} does not hold a usable anomaly model: {error}") from error
         return detector
