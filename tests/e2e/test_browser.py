@@ -46,9 +46,10 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 TOOL = "solar-cell"  # also the demo project's tool
 VIEWPORT = {"width": 1280, "height": 800}
 TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection",
-          "review": "Review queue", "analytics": "Analytics", "models": "Model versions", "line": "Line"}
+          "review": "Review queue", "analytics": "Analytics", "models": "Model versions", "line": "Line",
+          "api-tokens": "API tokens"}
 NAV_LABELS = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live", "review": "Review",
-              "analytics": "Analytics", "models": "Models", "line": "Line"}
+              "analytics": "Analytics", "models": "Models", "line": "Line", "api-tokens": "API tokens"}
 TIMEOUT_MS = 60_000
 CAMERA_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'  # the camera component
 
@@ -304,6 +305,9 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     page.get_by_text(re.compile(r"^Inspection #\d+")).first.wait_for()
     _settle(page, "Analytics")
     _assert_no_errors(page, "analytics after selecting an inspection")
+
+    _open(page, "api-tokens")
+    page.get_by_role("button", name="Create token").wait_for()
 
     _open(page, "capture")  # back through the sidebar link as well
     studio.engine.dispose()
