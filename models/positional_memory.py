@@ -50,6 +50,17 @@ def _shift(x: torch.Tensor, dy: int, dx: int, fill: float) -> torch.Tensor:
     return padded[..., r - dy : r - dy + h, r - dx : r - dx + w]
 
 
+def _squared_to_goods(x: torch.Tensor, memory_t: torch.Tensor, bank_sq: torch.Tensor, radius: int) -> torch.Tensor:
+    """Squared distances of each query patch's neighbourhood to the goods' patches at each position:
+    ``x (n, D, h, w)`` -> ``(h * w, n * side * side, G)``; row ``(q, e)`` of position ``p`` is the patch of
+    query ``q`` at ``p + e`` (zeros outside the grid)."""
+    n, d, h, w = (int(size) for size in x.shape)  # constants in an exported graph
+    side = 2 * radius + 1
+    cols = F.unfold(x, side, padding=radius).reshape(n, d, side * side, h * w)
+    cols = cols.permute(3, 0, 2, 1).reshape(h * w, n * side * side, d).contiguous()
+    return bank_sq + (cols * cols).sum(dim=2, keepdim=True) - 2.0 * torch.bmm(cols, memory_t)
+
+
 def nearest_good_distances(patches: torch.Tensor, memory: torch.Tensor, radius: int, *,
                            exclude: torch.Tensor | None = None,
                            prepared: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -73,10 +84,7 @@ def nearest_good_distances(patches: torch.Tensor, memory: torch.Tensor, radius: 
     for start in range(0, b, chunk):
         x = patches[start : start + chunk]
         n = x.shape[0]
-        # cols[p, (q, e), :] = patch of query q at p + e (zeros outside the grid)
-        cols = F.unfold(x, side, padding=radius).reshape(n, d, side * side, h * w)
-        cols = cols.permute(3, 0, 2, 1).reshape(h * w, n * side * side, d).contiguous()
-        squared = bank_sq + (cols * cols).sum(dim=2, keepdim=True) - 2.0 * torch.bmm(cols, memory_t)
+        squared = _squared_to_goods(x, memory_t, bank_sq, radius)
         nearest = squared.amin(dim=2).reshape(h, w, n, side * side).permute(3, 2, 0, 1)  # (offsets, n, h, w)
         best = x.new_full((n, h, w), float("inf"))
         for index, (dy, dx) in enumerate(offsets):  # entry at p compares query p + e with the goods at p
@@ -101,9 +109,7 @@ def distances_to_each_good(patches: torch.Tensor, memory: torch.Tensor, radius: 
     for start in range(0, b, chunk):
         x = patches[start : start + chunk]
         n = x.shape[0]
-        cols = F.unfold(x, side, padding=radius).reshape(n, d, side * side, h * w)
-        cols = cols.permute(3, 0, 2, 1).reshape(h * w, n * side * side, d).contiguous()
-        squared = bank_sq + (cols * cols).sum(dim=2, keepdim=True) - 2.0 * torch.bmm(cols, memory_t)
+        squared = _squared_to_goods(x, memory_t, bank_sq, radius)
         squared = squared.reshape(h, w, n, side * side, goods).permute(3, 2, 4, 0, 1)  # (offsets, n, G, h, w)
         best = x.new_full((n, goods, h, w), float("inf"))
         for index, (dy, dx) in enumerate(offsets):
