@@ -12,14 +12,16 @@ from datetime import timedelta
 
 import numpy as np
 
+from core.audit import SYSTEM
 from core.images import encode_png
 from core.inspect.engine import inspect
 from core.inspect.models import load_tool_models
 from core.inspect.recorder import RecordContext
+from core.live.demo import HEIGHT, WIDTH, placed_roi
 from core.reviews import review_queue, submit_review
 from core.samples import Candidate, add_images
 from core.studio import Studio
-from core.tools import create_tool, list_tools
+from core.tools import create_tool, list_tools, set_roi
 from core.training import train
 from storage.tables import utc_now
 
@@ -61,6 +63,8 @@ def build_demo(studio: Studio, seed: int = 0, progress: DemoProgress | None = No
     rest = rng.permutation(np.concatenate([good_idx[TRAIN_PER_CLASS:], bad_idx[TRAIN_PER_CLASS:]]))[:INSPECTIONS]
 
     create_tool(studio, DEMO_TOOL, DEMO_CLASSES)
+    # the region where the demo stream (core.live.demo.place) shows the cell: live judges the part alone
+    set_roi(studio, DEMO_TOOL, placed_roi(images.shape[2], images.shape[1]), SYSTEM, (WIDTH, HEIGHT))
     candidates = [
         Candidate(f"elpv-{i}.png", DEMO_CLASSES[defective[i]], lambda i=i: encode_png(images[i]))
         for i in train_idx

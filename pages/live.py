@@ -350,6 +350,11 @@ if live_tool.degraded:
         f"'{deciding} only'")
     st.warning(f"Degraded mode: the {deciding} model decides alone ({reason}). Inspections are marked degraded.")
 
+if live_tool.roi is None:
+    st.warning(f"No region of interest: tool **{tool_info.name}** judges the whole camera frame, background and "
+               "all. Draw the part's region in the **Region of interest** tab, or a part that fills only part of "
+               "the frame may be judged wrongly.", icon=":material/crop_free:")
+
 live_session = _session(tool_info.name)
 writer = _writer(studio().settings)
 main, side = st.columns([5, 2])

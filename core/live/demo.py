@@ -51,6 +51,16 @@ def place(image: np.ndarray, offset_x: int = 0, width: int = WIDTH, height: int 
     return frame
 
 
+def placed_roi(part_width: int, part_height: int, width: int = WIDTH, height: int = HEIGHT) -> list[float]:
+    """The region of interest ``[x0, y0, x1, y1]`` (fractions of the frame) where :func:`place` puts a
+    still part of this size: the demo project's ROI, so the demo stream judges the part, not the frame."""
+    side = int(height * 0.8)
+    scale = side / max(part_width, part_height)
+    pw, ph = max(1, int(part_width * scale)), max(1, int(part_height * scale))
+    x0, y0 = (width - pw) // 2, (height - ph) // 2
+    return [round(v, 4) for v in (x0 / width, y0 / height, (x0 + pw) / width, (y0 + ph) / height)]
+
+
 def demo_frames(images: list[np.ndarray], hold: int = 20, slide: int = 6, loop: bool = True) -> Iterator[np.ndarray]:
     """Frames of each image sliding in over ``slide`` frames, then still for ``hold`` frames."""
     if not images:

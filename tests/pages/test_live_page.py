@@ -87,6 +87,18 @@ def test_camera_stream_is_configured_for_an_offline_lan(studio: Studio, webrtc: 
     assert "No frame inspected yet." in texts(at.caption)
 
 
+def test_a_tool_without_roi_says_the_whole_frame_is_judged(trained_studio: Studio,
+                                                          webrtc: StreamerRecorder) -> None:
+    set_roi(trained_studio, TOOL, None, SYSTEM)
+    at = open_page("live")
+    assert not at.exception
+    notices = [w.value for w in at.warning if "No region of interest" in w.value]
+    assert len(notices) == 1 and "whole camera frame" in notices[0]
+    set_roi(trained_studio, TOOL, ROI, SYSTEM)
+    at.run()
+    assert not [w.value for w in at.warning if "No region of interest" in w.value]
+
+
 def test_callback_overlays_the_verdict_and_the_page_shows_it(studio: Studio, webrtc: StreamerRecorder) -> None:
     at = open_page("live")
     out = send(webrtc, DEFECTIVE_CELLS[0])
