@@ -133,8 +133,8 @@ def _report_panel(report: FrameReport | None, writer: InspectionWriter) -> None:
         result = report.tools[0]
         left, right = st.columns(2)
         left.metric("Live score", f"{result.score:.2f}")
-        right.metric("Frames / s", f"{report.fps:.1f}")
-        st.caption(f"Label **{result.label}** · latency {report.latency_ms:.0f} ms · "
+        right.metric("Frames / s", f"{report.video_fps:.1f}")
+        st.caption(f"Label **{result.label}** · {report.fps:.1f} verdicts / s · latency {report.latency_ms:.0f} ms · "
                    f"{report.recorded_total} inspection(s) recorded this session · score averaged over the "
                    f"smoothing window")
         for other in report.tools[1:]:
@@ -148,9 +148,10 @@ def _report_panel(report: FrameReport | None, writer: InspectionWriter) -> None:
 def _camera_tab(tools: list[ToolModels], session: LiveSession, writer: InspectionWriter) -> None:
     tool = tools[0]
     processor = session.processor(tools, writer)
+    worker = session.worker(processor)  # inference on its own thread: the video keeps the camera's pace
 
     def video_frame_callback(frame: av.VideoFrame) -> av.VideoFrame:
-        return av.VideoFrame.from_ndarray(processor.process(frame.to_ndarray(format="rgb24")), format="rgb24")
+        return av.VideoFrame.from_ndarray(worker.process(frame.to_ndarray(format="rgb24")), format="rgb24")
 
     video, panel = st.columns([3, 2])
     with video:

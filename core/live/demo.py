@@ -6,7 +6,8 @@ like parts on a conveyor, so the triggers behave as they would on a real line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -74,3 +75,16 @@ def demo_frames(images: list[np.ndarray], hold: int = 20, slide: int = 6, loop: 
                 yield still
         if not loop:
             return
+
+
+def write_y4m(path: Path, frames: Iterable[np.ndarray], fps: int) -> None:
+    """A raw YUV4MPEG2 (4:2:0) video of RGB frames, as Chromium's fake camera reads it
+    (``--use-file-for-fake-video-capture``)."""
+    with open(path, "wb") as out:
+        for n, rgb in enumerate(frames):
+            height, width = rgb.shape[:2]
+            if n == 0:
+                out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+            yuv = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)  # Y plane, then U and V at half size
+            out.write(b"FRAME\n")
+            out.write(yuv.tobytes())

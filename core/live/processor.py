@@ -33,6 +33,10 @@ STAGES = ("crop", "model", "heatmap", "decide", "overlay")
 FPS_SMOOTHING = 0.1  # weight of the newest interval in the frame-rate average
 
 
+def _smoothed_rate(average: float, rate: float) -> float:
+    return rate if average == 0 else (1 - FPS_SMOOTHING) * average + FPS_SMOOTHING * rate
+
+
 @dataclass(frozen=True)
 class ToolResult:
     """One tool's verdict on one frame (``score`` is the smoothed defect score)."""
@@ -59,6 +63,7 @@ class FrameReport:
     latency_ms: float
     stages_ms: dict[str, float]
     recorded_total: int
+    video_fps: float = 0.0  # frames returned to the browser per second (``fps``: frames judged per second)
 
 
 @dataclass
@@ -92,8 +97,15 @@ class FrameProcessor:
         self._recorded = 0
         self._fps = 0.0
         self._last_start: float | None = None
+        self._marks: list[ToolMark] = []
+        self._last_video: float | None = None
+        self.video_fps = 0.0
         self.last_report: FrameReport | None = None
         self.last_frame_at: float | None = None  # time.monotonic() of the last frame
+
+    def now(self) -> float:
+        """This processor's clock (for :meth:`judge`'s ``arrived``)."""
+        return self._clock()
 
     def latest_frame(self) -> np.ndarray | None:
         """A copy of the last raw frame (for drawing the ROI, or capturing a sample)."""
@@ -103,9 +115,39 @@ class FrameProcessor:
     def process(self, frame: np.ndarray) -> np.ndarray:
         """The annotated copy of ``frame``; records an inspection when a tool's trigger fires."""
         start = self._clock()
+        marks, results, stages = self._judge(frame, start)
+        t5 = self._clock()
+        annotated = self.annotate(frame)
+        end = self._clock()
+        stages["overlay"] = end - t5
+        self._publish(start, end, marks, results, stages)
+        return annotated
+
+    def judge(self, frame: np.ndarray, arrived: float | None = None) -> FrameReport:
+        """Judge ``frame`` (and record it when a trigger fires) without drawing: the inference worker's
+        half of :meth:`process`. ``arrived`` (this processor's clock) is when the frame reached the
+        server: the report's latency counts the time it waited for the worker."""
+        start = self._clock()
+        marks, results, stages = self._judge(frame, start)
+        self._publish(start, self._clock(), marks, results, stages, arrived)
+        return self.last_report
+
+    def annotate(self, frame: np.ndarray) -> np.ndarray:
+        """A copy of ``frame`` with the overlay of the newest verdicts (the video thread's half)."""
         with self._lock:
             self._latest = frame
+            marks = self._marks
         self.last_frame_at = time.monotonic()
+        now = self._clock()
+        if self._last_video is not None and now > self._last_video:
+            self.video_fps = _smoothed_rate(self.video_fps, 1.0 / (now - self._last_video))
+        self._last_video = now
+        config = self.settings.snapshot()
+        annotated = frame.copy()
+        draw_overlay(annotated, marks, config.heatmap_opacity, self._status(config))
+        return annotated
+
+    def _judge(self, frame: np.ndarray, start: float) -> tuple[list[ToolMark], list[ToolResult], dict[str, float]]:
         config = self.settings.snapshot()
         manual = self.settings.take_inspection_request()
         stages = dict.fromkeys(STAGES, 0.0)
@@ -150,29 +192,24 @@ class FrameProcessor:
             stages["heatmap"] += t3 - t2  # combining the maps and deciding
             stages["decide"] += t4 - t3
             marks.append(ToolMark(tool.tool, box, inspection.decision, inspection.verdict.score, heatmap))
-        t5 = self._clock()
-        annotated = frame.copy()
-        status = self._status(config)
-        draw_overlay(annotated, marks, config.heatmap_opacity, status)
-        end = self._clock()
-        stages["overlay"] = end - t5
-        self._publish(start, end, marks, results, stages)
-        return annotated
+        with self._lock:
+            self._marks = marks
+        return marks, results, stages
 
     def _status(self, config: LiveConfig) -> str:
         latency = self.last_report.latency_ms if self.last_report else 0.0
         extras = " · TTA" if config.tta else ""
-        return f"{self._fps:4.1f} fps · {latency:3.0f} ms · {config.trigger} · {self._recorded} recorded{extras}"
+        return f"{self.video_fps:4.1f} fps · {latency:3.0f} ms · {config.trigger} · {self._recorded} recorded{extras}"
 
     def _publish(self, start: float, end: float, marks: list[ToolMark], results: list[ToolResult],
-                 stages: dict[str, float]) -> None:
+                 stages: dict[str, float], arrived: float | None = None) -> None:
         if self._last_start is not None and start > self._last_start:
-            rate = 1.0 / (start - self._last_start)
-            self._fps = rate if self._fps == 0 else (1 - FPS_SMOOTHING) * self._fps + FPS_SMOOTHING * rate
+            self._fps = _smoothed_rate(self._fps, 1.0 / (start - self._last_start))
         self._last_start = start
         self._index += 1
-        report = FrameReport(self._index, overall_decision(marks), results, self._fps, (end - start) * 1000,
-                             {k: v * 1000 for k, v in stages.items()}, self._recorded)
+        report = FrameReport(self._index, overall_decision(marks), results, self._fps,
+                             (end - (start if arrived is None else min(arrived, start))) * 1000,
+                             {k: v * 1000 for k, v in stages.items()}, self._recorded, self.video_fps or self._fps)
         self.last_report = report
         if self.results is not None:
             while True:

@@ -17,6 +17,7 @@ from core.inspect.models import ToolModels
 from core.live.demo import demo_frames
 from core.live.processor import FrameProcessor, FrameReport
 from core.live.settings import LiveConfig, LiveSettings
+from core.live.worker import InferenceWorker
 from core.live.writer import InspectionWriter
 from core.roi import crop_to_roi
 from core.samples import Candidate, ImportReport, add_images
@@ -34,6 +35,7 @@ class LiveSession:
         self.settings = LiveSettings(config)
         self.results: queue.Queue[FrameReport] = queue.Queue(maxsize=RESULTS_KEPT)
         self._processors: dict[tuple, FrameProcessor] = {}
+        self._workers: dict[int, InferenceWorker] = {}
         self._latest: FrameReport | None = None
         self._demo: Iterator[np.ndarray] | None = None
         self._demo_started = 0.0
@@ -49,7 +51,16 @@ class LiveSession:
         if key not in self._processors:
             self._processors = {k: p for k, p in self._processors.items() if k[0] != station}
             self._processors[key] = FrameProcessor(tools, self.settings, writer, self.results, station)
+            kept = {id(p) for p in self._processors.values()}
+            for gone in [k for k in self._workers if k not in kept]:
+                self._workers.pop(gone).close(timeout=0)
         return self._processors[key]
+
+    def worker(self, processor: FrameProcessor) -> InferenceWorker:
+        """The inference thread of ``processor`` (one per processor; closed when the processor is replaced)."""
+        if id(processor) not in self._workers:
+            self._workers[id(processor)] = InferenceWorker(processor)
+        return self._workers[id(processor)]
 
     def latest_frame(self) -> np.ndarray | None:
         """The newest raw frame any of this session's streams processed (camera or demo)."""

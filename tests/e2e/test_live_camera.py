@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from core.audit import SYSTEM
-from core.live.demo import demo_frames
+from core.live.demo import demo_frames, write_y4m
 from core.live.settings import LiveConfig
 from core.live.tool import save_live_config
 from core.samples import import_path
@@ -41,22 +41,6 @@ FAKE_CAMERA_ARGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-med
 IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing (./test.sh installs it)")
-
-
-def write_y4m(path: Path, frames: list[np.ndarray], fps: int) -> None:
-    """A raw YUV4MPEG2 (4:2:0) video of RGB frames, as Chromium's fake camera reads it."""
-    height, width = frames[0].shape[:2]
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for rgb in frames:
-            r, g, b = (rgb[:, :, i].astype(np.float32) for i in range(3))
-            y = 0.299 * r + 0.587 * g + 0.114 * b
-            u = (b - y) * 0.564 + 128
-            v = (r - y) * 0.713 + 128
-            sub = lambda c: c.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3))  # noqa: E731
-            out.write(b"FRAME\n")
-            for plane in (y, sub(u), sub(v)):
-                out.write(np.clip(plane.round(), 0, 255).astype(np.uint8).tobytes())
 
 
 def inspection_count(studio: Studio, station: str = "live-camera") -> int:

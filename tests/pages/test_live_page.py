@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from inspect import getclosurevars
 from pathlib import Path
 
 import av
@@ -53,9 +54,16 @@ def frame_of(path: Path) -> av.VideoFrame:
 
 
 def send(webrtc: StreamerRecorder, path: Path) -> np.ndarray:
-    """One camera frame through the page's own video callback; the annotated frame comes back."""
+    """A camera frame through the page's own video callback, twice: the callback returns at once with the
+    newest verdicts while its inference worker judges the frame, so the second copy shows this frame's
+    verdict. Returns that annotated frame once the worker is idle again."""
     callback = webrtc.calls[-1]["video_frame_callback"]
-    return callback(frame_of(path)).to_ndarray(format="rgb24")
+    worker = getclosurevars(callback).nonlocals["worker"]
+    callback(frame_of(path))
+    wait_for(worker.idle)
+    out = callback(frame_of(path)).to_ndarray(format="rgb24")
+    wait_for(worker.idle)
+    return out
 
 
 def live_banner(at: AppTest) -> str:

@@ -1,0 +1,311 @@
+"""Live in a real browser: the studio's Live page fed by Chromium's fake camera, at the camera's pace.
+
+Builds the demo project in a temporary data directory (``python -m core demo build``, the ROI where
+the demo stream places the cell) plus a second tool trained on the 40 committed ELPV cells with the
+same ROI, writes a 30 fps 640 x 480 y4m of ELPV cells placed as ``core.live.demo.place`` places them
+(each slides in, then holds 2 s), starts the studio (``scripts/serve.py`` on a free port) and
+headless Chromium with ``--use-file-for-fake-video-capture``, opens the Live page, presses START in
+the WebRTC iframe and, for ``--seconds``, reads every 2 s what the page shows (``Frames / s``: video
+frames returned to the browser; verdicts / s and the verdict latency from the caption) and what the
+browser's WebRTC stats say (frames per second decoded of the returned video). The server process's
+CPU is split per thread (psutil thread CPU times over the window); Chromium's total is beside it.
+Then the second tool is added on the same frame ("Also inspect on this frame") and the window repeats
+(``fps_two_tools``). Before the browser run, the server's per-frame stages are timed in this process
+on the same frames with the same libraries: VP8 decode (aiortc's decoder), YUV -> RGB, inference
+(the processor's judge), overlay, RGB -> YUV, VP8 encode (aiortc's encoder).
+
+    flock /tmp/cpu-heavy.lock .venv/bin/python bench/live_browser.py [--seconds 60] [--threads 1]
+
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import psutil
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.audit import SYSTEM  # noqa: E402
+from core.config import Settings  # noqa: E402
+from core.demo import DEMO_TOOL  # noqa: E402
+from core.inspect.models import load_tool_models  # noqa: E402
+from core.live.demo import demo_frames, write_y4m  # noqa: E402
+from core.live.processor import FrameProcessor  # noqa: E402
+from core.live.settings import LiveSettings  # noqa: E402
+from core.live.tool import live_config  # noqa: E402
+from core.samples import import_path  # noqa: E402
+from core.studio import open_studio  # noqa: E402
+from core.tools import create_tool, get_roi, set_roi  # noqa: E402
+from core.training import train  # noqa: E402
+
+ELPV = ROOT / "tests" / "data" / "elpv"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                 "--autoplay-policy=no-user-gesture-required"]
+IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
+SECOND_TOOL = "second-cell"
+CAMERA_FPS = 30
+# Every RTCPeerConnection the page makes, kept where the bench can ask it for its stats.
+KEEP_PEER_CONNECTIONS = """
+(() => { const Native = window.RTCPeerConnection; if (!Native) return; window.__pcs = [];
+  window.RTCPeerConnection = function (...args) { const pc = new Native(...args); window.__pcs.push(pc); return pc; };
+  window.RTCPeerConnection.prototype = Native.prototype; })();
+"""
+RECEIVED_VIDEO = """
+async () => { let best = null;
+  for (const pc of (window.__pcs || [])) { const stats = await pc.getStats();
+    stats.forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video') best = s; }); }
+  return best && {frames: best.framesDecoded, t: best.timestamp}; }
+"""
+
+
+def settings_of(data_dir: Path) -> Settings:
+    return Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}")
+
+
+def build(data_dir: Path) -> None:
+    """The demo project, plus a second trained tool with the demo's ROI."""
+    env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir)}
+    env.pop("DATABASE_URL", None)
+    subprocess.run([sys.executable, "-m", "core", "demo", "build"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    studio = open_studio(settings_of(data_dir))
+    create_tool(studio, SECOND_TOOL, "good,defective")
+    import_path(studio, SECOND_TOOL, ELPV)
+    train(studio, SECOND_TOOL)
+    set_roi(studio, SECOND_TOOL, get_roi(studio, DEMO_TOOL), SYSTEM)
+    studio.engine.dispose()
+
+
+def camera_frames() -> list[np.ndarray]:
+    cells = [sorted((ELPV / label).glob("*.png"))[i] for i in range(3) for label in ("good", "defective")]
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in cells]
+    return list(demo_frames(images, hold=2 * CAMERA_FPS, slide=6, loop=False))
+
+
+def stage_times(data_dir: Path, frames: list[np.ndarray]) -> dict[str, float]:
+    """Median ms per frame of each server stage, in this process (see the module doc)."""
+    from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder
+    from aiortc.jitterbuffer import JitterFrame
+
+    studio = open_studio(settings_of(data_dir))
+    tool = load_tool_models(studio, DEMO_TOOL)
+    processor = FrameProcessor([tool], LiveSettings(live_config(studio, DEMO_TOOL)))
+    encoder, source = Vp8Encoder(), av.CodecContext.create("libvpx", "w")
+    source.width, source.height, source.pix_fmt, source.bit_rate = 640, 480, "yuv420p", 1_000_000
+    source.options = {"deadline": "realtime", "cpu-used": "-6", "lag-in-frames": "0"}
+    decoder = Vp8Decoder()
+    times: dict[str, list[float]] = {k: [] for k in ("decode", "to_rgb", "inference", "overlay", "from_rgb", "encode")}
+    for n, rgb in enumerate(frames[:150]):
+        camera = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        camera.pts, camera.time_base = n, Fraction(1, CAMERA_FPS)
+        packets = b"".join(bytes(p) for p in source.encode(camera))
+        t0 = time.perf_counter()
+        decoded = decoder.decode(JitterFrame(packets, n * 3000)) if packets else []
+        t1 = time.perf_counter()
+        if not decoded:
+            continue
+        array = decoded[0].to_ndarray(format="rgb24")
+        t2 = time.perf_counter()
+        processor.judge(array)
+        t3 = time.perf_counter()
+        annotated = processor.annotate(array)
+        t4 = time.perf_counter()
+        out = av.VideoFrame.from_ndarray(annotated, format="rgb24")
+        out.pts, out.time_base = decoded[0].pts, decoded[0].time_base
+        t5 = time.perf_counter()
+        encoder.encode(out)
+        t6 = time.perf_counter()
+        for key, start, end in zip(times, (t0, t1, t2, t3, t4, t5), (t1, t2, t3, t4, t5, t6), strict=True):
+            times[key].append((end - start) * 1000)
+    studio.engine.dispose()
+    return {key: round(statistics.median(v[10:]), 2) for key, v in times.items()}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def studio_server(data_dir: Path, log_path: Path, threads: int):  # noqa: ANN201
+    port = free_port()
+    env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": str(threads)}
+    env.pop("DATABASE_URL", None)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "scripts/serve.py", "--server.port", str(port),
+                                    "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://localhost:{port}"
+    try:
+        import urllib.request
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"the studio did not start: {log_path.read_text()[-2000:]}") from None
+                time.sleep(0.5)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def cpu_snapshot(pid: int) -> tuple[float, dict[int, float], float]:
+    """(server process CPU s, per-thread CPU s, Chromium's CPU s)."""
+    server = psutil.Process(pid)
+    threads = {t.id: t.user_time + t.system_time for t in server.threads()}
+    times = server.cpu_times()
+    browser = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        if proc.info["name"] and "chrom" in proc.info["name"] and proc.info["cpu_times"]:
+            browser += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return times.user + times.system, threads, browser
+
+
+def thread_name(pid: int, tid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/task/{tid}/comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def window(page, frame, pid: int, seconds: float) -> dict:  # noqa: ANN001
+    """Readings of the page and the browser over ``seconds``, and the CPU split over that time."""
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Frames / s")
+    caption = page.get_by_text(re.compile(r"verdicts / s · latency"))
+    fps, verdicts, latency, received = [], [], [], []
+    cpu0, threads0, browser0, t0 = *cpu_snapshot(pid), time.monotonic()
+    last = frame.evaluate(RECEIVED_VIDEO)
+    while time.monotonic() - t0 < seconds:
+        page.wait_for_timeout(2000)
+        try:
+            fps.append(float(re.findall(r"[\d.]+", metric.first.inner_text(timeout=5000))[-1]))
+            text = caption.first.inner_text(timeout=5000)
+            verdicts.append(float(re.search(r"([\d.]+) verdicts / s", text).group(1)))
+            latency.append(float(re.search(r"latency (\d+) ms", text).group(1)))
+        except Exception as error:  # noqa: BLE001 - a reading missed while the panel reruns is skipped
+            print(f"missed a reading: {error}", file=sys.stderr)
+        now = frame.evaluate(RECEIVED_VIDEO)
+        if now and last and now["t"] > last["t"]:
+            received.append((now["frames"] - last["frames"]) / ((now["t"] - last["t"]) / 1000))
+        last = now
+    elapsed = time.monotonic() - t0
+    cpu1, threads1, browser1 = cpu_snapshot(pid)
+    split = sorted(((threads1[t] - threads0.get(t, 0.0)) / elapsed * 100, t) for t in threads1)[::-1]
+    return {
+        "fps": statistics.median(fps) if fps else 0.0, "fps_readings": fps,
+        "verdicts_per_s": statistics.median(verdicts) if verdicts else 0.0,
+        "latency_ms": statistics.median(latency) if latency else None, "latency_readings": latency,
+        "browser_received_fps": round(statistics.median(received), 1) if received else None,
+        "server_cpu_pct": round((cpu1 - cpu0) / elapsed * 100, 1),
+        "server_threads_pct": [[thread_name(pid, t), round(p, 1)] for p, t in split[:6] if p >= 1],
+        "chromium_cpu_pct": round((browser1 - browser0) / elapsed * 100, 1),
+        "seconds": round(elapsed, 1),
+    }
+
+
+def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads: int, screenshot: Path | None
+                ) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with studio_server(data_dir, work / "streamlit.log", threads) as (url, pid), sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(work / "profile"), executable_path=CHROMIUM, viewport={"width": 1280, "height": 800},
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"])
+        context.add_init_script(KEEP_PEER_CONNECTIONS)
+        try:
+            page = context.new_page()
+            page.set_default_timeout(120_000)
+            page.goto(f"{url}/live")
+            page.get_by_text("No frame inspected yet.").wait_for()
+            frame = page.frame_locator(IFRAME).first
+            frame.get_by_role("button", name="START").click()
+            frame.locator("video").first.wait_for()
+            page.get_by_text(re.compile(r"verdicts / s · latency")).first.wait_for(timeout=180_000)
+            page.wait_for_timeout(5000)  # past the first frames' warm-up
+            webrtc = page.locator(IFRAME).first.element_handle().content_frame()
+            one = window(page, webrtc, pid, seconds)
+            print(f"one tool + heatmap: {json.dumps(one)}", file=sys.stderr, flush=True)
+            if screenshot:
+                page.mouse.move(5, 795)
+                page.wait_for_timeout(1000)
+                page.screenshot(path=str(screenshot))
+            frame.get_by_role("button", name="STOP").click()
+            page.get_by_text("Also inspect on this frame").click()
+            page.get_by_role("option", name=SECOND_TOOL).click()
+            page.keyboard.press("Escape")
+            page.wait_for_timeout(3000)
+            frame.get_by_role("button", name="START").click()
+            page.get_by_text(re.compile(f"^{SECOND_TOOL}: ")).first.wait_for(timeout=180_000)
+            page.wait_for_timeout(5000)
+            two = window(page, webrtc, pid, seconds)
+            print(f"two tools: {json.dumps(two)}", file=sys.stderr, flush=True)
+        finally:
+            context.close()
+    return {"one": one, "two": two}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the studio (README)")
+    parser.add_argument("--data-dir", type=Path, help="a data dir built by an earlier run (skips the build)")
+    parser.add_argument("--screenshot", type=Path)
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        data_dir = args.data_dir or work / "data"
+        if not args.data_dir:
+            build(data_dir)
+        frames = camera_frames()
+        video = work / "cells.y4m"
+        write_y4m(video, frames, CAMERA_FPS)
+        stages = stage_times(data_dir, frames)
+        print(f"server stages (ms per frame, medians): {stages}", file=sys.stderr, flush=True)
+        run = browser_run(data_dir, video, work, args.seconds, args.threads, args.screenshot)
+    one, two = run["one"], run["two"]
+    result = {
+        "fps": one["fps"], "latency_ms": one["latency_ms"], "verdicts_per_s": one["verdicts_per_s"],
+        "browser_received_fps": one["browser_received_fps"],
+        "fps_two_tools": two["fps"], "verdicts_per_s_two_tools": two["verdicts_per_s"],
+        "latency_ms_two_tools": two["latency_ms"], "stages_ms": stages,
+        "server_cpu_pct": one["server_cpu_pct"], "server_threads_pct": one["server_threads_pct"],
+        "chromium_cpu_pct": one["chromium_cpu_pct"], "one_tool": one, "two_tools": two,
+        "omp_threads": args.threads, "seconds": args.seconds,
+        "load_before": [round(v, 2) for v in load_before], "load_after": [round(v, 2) for v in os.getloadavg()],
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Inference off the video thread: frames that arrive faster than the models judge them are dropped,
+never queued, and the video gets every frame back at once with the newest verdicts."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from core.audit import SYSTEM
+from core.inspect.models import load_tool_models
+from core.live.demo import place
+from core.live.overlay import COLOURS
+from core.live.processor import FrameProcessor, FrameReport
+from core.live.settings import LiveSettings
+from core.live.worker import InferenceWorker
+from core.studio import Studio
+from core.tools import set_roi
+from tests.core.live.conftest import TOOL, cells
+
+ROI = [0.2, 0.1, 0.8, 0.9]
+TIMEOUT = 60.0
+
+
+class GatedProcessor(FrameProcessor):
+    """The real processor, whose judging waits for ``gate`` (so the test, not the clock, says when the
+    models are slower than the camera); ``judged`` lists the frames it judged."""
+
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.judged: list[np.ndarray] = []
+
+    def judge(self, frame: np.ndarray, arrived: float | None = None) -> FrameReport:
+        self.entered.set()
+        assert self.gate.wait(TIMEOUT)
+        self.judged.append(frame)
+        return super().judge(frame, arrived)
+
+
+def wait_for(condition) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def processor(trained: Studio) -> GatedProcessor:
+    set_roi(trained, TOOL, ROI, SYSTEM)
+    settings = LiveSettings()
+    settings.update(smoothing=1)
+    return GatedProcessor([load_tool_models(trained, TOOL)], settings)
+
+
+def test_frames_faster_than_inference_are_dropped_not_queued(processor: GatedProcessor) -> None:
+    worker = InferenceWorker(processor)
+    try:
+        frames = [place(cells("good")[i]) for i in range(10)]
+        first = worker.process(frames[0])
+        assert first.shape == frames[0].shape  # back at once, before any verdict
+        assert processor.entered.wait(TIMEOUT)  # the worker holds frame 0, the models are "slow"
+        returned = [worker.process(frame) for frame in frames[1:]]  # none of these waits for the models
+        assert len(returned) == 9 and worker.received == 10
+        assert worker.dropped == 8  # frames 1-8 were replaced in the one-frame mailbox by newer ones
+        processor.gate.set()
+        wait_for(worker.idle)
+        assert [id(f) for f in processor.judged] == [id(frames[0]), id(frames[9])]  # the first, then the newest
+        assert processor.last_report.index == 2
+    finally:
+        processor.gate.set()
+        worker.close()
+
+
+def test_the_next_frame_shows_the_workers_verdict(processor: GatedProcessor) -> None:
+    processor.gate.set()
+    worker = InferenceWorker(processor)
+    try:
+        bad = place(cells("defective")[0])
+        worker.process(bad)
+        wait_for(worker.idle)
+        report = processor.last_report
+        assert report.decision == "fail" and report.latency_ms >= report.stages_ms["model"]
+        out = worker.process(bad)
+        assert tuple(int(v) for v in out[5, 5]) == COLOURS["fail"]
+        assert processor.latest_frame() is not None
+    finally:
+        worker.close()
