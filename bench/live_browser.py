@@ -260,7 +260,7 @@ def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads
                 page.wait_for_timeout(1000)
                 page.screenshot(path=str(screenshot))
             frame.get_by_role("button", name="STOP").click()
-            page.get_by_text("Also inspect on this frame").click()
+            page.locator('[data-testid="stMultiSelect"]').first.click()
             page.get_by_role("option", name=SECOND_TOOL).click()
             page.keyboard.press("Escape")
             page.wait_for_timeout(3000)
