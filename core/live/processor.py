@@ -33,8 +33,12 @@ STAGES = ("crop", "model", "heatmap", "decide", "overlay")
 FPS_SMOOTHING = 0.1  # weight of the newest interval in the frame-rate average
 
 
-def _smoothed_rate(average: float, rate: float) -> float:
-    return rate if average == 0 else (1 - FPS_SMOOTHING) * average + FPS_SMOOTHING * rate
+def _smoothed_rate(rate: float, interval: float) -> float:
+    """The frame rate after a new ``interval`` (s): the inverse of the smoothed interval (averaging the
+    rates 1 / interval instead would overstate the rate of a jittery stream)."""
+    if rate == 0:
+        return 1.0 / interval
+    return 1.0 / ((1 - FPS_SMOOTHING) / rate + FPS_SMOOTHING * interval)
 
 
 @dataclass(frozen=True)
@@ -140,7 +144,7 @@ class FrameProcessor:
         self.last_frame_at = time.monotonic()
         now = self._clock()
         if self._last_video is not None and now > self._last_video:
-            self.video_fps = _smoothed_rate(self.video_fps, 1.0 / (now - self._last_video))
+            self.video_fps = _smoothed_rate(self.video_fps, now - self._last_video)
         self._last_video = now
         config = self.settings.snapshot()
         annotated = frame.copy()
@@ -204,7 +208,7 @@ class FrameProcessor:
     def _publish(self, start: float, end: float, marks: list[ToolMark], results: list[ToolResult],
                  stages: dict[str, float], arrived: float | None = None) -> None:
         if self._last_start is not None and start > self._last_start:
-            self._fps = _smoothed_rate(self._fps, 1.0 / (start - self._last_start))
+            self._fps = _smoothed_rate(self._fps, start - self._last_start)
         self._last_start = start
         self._index += 1
         report = FrameReport(self._index, overall_decision(marks), results, self._fps,

@@ -22,7 +22,7 @@ def test_demo_stream_judges_the_part_not_the_frame(tmp_path) -> None:  # noqa: A
     try:
         build_demo(studio, seed=0)
         tool = load_tool_models(studio, DEMO_TOOL)
-        assert tool.roi == [0.2, 0.1, 0.8, 0.9]  # where core.live.demo.place puts a square cell
+        assert list(tool.roi) == [0.2, 0.1, 0.8, 0.9]  # where core.live.demo.place puts a square cell
         images = demo_images(studio, DEMO_TOOL, limit=40)
         settings = LiveSettings(live_config(studio, DEMO_TOOL))
         decisions: dict[str, list[str]] = {"defective": [], "good": []}

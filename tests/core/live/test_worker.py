@@ -89,3 +89,12 @@ def test_the_next_frame_shows_the_workers_verdict(processor: GatedProcessor) -> 
         assert processor.latest_frame() is not None
     finally:
         worker.close()
+
+
+def test_video_frame_rate_is_the_inverse_of_the_average_interval() -> None:
+    ticks = iter(np.cumsum([0.0] + [0.010, 0.050] * 200))  # a jittery 30 ms stream: 33.3 fps, not 60
+    processor = FrameProcessor([], LiveSettings(), clock=lambda: float(next(ticks)))
+    frame = np.zeros((480, 640, 3), np.uint8)
+    for _ in range(400):
+        processor.annotate(frame)
+    assert processor.video_fps == pytest.approx(1 / 0.030, rel=0.1)
