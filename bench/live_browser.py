@@ -63,7 +63,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                  "--autoplay-policy=no-user-gesture-required"]
 IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
-SECOND_TOOL = "second-cell"
+SECOND_TOOL = "solar-cell-2"  # sorts after the demo tool: the page opens the demo tool
 CAMERA_FPS = 30
 # Every RTCPeerConnection the page makes, kept where the bench can ask it for its stats.
 KEEP_PEER_CONNECTIONS = """
@@ -278,14 +278,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the studio (README)")
-    parser.add_argument("--data-dir", type=Path, help="a data dir built by an earlier run (skips the build)")
+    parser.add_argument("--data-dir", type=Path, help="where to build the studio (kept); reused when it exists")
     parser.add_argument("--screenshot", type=Path)
     args = parser.parse_args()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         data_dir = args.data_dir or work / "data"
-        if not args.data_dir:
+        if not (data_dir / "studio.db").exists():
             build(data_dir)
         frames = camera_frames()
         video = work / "cells.y4m"
