@@ -19,6 +19,7 @@ from core.operating_point.point import OperatingPoint
 from core.studio import Studio
 from core.tools import require_tool
 from models.registry import method_names
+from models.tiling import MAX_TILES, TilingCost, auto_tile, estimate_cost, tile_cost, tile_grid
 
 CROSS_CHECK = "cross-check"
 ONLY = " only"
@@ -93,6 +94,58 @@ class LiveOptions:
                        heatmap_opacity=float(self.heatmap_opacity))
 
 
+TILING_MODES = ("off", "auto", "fixed")
+
+
+@dataclass(frozen=True)
+class TilingOptions:
+    """Tiling for small defects on large parts (``models.tiling``): ``mode`` ``off``, ``auto`` (tile and
+    overlap from the ROI's size and ``defect_px``, the size of the smallest defect to find, in ROI pixels)
+    or ``fixed`` (``tile_px`` squares overlapping by ``overlap`` px). Applies to models trained after it
+    is set; each tile position has a model of its own."""
+
+    mode: str = "off"
+    tile_px: int = 512
+    overlap: int = 64
+    defect_px: int = 64
+
+    def validated(self) -> TilingOptions:
+        if self.mode not in TILING_MODES:
+            raise InvalidInputError(f"tiling.mode must be one of {', '.join(TILING_MODES)}")
+        try:
+            tile, overlap, defect = int(self.tile_px), int(self.overlap), int(self.defect_px)
+        except (TypeError, ValueError):
+            raise InvalidInputError("tiling.tile_px, tiling.overlap and tiling.defect_px are whole pixels") from None
+        if not 64 <= tile <= 4096:
+            raise InvalidInputError("tiling.tile_px is 64 to 4096 pixels")
+        if not 0 <= overlap <= tile // 2:
+            raise InvalidInputError("tiling.overlap is 0 to half of tiling.tile_px")
+        if not 4 <= defect <= 4096:
+            raise InvalidInputError("tiling.defect_px is 4 to 4096 pixels")
+        return replace(self, tile_px=tile, overlap=overlap, defect_px=defect)
+
+    def grid(self, height: int, width: int, native_px: int) -> tuple[int, int] | None:
+        """Tile px and overlap for a ``height`` x ``width`` ROI (None: tiling off); InvalidInputError when
+        a fixed tile would cut more than ``MAX_TILES`` tiles."""
+        if self.mode == "off":
+            return None
+        if self.mode == "auto":
+            return auto_tile(height, width, self.defect_px, native_px)
+        tiles = len(tile_grid(height, width, self.tile_px, self.overlap))
+        if tiles > MAX_TILES:
+            raise InvalidInputError(f"{self.tile_px} px tiles cut a {width} x {height} ROI into {tiles} tiles, more "
+                                    f"than {MAX_TILES}: use larger tiles or mode auto")
+        return self.tile_px, self.overlap
+
+    def cost(self, height: int, width: int, native_px: int, method: str) -> TilingCost | None:
+        """What one tiled model of ``method`` costs on this ROI before training (None: tiling off)."""
+        grid = self.grid(height, width, native_px)
+        if grid is None:
+            return None
+        mb, ms = tile_cost(method)
+        return estimate_cost(height, width, *grid, mb_per_tile=mb, ms_per_tile=ms)
+
+
 def _fraction(name: str, value: Any) -> float:
     try:
         number = float(value)
@@ -157,7 +210,7 @@ class ToolSettings:
     ``live``: the Live page's options. ``operating_point``: the cut points on both models' combined
     score the engineer chose from targets (``core.operating_point``); it decides only while the tool's
     deciding versions are the ones it was computed for (None: each model's threshold and band, combined
-    by the policy).
+    by the policy). ``tiling``: how models trained from now on cut the ROI into tiles (``TilingOptions``).
     """
 
     policy: str = CROSS_CHECK
@@ -170,6 +223,7 @@ class ToolSettings:
     roi_frame: tuple[int, int] = (640, 480)
     live: LiveOptions = field(default_factory=LiveOptions)
     operating_point: OperatingPoint | None = None
+    tiling: TilingOptions = field(default_factory=TilingOptions)
 
     def validated(self) -> ToolSettings:
         """The same settings checked and normalised; InvalidInputError says what is wrong."""
@@ -182,7 +236,8 @@ class ToolSettings:
             holdout_share=_fraction("holdout_share", self.holdout_share),
             keep_pass_share=_fraction("keep_pass_share", self.keep_pass_share),
             shifts=None if not self.shifts else tuple(self.shifts), roi_frame=_frame(self.roi_frame),
-            live=self.live.validated(), operating_point=_operating_point(self.operating_point))
+            live=self.live.validated(), operating_point=_operating_point(self.operating_point),
+            tiling=self.tiling.validated())
 
     @property
     def shift_list(self) -> tuple[Shift, ...]:
@@ -194,7 +249,8 @@ class ToolSettings:
                 "keep_pass_share": self.keep_pass_share,
                 "shifts": None if self.shifts is None else [asdict(s) for s in self.shifts],
                 "roi_frame": list(self.roi_frame), "live": asdict(self.live),
-                "operating_point": None if self.operating_point is None else self.operating_point.as_json()}
+                "operating_point": None if self.operating_point is None else self.operating_point.as_json(),
+                "tiling": asdict(self.tiling)}
 
     @classmethod
     def from_json(cls, stored: dict[str, Any] | None) -> ToolSettings:
@@ -208,6 +264,10 @@ class ToolSettings:
         live_known = {f.name for f in fields(LiveOptions)}
         if set(live) - live_known:
             raise InvalidInputError(f"unknown live settings: {', '.join(sorted(set(live) - live_known))}")
+        tiling = stored.pop("tiling", None) or {}
+        tiling_known = {f.name for f in fields(TilingOptions)}
+        if not isinstance(tiling, dict) or set(tiling) - tiling_known:
+            raise InvalidInputError(f"tiling settings are {', '.join(sorted(tiling_known))}")
         shifts = stored.pop("shifts", None)
         try:
             parsed = None if not shifts else tuple(Shift(str(s["name"]), int(s["start"]), int(s["end"]))
@@ -217,13 +277,14 @@ class ToolSettings:
         for name in ("thresholds", "review_bands"):
             if name in stored:
                 stored[name] = MappingProxyType(dict(stored[name] or {}))
-        return cls(**stored, shifts=parsed, live=LiveOptions(**live)).validated()
+        return cls(**stored, shifts=parsed, live=LiveOptions(**live), tiling=TilingOptions(**tiling)).validated()
 
     # --- flat names, as the CLI and the audit log use them ------------------------------------
     def with_change(self, name: str, value: Any) -> ToolSettings:
         """The settings with one change by flat name: ``policy``, ``threshold.<method>``,
         ``review_band.<method>`` (``None`` or ``"calibrated"`` removes the override), ``audit_share``,
-        ``holdout_share``, ``keep_pass_share``, ``shifts`` (text or None), ``live.<option>``."""
+        ``holdout_share``, ``keep_pass_share``, ``shifts`` (text or None), ``live.<option>``,
+        ``tiling.<option>``."""
         head, _, rest = name.partition(".")
         if head in ("threshold", "review_band") and rest:
             mapping = dict(getattr(self, f"{head}s"))
@@ -237,6 +298,11 @@ class ToolSettings:
                 raise InvalidInputError(f"unknown live setting {rest!r}")
             return replace(self, live=replace(self.live, **{rest: _coerce(value, type(getattr(self.live, rest)))})
                            ).validated()
+        if head == "tiling" and rest:
+            if rest not in {f.name for f in fields(TilingOptions)}:
+                raise InvalidInputError(f"unknown tiling setting {rest!r}")
+            kind = str if rest == "mode" else int
+            return replace(self, tiling=replace(self.tiling, **{rest: _coerce(value, kind)})).validated()
         if head == "shifts" and not rest:
             return replace(self, shifts=None if value in (None, "") else
                            tuple(parse_shifts(value) if isinstance(value, str) else value)).validated()
@@ -252,7 +318,7 @@ class ToolSettings:
 
 SETTING_NAMES = ("policy", "threshold.<method>", "review_band.<method>", "audit_share", "holdout_share",
                  "keep_pass_share", "shifts", "roi_frame", "operating_point",
-                 *(f"live.{f.name}" for f in fields(LiveOptions)))
+                 *(f"live.{f.name}" for f in fields(LiveOptions)), *(f"tiling.{f.name}" for f in fields(TilingOptions)))
 
 
 def _coerce(value: Any, kind: type) -> Any:

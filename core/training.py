@@ -87,6 +87,16 @@ def _load_training_images(studio: Studio, tool_name: str, method: type[Inspectio
     return TrainingSet(tool_id, good_class, sample_ids, images, labels, skipped)
 
 
+def _tiling(studio: Studio, tool_name: str, images: list, profile: str) -> tuple[int, int] | None:
+    """Tile px and overlap from the tool's ``tiling`` setting for its training images' size (None: off)."""
+    with studio.transaction() as session:
+        options = ToolSettings.from_json(require_tool(session, tool_name).settings).tiling
+    if options.mode == "off" or not images:
+        return None
+    height, width = images[0].shape[:2]
+    return options.grid(height, width, PROFILES[profile].input_size)
+
+
 def train(
     studio: Studio,
     tool_name: str,
@@ -120,7 +130,8 @@ def train(
         started = time.perf_counter()
         report("loading", 0.0)
         data = _load_training_images(studio, tool_name, get_method(method))
-        model = build(method, profile=profile, good_class=data.good_class, seed=seed)
+        tiling = _tiling(studio, tool_name, data.images, profile)
+        model = build(method, profile=profile, good_class=data.good_class, seed=seed, tiling=tiling)
         try:
             model.fit(data.images, data.labels, progress=report)
         except TrainingSetError as error:

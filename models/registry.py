@@ -14,6 +14,7 @@ from models.artifacts import META_FILE, ArtifactError, method_and_format
 from models.base import InspectionMethod
 from models.classifier import FewShotClassifier
 from models.knn import KnnDetector
+from models.tiling import TILE_FILE, TiledModel
 
 _CLASSES: tuple[type[InspectionMethod], ...] = (
     FewShotClassifier,
@@ -37,14 +38,25 @@ def get_method(name: str) -> type[InspectionMethod]:
         raise ValueError(f"unknown model method {name!r}; choose one of {', '.join(METHODS)}") from None
 
 
-def build(name: str, *, profile: str, good_class: str, seed: int = 0) -> InspectionMethod:
-    """An unfitted model of method ``name`` with the product's hyper-parameters."""
-    return get_method(name)(profile=profile, good_class=good_class, seed=seed)
+def build(name: str, *, profile: str, good_class: str, seed: int = 0,
+          tiling: tuple[int, int] | None = None) -> InspectionMethod:
+    """An unfitted model of method ``name`` with the product's hyper-parameters; with ``tiling``
+    (tile px, overlap px) that method tiled (``models.tiling``: one model per tile position)."""
+    cls = get_method(name)
+    if tiling is None:
+        return cls(profile=profile, good_class=good_class, seed=seed)
+    return TiledModel(lambda s: cls(profile=profile, good_class=good_class, seed=s), tile_px=tiling[0],
+                      overlap=tiling[1], seed=seed)
 
 
 def load_model(folder: Path) -> InspectionMethod:
     """The model saved in ``folder``, whichever method saved it (artifacts from before the common
     ``model.json`` scheme included); ArtifactError when it cannot be used."""
+    if (Path(folder) / TILE_FILE).is_file():
+        try:
+            return TiledModel.load(folder, load_model)
+        except (OSError, TypeError, ValueError, KeyError) as error:
+            raise ArtifactError(f"{folder} does not hold a usable tiled model: {error}") from error
     meta_file = Path(folder) / META_FILE
     try:
         name, _ = method_and_format(json.loads(meta_file.read_text()))

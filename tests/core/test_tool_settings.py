@@ -90,3 +90,24 @@ def test_the_migration_turns_old_settings_into_typed_ones() -> None:
     assert ToolSettings.from_json(migration.typed_settings({})) == ToolSettings()
     back = migration.bag_settings(typed.to_json())
     assert back["threshold"] == 0.42 and back["anomaly_threshold"] == 0.6 and back["live"]["smoothing"] == 3
+
+
+def test_tiling_settings_are_validated_and_give_the_grid_and_cost() -> None:
+    from core.tool_settings import TilingOptions
+
+    settings = ToolSettings()
+    assert settings.tiling == TilingOptions() and settings.tiling.grid(1820, 3036, 240) is None
+    tiled = settings.with_change("tiling.mode", "auto").with_change("tiling.defect_px", "75")
+    assert tiled.tiling.grid(1820, 3036, 240) == (600, 75)
+    assert ToolSettings.from_json(tiled.to_json()) == tiled
+    cost = tiled.tiling.cost(1820, 3036, 240, "anomaly")
+    assert cost is not None and cost.tiles == 24 and cost.mb > 0 and cost.ms > 0
+    fixed = tiled.with_change("tiling.mode", "fixed").with_change("tiling.overlap", 0).with_change("tiling.tile_px", 64)
+    with pytest.raises(InvalidInputError, match="more than"):
+        fixed.tiling.grid(1820, 3036, 240)
+    for name, value in (("tiling.mode", "sometimes"), ("tiling.tile_px", 10), ("tiling.overlap", 400),
+                        ("tiling.defect_px", 0), ("tiling.tile_px", "big"), ("tiling.size", 3)):
+        with pytest.raises(InvalidInputError):
+            settings.with_change(name, value)
+    with pytest.raises(InvalidInputError):
+        ToolSettings.from_json({"tiling": {"tile": 3}})
