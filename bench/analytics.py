@@ -35,7 +35,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.analytics.dashboard import LATENCY_BINS, Dashboard, filter_options, load_dashboard  # noqa: E402
+from core.analytics.dashboard import Dashboard, filter_options, load_dashboard  # noqa: E402
 from core.analytics.drift import FINE_BINS, ks, psi, score_histogram  # noqa: E402
 from core.analytics.filters import AnalyticsFilter  # noqa: E402
 from core.config import Settings  # noqa: E402
@@ -186,7 +186,7 @@ def naive(studio: Studio, flt: AnalyticsFilter) -> dict[str, object]:
     confusion = part[part["verdict"].notna()].groupby(["label", "verdict"]).size()
     score_bins = part.groupby([part["created_at"].dt.floor("D"),
                                (part["score"] * 20).clip(upper=19).astype(int)]).size()
-    latency = np.histogram(part["latency_ms"], bins=LATENCY_BINS)[0]
+    latency = np.bincount(np.floor(np.log1p(part["latency_ms"]) * 20).astype(int))  # the page's log bins
     active = versions[(versions["tool_id"] == tool["id"]) & (versions["status"] == "active")
                       & (versions["method"] == "classifier")].iloc[0]  # the tool's active classifier
     metrics = json.loads(active["metrics"]) if isinstance(active["metrics"], str) else active["metrics"]
