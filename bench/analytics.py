@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import true
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -42,6 +43,7 @@ from core.config import Settings  # noqa: E402
 from core.studio import Studio, open_studio  # noqa: E402
 from core.tools import create_tool  # noqa: E402
 from storage import repository as repo  # noqa: E402
+from storage.analytics_queries import roll_up  # noqa: E402
 from storage.tables import utc_now  # noqa: E402
 
 TOOLS = ["bracket", "cap", "gear", "housing", "seal"]
@@ -149,6 +151,8 @@ def seed(studio: Studio, n: int, days: int, now: datetime) -> int:
         raw.commit()
     finally:
         raw.close()
+    with studio.transaction() as session:  # rows written around add_inspection: the migration's backfill
+        roll_up(session, true())
     with studio.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         # what autovacuum / a periodic ANALYZE does on a live database: planner statistics (and on
         # PostgreSQL the visibility map that lets index-only scans skip the table)
