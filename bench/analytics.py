@@ -32,16 +32,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import true
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.analytics.dashboard import LATENCY_BINS, Dashboard, filter_options, load_dashboard  # noqa: E402
+from core.analytics.dashboard import Dashboard, filter_options, load_dashboard  # noqa: E402
 from core.analytics.drift import FINE_BINS, ks, psi, score_histogram  # noqa: E402
 from core.analytics.filters import AnalyticsFilter  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.studio import Studio, open_studio  # noqa: E402
 from core.tools import create_tool  # noqa: E402
 from storage import repository as repo  # noqa: E402
+from storage.analytics_queries import roll_up  # noqa: E402
 from storage.tables import utc_now  # noqa: E402
 
 TOOLS = ["bracket", "cap", "gear", "housing", "seal"]
@@ -149,6 +151,8 @@ def seed(studio: Studio, n: int, days: int, now: datetime) -> int:
         raw.commit()
     finally:
         raw.close()
+    with studio.transaction() as session:  # rows written around add_inspection: the migration's backfill
+        roll_up(session, true())
     with studio.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         # what autovacuum / a periodic ANALYZE does on a live database: planner statistics (and on
         # PostgreSQL the visibility map that lets index-only scans skip the table)
@@ -186,7 +190,7 @@ def naive(studio: Studio, flt: AnalyticsFilter) -> dict[str, object]:
     confusion = part[part["verdict"].notna()].groupby(["label", "verdict"]).size()
     score_bins = part.groupby([part["created_at"].dt.floor("D"),
                                (part["score"] * 20).clip(upper=19).astype(int)]).size()
-    latency = np.histogram(part["latency_ms"], bins=LATENCY_BINS)[0]
+    latency = np.bincount(np.floor(np.log1p(part["latency_ms"]) * 20).astype(int))  # the page's log bins
     active = versions[(versions["tool_id"] == tool["id"]) & (versions["status"] == "active")
                       & (versions["method"] == "classifier")].iloc[0]  # the tool's active classifier
     metrics = json.loads(active["metrics"]) if isinstance(active["metrics"], str) else active["metrics"]

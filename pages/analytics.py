@@ -205,3 +205,9 @@ def _export() -> object:
 
 st.download_button(f"Export {now.inspections:,} inspections (CSV)", _export, mime="text/csv",
                    file_name=f"{tool.name}-{flt.start}-{flt.end}.csv", icon=":material/download:", on_click="ignore")
+
+# --- per station and per line (a line: the station name up to its first "/") -------------------------
+st.subheader("Stations and lines")
+left, right = st.columns(2)
+left.dataframe(board.stations, hide_index=True, width="stretch")
+right.dataframe(board.lines, hide_index=True, width="stretch")

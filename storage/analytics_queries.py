@@ -14,8 +14,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Integer, Select, and_, cast, extract, func, literal_column, or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from storage.rollup_tables import InspectionRollup, LatencyRollup
 from storage.tables import Inspection, Review
 
 Grain = Literal["hour", "day", "week"]
@@ -75,19 +78,83 @@ def floor_int(session: Session, expression: ColumnElement[Any]) -> ColumnElement
     return cast(func.floor(expression), Integer)
 
 
-def conditions(session: Session, scope: InspectionScope) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of ``scope``."""
-    where = [Inspection.tool_id == scope.tool_id, Inspection.created_at >= scope.start,
-             Inspection.created_at < scope.end]
+FINE_SCORE_BINS = 100  # score bins of the rollup and of drift: floor(score / 0.01), clipped to 0..99
+LATENCY_BINS_PER_E = 20  # latency bin b holds ln(1 + ms) in [b / 20, (b + 1) / 20): about 5 % wide
+
+
+def fine_score_bin(session: Session, score: Any) -> ColumnElement[Any]:
+    """The fine score bin of a score (not clipped: callers clip to ``0..FINE_SCORE_BINS - 1``)."""
+    return floor_int(session, (score - _number(0)) / _number(1 / FINE_SCORE_BINS))
+
+
+def latency_bin(session: Session, latency_ms: Any) -> ColumnElement[Any]:
+    """The logarithmic latency bin ``floor(ln(1 + ms) * LATENCY_BINS_PER_E)``."""
+    return floor_int(session, func.ln(_number(1) + latency_ms) * _number(LATENCY_BINS_PER_E))
+
+
+def hour_start(session: Session, column: Any) -> ColumnElement[Any]:
+    """The start of the hour of a timestamp, stored as the ORM stores timestamps (so that it compares)."""
+    if _dialect(session) == "sqlite":
+        return func.substr(column, literal_column("1"), literal_column("13")).concat(literal_column("':00:00.000000'"))
+    return func.date_trunc(literal_column("'hour'"), column)
+
+
+Source = Literal["inspections", "rollup"]
+SOURCES: tuple[Source, ...] = ("inspections", "rollup")
+
+
+@dataclass(frozen=True)
+class _View:
+    """The columns a query reads: from the inspection table itself or from a rollup of it."""
+
+    time: Any
+    tool_id: Any
+    station: Any
+    model_version_id: Any
+    decision: Any
+    label: Any
+    count: ColumnElement[Any]
+    score_bin: Any
+    latency_bin: Any
+
+
+def _view(session: Session, source: Source, latency: bool = False) -> _View:
+    """``source``'s columns; ``latency`` picks the latency rollup (where there is no label nor score)."""
+    if source == "inspections":
+        return _View(Inspection.created_at, Inspection.tool_id, Inspection.station, Inspection.model_version_id,
+                     Inspection.decision, Inspection.label, func.count(), fine_score_bin(session, Inspection.score),
+                     latency_bin(session, Inspection.latency_ms))
+    if source != "rollup":
+        raise ValueError(f"unknown analytics source {source!r}")
+    if latency:
+        r = LatencyRollup
+        return _View(r.hour, r.tool_id, r.station, r.model_version_id, r.decision, None, func.sum(r.count), None,
+                     r.latency_bin)
+    c = InspectionRollup
+    return _View(c.hour, c.tool_id, c.station, c.model_version_id, c.decision, c.label, func.sum(c.count),
+                 c.score_bin, None)
+
+
+def whole_hours(scope: InspectionScope) -> bool:
+    """Whether the rollup can answer for ``scope``: it starts and ends on whole hours."""
+    return all(t.minute == t.second == t.microsecond == 0 for t in (scope.start, scope.end))
+
+
+def conditions(session: Session, scope: InspectionScope, view: _View | None = None) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of ``scope`` over ``view`` (the inspection table by default)."""
+    v = view or _view(session, "inspections")
+    if v.tool_id is not Inspection.tool_id and not whole_hours(scope):
+        raise ValueError("the rollup answers for whole hours only")
+    where = [v.tool_id == scope.tool_id, v.time >= scope.start, v.time < scope.end]
     if scope.station is not None:
-        where.append(Inspection.station == scope.station)
+        where.append(v.station == scope.station)
     if scope.model_version_id is not None:
-        where.append(Inspection.model_version_id == scope.model_version_id)
+        where.append(v.model_version_id == scope.model_version_id)
     if scope.decision is not None:
-        where.append(Inspection.decision == scope.decision)
+        where.append(v.decision == scope.decision)
     if scope.hours is not None:
         first, end = scope.hours
-        hour = hour_of(session, Inspection.created_at)
+        hour = hour_of(session, v.time)
         within = and_(hour >= first, hour < end) if first < end else or_(hour >= first, hour < end)
         where.append(within)
     return where
@@ -97,30 +164,85 @@ def _scoped(session: Session, query: Select[Any], scope: InspectionScope) -> Sel
     return query.where(*conditions(session, scope))
 
 
-def decisions(session: Session, scope: InspectionScope) -> dict[str, int]:
+def decisions(session: Session, scope: InspectionScope, source: Source = "inspections") -> dict[str, int]:
     """Inspections per decision (``pass`` / ``fail`` / ``review``)."""
-    query = _scoped(session, select(Inspection.decision, func.count()), scope).group_by(Inspection.decision)
+    v = _view(session, source)
+    query = select(v.decision, v.count).where(*conditions(session, scope, v)).group_by(v.decision)
     return {str(decision): int(n) for decision, n in session.execute(query)}
 
 
-def decision_score_cube(session: Session, scope: InspectionScope, grain: Grain,
-                        bins: int) -> list[tuple[Any, str, int, int, float, float]]:
-    """``(bucket start, decision, score bin, count, min latency, max latency)`` with ``bins`` equal score
-    bins of [0, 1] (1.0 in the last): one pass gives the counts, the defect rate over time, the score
-    distributions over time and the latency range."""
-    bucket = time_bucket(session, Inspection.created_at, grain).label("bucket")
-    index = floor_int(session, (Inspection.score - _number(0)) / _number(1 / bins)).label("bin")
-    query = select(bucket, Inspection.decision, index, func.count(), func.min(Inspection.latency_ms),
-                   func.max(Inspection.latency_ms))
-    query = _scoped(session, query, scope).group_by(bucket, Inspection.decision, index).order_by(bucket)
-    return [(when, str(decision), min(max(int(position), 0), bins - 1), int(n), float(low), float(high))
-            for when, decision, position, n, low, high in session.execute(query)]
+def decision_score_cube(session: Session, scope: InspectionScope, grain: Grain, bins: int,
+                        source: Source = "inspections") -> list[tuple[Any, str, int, int]]:
+    """``(bucket start, decision, score bin, count)`` with ``bins`` equal score bins of [0, 1] made of
+    whole fine bins (so the rollup answers exactly): the counts, the defect rate over time and the
+    score distributions over time in one pass."""
+    if FINE_SCORE_BINS % bins:
+        raise ValueError(f"{bins} score bins do not divide {FINE_SCORE_BINS} fine bins")
+    v = _view(session, source)
+    bucket = time_bucket(session, v.time, grain).label("bucket")
+    fine = v.score_bin.label("fine")
+    query = select(bucket, v.decision, fine, v.count).where(*conditions(session, scope, v))
+    query = query.group_by(bucket, v.decision, fine).order_by(bucket)
+    merged: dict[tuple[Any, str, int], int] = {}
+    per_bin = FINE_SCORE_BINS // bins
+    for when, decision, position, n in session.execute(query):
+        key = (when, str(decision), min(max(int(position), 0), FINE_SCORE_BINS - 1) // per_bin)
+        merged[key] = merged.get(key, 0) + int(n)
+    return [(*key, n) for key, n in merged.items()]
 
 
-def labels_of(session: Session, scope: InspectionScope, decision: str) -> dict[str, int]:
+def labels_of(session: Session, scope: InspectionScope, decision: str,
+              source: Source = "inspections") -> dict[str, int]:
     """Inspections per model label among those with ``decision``."""
-    query = _scoped(session, select(Inspection.label, func.count()), scope).where(Inspection.decision == decision)
-    return {str(label): int(n) for label, n in session.execute(query.group_by(Inspection.label))}
+    v = _view(session, source)
+    query = select(v.label, v.count).where(*conditions(session, scope, v), v.decision == decision)
+    return {str(label): int(n) for label, n in session.execute(query.group_by(v.label))}
+
+
+def score_histogram(session: Session, scope: InspectionScope, source: Source = "inspections") -> list[int]:
+    """Counts of the score in the ``FINE_SCORE_BINS`` bins of [0, 1] (out-of-range scores in the end bins)."""
+    v = _view(session, source)
+    fine = v.score_bin.label("fine")
+    query = select(fine, v.count).where(*conditions(session, scope, v)).group_by(fine)
+    result = [0] * FINE_SCORE_BINS
+    for position, n in session.execute(query):
+        result[min(max(int(position), 0), FINE_SCORE_BINS - 1)] += int(n)
+    return result
+
+
+def latency_bins(session: Session, scope: InspectionScope, source: Source = "inspections") -> dict[int, int]:
+    """Inspections per logarithmic latency bin (see ``latency_bin``)."""
+    v = _view(session, source, latency=True)
+    index = v.latency_bin.label("bin")
+    query = select(index, v.count).where(*conditions(session, scope, v)).group_by(index)
+    return {int(position): int(n) for position, n in session.execute(query)}
+
+
+def station_decisions(session: Session, scope: InspectionScope,
+                      source: Source = "inspections") -> list[tuple[str, str, int]]:
+    """Inspections per ``(station, decision)``."""
+    v = _view(session, source)
+    query = select(v.station, v.decision, v.count).where(*conditions(session, scope, v)).group_by(v.station, v.decision)
+    return [(str(station), str(decision), int(n)) for station, decision, n in session.execute(query)]
+
+
+def roll_up(session: Session, where: ColumnElement[bool]) -> None:
+    """Add the inspections matching ``where`` to both rollups (in the caller's transaction): one
+    ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` per rollup, with the very expressions
+    the inspection-table queries group by, so that both give the same bins."""
+    insert = sqlite_insert if _dialect(session) == "sqlite" else postgresql_insert
+    hour = hour_start(session, Inspection.created_at)
+    version = func.coalesce(Inspection.model_version_id, literal_column("0"))
+    for table, measures in ((InspectionRollup, (Inspection.label, fine_score_bin(session, Inspection.score))),
+                            (LatencyRollup, (latency_bin(session, Inspection.latency_ms),))):
+        keys = [hour, Inspection.tool_id, Inspection.station, version, Inspection.decision, *measures]
+        names = ["hour", "tool_id", "station", "model_version_id", "decision",
+                 *(["label", "score_bin"] if table is InspectionRollup else ["latency_bin"])]
+        rows = select(*keys, func.count()).where(where).group_by(*keys)
+        statement = insert(table).from_select([*names, "count"], rows)
+        statement = statement.on_conflict_do_update(
+            index_elements=names, set_={"count": table.count + statement.excluded["count"]})
+        session.execute(statement)
 
 
 def review_outcomes(session: Session, scope: InspectionScope) -> list[tuple[str, str, str, int]]:
@@ -141,18 +263,6 @@ def ordered_values(session: Session, scope: InspectionScope, column: Any, offset
     return [float(value) for value in session.scalars(query)]
 
 
-def histogram(session: Session, scope: InspectionScope, column: Any, low: float, width: float,
-              bins: int) -> list[int]:
-    """Counts of ``column`` in ``bins`` bins ``[low + i width, low + (i + 1) width)``; values below ``low``
-    go to the first bin, values at or above the top to the last (so the top edge is included)."""
-    index = floor_int(session, (column - _number(low)) / _number(width)).label("bin")
-    query = _scoped(session, select(index, func.count()), scope).group_by(index)
-    result = [0] * bins
-    for position, n in session.execute(query):
-        result[min(max(int(position), 0), bins - 1)] += int(n)
-    return result
-
-
 def first_inspection_time(session: Session, model_version_id: int) -> datetime | None:
     """When the model version made its first recorded inspection."""
     return session.scalar(select(func.min(Inspection.created_at)).where(
@@ -160,9 +270,9 @@ def first_inspection_time(session: Session, model_version_id: int) -> datetime |
 
 
 def stations(session: Session, tool_id: int) -> list[str]:
-    """The stations that inspected for the tool, alphabetically."""
-    query = select(Inspection.station).where(Inspection.tool_id == tool_id).distinct().order_by(Inspection.station)
-    return list(session.scalars(query))
+    """The stations that inspected for the tool, alphabetically (from the rollup: a few rows an hour)."""
+    query = select(InspectionRollup.station).where(InspectionRollup.tool_id == tool_id).distinct()
+    return list(session.scalars(query.order_by(InspectionRollup.station)))
 
 
 RECENT_COLUMNS = ("id", "created_at", "station", "model_version_id", "decision", "label", "score",

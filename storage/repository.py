@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Date, cast, func, select, update
 from sqlalchemy.orm import Session
 
+from storage import analytics_queries
 from storage.tables import Inspection, ModelVersion, Review, Sample, Tool
 
 
@@ -83,9 +84,11 @@ def list_model_versions(session: Session, tool_id: int) -> list[ModelVersion]:
 
 # --- inspections and reviews -------------------------------------------------------------------
 def add_inspection(session: Session, **fields: Any) -> Inspection:
+    """Add one inspection and count it in the analytics rollups, in the caller's transaction."""
     inspection = Inspection(**fields)
     session.add(inspection)
     session.flush()
+    analytics_queries.roll_up(session, Inspection.id == inspection.id)
     return inspection
 
 

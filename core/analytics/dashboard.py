@@ -3,9 +3,14 @@ queries: KPIs against the previous period, defect rate over time, Pareto of defe
 model-vs-operator confusion, score distributions over time, latency histogram, drift, recent inspections.
 
 One pass groups the inspections by (time bucket, decision, score band): the counts, the defect rate
-over time, the score distributions and the latency range come from it. Reviews are read from the review
-side (few rows); the exact latency median and p95 from ``ORDER BY ... LIMIT 2 OFFSET k``. pandas only
-reshapes these small results.
+over time and the score distributions come from it. Reviews are read from the review side (few rows).
+pandas only reshapes these small results.
+
+Two sources give the same figures (see docs/ARCHITECTURE.md, "Analytics at plant scale"): the
+``rollup`` (default; hourly counts kept in step with every inspection) and the ``inspections``
+table itself (the reference the tests and the benchmark compare with). They differ only in the latency
+median and p95: exact from the table (``ORDER BY ... LIMIT 2 OFFSET k``), from the logarithmic latency
+bins of the rollup within ``LATENCY_QUANTILE_BOUND`` of ``1 + ms`` (the bin's geometric centre).
 """
 
 from __future__ import annotations
@@ -25,11 +30,11 @@ from core.tools import require_tool
 from storage import analytics_queries as q
 from storage import repository as repo
 from storage import versions as versions_repo
-from storage.analytics_queries import RECENT_COLUMNS, Grain, InspectionScope
+from storage.analytics_queries import RECENT_COLUMNS, Grain, InspectionScope, Source
 from storage.tables import Inspection
 
 SCORE_BINS = 20
-LATENCY_BINS = 30
+LATENCY_QUANTILE_BOUND = math.exp(0.5 / q.LATENCY_BINS_PER_E) - 1  # 2.53 %: half a latency bin
 RECENT_LIMIT = 50
 
 
@@ -61,6 +66,17 @@ class Dashboard:
     latency: pd.DataFrame  # from_ms, to_ms, count
     drift: DriftReport | None
     recent: pd.DataFrame  # RECENT_COLUMNS
+    stations: pd.DataFrame  # STATION_COLUMNS, one row per station
+    lines: pd.DataFrame  # STATION_COLUMNS with "line" for "station", one row per line
+
+
+STATION_COLUMNS = ["station", "inspections", "failed", "to_review", "defect_rate", "review_rate"]
+
+
+def line_of(station: str) -> str:
+    """The production line of a station: its name up to the first ``/`` (``"L1/st3"`` is on line
+    ``"L1"``); a station named without ``/`` is a line of its own."""
+    return station.split("/", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -78,29 +94,52 @@ def _ratio(part: int, whole: int) -> float | None:
 
 @dataclass(frozen=True)
 class _Latency:
-    """Exact latency figures: minimum, maximum, median and p95 (numpy's linear interpolation)."""
+    """Latency figures: counts per logarithmic bin, median and p95 (numpy's linear interpolation)."""
 
-    low: float | None
-    high: float | None
+    bins: dict[int, int]
     median: float | None
     p95: float | None
 
 
-def _quantile(session: Session, scope: InspectionScope, q_: float, n: int) -> float:
-    """The ``q_`` quantile of the latency over ``n`` inspections, reading the two values around it."""
-    position = q_ * (n - 1)
+def bin_centre(position: int) -> float:
+    """The latency (ms) at the geometric centre of a latency bin (in ``1 + ms``)."""
+    return math.exp((position + 0.5) / q.LATENCY_BINS_PER_E) - 1
+
+
+def bin_edge(position: int) -> float:
+    """The lowest latency (ms) of a latency bin."""
+    return math.exp(position / q.LATENCY_BINS_PER_E) - 1
+
+
+def _values_at(session: Session, scope: InspectionScope, source: Source, bins: dict[int, int],
+               offset: int) -> list[float]:
+    """The latencies of ranks ``offset`` and ``offset + 1`` (0-based, ascending): read from the table,
+    or the centres of the bins holding those ranks."""
+    if source == "inspections":
+        return q.ordered_values(session, scope, Inspection.latency_ms, offset, 2)
+    values, seen = [], 0
+    for position in sorted(bins):
+        seen += bins[position]
+        while len(values) < 2 and offset + len(values) < seen:
+            values.append(bin_centre(position))
+    return values
+
+
+def _quantile(session: Session, scope: InspectionScope, source: Source, bins: dict[int, int], q_: float) -> float:
+    """The ``q_`` quantile of the latency, from the two values around it."""
+    position = q_ * (sum(bins.values()) - 1)
     low = math.floor(position)
-    values = q.ordered_values(session, scope, Inspection.latency_ms, low, 2)
+    values = _values_at(session, scope, source, bins, low)
     if position == low or len(values) == 1:
         return values[0]
     return values[0] + (position - low) * (values[1] - values[0])
 
 
-def _latency(session: Session, scope: InspectionScope, n: int, low: float | None = None,
-             high: float | None = None) -> _Latency:
-    if n == 0:
-        return _Latency(None, None, None, None)
-    return _Latency(low, high, _quantile(session, scope, 0.5, n), _quantile(session, scope, 0.95, n))
+def _latency(session: Session, scope: InspectionScope, source: Source) -> _Latency:
+    bins = q.latency_bins(session, scope, source)
+    if not bins:
+        return _Latency(bins, None, None)
+    return _Latency(bins, _quantile(session, scope, source, bins, 0.5), _quantile(session, scope, source, bins, 0.95))
 
 
 def _kpis(per_decision: dict[str, int], outcomes: pd.DataFrame, latency: _Latency) -> Kpis:
@@ -122,19 +161,18 @@ def _outcomes(session: Session, scope: InspectionScope) -> pd.DataFrame:
     return pd.DataFrame(q.review_outcomes(session, scope), columns=["decision", "label", "verdict", "count"])
 
 
-def kpis(session: Session, scope: InspectionScope) -> Kpis:
-    """The headline figures of a scope: counts per decision, review outcomes, exact latency quantiles."""
-    per_decision = q.decisions(session, scope)
-    return _kpis(per_decision, _outcomes(session, scope), _latency(session, scope, sum(per_decision.values())))
+def kpis(session: Session, scope: InspectionScope, source: Source = "rollup") -> Kpis:
+    """The headline figures of a scope: counts per decision, review outcomes, latency quantiles."""
+    return _kpis(q.decisions(session, scope, source), _outcomes(session, scope), _latency(session, scope, source))
 
 
 def _bucket_times(values: list[Any]) -> pd.Series:
     return pd.to_datetime(pd.Series(values, dtype=object)) if values else pd.Series([], dtype="datetime64[ns]")
 
 
-def _cube(session: Session, scope: InspectionScope, grain: Grain) -> pd.DataFrame:
-    frame = pd.DataFrame(q.decision_score_cube(session, scope, grain, SCORE_BINS),
-                         columns=["bucket", "decision", "bin", "count", "min_latency", "max_latency"])
+def _cube(session: Session, scope: InspectionScope, grain: Grain, source: Source) -> pd.DataFrame:
+    frame = pd.DataFrame(q.decision_score_cube(session, scope, grain, SCORE_BINS, source),
+                         columns=["bucket", "decision", "bin", "count"])
     frame["bucket"] = _bucket_times(frame["bucket"].tolist())
     return frame
 
@@ -145,7 +183,7 @@ def rate_over_time(cube: pd.DataFrame) -> pd.DataFrame:
     parts = pd.DataFrame({"bucket": cube["bucket"], "inspections": counts,
                           "failed": counts.where(cube["decision"] == "fail", 0),
                           "to_review": counts.where(cube["decision"] == "review", 0)})
-    frame = parts.groupby("bucket", as_index=False).sum()
+    frame = parts.groupby("bucket", as_index=False).sum().sort_values("bucket", ignore_index=True)
     frame["defect_rate"] = (frame["failed"] / frame["inspections"]).astype(float)
     return frame
 
@@ -181,42 +219,63 @@ def confusion(outcomes: pd.DataFrame) -> pd.DataFrame:
         ["model", "operator"], ignore_index=True)
 
 
-def latency_histogram(session: Session, scope: InspectionScope, latency: _Latency) -> pd.DataFrame:
-    """``LATENCY_BINS`` equal bins from the fastest to the slowest inspection."""
-    if latency.low is None or latency.high is None:
+def latency_histogram(latency: _Latency) -> pd.DataFrame:
+    """The logarithmic latency bins (about 5 % wide) from the fastest to the slowest inspection's."""
+    if not latency.bins:
         return pd.DataFrame({"from_ms": [], "to_ms": [], "count": []})
-    low, high = latency.low, latency.high
-    width = (high - low) / LATENCY_BINS or 1.0
-    counts = q.histogram(session, scope, Inspection.latency_ms, low, width, LATENCY_BINS)
-    edges = low + width * np.arange(LATENCY_BINS + 1)
-    return pd.DataFrame({"from_ms": edges[:-1], "to_ms": edges[1:], "count": counts})
+    positions = np.arange(min(latency.bins), max(latency.bins) + 1)
+    return pd.DataFrame({"from_ms": [bin_edge(int(b)) for b in positions],
+                         "to_ms": [bin_edge(int(b) + 1) for b in positions],
+                         "count": [latency.bins.get(int(b), 0) for b in positions]})
+
+
+def _breakdown(rows: list[tuple[str, str, int]], by: str) -> pd.DataFrame:
+    """Per station (or line): inspections, failed, to review and their rates."""
+    frame = pd.DataFrame(rows, columns=[by, "decision", "count"])
+    frame["failed"] = frame["count"].where(frame["decision"] == "fail", 0)
+    frame["to_review"] = frame["count"].where(frame["decision"] == "review", 0)
+    frame = frame.groupby(by, as_index=False)[["count", "failed", "to_review"]].sum().rename(
+        columns={"count": "inspections"}).sort_values(by, ignore_index=True)
+    frame["defect_rate"] = (frame["failed"] / frame["inspections"]).astype(float)
+    frame["review_rate"] = (frame["to_review"] / frame["inspections"]).astype(float)
+    return frame[[by, *STATION_COLUMNS[1:]]]
+
+
+def station_breakdown(session: Session, scope: InspectionScope, source: Source) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The scope's figures per station and per line (see ``line_of``)."""
+    rows = q.station_decisions(session, scope, source)
+    return _breakdown(rows, "station"), _breakdown([(line_of(s), d, n) for s, d, n in rows], "line")
 
 
 def load_dashboard(studio: Studio, flt: AnalyticsFilter, grain: Grain = "day",
-                   warning_psi: float = DEFAULT_WARNING_PSI, recent_limit: int = RECENT_LIMIT) -> Dashboard:
-    """All the page's charts and figures for ``flt`` in one transaction (the filter options apart)."""
+                   warning_psi: float = DEFAULT_WARNING_PSI, recent_limit: int = RECENT_LIMIT,
+                   source: Source = "rollup") -> Dashboard:
+    """All the page's charts and figures for ``flt`` in one transaction (the filter options apart),
+    counted from ``source`` (the figures are the same; see the module doc)."""
     with studio.transaction() as session:
         tool = require_tool(session, flt.tool)
         scope = flt.scope(session, tool)
         active = versions_repo.active_versions(session, tool.id)
         drift_version = flt.model_version_id or next((v.id for v in active.values()), None)
-        cube = _cube(session, scope, grain)
+        cube = _cube(session, scope, grain, source)
         per_decision = cube.groupby("decision")["count"].sum().to_dict()
         outcomes = _outcomes(session, scope)
-        latency = _latency(session, scope, int(cube["count"].sum()), float(cube["min_latency"].min()),
-                           float(cube["max_latency"].max()))
+        latency = _latency(session, scope, source)
+        per_station, per_line = station_breakdown(session, scope, source)
         return Dashboard(
             filter=flt,
             grain=grain,
             kpis=_kpis(per_decision, outcomes, latency),
-            previous=kpis(session, flt.previous().scope(session, tool)),
+            previous=kpis(session, flt.previous().scope(session, tool), source),
             rate_over_time=rate_over_time(cube),
-            pareto=pareto(q.labels_of(session, scope, "fail"), outcomes, tool.good_class),
+            pareto=pareto(q.labels_of(session, scope, "fail", source), outcomes, tool.good_class),
             confusion=confusion(outcomes),
             scores_over_time=scores_over_time(cube),
-            latency=latency_histogram(session, scope, latency),
-            drift=drift_report(session, scope, drift_version, warning_psi) if drift_version else None,
+            latency=latency_histogram(latency),
+            drift=drift_report(session, scope, drift_version, warning_psi, source) if drift_version else None,
             recent=pd.DataFrame(q.recent(session, scope, recent_limit), columns=list(RECENT_COLUMNS)),
+            stations=per_station,
+            lines=per_line,
         )
 
 

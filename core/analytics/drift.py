@@ -23,10 +23,9 @@ from sqlalchemy.orm import Session
 
 from storage import analytics_queries as q
 from storage import repository as repo
-from storage.analytics_queries import InspectionScope
-from storage.tables import Inspection
+from storage.analytics_queries import InspectionScope, Source
 
-FINE_BINS = 100
+FINE_BINS = q.FINE_SCORE_BINS
 PSI_BINS = 20
 PSI_FLOOR = 1e-4
 DEFAULT_WARNING_PSI = 0.2
@@ -87,9 +86,8 @@ class DriftReport:
         return self.psi is not None and self.psi >= self.warning_level
 
 
-def _pass_histogram(session: Session, scope: InspectionScope) -> np.ndarray:
-    return np.asarray(q.histogram(session, replace(scope, decision="pass"), Inspection.score, 0.0,
-                                  1 / FINE_BINS, FINE_BINS))
+def _pass_histogram(session: Session, scope: InspectionScope, source: Source = "inspections") -> np.ndarray:
+    return np.asarray(q.score_histogram(session, replace(scope, decision="pass"), source))
 
 
 def reference_histogram(session: Session, model_version_id: int) -> tuple[np.ndarray, str]:
@@ -112,11 +110,12 @@ def reference_histogram(session: Session, model_version_id: int) -> tuple[np.nda
 
 
 def drift_report(session: Session, scope: InspectionScope, model_version_id: int,
-                 warning_level: float = DEFAULT_WARNING_PSI) -> DriftReport:
-    """PSI and KS of the version's passes within ``scope`` against its reference."""
-    reference, source = reference_histogram(session, model_version_id)
-    recent = _pass_histogram(session, replace(scope, model_version_id=model_version_id))
+                 warning_level: float = DEFAULT_WARNING_PSI, source: Source = "inspections") -> DriftReport:
+    """PSI and KS of the version's passes within ``scope`` (counted from ``source``) against its
+    reference (from the inspection table: its first days start at any instant, not on an hour)."""
+    reference, described = reference_histogram(session, model_version_id)
+    recent = _pass_histogram(session, replace(scope, model_version_id=model_version_id), source)
     both = reference.sum() > 0 and recent.sum() > 0
-    return DriftReport(model_version_id, source, reference, recent,
+    return DriftReport(model_version_id, described, reference, recent,
                        psi(reference, recent) if both else None, ks(reference, recent) if both else None,
                        warning_level)

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from core.analytics.dashboard import Dashboard, filter_options, load_dashboard
+from core.analytics.dashboard import LATENCY_QUANTILE_BOUND, Dashboard, filter_options, load_dashboard
 from core.analytics.drift import FINE_BINS, REFERENCE_DAYS, drift_report, ks, psi, score_histogram
 from core.analytics.export import CSV_COLUMNS, write_csv
 from core.analytics.filters import DEFAULT_SHIFTS, AnalyticsFilter, Shift, parse_shifts, save_shifts
@@ -89,7 +89,7 @@ def known(any_studio: Studio) -> tuple[Studio, int, list[int]]:
 
 def test_kpis_of_the_period_and_the_previous_one(known: tuple[Studio, int, list[int]]) -> None:
     studio, _, _ = known
-    board = load_dashboard(studio, WEEK)
+    board = load_dashboard(studio, WEEK, source="inspections")  # exact latency quantiles
     k = board.kpis
     assert k.inspections == 10
     assert k.defect_rate == pytest.approx(4 / 10)  # rows 3, 4, 7, 10 failed
@@ -103,6 +103,9 @@ def test_kpis_of_the_period_and_the_previous_one(known: tuple[Studio, int, list[
     assert (p.defect_rate, p.review_rate, p.agreement) == (pytest.approx(1 / 3), 0.0, 1.0)
     assert p.latency_median_ms == pytest.approx(15.0)  # of 5, 15, 25
     assert p.latency_p95_ms == pytest.approx(24.0)  # position 1.9: 15 + 0.9 * 10
+    rolled = load_dashboard(studio, WEEK)  # the rollup: within the bound times 1 + the upper neighbour
+    assert rolled.kpis.latency_median_ms == pytest.approx(55.0, abs=LATENCY_QUANTILE_BOUND * 61)
+    assert rolled.previous.latency_p95_ms == pytest.approx(24.0, abs=LATENCY_QUANTILE_BOUND * 26)
 
 
 def test_defect_rate_per_day_week_and_hour(known: tuple[Studio, int, list[int]]) -> None:
@@ -181,10 +184,11 @@ def test_histograms_of_scores_and_latency(known: tuple[Studio, int, list[int]]) 
     studio, _, _ = known
     board = load_dashboard(studio, WEEK)
     latency = board.latency
-    assert latency["from_ms"].iloc[0] == 10.0 and latency["to_ms"].iloc[-1] == pytest.approx(100.0)
-    # width (100 - 10) / 30 = 3 ms: 10 -> bin 0, 20 -> 3, 30 -> 6, ..., 90 -> 26, 100 -> last bin
-    assert [i for i, n in enumerate(latency["count"]) if n] == [0, 3, 6, 10, 13, 16, 20, 23, 26, 29]
-    assert latency["count"].sum() == 10
+    # bins of ln(1 + ms) 1/20 wide: 10 ms is in bin floor(20 ln 11) = 47 [e^2.35 - 1, e^2.4 - 1), 100 in 92
+    assert latency["from_ms"].iloc[0] == pytest.approx(math.exp(47 / 20) - 1)  # 9.49
+    assert latency["to_ms"].iloc[-1] == pytest.approx(math.exp(93 / 20) - 1)  # 103.6
+    assert len(latency) == 92 - 47 + 1 and latency["count"].sum() == 10
+    assert (latency["count"] <= 1).all()  # each of 10, 20, ..., 100 ms in a bin of its own
     scores = board.scores_over_time
     assert scores["count"].sum() == 10
     tuesday = scores[scores["bucket"] == pd.Timestamp(2024, 3, 5)]
