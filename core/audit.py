@@ -39,6 +39,7 @@ class AuditRow:
     target: str
     details: dict[str, Any]
     tool_id: int | None = None
+    prev_hash: str = ""
     hash: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -67,4 +68,4 @@ def audit_log(studio: Studio, tool_name: str | None = None, limit: int | None = 
         rows = audit_chain.entries(session, tool_id=tool_id, actor=actor, action=action, since=since, until=until,
                                    limit=limit)
         return [AuditRow(e.id, e.seq, e.created_at, e.actor, e.device, e.action, e.target, dict(e.details),
-                         e.tool_id, e.hash) for e in rows]
+                         e.tool_id, e.prev_hash, e.hash) for e in rows]
