@@ -1,6 +1,7 @@
 """The audit log: who did what, when and from which device: verdicts, undos, trainings, promotions,
 rollbacks, deletions, and every change of what a tool decides (settings, thresholds, policy, ROI,
-classes, relabels, sample deletions)."""
+classes, relabels, sample deletions). Rows are append-only and hash-chained (``storage/audit_chain.py``);
+``core/audit_trail.py`` verifies the chain and exports it."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError
 from core.studio import Studio
+from storage import audit_chain
 from storage import repository as repo
-from storage import review_queue as queue_repo
 
 
 @dataclass(frozen=True)
@@ -30,30 +31,41 @@ SYSTEM = Actor("system")  # work no person asked for (the demo build, tests)
 @dataclass(frozen=True)
 class AuditRow:
     id: int
+    seq: int
     created_at: datetime
     actor: str
     device: str
     action: str
     target: str
     details: dict[str, Any]
+    tool_id: int | None = None
+    prev_hash: str = ""
+    hash: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "when": self.created_at.isoformat(sep=" ", timespec="seconds"), "who": self.actor,
-                "device": self.device, "action": self.action, "target": self.target, "details": self.details}
+        return {"id": self.id, "seq": self.seq, "when": self.created_at.isoformat(sep=" ", timespec="seconds"),
+                "who": self.actor, "device": self.device, "action": self.action, "target": self.target,
+                "details": self.details}
 
 
 def log(session: Session, actor: Actor, action: str, target: str, tool_id: int | None, **details: Any) -> None:
-    """Append one entry in the caller's transaction (it is stored only if the action is)."""
-    queue_repo.add_audit(session, actor=actor.name[:100], device=actor.device[:100], action=action,
-                         target=target, tool_id=tool_id, details=details)
+    """Append one entry in the caller's transaction (it is stored only if the action is), chained to the
+    trail when the transaction commits; secret-named details are redacted."""
+    audit_chain.append(session, actor=actor.name[:100], device=actor.device[:100], action=action,
+                       target=target, tool_id=tool_id, details=details)
 
 
-def audit_log(studio: Studio, tool_name: str | None = None, limit: int = 100) -> list[AuditRow]:
-    """The newest entries first, of one tool or of all."""
+def audit_log(studio: Studio, tool_name: str | None = None, limit: int | None = 100, *, actor: str | None = None,
+              action: str | None = None, since: datetime | None = None,
+              until: datetime | None = None) -> list[AuditRow]:
+    """The newest entries first, of one tool or of all, filtered by who (``actor``), ``action`` and time
+    (``since`` inclusive, ``until`` exclusive; naive UTC); ``limit=None`` for all."""
     with studio.transaction() as session:
         tool = repo.get_tool(session, tool_name) if tool_name else None
         if tool_name and tool is None:
             raise NotFoundError(f"no tool named {tool_name!r}")
         tool_id = None if tool is None else tool.id
-        return [AuditRow(e.id, e.created_at, e.actor, e.device, e.action, e.target, dict(e.details))
-                for e in queue_repo.list_audit(session, tool_id, limit)]
+        rows = audit_chain.entries(session, tool_id=tool_id, actor=actor, action=action, since=since, until=until,
+                                   limit=limit)
+        return [AuditRow(e.id, e.seq, e.created_at, e.actor, e.device, e.action, e.target, dict(e.details),
+                         e.tool_id, e.prev_hash, e.hash) for e in rows]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.api.cli import add_api_commands
+from core.audit_cli import add_audit_commands
 from core.bundle.cli import add_bundle_commands
 from core.errors import StudioError, TrainingCancelledError
 from core.line.cli import add_line_commands
@@ -422,17 +423,9 @@ def cmd_models_extend(studio: Studio, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_audit(studio: Studio, args: argparse.Namespace) -> int:
-    from core.audit import audit_log
-
-    for row in reversed(audit_log(studio, args.tool, args.limit)):
-        _print_json(row.as_dict())
-    return 0
-
-
 def add_review_commands(commands: Any) -> None:
     """``review`` (next / verdict / skip / undo / queue), ``models`` (list / promote / rollback / delete /
-    compare) and ``audit``."""
+    compare) and ``audit`` (``core/audit_cli.py``)."""
     who = _who
 
     review = commands.add_parser("review", help="the review queue").add_subparsers(dest="action", required=True)
@@ -486,11 +479,7 @@ def add_review_commands(commands: Any) -> None:
     extending.add_argument("--tool", required=True)
     extending.set_defaults(func=cmd_models_extend)
     add_export_onnx_command(models)
-
-    audit = commands.add_parser("audit", help="the audit log, oldest of the newest --limit first")
-    audit.add_argument("--tool")
-    audit.add_argument("--limit", type=int, default=100)
-    audit.set_defaults(func=cmd_audit)
+    add_audit_commands(commands)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,12 +1,11 @@
 """Model versions: retrain into a candidate, compare it with the active model, promote or roll back,
-delete old versions; what the reviews added since the active model; the audit log."""
+delete old versions; what the reviews added since the active model; the audit trail."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from core.audit import audit_log
 from core.errors import StudioError
 from core.model_versions import (
     Comparison,
@@ -19,6 +18,7 @@ from core.model_versions import (
 )
 from core.reviews import queue_for_review, suggest_for_review
 from core.tool_settings import ToolSettings, change_settings
+from pages.audit_panel import render_audit_panel
 from pages.bundle_panel import render_bundle_panel
 from pages.common import require_tool, studio
 from pages.evaluation_panel import render_evaluation
@@ -148,9 +148,4 @@ with st.expander("Review settings"):
         else:
             st.toast("Saved")
 
-st.subheader("Audit log")
-entries = audit_log(studio(), tool.name, limit=200)
-if entries:
-    st.dataframe(pd.DataFrame([e.as_dict() for e in entries]), hide_index=True)
-else:
-    st.caption("Nothing yet.")
+render_audit_panel(tool.name)

@@ -12,12 +12,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from storage.tables import QUEUE_PRIORITIES, AuditEntry, Inspection, Review
+from storage.tables import QUEUE_PRIORITIES, Inspection, Review
 
 
 @dataclass(frozen=True)
@@ -134,21 +133,6 @@ def last_review(session: Session, reviewer: str, device: str | None = None) -> R
     if device is not None:
         query = query.where(Review.device == device)
     return session.scalar(query.order_by(Review.id.desc()).limit(1))
-
-
-# --- audit log ------------------------------------------------------------------------------------
-def add_audit(session: Session, **fields: Any) -> AuditEntry:
-    entry = AuditEntry(**fields)
-    session.add(entry)
-    session.flush()
-    return entry
-
-
-def list_audit(session: Session, tool_id: int | None = None, limit: int = 100) -> list[AuditEntry]:
-    query = select(AuditEntry)
-    if tool_id is not None:
-        query = query.where(AuditEntry.tool_id == tool_id)
-    return list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)))
 
 
 def review_outcomes(session: Session, tool_id: int, version_id: int) -> dict[tuple[str, int, str | None], int]:

@@ -203,18 +203,38 @@ def queue_priority(fields: dict[str, Any]) -> int:
 
 
 class AuditEntry(Base):
-    """Who did what, when and from which device: every verdict, undo, promotion and rollback."""
+    """Who did what, when and from which device: every verdict, undo, promotion and rollback.
+
+    Append-only and hash-chained (``storage/audit_chain.py``): ``seq`` is the row's position in the chain
+    (1, 2, ...), ``prev_hash`` the ``hash`` of the row before it, ``hash`` the SHA-256 of its own content
+    and ``prev_hash``. Database triggers refuse UPDATE and DELETE (migration 0013_audit).
+    """
 
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utc_now, index=True)
     actor: Mapped[str] = mapped_column(String(100))
     device: Mapped[str] = mapped_column(String(100), default="")
     action: Mapped[str] = mapped_column(String(32))
-    tool_id: Mapped[int | None] = mapped_column(ForeignKey("tool.id", ondelete="SET NULL"), default=None)
+    # no foreign key: deleting a tool must not rewrite (SET NULL) the rows that record what was done to it
+    tool_id: Mapped[int | None] = mapped_column(default=None)
     target: Mapped[str] = mapped_column(String(100))  # e.g. "inspection 12", "model_version 3"
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The chain's newest position and hash (one row, id 1): appends lock it, so that concurrent writers
+    extend one linear chain, and ``audit verify`` compares it with the newest row."""
+
+    __tablename__ = "audit_chain_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int]
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 from storage import api_tokens, line_tables, rollup_tables  # noqa: E402,F401  (tables sharing Base: line 17, API 19, rollup 21)

@@ -8,6 +8,7 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
+from core.audit import Actor, log
 from core.inspect.decision import Verdict
 from core.inspect.recorder import PendingInspection, RecordedInspection
 from core.studio import Studio
@@ -32,7 +33,7 @@ def test_hooks_run_in_the_transaction_and_after_the_commit(cell: Studio) -> None
 
     def in_transaction(session, recorded: RecordedInspection) -> None:
         assert session.get(Inspection, recorded.inspection_id) is not None  # the row, not yet committed
-        session.add(AuditEntry(actor="hook", action="outbox", target=f"inspection {recorded.inspection_id}"))
+        log(session, Actor("hook"), "outbox", f"inspection {recorded.inspection_id}", None)
         seen.append(("in", recorded.inspection_id))
 
     def after_commit(recorded: RecordedInspection) -> None:
