@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +22,7 @@ SILENT_PERIODS = 3
 STATES = ("ok", "degraded")
 
 
+@cache
 def software_version() -> str:
     """The studio's version, as installed (pyproject's when run from the source tree)."""
     from importlib.metadata import PackageNotFoundError, version
