@@ -16,6 +16,7 @@ navigation = st.navigation(
         st.Page("pages/analytics.py", title="Analytics", icon=":material/monitoring:", url_path="analytics"),
         st.Page("pages/models.py", title="Models", icon=":material/history:", url_path="models"),
         st.Page("pages/line.py", title="Line", icon=":material/precision_manufacturing:", url_path="line"),
+        st.Page("pages/fleet.py", title="Fleet", icon=":material/lan:", url_path="fleet"),
         st.Page("pages/api_tokens.py", title="API tokens", icon=":material/key:", url_path="api-tokens"),
     ]
 )

@@ -20,6 +20,7 @@ from sklearn.metrics import confusion_matrix, recall_score
 from core.audit import Actor, log
 from core.errors import InvalidInputError, NotFoundError
 from core.evaluation import curves, operating_rates
+from core.fleet import rollout
 from core.images import ImageRejectedError, decode_image
 from core.inspect.decision import ANOMALY_LABEL, Verdict
 from core.inspect.engine import inspect
@@ -90,6 +91,7 @@ def promote(studio: Studio, tool_name: str, version_id: int, actor: Actor, actio
         dropped = drop_calibration_override(tool, version.method)
         log(session, actor, action, f"model_version {version_id}", tool.id, method=version.method,
             replaced=replaced_id, **({"dropped_override": dropped} if dropped else {}))
+        rollout.announce(session, tool.name)  # stations running the tool reload once this commits
         return replaced_id
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from core import audit
 from core.errors import InvalidInputError, NotFoundError
+from core.fleet import rollout
 from core.line.outbox import ensure_station
 from core.roi import validate_roi
 from core.studio import Studio
@@ -151,6 +152,7 @@ def activate_recipe(
             previous=previous,
             via=via,
         )
+        rollout.announce_recipe(session, station)  # the running station follows once this commits
     return RecipeInfo(recipe.id, station, recipe.name, recipe.number, recipe.tools, True)
 
 

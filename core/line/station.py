@@ -23,12 +23,16 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.audit import Actor
+from core.audit import log as audit_log
 from core.errors import DatabaseUnavailableError, NotFoundError, StudioError
+from core.fleet.agent import FleetAgent
+from core.fleet.heartbeat import Beat
 from core.line import recipes as recipe_service
 from core.line.handshake import ErrorCode, Handshake
 from core.line.judge import ToolSetup, class_index, fast_png, inspect_and_record, load_tool
 from core.line.mqtt import MqttLink
-from core.line.outbox import DeliveryWorker, Outbox, ensure_station, prune
+from core.line.outbox import DeliveryWorker, Outbox, backlog, ensure_station, prune
 from core.line.outputs import make_sender, output_config
 from core.line.overview import station_rows  # noqa: F401  (re-exported for the CLI and tests)
 from core.line.sources import FrameGrabber
@@ -93,6 +97,11 @@ class Station:
         self.started_at = utc_now()
         self._camera_up: bool | None = None
         self._threads: list[threading.Thread] = []
+        self._tools_lock = threading.Lock()  # a rollout swaps tools in while the recipe stays the same
+        self.rollout_problem: str | None = None  # the last rollout that could not load (kept the old models)
+        self._fps_mark = (time.monotonic(), 0)
+        self.fleet = FleetAgent(studio, self.name, self.fleet_beat, lambda: [t.name for t in self.tools],
+                                self.reload_tools, self._recipe_switched, heartbeat_s=options.heartbeat_s)
 
     # --- reporting ----------------------------------------------------------------------------
     def report(self, message: str, code: ErrorCode | None = None, result_ready: bool = False) -> None:
@@ -203,13 +212,93 @@ class Station:
         self._recipe_cache[recipe.id] = tools
         if not request.audited:
             recipe_service.activate_recipe(self.studio, self.name, recipe.name, via=request.source)
-        self.tools, self.recipe = tools, recipe
+        with self._tools_lock:
+            self.tools, self.recipe = tools, recipe
         self.handshake.set_recipe(recipe.number)
         self._update_ready()
         log.info("station %s: recipe %s (%d) active (from %s)", self.name, recipe.name, recipe.number, request.source)
 
     def _update_ready(self) -> None:
         self.handshake.set_ready(bool(self.tools) and self.grabber.connected)
+
+    # --- fleet: heartbeat and rollouts ----------------------------------------------------------
+    def _entries(self) -> list[dict[str, Any]]:
+        return list(self.recipe.tools) if self.recipe else [{"tool": t.name} for t in self.tools]
+
+    def reload_tools(self, changed: list[str]) -> None:
+        """A rollout: load the changed tools' active models (in the caller's thread, beside inspection)
+        and swap them in; a tool whose new models do not load keeps its old ones (degraded, audited)."""
+        recipe, entries = self.recipe, self._entries()
+        fresh: dict[str, ToolSetup] = {}
+        failed = False
+        for entry in entries:
+            if entry["tool"] not in changed:
+                continue
+            old = next((t for t in self.tools if t.name == entry["tool"]), None)
+            try:
+                setup = load_tool(self.studio, entry)
+                problem = " ".join(setup.models.errors.values()) if setup.models.errors and not (
+                    old and old.models.errors) else None
+            except StudioError as error:
+                setup, problem = None, str(error)
+            if problem or setup is None:
+                self._rollout_failed(entry["tool"], problem or "no model", old)
+                failed = True
+                continue
+            fresh[setup.name] = setup
+            self._audit_rollout(setup.tool_id, "rollout_loaded", tool=setup.name, versions=setup.models.version_ids)
+        with self._tools_lock:
+            if self.recipe is not recipe:  # the recipe changed meanwhile: its own load is newer
+                return
+            self.tools = [fresh.get(t.name, t) for t in self.tools]
+            if recipe is not None:
+                self._recipe_cache[recipe.id] = self.tools
+        if not failed:
+            self.rollout_problem = None
+        log.info("station %s: reloaded %s", self.name, ", ".join(fresh) or "nothing")
+
+    def _rollout_failed(self, tool: str, problem: str, old: ToolSetup | None) -> None:
+        kept = old.models.version_ids if old else {}
+        self.rollout_problem = f"tool {tool}: the new model does not load ({problem}); keeping {kept}"
+        self.report(self.rollout_problem)
+        self._audit_rollout(old.tool_id if old else None, "rollout_failed", tool=tool, error=problem[:500], kept=kept)
+
+    def _audit_rollout(self, tool_id: int | None, action: str, **details: Any) -> None:
+        try:
+            with self.studio.transaction() as session:
+                audit_log(session, Actor(name=f"station {self.name}", device=self.fleet_host), action,
+                          f"station {self.name}", tool_id, station=self.name, **details)
+        except StudioError as error:
+            log.error("station %s: audit of %s not written: %s", self.name, action, error)
+
+    @property
+    def fleet_host(self) -> str:
+        import socket
+
+        return socket.gethostname()
+
+    def _recipe_switched(self) -> None:
+        self._write_status()
+
+    def fleet_beat(self) -> Beat:
+        """What the fleet sees of this station now (called by the heartbeat thread)."""
+        now, count = time.monotonic(), self.inspections
+        mark_at, mark_count = self._fps_mark
+        self._fps_mark = (now, count)
+        fps = (count - mark_count) / (now - mark_at) if now > mark_at else 0.0
+        with self.studio.transaction() as session:
+            pending = sum(backlog(session, output_id) for output_id in list(self.workers))
+        tools = list(self.tools)
+        problems = [self.rollout_problem] if self.rollout_problem else []
+        problems += [e for t in tools for e in t.models.errors.values()]
+        if not tools:
+            problems.append("no recipe or tool loaded")
+        if not self.grabber.connected:
+            problems.append(f"camera: {self.grabber.error or 'not connected'}")
+        return Beat(name=self.name, recipe=self.recipe.name if self.recipe else None,
+                    models={t.name: t.models.version_ids for t in tools}, fps=round(fps, 2), backlog=pending,
+                    state="degraded" if problems else "ok", reason="; ".join(problems) or None,
+                    heartbeat_s=self.options.heartbeat_s, host=self.fleet_host)
 
     # --- frame-driven triggers ----------------------------------------------------------------
     def _frame_trigger(self) -> None:
@@ -430,12 +519,14 @@ class Station:
         self._update_ready()
         self._retry(self._write_status, "writing the status")
         self._spawn(self._heartbeat, "heartbeat")
+        self.fleet.start()
         log.info("station %s running (source %s)", self.name, self.options.source)
 
     def stop(self) -> None:
         if self.stopping.is_set():
             return
         self.stopping.set()
+        self.fleet.stop()
         self.outbox.closed = True
         self.requests.put(Request("stop", "stop"))
         self.grabber.stop()

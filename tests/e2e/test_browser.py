@@ -47,9 +47,10 @@ TOOL = "solar-cell"  # also the demo project's tool
 VIEWPORT = {"width": 1280, "height": 800}
 TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection",
           "review": "Review queue", "analytics": "Analytics", "models": "Model versions", "line": "Line",
-          "api-tokens": "API tokens"}
+          "fleet": "Fleet", "api-tokens": "API tokens"}
 NAV_LABELS = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live", "review": "Review",
-              "analytics": "Analytics", "models": "Models", "line": "Line", "api-tokens": "API tokens"}
+              "analytics": "Analytics", "models": "Models", "line": "Line", "fleet": "Fleet",
+              "api-tokens": "API tokens"}
 TIMEOUT_MS = 60_000
 CAMERA_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'  # the camera component
 
