@@ -167,15 +167,20 @@ def test_uncertainty_sampling_suggests_scores_near_the_threshold(cells: Studio, 
 N_ITEMS = 60
 
 
-def _review_all(settings: Settings, name: str, start: Any) -> list[tuple[int, str]]:
-    """One reviewer (thread or process) answering cards until the queue is empty; it starts when every
-    reviewer has opened its studio (``start``: a barrier), so a slow start cannot leave one idle."""
+def _review_all(settings: Settings, name: str, start: Any, held: Any) -> list[tuple[int, str]]:
+    """One reviewer (thread or process) answering cards until the queue is empty. It starts when every
+    reviewer has opened its studio (``start``: a barrier) and answers its first card only when every
+    reviewer holds one (``held``), so all of them race whatever the scheduler does."""
     studio = open_studio(settings)
     reviewer = Reviewer(name, f"device-{name}")
     done = []
     try:
-        start.wait()
+        start.wait(timeout=120)
+        first = True
         while (card := next_card(studio, reviewer, TOOL)) is not None:
+            if first:
+                held.wait(timeout=120)  # every reviewer holds a claim on a different card at this moment
+                first = False
             submit_review(studio, card.inspection_id, "good", reviewer)  # raises if anyone else answered it
             done.append((card.inspection_id, name))
     finally:
@@ -185,9 +190,7 @@ def _review_all(settings: Settings, name: str, start: Any) -> list[tuple[int, st
 
 def _check_each_reviewed_once(studio: Studio, ids: list[int], done: list[tuple[int, str]], workers: int) -> None:
     assert sorted(i for i, _ in done) == sorted(ids)  # none twice, none lost
-    # reviewers really raced; not necessarily all of them: SQLite's busy wait is not fair, a reviewer
-    # backing off from a locked file can find the queue already emptied by the others
-    assert 2 <= len({name for _, name in done}) <= workers
+    assert len({name for _, name in done}) == workers  # every reviewer held a card at the same moment
     with studio.transaction() as session:
         reviews = session.execute(select(Review.inspection_id, Review.reviewer)).all()
     assert sorted(reviews) == sorted(done)
@@ -199,11 +202,11 @@ def test_concurrent_reviewer_threads(cells: Studio) -> None:
     ids = [record(cells, T0 + timedelta(seconds=i)) for i in range(N_ITEMS)]
     done: list[tuple[int, str]] = []
     errors: list[BaseException] = []
-    barrier = threading.Barrier(4)
+    start, held = threading.Barrier(4), threading.Barrier(4)
 
     def work(name: str) -> None:
         try:
-            done.extend(_review_all(cells.settings, name, barrier))
+            done.extend(_review_all(cells.settings, name, start, held))
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
@@ -220,8 +223,8 @@ def test_concurrent_reviewer_processes(cells: Studio) -> None:
     ids = [record(cells, T0 + timedelta(seconds=i)) for i in range(N_ITEMS)]
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(3) as pool:
-        start = manager.Barrier(3)
-        results = pool.starmap(_review_all, [(cells.settings, f"p{i}", start) for i in range(3)])
+        start, held = manager.Barrier(3), manager.Barrier(3)
+        results = pool.starmap(_review_all, [(cells.settings, f"p{i}", start, held) for i in range(3)])
     done = [pair for result in results for pair in result]
     _check_each_reviewed_once(cells, ids, done, 3)
 
