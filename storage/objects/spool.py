@@ -31,8 +31,9 @@ class SpooledObjects(ObjectStore):
         self.remote, self.spool = remote, spool
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._backlog = sum(1 for _ in spool.keys())
+        self._lock = threading.Lock()  # guards _waiting
+        self._pass = threading.Lock()  # one upload pass at a time
+        self._waiting: set[str] = set(spool.keys())  # replayed from an earlier process
         self.last_error: str | None = None
         self._thread: threading.Thread | None = None
         if start:
@@ -52,16 +53,16 @@ class SpooledObjects(ObjectStore):
             self._thread.join(timeout)
 
     def put_key(self, key: str, data: bytes) -> None:
-        if self._backlog == 0:
+        if not self._waiting:
             try:
                 self.remote.put_key(key, data)
                 return
             except ObjectStoreUnavailableError as error:
                 self.last_error = str(error)
                 log.warning("object store unreachable; spooling %s locally", key)
-        self.spool.put_key(key, data)
         with self._lock:
-            self._backlog += 1
+            self._waiting.add(key)
+        self.spool.put_key(key, data)
         self._wake.set()
 
     def get(self, key: str) -> bytes:
@@ -86,7 +87,7 @@ class SpooledObjects(ObjectStore):
         return self.spool.modified_at(key) or self.remote.modified_at(key)
 
     def pending(self) -> int:
-        return self._backlog
+        return len(self._waiting)
 
     def describe(self) -> str:
         return self.remote.describe()
@@ -102,36 +103,37 @@ class SpooledObjects(ObjectStore):
 
     def upload_spooled(self) -> int:
         """Upload every spooled object once; returns how many are still waiting (raises nothing)."""
-        keys = list(self.spool.keys())
-        left = len(keys)
-        for key in keys:
-            try:
-                data = self.spool.get(key)
-            except ObjectMissingError:  # uploaded meanwhile by another pass
-                left -= 1
-                continue
-            except OSError:  # damaged in the spool: kept for the store check to report, never uploaded
-                log.error("spooled object %s is damaged; not uploaded", key)
-                continue
-            try:
-                self.remote.put_key(key, data)
-            except ObjectStoreUnavailableError as error:
-                self.last_error = str(error)
-                break
-            self.spool.delete(key)
-            left -= 1
-        with self._lock:
-            self._backlog = left
-        if left == 0:
+        with self._pass:
+            for key in list(self.spool.keys()):
+                try:
+                    data = self.spool.get(key)
+                except ObjectMissingError:  # gone meanwhile
+                    self._done(key)
+                    continue
+                except OSError:  # damaged in the spool: kept for the store check to report, never uploaded
+                    log.error("spooled object %s is damaged; not uploaded", key)
+                    continue
+                try:
+                    self.remote.put_key(key, data)
+                except ObjectStoreUnavailableError as error:
+                    self.last_error = str(error)
+                    break
+                self.spool.delete(key)
+                self._done(key)
+        if not self._waiting:
             self.last_error = None
-        return left
+        return len(self._waiting)
+
+    def _done(self, key: str) -> None:
+        with self._lock:
+            self._waiting.discard(key)
 
     def _run(self) -> None:
         backoff = FIRST_BACKOFF_S
         while not self._stop.is_set():
             self._wake.clear()
-            if self._backlog == 0 and not any(True for _ in self.spool.keys()):
-                self._wake.wait(5.0)  # poll now and then: another process may share this spool
+            if not self._waiting:
+                self._wake.wait()  # a put that spools wakes it
                 continue
             try:
                 left = self.upload_spooled()
