@@ -8,6 +8,7 @@ import numpy as np
 
 from core.images import decode_image
 from core.inspect.models import CACHE
+from core.model_artifacts import ArtifactUnavailableError, fetch_artifact
 from core.overlay import overlay_anomaly_map
 from core.studio import Studio
 from models.artifacts import ArtifactError
@@ -33,10 +34,11 @@ def inspection_heatmap(studio: Studio, inspection_id: int) -> np.ndarray | None:
         version = repo.get_model_version(session, inspection.model_version_id)
         if version is None:
             return None
-        folder, key = studio.settings.models_dir / version.artifact_dir, inspection.image_key
+        key = inspection.image_key
     try:
+        folder = fetch_artifact(studio, version)  # another station's model: from the object store
         rgb = decode_image(studio.images.read(key)).rgb
         heat = defect_map(folder, rgb)
-    except (ArtifactError, OSError, ValueError):
+    except (ArtifactError, ArtifactUnavailableError, OSError, ValueError):
         return None
     return None if heat is None else overlay_anomaly_map(rgb, heat)

@@ -116,18 +116,15 @@ def _short(ids: list[int]) -> str:
 
 
 def _store_files(store: ImageStore) -> tuple[list[str], list[Path]]:
-    """(final keys, temporary files) under a store's root."""
-    keys, partial = [], []
-    if not store.root.exists():
-        return keys, partial
-    for path in store.root.rglob("*"):
-        if not path.is_file():
-            continue
-        if path.name.startswith(PARTIAL_PREFIX):
-            partial.append(path)
-        else:
-            keys.append(path.relative_to(store.root).as_posix())
-    return keys, partial
+    """(final keys in the store's objects, temporary files under its local root)."""
+    keys = list(store.objects.keys())
+    partial = sorted(store.root.rglob(f"{PARTIAL_PREFIX}*")) if store.root.exists() else []
+    return keys, [p for p in partial if p.is_file()]
+
+
+def _object_age(store: ImageStore, key: str, now: float) -> float:
+    modified = store.objects.modified_at(key)
+    return 0.0 if modified is None else now - modified.timestamp()
 
 
 def _age(path: Path, now: float) -> float:
@@ -198,13 +195,13 @@ def _check(studio: Studio, repair: bool, grace: float) -> StoreReport:
     used_folders = {folder for _v, _t, folder in versions}
 
     now = time.time()
-    garbage: list[tuple[str, Path]] = []  # (kind, path)
+    garbage: list[tuple[str, Path | tuple[ImageStore, str]]] = []  # (kind, path or (store, key))
     for store, keys, used, prefix in ((images, image_keys, used_images, "images"),
                                       (thumbs, thumb_keys, used_thumbs, "thumbnails")):
         for key in keys:
             if key not in used:
                 report.unreferenced_files.append(f"{prefix}/{key}")
-                garbage.append(("file", store.root / key))
+                garbage.append(("file", (store, key)))
     for path in image_partial + thumb_partial:
         if _partial_is_dead(path) or _age(path, now) > grace:
             report.partial_files.append(path.relative_to(data_dir).as_posix())
@@ -218,9 +215,19 @@ def _check(studio: Studio, repair: bool, grace: float) -> StoreReport:
     return report
 
 
-def _repair(studio: Studio, report: StoreReport, garbage: list[tuple[str, Path]], grace: float, now: float) -> None:
+def _repair(studio: Studio, report: StoreReport, garbage: list[tuple[str, Path | tuple[ImageStore, str]]],
+            grace: float, now: float) -> None:
     removed = {"files": 0, "partial_files": 0, "artifact_folders": 0}
-    for kind, path in garbage:
+    for kind, where in garbage:
+        if isinstance(where, tuple):  # an object: (store, key)
+            store, key = where
+            if _object_age(store, key, now) < grace:
+                report.kept_young += 1
+            elif store.exists(key):
+                store.delete(key)
+                removed["files"] += 1
+            continue
+        path = where
         if kind != "partial" and _age(path, now) < grace:
             report.kept_young += 1
             continue

@@ -117,6 +117,8 @@ class ModelVersion(Base):
     status: Mapped[str] = mapped_column(_enum(MODEL_STATUSES, "model_status"))
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     artifact_dir: Mapped[str] = mapped_column(String(500))
+    # {"files": {name: {"key", "sha256", "size"}}}: the folder's files in the object store (None: older rows)
+    artifact_manifest: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     train_seconds: Mapped[float]
     n_samples: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -13,6 +13,7 @@ from typing import Any
 
 from core.config import inference_runtime
 from core.errors import NotFoundError, StudioError
+from core.model_artifacts import ArtifactUnavailableError, fetch_artifact
 from core.operating_point.point import OperatingPoint
 from core.studio import Studio
 from core.tool_settings import ToolSettings, policy_methods
@@ -151,6 +152,16 @@ def _load_all(methods: list[str], folders: dict[str, tuple[int, Path]], settings
     return models, errors
 
 
+def _local_folder(studio: Studio, version: Any) -> Path:
+    """The version's folder, fetched from the object store and checked when needed; when that fails the
+    plain folder (its load then fails with the ArtifactError reported like any unusable model)."""
+    try:
+        return fetch_artifact(studio, version)
+    except ArtifactUnavailableError as error:
+        log.warning("%s", error)
+        return studio.settings.models_dir / version.artifact_dir
+
+
 def load_tool_models(studio: Studio, tool_name: str, version_id: int | None = None) -> ToolModels:
     """The tool's active models under its policy (or, with ``version_id``, that version alone).
 
@@ -167,10 +178,11 @@ def load_tool_models(studio: Studio, tool_name: str, version_id: int | None = No
             chosen = {version.method: version}
         else:
             chosen = versions_repo.active_versions(session, tool.id)
-        folders = {method: (v.id, studio.settings.models_dir / v.artifact_dir) for method, v in chosen.items()}
+        rows = dict(chosen)
         identity = (tool.id, tool.good_class, tuple(tool.class_names), tuple(tool.roi) if tool.roi else None)
-    if not folders:
+    if not rows:
         raise NotFoundError(f"tool {tool_name!r} has no trained model yet: train one first")
+    folders = {method: (v.id, _local_folder(studio, v)) for method, v in rows.items()}
     wanted = policy_methods(settings.policy) if version_id is None else None
     order = [m for m in method_names() if m in folders and (wanted is None or m in wanted)]
     models, errors = _load_all(order, folders, settings, tool_name)
