@@ -26,7 +26,7 @@ from core.inspect.decision import ANOMALY_LABEL, Verdict
 from core.inspect.engine import inspect
 from core.inspect.models import ToolModels, load_tool_models
 from core.locks import training_lock
-from core.model_artifacts import publish_artifact
+from core.model_artifacts import fetch_artifact, publish_artifact
 from core.studio import Studio
 from core.tools import require_tool
 from core.training import TrainResult, drop_calibration_override, train
@@ -161,7 +161,7 @@ def extend_anomaly(studio: Studio, tool_name: str, actor: Actor, progress: Any =
             active = versions_repo.active_versions(session, tool.id).get(ANOMALY_METHOD)
             if active is None:
                 raise InvalidInputError(f"tool {tool_name!r} has no active anomaly model to extend: train one first")
-            base_id, profile, folder = active.id, active.profile, studio.settings.models_dir / active.artifact_dir
+            base_id, profile, base_version = active.id, active.profile, active
             rows = [(s.image_key, s.label) for s in repo.list_samples(session, tool.id)
                     if s.split == "train" and s.label == tool.good_class and s.created_at > active.created_at]
         report("loading", 0.0)
@@ -169,7 +169,7 @@ def extend_anomaly(studio: Studio, tool_name: str, actor: Actor, progress: Any =
         if not images:
             raise InvalidInputError(f"tool {tool_name!r} has no good sample added since anomaly version {base_id}: "
                                     "review or import good parts first")
-        base = load_model(folder)
+        base = load_model(fetch_artifact(studio, base_version))  # trained on another PC: from the object store
         try:
             model = base.extend(images, progress=report)
         except TrainingSetError as error:

@@ -35,7 +35,7 @@ from typing import Any
 from core.errors import StudioError, TrainingBusyError
 from core.images import ImageRejectedError, decode_image
 from core.locks import training_lock
-from core.studio import Studio
+from core.studio import Studio, object_store
 from core.thumbnails import thumbnail_jpeg, thumbnail_store
 from storage import store_lock, store_refs
 from storage.image_store import PARTIAL_PREFIX, ImageStore, process_alive
@@ -187,12 +187,19 @@ def _check(studio: Studio, repair: bool, grace: float) -> StoreReport:
             report.samples_without_mask.append(sample_id)
         if (not thumb_key) or (thumb_key not in thumb_set and not thumbs.exists(thumb_key)):
             report.samples_without_thumbnail.append(sample_id)
-    report.inspections_without_image = [i for i, key in inspections
-                                        if key not in image_set and not images.exists(key)]
+    report.inspections_without_image = [i for i, key, map_key in inspections
+                                        if any(k not in image_set and not images.exists(k)
+                                               for k in (key, map_key) if k)]
     folder_set = set(folders)
-    report.versions_without_folder = [v for v, _tool, folder in versions
-                                      if folder not in folder_set and not (models_dir / folder).is_dir()]
-    used_folders = {folder for _v, _t, folder in versions}
+    artifacts = None if images.is_local else object_store(studio.settings, "artifacts")
+
+    def in_store(manifest: dict | None) -> bool:  # with an object store the local folder is only a cache
+        return bool(manifest) and artifacts is not None and all(artifacts.exists(f["key"])
+                                                                for f in manifest["files"].values())
+
+    report.versions_without_folder = [v for v, _tool, folder, manifest in versions if not in_store(manifest)
+                                      and folder not in folder_set and not (models_dir / folder).is_dir()]
+    used_folders = {folder for _v, _t, folder, _m in versions}
 
     now = time.time()
     garbage: list[tuple[str, Path | tuple[ImageStore, str]]] = []  # (kind, path or (store, key))

@@ -52,6 +52,11 @@ class ImageStore:
             raise ValueError("this store keeps its objects in an object store, not in files")
         return self.objects.path(key)
 
+    def viewable(self, key: str) -> str | bytes:
+        """What a page shows for ``key``: the file's path in a local store (served from disk), else the
+        verified bytes from the object store."""
+        return str(self.objects.path(key)) if isinstance(self.objects, LocalObjects) else self.read(key)
+
     def put(self, data: bytes, ext: str) -> tuple[str, str]:
         """Store ``data``; returns ``(key, sha256)``. Idempotent for the same content."""
         key = self.objects.put(data, ext)

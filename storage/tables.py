@@ -155,6 +155,7 @@ class Inspection(Base):
     degraded: Mapped[bool] = mapped_column(Boolean, default=False)  # decided by one model of two
     latency_ms: Mapped[float] = mapped_column(Float)
     image_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    map_key: Mapped[str | None] = mapped_column(String(200), default=None)  # the defect map (8-bit PNG), when kept
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
     review_priority: Mapped[int] = mapped_column(SmallInteger, default=lambda context: queue_priority(
         context.get_current_parameters()))  # 0 first; see queue_priority

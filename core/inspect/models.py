@@ -142,9 +142,12 @@ def _loaded(method: str, version_id: int, folder: Path, settings: ToolSettings) 
 
 
 def _load_all(methods: list[str], folders: dict[str, tuple[int, Path]], settings: ToolSettings,
-              tool_name: str) -> tuple[list[LoadedModel], dict[str, str]]:
+              tool_name: str, unfetched: dict[str, str]) -> tuple[list[LoadedModel], dict[str, str]]:
     models, errors = [], {}
     for method in methods:
+        if method in unfetched:
+            errors[method] = f"the {method} model of tool {tool_name!r} cannot be loaded: {unfetched[method]}"
+            continue
         try:
             models.append(_loaded(method, *folders[method], settings))
         except ArtifactError as error:
@@ -152,14 +155,18 @@ def _load_all(methods: list[str], folders: dict[str, tuple[int, Path]], settings
     return models, errors
 
 
-def _local_folder(studio: Studio, version: Any) -> Path:
-    """The version's folder, fetched from the object store and checked when needed; when that fails the
-    plain folder (its load then fails with the ArtifactError reported like any unusable model)."""
-    try:
-        return fetch_artifact(studio, version)
-    except ArtifactUnavailableError as error:
-        log.warning("%s", error)
-        return studio.settings.models_dir / version.artifact_dir
+def _local_folders(studio: Studio, rows: dict[str, Any]) -> tuple[dict[str, tuple[int, Path]], dict[str, str]]:
+    """Each version's folder, fetched from the object store and checked against its manifest when needed;
+    and, per method, why a version could not be fetched (reported like any model that does not load)."""
+    folders, unfetched = {}, {}
+    for method, version in rows.items():
+        try:
+            folders[method] = (version.id, fetch_artifact(studio, version))
+        except ArtifactUnavailableError as error:
+            log.warning("%s", error)
+            folders[method] = (version.id, studio.settings.models_dir / version.artifact_dir)
+            unfetched[method] = str(error)
+    return folders, unfetched
 
 
 def load_tool_models(studio: Studio, tool_name: str, version_id: int | None = None) -> ToolModels:
@@ -182,13 +189,13 @@ def load_tool_models(studio: Studio, tool_name: str, version_id: int | None = No
         identity = (tool.id, tool.good_class, tuple(tool.class_names), tuple(tool.roi) if tool.roi else None)
     if not rows:
         raise NotFoundError(f"tool {tool_name!r} has no trained model yet: train one first")
-    folders = {method: (v.id, _local_folder(studio, v)) for method, v in rows.items()}
+    folders, unfetched = _local_folders(studio, rows)
     wanted = policy_methods(settings.policy) if version_id is None else None
     order = [m for m in method_names() if m in folders and (wanted is None or m in wanted)]
-    models, errors = _load_all(order, folders, settings, tool_name)
+    models, errors = _load_all(order, folders, settings, tool_name, unfetched)
     if not models:  # the policy's model is not trained or does not load: the others decide (degraded)
         others, more = _load_all([m for m in method_names() if m in folders and m not in order], folders, settings,
-                                 tool_name)
+                                 tool_name, unfetched)
         models, errors = others, {**errors, **more}
     if not models:
         raise StudioError(" ".join(errors.values()) or f"tool {tool_name!r} has no usable model")

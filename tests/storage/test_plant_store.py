@@ -5,18 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from core.analytics.thumbnails import thumbnail_uri
 from core.config import Settings
+from core.fleet.heartbeat import Beat, beat, fleet, store_problem
 from core.heatmap import inspection_heatmap
-from core.images import decode_image, encode_png
+from core.images import decode_image, decode_map, encode_png
 from core.inspect.decision import Verdict
+from core.inspect.engine import Inspection
+from core.inspect.recorder import RecordContext
 from core.model_artifacts import ArtifactUnavailableError, fetch_artifact
 from core.samples import import_path
 from core.store_check import check_store
 from core.studio import Studio, open_studio
 from core.thumbnails import thumbnail_store
+from core.tool_settings import ToolSettings
 from core.tools import create_tool
 from core.training import train
 from models.artifacts import WEIGHTS_FILE
@@ -142,3 +147,39 @@ def test_store_check_on_both_backends(backend: str, tmp_path: Path, elpv_subset:
     repaired = check_store(studio, repair=True, grace_seconds=0)
     assert repaired.repaired["files"] == 1 and not studio.images.exists(orphan)
     assert studio.images.exists(kept_key) and check_store(studio).unreferenced_files == []
+
+
+def test_a_station_keeps_recording_while_the_store_is_down_and_says_so(own_s3_server: MotoS3, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STUDIO_S3_ENDPOINT", own_s3_server.endpoint)
+    store_url = f"s3://{own_s3_server.new_bucket()}/plant"
+    station = _studio(tmp_path / "station-a", f"sqlite:///{tmp_path / 'studio.db'}", "station-a", store_url)
+    tool_id = create_tool(station, TOOL, "good,defective").id
+    rng = np.random.default_rng(0)
+
+    def inspect_once() -> int:
+        verdict = Verdict("fail", "defective", 0.9)
+        judged = Inspection(TOOL, tool_id, verdict, {}, {}, False, {"defective": 0.9}, (0, 0, 40, 40),
+                            rng.integers(0, 256, (40, 40, 3), dtype=np.uint8),
+                            map=rng.random((8, 8), dtype=np.float32), settings=ToolSettings(keep_pass_share=0.0))
+        return station.recorder.record(judged, RecordContext("station-a")).inspection_id
+
+    first = inspect_once()
+    assert store_problem(station) is None
+    own_s3_server.stop()
+    second = inspect_once()  # the store is down: recorded, its crop and map wait in the spool
+    assert station.images.objects.pending() == 2
+    said = store_problem(station)
+    assert said is not None and "unreachable" in said and "2 images spooled" in said
+    beat(station, Beat("station-a", state="degraded", reason=said))
+    assert "spooled" in fleet(station)[0]["reason"]  # what the Fleet page shows
+    own_s3_server.start()
+    assert station.images.objects.drain(timeout=60)
+    assert store_problem(station) is None
+    tablet = _studio(tmp_path / "tablet", f"sqlite:///{tmp_path / 'studio.db'}", "tablet", store_url)
+    for inspection_id in (first, second):  # the tablet sees both, crop and map, from the store
+        with tablet.transaction() as session:
+            row = repo.get_inspection(session, inspection_id)
+        assert row.map_key is not None and decode_map(tablet.images.read(row.map_key)).shape == (8, 8)
+        shown = inspection_heatmap(tablet, inspection_id)  # from the stored map: no model needed
+        assert shown is not None and shown.shape == (40, 40, 3)

@@ -1,4 +1,4 @@
-"""object store: a model version's artifact manifest (file name -> key, sha256, size) (issue 21)
+"""object store: a model version's artifact manifest (file name -> key, sha256, size), an inspection's map (issue 21)
 
 Revision ID: 0013_objstore
 Revises: 0013_fleet
@@ -19,8 +19,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("model_version") as batch:
         batch.add_column(sa.Column("artifact_manifest", sa.JSON(), nullable=True))
+    with op.batch_alter_table("inspection") as batch:
+        batch.add_column(sa.Column("map_key", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("inspection") as batch:
+        batch.drop_column("map_key")
     with op.batch_alter_table("model_version") as batch:
         batch.drop_column("artifact_manifest")
