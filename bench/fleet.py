@@ -85,8 +85,36 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
+def moto_server_main(port: int) -> None:
+    """``moto.server`` whose journal lines are written whole: moto's recorder appends from every request
+    thread without a lock, which interleaves concurrent lines; one lock around it keeps each line whole."""
+    from moto.moto_api._internal.recorder.models import Recorder
+    from moto.server import main as moto_main
+
+    record, lock = Recorder._record_request, threading.Lock()
+
+    def locked(self: Any, *args: Any, **kwargs: Any) -> None:
+        with lock:
+            record(self, *args, **kwargs)
+
+    Recorder._record_request = locked  # type: ignore[method-assign]
+    moto_main(["-H", "127.0.0.1", "-p", str(port)])
+
+
+def drop_torn_tail(journal: Path) -> int:
+    """Cut a last line a kill -9 left half-written (its request was never answered: the client retries);
+    returns the bytes dropped."""
+    data = journal.read_bytes() if journal.exists() else b""
+    keep = data.rfind(b"\n") + 1
+    if keep < len(data):
+        with open(journal, "r+b") as handle:
+            handle.truncate(keep)
+    return len(data) - keep
+
+
 class MotoProcess:
-    """``python -m moto.server`` on a loopback port, journaling its requests to ``journal``."""
+    """A moto S3 server process on a loopback port, journaling its requests to ``journal`` (moto's recorder);
+    after a kill -9, ``start`` + ``replay`` rebuild its objects from the journal."""
 
     def __init__(self, folder: Path) -> None:
         self.port, self.journal, self.log = free_port(), folder / "s3-journal.jsonl", folder / "moto.log"
@@ -97,8 +125,8 @@ class MotoProcess:
         env = {**os.environ, **CREDENTIALS, "MOTO_ENABLE_RECORDING": "True",
                "MOTO_RECORDER_FILEPATH": str(self.journal)}
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                                             str(self.port)], env=env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen([sys.executable, __file__, "--moto-server", str(self.port)], env=env,
+                                            stdout=log, stderr=subprocess.STDOUT)
 
         def up() -> bool:
             with socket.socket() as sock:
@@ -110,6 +138,7 @@ class MotoProcess:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
+        drop_torn_tail(self.journal)  # before the restarted server appends to it
 
     def replay(self) -> None:
         """Rebuild the store from its journal (after a restart)."""
@@ -211,8 +240,10 @@ def station_main(config: dict[str, Any]) -> None:
     ended = time.time()
     drained = studio.images.objects.drain(timeout=config["drain_s"]) if hasattr(studio.images.objects, "drain") \
         else True
+    time.sleep(0.3)  # the spool watcher notes when it emptied
     spool["stop"].set()
     agent.stop()
+    agent.beat_once()  # the Fleet page's last word on this station
     result = {"name": name, "attempted": n_total, "recorded": state["recorded"], "errors": errors[:5],
               "n_errors": len(errors), "record_ms": latencies, "t0": t0, "ended": ended, "drained": drained,
               "spool_left": studio.images.objects.pending(), "spool_max": spool["max"],
@@ -386,7 +417,9 @@ def conduct(args: argparse.Namespace) -> dict[str, Any]:
             "record_ms_p50": round(pct(record_ms, 50), 1), "record_ms_p99": round(pct(record_ms, 99), 1),
             "record_ms_max": round(max(record_ms), 1), "behind_s_max": max(r["behind_s"] for r in results),
             "outage_s": args.outage_s, "journal_replay_s": outage["replayed_s"],
-            "catch_up_s": round(catch_up, 1), "spool_max": max(r["spool_max"] for r in results),
+            "catch_up_s": round(catch_up, 1),
+            "caught_up_while_recording": all(t < r["ended"] for t, r in zip(emptied, results, strict=True)),
+            "spool_max": max(r["spool_max"] for r in results),
             "fleet_said_spooled": len(outage["fleet_said_spooled"]),
             "rollout_s": rollout_s, "rollout_s_p100": max(rollout_s),
             "rollout_errors": [e["error"] for r in results for e in r["loaded"] if "error" in e],
@@ -418,7 +451,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, journal)")
     parser.add_argument("--station-config", help=argparse.SUPPRESS)
+    parser.add_argument("--moto-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.moto_server:
+        moto_server_main(args.moto_server)
+        return
     if args.station_config:
         station_main(json.loads(args.station_config))
         return

@@ -1,8 +1,10 @@
 """A remote object store behind a local spool: failed uploads are kept on disk and retried.
 
-``put`` uploads directly while the remote answers; when it does not (or while older objects still
-wait), the object is written atomically into the spool folder and a background uploader sends it
-later with exponential backoff, then removes it from the spool. Reads look in the spool first, so a
+``put`` uploads directly while the remote answers; once an upload fails, objects are written atomically
+into the spool folder (no writer waits on a store that is down) and a background uploader sends them
+later with exponential backoff, then removes them from the spool. Its first upload that succeeds sends
+writers straight to the remote again while it drains the backlog (keys are content-addressed: order
+does not matter), so the backlog only shrinks once the store is back. Reads look in the spool first, so a
 spooled object is readable before it is uploaded. The spool is a folder of complete files, so a
 process killed at any moment loses nothing: the next start replays it.
 """
@@ -21,7 +23,7 @@ from storage.objects.local import LocalObjects
 log = logging.getLogger(__name__)
 
 FIRST_BACKOFF_S = 0.5
-MAX_BACKOFF_S = 30.0
+MAX_BACKOFF_S = 10.0
 
 
 class SpooledObjects(ObjectStore):
@@ -35,6 +37,7 @@ class SpooledObjects(ObjectStore):
         self._pass = threading.Lock()  # one upload pass at a time
         self._waiting: set[str] = set(spool.keys())  # replayed from an earlier process
         self.last_error: str | None = None
+        self._remote_up = not self._waiting  # False from a failed upload until one succeeds
         self._thread: threading.Thread | None = None
         if start:
             self.start()
@@ -53,12 +56,12 @@ class SpooledObjects(ObjectStore):
             self._thread.join(timeout)
 
     def put_key(self, key: str, data: bytes) -> None:
-        if not self._waiting:
+        if self._remote_up:
             try:
                 self.remote.put_key(key, data)
                 return
             except ObjectStoreUnavailableError as error:
-                self.last_error = str(error)
+                self._remote_up, self.last_error = False, str(error)
                 log.warning("object store unreachable; spooling %s locally", key)
         with self._lock:
             self._waiting.add(key)
@@ -116,8 +119,9 @@ class SpooledObjects(ObjectStore):
                 try:
                     self.remote.put_key(key, data)
                 except ObjectStoreUnavailableError as error:
-                    self.last_error = str(error)
+                    self._remote_up, self.last_error = False, str(error)
                     break
+                self._remote_up = True
                 self.spool.delete(key)
                 self._done(key)
         if not self._waiting:

@@ -136,6 +136,8 @@ def test_store_down_writes_spool_reads_work_and_the_spool_drains(own_s3_server: 
     assert sorted(fresh.keys()) == sorted([direct, *keys])
     assert [fresh.get(k) for k in keys] == [f"during the outage {i}".encode() for i in range(20)]
     assert list(store.spool.keys()) == []
+    after = store.put(b"after the outage")  # the store answers again: written straight to it
+    assert store.pending() == 0 and fresh.exists(after)
     store.stop()
 
 
