@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +44,30 @@ def publish_artifact(studio: Studio, folder: Path) -> dict[str, Any]:
     return {"files": files}
 
 
+RACY_NS = 2_000_000_000
+_VERIFIED: dict[Path, tuple[tuple[str, int, int], ...]] = {}  # folder -> (name, size, mtime_ns) when checked
+_VERIFIED_LOCK = threading.Lock()
+
+
 def _intact(folder: Path, files: dict[str, dict[str, Any]]) -> bool:
+    """Every file of the manifest present with its hash. Hashed once per process: while the files keep
+    their size and modification time, later calls (every model load) do not read them again. Files
+    modified less than RACY_NS ago are always hashed (a change within one clock tick keeps the mtime)."""
+    try:
+        stamp = tuple((name, (folder / name).stat().st_size, (folder / name).stat().st_mtime_ns)
+                      for name in sorted(files))
+    except OSError:
+        return False
+    with _VERIFIED_LOCK:
+        if _VERIFIED.get(folder) == stamp:
+            return True
     for name, entry in files.items():
         path = folder / name
-        if not path.is_file() or path.stat().st_size != entry["size"] or digest(path.read_bytes()) != entry["sha256"]:
+        if path.stat().st_size != entry["size"] or digest(path.read_bytes()) != entry["sha256"]:
             return False
+    if max(mtime for _name, _size, mtime in stamp) < time.time_ns() - RACY_NS:
+        with _VERIFIED_LOCK:
+            _VERIFIED[folder] = stamp
     return True
 
 
