@@ -19,12 +19,14 @@ class Settings:
     ``STUDIO_DATA_DIR`` (default ``./data`` at the project root) holds the SQLite database, the
     image store and the model artifacts; ``DATABASE_URL`` selects another database. ``station`` names
     this running studio on every inspection it records (``STUDIO_STATION``, default the host name), so
-    that several PCs on one database can be told apart.
+    that several PCs on one database can be told apart. ``STUDIO_OBJECT_STORE`` (``s3://bucket/prefix``)
+    keeps images, thumbnails and model artifacts in S3-compatible storage instead of the data folder.
     """
 
     data_dir: Path
     database_url: str
     station: str = "default"
+    object_store: str | None = None  # STUDIO_OBJECT_STORE (s3://bucket/prefix); None: the data folder
 
     @property
     def images_dir(self) -> Path:
@@ -44,7 +46,8 @@ def load_settings() -> Settings:
     data_dir = Path(os.environ.get("STUDIO_DATA_DIR") or PROJECT_ROOT / "data").resolve()
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{data_dir / 'studio.db'}"
     station = (os.environ.get("STUDIO_STATION") or socket.gethostname() or "default").strip()[:100]
-    return Settings(data_dir=data_dir, database_url=url, station=station)
+    object_store = os.environ.get("STUDIO_OBJECT_STORE", "").strip() or None
+    return Settings(data_dir=data_dir, database_url=url, station=station, object_store=object_store)
 
 
 def rtc_configuration() -> dict[str, list[dict[str, object]]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -58,7 +57,7 @@ class BrowseItem:
     created_at: datetime
     width: int
     height: int
-    thumbnail: Path | None  # None when the stored image cannot be read any more
+    thumbnail: str | bytes | None  # ImageStore.viewable; None when the stored image cannot be read any more
     has_mask: bool
     name: str | None
 
@@ -92,16 +91,19 @@ def browse(studio: Studio, tool_name: str, filters: DatasetFilter | None = None,
     return BrowsePage(items, total, page, pages)
 
 
-def _thumbnail(studio: Studio, sample: Sample, store: ImageStore) -> Path | None:
-    """The sample's thumbnail file, made (and recorded on the row) when it has none yet."""
-    if sample.thumb_key:
-        return store.path(sample.thumb_key)
+def _thumbnail(studio: Studio, sample: Sample, store: ImageStore) -> str | bytes | None:
+    """The sample's thumbnail (a file path, or bytes from the object store), made (and recorded on the
+    row) when it has none yet; None when it cannot be read."""
+    if not sample.thumb_key:
+        try:
+            rgb = decode_image(studio.images.read(sample.image_key)).rgb
+        except (ImageRejectedError, OSError):
+            return None
+        sample.thumb_key, _ = store.put(thumbnail_jpeg(rgb), "jpg")
     try:
-        rgb = decode_image(studio.images.read(sample.image_key)).rgb
-    except (ImageRejectedError, OSError):
+        return store.viewable(sample.thumb_key)
+    except OSError:
         return None
-    sample.thumb_key, _ = store.put(thumbnail_jpeg(rgb), "jpg")
-    return store.path(sample.thumb_key)
 
 
 def _checked_ids(session: Session, tool_id: int, ids: list[int]) -> list[int]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from core.images import decode_image
+from core.images import decode_image, decode_map
 from core.inspect.models import CACHE
+from core.model_artifacts import ArtifactUnavailableError, fetch_artifact
 from core.overlay import overlay_anomaly_map
 from core.studio import Studio
 from models.artifacts import ArtifactError
@@ -24,19 +25,30 @@ def defect_map(model_folder: object, rgb: np.ndarray) -> np.ndarray | None:
 
 
 def inspection_heatmap(studio: Studio, inspection_id: int) -> np.ndarray | None:
-    """The kept image of an inspection with the defect map of the model version that decided it blended
-    over it; None when the image, the version or its artifact is gone, or the model gives no map."""
+    """The kept image of an inspection with its defect map blended over it: the map the station stored
+    with it, else the map of the model version that decided it (fetched from the object store); None when
+    the image, the version or its artifact is gone, or the model gives no map."""
     with studio.transaction() as session:
         inspection = repo.get_inspection(session, inspection_id)
-        if inspection is None or inspection.image_key is None or inspection.model_version_id is None:
+        if inspection is None or inspection.image_key is None:
             return None
-        version = repo.get_model_version(session, inspection.model_version_id)
-        if version is None:
+        key, map_key = inspection.image_key, inspection.map_key
+        version = None if inspection.model_version_id is None else \
+            repo.get_model_version(session, inspection.model_version_id)
+    if map_key is not None:
+        try:
+            rgb = decode_image(studio.images.read(key)).rgb
+            stored = decode_map(studio.images.read(map_key))
+        except (OSError, ValueError):
             return None
-        folder, key = studio.settings.models_dir / version.artifact_dir, inspection.image_key
+        heat = cv2.resize(stored, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return overlay_anomaly_map(rgb, heat)
+    if version is None:
+        return None
     try:
+        folder = fetch_artifact(studio, version)  # another station's model: from the object store
         rgb = decode_image(studio.images.read(key)).rgb
         heat = defect_map(folder, rgb)
-    except (ArtifactError, OSError, ValueError):
+    except (ArtifactError, ArtifactUnavailableError, OSError, ValueError):
         return None
     return None if heat is None else overlay_anomaly_map(rgb, heat)

@@ -100,3 +100,17 @@ def encode_png(rgb: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def encode_map(score_map: np.ndarray) -> bytes:
+    """An 8-bit grayscale PNG of a defect map with values in [0, 1] (what a review card overlays)."""
+    levels = np.rint(np.nan_to_num(np.asarray(score_map, dtype=np.float32)).clip(0.0, 1.0) * 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(levels, mode="L").save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def decode_map(data: bytes) -> np.ndarray:
+    """A defect map stored by :func:`encode_map`, as float32 in [0, 1] (ImageRejectedError when damaged)."""
+    levels = decode_image(data).rgb[..., 0]
+    return levels.astype(np.float32) / 255.0

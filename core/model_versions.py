@@ -26,6 +26,7 @@ from core.inspect.decision import ANOMALY_LABEL, Verdict
 from core.inspect.engine import inspect
 from core.inspect.models import ToolModels, load_tool_models
 from core.locks import training_lock
+from core.model_artifacts import fetch_artifact, publish_artifact
 from core.studio import Studio
 from core.tools import require_tool
 from core.training import TrainResult, drop_calibration_override, train
@@ -160,7 +161,7 @@ def extend_anomaly(studio: Studio, tool_name: str, actor: Actor, progress: Any =
             active = versions_repo.active_versions(session, tool.id).get(ANOMALY_METHOD)
             if active is None:
                 raise InvalidInputError(f"tool {tool_name!r} has no active anomaly model to extend: train one first")
-            base_id, profile, folder = active.id, active.profile, studio.settings.models_dir / active.artifact_dir
+            base_id, profile, base_version = active.id, active.profile, active
             rows = [(s.image_key, s.label) for s in repo.list_samples(session, tool.id)
                     if s.split == "train" and s.label == tool.good_class and s.created_at > active.created_at]
         report("loading", 0.0)
@@ -168,7 +169,7 @@ def extend_anomaly(studio: Studio, tool_name: str, actor: Actor, progress: Any =
         if not images:
             raise InvalidInputError(f"tool {tool_name!r} has no good sample added since anomaly version {base_id}: "
                                     "review or import good parts first")
-        base = load_model(folder)
+        base = load_model(fetch_artifact(studio, base_version))  # trained on another PC: from the object store
         try:
             model = base.extend(images, progress=report)
         except TrainingSetError as error:
@@ -180,12 +181,13 @@ def extend_anomaly(studio: Studio, tool_name: str, actor: Actor, progress: Any =
         model.save(target)
         seconds = time.perf_counter() - started
         try:
+            manifest = publish_artifact(studio, target)
             with studio.transaction() as session:
                 tool = require_tool(session, tool_name)
                 version = repo.add_model_version(
                     session, tool_id=tool.id, method=ANOMALY_METHOD, profile=profile, status="candidate",
                     metrics=metrics, artifact_dir=target.relative_to(studio.settings.models_dir).as_posix(),
-                    train_seconds=seconds, n_samples=model.n_images_)
+                    train_seconds=seconds, n_samples=model.n_images_, artifact_manifest=manifest)
                 log(session, actor, "extend_candidate", f"model_version {version.id}", tool.id,
                     method=ANOMALY_METHOD, extended_from=base_id, goods_added=len(images), n_samples=model.n_images_)
                 version_id = version.id

@@ -35,7 +35,7 @@ from typing import Any
 from core.errors import StudioError, TrainingBusyError
 from core.images import ImageRejectedError, decode_image
 from core.locks import training_lock
-from core.studio import Studio
+from core.studio import Studio, object_store
 from core.thumbnails import thumbnail_jpeg, thumbnail_store
 from storage import store_lock, store_refs
 from storage.image_store import PARTIAL_PREFIX, ImageStore, process_alive
@@ -116,18 +116,15 @@ def _short(ids: list[int]) -> str:
 
 
 def _store_files(store: ImageStore) -> tuple[list[str], list[Path]]:
-    """(final keys, temporary files) under a store's root."""
-    keys, partial = [], []
-    if not store.root.exists():
-        return keys, partial
-    for path in store.root.rglob("*"):
-        if not path.is_file():
-            continue
-        if path.name.startswith(PARTIAL_PREFIX):
-            partial.append(path)
-        else:
-            keys.append(path.relative_to(store.root).as_posix())
-    return keys, partial
+    """(final keys in the store's objects, temporary files under its local root)."""
+    keys = list(store.objects.keys())
+    partial = sorted(store.root.rglob(f"{PARTIAL_PREFIX}*")) if store.root.exists() else []
+    return keys, [p for p in partial if p.is_file()]
+
+
+def _object_age(store: ImageStore, key: str, now: float) -> float:
+    modified = store.objects.modified_at(key)
+    return 0.0 if modified is None else now - modified.timestamp()
 
 
 def _age(path: Path, now: float) -> float:
@@ -190,21 +187,28 @@ def _check(studio: Studio, repair: bool, grace: float) -> StoreReport:
             report.samples_without_mask.append(sample_id)
         if (not thumb_key) or (thumb_key not in thumb_set and not thumbs.exists(thumb_key)):
             report.samples_without_thumbnail.append(sample_id)
-    report.inspections_without_image = [i for i, key in inspections
-                                        if key not in image_set and not images.exists(key)]
+    report.inspections_without_image = [i for i, key, map_key in inspections
+                                        if any(k not in image_set and not images.exists(k)
+                                               for k in (key, map_key) if k)]
     folder_set = set(folders)
-    report.versions_without_folder = [v for v, _tool, folder in versions
-                                      if folder not in folder_set and not (models_dir / folder).is_dir()]
-    used_folders = {folder for _v, _t, folder in versions}
+    artifacts = None if images.is_local else object_store(studio.settings, "artifacts")
+
+    def in_store(manifest: dict | None) -> bool:  # with an object store the local folder is only a cache
+        return bool(manifest) and artifacts is not None and all(artifacts.exists(f["key"])
+                                                                for f in manifest["files"].values())
+
+    report.versions_without_folder = [v for v, _tool, folder, manifest in versions if not in_store(manifest)
+                                      and folder not in folder_set and not (models_dir / folder).is_dir()]
+    used_folders = {folder for _v, _t, folder, _m in versions}
 
     now = time.time()
-    garbage: list[tuple[str, Path]] = []  # (kind, path)
+    garbage: list[tuple[str, Path | tuple[ImageStore, str]]] = []  # (kind, path or (store, key))
     for store, keys, used, prefix in ((images, image_keys, used_images, "images"),
                                       (thumbs, thumb_keys, used_thumbs, "thumbnails")):
         for key in keys:
             if key not in used:
                 report.unreferenced_files.append(f"{prefix}/{key}")
-                garbage.append(("file", store.root / key))
+                garbage.append(("file", (store, key)))
     for path in image_partial + thumb_partial:
         if _partial_is_dead(path) or _age(path, now) > grace:
             report.partial_files.append(path.relative_to(data_dir).as_posix())
@@ -218,9 +222,19 @@ def _check(studio: Studio, repair: bool, grace: float) -> StoreReport:
     return report
 
 
-def _repair(studio: Studio, report: StoreReport, garbage: list[tuple[str, Path]], grace: float, now: float) -> None:
+def _repair(studio: Studio, report: StoreReport, garbage: list[tuple[str, Path | tuple[ImageStore, str]]],
+            grace: float, now: float) -> None:
     removed = {"files": 0, "partial_files": 0, "artifact_folders": 0}
-    for kind, path in garbage:
+    for kind, where in garbage:
+        if isinstance(where, tuple):  # an object: (store, key)
+            store, key = where
+            if _object_age(store, key, now) < grace:
+                report.kept_young += 1
+            elif store.exists(key):
+                store.delete(key)
+                removed["files"] += 1
+            continue
+        path = where
         if kind != "partial" and _age(path, now) < grace:
             report.kept_young += 1
             continue

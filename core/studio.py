@@ -16,6 +16,7 @@ from core.errors import DatabaseUnavailableError
 from storage.db import make_engine, make_session_factory
 from storage.image_store import ImageStore
 from storage.migrate import upgrade_to_head
+from storage.objects import open_objects
 
 
 def explain_database_error(error: DBAPIError) -> str:
@@ -65,6 +66,15 @@ def _is_damaged(error: DBAPIError) -> bool:
     return "not a database" in text or "malformed" in text
 
 
+def object_store(settings: Settings, namespace: str) -> ImageStore:
+    """The content-addressed store ``namespace`` ("images", "thumbnails", "artifacts") of ``settings``:
+    the folder ``<data>/<namespace>``, or the object store of ``STUDIO_OBJECT_STORE`` behind the spool
+    ``<data>/spool/<namespace>`` (then ``root`` is that spool folder)."""
+    objects = open_objects(settings.object_store, settings.data_dir, namespace)
+    root = settings.data_dir / ("spool" if settings.object_store else "") / namespace
+    return ImageStore(root, objects)
+
+
 def open_studio(settings: Settings | None = None) -> Studio:
     """Open (and migrate to the newest schema) the studio described by ``settings``."""
     settings = settings or load_settings()
@@ -77,6 +87,6 @@ def open_studio(settings: Settings | None = None) -> Studio:
         raise DatabaseUnavailableError(explain_database_error(error)) from error
     from core.inspect.recorder import Recorder  # the recorder needs a Studio to exist
 
-    studio = Studio(settings, engine, make_session_factory(engine), ImageStore(settings.images_dir))
+    studio = Studio(settings, engine, make_session_factory(engine), object_store(settings, "images"))
     studio.recorder = Recorder(studio)
     return studio

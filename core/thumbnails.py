@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from core.studio import Studio
+from core.studio import Studio, object_store
 from storage.image_store import ImageStore
 
 THUMB_SIDE = 160
@@ -19,7 +19,7 @@ NEAR_DUPLICATE_BITS = 4  # dHashes at most this many bits apart are near-duplica
 
 def thumbnail_store(studio: Studio) -> ImageStore:
     """The store of thumbnail files, inside the studio's data folder."""
-    return ImageStore(studio.settings.data_dir / "thumbnails")
+    return object_store(studio.settings, "thumbnails")
 
 
 def fit_within(rgb: np.ndarray, max_side: int) -> np.ndarray:

@@ -17,6 +17,7 @@ from core.audit import Actor, log
 from core.errors import InvalidInputError, TrainingCancelledError
 from core.images import ImageRejectedError, decode_image
 from core.locks import training_lock
+from core.model_artifacts import publish_artifact
 from core.operating_point.training_scores import KEY as CALIBRATION_KEY
 from core.operating_point.training_scores import calibration_scores, judge_scores
 from core.studio import Studio
@@ -176,12 +177,13 @@ def _record_version(studio: Studio, tool_name: str, method: str, profile: str, f
     active version's scores have a new scale, so a threshold or band the user had set for the previous
     one gives way to the calibrated ones."""
     report("saving", 0.5)
+    manifest = publish_artifact(studio, folder)
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         version = repo.add_model_version(
             session, tool_id=tool.id, method=method, profile=profile, status="candidate", metrics=metrics,
             artifact_dir=folder.relative_to(studio.settings.models_dir).as_posix(), train_seconds=seconds,
-            n_samples=n_samples,
+            n_samples=n_samples, artifact_manifest=manifest,
         )
         details: dict[str, Any] = {"method": method, "profile": profile, "n_samples": n_samples}
         if activate:

@@ -184,7 +184,7 @@ if rows:
     heatmap = inspection_heatmap(studio(), int(chosen["id"]))  # the inspecting classifier's defect map
     shown = st.columns(2)
     if isinstance(chosen["thumbnail"], str):  # the image was kept and is readable
-        shown[0].image(str(studio().images.path(chosen["image_key"])), caption="Image", width="stretch")
+        shown[0].image(studio().images.viewable(chosen["image_key"]), caption="Image", width="stretch")
     else:
         shown[0].info("The image of this inspection was not kept (passes are not stored).")
     if heatmap is not None:

@@ -206,4 +206,4 @@ if samples:
     st.subheader("Latest samples")
     for row in range(0, len(samples), 6):
         for column, sample in zip(st.columns(6), samples[row : row + 6]):
-            column.image(str(studio().images.path(sample.image_key)), caption=f"{sample.label} · {sample.source}")
+            column.image(studio().images.viewable(sample.image_key), caption=f"{sample.label} · {sample.source}")

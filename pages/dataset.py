@@ -128,7 +128,7 @@ for row in range(0, len(page.items), COLUMNS):
     for column, item in zip(st.columns(COLUMNS), page.items[row : row + COLUMNS]):
         with column:
             if item.thumbnail is not None:
-                st.image(str(item.thumbnail), width="stretch")
+                st.image(item.thumbnail, width="stretch")
             else:
                 st.warning("image missing")
             split = " · held-out" if item.split == "held_out" else ""

@@ -30,7 +30,8 @@ columns[0].metric("Stations", len(rows))
 columns[1].metric("Silent", len(silent))
 columns[2].metric("Degraded", len(degraded))
 if silent:
-    st.error(f"Silent for more than {SILENT_PERIODS} heartbeat periods: {', '.join(silent)}.")
+    st.error(f"Silent for more than {SILENT_PERIODS} heartbeat periods: {', '.join(silent)}. The station "
+             "stopped, its PC is off, or it cannot reach the database (it beats again once it can).")
 for row in degraded:
     st.warning(f"**{row['name']}** is degraded: {row['reason']}")
 

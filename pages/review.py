@@ -90,7 +90,7 @@ with left:
     if picture is not None:
         st.image(picture, width="stretch")
     elif card.image_key and studio().images.exists(card.image_key):
-        st.image(str(studio().images.path(card.image_key)), width="stretch")
+        st.image(studio().images.viewable(card.image_key), width="stretch")
     else:
         st.warning("The image of this inspection was not kept.")
 with right:

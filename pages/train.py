@@ -99,7 +99,7 @@ def _show_mistakes(tool_name: str, validation: dict) -> None:
     for row in range(0, len(samples), 6):
         for column, sample in zip(st.columns(6), samples[row : row + 6]):
             score = by_id[sample.id]["score"]
-            column.image(str(studio().images.path(sample.image_key)),
+            column.image(studio().images.viewable(sample.image_key),
                          caption=f"#{sample.id} {sample.label} · score {score:.2f}")
 
 

@@ -1,15 +1,20 @@
-"""Content-addressed image files: ``<root>/ab/cd/<sha256>.<ext>``, written atomically."""
+"""Content-addressed image files (``ab/cd/<sha256>.<ext>``) in the studio's object store.
+
+By default the objects are files under a folder of the data dir, written atomically; with
+``STUDIO_OBJECT_STORE`` they live in S3-compatible storage behind a local spool
+(:mod:`storage.objects`). Reads are verified against the key's SHA-256.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 import psutil
 
-PARTIAL_PREFIX = ".tmp-"  # temporary files are named .tmp-<pid>-<random>.part
+from storage.objects import LocalObjects, ObjectStore, digest, key_for
+from storage.objects.local import PARTIAL_PREFIX
+
+__all__ = ["PARTIAL_PREFIX", "ImageStore", "process_alive"]
 
 
 def process_alive(pid: int) -> bool:
@@ -20,61 +25,52 @@ def process_alive(pid: int) -> bool:
 class ImageStore:
     """Stores image bytes under their SHA-256; the same content is stored once.
 
-    A write goes to a temporary file in the target folder, is flushed to disk and renamed into
-    place, so a crash never leaves a half-written file under a final name.
+    ``root`` is the local folder of this store (its files, or with a remote object store the name
+    that tells stores apart); ``objects`` is where the bytes go (default: the folder ``root``).
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, objects: ObjectStore | None = None) -> None:
         self.root = Path(root)
+        self.objects = objects if objects is not None else LocalObjects(self.root)
+
+    @property
+    def is_local(self) -> bool:
+        return isinstance(self.objects, LocalObjects)
 
     @staticmethod
     def digest(data: bytes) -> str:
-        return hashlib.sha256(data).hexdigest()
+        return digest(data)
 
     @staticmethod
     def key_for(sha256: str, ext: str) -> str:
         """The relative key of content ``sha256`` with extension ``ext`` (no dot)."""
-        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext.lower().lstrip('.')}"
+        return key_for(sha256, ext)
 
     def path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if self.root.resolve() not in path.parents:
-            raise ValueError(f"image key outside the store: {key!r}")
-        return path
+        """The local file of ``key`` (a local store only)."""
+        if not isinstance(self.objects, LocalObjects):
+            raise ValueError("this store keeps its objects in an object store, not in files")
+        return self.objects.path(key)
+
+    def viewable(self, key: str) -> str | bytes:
+        """What a page shows for ``key``: the file's path in a local store (served from disk), else the
+        verified bytes from the object store."""
+        return str(self.objects.path(key)) if isinstance(self.objects, LocalObjects) else self.read(key)
 
     def put(self, data: bytes, ext: str) -> tuple[str, str]:
         """Store ``data``; returns ``(key, sha256)``. Idempotent for the same content."""
-        sha256 = self.digest(data)
-        key = self.key_for(sha256, ext)
-        target = self.path(key)
-        if target.exists():
-            try:  # the file is in use again: a garbage collection's grace period starts anew
-                os.utime(target)
-            except OSError:
-                pass
-            if target.exists():
-                return key, sha256
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return key, sha256
+        key = self.objects.put(data, ext)
+        return key, key.rsplit("/", 1)[-1].split(".", 1)[0]
 
     def read(self, key: str) -> bytes:
-        return self.path(key).read_bytes()
+        """The bytes of ``key``, verified (ObjectIntegrityError when damaged, ObjectMissingError when gone)."""
+        return self.objects.get(key)
 
     def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
+        return self.objects.exists(key)
 
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        self.objects.delete(key)
 
     def remove_partial_files(self) -> int:
         """Delete temporary files left by a writer process that died (killed mid-write); returns how many.

@@ -1,6 +1,7 @@
 """Which stored files and artifact folders the rows reference (for the store check and for cleaners).
 
-Images store (``<data>/images``): ``sample.image_key``, ``sample.mask_key``, ``inspection.image_key``.
+Images store (``<data>/images``): ``sample.image_key``, ``sample.mask_key``, ``inspection.image_key``,
+``inspection.map_key``.
 Thumbnail store (``<data>/thumbnails``): ``sample.thumb_key``. Model artifacts (``<data>/models``):
 ``model_version.artifact_dir``. Deleted (soft-deleted) samples still reference their files: they can
 be restored.
@@ -9,13 +10,14 @@ be restored.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from storage.tables import Inspection, ModelVersion, Sample
 
-IMAGE_COLUMNS = (Sample.image_key, Sample.mask_key, Inspection.image_key)
+IMAGE_COLUMNS = (Sample.image_key, Sample.mask_key, Inspection.image_key, Inspection.map_key)
 THUMB_COLUMNS = (Sample.thumb_key,)
 
 
@@ -53,12 +55,15 @@ def samples_with_files(session: Session) -> list[tuple[int, int, bool, str, str 
         .order_by(Sample.id))]
 
 
-def inspections_with_images(session: Session) -> list[tuple[int, str]]:
-    return [(i, k) for i, k in session.execute(
-        select(Inspection.id, Inspection.image_key).where(Inspection.image_key.is_not(None)).order_by(Inspection.id))]
+def inspections_with_images(session: Session) -> list[tuple[int, str, str | None]]:
+    """``(id, image_key, map_key)`` of every inspection that kept its image."""
+    return [(i, k, m) for i, k, m in session.execute(
+        select(Inspection.id, Inspection.image_key, Inspection.map_key).where(Inspection.image_key.is_not(None))
+        .order_by(Inspection.id))]
 
 
-def versions_with_folders(session: Session) -> list[tuple[int, int, str]]:
-    """``(id, tool_id, artifact_dir)`` of every model version."""
+def versions_with_folders(session: Session) -> list[tuple[int, int, str, dict[str, Any] | None]]:
+    """``(id, tool_id, artifact_dir, artifact_manifest)`` of every model version."""
     return [tuple(row) for row in session.execute(  # type: ignore[misc]
-        select(ModelVersion.id, ModelVersion.tool_id, ModelVersion.artifact_dir).order_by(ModelVersion.id))]
+        select(ModelVersion.id, ModelVersion.tool_id, ModelVersion.artifact_dir, ModelVersion.artifact_manifest)
+        .order_by(ModelVersion.id))]

@@ -117,6 +117,8 @@ class ModelVersion(Base):
     status: Mapped[str] = mapped_column(_enum(MODEL_STATUSES, "model_status"))
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     artifact_dir: Mapped[str] = mapped_column(String(500))
+    # {"files": {name: {"key", "sha256", "size"}}}: the folder's files in the object store (None: older rows)
+    artifact_manifest: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     train_seconds: Mapped[float]
     n_samples: Mapped[int]
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
@@ -153,6 +155,7 @@ class Inspection(Base):
     degraded: Mapped[bool] = mapped_column(Boolean, default=False)  # decided by one model of two
     latency_ms: Mapped[float] = mapped_column(Float)
     image_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    map_key: Mapped[str | None] = mapped_column(String(200), default=None)  # the defect map (8-bit PNG), when kept
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False)
     review_priority: Mapped[int] = mapped_column(SmallInteger, default=lambda context: queue_priority(
         context.get_current_parameters()))  # 0 first; see queue_priority

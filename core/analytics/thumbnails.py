@@ -5,19 +5,19 @@ from __future__ import annotations
 import base64
 import io
 from functools import lru_cache
-from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from core.studio import Studio
+from storage.image_store import ImageStore
 
 THUMBNAIL_PX = 64
 
 
 @lru_cache(maxsize=512)
-def _thumbnail(path: Path) -> str | None:
+def _thumbnail(store: ImageStore, key: str) -> str | None:
     try:
-        with Image.open(path) as image:
+        with Image.open(io.BytesIO(store.read(key))) as image:
             image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
             buffer = io.BytesIO()
             image.convert("RGB").save(buffer, format="JPEG", quality=80)
@@ -33,4 +33,4 @@ def thumbnail_uri(studio: Studio, image_key: object) -> str | None:
     from a data frame) gives None."""
     if not isinstance(image_key, str) or not image_key or not studio.images.exists(image_key):
         return None
-    return _thumbnail(studio.images.path(image_key))
+    return _thumbnail(studio.images, image_key)

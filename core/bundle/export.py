@@ -26,6 +26,7 @@ from core.bundle.manifest import (
 )
 from core.bundle.signing import fingerprint, load_private_key, sign
 from core.export import export_dataset
+from core.model_artifacts import ArtifactUnavailableError, fetch_artifact
 from core.studio import Studio
 from core.tool_settings import ToolSettings
 from core.tools import require_tool
@@ -115,17 +116,19 @@ def _document(studio: Studio, tool_name: str, version_ids: list[int] | None) -> 
             raise BundleError(f"tool {tool_name!r} has no active model to export: train one, or name versions "
                               "with --version")
         versions = [_version(v) for v in chosen]
-        folders = {str(v.id): studio.settings.models_dir / v.artifact_dir for v in chosen}
         recipes = [RecipeMembership(r.station, r.name, r.number, dict(entry))
                    for r in session.scalars(select(Recipe).order_by(Recipe.station, Recipe.number))
                    for entry in r.tools if isinstance(entry, dict) and entry.get("tool") == tool.name]
         document = ToolDocument(tool.name, list(tool.class_names), tool.good_class,
                                 list(tool.roi) if tool.roi else None, ToolSettings.from_json(tool.settings).to_json(),
                                 versions, recipes)
-    for key, folder in folders.items():
-        if not folder.is_dir():
-            raise BundleError(f"the model files of version {key} are missing ({folder}); run 'python -m core store "
-                              "check' and export other versions")
+    folders = {}
+    for version in chosen:  # trained on another PC: fetched from the object store, checked
+        try:
+            folders[str(version.id)] = fetch_artifact(studio, version)
+        except ArtifactUnavailableError as error:
+            raise BundleError(f"the model files of version {version.id} are missing: {error}; run 'python -m core "
+                              "store check' and export other versions") from None
     return document, folders
 
 

@@ -39,6 +39,7 @@ from core.errors import InvalidInputError
 from core.export import manifest_candidates
 from core.line.outbox import ensure_station
 from core.line.recipes import parse_tool_entries
+from core.model_artifacts import publish_artifact
 from core.samples import MANIFEST_NAME as DATASET_MANIFEST
 from core.samples import check_zip, import_zip, open_zip
 from core.studio import Studio
@@ -187,6 +188,7 @@ def _write(studio: Studio, bundle: VerifiedBundle, document: ToolDocument, tool_
     """One transaction: tool, versions, recipe entries, audit; the artifact folders move in before it commits."""
     statuses = _statuses(document.versions, activation)
     finals = {key: studio.settings.models_dir / tool_name / uuid.uuid4().hex for key in staged}
+    manifests = {key: publish_artifact(studio, folder) for key, folder in staged.items()}  # before the transaction
     moved: list[Path] = []
     signature = bundle.signature.describe() if bundle.signature else "not signed"
     try:
@@ -202,6 +204,7 @@ def _write(studio: Studio, bundle: VerifiedBundle, document: ToolDocument, tool_
                     status="candidate" if statuses[version.key] == "active" else statuses[version.key],
                     metrics=version.metrics, train_seconds=version.train_seconds, n_samples=version.n_samples,
                     artifact_dir=finals[version.key].relative_to(studio.settings.models_dir).as_posix(),
+                    artifact_manifest=manifests[version.key],
                     created_at=datetime.fromisoformat(version.created_at))
                 if statuses[version.key] == "active":
                     versions_repo.set_active(session, tool, row)

@@ -53,6 +53,18 @@ class Beat:
     software: str = field(default_factory=software_version)
 
 
+def store_problem(studio: Studio) -> str | None:
+    """What a heartbeat says about the object store: None while every image is in it, else how many wait
+    in the local spool (the station keeps inspecting; the spool uploads them when the store is back)."""
+    objects = studio.images.objects
+    waiting = objects.pending()
+    if not waiting:
+        return None
+    error = getattr(objects, "last_error", None)
+    why = f"the object store is unreachable ({error})" if error else "uploading to the object store"
+    return f"{why}: {waiting} images spooled locally, still inspecting; they upload when it answers"
+
+
 def beat(studio: Studio, heartbeat: Beat) -> None:
     """Register the station on its first beat, then update it (one short transaction)."""
     if heartbeat.state not in STATES:

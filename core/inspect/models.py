@@ -13,6 +13,7 @@ from typing import Any
 
 from core.config import inference_runtime
 from core.errors import NotFoundError, StudioError
+from core.model_artifacts import ArtifactUnavailableError, fetch_artifact
 from core.operating_point.point import OperatingPoint
 from core.studio import Studio
 from core.tool_settings import ToolSettings, policy_methods
@@ -141,14 +142,31 @@ def _loaded(method: str, version_id: int, folder: Path, settings: ToolSettings) 
 
 
 def _load_all(methods: list[str], folders: dict[str, tuple[int, Path]], settings: ToolSettings,
-              tool_name: str) -> tuple[list[LoadedModel], dict[str, str]]:
+              tool_name: str, unfetched: dict[str, str]) -> tuple[list[LoadedModel], dict[str, str]]:
     models, errors = [], {}
     for method in methods:
+        if method in unfetched:
+            errors[method] = f"the {method} model of tool {tool_name!r} cannot be loaded: {unfetched[method]}"
+            continue
         try:
             models.append(_loaded(method, *folders[method], settings))
         except ArtifactError as error:
             errors[method] = f"the {method} model of tool {tool_name!r} cannot be loaded: {error}. Retrain it."
     return models, errors
+
+
+def _local_folders(studio: Studio, rows: dict[str, Any]) -> tuple[dict[str, tuple[int, Path]], dict[str, str]]:
+    """Each version's folder, fetched from the object store and checked against its manifest when needed;
+    and, per method, why a version could not be fetched (reported like any model that does not load)."""
+    folders, unfetched = {}, {}
+    for method, version in rows.items():
+        try:
+            folders[method] = (version.id, fetch_artifact(studio, version))
+        except ArtifactUnavailableError as error:
+            log.warning("%s", error)
+            folders[method] = (version.id, studio.settings.models_dir / version.artifact_dir)
+            unfetched[method] = str(error)
+    return folders, unfetched
 
 
 def load_tool_models(studio: Studio, tool_name: str, version_id: int | None = None) -> ToolModels:
@@ -167,16 +185,17 @@ def load_tool_models(studio: Studio, tool_name: str, version_id: int | None = No
             chosen = {version.method: version}
         else:
             chosen = versions_repo.active_versions(session, tool.id)
-        folders = {method: (v.id, studio.settings.models_dir / v.artifact_dir) for method, v in chosen.items()}
+        rows = dict(chosen)
         identity = (tool.id, tool.good_class, tuple(tool.class_names), tuple(tool.roi) if tool.roi else None)
-    if not folders:
+    if not rows:
         raise NotFoundError(f"tool {tool_name!r} has no trained model yet: train one first")
+    folders, unfetched = _local_folders(studio, rows)
     wanted = policy_methods(settings.policy) if version_id is None else None
     order = [m for m in method_names() if m in folders and (wanted is None or m in wanted)]
-    models, errors = _load_all(order, folders, settings, tool_name)
+    models, errors = _load_all(order, folders, settings, tool_name, unfetched)
     if not models:  # the policy's model is not trained or does not load: the others decide (degraded)
         others, more = _load_all([m for m in method_names() if m in folders and m not in order], folders, settings,
-                                 tool_name)
+                                 tool_name, unfetched)
         models, errors = others, {**errors, **more}
     if not models:
         raise StudioError(" ".join(errors.values()) or f"tool {tool_name!r} has no usable model")

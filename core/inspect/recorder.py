@@ -1,8 +1,8 @@
 """Recording inspections: what is kept, the audit draw of passes, the row, and hooks for what follows.
 
 :meth:`Recorder.prepare` decides what is kept (the judged crop of fails and reviews, of passes drawn for
-audit and of ``keep_pass_share`` of the other passes) and stores that image; it returns a
-:class:`PendingInspection` that serialises to one JSON line (the live writer spools them when the
+audit and of ``keep_pass_share`` of the other passes) and stores that image (with its defect map);
+it returns a :class:`PendingInspection` that serialises to one JSON line (the live writer spools them when the
 database is away). :meth:`Recorder.commit` writes the row in one transaction, runs the
 ``in_transaction`` hooks inside it (an outbox event commits with its inspection or not at all), and
 the ``after_commit`` hooks once it is committed. :meth:`Recorder.record` is both.
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from core.images import encode_png
+from core.images import encode_map, encode_png
 from core.studio import Studio
 from storage import repository as repo
 from storage.tables import utc_now
@@ -68,6 +68,7 @@ class PendingInspection:
     latency_ms: float
     needs_review: bool
     image_key: str | None
+    map_key: str | None = None
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "created_at": self.created_at.isoformat()})
@@ -128,9 +129,11 @@ class Recorder:
         with self._lock:
             audit = inspection.decision == "pass" and audit_share > 0 and self.rng.random() < audit_share
             keep_pass = inspection.decision == "pass" and keep_share > 0 and self.rng.random() < keep_share
-        key = None
+        key = map_key = None
         if inspection.decision != "pass" or audit or keep_pass:
             key, _ = self.studio.images.put(self.encode_image(inspection.crop), "png")
+            if inspection.map is not None:
+                map_key, _ = self.studio.images.put(encode_map(inspection.map), "png")
         return PendingInspection(
             tool=inspection.tool, tool_id=inspection.tool_id,
             station=context.station or self.studio.settings.station, recipe=context.recipe,
@@ -140,7 +143,7 @@ class Recorder:
             model_version_id=inspection.deciding_version, good_only_score=inspection.good_only_score,
             degraded=inspection.degraded,
             latency_ms=inspection.ms if context.latency_ms is None else context.latency_ms,
-            needs_review=inspection.decision == "review" or audit, image_key=key)
+            needs_review=inspection.decision == "review" or audit, image_key=key, map_key=map_key)
 
     def commit(self, pending: PendingInspection) -> RecordedInspection:
         """Write the row and run the hooks (see the module doc); DatabaseUnavailableError when the
@@ -151,7 +154,8 @@ class Recorder:
                 model_version_id=pending.model_version_id, created_at=pending.created_at,
                 decision=pending.decision, label=pending.label, score=pending.score, scores=pending.scores,
                 anomaly_score=pending.good_only_score, opinions=pending.opinions, degraded=pending.degraded,
-                latency_ms=pending.latency_ms, image_key=pending.image_key, needs_review=pending.needs_review)
+                latency_ms=pending.latency_ms, image_key=pending.image_key, map_key=pending.map_key,
+                needs_review=pending.needs_review)
             recorded = RecordedInspection(
                 row.id, pending.tool, pending.tool_id, pending.station, pending.recipe, pending.created_at,
                 pending.decision, pending.label, pending.score, pending.opinions, pending.model_versions,

@@ -27,7 +27,7 @@ from core.audit import Actor
 from core.audit import log as audit_log
 from core.errors import DatabaseUnavailableError, NotFoundError, StudioError
 from core.fleet.agent import FleetAgent
-from core.fleet.heartbeat import Beat
+from core.fleet.heartbeat import Beat, store_problem
 from core.line import recipes as recipe_service
 from core.line.handshake import ErrorCode, Handshake
 from core.line.judge import ToolSetup, class_index, fast_png, inspect_and_record, load_tool
@@ -291,6 +291,8 @@ class Station:
         tools = list(self.tools)
         problems = [self.rollout_problem] if self.rollout_problem else []
         problems += [e for t in tools for e in t.models.errors.values()]
+        if spooled := store_problem(self.studio):
+            problems.append(spooled)
         if not tools:
             problems.append("no recipe or tool loaded")
         if not self.grabber.connected:

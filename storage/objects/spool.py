@@ -1,0 +1,151 @@
+"""A remote object store behind a local spool: failed uploads are kept on disk and retried.
+
+``put`` uploads directly while the remote answers; once an upload fails, objects are written atomically
+into the spool folder (no writer waits on a store that is down) and a background uploader sends them
+later with exponential backoff, then removes them from the spool. Its first upload that succeeds sends
+writers straight to the remote again while it drains the backlog (keys are content-addressed: order
+does not matter), so the backlog only shrinks once the store is back. Reads look in the spool first, so a
+spooled object is readable before it is uploaded. The spool is a folder of complete files, so a
+process killed at any moment loses nothing: the next start replays it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+
+from storage.objects.base import ObjectMissingError, ObjectStore, ObjectStoreUnavailableError
+from storage.objects.local import LocalObjects
+
+log = logging.getLogger(__name__)
+
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 10.0
+
+
+class SpooledObjects(ObjectStore):
+    """``remote`` with ``spool`` (a local folder) for the objects it could not take yet."""
+
+    def __init__(self, remote: ObjectStore, spool: LocalObjects, start: bool = True) -> None:
+        self.remote, self.spool = remote, spool
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()  # guards _waiting
+        self._pass = threading.Lock()  # one upload pass at a time
+        self._waiting: set[str] = set(spool.keys())  # replayed from an earlier process
+        self.last_error: str | None = None
+        self._remote_up = not self._waiting  # False from a failed upload until one succeeds
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start the background uploader (it replays what an earlier process left in the spool)."""
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="object-uploader", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def put_key(self, key: str, data: bytes) -> None:
+        if self._remote_up:
+            try:
+                self.remote.put_key(key, data)
+                return
+            except ObjectStoreUnavailableError as error:
+                self._remote_up, self.last_error = False, str(error)
+                log.warning("object store unreachable; spooling %s locally", key)
+        with self._lock:
+            self._waiting.add(key)
+        self.spool.put_key(key, data)
+        self._wake.set()
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.spool.get(key)
+        except ObjectMissingError:
+            return self.remote.get(key)
+
+    def exists(self, key: str) -> bool:
+        return self.spool.exists(key) or self.remote.exists(key)
+
+    def delete(self, key: str) -> None:
+        self.spool.delete(key)
+        self.remote.delete(key)
+
+    def keys(self) -> Iterator[str]:
+        spooled = set(self.spool.keys())
+        yield from sorted(spooled)
+        yield from (k for k in self.remote.keys() if k not in spooled)
+
+    def modified_at(self, key: str) -> datetime | None:
+        return self.spool.modified_at(key) or self.remote.modified_at(key)
+
+    def pending(self) -> int:
+        return len(self._waiting)
+
+    def describe(self) -> str:
+        return self.remote.describe()
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Upload the spool now; wait until it is empty (True) or ``timeout`` passes (False)."""
+        deadline = time.monotonic() + timeout
+        while self.upload_spooled() > 0:
+            if time.monotonic() >= deadline:
+                return False
+            self._stop.wait(0.2)
+        return True
+
+    def upload_spooled(self) -> int:
+        """Upload every spooled object once; returns how many are still waiting (raises nothing)."""
+        with self._pass:
+            for key in list(self.spool.keys()):
+                try:
+                    data = self.spool.get(key)
+                except ObjectMissingError:  # gone meanwhile
+                    self._done(key)
+                    continue
+                except OSError:  # damaged in the spool: kept for the store check to report, never uploaded
+                    log.error("spooled object %s is damaged; not uploaded", key)
+                    continue
+                try:
+                    self.remote.put_key(key, data)
+                except ObjectStoreUnavailableError as error:
+                    self._remote_up, self.last_error = False, str(error)
+                    break
+                self._remote_up = True
+                self.spool.delete(key)
+                self._done(key)
+        if not self._waiting:
+            self.last_error = None
+        return len(self._waiting)
+
+    def _done(self, key: str) -> None:
+        with self._lock:
+            self._waiting.discard(key)
+
+    def _run(self) -> None:
+        backoff = FIRST_BACKOFF_S
+        while not self._stop.is_set():
+            self._wake.clear()
+            if not self._waiting:
+                self._wake.wait()  # a put that spools wakes it
+                continue
+            try:
+                left = self.upload_spooled()
+            except Exception:  # the uploader never dies
+                log.exception("object uploader failed")
+                left = 1
+            if left == 0:
+                backoff = FIRST_BACKOFF_S
+                continue
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)

@@ -1,0 +1,176 @@
+"""The object store interface on the local folder and on S3 (a real moto server, the production boto3 code)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from storage.objects import (
+    LocalObjects,
+    ObjectIntegrityError,
+    ObjectMissingError,
+    ObjectStore,
+    ObjectStoreUnavailableError,
+    S3Objects,
+    SpooledObjects,
+    digest,
+    key_for,
+)
+from tests.s3 import MotoS3
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def _tamper(store: ObjectStore, key: str, data: bytes) -> None:
+    """Replace an object's bytes behind the interface's back (disk rot, a hand edit in the bucket)."""
+    if isinstance(store, LocalObjects):
+        store.path(key).write_bytes(data)
+    else:
+        assert isinstance(store, S3Objects)
+        store.client.put_object(Bucket=store.bucket, Key=store.prefix + key, Body=data)
+
+
+def test_put_get_exists_delete_and_keys(objects: ObjectStore) -> None:
+    key = objects.put(b"a crop", "png")
+    assert key == key_for(digest(b"a crop"), "png")
+    assert objects.put(b"a crop", "png") == key  # content-addressed: stored once
+    other = objects.put(b"a map", "png")
+    assert objects.get(key) == b"a crop" and objects.exists(key)
+    assert sorted(objects.keys()) == sorted([key, other])
+    assert objects.modified_at(key) is not None
+    objects.delete(key)
+    assert not objects.exists(key) and list(objects.keys()) == [other]
+    with pytest.raises(ObjectMissingError):
+        objects.get(key)
+    assert objects.modified_at(key) is None
+
+
+def test_a_damaged_object_is_refused_on_read(objects: ObjectStore) -> None:
+    key = objects.put(b"the real bytes", "png")
+    _tamper(objects, key, b"other bytes")
+    with pytest.raises(ObjectIntegrityError, match="damaged"):
+        objects.get(key)
+
+
+def test_keys_must_be_content_addressed(objects: ObjectStore) -> None:
+    with pytest.raises(ValueError):
+        objects.put_key("../../etc/passwd", b"x")
+    with pytest.raises(ValueError):
+        objects.put_key(key_for(digest(b"x"), "png").replace("/", "/x", 1), b"x")
+
+
+def test_no_half_written_object_is_visible(objects: ObjectStore) -> None:
+    data = b"x" * 200_000
+    key = key_for(digest(data), "bin")
+
+    class BrokenBody:
+        """A body whose reader fails half-way, like a writer killed mid-upload."""
+
+        def __init__(self) -> None:
+            self.sent = 0
+
+        def read(self, size: int = -1) -> bytes:
+            if self.sent >= len(data) // 2:
+                raise OSError("writer died")
+            chunk = data[self.sent:self.sent + min(size if size > 0 else 65536, 65536)]
+            self.sent += len(chunk)
+            return chunk
+
+    if isinstance(objects, LocalObjects):  # a writer killed between temp file and rename
+        target = objects.path(key)
+        target.parent.mkdir(parents=True)
+        (target.parent / ".tmp-999999-x.part").write_bytes(data[:1000])
+    else:
+        assert isinstance(objects, S3Objects)
+        with pytest.raises(Exception):  # noqa: B017 (whatever botocore raises for a body that fails)
+            objects.client.put_object(Bucket=objects.bucket, Key=objects.prefix + key, Body=BrokenBody(),
+                                      ContentLength=len(data))
+    assert not objects.exists(key) and list(objects.keys()) == []
+    with pytest.raises(ObjectMissingError):
+        objects.get(key)
+
+
+def test_an_unreachable_store_is_a_clear_error(tmp_path: Path) -> None:
+    from storage.objects.s3 import make_client
+    from tests.s3 import free_port
+
+    store = S3Objects(make_client(f"http://127.0.0.1:{free_port()}"), "nowhere")
+    with pytest.raises(ObjectStoreUnavailableError) as raised:
+        store.put(b"x")
+    assert "unreachable" in str(raised.value) and "secret" not in str(raised.value).lower()
+
+
+def _spooled(server: MotoS3, bucket: str, spool: Path) -> SpooledObjects:
+    return SpooledObjects(S3Objects(server.client(), bucket, "p"), LocalObjects(spool))
+
+
+@pytest.mark.slow
+def test_store_down_writes_spool_reads_work_and_the_spool_drains(own_s3_server: MotoS3, tmp_path: Path) -> None:
+    bucket = own_s3_server.new_bucket()
+    store = _spooled(own_s3_server, bucket, tmp_path / "spool")
+    direct = store.put(b"before the outage")
+    assert store.pending() == 0 and store.remote.exists(direct)
+    own_s3_server.stop()
+    keys = [store.put(f"during the outage {i}".encode(), "png") for i in range(20)]
+    assert store.pending() == 20 and store.last_error is not None
+    assert [store.get(k) for k in keys] == [f"during the outage {i}".encode() for i in range(20)]
+    assert all(store.exists(k) for k in keys)
+    own_s3_server.start()
+    assert wait_until(lambda: store.pending() == 0)  # the background uploader, with its backoff
+    fresh = S3Objects(own_s3_server.client(), bucket, "p")
+    assert sorted(fresh.keys()) == sorted([direct, *keys])
+    assert [fresh.get(k) for k in keys] == [f"during the outage {i}".encode() for i in range(20)]
+    assert list(store.spool.keys()) == []
+    after = store.put(b"after the outage")  # the store answers again: written straight to it
+    assert store.pending() == 0 and fresh.exists(after)
+    store.stop()
+
+
+@pytest.mark.slow
+def test_a_process_killed_mid_upload_loses_nothing(own_s3_server: MotoS3, tmp_path: Path) -> None:
+    """A writer spools while the store is down and is killed -9; the next start uploads everything."""
+    bucket = own_s3_server.new_bucket()
+    own_s3_server.stop()
+    spool = tmp_path / "spool"
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from storage.objects import LocalObjects, S3Objects, SpooledObjects
+        from storage.objects.s3 import make_client
+        store = SpooledObjects(S3Objects(make_client({own_s3_server.endpoint!r}), {bucket!r}, "p"),
+                               LocalObjects(Path({str(spool)!r})))
+        for i in range(1000000):
+            store.put(f"object {{i}}".encode() * 100)
+            if i == 50:
+                print("spooling", flush=True)
+        """)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "spooling"
+    finally:
+        writer.kill()  # SIGKILL, mid-write of some object
+        writer.wait(30)
+    own_s3_server.start()
+    store = _spooled(own_s3_server, bucket, spool)
+    spooled = list(store.spool.keys())
+    assert len(spooled) >= 51
+    assert store.drain(120)
+    remote = S3Objects(own_s3_server.client(), bucket, "p")
+    assert set(spooled) <= set(remote.keys())
+    for key in spooled:
+        assert digest(remote.get(key)) in key  # complete and intact
+    store.stop()
