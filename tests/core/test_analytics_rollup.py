@@ -23,6 +23,8 @@ from core.tools import create_tool
 from storage import repository as repo
 from storage.migrate import alembic_config
 
+pytestmark = pytest.mark.slow  # 400 inspections written one by one per test and backend: 3-15 s each
+
 TOOL = "cells"
 START = datetime(2024, 3, 4)
 STATIONS = ["L1/a", "L1/b", "L2/a", "solo"]
