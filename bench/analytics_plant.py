@@ -45,8 +45,8 @@ from core.config import Settings  # noqa: E402
 from core.studio import Studio, open_studio  # noqa: E402
 from core.tools import create_tool  # noqa: E402
 from storage import repository as repo  # noqa: E402
-from storage.analytics_queries import SOURCES, Source, roll_up  # noqa: E402
-from storage.tables import Inspection  # noqa: E402
+from storage.analytics_queries import SOURCES, Source, roll_up, roll_up_reviews  # noqa: E402
+from storage.tables import Inspection, Review  # noqa: E402
 from tests.postgres import TemporaryPostgres, running_postgres  # noqa: E402
 from tests.rollups import ROLLUPS, current  # noqa: E402
 
@@ -111,16 +111,18 @@ def seed_rows(studio: Studio, n: int, seed: float) -> tuple[int, int]:
 
 
 def backfill(studio: Studio) -> float:
-    """Every inspection into every rollup with the one ``roll_up`` statement; seconds."""
+    """Every inspection and review into every rollup with the statements ``add_inspection`` and
+    ``add_review`` run for one row; seconds."""
     began = time.perf_counter()
     with studio.transaction() as session:
         roll_up(session, true())
+        roll_up_reviews(session, true())
     return time.perf_counter() - began
 
 
 def verify_incremental(server: TemporaryPostgres, studio: Studio) -> int:
-    """Replay every inspection, oldest first, through ``repository.add_inspection`` (which rolls each
-    row up in its transaction) into a second database; its rollups must equal the bulk-filled ones.
+    """Replay every inspection and review through ``repository.add_inspection`` / ``add_review`` (which
+    roll each row up in its transaction) into a second database; its rollups must equal the bulk-filled ones.
     Returns the number of rollup rows compared."""
     replica = open_studio(Settings(data_dir=Path(server.dir) / "replica",
                                    database_url=server.create_database("incremental")))
@@ -128,10 +130,15 @@ def verify_incremental(server: TemporaryPostgres, studio: Studio) -> int:
     with studio.transaction() as session:
         rows = [row._asdict() for row in session.execute(
             select(*(getattr(Inspection, c) for c in REPLAYED)).order_by(Inspection.id))]
+    with studio.transaction() as session:
+        reviews = session.execute(select(Review.inspection_id, Review.verdict).order_by(Review.id)).all()
     for first in range(0, len(rows), 100):
         with replica.transaction() as session:
             for row in rows[first:first + 100]:
                 repo.add_inspection(session, tool_id=tool_id, **row)
+    with replica.transaction() as session:  # same ids: both databases numbered the same rows from 1
+        for inspection_id, verdict in reviews:
+            repo.add_review(session, inspection_id, verdict, "bench")
     bulk, incremental = current(studio), current(replica)
     replica.engine.dispose()
     for table in ROLLUPS:

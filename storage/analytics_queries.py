@@ -18,7 +18,14 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from storage.rollup_tables import DailyInspectionRollup, DailyLatencyRollup, InspectionRollup, LatencyRollup
+from storage.rollup_tables import (
+    DailyInspectionRollup,
+    DailyLatencyRollup,
+    DailyReviewRollup,
+    InspectionRollup,
+    LatencyRollup,
+    ReviewRollup,
+)
 from storage.tables import Inspection, Review
 
 Grain = Literal["hour", "day", "week"]
@@ -94,7 +101,8 @@ def latency_bin(session: Session, latency_ms: Any) -> ColumnElement[Any]:
 
 Tier = Literal["hour", "day"]
 TIERS: tuple[Tier, ...] = ("hour", "day")
-_ROLLUPS = {"hour": (InspectionRollup, LatencyRollup), "day": (DailyInspectionRollup, DailyLatencyRollup)}
+_ROLLUPS = {"hour": (InspectionRollup, LatencyRollup, ReviewRollup),
+            "day": (DailyInspectionRollup, DailyLatencyRollup, DailyReviewRollup)}
 
 
 def period_start(session: Session, column: Any, tier: Tier) -> ColumnElement[Any]:
@@ -122,6 +130,7 @@ class _View:
     count: ColumnElement[Any]
     score_bin: Any
     latency_bin: Any
+    verdict: Any = None
 
 
 def whole_hours(scope: InspectionScope) -> bool:
@@ -136,10 +145,14 @@ def rollup_tier(scope: InspectionScope, grain: Grain = "day") -> Tier:
     return "day" if whole_days and scope.hours is None and grain != "hour" else "hour"
 
 
-def _view(session: Session, source: Source, scope: InspectionScope, latency: bool = False,
+Rollup = Literal["counts", "latencies", "reviews"]
+
+
+def _view(session: Session, source: Source, scope: InspectionScope, rollup: Rollup = "counts",
           grain: Grain = "day") -> _View:
-    """``source``'s columns for ``scope``; ``latency`` picks a latency rollup (where there is no label
-    nor score), ``grain`` the time buckets the query groups by (see ``rollup_tier``)."""
+    """``source``'s columns for ``scope``; ``rollup`` picks the rollup (counts with label and score,
+    latencies, or reviews with label and verdict), ``grain`` the time buckets the query groups by (see
+    ``rollup_tier``)."""
     if source == "inspections":
         return _View(Inspection.created_at, Inspection.tool_id, Inspection.station, Inspection.model_version_id,
                      Inspection.decision, Inspection.label, func.count(), fine_score_bin(session, Inspection.score),
@@ -147,11 +160,10 @@ def _view(session: Session, source: Source, scope: InspectionScope, latency: boo
     if source != "rollup":
         raise ValueError(f"unknown analytics source {source!r}")
     tier = rollup_tier(scope, grain)
-    counts, latencies = _ROLLUPS[tier]
-    r = latencies if latency else counts
-    return _View(getattr(r, tier), r.tool_id, r.station, r.model_version_id, r.decision,
-                 None if latency else r.label, func.sum(r.count), None if latency else r.score_bin,
-                 r.latency_bin if latency else None)
+    r = _ROLLUPS[tier][("counts", "latencies", "reviews").index(rollup)]
+    return _View(getattr(r, tier), r.tool_id, r.station, r.model_version_id, r.decision, getattr(r, "label", None),
+                 func.sum(r.count), getattr(r, "score_bin", None), getattr(r, "latency_bin", None),
+                 getattr(r, "verdict", None))
 
 
 def conditions(session: Session, scope: InspectionScope, view: _View | None = None) -> list[ColumnElement[bool]]:
@@ -226,7 +238,7 @@ def score_histogram(session: Session, scope: InspectionScope, source: Source = "
 
 def latency_bins(session: Session, scope: InspectionScope, source: Source = "inspections") -> dict[int, int]:
     """Inspections per logarithmic latency bin (see ``latency_bin``)."""
-    v = _view(session, source, scope, latency=True)
+    v = _view(session, source, scope, "latencies")
     index = v.latency_bin.label("bin")
     query = select(index, v.count).where(*conditions(session, scope, v)).group_by(index)
     return {int(position): int(n) for position, n in session.execute(query)}
@@ -240,36 +252,63 @@ def station_decisions(session: Session, scope: InspectionScope,
     return [(str(station), str(decision), int(n)) for station, decision, n in session.execute(query)]
 
 
-def roll_up(session: Session, where: ColumnElement[bool], tiers: Sequence[Tier] = TIERS) -> None:
-    """Add the inspections matching ``where`` to the rollups of ``tiers`` (in the caller's transaction):
-    one ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` per rollup, with the very expressions
-    the inspection-table queries group by, so that both give the same bins. Concurrent writers are safe
-    on PostgreSQL: the upsert of a key another transaction holds waits for it, then adds to its count."""
+def _upsert(session: Session, table: Any, names: list[str], rows: Select[Any]) -> None:
+    """``INSERT INTO table (names..., count) rows ON CONFLICT (names) DO UPDATE count = count + excluded.count``."""
     insert = sqlite_insert if _dialect(session) == "sqlite" else postgresql_insert
+    statement = insert(table).from_select([*names, "count"], rows)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=names, set_={"count": table.count + statement.excluded["count"]}))
+
+
+def _keys(session: Session, tier: Tier) -> tuple[list[ColumnElement[Any]], list[str]]:
+    """The key expressions every rollup of ``tier`` starts with, over the inspection table, and their names."""
     version = func.coalesce(Inspection.model_version_id, literal_column("0"))
+    return ([period_start(session, Inspection.created_at, tier), Inspection.tool_id, Inspection.station, version,
+             Inspection.decision], [tier, "tool_id", "station", "model_version_id", "decision"])
+
+
+def roll_up(session: Session, where: ColumnElement[bool], tiers: Sequence[Tier] = TIERS) -> None:
+    """Add the inspections matching ``where`` to the count and latency rollups of ``tiers`` (in the
+    caller's transaction): one ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` per rollup, with
+    the very expressions the inspection-table queries group by, so that both give the same bins. Concurrent
+    writers are safe on PostgreSQL: the upsert of a key another open transaction has written waits for
+    it, then adds to its count."""
     for tier in tiers:
-        start = period_start(session, Inspection.created_at, tier)
-        counts, latencies = _ROLLUPS[tier]
-        for table, measures in ((counts, (Inspection.label, fine_score_bin(session, Inspection.score))),
-                                (latencies, (latency_bin(session, Inspection.latency_ms),))):
-            keys = [start, Inspection.tool_id, Inspection.station, version, Inspection.decision, *measures]
-            names = [tier, "tool_id", "station", "model_version_id", "decision",
-                     *(["latency_bin"] if table is latencies else ["label", "score_bin"])]
-            rows = select(*keys, func.count()).where(where).group_by(*keys)
-            statement = insert(table).from_select([*names, "count"], rows)
-            statement = statement.on_conflict_do_update(
-                index_elements=names, set_={"count": table.count + statement.excluded["count"]})
-            session.execute(statement)
+        counts, latencies, _ = _ROLLUPS[tier]
+        keys, names = _keys(session, tier)
+        for table, measures, more in (
+                (counts, (Inspection.label, fine_score_bin(session, Inspection.score)), ["label", "score_bin"]),
+                (latencies, (latency_bin(session, Inspection.latency_ms),), ["latency_bin"])):
+            grouped = [*keys, *measures]
+            _upsert(session, table, [*names, *more], select(*grouped, func.count()).where(where).group_by(*grouped))
 
 
-def review_outcomes(session: Session, scope: InspectionScope) -> list[tuple[str, str, str, int]]:
+def roll_up_reviews(session: Session, where: ColumnElement[bool], sign: int = 1,
+                    tiers: Sequence[Tier] = TIERS) -> None:
+    """Add (``sign`` 1) or take back (-1) the reviews matching ``where`` in the review rollups of ``tiers``,
+    at their inspection's hour / day (as ``roll_up``; in the caller's transaction)."""
+    for tier in tiers:
+        keys, names = _keys(session, tier)
+        grouped = [*keys, Inspection.label, Review.verdict]
+        rows = (select(*grouped, func.count() * _number(sign)).select_from(Review)
+                .join(Inspection, Review.inspection_id == Inspection.id).where(where).group_by(*grouped))
+        _upsert(session, _ROLLUPS[tier][2], [*names, "label", "verdict"], rows)
+
+
+def review_outcomes(session: Session, scope: InspectionScope,
+                    source: Source = "inspections") -> list[tuple[str, str, str, int]]:
     """Reviewed inspections per ``(decision, model's label, operator's verdict)``."""
-    query = (
-        select(Inspection.decision, Inspection.label, Review.verdict, func.count())
-        .select_from(Review)
-        .join(Inspection, Review.inspection_id == Inspection.id)
-    )
-    query = _scoped(session, query, scope).group_by(Inspection.decision, Inspection.label, Review.verdict)
+    if source == "rollup":
+        v = _view(session, source, scope, "reviews")
+        query = (select(v.decision, v.label, v.verdict, v.count).where(*conditions(session, scope, v))
+                 .group_by(v.decision, v.label, v.verdict).having(v.count != 0))  # undone reviews leave zeros
+    else:
+        query = (
+            select(Inspection.decision, Inspection.label, Review.verdict, func.count())
+            .select_from(Review)
+            .join(Inspection, Review.inspection_id == Inspection.id)
+        )
+        query = _scoped(session, query, scope).group_by(Inspection.decision, Inspection.label, Review.verdict)
     return [(str(d), str(label), str(v), int(n)) for d, label, v, n in session.execute(query)]
 
 

@@ -1,5 +1,6 @@
-"""Rollup tables of the analytics (issue 21): inspection counts per hour and per UTC day, kept in step
-with the inspection table in each inspection's own transaction (see ``storage.analytics_queries.roll_up``).
+"""Rollup tables of the analytics (issue 21): inspection and review counts per hour and per UTC day,
+kept in step with the inspection and review tables in the writing transaction (``storage.analytics_queries``).
+Reviews are counted at their inspection's hour / day.
 
 Two tiers of the same counts: the hourly tables answer any whole-hour period (shifts, hourly buckets);
 the daily ones answer whole UTC days without a shift 24 times fewer rows (a month of a plant is a few
@@ -66,5 +67,27 @@ class DailyLatencyRollup(_Key, _Latencies, Base):
     """Inspections per (tool, UTC day, station, model version, decision, logarithmic latency bin)."""
 
     __tablename__ = "inspection_daily_latency_rollup"
+
+    day: Mapped[datetime] = mapped_column(DateTime, primary_key=True, sort_order=-2)  # midnight UTC
+
+
+class _Reviews:
+    label: Mapped[str] = mapped_column(String(100), primary_key=True)  # the model's label
+    verdict: Mapped[str] = mapped_column(String(100), primary_key=True)  # the operator's
+    count: Mapped[int] = mapped_column(BigInteger)
+
+
+class ReviewRollup(_Key, _Reviews, Base):
+    """Reviews per (tool, hour of the inspection, station, model version, decision, label, verdict)."""
+
+    __tablename__ = "review_rollup"
+
+    hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True, sort_order=-2)
+
+
+class DailyReviewRollup(_Key, _Reviews, Base):
+    """Reviews per (tool, UTC day of the inspection, station, model version, decision, label, verdict)."""
+
+    __tablename__ = "review_daily_rollup"
 
     day: Mapped[datetime] = mapped_column(DateTime, primary_key=True, sort_order=-2)  # midnight UTC

@@ -7,18 +7,26 @@ from sqlalchemy import delete, select, true
 from sqlalchemy.orm import Session
 
 from core.studio import Studio
-from storage.analytics_queries import roll_up
-from storage.rollup_tables import DailyInspectionRollup, DailyLatencyRollup, InspectionRollup, LatencyRollup
+from storage.analytics_queries import roll_up, roll_up_reviews
+from storage.rollup_tables import (
+    DailyInspectionRollup,
+    DailyLatencyRollup,
+    DailyReviewRollup,
+    InspectionRollup,
+    LatencyRollup,
+    ReviewRollup,
+)
 
-ROLLUPS = (InspectionRollup, LatencyRollup, DailyInspectionRollup, DailyLatencyRollup)
+ROLLUPS = (InspectionRollup, LatencyRollup, DailyInspectionRollup, DailyLatencyRollup, ReviewRollup,
+           DailyReviewRollup)
 
 Contents = dict[str, set[tuple]]
 
 
 def rollup_contents(session: Session) -> Contents:
-    """Every row of every rollup (times as the database returns them), per table."""
-    return {table.__tablename__: {tuple(row) for row in session.execute(select(*table.__table__.columns))}
-            for table in ROLLUPS}
+    """Every row of every rollup but those counting zero (reviews taken back), per table."""
+    return {table.__tablename__: {tuple(row) for row in session.execute(
+        select(*table.__table__.columns).where(table.count != 0))} for table in ROLLUPS}
 
 
 def recounted(studio: Studio) -> Contents:
@@ -27,6 +35,7 @@ def recounted(studio: Studio) -> Contents:
         for table in ROLLUPS:
             session.execute(delete(table))
         roll_up(session, true())
+        roll_up_reviews(session, true())
         contents = rollup_contents(session)
         session.rollback()
     return contents
