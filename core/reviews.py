@@ -207,8 +207,7 @@ def undo_review(studio: Studio, review_id: int, reviewer: Reviewer) -> int:
         verdict, sample_id = review.verdict, review.sample_id
         if sample_id is not None and (sample := session.get(Sample, sample_id)) is not None:
             session.delete(sample)
-        session.delete(review)
-        session.flush()
+        repo.delete_review(session, review)
         inspection.needs_review = True
         inspection.claimed_by = reviewer.session
         inspection.claim_expires_at = utc_now() + timedelta(seconds=CLAIM_SECONDS)

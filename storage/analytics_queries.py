@@ -18,7 +18,14 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from storage.rollup_tables import InspectionRollup, LatencyRollup
+from storage.rollup_tables import (
+    DailyInspectionRollup,
+    DailyLatencyRollup,
+    DailyReviewRollup,
+    InspectionRollup,
+    LatencyRollup,
+    ReviewRollup,
+)
 from storage.tables import Inspection, Review
 
 Grain = Literal["hour", "day", "week"]
@@ -92,11 +99,18 @@ def latency_bin(session: Session, latency_ms: Any) -> ColumnElement[Any]:
     return floor_int(session, func.ln(_number(1) + latency_ms) * _number(LATENCY_BINS_PER_E))
 
 
-def hour_start(session: Session, column: Any) -> ColumnElement[Any]:
-    """The start of the hour of a timestamp, stored as the ORM stores timestamps (so that it compares)."""
+Tier = Literal["hour", "day"]
+TIERS: tuple[Tier, ...] = ("hour", "day")
+_ROLLUPS = {"hour": (InspectionRollup, LatencyRollup, ReviewRollup),
+            "day": (DailyInspectionRollup, DailyLatencyRollup, DailyReviewRollup)}
+
+
+def period_start(session: Session, column: Any, tier: Tier) -> ColumnElement[Any]:
+    """The start of the hour / UTC day of a timestamp, stored as the ORM stores timestamps (so that it compares)."""
     if _dialect(session) == "sqlite":
-        return func.substr(column, literal_column("1"), literal_column("13")).concat(literal_column("':00:00.000000'"))
-    return func.date_trunc(literal_column("'hour'"), column)
+        cut, rest = (13, "':00:00.000000'") if tier == "hour" else (10, "' 00:00:00.000000'")
+        return func.substr(column, literal_column("1"), literal_column(str(cut))).concat(literal_column(rest))
+    return func.date_trunc(literal_column(f"'{tier}'"), column)
 
 
 Source = Literal["inspections", "rollup"]
@@ -116,23 +130,7 @@ class _View:
     count: ColumnElement[Any]
     score_bin: Any
     latency_bin: Any
-
-
-def _view(session: Session, source: Source, latency: bool = False) -> _View:
-    """``source``'s columns; ``latency`` picks the latency rollup (where there is no label nor score)."""
-    if source == "inspections":
-        return _View(Inspection.created_at, Inspection.tool_id, Inspection.station, Inspection.model_version_id,
-                     Inspection.decision, Inspection.label, func.count(), fine_score_bin(session, Inspection.score),
-                     latency_bin(session, Inspection.latency_ms))
-    if source != "rollup":
-        raise ValueError(f"unknown analytics source {source!r}")
-    if latency:
-        r = LatencyRollup
-        return _View(r.hour, r.tool_id, r.station, r.model_version_id, r.decision, None, func.sum(r.count), None,
-                     r.latency_bin)
-    c = InspectionRollup
-    return _View(c.hour, c.tool_id, c.station, c.model_version_id, c.decision, c.label, func.sum(c.count),
-                 c.score_bin, None)
+    verdict: Any = None
 
 
 def whole_hours(scope: InspectionScope) -> bool:
@@ -140,9 +138,37 @@ def whole_hours(scope: InspectionScope) -> bool:
     return all(t.minute == t.second == t.microsecond == 0 for t in (scope.start, scope.end))
 
 
+def rollup_tier(scope: InspectionScope, grain: Grain = "day") -> Tier:
+    """The coarsest rollup that answers ``scope`` in ``grain`` buckets exactly: the daily one for whole
+    UTC days without a shift (and buckets of a day or more), the hourly one otherwise."""
+    whole_days = whole_hours(scope) and scope.start.hour == scope.end.hour == 0
+    return "day" if whole_days and scope.hours is None and grain != "hour" else "hour"
+
+
+Rollup = Literal["counts", "latencies", "reviews"]
+
+
+def _view(session: Session, source: Source, scope: InspectionScope, rollup: Rollup = "counts",
+          grain: Grain = "day") -> _View:
+    """``source``'s columns for ``scope``; ``rollup`` picks the rollup (counts with label and score,
+    latencies, or reviews with label and verdict), ``grain`` the time buckets the query groups by (see
+    ``rollup_tier``)."""
+    if source == "inspections":
+        return _View(Inspection.created_at, Inspection.tool_id, Inspection.station, Inspection.model_version_id,
+                     Inspection.decision, Inspection.label, func.count(), fine_score_bin(session, Inspection.score),
+                     latency_bin(session, Inspection.latency_ms))
+    if source != "rollup":
+        raise ValueError(f"unknown analytics source {source!r}")
+    tier = rollup_tier(scope, grain)
+    r = _ROLLUPS[tier][("counts", "latencies", "reviews").index(rollup)]
+    return _View(getattr(r, tier), r.tool_id, r.station, r.model_version_id, r.decision, getattr(r, "label", None),
+                 func.sum(r.count), getattr(r, "score_bin", None), getattr(r, "latency_bin", None),
+                 getattr(r, "verdict", None))
+
+
 def conditions(session: Session, scope: InspectionScope, view: _View | None = None) -> list[ColumnElement[bool]]:
     """The WHERE clauses of ``scope`` over ``view`` (the inspection table by default)."""
-    v = view or _view(session, "inspections")
+    v = view or _view(session, "inspections", scope)
     if v.tool_id is not Inspection.tool_id and not whole_hours(scope):
         raise ValueError("the rollup answers for whole hours only")
     where = [v.tool_id == scope.tool_id, v.time >= scope.start, v.time < scope.end]
@@ -166,7 +192,7 @@ def _scoped(session: Session, query: Select[Any], scope: InspectionScope) -> Sel
 
 def decisions(session: Session, scope: InspectionScope, source: Source = "inspections") -> dict[str, int]:
     """Inspections per decision (``pass`` / ``fail`` / ``review``)."""
-    v = _view(session, source)
+    v = _view(session, source, scope)
     query = select(v.decision, v.count).where(*conditions(session, scope, v)).group_by(v.decision)
     return {str(decision): int(n) for decision, n in session.execute(query)}
 
@@ -178,7 +204,7 @@ def decision_score_cube(session: Session, scope: InspectionScope, grain: Grain, 
     score distributions over time in one pass."""
     if FINE_SCORE_BINS % bins:
         raise ValueError(f"{bins} score bins do not divide {FINE_SCORE_BINS} fine bins")
-    v = _view(session, source)
+    v = _view(session, source, scope, grain=grain)
     bucket = time_bucket(session, v.time, grain).label("bucket")
     fine = v.score_bin.label("fine")
     query = select(bucket, v.decision, fine, v.count).where(*conditions(session, scope, v))
@@ -194,14 +220,14 @@ def decision_score_cube(session: Session, scope: InspectionScope, grain: Grain, 
 def labels_of(session: Session, scope: InspectionScope, decision: str,
               source: Source = "inspections") -> dict[str, int]:
     """Inspections per model label among those with ``decision``."""
-    v = _view(session, source)
+    v = _view(session, source, scope)
     query = select(v.label, v.count).where(*conditions(session, scope, v), v.decision == decision)
     return {str(label): int(n) for label, n in session.execute(query.group_by(v.label))}
 
 
 def score_histogram(session: Session, scope: InspectionScope, source: Source = "inspections") -> list[int]:
     """Counts of the score in the ``FINE_SCORE_BINS`` bins of [0, 1] (out-of-range scores in the end bins)."""
-    v = _view(session, source)
+    v = _view(session, source, scope)
     fine = v.score_bin.label("fine")
     query = select(fine, v.count).where(*conditions(session, scope, v)).group_by(fine)
     result = [0] * FINE_SCORE_BINS
@@ -212,7 +238,7 @@ def score_histogram(session: Session, scope: InspectionScope, source: Source = "
 
 def latency_bins(session: Session, scope: InspectionScope, source: Source = "inspections") -> dict[int, int]:
     """Inspections per logarithmic latency bin (see ``latency_bin``)."""
-    v = _view(session, source, latency=True)
+    v = _view(session, source, scope, "latencies")
     index = v.latency_bin.label("bin")
     query = select(index, v.count).where(*conditions(session, scope, v)).group_by(index)
     return {int(position): int(n) for position, n in session.execute(query)}
@@ -221,38 +247,68 @@ def latency_bins(session: Session, scope: InspectionScope, source: Source = "ins
 def station_decisions(session: Session, scope: InspectionScope,
                       source: Source = "inspections") -> list[tuple[str, str, int]]:
     """Inspections per ``(station, decision)``."""
-    v = _view(session, source)
+    v = _view(session, source, scope)
     query = select(v.station, v.decision, v.count).where(*conditions(session, scope, v)).group_by(v.station, v.decision)
     return [(str(station), str(decision), int(n)) for station, decision, n in session.execute(query)]
 
 
-def roll_up(session: Session, where: ColumnElement[bool]) -> None:
-    """Add the inspections matching ``where`` to both rollups (in the caller's transaction): one
-    ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` per rollup, with the very expressions
-    the inspection-table queries group by, so that both give the same bins."""
+def _upsert(session: Session, table: Any, names: list[str], rows: Select[Any]) -> None:
+    """``INSERT INTO table (names..., count) rows ON CONFLICT (names) DO UPDATE count = count + excluded.count``."""
     insert = sqlite_insert if _dialect(session) == "sqlite" else postgresql_insert
-    hour = hour_start(session, Inspection.created_at)
+    statement = insert(table).from_select([*names, "count"], rows)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=names, set_={"count": table.count + statement.excluded["count"]}))
+
+
+def _keys(session: Session, tier: Tier) -> tuple[list[ColumnElement[Any]], list[str]]:
+    """The key expressions every rollup of ``tier`` starts with, over the inspection table, and their names."""
     version = func.coalesce(Inspection.model_version_id, literal_column("0"))
-    for table, measures in ((InspectionRollup, (Inspection.label, fine_score_bin(session, Inspection.score))),
-                            (LatencyRollup, (latency_bin(session, Inspection.latency_ms),))):
-        keys = [hour, Inspection.tool_id, Inspection.station, version, Inspection.decision, *measures]
-        names = ["hour", "tool_id", "station", "model_version_id", "decision",
-                 *(["label", "score_bin"] if table is InspectionRollup else ["latency_bin"])]
-        rows = select(*keys, func.count()).where(where).group_by(*keys)
-        statement = insert(table).from_select([*names, "count"], rows)
-        statement = statement.on_conflict_do_update(
-            index_elements=names, set_={"count": table.count + statement.excluded["count"]})
-        session.execute(statement)
+    return ([period_start(session, Inspection.created_at, tier), Inspection.tool_id, Inspection.station, version,
+             Inspection.decision], [tier, "tool_id", "station", "model_version_id", "decision"])
 
 
-def review_outcomes(session: Session, scope: InspectionScope) -> list[tuple[str, str, str, int]]:
+def roll_up(session: Session, where: ColumnElement[bool], tiers: Sequence[Tier] = TIERS) -> None:
+    """Add the inspections matching ``where`` to the count and latency rollups of ``tiers`` (in the
+    caller's transaction): one ``INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE`` per rollup, with
+    the very expressions the inspection-table queries group by, so that both give the same bins. Concurrent
+    writers are safe on PostgreSQL: the upsert of a key another open transaction has written waits for
+    it, then adds to its count."""
+    for tier in tiers:
+        counts, latencies, _ = _ROLLUPS[tier]
+        keys, names = _keys(session, tier)
+        for table, measures, more in (
+                (counts, (Inspection.label, fine_score_bin(session, Inspection.score)), ["label", "score_bin"]),
+                (latencies, (latency_bin(session, Inspection.latency_ms),), ["latency_bin"])):
+            grouped = [*keys, *measures]
+            _upsert(session, table, [*names, *more], select(*grouped, func.count()).where(where).group_by(*grouped))
+
+
+def roll_up_reviews(session: Session, where: ColumnElement[bool], sign: int = 1,
+                    tiers: Sequence[Tier] = TIERS) -> None:
+    """Add (``sign`` 1) or take back (-1) the reviews matching ``where`` in the review rollups of ``tiers``,
+    at their inspection's hour / day (as ``roll_up``; in the caller's transaction)."""
+    for tier in tiers:
+        keys, names = _keys(session, tier)
+        grouped = [*keys, Inspection.label, Review.verdict]
+        rows = (select(*grouped, func.count() * _number(sign)).select_from(Review)
+                .join(Inspection, Review.inspection_id == Inspection.id).where(where).group_by(*grouped))
+        _upsert(session, _ROLLUPS[tier][2], [*names, "label", "verdict"], rows)
+
+
+def review_outcomes(session: Session, scope: InspectionScope,
+                    source: Source = "inspections") -> list[tuple[str, str, str, int]]:
     """Reviewed inspections per ``(decision, model's label, operator's verdict)``."""
-    query = (
-        select(Inspection.decision, Inspection.label, Review.verdict, func.count())
-        .select_from(Review)
-        .join(Inspection, Review.inspection_id == Inspection.id)
-    )
-    query = _scoped(session, query, scope).group_by(Inspection.decision, Inspection.label, Review.verdict)
+    if source == "rollup":
+        v = _view(session, source, scope, "reviews")
+        query = (select(v.decision, v.label, v.verdict, v.count).where(*conditions(session, scope, v))
+                 .group_by(v.decision, v.label, v.verdict).having(v.count != 0))  # undone reviews leave zeros
+    else:
+        query = (
+            select(Inspection.decision, Inspection.label, Review.verdict, func.count())
+            .select_from(Review)
+            .join(Inspection, Review.inspection_id == Inspection.id)
+        )
+        query = _scoped(session, query, scope).group_by(Inspection.decision, Inspection.label, Review.verdict)
     return [(str(d), str(label), str(v), int(n)) for d, label, v, n in session.execute(query)]
 
 
@@ -270,9 +326,16 @@ def first_inspection_time(session: Session, model_version_id: int) -> datetime |
 
 
 def stations(session: Session, tool_id: int) -> list[str]:
-    """The stations that inspected for the tool, alphabetically (from the rollup: a few rows an hour)."""
-    query = select(InspectionRollup.station).where(InspectionRollup.tool_id == tool_id).distinct()
-    return list(session.scalars(query.order_by(InspectionRollup.station)))
+    """The stations that inspected for the tool, alphabetically: a skip scan of the (tool, station)
+    index (a recursive query asking for the next station name), so a few index probes per station
+    however many inspections there are."""
+    def after(previous: Any) -> ColumnElement[Any]:
+        query = select(func.min(Inspection.station)).where(Inspection.tool_id == tool_id)
+        return (query if previous is None else query.where(Inspection.station > previous)).scalar_subquery()
+
+    found = select(after(None).label("station")).cte("found", recursive=True)
+    found = found.union_all(select(after(found.c.station)).where(found.c.station.is_not(None)))
+    return list(session.scalars(select(found.c.station).where(found.c.station.is_not(None)).order_by(found.c.station)))
 
 
 RECENT_COLUMNS = ("id", "created_at", "station", "model_version_id", "decision", "label", "score",

@@ -115,10 +115,19 @@ def count_review_queue(session: Session, tool_id: int) -> int:
 
 
 def add_review(session: Session, inspection_id: int, verdict: str, reviewer: str) -> Review:
+    """Add a verdict and count it in the analytics review rollups, in the caller's transaction."""
     review = Review(inspection_id=inspection_id, verdict=verdict, reviewer=reviewer)
     session.add(review)
     session.flush()
+    analytics_queries.roll_up_reviews(session, Review.id == review.id)
     return review
+
+
+def delete_review(session: Session, review: Review) -> None:
+    """Take a verdict back, from the analytics review rollups too, in the caller's transaction."""
+    analytics_queries.roll_up_reviews(session, Review.id == review.id, sign=-1)
+    session.delete(review)
+    session.flush()
 
 
 def get_inspection(session: Session, inspection_id: int) -> Inspection | None:

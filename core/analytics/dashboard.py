@@ -3,7 +3,7 @@ queries: KPIs against the previous period, defect rate over time, Pareto of defe
 model-vs-operator confusion, score distributions over time, latency histogram, drift, recent inspections.
 
 One pass groups the inspections by (time bucket, decision, score band): the counts, the defect rate
-over time and the score distributions come from it. Reviews are read from the review side (few rows).
+over time and the score distributions come from it. Review outcomes come from the review rollup (or the review side).
 pandas only reshapes these small results.
 
 Two sources give the same figures (see docs/ARCHITECTURE.md, "Analytics at plant scale"): the
@@ -157,13 +157,14 @@ def _kpis(per_decision: dict[str, int], outcomes: pd.DataFrame, latency: _Latenc
     )
 
 
-def _outcomes(session: Session, scope: InspectionScope) -> pd.DataFrame:
-    return pd.DataFrame(q.review_outcomes(session, scope), columns=["decision", "label", "verdict", "count"])
+def _outcomes(session: Session, scope: InspectionScope, source: Source) -> pd.DataFrame:
+    return pd.DataFrame(q.review_outcomes(session, scope, source), columns=["decision", "label", "verdict", "count"])
 
 
 def kpis(session: Session, scope: InspectionScope, source: Source = "rollup") -> Kpis:
     """The headline figures of a scope: counts per decision, review outcomes, latency quantiles."""
-    return _kpis(q.decisions(session, scope, source), _outcomes(session, scope), _latency(session, scope, source))
+    return _kpis(q.decisions(session, scope, source), _outcomes(session, scope, source),
+                 _latency(session, scope, source))
 
 
 def _bucket_times(values: list[Any]) -> pd.Series:
@@ -259,7 +260,7 @@ def load_dashboard(studio: Studio, flt: AnalyticsFilter, grain: Grain = "day",
         drift_version = flt.model_version_id or next((v.id for v in active.values()), None)
         cube = _cube(session, scope, grain, source)
         per_decision = cube.groupby("decision")["count"].sum().to_dict()
-        outcomes = _outcomes(session, scope)
+        outcomes = _outcomes(session, scope, source)
         latency = _latency(session, scope, source)
         per_station, per_line = station_breakdown(session, scope, source)
         return Dashboard(

@@ -18,10 +18,15 @@ from sqlalchemy import text
 
 from core.analytics.dashboard import LATENCY_QUANTILE_BOUND, Dashboard, Kpis, line_of, load_dashboard
 from core.analytics.filters import AnalyticsFilter
+from core.reviews import Reviewer, undo_review
 from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.migrate import alembic_config
+from tests.actors import OPERATOR
+from tests.rollups import current, recounted
+
+pytestmark = pytest.mark.slow  # 400 inspections written one by one per test and backend: 3-15 s each
 
 TOOL = "cells"
 START = datetime(2024, 3, 4)
@@ -124,6 +129,15 @@ def test_the_rollup_follows_new_inspections_and_reviews(filled: tuple[Studio, li
     assert reviewed.kpis.reviewed > after.kpis.reviewed and reviewed.kpis.agreement != after.kpis.agreement
     for flt in FILTERS:
         assert_same(studio, flt)
+    with studio.transaction() as session:  # verdicts taken back leave the rollup as if never given
+        taken_back = session.execute(text("SELECT id FROM review ORDER BY id")).scalars().all()[::4]
+    for review_id in taken_back:
+        undo_review(studio, review_id, Reviewer(OPERATOR.name, OPERATOR.device))
+    undone = assert_same(studio, WEEK)
+    assert undone.kpis.reviewed < reviewed.kpis.reviewed
+    assert current(studio) == recounted(studio)
+    for flt in FILTERS:
+        assert_same(studio, flt)
 
 
 def test_the_migration_backfills_existing_inspections(filled: tuple[Studio, list[int]]) -> None:
@@ -133,6 +147,7 @@ def test_the_migration_backfills_existing_inspections(filled: tuple[Studio, list
     command.downgrade(config, "0012")  # as a database from before the rollup
     command.upgrade(config, "head")  # backfills every inspection in one INSERT ... SELECT per rollup
     assert load_dashboard(studio, WEEK).kpis.inspections == exact.kpis.inspections
+    assert current(studio) == recounted(studio)
     for flt in FILTERS:
         assert_same(studio, flt)
 

@@ -17,7 +17,8 @@ from storage.tables import Base
 TABLES = {"tool", "sample", "model_version", "inspection", "review", "audit_log",
           "line_station", "recipe", "output", "outbox_event", "outbox_delivery",  # line: issue 17
           "api_token",  # the REST API: issue 19
-          "inspection_rollup", "inspection_latency_rollup",  # analytics rollups: issue 21
+          "inspection_rollup", "inspection_latency_rollup", "inspection_daily_rollup",  # analytics rollups: issue 21
+          "inspection_daily_latency_rollup", "review_rollup", "review_daily_rollup",
           "fleet_station", "rollout_signal",  # the fleet: issue 21
           "audit_chain_head"}  # the audit chain: issue 20
 

@@ -20,7 +20,6 @@ branch_labels = None
 depends_on = None
 
 
-
 def _keys() -> list[sa.Column]:
     return [sa.Column("tool_id", sa.Integer(), nullable=False), sa.Column("hour", sa.DateTime(), nullable=False),
             sa.Column("station", sa.String(length=100), nullable=False),
@@ -42,7 +41,7 @@ def upgrade() -> None:
     _table("inspection_rollup", sa.Column("label", sa.String(length=100), nullable=False),
            sa.Column("score_bin", sa.SmallInteger(), nullable=False))
     _table("inspection_latency_rollup", sa.Column("latency_bin", sa.SmallInteger(), nullable=False))
-    roll_up(Session(bind=op.get_bind()), sa.true())  # the existing inspections, in the migration's transaction
+    roll_up(Session(bind=op.get_bind()), sa.true(), ("hour",))  # the existing inspections, in this transaction
 
 
 def downgrade() -> None:
