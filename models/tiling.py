@@ -114,9 +114,11 @@ class TilingCost:
         return {"tiles": self.tiles, "mb": round(self.mb, 1), "ms": round(self.ms, 1)}
 
 
-# Measured per tile position (bench/tiling.py, 900 px tiles, balanced profile, load ~1.3): MB of the tile's
-# saved model and ms to judge one tile at batch 1 on 2 cores. Methods not measured take the largest.
-PER_TILE: dict[str, tuple[float, float]] = {"anomaly": (3.4, 34.0)}
+# Per tile, balanced profile (bench/tiling.py, bench/RESULTS.md "Tiling"): MB of the saved model and ms to judge
+# one tile on 2 cores. Anomaly (shared memory, 10 goods): 2.1 MB = the saved tensors of 600 cell tiles / 60
+# (about 0.2 MB per good and tile); 34 ms at load 1.3 (session 7; 122 ms at load 5-10 in session 8).
+# Methods not measured take the largest.
+PER_TILE: dict[str, tuple[float, float]] = {"anomaly": (2.1, 34.0)}
 
 
 def tile_cost(method: str) -> tuple[float, float]:
