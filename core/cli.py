@@ -153,8 +153,13 @@ def cmd_samples_import(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def cmd_train(studio: Studio, args: argparse.Namespace) -> int:
-    from core.training import train
+    from core.training import tiling_cost, train
 
+    cost = tiling_cost(studio, args.tool, args.method, args.profile)
+    if cost is not None:
+        print(f"tiling ({cost['mode']}): {cost['tiles']} tiles of {cost['tile_px']} px (overlap {cost['overlap']}) on "
+              f"{cost['roi'][0]} x {cost['roi'][1]} px, about {cost['mb']} MB and {cost['ms']:.0f} ms per part",
+              file=sys.stderr, flush=True)
     cancel = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: cancel.set())
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())

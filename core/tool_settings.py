@@ -94,15 +94,16 @@ class LiveOptions:
                        heatmap_opacity=float(self.heatmap_opacity))
 
 
-TILING_MODES = ("off", "auto", "fixed")
+TILING_MODES = ("off", "auto", "fixed", "cells")
 
 
 @dataclass(frozen=True)
 class TilingOptions:
     """Tiling for small defects on large parts (``models.tiling``): ``mode`` ``off``, ``auto`` (tile and
     overlap from the ROI's size and ``defect_px``, the size of the smallest defect to find, in ROI pixels)
-    or ``fixed`` (``tile_px`` squares overlapping by ``overlap`` px). Applies to models trained after it
-    is set; each tile position has a model of its own."""
+    or ``fixed`` (``tile_px`` squares overlapping by ``overlap`` px), or ``cells`` (the cells between the
+    part's dark grid lines, e.g. a solar module's; ``fixed`` when none are found). Applies to models
+    trained after it is set (``models.tiling``)."""
 
     mode: str = "off"
     tile_px: int = 512

@@ -88,14 +88,38 @@ def _load_training_images(studio: Studio, tool_name: str, method: type[Inspectio
     return TrainingSet(tool_id, good_class, sample_ids, images, labels, skipped)
 
 
-def _tiling(studio: Studio, tool_name: str, images: list, profile: str) -> tuple[int, int] | None:
-    """Tile px and overlap from the tool's ``tiling`` setting for its training images' size (None: off)."""
+def _tiling(studio: Studio, tool_name: str, images: list, profile: str) -> tuple[tuple[int, int] | None, bool]:
+    """Tile px and overlap from the tool's ``tiling`` setting for its training images' size (None: off),
+    and whether the tiles follow the part's grid lines (mode ``cells``)."""
     with studio.transaction() as session:
         options = ToolSettings.from_json(require_tool(session, tool_name).settings).tiling
     if options.mode == "off" or not images:
-        return None
+        return None, False
     height, width = images[0].shape[:2]
-    return options.grid(height, width, PROFILES[profile].input_size)
+    return options.grid(height, width, PROFILES[profile].input_size), options.mode == "cells"
+
+
+def tiling_cost(studio: Studio, tool_name: str, method: str = DEFAULT_METHOD,
+                profile: str = DEFAULT_PROFILE) -> dict[str, Any] | None:
+    """What a tiled model of ``method`` would cost, before training, on the size of the training image the
+    grid is cut on (the oldest): the tiling mode, tile px, overlap, tiles, MB and ms to score one part (estimates
+    from the measured per-tile figures, ``models.tiling.PER_TILE``); None when tiling is off or there
+    is no training image yet."""
+    with studio.transaction() as session:
+        tool = require_tool(session, tool_name)
+        options = ToolSettings.from_json(tool.settings).tiling
+        keys = [s.image_key for s in repo.list_samples(session, tool.id) if s.split == "train"]  # newest first
+    if options.mode == "off" or not keys:
+        return None
+    try:
+        height, width = decode_image(studio.images.read(keys[-1])).rgb.shape[:2]
+    except (ImageRejectedError, OSError):
+        return None
+    grid = options.grid(height, width, PROFILES[profile].input_size)
+    cost = options.cost(height, width, PROFILES[profile].input_size, method)
+    if grid is None or cost is None:
+        return None
+    return {"mode": options.mode, "roi": [width, height], "tile_px": grid[0], "overlap": grid[1], **cost.as_dict()}
 
 
 def train(
@@ -131,8 +155,8 @@ def train(
         started = time.perf_counter()
         report("loading", 0.0)
         data = _load_training_images(studio, tool_name, get_method(method))
-        tiling = _tiling(studio, tool_name, data.images, profile)
-        model = build(method, profile=profile, good_class=data.good_class, seed=seed, tiling=tiling)
+        tiling, align = _tiling(studio, tool_name, data.images, profile)
+        model = build(method, profile=profile, good_class=data.good_class, seed=seed, tiling=tiling, align=align)
         try:
             model.fit(data.images, data.labels, progress=report)
         except TrainingSetError as error:

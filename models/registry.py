@@ -39,14 +39,16 @@ def get_method(name: str) -> type[InspectionMethod]:
 
 
 def build(name: str, *, profile: str, good_class: str, seed: int = 0,
-          tiling: tuple[int, int] | None = None) -> InspectionMethod:
+          tiling: tuple[int, int] | None = None, align: bool = False) -> InspectionMethod:
     """An unfitted model of method ``name`` with the product's hyper-parameters; with ``tiling``
-    (tile px, overlap px) that method tiled (``models.tiling``: one model per tile position)."""
+    (tile px, overlap px) that method tiled (``models.tiling``; with ``align`` the tiles are the cells
+    between the part's grid lines): one model over all tiles for the methods whose ``tile_memory`` is
+    ``shared``, else one per tile position."""
     cls = get_method(name)
     if tiling is None:
         return cls(profile=profile, good_class=good_class, seed=seed)
     return TiledModel(lambda s: cls(profile=profile, good_class=good_class, seed=s), tile_px=tiling[0],
-                      overlap=tiling[1], seed=seed)
+                      overlap=tiling[1], seed=seed, memory=getattr(cls, "tile_memory", "position"), align=align)
 
 
 def load_model(folder: Path) -> InspectionMethod:

@@ -11,8 +11,10 @@ from core.errors import StudioError
 from core.tool_settings import change_settings, policies
 from core.tools import ToolInfo
 from core.training import train
+from models.profiles import DEFAULT_PROFILE
 from pages.common import studio
 from pages.identity import current_reviewer
+from pages.tiling_cost import render_tiling_cost
 
 STAGES = {"loading": 0.0, "features": 0.05, "synthetic defects": 0.3, "coreset": 0.7, "calibration": 0.8,
           "saving": 0.95, "done": 1.0}
@@ -21,6 +23,7 @@ POLICY_HELP = ("cross-check: both models must agree, a disagreement goes to revi
 
 
 def _train_button(tool: ToolInfo) -> None:
+    render_tiling_cost(tool.name, "anomaly", DEFAULT_PROFILE)
     start, cancel_column = st.columns([1, 1])
     if cancel_column.button("Cancel anomaly training", key="cancel-anomaly"):
         st.info("Anomaly training cancelled; the active anomaly model is unchanged.")

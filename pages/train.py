@@ -18,6 +18,7 @@ from pages.anomaly_panel import render_anomaly_training
 from pages.common import require_tool, studio
 from pages.identity import current_reviewer
 from pages.operating_point_panel import render_operating_point
+from pages.tiling_cost import render_tiling_cost
 
 JOB_KEY = "training_job"
 POLL_SECONDS = 0.5
@@ -77,6 +78,7 @@ def _train_controls(tool_name: str) -> None:
     activate = st.toggle("Make it the active model when trained", value=True, disabled=job is not None,
                          help="Off: the new version is a candidate to compare with the active one on the "
                               "Models page. Either way the audit log records who trained it.")
+    render_tiling_cost(tool_name, DEFAULT_METHOD, profile)
     if job is None and st.button("Train", type="primary", width="stretch"):
         st.session_state[JOB_KEY] = TrainingJob(studio(), tool_name, profile, activate=activate,
                                                 actor=current_reviewer()).start()

@@ -146,6 +146,7 @@ class PatchCoreDetector:
     method = "anomaly"
     format_version = 4  # artifact layout: projection (C, D) + positional memory (h, w, K, D) + shrunk position scale
     learns_from = "good"
+    tile_memory = "shared"  # tiled, one model over all tiles (models.tiling; out_of_fold_raw_ feeds it)
 
     def __init__(self, *, profile: str = DEFAULT_PROFILE, good_class: str = "good", layers: tuple[int, ...] = (3, 4),
                  input_size: int | None = None, pool: int = 3, standardise: bool = True, augment: str = "none",
@@ -272,6 +273,7 @@ class PatchCoreDetector:
         self.goods_ = goods
         self.calibration_ = calibrate(image_scores, self.false_alarm)
         self.reference_scores_ = [float(s) for s in self.calibration_.normalise(image_scores)]
+        self.out_of_fold_raw_ = image_scores  # (n,) raw: the shared tiled memory's per-position statistics
         self.n_images_ = goods.n_images
         self.ignored_ = ignored
         self.threshold_, self.review_band_ = 0.5, REVIEW_BAND

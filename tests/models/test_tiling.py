@@ -14,7 +14,7 @@ from PIL import Image
 
 from models.anomaly import PatchCoreDetector
 from models.registry import build, load_model
-from models.tiling import MAX_TILES, TiledModel, auto_tile, estimate_cost, stitch, tile_grid
+from models.tiling import MAX_TILES, TiledModel, auto_tile, estimate_cost, grid_cells, stitch, tile_grid
 
 
 @pytest.mark.parametrize(("height", "width", "tile", "overlap"),
@@ -132,3 +132,75 @@ def test_the_registry_builds_any_method_tiled() -> None:
         model = build(method, profile="fast", good_class="good", tiling=(256, 32))
         assert isinstance(model, TiledModel) and model.method == method and model.tile_px == 256
     assert not isinstance(build("anomaly", profile="fast", good_class="good"), TiledModel)
+
+
+# --- a shared memory over the cells of a gridded part ----------------------------------------------------
+LINE = 4  # dark grid lines between the cells, as on a solar module
+
+
+def _gridded(cells: list[np.ndarray]) -> np.ndarray:
+    """A 2 x 3 'module' of 150 px cells with 4 px dark lines between them (304 x 458 px)."""
+    out = np.full((2 * CELL + LINE, 3 * CELL + 2 * LINE, 3), 30, np.uint8)
+    for k, cell in enumerate(cells):
+        r, c = divmod(k, 3)
+        out[r * (CELL + LINE): r * (CELL + LINE) + CELL, c * (CELL + LINE): c * (CELL + LINE) + CELL] = \
+            cv2.resize(cell, (CELL, CELL), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def test_grid_cells_are_the_cells_between_dark_lines() -> None:
+    gray = np.full((308, 458), 160.0)
+    gray[150:154, :] = 30
+    gray[:, 150:154] = gray[:, 304:308] = 30
+    gray[:, 0:2] = 90  # a dim cell edge is no cell
+    assert grid_cells(gray) == [(0, 0, 150, 150), (0, 154, 150, 304), (0, 308, 150, 458),
+                                (154, 0, 308, 150), (154, 154, 308, 304), (154, 308, 308, 458)]
+    assert grid_cells(np.full((300, 300), 100.0)) == []  # no lines: the caller falls back to the regular grid
+
+
+@pytest.fixture(scope="module")
+def gridded(elpv_subset: Path) -> list[np.ndarray]:
+    cells = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((elpv_subset / "good").glob("*.png"))]
+    rng = np.random.default_rng(1)
+    return [_gridded([cells[i] for i in rng.choice(len(cells), 6, replace=False)]) for _ in range(9)]
+
+
+@pytest.fixture(scope="module")
+def shared(gridded: list[np.ndarray]) -> TiledModel:
+    return TiledModel(_inner, tile_px=224, overlap=0, memory="shared", align=True).fit(gridded[:6])
+
+
+@pytest.mark.slow
+def test_a_shared_memory_on_the_cells_finds_and_localises_a_small_defect(shared: TiledModel,
+                                                                          gridded: list[np.ndarray]) -> None:
+    assert len(shared.boxes_) == 6  # the cells (a cell's dark edge may lose a pixel), not a square grid
+    assert np.abs(np.subtract(shared.boxes_[4], (154, 154, 304, 304))).max() <= 2
+    assert shared.centre_.shape == shared.spread_.shape == (6,) and len(shared.reference_scores_) == 6
+    goods = shared.judge(gridded[6:])
+    bad = gridded[6].copy()
+    cv2.line(bad, (200, 200), (225, 220), (10, 10, 10), 3)  # in the middle cell of the second row
+    worst = shared.judge([bad])[0]
+    assert worst.score > max(g.score for g in goods)
+    assert worst.map is not None and worst.map.shape == bad.shape[:2]
+    y, x = np.unravel_index(int(np.argmax(worst.map if worst.map.max() < 1 else worst.raw_map)), worst.map.shape)
+    assert 154 <= y < 308 and 154 <= x < 304
+    assert shared.training_report()["tiling"]["memory"] == "shared"
+
+
+@pytest.mark.slow
+def test_a_shared_memory_saves_and_loads_through_the_registry(shared: TiledModel, gridded: list[np.ndarray],
+                                                             tmp_path: Path) -> None:
+    shared.save(tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    assert isinstance(loaded, TiledModel) and loaded.memory == "shared" and loaded.boxes_ == shared.boxes_
+    before, after = shared.judge(gridded[7:8])[0], loaded.judge(gridded[7:8])[0]
+    assert after.score == pytest.approx(before.score, abs=1e-5)
+    assert np.allclose(after.map, before.map, atol=1e-5)
+
+
+def test_the_registry_tiles_the_anomaly_model_with_a_shared_memory() -> None:
+    assert build("anomaly", profile="fast", good_class="good", tiling=(256, 32), align=True).memory == "shared"
+    assert build("classifier", profile="fast", good_class="good", tiling=(256, 32)).memory == "position"
+    with pytest.raises(ValueError, match="good images only"):
+        TiledModel(lambda s: build("classifier", profile="fast", good_class="good", seed=s), tile_px=256, overlap=0,
+                   memory="shared")

@@ -73,6 +73,15 @@ def test_train_page_shows_the_goods_scores_threshold_and_advice(both_studio: Stu
     assert [(e.action, e.actor) for e in audit_log(both_studio, TOOL)][:2] == [("settings", "operator")] * 2
 
 
+def test_train_page_says_what_tiling_will_cost_before_training(both_studio: Studio) -> None:
+    at = open_page("train")
+    assert not any(c.value.startswith("Tiling") for c in at.caption)  # tiling off
+    change_settings(both_studio, TOOL, SYSTEM, {"tiling.mode": "fixed", "tiling.tile_px": 150, "tiling.overlap": 0})
+    at = open_page("train")
+    said = [c.value for c in at.caption if c.value.startswith("Tiling (fixed): 4 tiles of 150 px on a 300 x 300 px")]
+    assert len(said) == 2 and all(" MB and " in c and " s to score a part" in c for c in said)  # classifier, anomaly
+
+
 def test_train_page_opens_with_an_anomaly_threshold_set_elsewhere(both_studio: Studio) -> None:
     change_settings(both_studio, TOOL, SYSTEM, {"threshold.anomaly": 0.99})  # e.g. `tools set` or the Live page
     at = open_page("train")
