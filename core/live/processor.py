@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -83,12 +84,15 @@ class FrameProcessor:
     settings on screen, the others with their saved thresholds. ``results`` (optional) receives a
     :class:`FrameReport` per frame; when it is full the oldest report is dropped, never the video.
     ``writer`` (optional) records the triggered inspections, at ``station`` (None: the studio's).
+    ``executor`` (optional) runs a tool's second and later models beside its first (``engine.judge``).
     """
 
     def __init__(self, tools: list[ToolModels], settings: LiveSettings, writer: InspectionWriter | None = None,
                  results: queue.Queue[FrameReport] | None = None, station: str | None = None,
-                 trigger_params: TriggerParams | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+                 trigger_params: TriggerParams | None = None, clock: Callable[[], float] = time.perf_counter,
+                 executor: Executor | None = None) -> None:
         self.tools = tools
+        self.executor = executor
         self.settings = settings
         self.writer = writer
         self.results = results
@@ -169,7 +173,7 @@ class FrameProcessor:
                 for smoother in state.smoothers.values():
                     smoother.reset()
             t1 = self._clock()
-            opinions = judge(tool, crop, config.tta)
+            opinions = judge(tool, crop, config.tta, self.executor)
             t2 = self._clock()
             smoothed = {}
             for opinion in opinions:
