@@ -38,6 +38,7 @@ from pathlib import Path
 import av
 import numpy as np
 import psutil
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,7 @@ from core.live.demo import demo_frames, write_y4m  # noqa: E402
 from core.live.processor import FrameProcessor  # noqa: E402
 from core.live.settings import LiveSettings  # noqa: E402
 from core.live.tool import live_config  # noqa: E402
+from core.live.worker import model_threads  # noqa: E402
 from core.samples import import_path  # noqa: E402
 from core.studio import open_studio  # noqa: E402
 from core.tools import create_tool, get_roi, set_roi  # noqa: E402
@@ -65,12 +67,46 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
 SECOND_TOOL = "solar-cell-2"  # sorts after the demo tool: the page opens the demo tool
 CAMERA_FPS = 30
+STAGES = ("decode", "to_rgb", "inference", "overlay", "from_rgb", "encode")
 # Every RTCPeerConnection the page makes, kept where the bench can ask it for its stats.
 KEEP_PEER_CONNECTIONS = """
 (() => { const Native = window.RTCPeerConnection; if (!Native) return; window.__pcs = [];
   window.RTCPeerConnection = function (...args) { const pc = new Native(...args); window.__pcs.push(pc); return pc; };
   window.RTCPeerConnection.prototype = Native.prototype; })();
 """
+# Each camera frame carries its number (mod 4096) as 12 black / white 16 px squares left of the ROI, where
+# the overlay draws nothing. The page reads the number of every camera frame as it reaches the page
+# (a clone of the camera track through MediaStreamTrackProcessor) and of every returned frame as it is
+# displayed (requestVideoFrameCallback): capture-to-display of the video, on the browser's one clock.
+CODE_BITS, CODE_SQUARE, CODE_AT = 12, 16, (16, 208)
+FRAME_CLOCK = """
+(() => { const md = navigator.mediaDevices; if (!md || !window.MediaStreamTrackProcessor) return;
+  const [X, Y, S, BITS] = [ARGS], W = S * BITS / 2, H = 2 * S;
+  const code = (ctx) => { const d = ctx.getImageData(0, 0, W, H).data; let n = 0;
+    for (let b = 0; b < BITS; b++) {
+      const x = (b % (BITS / 2)) * S + S / 2, y = Math.floor(b / (BITS / 2)) * S + S / 2;
+      if (d[(y * W + x) * 4] > 127) n |= 1 << b; } return n; };
+  window.__captured = new Map(); window.__shown = [];
+  const native = md.getUserMedia.bind(md);
+  md.getUserMedia = async (constraints) => { const stream = await native(constraints);
+    const track = stream.getVideoTracks()[0];
+    if (track) { const reader = new MediaStreamTrackProcessor({track: track.clone()}).readable.getReader();
+      const ctx = new OffscreenCanvas(W, H).getContext('2d', {willReadFrequently: true});
+      (async () => { for (;;) { const {value, done} = await reader.read(); if (done) return;
+        const t = performance.now(); ctx.drawImage(value, X, Y, W, H, 0, 0, W, H); value.close();
+        window.__captured.set(code(ctx), t); } })(); }
+    return stream; };
+  window.__watch = (video) => { if (video.__watched) return; video.__watched = true;
+    const canvas = document.createElement('canvas'); canvas.width = W; canvas.height = H;
+    const ctx = canvas.getContext('2d', {willReadFrequently: true});
+    const step = (now, meta) => { ctx.drawImage(video, X, Y, W, H, 0, 0, W, H);
+      const t = window.__captured.get(code(ctx));
+      if (t !== undefined && meta.expectedDisplayTime >= t) window.__shown.push(meta.expectedDisplayTime - t);
+      video.requestVideoFrameCallback(step); };
+    video.requestVideoFrameCallback(step); };
+})();
+""".replace("ARGS", f"{CODE_AT[0]}, {CODE_AT[1]}, {CODE_SQUARE}, {CODE_BITS}")
+TAKE_SHOWN = "() => { const v = window.__shown || []; window.__shown = []; return v; }"
 RECEIVED_VIDEO = """
 async () => { let best = null;
   for (const pc of (window.__pcs || [])) { const stats = await pc.getStats();
@@ -103,6 +139,25 @@ def camera_frames() -> list[np.ndarray]:
     return list(demo_frames(images, hold=2 * CAMERA_FPS, slide=6, loop=False))
 
 
+def stamp(frame: np.ndarray, number: int) -> np.ndarray:
+    """``frame`` with ``number`` (mod 4096) drawn as the page reads it (FRAME_CLOCK)."""
+    stamped, (x0, y0), half = frame.copy(), CODE_AT, CODE_BITS // 2
+    for bit in range(CODE_BITS):
+        x, y = x0 + (bit % half) * CODE_SQUARE, y0 + (bit // half) * CODE_SQUARE
+        stamped[y:y + CODE_SQUARE, x:x + CODE_SQUARE] = 255 if number >> bit & 1 else 0
+    return stamped
+
+
+def one_by_one(tool, report) -> dict[str, float]:  # noqa: ANN001
+    """Seconds each of the tool's models takes alone on the crop ``report`` judged."""
+    crop, seconds = report.tools[0].inspection.crop, {}
+    for model in tool.models:
+        start = time.perf_counter()
+        model.model.judge([crop])
+        seconds[f"{model.method}_alone"] = time.perf_counter() - start
+    return seconds
+
+
 def stage_times(data_dir: Path, frames: list[np.ndarray]) -> dict[str, float]:
     """Median ms per frame of each server stage, in this process (see the module doc)."""
     from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder
@@ -110,12 +165,12 @@ def stage_times(data_dir: Path, frames: list[np.ndarray]) -> dict[str, float]:
 
     studio = open_studio(settings_of(data_dir))
     tool = load_tool_models(studio, DEMO_TOOL)
-    processor = FrameProcessor([tool], LiveSettings(live_config(studio, DEMO_TOOL)))
+    processor = FrameProcessor([tool], LiveSettings(live_config(studio, DEMO_TOOL)), executor=model_threads())
     encoder, source = Vp8Encoder(), av.CodecContext.create("libvpx", "w")
     source.width, source.height, source.pix_fmt, source.bit_rate = 640, 480, "yuv420p", 1_000_000
     source.options = {"deadline": "realtime", "cpu-used": "-6", "lag-in-frames": "0"}
     decoder = Vp8Decoder()
-    times: dict[str, list[float]] = {k: [] for k in ("decode", "to_rgb", "inference", "overlay", "from_rgb", "encode")}
+    times: dict[str, list[float]] = {k: [] for k in STAGES}
     for n, rgb in enumerate(frames[:150]):
         camera = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
         camera.pts, camera.time_base = n, Fraction(1, CAMERA_FPS)
@@ -127,7 +182,7 @@ def stage_times(data_dir: Path, frames: list[np.ndarray]) -> dict[str, float]:
             continue
         array = decoded[0].to_ndarray(format="rgb24")
         t2 = time.perf_counter()
-        processor.judge(array)
+        report = processor.judge(array)
         t3 = time.perf_counter()
         annotated = processor.annotate(array)
         t4 = time.perf_counter()
@@ -136,7 +191,9 @@ def stage_times(data_dir: Path, frames: list[np.ndarray]) -> dict[str, float]:
         t5 = time.perf_counter()
         encoder.encode(out)
         t6 = time.perf_counter()
-        for key, start, end in zip(times, (t0, t1, t2, t3, t4, t5), (t1, t2, t3, t4, t5, t6), strict=True):
+        for method, seconds in one_by_one(tool, report).items():
+            times.setdefault(method, []).append(seconds * 1000)
+        for key, start, end in zip(STAGES, (t0, t1, t2, t3, t4, t5), (t1, t2, t3, t4, t5, t6), strict=True):
             times[key].append((end - start) * 1000)
     studio.engine.dispose()
     return {key: round(statistics.median(v[10:]), 2) for key, v in times.items()}
@@ -205,6 +262,7 @@ def window(page, frame, pid: int, seconds: float) -> dict:  # noqa: ANN001
     fps, verdicts, latency, received = [], [], [], []
     cpu0, threads0, browser0, t0 = *cpu_snapshot(pid), time.monotonic()
     last = frame.evaluate(RECEIVED_VIDEO)
+    frame.evaluate(TAKE_SHOWN)
     while time.monotonic() - t0 < seconds:
         page.wait_for_timeout(2000)
         try:
@@ -220,12 +278,16 @@ def window(page, frame, pid: int, seconds: float) -> dict:  # noqa: ANN001
         last = now
     elapsed = time.monotonic() - t0
     cpu1, threads1, browser1 = cpu_snapshot(pid)
+    shown = sorted(frame.evaluate(TAKE_SHOWN))
     split = sorted(((threads1[t] - threads0.get(t, 0.0)) / elapsed * 100, t) for t in threads1)[::-1]
     return {
         "fps": statistics.median(fps) if fps else 0.0, "fps_readings": fps,
         "verdicts_per_s": statistics.median(verdicts) if verdicts else 0.0,
         "latency_ms": statistics.median(latency) if latency else None, "latency_readings": latency,
         "browser_received_fps": round(statistics.median(received), 1) if received else None,
+        "video_latency_ms": round(statistics.median(shown), 1) if shown else None,
+        "video_latency_p95_ms": round(shown[int(0.95 * (len(shown) - 1))], 1) if shown else None,
+        "video_frames_timed": len(shown),
         "server_cpu_pct": round((cpu1 - cpu0) / elapsed * 100, 1),
         "server_threads_pct": [[thread_name(pid, t), round(p, 1)] for p, t in split[:6] if p >= 1],
         "chromium_cpu_pct": round((browser1 - browser0) / elapsed * 100, 1),
@@ -242,6 +304,7 @@ def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads
             str(work / "profile"), executable_path=CHROMIUM, viewport={"width": 1280, "height": 800},
             args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"])
         context.add_init_script(KEEP_PEER_CONNECTIONS)
+        context.add_init_script(FRAME_CLOCK)
         try:
             page = context.new_page()
             page.set_default_timeout(120_000)
@@ -250,6 +313,7 @@ def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads
             frame = page.frame_locator(IFRAME).first
             frame.get_by_role("button", name="START").click()
             frame.locator("video").first.wait_for()
+            frame.locator("video").first.evaluate("video => window.__watch(video)")
             page.get_by_text(re.compile(r"verdicts / s · latency")).first.wait_for(timeout=180_000)
             page.wait_for_timeout(5000)  # past the first frames' warm-up
             webrtc = page.locator(IFRAME).first.element_handle().content_frame()
@@ -266,6 +330,7 @@ def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads
             page.wait_for_timeout(3000)
             frame.get_by_role("button", name="START").click()
             page.get_by_text(re.compile(f"^{SECOND_TOOL}: ")).first.wait_for(timeout=180_000)
+            frame.locator("video").first.evaluate("video => window.__watch(video)")
             page.wait_for_timeout(5000)
             two = window(page, webrtc, pid, seconds)
             print(f"two tools: {json.dumps(two)}", file=sys.stderr, flush=True)
@@ -287,16 +352,17 @@ def main() -> None:
         data_dir = args.data_dir or work / "data"
         if not (data_dir / "studio.db").exists():
             build(data_dir)
+        torch.set_num_threads(args.threads)  # as the studio's OMP_NUM_THREADS
         frames = camera_frames()
         video = work / "cells.y4m"
-        write_y4m(video, frames, CAMERA_FPS)
+        write_y4m(video, (stamp(f, n) for n, f in enumerate(frames)), CAMERA_FPS)
         stages = stage_times(data_dir, frames)
         print(f"server stages (ms per frame, medians): {stages}", file=sys.stderr, flush=True)
         run = browser_run(data_dir, video, work, args.seconds, args.threads, args.screenshot)
     one, two = run["one"], run["two"]
     result = {
         "fps": one["fps"], "latency_ms": one["latency_ms"], "verdicts_per_s": one["verdicts_per_s"],
-        "browser_received_fps": one["browser_received_fps"],
+        "browser_received_fps": one["browser_received_fps"], "video_latency_ms": one["video_latency_ms"],
         "fps_two_tools": two["fps"], "verdicts_per_s_two_tools": two["verdicts_per_s"],
         "latency_ms_two_tools": two["latency_ms"], "stages_ms": stages,
         "server_cpu_pct": one["server_cpu_pct"], "server_threads_pct": one["server_threads_pct"],
