@@ -26,6 +26,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -206,21 +207,30 @@ def free_port() -> int:
 
 
 @contextmanager
-def studio_server(data_dir: Path, log_path: Path, threads: int):  # noqa: ANN201
+def studio_server(data_dir: Path, log_path: Path, threads: int, https: str | None = None):  # noqa: ANN201
+    """The studio on a free port: ``http://localhost``, or with ``https`` (an address of this machine) over
+    HTTPS on that address with a certificate from ``scripts/make_cert.sh``, as the README serves a tablet."""
     port = free_port()
     env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir), "OMP_NUM_THREADS": str(threads)}
     env.pop("DATABASE_URL", None)
+    options, url, context = [], f"http://localhost:{port}", None
+    if https:
+        certs = log_path.parent / "certs"
+        subprocess.run(["scripts/make_cert.sh", https], cwd=ROOT, env={**env, "CERT_DIR": str(certs)}, check=True,
+                       capture_output=True)
+        options = ["--server.address", https, "--server.sslCertFile", str(certs / "studio.crt"),
+                   "--server.sslKeyFile", str(certs / "studio.key")]
+        url, context = f"https://{https}:{port}", ssl.create_default_context(cafile=certs / "studio.crt")
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "scripts/serve.py", "--server.port", str(port),
-                                    "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                                    "--server.headless", "true", "--browser.gatherUsageStats", "false", *options],
                                    cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://localhost:{port}"
     try:
         import urllib.request
         deadline = time.monotonic() + 120
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2, context=context) as reply:
                     if reply.status == 200:
                         break
             except OSError:
@@ -295,14 +305,15 @@ def window(page, frame, pid: int, seconds: float) -> dict:  # noqa: ANN001
     }
 
 
-def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads: int, screenshot: Path | None
-                ) -> dict:
+def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads: int, screenshot: Path | None,
+                https: str | None = None) -> dict:
     from playwright.sync_api import sync_playwright
 
-    with studio_server(data_dir, work / "streamlit.log", threads) as (url, pid), sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(work / "profile"), executable_path=CHROMIUM, viewport={"width": 1280, "height": 800},
-            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"])
+    with (studio_server(data_dir, work / "streamlit.log", threads, https) as (url, pid),
+          sync_playwright() as playwright):
+        context = playwright.chromium.launch_persistent_context(  # the self-signed certificate accepted, as on
+            str(work / "profile"), executable_path=CHROMIUM, viewport={"width": 1280, "height": 800},  # a tablet
+            args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"], ignore_https_errors=bool(https))
         context.add_init_script(KEEP_PEER_CONNECTIONS)
         context.add_init_script(FRAME_CLOCK)
         try:
@@ -345,6 +356,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the studio (README)")
     parser.add_argument("--data-dir", type=Path, help="where to build the studio (kept); reused when it exists")
     parser.add_argument("--screenshot", type=Path)
+    parser.add_argument("--https", metavar="ADDRESS", help="serve over HTTPS on this LAN address of the machine "
+                                                           "(scripts/make_cert.sh), as for a tablet")
     args = parser.parse_args()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as folder:
@@ -358,7 +371,7 @@ def main() -> None:
         write_y4m(video, (stamp(f, n) for n, f in enumerate(frames)), CAMERA_FPS)
         stages = stage_times(data_dir, frames)
         print(f"server stages (ms per frame, medians): {stages}", file=sys.stderr, flush=True)
-        run = browser_run(data_dir, video, work, args.seconds, args.threads, args.screenshot)
+        run = browser_run(data_dir, video, work, args.seconds, args.threads, args.screenshot, args.https)
     one, two = run["one"], run["two"]
     result = {
         "fps": one["fps"], "latency_ms": one["latency_ms"], "verdicts_per_s": one["verdicts_per_s"],
@@ -367,7 +380,7 @@ def main() -> None:
         "latency_ms_two_tools": two["latency_ms"], "stages_ms": stages,
         "server_cpu_pct": one["server_cpu_pct"], "server_threads_pct": one["server_threads_pct"],
         "chromium_cpu_pct": one["chromium_cpu_pct"], "one_tool": one, "two_tools": two,
-        "omp_threads": args.threads, "seconds": args.seconds,
+        "omp_threads": args.threads, "seconds": args.seconds, "https": args.https,
         "load_before": [round(v, 2) for v in load_before], "load_after": [round(v, 2) for v in os.getloadavg()],
     }
     print(json.dumps(result))
