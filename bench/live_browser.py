@@ -7,14 +7,25 @@ same ROI, writes a 30 fps 640 x 480 y4m of ELPV cells placed as ``core.live.demo
 headless Chromium with ``--use-file-for-fake-video-capture``, opens the Live page, presses START in
 the WebRTC iframe and, for ``--seconds``, reads every 2 s what the page shows (``Frames / s``: video
 frames returned to the browser; verdicts / s and the verdict latency from the caption) and what the
-browser's WebRTC stats say (frames per second decoded of the returned video). The server process's
-CPU is split per thread (psutil thread CPU times over the window); Chromium's total is beside it.
+browser's WebRTC stats say (frames per second decoded of the returned video).
+
+The page's latency is the verdict's: from the frame's arrival at the server to its verdict, the wait for
+the inference thread included; it leaves out the camera-to-server and server-to-screen legs. Those are
+measured apart, in the browser, on its one clock: every camera frame carries its number (``stamp``),
+read as the frame reaches the page and again as the returned frame is displayed (``video_latency_ms``:
+capture to display of the returned video). A verdict is drawn on the first frame that reaches the server
+after it, so it is on screen about ``video_latency_ms`` after it is made (plus up to one frame interval).
+The server process's CPU is split per thread (psutil thread CPU times over the window); Chromium's total
+is beside it.
 Then the second tool is added on the same frame ("Also inspect on this frame") and the window repeats
 (``fps_two_tools``). Before the browser run, the server's per-frame stages are timed in this process
 on the same frames with the same libraries: VP8 decode (aiortc's decoder), YUV -> RGB, inference
-(the processor's judge), overlay, RGB -> YUV, VP8 encode (aiortc's encoder).
+(the processor's judge, on the studio's torch threads and model threads), overlay, RGB -> YUV, VP8 encode
+(aiortc's encoder), and each of the tool's models alone on the same crop. ``--https ADDRESS`` serves the
+studio over HTTPS on a LAN address of this machine (a certificate from ``scripts/make_cert.sh``, accepted
+by the browser as a tablet accepts it): the tablet's path, with the browser on the studio's machine.
 
-    flock /tmp/cpu-heavy.lock .venv/bin/python bench/live_browser.py [--seconds 60] [--threads 1]
+    flock /tmp/cpu-heavy.lock .venv/bin/python bench/live_browser.py [--seconds 60] [--threads 1] [--https IP]
 
 The last line is one JSON object.
 """
