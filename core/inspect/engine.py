@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,9 +122,15 @@ def _judge_one(model: LoadedModel, crop: np.ndarray, tta: bool) -> Opinion:
                    judgement.map, list(judgement.regions))
 
 
-def judge(models: ToolModels, crop: np.ndarray, tta: bool = False) -> list[Opinion]:
-    """Each deciding model's opinion of one RGB crop ``(H, W, 3)``, in registry order."""
-    return [_judge_one(model, crop, tta) for model in models.models]
+def judge(models: ToolModels, crop: np.ndarray, tta: bool = False, executor: Executor | None = None) -> list[Opinion]:
+    """Each deciding model's opinion of one RGB crop ``(H, W, 3)``, in registry order. With ``executor``
+    the second and later models judge on its threads while the first judges on this one (torch releases
+    the GIL): the same opinions, in the time of the slowest model instead of the sum (the live camera's
+    latency on a 2-core PC)."""
+    if executor is None or len(models.models) < 2:
+        return [_judge_one(model, crop, tta) for model in models.models]
+    others = [executor.submit(_judge_one, model, crop, tta) for model in models.models[1:]]
+    return [_judge_one(models.models[0], crop, tta), *(future.result() for future in others)]
 
 
 def combined_map(opinions: list[Opinion]) -> np.ndarray | None:

@@ -13,7 +13,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,15 +32,27 @@ from core.live.writer import InspectionWriter
 from storage.tables import utc_now
 
 STAGES = ("crop", "model", "heatmap", "decide", "overlay")
-FPS_SMOOTHING = 0.1  # weight of the newest interval in the frame-rate average
+RATE_WINDOW = 1.0  # seconds: a frame rate counts the frames of the last second
 
 
-def _smoothed_rate(rate: float, interval: float) -> float:
-    """The frame rate after a new ``interval`` (s): the inverse of the smoothed interval (averaging the
-    rates 1 / interval instead would overstate the rate of a jittery stream)."""
-    if rate == 0:
-        return 1.0 / interval
-    return 1.0 / ((1 - FPS_SMOOTHING) / rate + FPS_SMOOTHING * interval)
+class FrameRate:
+    """Frames per second over the last :data:`RATE_WINDOW` s: the intervals in the window over the time they
+    span. The video's counter and the page's panel read this one figure; a stall lowers it by its share of
+    the second, for one second (an average of intervals weighted 0.1 falls from 29 to 20 fps on the frame
+    after a single 0.2 s stall, which the video's counter then shows while the panel's older sample does not)."""
+
+    def __init__(self) -> None:
+        self.rate = 0.0
+        self._times: deque[float] = deque()
+
+    def tick(self, now: float) -> float:
+        """Count a frame at ``now`` (s); the new rate."""
+        self._times.append(now)
+        while len(self._times) > 2 and now - self._times[0] > RATE_WINDOW:  # a slow stream: its last interval
+            self._times.popleft()
+        span = now - self._times[0]
+        self.rate = (len(self._times) - 1) / span if span > 0 else self.rate
+        return self.rate
 
 
 @dataclass(frozen=True)
@@ -83,12 +97,15 @@ class FrameProcessor:
     settings on screen, the others with their saved thresholds. ``results`` (optional) receives a
     :class:`FrameReport` per frame; when it is full the oldest report is dropped, never the video.
     ``writer`` (optional) records the triggered inspections, at ``station`` (None: the studio's).
+    ``executor`` (optional) runs a tool's second and later models beside its first (``engine.judge``).
     """
 
     def __init__(self, tools: list[ToolModels], settings: LiveSettings, writer: InspectionWriter | None = None,
                  results: queue.Queue[FrameReport] | None = None, station: str | None = None,
-                 trigger_params: TriggerParams | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
+                 trigger_params: TriggerParams | None = None, clock: Callable[[], float] = time.perf_counter,
+                 executor: Executor | None = None) -> None:
         self.tools = tools
+        self.executor = executor
         self.settings = settings
         self.writer = writer
         self.results = results
@@ -99,17 +116,20 @@ class FrameProcessor:
         self._latest: np.ndarray | None = None
         self._index = 0
         self._recorded = 0
-        self._fps = 0.0
-        self._last_start: float | None = None
+        self._verdict_rate = FrameRate()
         self._marks: list[ToolMark] = []
-        self._last_video: float | None = None
-        self.video_fps = 0.0
+        self._video_rate = FrameRate()
         self.last_report: FrameReport | None = None
         self.last_frame_at: float | None = None  # time.monotonic() of the last frame
 
     def now(self) -> float:
         """This processor's clock (for :meth:`judge`'s ``arrived``)."""
         return self._clock()
+
+    @property
+    def video_fps(self) -> float:
+        """Frames returned to the video per second (the counter drawn on the video, see :class:`FrameRate`)."""
+        return self._video_rate.rate
 
     def latest_frame(self) -> np.ndarray | None:
         """A copy of the last raw frame (for drawing the ROI, or capturing a sample)."""
@@ -142,10 +162,7 @@ class FrameProcessor:
             self._latest = frame
             marks = self._marks
         self.last_frame_at = time.monotonic()
-        now = self._clock()
-        if self._last_video is not None and now > self._last_video:
-            self.video_fps = _smoothed_rate(self.video_fps, now - self._last_video)
-        self._last_video = now
+        self._video_rate.tick(self._clock())
         config = self.settings.snapshot()
         annotated = frame.copy()
         draw_overlay(annotated, marks, config.heatmap_opacity, self._status(config))
@@ -169,7 +186,7 @@ class FrameProcessor:
                 for smoother in state.smoothers.values():
                     smoother.reset()
             t1 = self._clock()
-            opinions = judge(tool, crop, config.tta)
+            opinions = judge(tool, crop, config.tta, self.executor)
             t2 = self._clock()
             smoothed = {}
             for opinion in opinions:
@@ -207,13 +224,11 @@ class FrameProcessor:
 
     def _publish(self, start: float, end: float, marks: list[ToolMark], results: list[ToolResult],
                  stages: dict[str, float], arrived: float | None = None) -> None:
-        if self._last_start is not None and start > self._last_start:
-            self._fps = _smoothed_rate(self._fps, start - self._last_start)
-        self._last_start = start
+        fps = self._verdict_rate.tick(start)
         self._index += 1
-        report = FrameReport(self._index, overall_decision(marks), results, self._fps,
+        report = FrameReport(self._index, overall_decision(marks), results, fps,
                              (end - (start if arrived is None else min(arrived, start))) * 1000,
-                             {k: v * 1000 for k, v in stages.items()}, self._recorded, self.video_fps or self._fps)
+                             {k: v * 1000 for k, v in stages.items()}, self._recorded, self.video_fps or fps)
         self.last_report = report
         if self.results is not None:
             while True:

@@ -91,10 +91,15 @@ def test_the_next_frame_shows_the_workers_verdict(processor: GatedProcessor) -> 
         worker.close()
 
 
-def test_video_frame_rate_is_the_inverse_of_the_average_interval() -> None:
-    ticks = iter(np.cumsum([0.0] + [0.010, 0.050] * 200))  # a jittery 30 ms stream: 33.3 fps, not 60
+def test_video_frame_rate_counts_the_frames_of_the_last_second() -> None:
+    ticks = iter(np.cumsum([0.0] + [0.010, 0.050] * 200 + [0.2] + [1 / 30] * 40))  # jittery 30 ms, a stall, 30 fps
     processor = FrameProcessor([], LiveSettings(), clock=lambda: float(next(ticks)))
     frame = np.zeros((480, 640, 3), np.uint8)
-    for _ in range(400):
+    for _ in range(401):
         processor.annotate(frame)
-    assert processor.video_fps == pytest.approx(1 / 0.030, rel=0.1)
+    assert processor.video_fps == pytest.approx(1 / 0.030, rel=0.05)  # 33.3 fps, not the mean rate 60
+    processor.annotate(frame)  # after a 0.2 s stall: the intervals of the last second over that second
+    assert processor.video_fps == pytest.approx(0.8 / 0.030 + 1, abs=1)  # 27.7, not 20
+    for _ in range(40):
+        processor.annotate(frame)
+    assert processor.video_fps == pytest.approx(30, abs=0.5)  # the stall is out of the window a second later
