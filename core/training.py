@@ -97,6 +97,12 @@ def _tiling(studio: Studio, tool_name: str, images: list, profile: str) -> tuple
     return options.grid(height, width, PROFILES[profile].input_size)
 
 
+def _augment(studio: Studio, tool_name: str) -> bool:
+    """Whether the tool's models learn from augmented copies too (its ``robustness.augment`` setting)."""
+    with studio.transaction() as session:
+        return ToolSettings.from_json(require_tool(session, tool_name).settings).robustness.augment
+
+
 def train(
     studio: Studio,
     tool_name: str,
@@ -131,7 +137,8 @@ def train(
         report("loading", 0.0)
         data = _load_training_images(studio, tool_name, get_method(method))
         tiling = _tiling(studio, tool_name, data.images, profile)
-        model = build(method, profile=profile, good_class=data.good_class, seed=seed, tiling=tiling)
+        model = build(method, profile=profile, good_class=data.good_class, seed=seed, tiling=tiling,
+                      augment=_augment(studio, tool_name))
         try:
             model.fit(data.images, data.labels, progress=report)
         except TrainingSetError as error:

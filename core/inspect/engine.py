@@ -22,6 +22,8 @@ from core.inspect.decision import decide as verdict_of
 from core.inspect.models import LoadedModel, ToolModels
 from core.inspect.roi import region
 from core.tool_settings import ToolSettings
+from models.augment import MIRROR
+from models.tta import judge_views
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +110,9 @@ class Inspection:
                 "regions": [r.as_dict()["box"] for r in self.regions]}
 
 
-def _judge_one(model: LoadedModel, crop: np.ndarray, tta: bool) -> Opinion:
+def _judge_one(model: LoadedModel, crop: np.ndarray, variants: tuple[str, ...]) -> Opinion:
     try:
-        judgement = model.model.judge([crop], tta=tta)[0]
+        judgement = judge_views(model.model, [crop], variants)[0]
         score = float(judgement.score)
         if not math.isfinite(score):
             raise NonFiniteScoreError(f"the model gave a score of {score}")
@@ -122,8 +124,10 @@ def _judge_one(model: LoadedModel, crop: np.ndarray, tta: bool) -> Opinion:
 
 
 def judge(models: ToolModels, crop: np.ndarray, tta: bool = False) -> list[Opinion]:
-    """Each deciding model's opinion of one RGB crop ``(H, W, 3)``, in registry order."""
-    return [_judge_one(model, crop, tta) for model in models.models]
+    """Each deciding model's opinion of one RGB crop ``(H, W, 3)``, in registry order, averaged over the
+    tool's test-time variants (``robustness.tta``) and, with ``tta`` (the Live page's toggle), the mirror."""
+    variants = models.settings.robustness.tta + ((MIRROR,) if tta else ())
+    return [_judge_one(model, crop, variants) for model in models.models]
 
 
 def combined_map(opinions: list[Opinion]) -> np.ndarray | None:
