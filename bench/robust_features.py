@@ -93,20 +93,23 @@ def load(perturbation: str, view: str, profile: str) -> dict[str, torch.Tensor] 
 
 def compute(cells_gray: np.ndarray, cells: np.ndarray, perturbation: str, view: str, profile: str,
             log: Callable[[str], None] = print) -> dict[str, torch.Tensor]:
-    """The cached features of ``cells`` (indices into ``cells_gray``) under one perturbation and view,
-    computed now for the cells not cached yet."""
+    """The cached features of (at least) ``cells`` (indices into ``cells_gray``) under one perturbation
+    and view, computed now for the cells not cached yet."""
     have = load(perturbation, view, profile)
-    if have is not None and np.isin(cells, have["cells"].numpy()).all():
+    missing = cells if have is None else np.setdiff1d(cells, have["cells"].numpy())
+    if not len(missing):
         return have
     perturb, look = PERTURBATIONS[perturbation], VIEWS[view]
     outputs: list[list[torch.Tensor]] = [[] for _ in STAGES]
-    for start in range(0, len(cells), BATCH):
-        chunk = [look(perturb(rgb(cells_gray[i]), int(i))) for i in cells[start : start + BATCH]]
+    for start in range(0, len(missing), BATCH):
+        chunk = [look(perturb(rgb(cells_gray[i]), int(i))) for i in missing[start : start + BATCH]]
         for slot, output in zip(outputs, stage_outputs(chunk, profile), strict=True):
             slot.append(output.half())
-    features = {"cells": torch.as_tensor(cells), **{f"s{s}": torch.cat(o) for s, o in zip(STAGES, outputs,
-                                                                                               strict=True)}}
+    parts = [] if have is None else [have]
+    parts.append({"cells": torch.as_tensor(missing), **{f"s{s}": torch.cat(o) for s, o in zip(STAGES, outputs,
+                                                                                                   strict=True)}})
+    features = {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
     CACHE.mkdir(parents=True, exist_ok=True)
     torch.save(features, path(perturbation, view, profile))
-    log(f"cached {perturbation}/{view}: {len(cells)} cells")
+    log(f"cached {perturbation}/{view}: {len(missing)} more cells, {len(features['cells'])} in all")
     return features
