@@ -158,7 +158,7 @@ class RobustnessOptions:
     part). bench/robustness.py measured what each buys (bench/RESULTS.md).
     """
 
-    augment: bool = True
+    augment: bool = False
     tta: tuple[str, ...] = ()
 
     def validated(self) -> RobustnessOptions:

@@ -115,11 +115,11 @@ def test_tiling_settings_are_validated_and_give_the_grid_and_cost() -> None:
 
 def test_robustness_settings_default_validate_and_round_trip() -> None:
     settings = ToolSettings()
-    assert settings.robustness.augment is True and settings.robustness.tta == ()
-    changed = settings.with_change("robustness.tta", "light, mirror").with_change("robustness.augment", "off")
-    assert changed.robustness.tta == ("mirror", "light") and changed.robustness.augment is False
+    assert settings.robustness.augment is False and settings.robustness.tta == ()
+    changed = settings.with_change("robustness.tta", "light, mirror").with_change("robustness.augment", "on")
+    assert changed.robustness.tta == ("mirror", "light") and changed.robustness.augment is True
     assert ToolSettings.from_json(changed.to_json()) == changed
-    assert changed.to_json()["robustness"] == {"augment": False, "tta": ["mirror", "light"]}
+    assert changed.to_json()["robustness"] == {"augment": True, "tta": ["mirror", "light"]}
     assert changed.with_change("robustness.tta", "none").robustness.tta == ()
     with pytest.raises(InvalidInputError, match="unknown test-time variants blur"):
         settings.with_change("robustness.tta", "blur")

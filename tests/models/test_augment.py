@@ -75,7 +75,8 @@ def test_tta_names_are_checked_and_put_in_order() -> None:
 @pytest.fixture(scope="module")
 def classifier(elpv_subset: Path) -> FewShotClassifier:
     good, bad = _cells(elpv_subset / "good", 6), _cells(elpv_subset / "defective", 6)
-    return FewShotClassifier(profile="fast", augment_copies=1, cv_folds=3).fit(good + bad, ["good"] * 6 + ["defective"] * 6)
+    model = FewShotClassifier(profile="fast", augment_copies=1, cv_folds=3)
+    return model.fit(good + bad, ["good"] * 6 + ["defective"] * 6)
 
 
 @pytest.mark.slow

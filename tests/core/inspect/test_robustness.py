@@ -68,6 +68,6 @@ def test_training_follows_the_tools_augment_setting(tmp_path: Path, elpv_subset:
             folder = studio.settings.models_dir / repo.get_model_version(session, version_id).artifact_dir
         return load_model(folder).augment_copies
 
-    assert copies(train(studio, "cells", profile="fast").version_id) == AUGMENT_COPIES  # the default: on
-    change_settings(studio, "cells", SYSTEM, {"robustness.augment": "off"})
-    assert copies(train(studio, "cells", profile="fast").version_id) == 0
+    assert copies(train(studio, "cells", profile="fast").version_id) == 0  # the default: off
+    change_settings(studio, "cells", SYSTEM, {"robustness.augment": "on"})
+    assert copies(train(studio, "cells", profile="fast").version_id) == AUGMENT_COPIES
