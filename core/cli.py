@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "and review_band.<method> (a number, or 'calibrated' for the version's own), "
                                     "audit_share, holdout_share, keep_pass_share (0..1), shifts ('early 6-14, "
                                     "late 14-22, night 22-6'), roi_frame (640x480), live.smoothing, live.tta, "
-                                    "live.heatmap, live.heatmap_opacity, live.trigger."))
+                                    "live.heatmap, live.heatmap_opacity, live.trigger, robustness.augment (on/off), "
+                                    "robustness.tta (mirror,shift,light or none)."))
     setting.add_argument("tool")
     setting.add_argument("changes", nargs="+", metavar="NAME=VALUE")
     setting.set_defaults(func=cmd_tools_set)

@@ -18,6 +18,7 @@ from core.errors import InvalidInputError
 from core.operating_point.point import OperatingPoint
 from core.studio import Studio
 from core.tools import require_tool
+from models.augment import check_tta
 from models.registry import method_names
 from models.tiling import MAX_TILES, TilingCost, auto_tile, estimate_cost, tile_cost, tile_grid
 
@@ -147,6 +148,29 @@ class TilingOptions:
         return estimate_cost(height, width, *grid, mb_per_tile=mb, ms_per_tile=ms)
 
 
+@dataclass(frozen=True)
+class RobustnessOptions:
+    """Verdicts that hold when the light, the position or the motion changes (``models.augment``).
+
+    ``augment``: models trained from now on that learn from augmentation (the classifier) also learn
+    from random variants of each training image (light, contrast, gamma, shifts, rotations, motion
+    blur, sensor noise). ``tta``: the test-time variants every inspection of the tool averages over,
+    on every path (``mirror``, ``shift``, ``light``; each costs one or two more network passes per
+    part). bench/robustness.py measured what each buys (bench/RESULTS.md).
+    """
+
+    augment: bool = False
+    tta: tuple[str, ...] = ()
+
+    def validated(self) -> RobustnessOptions:
+        names = self.tta.split(",") if isinstance(self.tta, str) else list(self.tta or ())
+        try:
+            tta = check_tta([n.strip() for n in names if n.strip() and n.strip() != "none"])
+        except ValueError as error:
+            raise InvalidInputError(f"robustness.tta: {error}") from None
+        return replace(self, augment=bool(self.augment), tta=tta)
+
+
 def _fraction(name: str, value: Any) -> float:
     try:
         number = float(value)
@@ -225,6 +249,7 @@ class ToolSettings:
     live: LiveOptions = field(default_factory=LiveOptions)
     operating_point: OperatingPoint | None = None
     tiling: TilingOptions = field(default_factory=TilingOptions)
+    robustness: RobustnessOptions = field(default_factory=RobustnessOptions)
 
     def validated(self) -> ToolSettings:
         """The same settings checked and normalised; InvalidInputError says what is wrong."""
@@ -238,7 +263,7 @@ class ToolSettings:
             keep_pass_share=_fraction("keep_pass_share", self.keep_pass_share),
             shifts=None if not self.shifts else tuple(self.shifts), roi_frame=_frame(self.roi_frame),
             live=self.live.validated(), operating_point=_operating_point(self.operating_point),
-            tiling=self.tiling.validated())
+            tiling=self.tiling.validated(), robustness=self.robustness.validated())
 
     @property
     def shift_list(self) -> tuple[Shift, ...]:
@@ -251,7 +276,8 @@ class ToolSettings:
                 "shifts": None if self.shifts is None else [asdict(s) for s in self.shifts],
                 "roi_frame": list(self.roi_frame), "live": asdict(self.live),
                 "operating_point": None if self.operating_point is None else self.operating_point.as_json(),
-                "tiling": asdict(self.tiling)}
+                "tiling": asdict(self.tiling),
+                "robustness": {"augment": self.robustness.augment, "tta": list(self.robustness.tta)}}
 
     @classmethod
     def from_json(cls, stored: dict[str, Any] | None) -> ToolSettings:
@@ -269,6 +295,9 @@ class ToolSettings:
         tiling_known = {f.name for f in fields(TilingOptions)}
         if not isinstance(tiling, dict) or set(tiling) - tiling_known:
             raise InvalidInputError(f"tiling settings are {', '.join(sorted(tiling_known))}")
+        robustness = stored.pop("robustness", None) or {}
+        if not isinstance(robustness, dict) or set(robustness) - {f.name for f in fields(RobustnessOptions)}:
+            raise InvalidInputError("robustness settings are augment, tta")
         shifts = stored.pop("shifts", None)
         try:
             parsed = None if not shifts else tuple(Shift(str(s["name"]), int(s["start"]), int(s["end"]))
@@ -278,14 +307,15 @@ class ToolSettings:
         for name in ("thresholds", "review_bands"):
             if name in stored:
                 stored[name] = MappingProxyType(dict(stored[name] or {}))
-        return cls(**stored, shifts=parsed, live=LiveOptions(**live), tiling=TilingOptions(**tiling)).validated()
+        return cls(**stored, shifts=parsed, live=LiveOptions(**live), tiling=TilingOptions(**tiling),
+                   robustness=RobustnessOptions(**robustness)).validated()
 
     # --- flat names, as the CLI and the audit log use them ------------------------------------
     def with_change(self, name: str, value: Any) -> ToolSettings:
         """The settings with one change by flat name: ``policy``, ``threshold.<method>``,
         ``review_band.<method>`` (``None`` or ``"calibrated"`` removes the override), ``audit_share``,
         ``holdout_share``, ``keep_pass_share``, ``shifts`` (text or None), ``live.<option>``,
-        ``tiling.<option>``."""
+        ``tiling.<option>``, ``robustness.augment``, ``robustness.tta`` (``mirror,shift`` or ``none``)."""
         head, _, rest = name.partition(".")
         if head in ("threshold", "review_band") and rest:
             mapping = dict(getattr(self, f"{head}s"))
@@ -304,6 +334,9 @@ class ToolSettings:
                 raise InvalidInputError(f"unknown tiling setting {rest!r}")
             kind = str if rest == "mode" else int
             return replace(self, tiling=replace(self.tiling, **{rest: _coerce(value, kind)})).validated()
+        if head == "robustness" and rest in ("augment", "tta"):
+            value = _coerce(value, bool) if rest == "augment" else value
+            return replace(self, robustness=replace(self.robustness, **{rest: value})).validated()
         if head == "shifts" and not rest:
             return replace(self, shifts=None if value in (None, "") else
                            tuple(parse_shifts(value) if isinstance(value, str) else value)).validated()
@@ -319,7 +352,8 @@ class ToolSettings:
 
 SETTING_NAMES = ("policy", "threshold.<method>", "review_band.<method>", "audit_share", "holdout_share",
                  "keep_pass_share", "shifts", "roi_frame", "operating_point",
-                 *(f"live.{f.name}" for f in fields(LiveOptions)), *(f"tiling.{f.name}" for f in fields(TilingOptions)))
+                 *(f"live.{f.name}" for f in fields(LiveOptions)), *(f"tiling.{f.name}" for f in fields(TilingOptions)),
+                 "robustness.augment", "robustness.tta")
 
 
 def _coerce(value: Any, kind: type) -> Any:

@@ -122,6 +122,12 @@ def tiling_cost(studio: Studio, tool_name: str, method: str = DEFAULT_METHOD,
     return {"mode": options.mode, "roi": [width, height], "tile_px": grid[0], "overlap": grid[1], **cost.as_dict()}
 
 
+def _augment(studio: Studio, tool_name: str) -> bool:
+    """Whether the tool's models learn from augmented copies too (its ``robustness.augment`` setting)."""
+    with studio.transaction() as session:
+        return ToolSettings.from_json(require_tool(session, tool_name).settings).robustness.augment
+
+
 def train(
     studio: Studio,
     tool_name: str,
@@ -156,7 +162,8 @@ def train(
         report("loading", 0.0)
         data = _load_training_images(studio, tool_name, get_method(method))
         tiling, align = _tiling(studio, tool_name, data.images, profile)
-        model = build(method, profile=profile, good_class=data.good_class, seed=seed, tiling=tiling, align=align)
+        model = build(method, profile=profile, good_class=data.good_class, seed=seed, tiling=tiling, align=align,
+                      augment=_augment(studio, tool_name))
         try:
             model.fit(data.images, data.labels, progress=report)
         except TrainingSetError as error:

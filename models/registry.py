@@ -23,6 +23,10 @@ _CLASSES: tuple[type[InspectionMethod], ...] = (
 )
 METHODS: dict[str, type[InspectionMethod]] = {cls.method: cls for cls in _CLASSES}
 DEFAULT_METHOD = FewShotClassifier.method  # what ``train`` fits unless told otherwise
+# Methods with training-time augmentation (``models.augment``), and the random copies of each training
+# image they learn from when a tool asks for it (bench/robustness.py measured what they buy).
+AUGMENTED = frozenset({FewShotClassifier.method})
+AUGMENT_COPIES = 3
 
 
 def method_names() -> list[str]:
@@ -39,15 +43,17 @@ def get_method(name: str) -> type[InspectionMethod]:
 
 
 def build(name: str, *, profile: str, good_class: str, seed: int = 0,
-          tiling: tuple[int, int] | None = None, align: bool = False) -> InspectionMethod:
+          tiling: tuple[int, int] | None = None, align: bool = False, augment: bool = False) -> InspectionMethod:
     """An unfitted model of method ``name`` with the product's hyper-parameters; with ``tiling``
     (tile px, overlap px) that method tiled (``models.tiling``; with ``align`` the tiles are the cells
     between the part's grid lines): one model over all tiles for the methods whose ``tile_memory`` is
-    ``shared``, else one per tile position."""
+    ``shared``, else one per tile position; with ``augment`` trained also on ``AUGMENT_COPIES`` random
+    variants of each image where the method learns from them (``AUGMENTED``; the others ignore it)."""
     cls = get_method(name)
+    extra = {"augment_copies": AUGMENT_COPIES} if augment and name in AUGMENTED else {}
     if tiling is None:
-        return cls(profile=profile, good_class=good_class, seed=seed)
-    return TiledModel(lambda s: cls(profile=profile, good_class=good_class, seed=s), tile_px=tiling[0],
+        return cls(profile=profile, good_class=good_class, seed=seed, **extra)
+    return TiledModel(lambda s: cls(profile=profile, good_class=good_class, seed=s, **extra), tile_px=tiling[0],
                       overlap=tiling[1], seed=seed, memory=getattr(cls, "tile_memory", "position"), align=align)
 
 

@@ -24,6 +24,7 @@ from pages.common import require_tool, studio
 from pages.evaluation_panel import render_evaluation
 from pages.identity import current_reviewer
 from pages.operating_point_panel import render_operating_point
+from pages.robustness_panel import render_robustness
 
 COMPARISON = "models-comparison"
 
@@ -148,4 +149,5 @@ with st.expander("Review settings"):
         else:
             st.toast("Saved")
 
+render_robustness(tool, actor)
 render_audit_panel(tool.name)

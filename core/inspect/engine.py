@@ -23,6 +23,8 @@ from core.inspect.decision import decide as verdict_of
 from core.inspect.models import LoadedModel, ToolModels
 from core.inspect.roi import region
 from core.tool_settings import ToolSettings
+from models.augment import MIRROR
+from models.tta import judge_views
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +111,9 @@ class Inspection:
                 "regions": [r.as_dict()["box"] for r in self.regions]}
 
 
-def _judge_one(model: LoadedModel, crop: np.ndarray, tta: bool) -> Opinion:
+def _judge_one(model: LoadedModel, crop: np.ndarray, variants: tuple[str, ...]) -> Opinion:
     try:
-        judgement = model.model.judge([crop], tta=tta)[0]
+        judgement = judge_views(model.model, [crop], variants)[0]
         score = float(judgement.score)
         if not math.isfinite(score):
             raise NonFiniteScoreError(f"the model gave a score of {score}")
@@ -123,14 +125,16 @@ def _judge_one(model: LoadedModel, crop: np.ndarray, tta: bool) -> Opinion:
 
 
 def judge(models: ToolModels, crop: np.ndarray, tta: bool = False, executor: Executor | None = None) -> list[Opinion]:
-    """Each deciding model's opinion of one RGB crop ``(H, W, 3)``, in registry order. With ``executor``
-    the second and later models judge on its threads while the first judges on this one (torch releases
-    the GIL): the same opinions, in the time of the slowest model instead of the sum (the live camera's
-    latency on a 2-core PC)."""
+    """Each deciding model's opinion of one RGB crop ``(H, W, 3)``, in registry order, averaged over the
+    tool's test-time variants (``robustness.tta``) and, with ``tta`` (the Live page's toggle), the mirror.
+    With ``executor`` the second and later models judge on its threads while the first judges on this one
+    (torch releases the GIL): the same opinions, in the time of the slowest model instead of the sum (the
+    live camera's latency on a 2-core PC)."""
+    variants = models.settings.robustness.tta + ((MIRROR,) if tta else ())
     if executor is None or len(models.models) < 2:
-        return [_judge_one(model, crop, tta) for model in models.models]
-    others = [executor.submit(_judge_one, model, crop, tta) for model in models.models[1:]]
-    return [_judge_one(models.models[0], crop, tta), *(future.result() for future in others)]
+        return [_judge_one(model, crop, variants) for model in models.models]
+    others = [executor.submit(_judge_one, model, crop, variants) for model in models.models[1:]]
+    return [_judge_one(models.models[0], crop, variants), *(future.result() for future in others)]
 
 
 def combined_map(opinions: list[Opinion]) -> np.ndarray | None:

@@ -31,6 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from models.artifacts import ArtifactError, load_method_artifact, save_method_artifact
+from models.augment import augmented_copies
 from models.backbones.registry import get_backbone
 from models.base import Forward, Judgement, NotFittedError, Progress, TrainingSetError, mirrored
 from models.classifier.calibration import calibrate_threshold, review_band, validation_report
@@ -121,7 +122,10 @@ class FewShotClassifier:
             the good patch it is compared with (the parts are assumed aligned by the crop).
         max_goods: good images kept in the patch memory at most (a seeded random subset beyond).
         cv_folds: folds of the cross-validation (fewer when a class has fewer images).
-        seed: random seed of the folds and of the memory's subset of goods.
+        augment_copies: randomly changed copies of each training image learned from beside it
+            (``models.augment.augmented``: light, position, motion blur, sensor noise); each copy stays
+            in its image's cross-validation fold, and only the images themselves calibrate.
+        seed: random seed of the folds, of the memory's subset of goods and of the augmentation.
     """
 
     method = "classifier"
@@ -131,7 +135,7 @@ class FewShotClassifier:
     def __init__(self, *, profile: str = DEFAULT_PROFILE, good_class: str = "good", C: float = 0.1,
                  fusion_C: float = 1.0, top_fraction: float = 0.05, standardise: bool = True,
                  projection_dims: int = 32, shrinkage: float = 0.1, defect_patches: int = 5, radius: int = 1,
-                 max_goods: int = 100, cv_folds: int = 5, seed: int = 0) -> None:
+                 max_goods: int = 100, cv_folds: int = 5, augment_copies: int = 0, seed: int = 0) -> None:
         self.profile = profile
         self.good_class = good_class
         self.C = C
@@ -144,6 +148,7 @@ class FewShotClassifier:
         self.radius = radius
         self.max_goods = max_goods
         self.cv_folds = cv_folds
+        self.augment_copies = augment_copies
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
@@ -151,19 +156,24 @@ class FewShotClassifier:
                 "fusion_C": self.fusion_C, "top_fraction": self.top_fraction, "standardise": self.standardise,
                 "projection_dims": self.projection_dims, "shrinkage": self.shrinkage,
                 "defect_patches": self.defect_patches, "radius": self.radius,
-                "max_goods": self.max_goods, "cv_folds": self.cv_folds, "seed": self.seed}
+                "max_goods": self.max_goods, "cv_folds": self.cv_folds, "augment_copies": self.augment_copies,
+                "seed": self.seed}
 
     # --- fitting -------------------------------------------------------------------------------
     def fit(self, images: list[np.ndarray], labels: list[str], progress: Progress | None = None) -> FewShotClassifier:
-        """Learn from RGB uint8 images ``(H, W, 3)`` and their class names."""
+        """Learn from RGB uint8 images ``(H, W, 3)`` and their class names (and ``augment_copies``
+        random variants of each)."""
         report = progress or (lambda stage, fraction: None)
         get_profile(self.profile)  # an unknown profile fails before any work
         self._check_labels(labels)
         report("features", 0.0)
-        activations = extract_activations(self.profile, images,
+        copies = augmented_copies(images, self.augment_copies, self.seed) if self.augment_copies else []
+        sources = np.concatenate([np.arange(len(images)), np.repeat(np.arange(len(images)), self.augment_copies)])
+        activations = extract_activations(self.profile, images + copies,
                                           progress=lambda done, total: report("features", done / total),
                                           standardise=self.standardise)
-        return self.fit_activations(activations, labels, progress)
+        return self.fit_activations(activations, [labels[i] for i in sources], progress,
+                                    sources=sources if copies else None)
 
     def _check_labels(self, labels: list[str]) -> list[str]:
         classes = sorted(set(labels))
@@ -173,18 +183,23 @@ class FewShotClassifier:
             raise TrainingSetError(f"the training set needs at least {MIN_GOODS} {self.good_class!r} images")
         return classes
 
-    def fit_activations(self, activations: Activations, labels: list[str],
-                        progress: Progress | None = None) -> FewShotClassifier:
-        """Learn from precomputed ``extract_activations`` output (same profile) and class names."""
+    def fit_activations(self, activations: Activations, labels: list[str], progress: Progress | None = None,
+                        sources: np.ndarray | None = None) -> FewShotClassifier:
+        """Learn from precomputed ``extract_activations`` output (same profile) and class names;
+        ``sources`` gives for each row the row of the image it is an augmented copy of (its own for
+        the images themselves; None: no copies)."""
         report = progress or (lambda stage, fraction: None)
         classes = self._check_labels(labels)
         good = classes.index(self.good_class)
         y = np.array([classes.index(label) for label in labels])
-        folds = min(self.cv_folds, int(np.bincount(y, minlength=len(classes)).min()))
+        sources = np.arange(len(y)) if sources is None else np.asarray(sources)
+        own = np.flatnonzero(sources == np.arange(len(y)))  # the images themselves: they calibrate
+        folds = min(self.cv_folds, int(np.bincount(y[own], minlength=len(classes)).min()))
         fold_of = np.zeros(len(y), dtype=int)
         splitter = StratifiedKFold(n_splits=max(folds, 2), shuffle=True, random_state=self.seed)
-        for f, (_, test) in enumerate(splitter.split(np.zeros(len(y)), y)):
-            fold_of[test] = f
+        for f, (_, test) in enumerate(splitter.split(np.zeros(len(own)), y[own])):
+            fold_of[own[test]] = f
+        fold_of = fold_of[sources]  # a copy stays in its image's fold
         n_folds = fold_of.max() + 1
         patches, is_defect = activations.patches, y != good
         goods = self._memory_goods(np.flatnonzero(~is_defect))
@@ -215,13 +230,13 @@ class FewShotClassifier:
             oof[np.ix_(test, [c for c in range(len(classes)) if c != good])] = defect[:, None] * share
             oof[test, good] = 1.0 - defect
         report("validation", 0.8)
-        scores = 1.0 - oof[:, good]
-        threshold = calibrate_threshold(scores, is_defect)
-        band = review_band(scores, is_defect, threshold)
-        self.validation_ = validation_report(oof, y, classes, good, threshold, band, int(n_folds))
+        scores = 1.0 - oof[own, good]
+        threshold = calibrate_threshold(scores, is_defect[own])
+        band = review_band(scores, is_defect[own], threshold)
+        self.validation_ = validation_report(oof[own], y[own], classes, good, threshold, band, int(n_folds))
         self.oof_scores_ = scores
-        self.labels_ = list(labels)
-        self.reference_scores_ = [float(s) for s in scores[~is_defect]]
+        self.labels_ = [labels[i] for i in own]
+        self.reference_scores_ = [float(s) for s in scores[~is_defect[own]]]
         report("validation", 1.0)
 
         report("fit", 0.0)

@@ -111,3 +111,17 @@ def test_tiling_settings_are_validated_and_give_the_grid_and_cost() -> None:
             settings.with_change(name, value)
     with pytest.raises(InvalidInputError):
         ToolSettings.from_json({"tiling": {"tile": 3}})
+
+
+def test_robustness_settings_default_validate_and_round_trip() -> None:
+    settings = ToolSettings()
+    assert settings.robustness.augment is False and settings.robustness.tta == ()
+    changed = settings.with_change("robustness.tta", "light, mirror").with_change("robustness.augment", "on")
+    assert changed.robustness.tta == ("mirror", "light") and changed.robustness.augment is True
+    assert ToolSettings.from_json(changed.to_json()) == changed
+    assert changed.to_json()["robustness"] == {"augment": True, "tta": ["mirror", "light"]}
+    assert changed.with_change("robustness.tta", "none").robustness.tta == ()
+    with pytest.raises(InvalidInputError, match="unknown test-time variants blur"):
+        settings.with_change("robustness.tta", "blur")
+    with pytest.raises(InvalidInputError, match="robustness settings are augment, tta"):
+        ToolSettings.from_json({"robustness": {"strength": 2}})

@@ -1,0 +1,146 @@
+"""Changes of light, position and motion on RGB uint8 images ``(H, W, 3)``: the classifier's
+training-time augmentation, the test-time views (TTA) and the perturbations bench/robustness.py
+measures with. The same operations everywhere, so what is trained on is what is tested against.
+
+Light, position and sensor noise are ``torchvision.transforms.v2.functional`` ops on uint8 tensors.
+Motion blur is hand-written (a line kernel through ``cv2.filter2D``): torchvision has no motion blur,
+only a Gaussian one, and a moving part smears along one direction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torchvision.transforms.v2.functional as TF
+
+# Training-time augmentation ranges: the changes a line sees (issue 22) -- light +-25 %, gamma
+# 0.8-1.25, contrast +-20 %, shifts up to 5 % of the ROI, rotations up to 3 degrees, motion blur up
+# to 7 px, sensor noise up to 4 grey levels.
+BRIGHTNESS = 0.25
+CONTRAST = 0.2
+GAMMA = 1.25
+SHIFT = 0.05
+ROTATION = 3.0
+MOTION_PX = 7
+NOISE = 4.0
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.permute(1, 2, 0).numpy())
+
+
+def brightness(image: np.ndarray, factor: float) -> np.ndarray:
+    """Intensities times ``factor`` (clipped)."""
+    return _array(TF.adjust_brightness(_tensor(image), factor))
+
+
+def contrast(image: np.ndarray, factor: float) -> np.ndarray:
+    """Contrast about the mean grey level times ``factor``."""
+    return _array(TF.adjust_contrast(_tensor(image), factor))
+
+
+def gamma(image: np.ndarray, value: float) -> np.ndarray:
+    """Gamma curve ``(I / 255) ** value``."""
+    return _array(TF.adjust_gamma(_tensor(image), value))
+
+
+def move(image: np.ndarray, dx: float = 0.0, dy: float = 0.0, degrees: float = 0.0) -> np.ndarray:
+    """The part shifted by ``dx`` / ``dy`` (fractions of the width / height) and turned by ``degrees``
+    about the centre; what comes into view is black (the background of an unlit fixture)."""
+    height, width = image.shape[:2]
+    return _array(TF.affine(_tensor(image), angle=degrees, translate=[round(dx * width), round(dy * height)],
+                            scale=1.0, shear=[0.0, 0.0], interpolation=TF.InterpolationMode.BILINEAR, fill=0))
+
+
+def motion_blur(image: np.ndarray, px: int, degrees: float = 0.0) -> np.ndarray:
+    """The image smeared over ``px`` pixels along the direction ``degrees`` (0: horizontal, a conveyor)."""
+    if px <= 1:
+        return image
+    kernel = np.zeros((px, px), np.float32)
+    centre = (px - 1) / 2
+    dx, dy = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    cv2.line(kernel, (round(centre - dx * centre), round(centre - dy * centre)),
+             (round(centre + dx * centre), round(centre + dy * centre)), 1.0, 1)
+    return cv2.filter2D(image, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
+
+
+def noise(image: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+    """Gaussian sensor noise of ``sigma`` grey levels (seeded)."""
+    torch.manual_seed(seed)  # gaussian_noise draws from torch's generator
+    noisy = TF.gaussian_noise(_tensor(image).float() / 255.0, mean=0.0, sigma=sigma / 255.0, clip=True)
+    return (noisy * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy().copy()
+
+
+def augmented(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random variant of ``image`` within the ranges above: light (brightness, contrast, gamma),
+    position (shift, rotation), and with even odds motion blur and sensor noise."""
+    out = brightness(image, rng.uniform(1 - BRIGHTNESS, 1 + BRIGHTNESS))
+    out = contrast(out, rng.uniform(1 - CONTRAST, 1 + CONTRAST))
+    out = gamma(out, float(np.exp(rng.uniform(-math.log(GAMMA), math.log(GAMMA)))))
+    angle = rng.uniform(0, 2 * math.pi)
+    distance = rng.uniform(0, SHIFT)
+    out = move(out, distance * math.cos(angle), distance * math.sin(angle), rng.uniform(-ROTATION, ROTATION))
+    if rng.random() < 0.5:
+        out = motion_blur(out, int(rng.integers(3, MOTION_PX + 1)), rng.uniform(0, 180))
+    if rng.random() < 0.5:
+        out = noise(out, rng.uniform(1.0, NOISE), int(rng.integers(2**31)))
+    return out
+
+
+def augmented_copies(images: list[np.ndarray], copies: int, seed: int) -> list[np.ndarray]:
+    """``copies`` random variants of each image (image after image; seeded)."""
+    rng = np.random.default_rng(seed)
+    return [augmented(image, rng) for image in images for _ in range(copies)]
+
+
+# --- test-time views ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class View:
+    """One test-time view: how the image is changed, and how a map of the changed image is brought
+    back onto the original (None: it already lies on it)."""
+
+    name: str
+    forward: Callable[[np.ndarray], np.ndarray]
+    back: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+TTA_SHIFT = 0.03  # the shifted views move the part by 3 % of the ROI (half a patch of the grid)
+
+
+def _shift_map(fraction: float) -> Callable[[np.ndarray], np.ndarray]:
+    def back(score_map: np.ndarray) -> np.ndarray:
+        height, width = score_map.shape[:2]
+        matrix = np.float32([[1, 0, -fraction * width], [0, 1, -fraction * height]])
+        return cv2.warpAffine(score_map, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+    return back
+
+
+# The variants a tool may choose beyond the mirror (which every model does itself, in one batch):
+# ``shift``: two views moved diagonally by +-3 % of the ROI; ``light``: two views at gamma 0.85 and
+# 1.18 (brighter and darker mid-tones; plain brightness is undone by the models' own intensity
+# standardisation).
+TTA_VARIANTS: dict[str, tuple[View, ...]] = {
+    "shift": (View("shift+", lambda im: move(im, TTA_SHIFT, TTA_SHIFT), _shift_map(TTA_SHIFT)),
+              View("shift-", lambda im: move(im, -TTA_SHIFT, -TTA_SHIFT), _shift_map(-TTA_SHIFT))),
+    "light": (View("gamma-", lambda im: gamma(im, 0.85)), View("gamma+", lambda im: gamma(im, 1.18))),
+}
+MIRROR = "mirror"
+TTA_NAMES = (MIRROR, *TTA_VARIANTS)
+
+
+def check_tta(variants: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The variants in canonical order, duplicates dropped; ValueError naming the known ones."""
+    unknown = set(variants) - set(TTA_NAMES)
+    if unknown:
+        raise ValueError(f"unknown test-time variants {', '.join(sorted(unknown))}; choose from {', '.join(TTA_NAMES)}")
+    return tuple(name for name in TTA_NAMES if name in variants)

@@ -1,0 +1,73 @@
+"""The tool's robustness settings on every path: its test-time variants in the one engine (and the Live
+page's mirror toggle on top), and training-time augmentation through ``core.training.train``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.audit import SYSTEM
+from core.config import Settings
+from core.inspect.engine import inspect, judge
+from core.inspect.models import LoadedModel, ToolModels
+from core.samples import import_path
+from core.studio import open_studio
+from core.tool_settings import RobustnessOptions, ToolSettings, change_settings
+from core.tools import create_tool
+from core.training import train
+from models.classifier import FewShotClassifier
+from models.registry import AUGMENT_COPIES, load_model
+from models.tta import judge_views
+from storage import repository as repo
+
+pytestmark = pytest.mark.slow
+
+
+def _cells(folder: Path, n: int) -> list[np.ndarray]:
+    return [np.repeat(np.asarray(Image.open(p).convert("L"))[:, :, None], 3, axis=2)
+            for p in sorted(folder.glob("*.png"))[:n]]
+
+
+@pytest.fixture(scope="module")
+def classifier(elpv_subset: Path) -> FewShotClassifier:
+    good, bad = _cells(elpv_subset / "good", 6), _cells(elpv_subset / "defective", 6)
+    return FewShotClassifier(profile="fast", cv_folds=3).fit(good + bad, ["good"] * 6 + ["defective"] * 6)
+
+
+def _tool(model: FewShotClassifier, tta: tuple[str, ...]) -> ToolModels:
+    settings = ToolSettings(robustness=RobustnessOptions(tta=tta))
+    loaded = LoadedModel("classifier", 1, model, model.threshold_, model.review_band_)
+    return ToolModels("cells", 1, "good", ("defective", "good"), None, settings, (loaded,), {}, False)
+
+
+def test_the_engine_judges_with_the_tools_test_time_variants(classifier, elpv_subset: Path) -> None:
+    cell = _cells(elpv_subset / "defective", 8)[7]
+    plain = inspect(_tool(classifier, ()), cell, roi="whole")
+    assert plain.verdict.score == pytest.approx(classifier.judge([cell])[0].score)
+    shifted = inspect(_tool(classifier, ("shift",)), cell, roi="whole")
+    assert shifted.verdict.score == pytest.approx(judge_views(classifier, [cell], ["shift"])[0].score)
+    assert shifted.verdict.score != pytest.approx(plain.verdict.score)
+    live = judge(_tool(classifier, ("shift",)), cell, tta=True)[0]  # the Live page's mirror toggle adds the mirror
+    assert live.score == pytest.approx(judge_views(classifier, [cell], ["mirror", "shift"])[0].score)
+
+
+def test_training_follows_the_tools_augment_setting(tmp_path: Path, elpv_subset: Path) -> None:
+    studio = open_studio(Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'studio.db'}"))
+    create_tool(studio, "cells", ["good", "defective"])
+    for label in ("good", "defective"):
+        folder = tmp_path / "import" / label
+        folder.mkdir(parents=True)
+        for path in sorted((elpv_subset / label).glob("*.png"))[:5]:
+            (folder / path.name).write_bytes(path.read_bytes())
+    assert import_path(studio, "cells", tmp_path / "import").imported == 10
+    def copies(version_id: int) -> int:
+        with studio.transaction() as session:
+            folder = studio.settings.models_dir / repo.get_model_version(session, version_id).artifact_dir
+        return load_model(folder).augment_copies
+
+    assert copies(train(studio, "cells", profile="fast").version_id) == 0  # the default: off
+    change_settings(studio, "cells", SYSTEM, {"robustness.augment": "on"})
+    assert copies(train(studio, "cells", profile="fast").version_id) == AUGMENT_COPIES
