@@ -53,7 +53,7 @@ class AuditRow:
 def log(session: Session, actor: Actor, action: str, target: str, tool_id: int | None, **details: Any) -> None:
     """Append one entry in the caller's transaction (it is stored only if the action is)."""
     if actor.via:
-        details = {**details, "via": actor.via}
+        details = {"via": actor.via, **details}
     queue_repo.add_audit(session, actor=actor.name[:100], device=actor.device[:100], action=action,
                          target=target, tool_id=tool_id, details=details)
 

@@ -25,9 +25,9 @@ class Permission(StrEnum):
     CAPTURE = "capture"                  # add samples from the camera or uploads
     INSPECT = "inspect"                  # inspect parts (live, API predictions, line station)
     REVIEW = "review"                    # verdicts, undo, claims in the review queue
-    SAVE_FILTERS = "save_filters"        # saved analytics filters
+    SWITCH_RECIPE = "switch_recipe"      # make a line recipe the station's active one
     TRAIN = "train"                      # train, extend, cancel trainings
-    CHANGE_SETTINGS = "change_settings"  # thresholds, policy, operating points, tool settings
+    CHANGE_SETTINGS = "change_settings"  # thresholds, policy, operating points, shifts, live and tool settings
     EDIT_ROI = "edit_roi"                # a tool's region of interest
     EDIT_RECIPES = "edit_recipes"        # line recipes
     PROMOTE = "promote"                  # promote, roll back, delete model versions
@@ -42,7 +42,7 @@ class Permission(StrEnum):
     MANAGE_LINE = "manage_line"          # line and station settings
 
 
-_OPERATOR = frozenset({Permission.CAPTURE, Permission.INSPECT, Permission.REVIEW, Permission.SAVE_FILTERS})
+_OPERATOR = frozenset({Permission.CAPTURE, Permission.INSPECT, Permission.REVIEW, Permission.SWITCH_RECIPE})
 _ENGINEER = _OPERATOR | {
     Permission.TRAIN, Permission.CHANGE_SETTINGS, Permission.EDIT_ROI, Permission.EDIT_RECIPES,
     Permission.PROMOTE, Permission.EDIT_DATASET, Permission.DELETE_SAMPLES, Permission.MANAGE_TOOLS,

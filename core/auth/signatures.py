@@ -91,8 +91,9 @@ def sign(studio: Studio, actor: audit.Actor, password: str | None, meaning: Mean
 
 def sign_if_required(studio: Studio, actor: audit.Actor, password: str | None, meaning: Meaning | str,
                      record_kind: str, record_id: str | int, content: Mapping[str, Any]) -> Signature | None:
-    """Sign when authentication is on and a person acts (not the system); else None."""
-    if not guard.auth_enabled() or actor.via == "system":
+    """Sign when authentication is on and a signed-in account acts (``actor.user_id`` set: pages, CLI,
+    API); else None (single-user mode, the system, in-process callers without an account)."""
+    if not guard.auth_enabled() or actor.via == "system" or actor.user_id is None:
         return None
     return sign(studio, actor, password, meaning, record_kind, record_id, content)
 

@@ -23,6 +23,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.audit import Actor
+from core.auth.roles import Role
 from core.errors import DatabaseUnavailableError, NotFoundError, StudioError
 from core.line import recipes as recipe_service
 from core.line.handshake import ErrorCode, Handshake
@@ -40,6 +42,13 @@ from storage.tables import utc_now
 log = logging.getLogger("studio.line.station")
 TRIGGER_MODES = ("plc", "continuous", "part-present")
 DECISION_RANK = {"pass": 0, "review": 1, "fail": 2}
+
+
+def station_actor(name: str) -> Actor:
+    """The principal a headless station acts as: operator rights, via "station"."""
+    import socket
+
+    return Actor(f"station {name}"[:100], socket.gethostname(), Role.OPERATOR, "station")
 
 
 @dataclass
@@ -202,7 +211,8 @@ class Station:
             return
         self._recipe_cache[recipe.id] = tools
         if not request.audited:
-            recipe_service.activate_recipe(self.studio, self.name, recipe.name, via=request.source)
+            recipe_service.activate_recipe(self.studio, self.name, recipe.name, station_actor(self.name),
+                                           via=request.source)
         self.tools, self.recipe = tools, recipe
         self.handshake.set_recipe(recipe.number)
         self._update_ready()

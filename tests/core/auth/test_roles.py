@@ -23,7 +23,7 @@ def test_each_role_has_every_permission_of_the_roles_below_it() -> None:
     assert PERMISSIONS[Role.VIEWER] == frozenset()
     assert PERMISSIONS[Role.ADMIN] == frozenset(Permission)
     assert PERMISSIONS[Role.OPERATOR] == {Permission.CAPTURE, Permission.INSPECT, Permission.REVIEW,
-                                          Permission.SAVE_FILTERS}
+                                          Permission.SWITCH_RECIPE}
     assert not allows(None, Permission.CAPTURE)
 
 
