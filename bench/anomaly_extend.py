@@ -36,13 +36,14 @@ from sklearn.metrics import roc_auc_score
 
 from bench.anomaly import TOOL, backbone_cache, import_cells, load_elpv, new_studio
 from core.audit import Actor
+from core.auth.roles import Role
 from core.inspect.models import load_tool_models
 from core.model_versions import extend_anomaly
 from core.training import train
 from models.anomaly import PatchCoreDetector
 from models.profiles import DEFAULT_PROFILE
 
-BENCH = Actor("bench", "bench")
+BENCH = Actor("bench", "bench", Role.ADMIN)
 
 
 def _scores(detector, views, rows: np.ndarray) -> np.ndarray:

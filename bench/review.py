@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import insert  # noqa: E402
 
 from core.audit import Actor  # noqa: E402
+from core.auth.roles import Role
 from core.config import Settings  # noqa: E402
 from core.images import encode_png  # noqa: E402
 from core.inspect.decision import decide  # noqa: E402
@@ -57,7 +58,7 @@ from storage import repository as repo  # noqa: E402
 from storage.tables import Inspection, utc_now  # noqa: E402
 
 TOOL = "cells"
-BENCH = Actor("bench", "bench")
+BENCH = Actor("bench", "bench", Role.ADMIN)
 
 
 def log(message: str) -> None:
@@ -93,7 +94,7 @@ def fill_queue(studio: Studio, n_queued: int, pngs: list[bytes]) -> None:
 
 def time_taps(studio: Studio, taps: int) -> list[float]:
     """Milliseconds from a tap (verdict) to the next card's data, as the review page fetches it."""
-    reviewer = Reviewer("bench", "bench")
+    reviewer = Reviewer("bench", "bench", role=Role.OPERATOR)
     card = next_card(studio, reviewer, TOOL)
     times = []
     for _ in range(taps):
@@ -170,7 +171,8 @@ def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: 
         import_cells(studio, images, labels, start)
         train(studio, TOOL, profile="fast", seed=seed)  # the profile of the held-out activations
         curve = [held_out_accuracy(studio, features, held_labels)]
-        operator, engineer = Reviewer("operator", "bench-tablet"), Actor("engineer", "bench")
+        operator = Reviewer("operator", "bench-tablet", role=Role.OPERATOR)
+        engineer = Actor("engineer", "bench", Role.ENGINEER)
         rng = random.Random(seed)
         truth: dict[int, str] = {}  # inspection id -> ground truth, kept across rounds (the queue is)
         for round_index in range(rounds):

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from core.audit import Actor, log
+from core.audit import SYSTEM, Actor, log
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.errors import InvalidInputError, TrainingCancelledError
 from core.images import ImageRejectedError, decode_image
 from core.locks import training_lock
@@ -115,6 +117,7 @@ def train(
     ``progress(stage, fraction)`` is called as work advances; setting ``cancel`` stops the job at
     the next step with TrainingCancelledError, leaving the active model untouched.
     """
+    require(studio, actor or SYSTEM, Permission.TRAIN, f"tool {tool_name}")
     if method not in method_names():
         raise InvalidInputError(f"unknown model method {method!r}; choose one of {', '.join(method_names())}")
     if profile not in PROFILES:
@@ -147,7 +150,7 @@ def train(
         seconds = time.perf_counter() - started
         try:
             result = _record_version(studio, tool_name, method, profile, folder, seconds, n_samples, metrics,
-                                     data.skipped, report, notices, activate, actor or Actor("system"))
+                                     data.skipped, report, notices, activate, actor or SYSTEM)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

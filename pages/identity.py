@@ -36,4 +36,4 @@ def current_reviewer() -> Reviewer:
         st.text_input("Your name", key=NAME_KEY)
         st.text_input("This device", key=DEVICE_KEY, help="recorded in the audit log with each action")
     return Reviewer(st.session_state[NAME_KEY].strip() or "operator", st.session_state[DEVICE_KEY].strip(),
-                    st.session_state[SESSION_KEY])
+                    session=st.session_state[SESSION_KEY])

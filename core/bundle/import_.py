@@ -31,6 +31,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from core.audit import Actor, log
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.bundle.document import DATASET_FILE, TOOL_FILE, ToolDocument, VersionEntry
 from core.bundle.manifest import MAX_JSON_BYTES, RUNTIME_GRAPH_SUFFIX, BundleError
 from core.bundle.reader import VerifiedBundle, open_bundle
@@ -76,6 +78,7 @@ def import_bundle(studio: Studio, source: Path | bytes, actor: Actor, name: str 
     A signature is required when ``require_signature`` or ``STUDIO_REQUIRE_SIGNED_BUNDLES`` says so, and
     must then be by a key in ``trusted_keys_dir`` (default: ``signing.default_trusted_keys_dir``).
     """
+    require(studio, actor, Permission.IMPORT_TOOLS, f"bundle {name}")
     if activation not in ACTIVATIONS:
         raise InvalidInputError(f"activation is one of {', '.join(ACTIVATIONS)}")
     if isinstance(source, Path) and not source.is_file():

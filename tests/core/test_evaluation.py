@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select, update
 
 from core.audit import Actor, audit_log
+from core.auth.roles import Role
 from core.config import Settings
 from core.errors import InvalidInputError
 from core.evaluation import operating_rates, realised_rates, thumbnail, wilson
@@ -26,7 +27,7 @@ from tests.test_cli_e2e import _cli, _env
 from tests.test_cli_review import _json
 
 TOOL = "cells"
-ENGINEER = Actor("eva", "office-pc")
+ENGINEER = Actor("eva", "office-pc", Role.ENGINEER)
 
 
 def test_rates_and_intervals() -> None:
@@ -84,7 +85,7 @@ def test_realised_rates_from_audits_and_reviewed_fails(anomaly_studio) -> None:
         record(studio, TOOL, Verdict("fail", "anomaly", 0.9), image=image, version_id=version)
     for _ in range(5):
         record(studio, TOOL, Verdict("pass", "good", 0.1), version_id=version)
-    reviewer = Reviewer("ana", "tablet")
+    reviewer = Reviewer("ana", "tablet", role=Role.OPERATOR)
     verdicts = iter(["defective", "good", "good"])
     while (card := next_card(studio, reviewer, TOOL)) is not None:
         submit_review(studio, card.inspection_id, next(verdicts), reviewer)

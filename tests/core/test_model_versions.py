@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from core.audit import Actor, audit_log
+from core.auth.roles import Role
 from core.config import Settings
 from core.errors import InvalidInputError
 from core.heatmap import defect_map, inspection_heatmap
@@ -36,7 +37,7 @@ from storage.tables import Sample
 from tests.inspections import classifier_of, record
 
 TOOL = "cells"
-ENGINEER = Actor("eva", "office-pc")
+ENGINEER = Actor("eva", "office-pc", Role.ENGINEER)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def test_promote_and_rollback_change_what_predict_uses(versions, tmp_path: Path)
 
     change_settings(studio, TOOL, ENGINEER, {"threshold.classifier": 0.9})  # the operator moved v2's threshold
     assert classifier_of(studio, TOOL).threshold == 0.9
-    assert rollback(studio, TOOL, Actor("olaf", "line-2")) == v1
+    assert rollback(studio, TOOL, Actor("olaf", "line-2", Role.ENGINEER)) == v1
     assert classifier_of(studio, TOOL).threshold == v1_threshold != 0.9  # v1's own calibration again
     again = predict_image(studio, TOOL, "x.png", image, record=False)
     assert again.inspection.deciding_version == v1
@@ -125,7 +126,7 @@ def test_reviewed_inspections_count_in_the_comparison_and_delete(versions) -> No
     studio, v1, candidate, _, good, bad = versions
     png = encode_png(decode_image(bad[0].read_bytes()).rgb)
     record(studio, TOOL, Verdict("review", "good", 0.45), {"good": 0.55, "defective": 0.45}, png)
-    reviewer = Reviewer("ana", "tablet-1")
+    reviewer = Reviewer("ana", "tablet-1", role=Role.OPERATOR)
     card = next_card(studio, reviewer, TOOL)
     submit_review(studio, card.inspection_id, "defective", reviewer)
     reviewed = compare_versions(studio, TOOL, [v1]).versions[v1]["reviewed"]

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from core.audit import Actor, audit_log
+from core.auth.roles import Role
 from core.errors import InvalidInputError
 from core.studio import Studio
 from core.tool_settings import LiveOptions, ToolSettings, change_settings, policies, tool_settings
 from core.tools import create_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-BOB = Actor("bob", "line-pc")
+BOB = Actor("bob", "line-pc", Role.ENGINEER)
 
 
 def test_defaults_and_round_trip() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.audit import Actor, audit_log
+from core.auth.roles import Role
 from core.errors import InvalidInputError, NotFoundError
 from core.studio import Studio
 from core.tools import create_tool, get_tool, list_tools, parse_classes, set_classes, set_roi
@@ -82,7 +83,7 @@ def test_unknown_tool_message_lists_existing_tools(any_studio: Studio) -> None:
 
 def test_roi_and_classes_changes_are_audited(any_studio: Studio) -> None:
     create_tool(any_studio, "cell", "good,crack")
-    ann = Actor("ann", "tablet-3")
+    ann = Actor("ann", "tablet-3", Role.ENGINEER)
     set_roi(any_studio, "cell", [0.1, 0.2, 0.9, 0.8], ann, (1280, 720))
     assert get_tool(any_studio, "cell").roi == [0.1, 0.2, 0.9, 0.8]
     assert get_tool(any_studio, "cell").settings["roi_frame"] == [1280, 720]

@@ -19,7 +19,8 @@ TABLES = {"tool", "sample", "model_version", "inspection", "review", "audit_log"
           "api_token",  # the REST API: issue 19
           "inspection_rollup", "inspection_latency_rollup",  # analytics rollups: issue 21
           "fleet_station", "rollout_signal",  # the fleet: issue 21
-          "audit_chain_head"}  # the audit chain: issue 20
+          "audit_chain_head",  # the audit chain: issue 20
+          "account", "signature"}  # accounts and e-signatures: issue 20
 
 
 @pytest.fixture

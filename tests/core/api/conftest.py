@@ -16,6 +16,7 @@ import uvicorn
 from core.api.app import create_app
 from core.api.tokens import create_token
 from core.audit import Actor
+from core.auth.roles import Role
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
@@ -25,7 +26,7 @@ from tests.line.conftest import wait_until
 
 ELPV = Path(__file__).resolve().parents[2] / "data" / "elpv"
 CAP = 256 * 1024  # the upload cap of the test server: small, so that over-cap bodies are cheap
-ADMIN = Actor("tester", "pytest")
+ADMIN = Actor("tester", "pytest", Role.ADMIN)
 
 
 class ApiServer:

@@ -11,11 +11,12 @@ from sqlalchemy import text
 
 from core.api.tokens import ScopeError, TokenChecker, TokenError, create_token, list_tokens, revoke_token
 from core.audit import Actor, audit_log
+from core.auth.roles import Role
 from core.cli import main
 from core.errors import InvalidInputError, NotFoundError
 from core.studio import Studio
 
-ACTOR = Actor("ana", "pc-7")
+ACTOR = Actor("ana", "pc-7", Role.ADMIN)
 
 
 def every_stored_text(studio: Studio) -> str:

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hyp
 
 from core.audit import Actor
+from core.auth.roles import Role
 from core.bundle import reader
 from core.bundle.import_ import import_bundle
 from core.bundle.signing import generate_key_pair
@@ -23,7 +24,7 @@ from core.errors import StudioError
 from core.studio import Studio
 from core.tools import create_tool, list_tools
 
-ME = Actor("ines", "pc-7")
+ME = Actor("ines", "pc-7", Role.ENGINEER)
 Members = dict[str, bytes]
 
 

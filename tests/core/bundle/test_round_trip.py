@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from core.audit import Actor, audit_log
+from core.auth.roles import Role
 from core.bundle.export import export_bundle
 from core.bundle.import_ import import_bundle
 from core.errors import NotFoundError
@@ -27,7 +28,7 @@ from core.tools import get_tool
 from tests.core.bundle.conftest import ELPV, TOOL, open_at
 
 CELLS = sorted(ELPV.glob("*/*.png"))
-ME = Actor("ines", "pc-7")
+ME = Actor("ines", "pc-7", Role.ENGINEER)
 
 
 def inspect_all(studio: Studio, tool: str, paths: list[Path], roi: str = "auto") -> list[Inspection]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.audit import Actor, audit_log
+from core.auth.roles import Role
 from core.config import Settings
 from core.errors import InvalidInputError
 from core.inspect.decision import decide_between
@@ -33,7 +34,7 @@ from storage import repository as repo
 pytestmark = pytest.mark.slow  # trains two models
 ROOT = Path(__file__).resolve().parents[3]
 TOOL = "cells"
-ENGINEER = Actor("eva", "office-pc")
+ENGINEER = Actor("eva", "office-pc", Role.ENGINEER)
 PER_CLASS = 10
 
 
