@@ -1,4 +1,4 @@
-"""Page tests run without a browser: the WebRTC component cannot run under AppTest (GUIDE section 5),
+"""Page tests run signed in (``signed_in`` below) and without a browser: the WebRTC component cannot run under AppTest (GUIDE section 5),
 so ``streamlit_webrtc.webrtc_streamer`` is replaced by a recorder of its arguments. Tests feed real
 frames through the page's recorded ``video_frame_callback`` exactly as the video thread would."""
 
@@ -10,6 +10,11 @@ from typing import Any
 import pytest
 import streamlit_webrtc
 from streamlit.runtime.pages_manager import PagesManager
+from streamlit.testing.v1 import AppTest
+
+from core.auth.accounts import Account
+from core.auth.roles import Role
+from pages.identity import ACCOUNT_KEY
 
 
 class StreamerRecorder:
@@ -59,3 +64,30 @@ def navigation_pages_only(monkeypatch: pytest.MonkeyPatch) -> None:
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+def account(role: Role, username: str | None = None) -> Account:
+    """A signed-in account as the login page keeps it in the session (id 1: the tests' studios may hold
+    no account row; the services check the role the actor carries)."""
+    name = username or str(role)
+    return Account(1, name, name.capitalize(), role, disabled=False, must_change_password=False, locked_until=None)
+
+
+@pytest.fixture(autouse=True)
+def signed_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Account | None:
+    """Every AppTest of these tests starts signed in: as an admin named "operator" (the name the pages
+    used before accounts), as another role with ``@pytest.mark.signed_in_as("viewer")``, or signed out
+    with ``@pytest.mark.signed_in_as(None)`` (the login tests)."""
+    marker = request.node.get_closest_marker("signed_in_as")
+    role = marker.args[0] if marker else Role.ADMIN
+    session = None if role is None else account(Role(role), "operator" if marker is None else None)
+    original = AppTest.from_file.__func__
+
+    def from_file(cls: type[AppTest], *args: object, **kwargs: object) -> AppTest:
+        at = original(cls, *args, **kwargs)
+        if session is not None:
+            at.session_state[ACCOUNT_KEY] = session
+        return at
+
+    monkeypatch.setattr(AppTest, "from_file", classmethod(from_file))
+    return session
