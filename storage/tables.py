@@ -217,4 +217,4 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-from storage import api_tokens, line_tables  # noqa: E402,F401  (tables sharing Base: the line, issue 17; API tokens, 19)
+from storage import accounts, api_tokens, line_tables  # noqa: E402,F401  (tables sharing Base: line 17, API tokens 19, accounts 20)

@@ -16,7 +16,8 @@ from storage.tables import Base
 
 TABLES = {"tool", "sample", "model_version", "inspection", "review", "audit_log",
           "line_station", "recipe", "output", "outbox_event", "outbox_delivery",  # line: issue 17
-          "api_token"}  # the REST API: issue 19
+          "api_token",  # the REST API: issue 19
+          "account", "signature"}  # accounts and e-signatures: issue 20
 
 
 @pytest.fixture
