@@ -45,6 +45,7 @@ url_path = next(u for u, page in pages.items() if page is navigation)
 if not auth_enabled():
     st.warning("Single-user mode (STUDIO_AUTH=off): no sign-in, and whoever reaches this page may do "
                "everything. Nothing is protected.", icon=":material/lock_open:")
+render_sidebar()
 render_account_box()
 if account is not None and account.must_change_password:
     password_change(forced=True)
@@ -55,5 +56,4 @@ if url_path not in allowed:
     except StudioError as error:
         st.error(f"This page is not open to your account: {error}", icon=":material/block:")
         st.stop()
-render_sidebar()
 navigation.run()

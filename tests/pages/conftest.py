@@ -1,6 +1,7 @@
-"""Page tests run signed in (``signed_in`` below) and without a browser: the WebRTC component cannot run under AppTest (GUIDE section 5),
-so ``streamlit_webrtc.webrtc_streamer`` is replaced by a recorder of its arguments. Tests feed real
-frames through the page's recorded ``video_frame_callback`` exactly as the video thread would."""
+"""Page tests run signed in (``signed_in`` below) and without a browser: the WebRTC component cannot
+run under AppTest (GUIDE section 5), so ``streamlit_webrtc.webrtc_streamer`` is replaced by a recorder
+of its arguments. Tests feed real frames through the page's recorded ``video_frame_callback`` exactly
+as the video thread would."""
 
 from __future__ import annotations
 
