@@ -80,5 +80,6 @@ def render_account_box() -> None:
         if st.button("Sign out", key="sign-out", width="stretch"):
             sign_out()
             st.rerun()
-        with st.expander("Change password"):
-            password_change(forced=False)
+        if not account.must_change_password:  # else the page itself shows the form
+            with st.expander("Change password"):
+                password_change(forced=False)
