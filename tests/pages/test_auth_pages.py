@@ -6,6 +6,7 @@ page's actions, single-user mode's notice, and no secret on any page."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -222,3 +223,13 @@ def test_idle_session_expires(empty_studio: Studio, monkeypatch: pytest.MonkeyPa
     assert any("without activity" in i.value for i in at.info)
 
 
+
+
+def test_xsrf_stays_on_and_no_user_text_is_rendered_as_html() -> None:
+    """XSRF protection is on, and the only raw-HTML calls of the pages render fixed strings (the live
+    banner's text and colour come from a fixed table; the review page's button style is a constant)."""
+    root = Path(APP).parent
+    assert 'enableXsrfProtection = true' in (root / ".streamlit" / "config.toml").read_text()
+    uses = [(path.name, line.strip()) for path in sorted((root / "pages").glob("*.py"))
+            for line in path.read_text().splitlines() if "unsafe_allow_html=True" in line or "st.html(" in line]
+    assert uses == [("live.py", "unsafe_allow_html=True,"), ("review.py", "st.html(BIG_BUTTONS)")]
