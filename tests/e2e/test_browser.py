@@ -120,8 +120,8 @@ def goto(page, url: str) -> None:  # noqa: ANN001 - playwright Page
     signed in, the page of that URL opens."""
     page.goto(url)
     page.locator("h1").filter(has_text=re.compile("^Sign in$")).first.wait_for()
-    page.get_by_label("Username", exact=True).fill(E2E_USER)
-    page.get_by_label("Password", exact=True).fill(E2E_PASSWORD)
+    page.get_by_role("textbox", name="Username", exact=True).fill(E2E_USER)
+    page.get_by_role("textbox", name="Password", exact=True).fill(E2E_PASSWORD)
     page.get_by_role("button", name="Sign in", exact=True).click()
     page.locator("h1").filter(has_text=re.compile("^Sign in$")).first.wait_for(state="detached")
 
