@@ -9,9 +9,9 @@ import streamlit as st
 from core.auth.guard import auth_enabled, require
 from core.auth.roles import PAGE_PERMISSIONS
 from core.errors import StudioError
-from pages.account import login, password_change, render_account_box
+from pages.account import current_account, login, password_change, render_account_box
 from pages.common import render_sidebar, studio
-from pages.identity import current_reviewer, may_open, signed_in
+from pages.identity import current_reviewer, may_open
 
 st.set_page_config(page_title="Inspection studio", page_icon=":material/center_focus_strong:", layout="wide")
 
@@ -28,7 +28,7 @@ PAGES = [  # file, title, icon, url path
     ("pages/users.py", "Users", ":material/group:", "admin"),
 ]
 
-account = signed_in() if auth_enabled() else None
+account = current_account() if auth_enabled() else None
 if auth_enabled() and account is None:
     # Every URL shows the login page; after signing in the same URL opens the page asked for.
     st.navigation([st.Page(login, title="Sign in", url_path="login", default=True)]

@@ -5,10 +5,30 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.auth.accounts import authenticate, authenticate_pin, change_password
+from core.auth.accounts import Account, authenticate, authenticate_pin, change_password, get_user
 from core.errors import StudioError
 from pages.common import studio
-from pages.identity import DEVICE_KEY, EXPIRED_KEY, device, sign_in, sign_out, signed_in
+from pages.identity import ACCOUNT_KEY, DEVICE_KEY, EXPIRED_KEY, device, sign_in, sign_out, signed_in
+
+ENDED_KEY = "auth-ended"
+
+
+def current_account() -> Account | None:
+    """The signed-in account as stored now: a role change applies at the next click, and a disabled or
+    removed account is signed out at once."""
+    account = signed_in()
+    if account is None:
+        return None
+    try:
+        fresh = get_user(studio(), account.username)
+    except StudioError:
+        fresh = None
+    if fresh is None or fresh.disabled or fresh.id != account.id:
+        sign_out()
+        st.session_state[ENDED_KEY] = True
+        return None
+    st.session_state[ACCOUNT_KEY] = fresh
+    return fresh
 
 
 def login() -> None:
@@ -16,6 +36,8 @@ def login() -> None:
     st.title("Sign in")
     if st.session_state.pop(EXPIRED_KEY, False):
         st.info("You were signed out after a while without activity. Sign in again.")
+    if st.session_state.pop(ENDED_KEY, False):
+        st.warning("You were signed out: your account was disabled or removed. Ask an admin.")
     password_tab, pin_tab = st.tabs(["Password", "Operator PIN"])
     with password_tab, st.form("login"):
         username = st.text_input("Username", key="login-username")

@@ -233,3 +233,13 @@ def test_xsrf_stays_on_and_no_user_text_is_rendered_as_html() -> None:
     uses = [(path.name, line.strip()) for path in sorted((root / "pages").glob("*.py"))
             for line in path.read_text().splitlines() if "unsafe_allow_html=True" in line or "st.html(" in line]
     assert uses == [("live.py", "unsafe_allow_html=True,"), ("review.py", "st.html(BIG_BUTTONS)")]
+
+
+def test_a_disabled_account_is_signed_out_at_its_next_click(empty_studio: Studio) -> None:
+    with_user(empty_studio)
+    at = sign_in(app(), "maria", PASSWORD)
+    assert at.title[0].value == "Capture"
+    accounts.disable(empty_studio, SYSTEM, "maria")
+    at.run()
+    assert at.title[0].value == "Sign in"
+    assert any("disabled or removed" in w.value for w in at.warning)
