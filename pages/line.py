@@ -9,7 +9,6 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from core.audit import Actor
 from core.errors import StudioError
 from core.line.cli import post_to_station
 from core.line.handshake import register_map
@@ -18,6 +17,7 @@ from core.line.overview import recent_events, station_rows
 from core.line.recipes import activate_recipe, create_recipe, list_recipes
 from core.tools import list_tools
 from pages.common import studio
+from pages.identity import current_reviewer
 
 st.title("Line")
 rows = station_rows(studio())
@@ -170,7 +170,7 @@ if recipes:
     )
     pick = st.selectbox("Switch to", [r.name for r in recipes], key="line-recipe")
     if st.button("Activate recipe"):
-        activate_recipe(studio(), name, pick, Actor("studio", "line page"), via="studio")
+        activate_recipe(studio(), name, pick, current_reviewer(), via="studio")
         st.success(f"Recipe {pick} is active; the running station follows within a second.")
 else:
     st.caption("No recipe yet: add one below (or `python -m core recipes create ...`).")
@@ -187,7 +187,7 @@ with st.expander("New recipe"):
         chosen_tools = st.multiselect("Tools", [t.name for t in list_tools(studio())])
         if st.form_submit_button("Create recipe"):
             try:
-                create_recipe(studio(), name, recipe_name, int(number), chosen_tools, Actor("studio", "line page"))
+                create_recipe(studio(), name, recipe_name, int(number), chosen_tools, current_reviewer())
                 st.rerun()
             except StudioError as error:
                 st.error(str(error))

@@ -65,6 +65,7 @@ PAGE_PERMISSIONS: Mapping[str, Permission | None] = MappingProxyType({
     "review": Permission.REVIEW,
     "analytics": None,
     "models": None,
+    "fleet": None,
     "line": Permission.MANAGE_LINE,
     "api-tokens": Permission.MANAGE_TOKENS,
     "admin": Permission.MANAGE_USERS,

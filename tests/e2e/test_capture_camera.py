@@ -34,6 +34,7 @@ from tests.e2e.test_browser import (
     _settings,
     _settle,
     _streamlit,
+    goto,
 )
 
 TOOL = "solar-cell"
@@ -108,7 +109,7 @@ def capture_samples(studio_dir: Path) -> list[Sample]:
 
 def test_snapshot_from_the_fake_camera_is_stored(camera_page: tuple[object, str], studio_dir: Path) -> None:
     page, url = camera_page
-    page.goto(url)  # Capture is the default page, at the root URL
+    goto(page, url)  # Capture is the default page, at the root URL
     _settle(page, "Capture")
     _assert_no_errors(page, "capture")
     assert capture_samples(studio_dir) == []
@@ -140,7 +141,7 @@ def test_snapshot_from_the_fake_camera_is_stored(camera_page: tuple[object, str]
         page.wait_for_timeout(500)
         page.screenshot(path=str(Path(os.environ["SCREENSHOT_DIR"]) / "capture.png"))
 
-    page.goto(f"{url}/dataset")
+    goto(page, f"{url}/dataset")
     _settle(page, "Dataset")
     _assert_no_errors(page, "dataset")
     page.get_by_text(re.compile(r"^41 sample\(s\) · page 1 of 1")).wait_for()

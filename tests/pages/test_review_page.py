@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from core.audit import SYSTEM, Actor, audit_log
@@ -77,10 +78,10 @@ def test_tap_good_tap_a_defect_class_and_undo(trained_studio: Studio) -> None:
                        trained]
 
 
-def test_not_sure_skips_and_the_name_and_device_reach_the_audit_log(trained_studio: Studio) -> None:
+@pytest.mark.signed_in_as("operator")
+def test_not_sure_skips_and_the_account_and_device_reach_the_audit_log(trained_studio: Studio) -> None:
     first, second = flag(trained_studio, [GOOD_CELLS[7], GOOD_CELLS[8]])
     at = open_page("review")
-    at.text_input(key="reviewer-name").set_value("maria")
     at.text_input(key="reviewer-device").set_value("tablet-3").run()
     assert card_id(at) == str(first)
     at.button(key="skip").click().run()
@@ -90,7 +91,7 @@ def test_not_sure_skips_and_the_name_and_device_reach_the_audit_log(trained_stud
     assert sum(queue_counts(trained_studio, TOOL).values()) == 1  # the skipped one still waits
     assert "skipped by you" in texts(at.info)[0]
     assert [(e.action, e.actor, e.device) for e in audit_log(trained_studio, TOOL)] == \
-        [("verdict", "maria", "tablet-3"), ("skip", "maria", "tablet-3"), ("train_activate", "system", "")]
+        [("verdict", "operator", "tablet-3"), ("skip", "operator", "tablet-3"), ("train_activate", "system", "")]
 
 
 def test_heatmap_toggle_shows_the_class_activation_map(trained_studio: Studio) -> None:
