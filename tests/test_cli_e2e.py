@@ -30,6 +30,7 @@ from core.studio import Studio, open_studio
 from core.tools import create_tool, get_tool, list_tools
 from models.profiles import DEFAULT_PROFILE
 from storage.tables import Inspection
+from tests.cli_accounts import add_accounts
 
 ROOT = Path(__file__).resolve().parent.parent
 ELPV = Path(__file__).resolve().parent / "data" / "elpv"
@@ -38,9 +39,10 @@ RESULT_KEYS = {"path", "decision", "label", "score", "scores", "model_version", 
 
 
 def _env(data_dir: Path) -> dict[str, str]:
+    """The environment of a CLI subprocess on a studio in ``data_dir``, acting as an admin account."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STUDIO_DATA_DIR")}
     env["STUDIO_DATA_DIR"] = str(data_dir)
-    return env
+    return add_accounts(env)
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

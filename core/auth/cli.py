@@ -1,9 +1,9 @@
 """The CLI acts as a user: one place that turns command-line arguments into an authenticated Actor,
 and the ``users`` commands.
 
-State-changing commands take ``--user NAME`` and the password (``STUDIO_PASSWORD``, else a prompt), or an
-API token (``--token`` / ``STUDIO_TOKEN``: its creator's account and role). Without either, a command
-acts as the local OS user with the viewer role (enough for read-only commands). Single-user mode
+State-changing commands take ``--user NAME`` (or ``STUDIO_USER``) and the password (``STUDIO_PASSWORD``,
+else a prompt), or an API token (``--token`` / ``STUDIO_TOKEN``: its creator's account and role). Without
+either, a command acts as the local OS user with the viewer role (enough for read-only commands). Single-user mode
 (``STUDIO_AUTH=off``) needs no password: the named (or OS) user acts as a local admin.
 """
 
@@ -45,7 +45,7 @@ def cli_actor(studio: Studio, args: argparse.Namespace) -> audit.Actor:
     from core.api.tokens import TokenChecker, TokenError, token_actor
 
     device = getattr(args, "device", None) or socket.gethostname()
-    username = getattr(args, "reviewer", None)
+    username = getattr(args, "reviewer", None) or os.environ.get("STUDIO_USER") or None
     token = getattr(args, "token", None) or (os.environ.get("STUDIO_TOKEN") if not username else None)
     if not guard.auth_enabled():
         return audit.Actor(username or getpass.getuser(), device, Role.ADMIN, "cli")
@@ -90,7 +90,7 @@ def _new_password(prompt: str) -> str:
 
 def cmd_users(studio: Studio, args: argparse.Namespace) -> int:
     if args.action == "change-password":
-        name = args.reviewer or getpass.getuser()
+        name = args.reviewer or os.environ.get("STUDIO_USER") or getpass.getuser()
         old = _password(name)
         _print(_account_json(accounts.change_password(studio, name, old, _new_password("new password: "),
                                                       device=args.device, via="cli")))

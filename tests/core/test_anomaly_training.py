@@ -28,6 +28,7 @@ from core.training import train
 from models.anomaly.estimator import MIN_GOOD_IMAGES
 from storage import repository as repo
 from storage.tables import Inspection
+from tests.cli_accounts import add_accounts
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = "cells"
@@ -152,6 +153,7 @@ def test_too_few_goods_and_cancel(tmp_path: Path, elpv_subset: Path) -> None:
 def test_cli_train_kind_anomaly_then_predict(tmp_path: Path, elpv_subset: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STUDIO_DATA_DIR")}
     env["STUDIO_DATA_DIR"] = str(tmp_path / "data")
+    add_accounts(env)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True,

@@ -27,6 +27,7 @@ from core.thumbnails import THUMB_SIDE, thumbnail_store
 from core.tools import create_tool
 from storage import repository
 from storage.tables import Sample
+from tests.cli_accounts import add_accounts
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = "cells"
@@ -187,7 +188,8 @@ def test_a_killed_import_leaves_no_orphan_rows_and_no_half_files(tmp_path: Path,
     settings = Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}")
     studio = open_studio(settings)
     create_tool(studio, TOOL, "good,defective")
-    env = {**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"}, "STUDIO_DATA_DIR": str(data_dir)}
+    env = add_accounts({**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+                        "STUDIO_DATA_DIR": str(data_dir)})
     process = subprocess.Popen([sys.executable, "-m", "core", "samples", "import", str(source), "--tool", TOOL],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -30,6 +30,7 @@ from core.tool_settings import change_settings, tool_settings
 from core.tools import create_tool
 from core.training import train
 from storage import repository as repo
+from tests.cli_accounts import add_accounts
 
 pytestmark = pytest.mark.slow  # trains two models
 ROOT = Path(__file__).resolve().parents[3]
@@ -120,6 +121,7 @@ def test_a_point_of_other_versions_falls_back_with_a_notice_until_recomputed(stu
 def test_cli_shows_then_applies_with_json_on_the_last_line(studio: Studio, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STUDIO_DATA_DIR")}
     env["STUDIO_DATA_DIR"] = str(tmp_path / "data")
+    add_accounts(env, ("carl", "dora"), Role.ENGINEER)
     done = subprocess.run([sys.executable, "-m", "core", "operating-point", "--tool", TOOL, "--max-review", "0.2",
                            "--max-false-reject", "0.15", "--apply", "--who", "carl"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -148,6 +150,7 @@ def test_adapting_reads_the_recent_inspections_of_the_deciding_versions_and_is_a
         service.propose(studio, TOOL, Targets(0.2), adapt=20)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STUDIO_DATA_DIR")}
     env["STUDIO_DATA_DIR"] = str(tmp_path / "data")
+    add_accounts(env, ("carl", "dora"), Role.ENGINEER)
     done = subprocess.run([sys.executable, "-m", "core", "operating-point", "--tool", TOOL, "--max-review", "0.2",
                            "--adapt", "--window", "60", "--apply", "--who", "dora"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
