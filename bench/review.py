@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 
-from core.audit import Actor  # noqa: E402
+from core.audit import SYSTEM, Actor  # noqa: E402
 from core.auth.roles import Role
 from core.config import Settings  # noqa: E402
 from core.images import encode_png  # noqa: E402
@@ -110,7 +110,7 @@ def time_taps(studio: Studio, taps: int) -> list[float]:
 def throughput(url: str, data_dir: Path, n_queued: int, taps: int, pngs: list[bytes]) -> dict[str, float]:
     studio = open_studio(Settings(data_dir, url))
     try:
-        create_tool(studio, TOOL, "good,defective")
+        create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
         change_settings(studio, TOOL, BENCH, {"holdout_share": 0.0})
         started = time.perf_counter()
         fill_queue(studio, n_queued, pngs)
@@ -157,7 +157,7 @@ def held_out_accuracy(studio: Studio, activations: object, labels: np.ndarray) -
 def import_cells(studio: Studio, images: np.ndarray, labels: np.ndarray, indices: list[int]) -> None:
     names = ("good", "defective")
     add_images(studio, TOOL, [Candidate(f"cell-{i}.png", names[labels[i]], lambda i=i: encode_png(rgb(images[i])))
-                              for i in indices], source="import")
+                              for i in indices], source="import", actor=SYSTEM)
 
 
 def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: list[int], start: list[int],
@@ -166,10 +166,10 @@ def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: 
     """One arm of the loop: ``active`` (queue + uncertainty suggestions) or ``random`` labels."""
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
     try:
-        create_tool(studio, TOOL, "good,defective")
+        create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
         change_settings(studio, TOOL, BENCH, {"holdout_share": 0.0, "audit_share": 0.05})
         import_cells(studio, images, labels, start)
-        train(studio, TOOL, profile="fast", seed=seed)  # the profile of the held-out activations
+        train(studio, TOOL, profile="fast", seed=seed, actor=SYSTEM)  # the profile of the held-out activations
         curve = [held_out_accuracy(studio, features, held_labels)]
         operator = Reviewer("operator", "bench-tablet", role=Role.OPERATOR)
         engineer = Actor("engineer", "bench", Role.ENGINEER)
@@ -180,7 +180,7 @@ def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: 
             if arm == "active":
                 for i in cells:  # production: the active model inspects each cell and records it
                     result = predict_image(studio, TOOL, f"cell-{i}.png", encode_png(rgb(images[i])),
-                                           context=RecordContext("line"))
+                                           context=RecordContext("line"), actor=SYSTEM)
                     truth[result.inspection_id] = ("good", "defective")[labels[i]]
                 waiting = sum(queue_counts(studio, TOOL).values())
                 if waiting < budget:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from core.audit import SYSTEM, Actor, log
+from core.audit import Actor, log
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.errors import InvalidInputError
@@ -114,7 +114,7 @@ def _checked_ids(session: Session, tool_id: int, ids: list[int]) -> list[int]:
     return found
 
 
-def relabel(studio: Studio, tool_name: str, ids: list[int], label: str, actor: Actor = SYSTEM) -> int:
+def relabel(studio: Studio, tool_name: str, ids: list[int], label: str, actor: Actor) -> int:
     """Give the samples ``ids`` the class ``label`` (audited); returns how many changed."""
     require(studio, actor, Permission.EDIT_DATASET, f"tool {tool_name}")
     label = label.strip().lower()
@@ -127,7 +127,7 @@ def relabel(studio: Studio, tool_name: str, ids: list[int], label: str, actor: A
         return repo.update_samples(session, tool.id, checked, label=label)
 
 
-def delete(studio: Studio, tool_name: str, ids: list[int], actor: Actor = SYSTEM) -> list[int]:
+def delete(studio: Studio, tool_name: str, ids: list[int], actor: Actor) -> list[int]:
     """Soft-delete the samples ``ids`` (audited); returns the ids deleted now (what :func:`restore` undoes)."""
     require(studio, actor, Permission.DELETE_SAMPLES, f"tool {tool_name}")
     with studio.transaction() as session:
@@ -139,7 +139,7 @@ def delete(studio: Studio, tool_name: str, ids: list[int], actor: Actor = SYSTEM
         return live
 
 
-def restore(studio: Studio, tool_name: str, ids: list[int], actor: Actor = SYSTEM) -> int:
+def restore(studio: Studio, tool_name: str, ids: list[int], actor: Actor) -> int:
     """Undo a soft delete of the samples ``ids`` (audited); returns how many came back."""
     require(studio, actor, Permission.DELETE_SAMPLES, f"tool {tool_name}")
     with studio.transaction() as session:
@@ -150,7 +150,7 @@ def restore(studio: Studio, tool_name: str, ids: list[int], actor: Actor = SYSTE
         return repo.update_samples(session, tool.id, gone, deleted=False, deleted_at=None)
 
 
-def set_split(studio: Studio, tool_name: str, ids: list[int], split: str, actor: Actor = SYSTEM) -> int:
+def set_split(studio: Studio, tool_name: str, ids: list[int], split: str, actor: Actor) -> int:
     """Mark the samples ``ids`` as ``held_out`` (kept for evaluation) or back in ``train`` (audited)."""
     require(studio, actor, Permission.EDIT_DATASET, f"tool {tool_name}")
     if split not in SAMPLE_SPLITS:

@@ -17,7 +17,7 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
-from core.audit import SYSTEM, Actor
+from core.audit import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.errors import InvalidInputError
@@ -71,7 +71,8 @@ def import_mvtec(
     add_classes: bool = True,
     progress: ImportProgress | None = None,
     cancel: threading.Event | None = None,
-    actor: Actor = SYSTEM,
+    *,
+    actor: Actor,
 ) -> ImportReport:
     """Import an MVTec AD category folder; with ``add_classes`` each defect folder becomes a class."""
     require(studio, actor, Permission.CAPTURE, f"tool {tool_name}")
@@ -83,7 +84,7 @@ def import_mvtec(
     if add_classes:
         for label in sorted({c.label for c in candidates if c.label and not c.refused}):
             add_class(studio, tool_name, label, actor)
-    return add_images(studio, tool_name, candidates, "import", progress, cancel, actor)
+    return add_images(studio, tool_name, candidates, "import", progress, cancel, actor=actor)
 
 
 def refuse_invalid_classes(candidates: list[Candidate]) -> list[Candidate]:

@@ -33,7 +33,7 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 
 from core import images as core_images
-from core.audit import SYSTEM, Actor
+from core.audit import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.config import max_image_side
@@ -124,7 +124,8 @@ def add_images(
     source: str = "upload",
     progress: ImportProgress | None = None,
     cancel: threading.Event | None = None,
-    actor: Actor = SYSTEM,
+    *,
+    actor: Actor,
 ) -> ImportReport:
     """Validate, store and record each candidate as a sample of ``tool_name`` (``actor`` needs CAPTURE).
 
@@ -526,7 +527,8 @@ def import_path(
     label: str | None = None,
     progress: ImportProgress | None = None,
     cancel: threading.Event | None = None,
-    actor: Actor = SYSTEM,
+    *,
+    actor: Actor,
 ) -> ImportReport:
     """Import a folder (one sub-folder per class, or flat with ``label``) or a .zip of either.
 
@@ -546,13 +548,13 @@ def import_path(
         candidates = list(_folder_candidates(path, label))
         if not candidates:
             raise InvalidInputError(f"{path} holds no files to import")
-        return add_images(studio, tool_name, candidates, "import", progress, cancel, actor)
+        return add_images(studio, tool_name, candidates, "import", progress, cancel, actor=actor)
     if zipfile.is_zipfile(path):
         with open_zip(path, path.name) as archive:
             return import_zip(studio, tool_name, archive, path.name, label, "import", progress, cancel, actor=actor)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         candidate = Candidate(path.name, label, lambda: read_limited(path))
-        return add_images(studio, tool_name, [candidate], "import", progress, cancel, actor)
+        return add_images(studio, tool_name, [candidate], "import", progress, cancel, actor=actor)
     raise InvalidInputError(f"{path.name} is neither a folder, a .zip nor an image")
 
 
@@ -566,7 +568,8 @@ def import_zip(
     progress: ImportProgress | None = None,
     cancel: threading.Event | None = None,
     fallback_label: str | None = None,
-    actor: Actor = SYSTEM,
+    *,
+    actor: Actor,
 ) -> ImportReport:
     """Import an open zip: an exported dataset (with ``manifest.csv``), a zipped MVTec AD category
     (its defect folders become classes) or class folders / flat files.
@@ -589,7 +592,7 @@ def import_zip(
         candidates = list(_zip_candidates(archive, label, fallback_label))
     if not candidates:
         raise InvalidInputError(f"{name} holds no files to import")
-    return add_images(studio, tool_name, candidates, source, progress, cancel, actor)
+    return add_images(studio, tool_name, candidates, source, progress, cancel, actor=actor)
 
 
 # --- classes and camera frames --------------------------------------------------------------------
@@ -601,7 +604,7 @@ def tool_roi(studio: Studio, tool_name: str) -> list[float] | None:
 
 
 def add_frames(studio: Studio, tool_name: str, frames: Sequence[np.ndarray], label: str,
-               roi: Sequence[float] | None = None, actor: Actor = SYSTEM) -> ImportReport:
+               roi: Sequence[float] | None = None, *, actor: Actor) -> ImportReport:
     """Store camera frames ``(H, W, 3)`` RGB, cropped to ``roi``, as ``capture`` samples labelled ``label``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     candidates = [Candidate(f"camera-{stamp}-{index}.png", label,

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.audit import SYSTEM, Actor, log
+from core.audit import Actor, log
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.errors import InvalidInputError, NotFoundError
@@ -69,7 +69,7 @@ def parse_classes(text: str | list[str]) -> list[str]:
     return classes
 
 
-def create_tool(studio: Studio, name: str, classes: str | list[str], actor: Actor = SYSTEM) -> ToolInfo:
+def create_tool(studio: Studio, name: str, classes: str | list[str], actor: Actor) -> ToolInfo:
     """Create a tool; ``good`` is its pass class."""
     require(studio, actor, Permission.MANAGE_TOOLS, f"tool {name}")
     name = name.strip()
@@ -127,7 +127,7 @@ def set_roi(studio: Studio, name: str, roi: list[float] | None, actor: Actor,
     return clean
 
 
-def add_class(studio: Studio, name: str, class_name: str, actor: Actor = SYSTEM) -> list[str]:
+def add_class(studio: Studio, name: str, class_name: str, actor: Actor) -> list[str]:
     """Add one class to the tool (a no-op when it has it; audited when it changes); returns the classes."""
     require(studio, actor, Permission.EDIT_DATASET, f"tool {name}")
     tool = get_tool(studio, name)

@@ -51,7 +51,8 @@ def _export(tool: str | None) -> None:
     if st.button(f"Prepare the bundle of {tool}", key="bundle-export"):
         with st.spinner("Writing the bundle..."), tempfile.TemporaryDirectory() as folder:
             try:
-                path = export_bundle(studio(), tool, Path(folder) / f"{tool}.zip", with_images=images).path
+                path = export_bundle(studio(), tool, Path(folder) / f"{tool}.zip", with_images=images,
+                                     actor=current_reviewer()).path
             except StudioError as error:
                 st.error(str(error))
                 return

@@ -9,7 +9,7 @@ from core.config import Settings, load_settings
 from core.errors import StudioError
 from core.studio import Studio, open_studio
 from core.tools import ToolInfo, create_tool, get_tool, list_tools
-from pages.identity import may
+from pages.identity import current_reviewer, may
 
 TOOL_KEY = "tool"
 
@@ -48,7 +48,7 @@ def render_sidebar() -> None:
                                         help="'good' is the pass class; add one name per defect type")
                 if st.form_submit_button("Create tool", width="stretch"):
                     try:
-                        tool = create_tool(studio(), name, classes)
+                        tool = create_tool(studio(), name, classes, actor=current_reviewer())
                     except StudioError as error:
                         st.error(str(error))
                     else:

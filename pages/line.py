@@ -129,12 +129,12 @@ if outputs:
     cols = st.columns([3, 1, 1])
     chosen = cols[0].selectbox("Output", [o.name for o in outputs], key="line-output")
     if cols[1].button("Test publish", width="stretch"):
-        result = publish_test(studio(), name, chosen)
+        result = publish_test(studio(), name, chosen, actor=current_reviewer())
         (st.success if result["ok"] else st.error)(
             "Delivered and confirmed." if result["ok"] else f"Not delivered: {result['error']}"
         )
     if cols[2].button("Remove", width="stretch"):
-        remove_output(studio(), name, chosen)
+        remove_output(studio(), name, chosen, actor=current_reviewer())
         st.rerun()
 with st.expander("Add an output"):
     with st.form("line-add-output", clear_on_submit=True):
@@ -145,7 +145,8 @@ with st.expander("Add an output"):
         secret = st.text_input("Password / HMAC key", type="password")
         if st.form_submit_button("Add output"):
             try:
-                add_output(studio(), name, out_name, kind, url, username or None, secret or None)
+                add_output(studio(), name, out_name, kind, url, username or None, secret or None,
+                           actor=current_reviewer())
                 st.rerun()
             except StudioError as error:
                 st.error(str(error))

@@ -223,7 +223,7 @@ def _photo_tab(tool_name: str) -> None:
     again = recorded[0] == photo.file_id  # a rerun (e.g. from the camera widget) records the photo only once
     try:
         prediction = predict_image(studio(), tool_name, photo.name, photo.getvalue(), record=record and not again,
-                                   roi=roi)
+                                   roi=roi, actor=current_reviewer())
     except ImageRejectedError as error:
         st.error(f"{photo.name}: {error}")
         return
@@ -326,7 +326,7 @@ def _capture(tool: ToolModels, session: LiveSession, classes: list[str]) -> None
                 st.warning("No frame yet: start the camera or the demo stream.")
                 return
             try:
-                report = capture_sample(studio(), tool.tool, frame, roi_of(tool), label)
+                report = capture_sample(studio(), tool.tool, frame, roi_of(tool), label, actor=current_reviewer())
             except StudioError as error:
                 st.error(str(error))
                 return

@@ -270,7 +270,7 @@ def _import_dataset(studio: Studio, result: ImportResult, dataset: Path, actor: 
     """The bundle's dataset into the new tool; on failure the import is undone and BundleError raised."""
     try:
         with open_zip(dataset, DATASET_FILE) as archive:
-            report = import_zip(studio, result.tool, archive, DATASET_FILE, source="import")
+            report = import_zip(studio, result.tool, archive, DATASET_FILE, source="import", actor=actor)
         if report.rejected or report.cancelled:
             name, reason = report.rejected[0] if report.rejected else ("", "cancelled")
             raise BundleError(f"{DATASET_FILE}: {name} was refused ({reason})")

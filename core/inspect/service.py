@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.audit import SYSTEM, Actor
+from core.audit import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.images import ImageRejectedError, decode_image
@@ -27,7 +27,7 @@ class Prediction:
 
 
 def predict_image(studio: Studio, tool_name: str, name: str, data: bytes, record: bool = True, roi: str = "auto",
-                  context: RecordContext = RecordContext(), actor: Actor = SYSTEM) -> Prediction:
+                  context: RecordContext = RecordContext(), *, actor: Actor) -> Prediction:
     """Inspect one image given as file bytes (ImageRejectedError for unusable files); record it unless
     ``record`` is False (recording needs INSPECT)."""
     if record:
@@ -43,7 +43,7 @@ def _predict(studio: Studio, models: ToolModels, name: str, data: bytes, record:
 
 
 def predict_files(studio: Studio, tool_name: str, files: list[tuple[str, bytes | None]], record: bool = True,
-                  roi: str = "auto", context: RecordContext = RecordContext(), actor: Actor = SYSTEM) -> list[dict]:
+                  roi: str = "auto", context: RecordContext = RecordContext(), *, actor: Actor) -> list[dict]:
     """One result dict per file (``{"path", "error"}`` for a file that cannot be inspected)."""
     if record:
         require(studio, actor, Permission.INSPECT, f"tool {tool_name}")

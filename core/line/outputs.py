@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.audit import SYSTEM, Actor
+from core.audit import Actor
 from core.auth.guard import require
 from core.auth.roles import Permission
 from core.errors import InvalidInputError, NotFoundError
@@ -64,7 +64,7 @@ def _info(row: Output, pending: int = 0) -> OutputInfo:
 
 def add_output(
     studio: Studio, station: str, name: str, kind: str, url: str, username: str | None = None,
-    secret: str | None = None, actor: Actor = SYSTEM,
+    secret: str | None = None, *, actor: Actor,
 ) -> OutputInfo:
     """Add an output; the URL is checked for its kind."""
     require(studio, actor, Permission.MANAGE_OUTPUTS, f"station {station}")
@@ -97,7 +97,7 @@ def _require(session: Any, station: str, name: str) -> Output:
     return row
 
 
-def remove_output(studio: Studio, station: str, name: str, actor: Actor = SYSTEM) -> None:
+def remove_output(studio: Studio, station: str, name: str, actor: Actor) -> None:
     """Remove an output and its pending deliveries."""
     require(studio, actor, Permission.MANAGE_OUTPUTS, f"station {station}")
     with studio.transaction() as session:
@@ -130,7 +130,7 @@ def sample_event(station: str) -> dict[str, Any]:
     return event
 
 
-def publish_test(studio: Studio, station: str, name: str, timeout: float = 5.0, actor: Actor = SYSTEM
+def publish_test(studio: Studio, station: str, name: str, timeout: float = 5.0, *, actor: Actor
                  ) -> dict[str, Any]:
     """Send one test event now, outside the outbox; says whether it was confirmed and why not."""
     require(studio, actor, Permission.MANAGE_OUTPUTS, f"station {station}")

@@ -93,7 +93,7 @@ def create_recipe(
     name: str,
     number: int,
     tools: list[str | dict[str, Any]],
-    actor: audit.Actor = audit.SYSTEM,
+    actor: audit.Actor,
 ) -> RecipeInfo:
     require(studio, actor, Permission.EDIT_RECIPES, f"station {station}")
     if not 1 <= number <= MAX_NUMBER:
@@ -135,7 +135,7 @@ def find_recipe(studio: Studio, station: str, key: str | int) -> RecipeInfo:
 
 
 def activate_recipe(
-    studio: Studio, station: str, key: str | int, actor: audit.Actor = audit.SYSTEM, via: str = "cli"
+    studio: Studio, station: str, key: str | int, actor: audit.Actor, via: str = "cli"
 ) -> RecipeInfo:
     """Make a recipe the station's active one (the running service follows); audited."""
     require(studio, actor, Permission.SWITCH_RECIPE, f"station {station}")

@@ -13,6 +13,7 @@ from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import utc_now
+from tests.actors import ADMIN
 
 TOOL = "cells"
 
@@ -26,8 +27,8 @@ def inspect_at(studio: Studio, when: datetime, decision: str, tool: str = TOOL) 
 
 @pytest.fixture
 def cells(any_studio: Studio) -> Studio:
-    create_tool(any_studio, TOOL, "good,defective")
-    create_tool(any_studio, "other", "good,defective")
+    create_tool(any_studio, TOOL, "good,defective", actor=ADMIN)
+    create_tool(any_studio, "other", "good,defective", actor=ADMIN)
     return any_studio
 
 

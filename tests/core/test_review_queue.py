@@ -32,6 +32,7 @@ from core.tool_settings import change_settings
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import Inspection, Review, Sample, utc_now
+from tests.actors import ADMIN
 
 TOOL = "cells"
 T0 = datetime(2024, 6, 1, 8, 0, 0)
@@ -56,8 +57,8 @@ def record(studio: Studio, created_at: datetime, decision: str = "review", *, op
 
 @pytest.fixture
 def cells(any_studio: Studio) -> Studio:
-    create_tool(any_studio, TOOL, "good,defective,crack")
-    create_tool(any_studio, "other", "good,dent")
+    create_tool(any_studio, TOOL, "good,defective,crack", actor=ADMIN)
+    create_tool(any_studio, "other", "good,dent", actor=ADMIN)
     return any_studio
 
 

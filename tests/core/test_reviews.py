@@ -16,7 +16,7 @@ from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import Review, Sample
-from tests.actors import OPERATOR
+from tests.actors import ADMIN, OPERATOR
 
 TOOL = "cells"
 T0 = datetime(2024, 6, 1, 8, 0, 0)
@@ -37,8 +37,8 @@ def record(studio: Studio, created_at: datetime, decision: str = "review", image
 
 @pytest.fixture
 def cells(any_studio: Studio) -> Studio:
-    create_tool(any_studio, TOOL, "good,defective")
-    create_tool(any_studio, "other", "good,dent")
+    create_tool(any_studio, TOOL, "good,defective", actor=ADMIN)
+    create_tool(any_studio, "other", "good,dent", actor=ADMIN)
     return any_studio
 
 
@@ -96,7 +96,7 @@ def test_review_without_a_kept_image_adds_no_sample(cells: Studio) -> None:
 
 def test_review_of_an_image_that_is_already_a_sample(cells: Studio, elpv_subset: Path) -> None:
     image = sorted((elpv_subset / "good").glob("*.png"))[0]
-    import_path(cells, TOOL, image, label="good")
+    import_path(cells, TOOL, image, label="good", actor=ADMIN)
     inspection = record(cells, T0, image=image)
     submit_review(cells, inspection, "defective", OPERATOR)
     rows = samples(cells)

@@ -39,6 +39,7 @@ from core.studio import Studio, open_studio
 from core.tools import create_tool
 from core.training import train
 from models.profiles import DEFAULT_PROFILE
+from tests.actors import ADMIN
 from tests.inspections import record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,12 +69,12 @@ def _settings(data_dir: Path) -> Settings:
 
 def _build_with_services(data_dir: Path) -> None:
     studio = open_studio(_settings(data_dir))
-    create_tool(studio, TOOL, "good,defective")
-    assert import_path(studio, TOOL, ELPV).imported == 40
-    train(studio, TOOL)
+    create_tool(studio, TOOL, "good,defective", actor=ADMIN)
+    assert import_path(studio, TOOL, ELPV, actor=ADMIN).imported == 40
+    train(studio, TOOL, actor=ADMIN)
     cells = sorted((ELPV / "good").glob("*.png"))[:3] + sorted((ELPV / "defective").glob("*.png"))[:3]
     for path in cells:
-        predict_image(studio, TOOL, path.name, path.read_bytes(), context=RecordContext("e2e"))
+        predict_image(studio, TOOL, path.name, path.read_bytes(), context=RecordContext("e2e"), actor=ADMIN)
     for path in sorted((ELPV / "defective").glob("*.png"))[3:5]:
         png = encode_png(decode_image(path.read_bytes()).rgb)
         record(studio, TOOL, Verdict("review", "defective", 0.55), {"good": 0.45, "defective": 0.55}, png,
@@ -307,7 +308,8 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
         page.get_by_text("Nothing to review: every flagged inspection has a verdict.").wait_for()
     if not os.environ.get("SCREENSHOT_DIR"):  # the two recorded reviews + what the model sent to review
         cells = sorted((ELPV / "good").glob("*.png"))[:3] + sorted((ELPV / "defective").glob("*.png"))[:3]
-        sent = sum(predict_image(studio, TOOL, p.name, p.read_bytes(), record=False).inspection.decision == "review"
+        sent = sum(predict_image(studio, TOOL, p.name, p.read_bytes(), record=False,
+            actor=ADMIN).inspection.decision == "review"
                    for p in cells)
         assert waiting == 2 + sent
     _screenshot(page, "review")

@@ -12,6 +12,7 @@ from core.cli import main
 from core.config import Settings
 from core.studio import open_studio
 from core.tools import create_tool
+from tests.actors import ADMIN
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("STUDIO_DATA_DIR", str(folder))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
-    create_tool(studio, "cells", "good,defective")
+    create_tool(studio, "cells", "good,defective", actor=ADMIN)
     studio.engine.dispose()
     return folder
 

@@ -13,6 +13,7 @@ from core.samples import import_path
 from core.studio import Studio, open_studio
 from core.tools import list_tools
 from core.training import train
+from tests.actors import ADMIN
 from tests.pages.test_pages import (  # noqa: F401  (fixtures)
     ELPV,
     button,
@@ -30,10 +31,10 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
     data_dir = tmp_path_factory.mktemp("bundle-page") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, "good,defective")
-    import_path(studio, TOOL, ELPV)
-    train(studio, TOOL, method="knn", profile="fast")
-    path = export_bundle(studio, TOOL, data_dir.parent / "cells.zip").path
+    create_tool(studio, TOOL, "good,defective", actor=ADMIN)
+    import_path(studio, TOOL, ELPV, actor=ADMIN)
+    train(studio, TOOL, method="knn", profile="fast", actor=ADMIN)
+    path = export_bundle(studio, TOOL, data_dir.parent / "cells.zip", actor=ADMIN).path
     studio.engine.dispose()
     return path.read_bytes()
 

@@ -15,6 +15,7 @@ from core.line.recipes import create_recipe, list_recipes
 from core.studio import Studio, open_studio
 from core.tools import create_tool
 from storage.tables import utc_now
+from tests.actors import ADMIN
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
@@ -54,12 +55,12 @@ def test_no_station_yet(line_studio: Studio) -> None:
 
 def test_station_status_outputs_recipes_and_map(line_studio: Studio) -> None:
     studio = line_studio
-    create_tool(studio, "cells", "good,defective")
-    create_recipe(studio, "line1", "cell-a", 1, ["cells"])
-    create_recipe(studio, "line1", "cell-b", 2, ["cells"])
+    create_tool(studio, "cells", "good,defective", actor=ADMIN)
+    create_recipe(studio, "line1", "cell-a", 1, ["cells"], actor=ADMIN)
+    create_recipe(studio, "line1", "cell-b", 2, ["cells"], actor=ADMIN)
     add_output(
         studio, "line1", "plant", "mqtt", "mqtt://127.0.0.1:1883/studio", username="cam", secret="supersecret-pw"
-    )
+    , actor=ADMIN)
     with studio.transaction() as session:
         row = ensure_station(session, "line1")
         row.heartbeat_at = utc_now()

@@ -22,6 +22,7 @@ from core.samples import import_path
 from core.studio import Studio, open_studio
 from core.tools import create_tool
 from core.training import train
+from tests.actors import ADMIN
 from tests.line.conftest import wait_until
 
 ELPV = Path(__file__).resolve().parents[2] / "data" / "elpv"
@@ -57,9 +58,9 @@ class ApiServer:
 def trained_studio(folder: Path, database_url: str | None = None) -> Studio:
     """A studio with tool ``cells`` trained (fast profile) on the committed ELPV cells."""
     studio = open_studio(Settings(folder, database_url or f"sqlite:///{folder / 'studio.db'}"))
-    create_tool(studio, "cells", "good,defective")
-    import_path(studio, "cells", ELPV)
-    train(studio, "cells", profile="fast")
+    create_tool(studio, "cells", "good,defective", actor=ADMIN)
+    import_path(studio, "cells", ELPV, actor=ADMIN)
+    train(studio, "cells", profile="fast", actor=ADMIN)
     return studio
 
 

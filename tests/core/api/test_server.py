@@ -18,6 +18,7 @@ from core.api.tokens import revoke_token
 from core.inspect.service import predict_image
 from core.studio import Studio
 from storage.tables import Inspection
+from tests.actors import ADMIN
 from tests.core.api.conftest import ADMIN, CAP, ApiServer, bearer, create_token, defective_image, good_image
 
 pytestmark = pytest.mark.slow  # trains a tool and runs a real server
@@ -43,7 +44,7 @@ def inspect(server: ApiServer, token: str, data: bytes, content_type: str = "ima
 def test_inspect_answers_what_predict_image_answers(server: ApiServer, api_studio: Studio, tokens: dict[str, str],
                                                     image) -> None:  # type: ignore[no-untyped-def]
     data, before = image(), inspections(api_studio)
-    expected = predict_image(api_studio, "cells", "upload", data, record=False).as_dict()
+    expected = predict_image(api_studio, "cells", "upload", data, record=False, actor=ADMIN).as_dict()
 
     raw = inspect(server, tokens["inspect"], data, record="false")
     multipart = httpx.post(f"{server.url}/v1/tools/cells/inspect", params={"record": "false"}, timeout=60,

@@ -23,6 +23,7 @@ from core.bundle.signing import generate_key_pair
 from core.errors import StudioError
 from core.studio import Studio
 from core.tools import create_tool, list_tools
+from tests.actors import ADMIN
 
 ME = Actor("ines", "pc-7", Role.ENGINEER)
 Members = dict[str, bytes]
@@ -160,7 +161,7 @@ def test_a_damaged_zip_is_refused(station: Studio, bundles: dict[str, Path], tmp
 
 
 def test_an_existing_name_is_refused_without_as(station: Studio, bundles: dict[str, Path]) -> None:
-    create_tool(station, "solar-cell", "good,defective")
+    create_tool(station, "solar-cell", "good,defective", actor=ADMIN)
     assert_refused(station, bundles["plain"], "exists already")
     assert [t.name for t in list_tools(station)] == ["solar-cell"] and not list_tools(station)[0].trained
 

@@ -14,12 +14,13 @@ from core.inspect.recorder import PendingInspection, RecordedInspection
 from core.studio import Studio
 from core.tools import create_tool
 from storage.tables import AuditEntry, Inspection
+from tests.actors import ADMIN
 from tests.inspections import record
 
 
 @pytest.fixture
 def cell(any_studio: Studio) -> Studio:
-    create_tool(any_studio, "cell", "good,crack")
+    create_tool(any_studio, "cell", "good,crack", actor=ADMIN)
     return any_studio
 
 

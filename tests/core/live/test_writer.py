@@ -19,6 +19,7 @@ from core.studio import Studio, open_studio
 from core.tool_settings import ToolSettings
 from core.tools import create_tool
 from storage.tables import Inspection, utc_now
+from tests.actors import ADMIN
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Studio:
     monkeypatch.setattr(storage.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
     data_dir = tmp_path / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, "cell", "good,crack")
+    create_tool(studio, "cell", "good,crack", actor=ADMIN)
     yield studio
     studio.engine.dispose()
 
