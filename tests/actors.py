@@ -2,7 +2,6 @@
 
 from core.audit import Actor
 from core.auth.roles import Role
-from tests.actors import ADMIN
 
 ADMIN = Actor("admin", "test", Role.ADMIN, "page")
 ENGINEER = Actor("engineer", "test", Role.ENGINEER, "page")

@@ -22,7 +22,6 @@ from core.samples import import_path
 from core.studio import Studio, open_studio
 from core.tools import create_tool
 from core.training import train
-from tests.actors import ADMIN
 from tests.line.conftest import wait_until
 
 ELPV = Path(__file__).resolve().parents[2] / "data" / "elpv"
