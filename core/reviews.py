@@ -196,6 +196,41 @@ def _sign_verdict(studio: Studio, person: Reviewer, inspection_id: int, verdict:
     sign_if_required(studio, person, password, Meaning.REVIEWED, "inspection", inspection_id, content)
 
 
+def correct_verdict(studio: Studio, inspection_id: int, verdict: str, reviewer: Actor, reason: str,
+                    signature_password: str | None = None) -> int:
+    """Correct a signed verdict (it cannot be undone): a new signed record, meaning "reviewed", that names
+    the signature it corrects and the reason; the first signature and its audit row stay as they were.
+    The review and its sample take the corrected class. Returns the new signature's id (0 when this
+    session does not sign: single-user mode)."""
+    person = as_reviewer(reviewer)
+    require(studio, person, Permission.REVIEW, f"inspection {inspection_id}")
+    if not reason.strip():
+        raise InvalidInputError("A correction of a signed verdict needs a reason.")
+    with studio.transaction() as session:
+        inspection = repo.get_inspection(session, inspection_id)
+        if inspection is None or inspection.review is None:
+            raise NotFoundError(f"no reviewed inspection {inspection_id}")
+        signed = accounts_repo.signatures_for(session, "inspection", str(inspection_id))
+        if not signed:
+            raise InvalidInputError(f"the verdict on inspection {inspection_id} is not signed: undo it instead")
+        tool = repo.get_tool_by_id(session, inspection.tool_id)
+        if verdict not in tool.class_names:
+            raise InvalidInputError(f"{verdict!r} is not a class of tool {tool.name!r}")
+        content = {"tool": tool.name, "inspection": inspection_id, "verdict": verdict,
+                   "previous_verdict": inspection.review.verdict, "corrects": signed[-1].id, "reason": reason.strip()}
+    signature = sign_if_required(studio, person, signature_password, Meaning.REVIEWED, "inspection", inspection_id,
+                                 content, corrects=signed[-1].id)
+    with studio.transaction() as session:
+        review = repo.get_inspection(session, inspection_id).review
+        previous, review.verdict = review.verdict, verdict
+        if review.sample_id is not None and (sample := session.get(Sample, review.sample_id)) is not None:
+            sample.label = verdict
+        log(session, person, "verdict_correction", f"inspection {inspection_id}", tool.id, verdict=verdict,
+            previous_verdict=previous, reason=reason.strip(), corrects_signature=signed[-1].id,
+            signature_id=None if signature is None else signature.id)
+    return 0 if signature is None else signature.id
+
+
 def _store_verdict(studio: Studio, session: Any, inspection_id: int, verdict: str, person: Reviewer) -> int:
     inspection = repo.get_inspection(session, inspection_id)
     if inspection is None:

@@ -33,6 +33,7 @@ from core.tool_settings import MAX_SMOOTHING, TRIGGERS
 from core.tools import list_tools, set_roi
 from pages.common import require_tool, studio
 from pages.identity import current_reviewer
+from pages.signature import signature_field
 
 BANNERS = {"pass": ("PASS", "#1a7f37"), "fail": ("FAIL", "#cf222e"), "review": ("REVIEW", "#bf8700")}
 TRIGGER_LABELS = {"continuous": "Continuous", "part-present": "Part present", "manual": "Manual (Inspect button)"}
@@ -96,9 +97,10 @@ def _controls(tool_name: str, session: LiveSession) -> LiveConfig:
                             disabled=not heatmap)
         config = session.settings.update(thresholds=thresholds, trigger=trigger, smoothing=smoothing, tta=tta,
                                          heatmap=heatmap, heatmap_opacity=opacity)
+        password = signature_field("live-signature", "approved", "a change of thresholds")
         if st.button("Save to tool", key="live-save", help="Make these the tool's settings (no retraining)"):
             try:
-                save_live_config(studio(), tool_name, config, current_reviewer())
+                save_live_config(studio(), tool_name, config, current_reviewer(), password)
             except StudioError as error:
                 st.error(str(error))
             else:

@@ -48,6 +48,7 @@ class Signature(Base):
     record_kind: Mapped[str] = mapped_column(String(32))
     record_id: Mapped[str] = mapped_column(String(64))
     content_hash: Mapped[str] = mapped_column(String(64))
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("signature.id"), default=None)  # a correction
 
 
 def get_account(session: Session, username: str) -> Account | None:

@@ -21,6 +21,7 @@ from core.auth.accounts import check_secret
 from core.errors import AuthenticationError
 from core.studio import Studio
 from storage import accounts as accounts_repo
+from storage import repository as repo
 from storage.tables import utc_now
 
 
@@ -40,6 +41,7 @@ class Signature:
     record_kind: str
     record_id: str
     content_hash: str
+    corrects_id: int | None = None  # the signature this one corrects (a signed record is never edited)
 
     def as_text(self) -> str:
         return f"{self.full_name} ({self.username}), {self.meaning}, {self.signed_at:%Y-%m-%d %H:%M:%S} UTC"
@@ -53,13 +55,15 @@ def content_hash(content: Mapping[str, Any]) -> str:
 
 def _signature(row: accounts_repo.Signature) -> Signature:
     return Signature(row.id, row.username, row.full_name, Meaning(row.meaning), row.signed_at, row.record_kind,
-                     row.record_id, row.content_hash)
+                     row.record_id, row.content_hash, row.corrects_id)
 
 
 def sign(studio: Studio, actor: audit.Actor, password: str | None, meaning: Meaning | str, record_kind: str,
-         record_id: str | int, content: Mapping[str, Any], *, now: datetime | None = None) -> Signature:
+         record_id: str | int, content: Mapping[str, Any], *, now: datetime | None = None,
+         corrects: int | None = None) -> Signature:
     """Sign a record as ``actor``'s account; raises AuthenticationError when the password is missing or
-    wrong or the account is locked or disabled (the refusal is audited)."""
+    wrong or the account is locked or disabled (the refusal is audited). ``corrects``: the id of the
+    signature this one corrects (signatures are never edited; a correction is a new one)."""
     now = now or utc_now()
     failure: AuthenticationError | None = None
     with studio.transaction() as session:  # committed also on failure: the audit row and counter stay
@@ -82,20 +86,23 @@ def sign(studio: Studio, actor: audit.Actor, password: str | None, meaning: Mean
                 stored = accounts_repo.add_signature(
                     session, account_id=row.id, username=row.username, full_name=row.full_name or row.username,
                     meaning=str(Meaning(meaning)), signed_at=now, record_kind=record_kind, record_id=str(record_id),
-                    content_hash=content_hash(content))
-                audit.log(session, actor, "sign", target, None, meaning=str(Meaning(meaning)),
-                          signature_id=stored.id, content_hash=stored.content_hash)
+                    content_hash=content_hash(content), corrects_id=corrects)
+                tool = repo.get_tool(session, str(content["tool"])) if content.get("tool") else None
+                audit.log(session, actor, "sign", target, None if tool is None else tool.id,
+                          signature=_signature(stored).as_text(), meaning=str(Meaning(meaning)),
+                          signature_id=stored.id, content_hash=stored.content_hash, corrects=corrects)
                 return _signature(stored)
     raise failure
 
 
 def sign_if_required(studio: Studio, actor: audit.Actor, password: str | None, meaning: Meaning | str,
-                     record_kind: str, record_id: str | int, content: Mapping[str, Any]) -> Signature | None:
+                     record_kind: str, record_id: str | int, content: Mapping[str, Any], *,
+                     corrects: int | None = None) -> Signature | None:
     """Sign when authentication is on and a signed-in account acts (``actor.user_id`` set: pages, CLI,
     API); else None (single-user mode, the system, in-process callers without an account)."""
     if not guard.auth_enabled() or actor.via == "system" or actor.user_id is None:
         return None
-    return sign(studio, actor, password, meaning, record_kind, record_id, content)
+    return sign(studio, actor, password, meaning, record_kind, record_id, content, corrects=corrects)
 
 
 def signatures_for(studio: Studio, record_kind: str, record_id: str | int) -> list[Signature]:
