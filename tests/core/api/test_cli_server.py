@@ -15,7 +15,6 @@ import pytest
 from core.api.tokens import create_token
 from core.config import Settings
 from core.studio import open_studio
-from tests.actors import ADMIN
 from tests.core.api.conftest import ADMIN, ApiServer, bearer, good_image, trained_studio
 from tests.line.conftest import free_port, wait_until
 from tests.postgres import TemporaryPostgres
