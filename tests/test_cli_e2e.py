@@ -24,13 +24,13 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import func, select
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
 from core.tools import create_tool, get_tool, list_tools
 from models.profiles import DEFAULT_PROFILE
 from storage.tables import Inspection
-from tests.actors import ADMIN
 from tests.cli_accounts import add_accounts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,7 +292,7 @@ def test_importing_an_empty_folder_is_an_error(blank, tmp_path: Path) -> None:
 
 def test_training_a_tool_with_one_class_points_to_anomaly_detection(blank) -> None:
     env, studio = blank
-    create_tool(studio, "solo", ["good", "defective"], actor=ADMIN)
-    assert import_path(studio, "solo", ELPV / "good", label="good", actor=ADMIN).imported == 20
+    create_tool(studio, "solo", ["good", "defective"], actor=SYSTEM)
+    assert import_path(studio, "solo", ELPV / "good", label="good", actor=SYSTEM).imported == 20
     _assert_error(_cli(env, "train", "--tool", "solo"), "anomaly")
     assert not get_tool(studio, "solo").trained

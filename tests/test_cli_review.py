@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.images import decode_image, encode_png
 from core.inspect.decision import Verdict
 from core.samples import import_path
 from core.studio import open_studio
 from core.tools import create_tool
-from tests.actors import ADMIN
 from tests.inspections import record
 from tests.test_cli_e2e import ELPV, _cli, _env
 
@@ -27,8 +27,8 @@ def _json(result) -> object:  # noqa: ANN001 - a CompletedProcess
 def test_candidate_promote_rollback_and_review_from_the_command_line(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, "good,defective", actor=ADMIN)
-    import_path(studio, TOOL, ELPV, actor=ADMIN)
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    import_path(studio, TOOL, ELPV, actor=SYSTEM)
     env = _env(data_dir)
     good = sorted((ELPV / "good").glob("*.png"))
 

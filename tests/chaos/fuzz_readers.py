@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tests.actors import ADMIN
+from core.audit import SYSTEM
 
 HANG_SECONDS = 10
 
@@ -172,7 +172,7 @@ def fuzz_zips(examples: int, tally: dict) -> None:
     seeds = zip_seeds(images)
     folder = Path(tempfile.mkdtemp(prefix="fuzz-zip-"))
     studio = open_studio(Settings(folder / "data", f"sqlite:///{folder / 'data' / 'studio.db'}"))
-    create_tool(studio, "fuzz", "good,bad", actor=ADMIN)
+    create_tool(studio, "fuzz", "good,bad", actor=SYSTEM)
     path = folder / "upload.zip"
 
     @settings(max_examples=examples, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
@@ -184,7 +184,7 @@ def fuzz_zips(examples: int, tally: dict) -> None:
         started = time.monotonic()
         signal.alarm(HANG_SECONDS)
         try:
-            report = import_path(studio, "fuzz", path, actor=ADMIN)
+            report = import_path(studio, "fuzz", path, actor=SYSTEM)
         except InvalidInputError:
             tally["rejected"] += 1
         else:

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from core.analytics import DAILY_COLUMNS, daily_stats, default_range
+from core.audit import SYSTEM
 from core.errors import NotFoundError
 from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import utc_now
-from tests.actors import ADMIN
 
 TOOL = "cells"
 
@@ -27,8 +27,8 @@ def inspect_at(studio: Studio, when: datetime, decision: str, tool: str = TOOL) 
 
 @pytest.fixture
 def cells(any_studio: Studio) -> Studio:
-    create_tool(any_studio, TOOL, "good,defective", actor=ADMIN)
-    create_tool(any_studio, "other", "good,defective", actor=ADMIN)
+    create_tool(any_studio, TOOL, "good,defective", actor=SYSTEM)
+    create_tool(any_studio, "other", "good,defective", actor=SYSTEM)
     return any_studio
 
 

@@ -18,11 +18,11 @@ from sqlalchemy import text
 
 from core.analytics.dashboard import LATENCY_QUANTILE_BOUND, Dashboard, Kpis, line_of, load_dashboard
 from core.analytics.filters import AnalyticsFilter
+from core.audit import SYSTEM
 from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.migrate import alembic_config
-from tests.actors import ADMIN
 
 TOOL = "cells"
 START = datetime(2024, 3, 4)
@@ -90,7 +90,7 @@ def assert_kpis(exact: Kpis, rolled: Kpis) -> None:
 
 @pytest.fixture
 def filled(any_studio: Studio) -> tuple[Studio, list[int]]:
-    create_tool(any_studio, TOOL, "good,crack,dent", actor=ADMIN)
+    create_tool(any_studio, TOOL, "good,crack,dent", actor=SYSTEM)
     with any_studio.transaction() as session:
         tool = repo.get_tool(session, TOOL)
         versions = [repo.add_model_version(session, tool_id=tool.id, method="classifier", profile="fast",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from core.audit import Actor, audit_log
+from core.audit import SYSTEM, Actor, audit_log
 from core.auth.roles import Role
 from core.config import Settings
 from core.errors import InvalidInputError
@@ -34,7 +34,6 @@ from core.tools import create_tool
 from core.training import train
 from storage import repository as repo
 from storage.tables import Sample
-from tests.actors import ADMIN
 from tests.inspections import classifier_of, record
 
 TOOL = "cells"
@@ -46,17 +45,17 @@ def versions(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path):
     """v1 trained on 6 + 6 cells (active), v2 on all 40 minus 8 held out (candidate)."""
     folder = tmp_path_factory.mktemp("versions")
     studio = open_studio(Settings(folder / "data", f"sqlite:///{folder / 'data' / 'studio.db'}"))
-    create_tool(studio, TOOL, "good,defective", actor=ADMIN)
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
     good, bad = sorted((elpv_subset / "good").glob("*.png")), sorted((elpv_subset / "defective").glob("*.png"))
     for path in good[:6]:
-        import_path(studio, TOOL, path, label="good", actor=ADMIN)
+        import_path(studio, TOOL, path, label="good", actor=SYSTEM)
     for path in bad[:6]:
-        import_path(studio, TOOL, path, label="defective", actor=ADMIN)
-    first = train(studio, TOOL, actor=ADMIN)
+        import_path(studio, TOOL, path, label="defective", actor=SYSTEM)
+    first = train(studio, TOOL, actor=SYSTEM)
     for path in good[6:]:
-        import_path(studio, TOOL, path, label="good", actor=ADMIN)
+        import_path(studio, TOOL, path, label="good", actor=SYSTEM)
     for path in bad[6:]:
-        import_path(studio, TOOL, path, label="defective", actor=ADMIN)
+        import_path(studio, TOOL, path, label="defective", actor=SYSTEM)
     with studio.transaction() as session:  # the 4 + 4 newest cells of each class are the held-out set
         newest = [s.id for label in ("good", "defective") for s in
                   session.scalars(select(Sample).where(Sample.label == label).order_by(Sample.id.desc()).limit(4))]
@@ -73,7 +72,7 @@ def test_a_candidate_does_not_replace_the_active_model(versions) -> None:
     statuses = {v.id: v.status for v in list_versions(studio, TOOL)}
     assert statuses == {v1: "active", candidate.version_id: "candidate"}
     assert predict_image(studio, TOOL, "x.png", good[0].read_bytes(), record=False,
-        actor=ADMIN).inspection.deciding_version == v1
+        actor=SYSTEM).inspection.deciding_version == v1
     assert [(r.action, r.actor, r.device) for r in audit_log(studio, TOOL)][:1] == \
         [("train_candidate", "eva", "office-pc")]
 
@@ -96,11 +95,11 @@ def test_promote_and_rollback_change_what_predict_uses(versions, tmp_path: Path)
     studio, v1, candidate, _, good, bad = versions
     v2 = candidate.version_id
     image = bad[-1].read_bytes()
-    before = predict_image(studio, TOOL, "x.png", image, record=False, actor=ADMIN)
+    before = predict_image(studio, TOOL, "x.png", image, record=False, actor=SYSTEM)
     v1_threshold = classifier_of(studio, TOOL).threshold
 
     assert promote(studio, TOOL, v2, ENGINEER) == v1
-    after = predict_image(studio, TOOL, "x.png", image, record=False, actor=ADMIN)
+    after = predict_image(studio, TOOL, "x.png", image, record=False, actor=SYSTEM)
     assert (before.inspection.deciding_version, after.inspection.deciding_version) == (v1, v2)
     assert after.inspection.probabilities != before.inspection.probabilities  # another model really answers
     assert {v.id: v.status for v in list_versions(studio, TOOL)} == {v1: "retired", v2: "active"}
@@ -111,7 +110,7 @@ def test_promote_and_rollback_change_what_predict_uses(versions, tmp_path: Path)
     assert classifier_of(studio, TOOL).threshold == 0.9
     assert rollback(studio, TOOL, Actor("olaf", "line-2", Role.ENGINEER)) == v1
     assert classifier_of(studio, TOOL).threshold == v1_threshold != 0.9  # v1's own calibration again
-    again = predict_image(studio, TOOL, "x.png", image, record=False, actor=ADMIN)
+    again = predict_image(studio, TOOL, "x.png", image, record=False, actor=SYSTEM)
     assert again.inspection.deciding_version == v1
     assert again.inspection.probabilities == before.inspection.probabilities
     with pytest.raises(InvalidInputError, match="cannot be deleted"):
@@ -162,7 +161,7 @@ def test_anomaly_versions_compare_as_good_against_anomaly(versions) -> None:
     """An anomaly model's version is compared on the same held-out cells: every defect class counts as
     an anomaly, and its promotion replaces only the active anomaly model."""
     studio, v1, *_ = versions
-    anomaly = train(studio, TOOL, method="anomaly", activate=False, actor=ADMIN).version_id
+    anomaly = train(studio, TOOL, method="anomaly", activate=False, actor=SYSTEM).version_id
     result = compare_versions(studio, TOOL, [anomaly]).versions[anomaly]["held_out"]
     assert result.classes == ["good", "anomaly"] and result.n == 8
     assert [sum(row) for row in result.confusion] == [4, 4]  # the 4 defective cells are anomalies to find

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from core.audit import audit_log
+from core.audit import SYSTEM, audit_log
 from core.auth.roles import Role
 from core.config import Settings
 from core.errors import InvalidInputError
@@ -32,7 +32,6 @@ from core.tool_settings import change_settings
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import Inspection, Review, Sample, utc_now
-from tests.actors import ADMIN
 
 TOOL = "cells"
 T0 = datetime(2024, 6, 1, 8, 0, 0)
@@ -57,8 +56,8 @@ def record(studio: Studio, created_at: datetime, decision: str = "review", *, op
 
 @pytest.fixture
 def cells(any_studio: Studio) -> Studio:
-    create_tool(any_studio, TOOL, "good,defective,crack", actor=ADMIN)
-    create_tool(any_studio, "other", "good,dent", actor=ADMIN)
+    create_tool(any_studio, TOOL, "good,defective,crack", actor=SYSTEM)
+    create_tool(any_studio, "other", "good,dent", actor=SYSTEM)
     return any_studio
 
 

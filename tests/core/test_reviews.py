@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.audit import SYSTEM
 from core.auth.roles import Role
 from core.errors import InvalidInputError, NotFoundError
 from core.reviews import Reviewer, review_queue, submit_review
@@ -16,7 +17,7 @@ from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import Review, Sample
-from tests.actors import ADMIN, OPERATOR
+from tests.actors import OPERATOR
 
 TOOL = "cells"
 T0 = datetime(2024, 6, 1, 8, 0, 0)
@@ -37,8 +38,8 @@ def record(studio: Studio, created_at: datetime, decision: str = "review", image
 
 @pytest.fixture
 def cells(any_studio: Studio) -> Studio:
-    create_tool(any_studio, TOOL, "good,defective", actor=ADMIN)
-    create_tool(any_studio, "other", "good,dent", actor=ADMIN)
+    create_tool(any_studio, TOOL, "good,defective", actor=SYSTEM)
+    create_tool(any_studio, "other", "good,dent", actor=SYSTEM)
     return any_studio
 
 
@@ -96,7 +97,7 @@ def test_review_without_a_kept_image_adds_no_sample(cells: Studio) -> None:
 
 def test_review_of_an_image_that_is_already_a_sample(cells: Studio, elpv_subset: Path) -> None:
     image = sorted((elpv_subset / "good").glob("*.png"))[0]
-    import_path(cells, TOOL, image, label="good", actor=ADMIN)
+    import_path(cells, TOOL, image, label="good", actor=SYSTEM)
     inspection = record(cells, T0, image=image)
     submit_review(cells, inspection, "defective", OPERATOR)
     rows = samples(cells)

@@ -39,7 +39,6 @@ from core.studio import Studio, open_studio
 from core.tools import create_tool
 from core.training import train
 from models.profiles import DEFAULT_PROFILE
-from tests.actors import ADMIN
 from tests.inspections import record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,12 +68,12 @@ def _settings(data_dir: Path) -> Settings:
 
 def _build_with_services(data_dir: Path) -> None:
     studio = open_studio(_settings(data_dir))
-    create_tool(studio, TOOL, "good,defective", actor=ADMIN)
-    assert import_path(studio, TOOL, ELPV, actor=ADMIN).imported == 40
-    train(studio, TOOL, actor=ADMIN)
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    assert import_path(studio, TOOL, ELPV, actor=SYSTEM).imported == 40
+    train(studio, TOOL, actor=SYSTEM)
     cells = sorted((ELPV / "good").glob("*.png"))[:3] + sorted((ELPV / "defective").glob("*.png"))[:3]
     for path in cells:
-        predict_image(studio, TOOL, path.name, path.read_bytes(), context=RecordContext("e2e"), actor=ADMIN)
+        predict_image(studio, TOOL, path.name, path.read_bytes(), context=RecordContext("e2e"), actor=SYSTEM)
     for path in sorted((ELPV / "defective").glob("*.png"))[3:5]:
         png = encode_png(decode_image(path.read_bytes()).rgb)
         record(studio, TOOL, Verdict("review", "defective", 0.55), {"good": 0.45, "defective": 0.55}, png,
@@ -309,7 +308,7 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     if not os.environ.get("SCREENSHOT_DIR"):  # the two recorded reviews + what the model sent to review
         cells = sorted((ELPV / "good").glob("*.png"))[:3] + sorted((ELPV / "defective").glob("*.png"))[:3]
         sent = sum(predict_image(studio, TOOL, p.name, p.read_bytes(), record=False,
-            actor=ADMIN).inspection.decision == "review"
+            actor=SYSTEM).inspection.decision == "review"
                    for p in cells)
         assert waiting == 2 + sent
     _screenshot(page, "review")

@@ -19,12 +19,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from core.audit import SYSTEM
 from core.images import decode_image
 from core.samples import import_path
 from core.studio import open_studio
 from core.tools import create_tool
 from storage.tables import Sample, Tool
-from tests.actors import ADMIN
 from tests.e2e.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -70,8 +70,8 @@ def write_y4m(path: Path, frames: int = 30) -> None:
 def studio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = (tmp_path_factory.mktemp("camera") / "data").resolve()
     studio = open_studio(_settings(data_dir))
-    create_tool(studio, TOOL, "good,defective", actor=ADMIN)
-    assert import_path(studio, TOOL, ELPV, actor=ADMIN).imported == 40
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    assert import_path(studio, TOOL, ELPV, actor=SYSTEM).imported == 40
     with studio.transaction() as session:
         session.scalar(select(Tool).where(Tool.name == TOOL)).roi = ROI
     studio.engine.dispose()

@@ -32,7 +32,6 @@ from core.tool_settings import LiveOptions
 from core.tools import create_tool, set_roi
 from core.training import train
 from storage.tables import Inspection
-from tests.actors import ADMIN
 from tests.e2e.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -72,9 +71,9 @@ def wait_until(condition, timeout: float, message) -> None:  # noqa: ANN001
 def live_studio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("live-e2e") / "data"
     studio = open_studio(_settings(data_dir))
-    create_tool(studio, TOOL, "good,defective", actor=ADMIN)
-    assert import_path(studio, TOOL, ELPV, actor=ADMIN).imported == 40
-    train(studio, TOOL, actor=ADMIN)
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    assert import_path(studio, TOOL, ELPV, actor=SYSTEM).imported == 40
+    train(studio, TOOL, actor=SYSTEM)
     set_roi(studio, TOOL, ROI, SYSTEM)
     # Saved live settings the page starts from: a short smoothing window, so that continuous mode
     # records each 4 s part even when a loaded 2-core machine processes only a frame or two a second.

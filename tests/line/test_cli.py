@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from core.audit import audit_log
+from core.audit import SYSTEM, audit_log
 from core.cli import main
 from core.config import Settings
 from core.studio import open_studio
 from core.tools import create_tool
-from tests.actors import ADMIN
 
 
 @pytest.fixture
@@ -21,7 +20,7 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("STUDIO_DATA_DIR", str(folder))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
-    create_tool(studio, "cells", "good,defective", actor=ADMIN)
+    create_tool(studio, "cells", "good,defective", actor=SYSTEM)
     studio.engine.dispose()
     return folder
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.audit import audit_log
+from core.audit import SYSTEM, audit_log
 from core.config import Settings
 from core.fleet.heartbeat import fleet
 from core.line.station import Station, StationOptions
@@ -19,7 +19,7 @@ from core.studio import Studio, open_studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import ModelVersion, Tool
-from tests.actors import ADMIN, ENGINEER
+from tests.actors import ENGINEER
 from tests.line.conftest import wait_until
 
 pytestmark = [pytest.mark.line, pytest.mark.slow]
@@ -39,7 +39,7 @@ def fleet_studio(trained_data: Path, tmp_path: Path, database_url: str) -> Studi
         studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
     else:
         studio = open_studio(Settings(folder, database_url))
-        create_tool(studio, "cells", classes, actor=ADMIN)
+        create_tool(studio, "cells", classes, actor=SYSTEM)
         with studio.transaction() as session:
             tool_id = repo.get_tool(session, "cells").id
             for v in versions:

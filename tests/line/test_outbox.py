@@ -10,6 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import func, select
 
+from core.audit import SYSTEM
 from core.inspect.recorder import RecordedInspection
 from core.line.mqtt import MqttLink
 from core.line.outbox import DeliveryWorker, Outbox, backlog
@@ -25,7 +26,6 @@ from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.line_tables import OutboxDelivery, OutboxEvent
-from tests.actors import ADMIN
 from tests.line.conftest import Mosquitto, Receiver, wait_until
 
 pytestmark = pytest.mark.line
@@ -102,8 +102,8 @@ class Subscriber:
 
 
 def test_events_reach_the_broker_and_survive_a_broker_outage(studio: Studio, mosquitto: Mosquitto) -> None:
-    create_tool(studio, "t", "good,defective", actor=ADMIN)
-    output = add_output(studio, "s1", "plant", "mqtt", mosquitto.url, actor=ADMIN)
+    create_tool(studio, "t", "good,defective", actor=SYSTEM)
+    output = add_output(studio, "s1", "plant", "mqtt", mosquitto.url, actor=SYSTEM)
     plant = Subscriber(mosquitto)
     outbox = Outbox()
     link = MqttLink(mosquitto.url, "s1")
@@ -165,8 +165,8 @@ def test_status_is_retained_with_a_last_will(studio: Studio, mosquitto: Mosquitt
 
 
 def test_webhook_signed_retried_and_nothing_lost(studio: Studio, receiver: Receiver) -> None:
-    create_tool(studio, "t", "good,defective", actor=ADMIN)
-    output = add_output(studio, "s1", "mes", "webhook", receiver.url, secret="k3y-very-secret", actor=ADMIN)
+    create_tool(studio, "t", "good,defective", actor=SYSTEM)
+    output = add_output(studio, "s1", "mes", "webhook", receiver.url, secret="k3y-very-secret", actor=SYSTEM)
     assert output.secret == "k3****" and "very" not in json.dumps(list_outputs(studio, "s1")[0].as_dict())
     receiver.fail_next = 2
     outbox = Outbox()
@@ -189,22 +189,22 @@ def test_webhook_signed_retried_and_nothing_lost(studio: Studio, receiver: Recei
 
 
 def test_outputs_config_and_test_publish(studio: Studio, mosquitto: Mosquitto, receiver: Receiver) -> None:
-    add_output(studio, "s1", "plant", "mqtt", mosquitto.url, username="cam", secret="pa55word!", actor=ADMIN)
-    add_output(studio, "s1", "mes", "webhook", receiver.url, secret="abc", actor=ADMIN)
+    add_output(studio, "s1", "plant", "mqtt", mosquitto.url, username="cam", secret="pa55word!", actor=SYSTEM)
+    add_output(studio, "s1", "mes", "webhook", receiver.url, secret="abc", actor=SYSTEM)
     listed = {o.name: o for o in list_outputs(studio, "s1")}
     assert listed["plant"].secret == "pa****" and listed["mes"].secret == "****"
-    assert publish_test(studio, "s1", "plant", actor=ADMIN)["ok"]
-    result = publish_test(studio, "s1", "mes", actor=ADMIN)
+    assert publish_test(studio, "s1", "plant", actor=SYSTEM)["ok"]
+    result = publish_test(studio, "s1", "mes", actor=SYSTEM)
     assert result["ok"] and receiver.events()[-1]["test"] is True
-    remove_output(studio, "s1", "mes", actor=ADMIN)
+    remove_output(studio, "s1", "mes", actor=SYSTEM)
     assert [o.name for o in list_outputs(studio, "s1")] == ["plant"]
     with pytest.raises(Exception, match="mqtt://"):
-        add_output(studio, "s1", "bad", "mqtt", "http://x", actor=ADMIN)
+        add_output(studio, "s1", "bad", "mqtt", "http://x", actor=SYSTEM)
     assert mask("") is None
 
 
 def test_event_rows_commit_with_the_inspection_or_not_at_all(studio: Studio) -> None:
-    create_tool(studio, "t", "good,defective", actor=ADMIN)
+    create_tool(studio, "t", "good,defective", actor=SYSTEM)
     outbox = Outbox()
     with pytest.raises(RuntimeError):
         with studio.transaction() as session:
@@ -230,8 +230,8 @@ def test_prune_keeps_what_an_output_still_waits_for(studio: Studio) -> None:
     from core.line.outbox import prune
     from storage.tables import utc_now
 
-    create_tool(studio, "t", "good,defective", actor=ADMIN)
-    output = add_output(studio, "s1", "mes", "webhook", "http://127.0.0.1:9/hook", actor=ADMIN)
+    create_tool(studio, "t", "good,defective", actor=SYSTEM)
+    output = add_output(studio, "s1", "mes", "webhook", "http://127.0.0.1:9/hook", actor=SYSTEM)
     record(studio, Outbox(), 4)
     with studio.transaction() as session:
         old = utc_now() - timedelta(days=31)

@@ -19,7 +19,6 @@ from core.studio import Studio, open_studio
 from core.tool_settings import change_settings
 from core.tools import create_tool, get_tool
 from core.training import train
-from tests.actors import ADMIN
 from tests.inspections import record
 from tests.pages.test_pages import (  # noqa: F401 - fixtures and helpers of the page tests
     CLASSES,
@@ -42,10 +41,10 @@ def both_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder with the 40 committed cells, a classifier and an anomaly model."""
     data_dir = tmp_path_factory.mktemp("both") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, CLASSES, actor=ADMIN)
-    import_path(studio, TOOL, ELPV, actor=ADMIN)
-    train(studio, TOOL, actor=ADMIN)
-    train(studio, TOOL, method="anomaly", actor=ADMIN)
+    create_tool(studio, TOOL, CLASSES, actor=SYSTEM)
+    import_path(studio, TOOL, ELPV, actor=SYSTEM)
+    train(studio, TOOL, actor=SYSTEM)
+    train(studio, TOOL, method="anomaly", actor=SYSTEM)
     studio.engine.dispose()
     return data_dir
 

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from core.audit import Actor, log
+from core.audit import SYSTEM, Actor, log
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
 from core.tool_settings import change_settings
 from core.tools import create_tool
 from core.training import train
-from tests.actors import ADMIN
 from tests.pages.test_pages import ELPV, button, open_page, studio_copy
 
 TOOL = "cells"
@@ -28,9 +27,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tool with a kNN model (quick to train) and audit rows by two people, one name carrying HTML."""
     data_dir = tmp_path_factory.mktemp("audit-page") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, "good,defective", actor=ADMIN)
-    import_path(studio, TOOL, ELPV, actor=ADMIN)
-    train(studio, TOOL, method="knn", profile="fast", actor=ADMIN)
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    import_path(studio, TOOL, ELPV, actor=SYSTEM)
+    train(studio, TOOL, method="knn", profile="fast", actor=SYSTEM)
     change_settings(studio, TOOL, Actor("ana", "pc-1"), {"audit_share": 0.05})
     with studio.transaction() as session:
         log(session, Actor(HTML, "pc-2"), "queue", "inspection 1", None)

@@ -25,7 +25,6 @@ from core.roi import roi_pixels
 from core.studio import Studio
 from core.tools import get_roi, get_tool, set_roi
 from storage.tables import Inspection
-from tests.actors import ADMIN  # noqa: E402
 from tests.pages.conftest import StreamerRecorder
 from tests.pages.test_pages import (  # noqa: E402,F401
     DEFECTIVE_CELLS,
@@ -269,9 +268,9 @@ def test_a_second_tool_inspects_the_same_frame_with_its_own_threshold(studio: St
     from core.training import train
     from pages.common import TOOL_KEY
     from tests.pages.test_pages import ELPV
-    create_tool(studio, "busbar", "good,defective", actor=ADMIN)
-    import_path(studio, "busbar", ELPV, actor=ADMIN)
-    train(studio, "busbar", actor=ADMIN)
+    create_tool(studio, "busbar", "good,defective", actor=SYSTEM)
+    import_path(studio, "busbar", ELPV, actor=SYSTEM)
+    train(studio, "busbar", actor=SYSTEM)
     set_roi(studio, "busbar", [0.0, 0.0, 0.5, 1.0], SYSTEM)
     # its own saved threshold: fails anything
     change_settings(studio, "busbar", SYSTEM, {"threshold.classifier": 0.0, "review_band.classifier": 0.0})

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from core.audit import audit_log
+from core.audit import SYSTEM, audit_log
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
 from core.tool_settings import tool_settings
 from core.tools import create_tool
 from core.training import train
-from tests.actors import ADMIN
 from tests.pages.test_pages import (  # noqa: F401 - fixtures and helpers of the page tests
     CLASSES,
     ELPV,
@@ -31,11 +30,11 @@ def classifier_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder with 10 + 10 committed cells and a classifier (fast profile)."""
     data_dir = tmp_path_factory.mktemp("oppoint-page") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, CLASSES, actor=ADMIN)
+    create_tool(studio, TOOL, CLASSES, actor=SYSTEM)
     for label in ("good", "defective"):
         for path in sorted((ELPV / label).glob("*.png"))[:10]:
-            import_path(studio, TOOL, path, label=label, actor=ADMIN)
-    train(studio, TOOL, profile="fast", actor=ADMIN)
+            import_path(studio, TOOL, path, label=label, actor=SYSTEM)
+    train(studio, TOOL, profile="fast", actor=SYSTEM)
     studio.engine.dispose()
     return data_dir
 

@@ -18,7 +18,6 @@ from core.samples import class_counts
 from core.studio import Studio
 from core.tool_settings import change_settings, tool_settings
 from storage.tables import Review
-from tests.actors import ADMIN
 from tests.inspections import classifier_of, record
 from tests.pages.test_pages import (  # noqa: F401
     DEFECTIVE_CELLS,
@@ -115,7 +114,7 @@ def test_models_page_promotes_and_rolls_back(trained_studio: Studio) -> None:
     assert not at.exception
     assert classifier_of(trained_studio, TOOL).version_id == v2
     assert predict_image(trained_studio, TOOL, "x.png", GOOD_CELLS[0].read_bytes(),
-                         record=False, actor=ADMIN).inspection.deciding_version == v2
+                         record=False, actor=SYSTEM).inspection.deciding_version == v2
     assert at.button(key="promote").label == f"Roll back to v{v1}"
     at.button(key="promote").click().run()
     assert classifier_of(trained_studio, TOOL).version_id == v1

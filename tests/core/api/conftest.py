@@ -15,7 +15,7 @@ import uvicorn
 
 from core.api.app import create_app
 from core.api.tokens import create_token
-from core.audit import Actor
+from core.audit import SYSTEM, Actor
 from core.auth.roles import Role
 from core.config import Settings
 from core.samples import import_path
@@ -57,9 +57,9 @@ class ApiServer:
 def trained_studio(folder: Path, database_url: str | None = None) -> Studio:
     """A studio with tool ``cells`` trained (fast profile) on the committed ELPV cells."""
     studio = open_studio(Settings(folder, database_url or f"sqlite:///{folder / 'studio.db'}"))
-    create_tool(studio, "cells", "good,defective", actor=ADMIN)
-    import_path(studio, "cells", ELPV, actor=ADMIN)
-    train(studio, "cells", profile="fast", actor=ADMIN)
+    create_tool(studio, "cells", "good,defective", actor=SYSTEM)
+    import_path(studio, "cells", ELPV, actor=SYSTEM)
+    train(studio, "cells", profile="fast", actor=SYSTEM)
     return studio
 
 

@@ -8,19 +8,18 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from core.audit import Actor, log
+from core.audit import SYSTEM, Actor, log
 from core.inspect.decision import Verdict
 from core.inspect.recorder import PendingInspection, RecordedInspection
 from core.studio import Studio
 from core.tools import create_tool
 from storage.tables import AuditEntry, Inspection
-from tests.actors import ADMIN
 from tests.inspections import record
 
 
 @pytest.fixture
 def cell(any_studio: Studio) -> Studio:
-    create_tool(any_studio, "cell", "good,crack", actor=ADMIN)
+    create_tool(any_studio, "cell", "good,crack", actor=SYSTEM)
     return any_studio
 
 

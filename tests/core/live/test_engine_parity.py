@@ -27,7 +27,6 @@ from core.studio import Studio
 from core.tool_settings import LiveOptions, change_settings
 from core.tools import set_roi
 from storage.tables import Inspection
-from tests.actors import ADMIN
 from tests.core.live.conftest import TOOL, cells
 
 ROI = [0.2, 0.1, 0.8, 0.9]
@@ -64,7 +63,7 @@ def live_inspections(studio: Studio, images: list[np.ndarray]) -> list:
 def test_every_path_judges_a_part_the_same_way(both: Studio) -> None:
     set_roi(both, TOOL, ROI, SYSTEM, (WIDTH, HEIGHT))
     images = frames()
-    predicted = [predict_image(both, TOOL, f"frame-{i}.png", encode_png(f), actor=ADMIN) for i, f in enumerate(images)]
+    predicted = [predict_image(both, TOOL, f"frame-{i}.png", encode_png(f), actor=SYSTEM) for i, f in enumerate(images)]
     live = live_inspections(both, images)
     assert len({p.inspection.decision for p in predicted}) > 1  # the set has passes and non-passes
     for p, from_live in zip(predicted, live, strict=True):
@@ -88,7 +87,7 @@ def test_every_path_judges_a_part_the_same_way(both: Studio) -> None:
             crop = np.ascontiguousarray(frame[box[1]:box[3], box[0]:box[2]])
             judged = version_judge(alone)(crop)
             policy_only = predict_image(both, TOOL, "f.png", encode_png(frame), record=False,
-                actor=ADMIN).inspection.verdict
+                actor=SYSTEM).inspection.verdict
             assert judged.decision == policy_only.decision and abs(judged.score - policy_only.score) <= TOLERANCE
     # the recorded rows of both paths carry the same opinions format and decisions
     recorded = rows(both)
@@ -104,7 +103,7 @@ def test_the_audit_rule_is_the_same_on_every_path(both: Studio) -> None:
     models = load_tool_models(both, TOOL)
     good = next(f for f in map(place, cells("good")) if inspect(models, f).decision == "pass")
     change_settings(both, TOOL, SYSTEM, {"audit_share": 1.0, "keep_pass_share": 0.0})
-    assert predict_image(both, TOOL, "good.png", encode_png(good), actor=ADMIN).inspection.decision == "pass"
+    assert predict_image(both, TOOL, "good.png", encode_png(good), actor=SYSTEM).inspection.decision == "pass"
     live_inspections(both, [good])
     predicted, live = rows(both)
     assert predicted.decision == live.decision == "pass"

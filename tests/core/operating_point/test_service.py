@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.audit import Actor, audit_log
+from core.audit import SYSTEM, Actor, audit_log
 from core.auth.roles import Role
 from core.config import Settings
 from core.errors import InvalidInputError
@@ -30,7 +30,6 @@ from core.tool_settings import change_settings, tool_settings
 from core.tools import create_tool
 from core.training import train
 from storage import repository as repo
-from tests.actors import ADMIN
 from tests.cli_accounts import add_accounts
 
 pytestmark = pytest.mark.slow  # trains two models
@@ -49,12 +48,12 @@ def template(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path) -> Pat
     """A data folder: 10 + 10 committed cells, a classifier and an anomaly model (fast profile)."""
     folder = tmp_path_factory.mktemp("oppoint")
     studio = _studio(folder)
-    create_tool(studio, TOOL, ["good", "defective"], actor=ADMIN)
+    create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
     for label in ("good", "defective"):
         for path in sorted((elpv_subset / label).glob("*.png"))[:PER_CLASS]:
-            import_path(studio, TOOL, path, label=label, actor=ADMIN)
-    train(studio, TOOL, profile="fast", actor=ADMIN)
-    train(studio, TOOL, method="anomaly", profile="fast", actor=ADMIN)
+            import_path(studio, TOOL, path, label=label, actor=SYSTEM)
+    train(studio, TOOL, profile="fast", actor=SYSTEM)
+    train(studio, TOOL, method="anomaly", profile="fast", actor=SYSTEM)
     studio.engine.dispose()
     return folder
 
@@ -92,7 +91,7 @@ def test_an_applied_point_is_audited_and_decides_with_the_combined_score(studio:
     assert tool_settings(studio, TOOL).operating_point.as_json() == point.as_json()
     cells = sorted((elpv_subset / "defective").glob("*.png"))[-3:] + sorted((elpv_subset / "good").glob("*.png"))[-3:]
     for path in cells:
-        inspection = predict_image(studio, TOOL, path.name, path.read_bytes(), record=False, actor=ADMIN).inspection
+        inspection = predict_image(studio, TOOL, path.name, path.read_bytes(), record=False, actor=SYSTEM).inspection
         scores = {m: v.verdict.score for m, v in inspection.models.items()}
         assert inspection.combined_score == pytest.approx(point.combination.score(scores))
         expected = decide_between(inspection.combined_score, "good", "defective", point.lo, point.hi)
@@ -112,7 +111,7 @@ def test_a_point_of_other_versions_falls_back_with_a_notice_until_recomputed(stu
     assert models.operating_point is None and "recomputed" in models.notices[0]
     cell = sorted((elpv_subset / "good").glob("*.png"))[-1]
     assert predict_image(studio, TOOL, cell.name, cell.read_bytes(), record=False,
-        actor=ADMIN).inspection.combined_score is None
+        actor=SYSTEM).inspection.combined_score is None
     choice, again = service.recompute(studio, TOOL, ENGINEER)
     assert again.targets == point.targets and again.versions == point.versions
     assert load_tool_models(studio, TOOL).operating_point is not None
@@ -140,7 +139,7 @@ def test_adapting_reads_the_recent_inspections_of_the_deciding_versions_and_is_a
         studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
     cells = [p for label in ("good", "defective") for p in sorted((elpv_subset / label).glob("*.png"))[PER_CLASS:]]
     inspections = [predict_image(studio, TOOL, p.name, p.read_bytes(), record=False,
-        actor=ADMIN).inspection for p in cells]
+        actor=SYSTEM).inspection for p in cells]
     for _ in range(3):  # the line sees each part type several times: 60 recorded inspections
         for inspection in inspections:
             studio.recorder.record(inspection, RecordContext())
