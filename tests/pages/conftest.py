@@ -21,6 +21,12 @@ from core.errors import NotFoundError
 from core.studio import open_studio
 from pages.identity import ACCOUNT_KEY
 
+PASSWORD = "page-tests-password"  # every page-test account's password
+# the e-signature fields of the pages (pages/signature.py): a signed-in page test has typed its password
+# into each, so that the actions it takes are signed for real (the services check the password)
+SIGNATURE_KEYS = ("promote-signature", "review-settings-signature", "anomaly-signature", "live-signature",
+                  "threshold-signature", "op-signature", "review-signature", "correct-signature")
+
 
 class StreamerRecorder:
     """Stands in for ``streamlit_webrtc.webrtc_streamer``: records each call's keyword arguments."""
@@ -80,7 +86,7 @@ def account(role: Role, username: str | None = None) -> Account:
         try:
             return get_user(studio, name)
         except NotFoundError:
-            return create_user(studio, SYSTEM, name, "page-tests-password", role, name.capitalize())
+            return create_user(studio, SYSTEM, name, PASSWORD, role, name.capitalize())
     finally:
         studio.engine.dispose()
 
@@ -98,6 +104,8 @@ def signed_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
         at = original(cls, *args, **kwargs)
         if role is not None:  # the test has pointed STUDIO_DATA_DIR at its studio by now
             at.session_state[ACCOUNT_KEY] = account(Role(role), "operator" if marker is None else None)
+            for key in SIGNATURE_KEYS:
+                at.session_state[key] = PASSWORD
         return at
 
     monkeypatch.setattr(AppTest, "from_file", classmethod(from_file))
