@@ -23,8 +23,8 @@ from tests.pages.test_pages import APP, empty_studio, texts  # noqa: F401 - fixt
 
 PASSWORD = "correct horse battery"
 PAGE_FILES = {"capture": "capture", "dataset": "dataset", "train": "train", "live": "live", "review": "review",
-              "analytics": "analytics", "models": "models", "line": "line", "fleet": "fleet", "api-tokens": "api_tokens",
-              "admin": "users"}
+              "analytics": "analytics", "models": "models", "line": "line", "fleet": "fleet",
+              "api-tokens": "api_tokens", "admin": "users"}
 REFUSED = "This page is not open to your account"
 pytestmark = pytest.mark.signed_in_as(None)
 
