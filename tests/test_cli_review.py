@@ -60,7 +60,11 @@ def test_candidate_promote_rollback_and_review_from_the_command_line(tmp_path: P
     assert _json(_cli(env, "review", "undo", *me)) == {"review_id": review_id, "inspection_id": flagged}
     assert _json(_cli(env, "review", "queue", "--tool", TOOL))["waiting"]["uncertain"] == 1
 
-    entries = [json.loads(line) for line in _cli(env, "audit", "--tool", TOOL).stdout.splitlines()]
+    every = [json.loads(line) for line in _cli(env, "audit", "--tool", TOOL).stdout.splitlines()]
+    # promote and rollback are e-signed with the password the CLI signed in with
+    assert [(e["who"], e["target"], e["details"]["meaning"]) for e in every if e["action"] == "sign"] == [
+        ("eva", f"model_version {v2}", "approved"), ("eva", f"model_version {v1}", "approved")]
+    entries = [e for e in every if e["action"] not in ("sign", "tool_create")]
     assert [(e["action"], e["who"], e["device"]) for e in entries] == [
         ("train_activate", "eva", "pc-1"), ("train_candidate", "eva", "pc-1"),  # trainings are audited too
         ("promote", "eva", "pc-1"), ("rollback", "eva", "pc-1"), ("verdict", "olaf", "tablet-9"),
