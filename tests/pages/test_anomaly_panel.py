@@ -70,7 +70,8 @@ def test_train_page_shows_the_goods_scores_threshold_and_advice(both_studio: Stu
     assert get_tool(both_studio, TOOL).settings["thresholds"] == {}  # the untouched threshold stays calibrated
     at.slider(key="anomaly-threshold").set_value(0.35).run()
     assert get_tool(both_studio, TOOL).settings["thresholds"] == {"anomaly": 0.35}
-    assert [(e.action, e.actor) for e in audit_log(both_studio, TOOL)][:2] == [("settings", "operator")] * 2
+    trail = [(e.action, e.actor) for e in audit_log(both_studio, TOOL)]
+    assert trail[:4] == [("settings", "operator"), ("sign", "operator")] * 2  # each change e-signed first
 
 
 def test_train_page_opens_with_an_anomaly_threshold_set_elsewhere(both_studio: Studio) -> None:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from core.audit import SYSTEM, Actor, log
+from core.auth.roles import Role
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
@@ -30,7 +31,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
     import_path(studio, TOOL, ELPV, actor=SYSTEM)
     train(studio, TOOL, method="knn", profile="fast", actor=SYSTEM)
-    change_settings(studio, TOOL, Actor("ana", "pc-1"), {"audit_share": 0.05})
+    change_settings(studio, TOOL, Actor("ana", "pc-1", Role.ENGINEER, "page"), {"audit_share": 0.05})
     with studio.transaction() as session:
         log(session, Actor(HTML, "pc-2"), "queue", "inspection 1", None)
     studio.engine.dispose()

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from core.audit import SYSTEM, Actor, audit_log
+from core.auth.roles import Role
 from core.images import decode_image, encode_png
 from core.inspect.decision import Verdict
 from core.inspect.service import predict_image
@@ -106,7 +107,7 @@ def test_heatmap_toggle_shows_the_class_activation_map(trained_studio: Studio) -
 
 def test_models_page_promotes_and_rolls_back(trained_studio: Studio) -> None:
     v1 = list_versions(trained_studio, TOOL)[0].id
-    v2 = train_candidate(trained_studio, TOOL, Actor("eva", "pc"), profile="fast").version_id
+    v2 = train_candidate(trained_studio, TOOL, Actor("eva", "pc", Role.ENGINEER, "page"), profile="fast").version_id
     at = open_page("models")
     assert [m.value for m in at.metric] == ["+0", "+0"]
     assert at.button(key="promote").label == f"Promote v{v2}"
