@@ -120,7 +120,9 @@ def test_models_page_promotes_and_rolls_back(trained_studio: Studio) -> None:
     at.button(key="promote").click().run()
     assert classifier_of(trained_studio, TOOL).version_id == v1
     actions = [(e.action, e.target) for e in audit_log(trained_studio, TOOL)]
-    assert actions[:2] == [("rollback", f"model_version {v1}"), ("promote", f"model_version {v2}")]
+    assert actions[:4] == [("rollback", f"model_version {v1}"), ("sign", f"model_version {v1}"),
+                           ("promote", f"model_version {v2}"), ("sign", f"model_version {v2}")]  # e-signed first
+    assert any(t.startswith("Signed: Operator (operator), approved") for t in texts(at.text))  # on the record
     at.button(key="compare").click().run()
     assert not at.exception and "Side by side" in texts(at.subheader)
 
