@@ -280,7 +280,7 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     page.frame_locator(CAMERA_IFRAME).first.get_by_role("button", name="START").wait_for()
     _settle(page, "Live inspection")
     page.get_by_role("tab", name="Photo").click()  # the camera tab comes first; the URL remembers the tab
-    page.wait_for_url(re.compile(r"/live\?tab=Photo$"))
+    page.wait_for_url(re.compile(r"/live\?(.*&)?tab=Photo(&.*)?$"))  # beside the tab session parameter
     page.get_by_text("Upload a photo to inspect it.").wait_for()
     _settle(page, "Live inspection")
     start, end = default_range(1)
