@@ -6,6 +6,7 @@ cd "$(dirname "$0")"
 bash scripts/setup.sh requirements.txt
 echo "Preparing the data folder (the demo project is built on first start) ..."
 .venv/bin/python -m core demo build --if-empty
+.venv/bin/python scripts/first_admin.py  # first start: the admin's one-time password, on this terminal only
 if [ "${1:-}" = "api" ]; then  # ./run.sh api [--host H] [--port P]: the REST API instead of the pages
     shift
     exec .venv/bin/python -m core api "$@"

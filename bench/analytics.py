@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.analytics.dashboard import Dashboard, filter_options, load_dashboard  # noqa: E402
 from core.analytics.drift import FINE_BINS, ks, psi, score_histogram  # noqa: E402
 from core.analytics.filters import AnalyticsFilter  # noqa: E402
+from core.audit import SYSTEM  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.studio import Studio, open_studio  # noqa: E402
 from core.tools import create_tool  # noqa: E402
@@ -109,7 +110,7 @@ def seed(studio: Studio, n: int, days: int, now: datetime) -> int:
     versions: dict[int, tuple[int, int]] = {}
     rng = np.random.default_rng(1)
     for name in TOOLS:
-        create_tool(studio, name, ["good", *DEFECTS])
+        create_tool(studio, name, ["good", *DEFECTS], actor=SYSTEM)
     with studio.transaction() as session:
         for name in TOOLS:
             tool = repo.get_tool(session, name)

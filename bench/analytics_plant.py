@@ -41,6 +41,7 @@ from sqlalchemy import event, select, text, true
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.analytics.dashboard import Dashboard, filter_options, load_dashboard  # noqa: E402
 from core.analytics.filters import AnalyticsFilter  # noqa: E402
+from core.audit import SYSTEM  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.studio import Studio, open_studio  # noqa: E402
 from core.tools import create_tool  # noqa: E402
@@ -65,7 +66,7 @@ def log(message: str) -> None:
 
 def create_versions(studio: Studio) -> tuple[int, int, int]:
     """The tool and its two versions (retired, active); returns (tool, old, new) ids."""
-    create_tool(studio, TOOL, "good,scratch,dent,crack")
+    create_tool(studio, TOOL, "good,scratch,dent,crack", actor=SYSTEM)
     with studio.transaction() as session:
         tool_id = repo.get_tool(session, TOOL).id
         old, new = (repo.add_model_version(session, tool_id=tool_id, method="classifier", profile="fast",

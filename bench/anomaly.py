@@ -42,6 +42,7 @@ from sklearn.metrics import roc_auc_score
 
 # isort: split
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.inspect.decision import combine, decide
 from core.inspect.engine import inspect
@@ -113,13 +114,13 @@ def open_bench_studio(folder: Path):
 def new_studio(folder: Path):
     """A throwaway studio with the tool ``TOOL`` (classes good, defective)."""
     studio = open_bench_studio(folder)
-    create_tool(studio, TOOL, ["good", "defective"])
+    create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
     return studio
 
 
 def import_cells(studio, images: np.ndarray, indices: np.ndarray, label: str) -> None:
     report = add_images(studio, TOOL, [Candidate(f"cell_{i:04d}.png", label, lambda i=i: png(images[i]))
-                                       for i in indices], source="import")
+                                       for i in indices], source="import", actor=SYSTEM)
     assert report.imported == len(indices), report.rejected
 
 
@@ -134,7 +135,7 @@ def run_one(images, y, n: int, seed: int, cache, position: dict[int, int], profi
     with tempfile.TemporaryDirectory() as folder:
         studio = new_studio(Path(folder))
         import_cells(studio, images, goods, "good")
-        result = train(studio, TOOL, method=ANOMALY, profile=profile, seed=seed)
+        result = train(studio, TOOL, method=ANOMALY, profile=profile, seed=seed, actor=SYSTEM)
         _, anomaly = served(studio)
         detector = anomaly.model
         studio.engine.dispose()
@@ -204,7 +205,7 @@ def timing(images: np.ndarray, y: np.ndarray, repeats: int, profile: str) -> tup
         studio = new_studio(Path(folder))
         goods = np.random.default_rng(0).choice(np.flatnonzero(y == 0), 20, replace=False)
         import_cells(studio, images, goods, "good")
-        train_s = train(studio, TOOL, method=ANOMALY, profile=profile).seconds
+        train_s = train(studio, TOOL, method=ANOMALY, profile=profile, actor=SYSTEM).seconds
         models, _ = served(studio)
         studio.engine.dispose()
     cells = [rgb(images[i]) for i in range(repeats + 3)]

@@ -35,14 +35,15 @@ from sklearn.metrics import roc_auc_score
 # isort: split
 
 from bench.anomaly import TOOL, backbone_cache, import_cells, load_elpv, new_studio
-from core.audit import Actor
+from core.audit import SYSTEM, Actor
+from core.auth.roles import Role
 from core.inspect.models import load_tool_models
 from core.model_versions import extend_anomaly
 from core.training import train
 from models.anomaly import PatchCoreDetector
 from models.profiles import DEFAULT_PROFILE
 
-BENCH = Actor("bench", "bench")
+BENCH = Actor("bench", "bench", Role.ADMIN)
 
 
 def _scores(detector, views, rows: np.ndarray) -> np.ndarray:
@@ -60,7 +61,7 @@ def run_one(images, y, seed: int, n_old: int, n_new: int, views, position: dict[
     with tempfile.TemporaryDirectory() as folder:
         studio = new_studio(Path(folder) / "a")
         import_cells(studio, images, old, "good")
-        train(studio, TOOL, method="anomaly", profile=profile, seed=seed)
+        train(studio, TOOL, method="anomaly", profile=profile, seed=seed, actor=SYSTEM)
         import_cells(studio, images, new, "good")
         started = time.perf_counter()
         extended = extend_anomaly(studio, TOOL, BENCH)
@@ -71,7 +72,7 @@ def run_one(images, y, seed: int, n_old: int, n_new: int, views, position: dict[
         studio.engine.dispose()
         full_studio = new_studio(Path(folder) / "b")
         import_cells(full_studio, images, goods, "good")
-        full = train(full_studio, TOOL, method="anomaly", profile=profile, seed=seed)
+        full = train(full_studio, TOOL, method="anomaly", profile=profile, seed=seed, actor=SYSTEM)
         retrained = load_tool_models(full_studio, TOOL, full.version_id).models[0].model
         full_studio.engine.dispose()
     truth = y[test]

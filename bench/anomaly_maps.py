@@ -43,6 +43,7 @@ from sklearn.metrics import roc_auc_score
 
 from bench.anomaly import TOOL, import_cells, new_studio, open_bench_studio, rgb, served
 from bench.synthetic_defects import KINDS, draw_defect
+from core.audit import SYSTEM
 from core.images import decode_image
 from core.mvtec import import_mvtec
 from core.studio import Studio
@@ -107,7 +108,7 @@ def trained_on_cells(images: np.ndarray, cells: np.ndarray, profile: str, seed: 
     with tempfile.TemporaryDirectory() as folder:
         studio = new_studio(Path(folder))
         import_cells(studio, images, cells, GOOD)
-        train(studio, TOOL, method="anomaly", profile=profile, seed=seed)
+        train(studio, TOOL, method="anomaly", profile=profile, seed=seed, actor=SYSTEM)
         detector = served(studio)[1].model
         studio.engine.dispose()
     return detector
@@ -164,9 +165,9 @@ def run_mvtec(root: Path, profile: str, seed: int) -> dict:
     """Train on an MVTec AD category's train goods (imported by the product) and score its test images."""
     with tempfile.TemporaryDirectory() as folder:
         studio = open_bench_studio(Path(folder))
-        create_tool(studio, TOOL, GOOD)
-        report = import_mvtec(studio, TOOL, root)
-        result = train(studio, TOOL, method="anomaly", profile=profile, seed=seed)
+        create_tool(studio, TOOL, GOOD, actor=SYSTEM)
+        report = import_mvtec(studio, TOOL, root, actor=SYSTEM)
+        result = train(studio, TOOL, method="anomaly", profile=profile, seed=seed, actor=SYSTEM)
         detector = served(studio)[1].model
         samples = held_out_samples(studio, TOOL)
         studio.engine.dispose()

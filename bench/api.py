@@ -86,7 +86,7 @@ def start_server(folder: Path, port: int, log_file: Path) -> subprocess.Popen[by
 
 def in_process(studio: Studio, data: bytes, record: bool) -> float:
     started = time.perf_counter()
-    predict_image(studio, "cells", "upload", data, record=record)
+    predict_image(studio, "cells", "upload", data, record=record, actor=SYSTEM)
     return (time.perf_counter() - started) * 1000
 
 
@@ -148,9 +148,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "data"
         studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
-        create_tool(studio, "cells", "good,defective")
-        import_path(studio, "cells", CELLS)
-        train(studio, "cells", profile=args.profile, seed=0)
+        create_tool(studio, "cells", "good,defective", actor=SYSTEM)
+        import_path(studio, "cells", CELLS, actor=SYSTEM)
+        train(studio, "cells", profile=args.profile, seed=0, actor=SYSTEM)
         _, token = create_token(studio, "bench", "inspect", SYSTEM)
         port = free_port()
         server = start_server(folder, port, Path(tmp) / "api.log")

@@ -34,6 +34,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.audit import SYSTEM  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.dataset import PAGE_SIZE, DatasetFilter, browse  # noqa: E402
 from core.images import decode_image  # noqa: E402
@@ -62,14 +63,14 @@ def write_cells(folder: Path, images: np.ndarray, proba: np.ndarray, indices: li
 def fresh_studio(root: Path) -> Studio:
     data_dir = root / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, "good,defective")
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
     return studio
 
 
 def time_import(folder: Path, work: Path) -> float:
     studio = fresh_studio(work)
     start = time.perf_counter()
-    report = import_path(studio, TOOL, folder)
+    report = import_path(studio, TOOL, folder, actor=SYSTEM)
     seconds = time.perf_counter() - start
     assert report.imported == sum(1 for _ in folder.rglob("*.png")) and not report.rejected, report.as_dict()
     studio.engine.dispose()
@@ -147,7 +148,7 @@ def main() -> None:
         while remaining > 0 and turn < 8:
             batch = root / f"fill_{turn}"
             write_cells(batch, images, proba, order[: min(remaining, len(order))], turn)
-            remaining -= import_path(studio, TOOL, batch).imported
+            remaining -= import_path(studio, TOOL, batch, actor=SYSTEM).imported
             turn += 1
         fill_s = time.perf_counter() - fill_start
         total = browse(studio, TOOL).total

@@ -48,6 +48,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from pymodbus.client import ModbusTcpClient  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from core.audit import SYSTEM  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.inspect.recorder import RecordedInspection  # noqa: E402
 from core.line.outbox import Outbox  # noqa: E402
@@ -186,13 +187,14 @@ def make_studio(folder: Path) -> Studio:
     from core.training import train
 
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
-    create_tool(studio, "cells", "good,defective")
-    import_path(studio, "cells", ELPV)
+    create_tool(studio, "cells", "good,defective", actor=SYSTEM)
+    import_path(studio, "cells", ELPV, actor=SYSTEM)
     started = time.perf_counter()
-    train(studio, "cells", profile="fast")
+    train(studio, "cells", profile="fast", actor=SYSTEM)
     log(f"trained the fast profile in {time.perf_counter() - started:.1f} s")
-    create_recipe(studio, "line1", "cell-a", 1, ["cells"])
-    create_recipe(studio, "line1", "cell-b", 2, [{"tool": "cells", "threshold": 0.6, "policy": "classifier only"}])
+    create_recipe(studio, "line1", "cell-a", 1, ["cells"], actor=SYSTEM)
+    create_recipe(studio, "line1", "cell-b", 2, [{"tool": "cells", "threshold": 0.6, "policy": "classifier only"}],
+        actor=SYSTEM)
     return studio
 
 
@@ -327,7 +329,7 @@ def main() -> None:
     try:
         data = work / "data"
         studio = make_studio(data)
-        add_output(studio, "line1", "plant", "mqtt", f"mqtt://127.0.0.1:{broker.port}/studio")
+        add_output(studio, "line1", "plant", "mqtt", f"mqtt://127.0.0.1:{broker.port}/studio", actor=SYSTEM)
         frames = work / "frames"
         frames.mkdir()
         for path in sorted(ELPV.rglob("*.png")):

@@ -74,9 +74,9 @@ def stream_images() -> list[np.ndarray]:
 def build_studio(folder: Path, profile: str):  # noqa: ANN201 - a Studio
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
     for name, roi in {"cell": ROI_ONE, **ROIS_TWO}.items():
-        create_tool(studio, name, "good,defective")
-        import_path(studio, name, ELPV)
-        train(studio, name, profile=profile)
+        create_tool(studio, name, "good,defective", actor=SYSTEM)
+        import_path(studio, name, ELPV, actor=SYSTEM)
+        train(studio, name, profile=profile, actor=SYSTEM)
         set_roi(studio, name, roi, SYSTEM)
     return studio
 

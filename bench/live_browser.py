@@ -138,9 +138,9 @@ def build(data_dir: Path) -> None:
     subprocess.run([sys.executable, "-m", "core", "demo", "build"], cwd=ROOT, env=env, check=True,
                    capture_output=True)
     studio = open_studio(settings_of(data_dir))
-    create_tool(studio, SECOND_TOOL, "good,defective")
-    import_path(studio, SECOND_TOOL, ELPV)
-    train(studio, SECOND_TOOL)
+    create_tool(studio, SECOND_TOOL, "good,defective", actor=SYSTEM)
+    import_path(studio, SECOND_TOOL, ELPV, actor=SYSTEM)
+    train(studio, SECOND_TOOL, actor=SYSTEM)
     set_roi(studio, SECOND_TOOL, get_roi(studio, DEMO_TOOL), SYSTEM)
     studio.engine.dispose()
 

@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 
-from core.audit import Actor  # noqa: E402
+from core.audit import SYSTEM, Actor  # noqa: E402
+from core.auth.roles import Role
 from core.config import Settings  # noqa: E402
 from core.images import encode_png  # noqa: E402
 from core.inspect.decision import decide  # noqa: E402
@@ -57,7 +58,7 @@ from storage import repository as repo  # noqa: E402
 from storage.tables import Inspection, utc_now  # noqa: E402
 
 TOOL = "cells"
-BENCH = Actor("bench", "bench")
+BENCH = Actor("bench", "bench", Role.ADMIN)
 
 
 def log(message: str) -> None:
@@ -93,7 +94,7 @@ def fill_queue(studio: Studio, n_queued: int, pngs: list[bytes]) -> None:
 
 def time_taps(studio: Studio, taps: int) -> list[float]:
     """Milliseconds from a tap (verdict) to the next card's data, as the review page fetches it."""
-    reviewer = Reviewer("bench", "bench")
+    reviewer = Reviewer("bench", "bench", role=Role.OPERATOR)
     card = next_card(studio, reviewer, TOOL)
     times = []
     for _ in range(taps):
@@ -109,7 +110,7 @@ def time_taps(studio: Studio, taps: int) -> list[float]:
 def throughput(url: str, data_dir: Path, n_queued: int, taps: int, pngs: list[bytes]) -> dict[str, float]:
     studio = open_studio(Settings(data_dir, url))
     try:
-        create_tool(studio, TOOL, "good,defective")
+        create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
         change_settings(studio, TOOL, BENCH, {"holdout_share": 0.0})
         started = time.perf_counter()
         fill_queue(studio, n_queued, pngs)
@@ -156,7 +157,7 @@ def held_out_accuracy(studio: Studio, activations: object, labels: np.ndarray) -
 def import_cells(studio: Studio, images: np.ndarray, labels: np.ndarray, indices: list[int]) -> None:
     names = ("good", "defective")
     add_images(studio, TOOL, [Candidate(f"cell-{i}.png", names[labels[i]], lambda i=i: encode_png(rgb(images[i])))
-                              for i in indices], source="import")
+                              for i in indices], source="import", actor=SYSTEM)
 
 
 def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: list[int], start: list[int],
@@ -165,12 +166,13 @@ def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: 
     """One arm of the loop: ``active`` (queue + uncertainty suggestions) or ``random`` labels."""
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
     try:
-        create_tool(studio, TOOL, "good,defective")
+        create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
         change_settings(studio, TOOL, BENCH, {"holdout_share": 0.0, "audit_share": 0.05})
         import_cells(studio, images, labels, start)
-        train(studio, TOOL, profile="fast", seed=seed)  # the profile of the held-out activations
+        train(studio, TOOL, profile="fast", seed=seed, actor=SYSTEM)  # the profile of the held-out activations
         curve = [held_out_accuracy(studio, features, held_labels)]
-        operator, engineer = Reviewer("operator", "bench-tablet"), Actor("engineer", "bench")
+        operator = Reviewer("operator", "bench-tablet", role=Role.OPERATOR)
+        engineer = Actor("engineer", "bench", Role.ENGINEER)
         rng = random.Random(seed)
         truth: dict[int, str] = {}  # inspection id -> ground truth, kept across rounds (the queue is)
         for round_index in range(rounds):
@@ -178,7 +180,7 @@ def run_loop(arm: str, seed: int, images: np.ndarray, labels: np.ndarray, pool: 
             if arm == "active":
                 for i in cells:  # production: the active model inspects each cell and records it
                     result = predict_image(studio, TOOL, f"cell-{i}.png", encode_png(rgb(images[i])),
-                                           context=RecordContext("line"))
+                                           context=RecordContext("line"), actor=SYSTEM)
                     truth[result.inspection_id] = ("good", "defective")[labels[i]]
                 waiting = sum(queue_counts(studio, TOOL).values())
                 if waiting < budget:

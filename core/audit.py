@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -16,16 +16,24 @@ from core.studio import Studio
 from storage import audit_chain
 from storage import repository as repo
 
+if TYPE_CHECKING:
+    from core.auth.roles import Role
+
 
 @dataclass(frozen=True)
 class Actor:
-    """A person at a device: ``name`` is who, ``device`` which tablet, PC or CLI host."""
+    """A person at a device: ``name`` is who, ``device`` which tablet, PC or CLI host, ``role`` the
+    signed-in account's role (None: not signed in), ``via`` how ("page", "cli", "api", "station",
+    "system") and ``user_id`` the account's id."""
 
     name: str = "operator"
     device: str = ""
+    role: Role | None = None
+    via: str = ""
+    user_id: int | None = None
 
 
-SYSTEM = Actor("system")  # work no person asked for (the demo build, tests)
+SYSTEM = Actor("system", via="system")  # work no person asked for (the demo build, migrations): allowed all
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class AuditRow:
 def log(session: Session, actor: Actor, action: str, target: str, tool_id: int | None, **details: Any) -> None:
     """Append one entry in the caller's transaction (it is stored only if the action is), chained to the
     trail when the transaction commits; secret-named details are redacted."""
+    if actor.via:
+        details = {"via": actor.via, **details}
     audit_chain.append(session, actor=actor.name[:100], device=actor.device[:100], action=action,
                        target=target, tool_id=tool_id, details=details)
 

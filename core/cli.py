@@ -12,6 +12,7 @@ from typing import Any
 
 from core.api.cli import add_api_commands
 from core.audit_cli import add_audit_commands
+from core.auth.cli import add_identity_arguments, add_users_commands, cli_actor, signature_password
 from core.bundle.cli import add_bundle_commands
 from core.errors import StudioError, TrainingCancelledError
 from core.line.cli import add_line_commands
@@ -26,20 +27,13 @@ EXIT_CANCELLED = 130
 
 
 def _who(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--reviewer`` (alias ``--user``) and ``--device`` of a command that the audit log records."""
-    import getpass
-    import socket
-
-    parser.add_argument("--reviewer", "--user", dest="reviewer", default=getpass.getuser(),
-                        help="your name (audit log)")
-    parser.add_argument("--device", default=socket.gethostname(), help="this device (audit log)")
-    return parser
+    """``--user`` (alias ``--reviewer``), ``--token`` and ``--device`` of a command that acts as a user."""
+    return add_identity_arguments(parser)
 
 
-def _actor(args: argparse.Namespace) -> Any:
-    from core.audit import Actor
-
-    return Actor(args.reviewer, args.device)
+def _actor(studio: Studio, args: argparse.Namespace) -> Any:
+    """The command's authenticated actor (core.auth.cli.cli_actor)."""
+    return cli_actor(studio, args)
 
 
 def _print_json(value: Any) -> None:
@@ -61,7 +55,7 @@ def _progress_printer(prefix: str) -> Any:
 def cmd_tools_create(studio: Studio, args: argparse.Namespace) -> int:
     from core.tools import create_tool
 
-    _print_json(create_tool(studio, args.name, args.classes).as_dict())
+    _print_json(create_tool(studio, args.name, args.classes, _actor(studio, args)).as_dict())
     return 0
 
 
@@ -95,7 +89,10 @@ def cmd_tools_set(studio: Studio, args: argparse.Namespace) -> int:
         if not sep:
             raise InvalidInputError(f"{item!r}: write NAME=VALUE, e.g. threshold.classifier=0.4")
         changes[name.strip()] = None if value.strip().lower() in ("", "default", "calibrated") else value.strip()
-    _print_json(change_settings(studio, args.tool, _actor(args), changes).to_json())
+    actor = _actor(studio, args)
+    signed = any(name.split(".")[0] in ("threshold", "policy", "operating_point", "review") for name in changes)
+    _print_json(change_settings(studio, args.tool, actor, changes,
+                                signature_password(actor) if signed else None).to_json())
     return 0
 
 
@@ -116,14 +113,14 @@ def cmd_tools_roi(studio: Studio, args: argparse.Namespace) -> int:
             frame = tuple(int(v) for v in args.frame.lower().split("x"))
         except ValueError:
             raise InvalidInputError("the frame is WIDTHxHEIGHT, e.g. 640x480") from None
-    _print_json({"roi": set_roi(studio, args.tool, box, _actor(args), frame)})
+    _print_json({"roi": set_roi(studio, args.tool, box, _actor(studio, args), frame)})
     return 0
 
 
 def cmd_tools_classes(studio: Studio, args: argparse.Namespace) -> int:
     from core.tools import set_classes
 
-    _print_json(set_classes(studio, args.tool, args.classes, _actor(args)).as_dict())
+    _print_json(set_classes(studio, args.tool, args.classes, _actor(studio, args)).as_dict())
     return 0
 
 
@@ -135,10 +132,12 @@ def cmd_samples_import(studio: Studio, args: argparse.Namespace) -> int:
     cancel = _cancel_on_signals()
     progress = lambda done, total: show("files", done / total)  # noqa: E731
     path = Path(args.path)
+    actor = _actor(studio, args)
     if args.layout == "mvtec" or (args.layout == "auto" and path.is_dir() and is_mvtec_folder(path)):
-        report = import_mvtec(studio, args.tool, path, test_split=args.test_split, progress=progress, cancel=cancel)
+        report = import_mvtec(studio, args.tool, path, test_split=args.test_split, progress=progress, cancel=cancel,
+                              actor=actor)
     else:
-        report = import_path(studio, args.tool, path, args.label, progress=progress, cancel=cancel)
+        report = import_path(studio, args.tool, path, args.label, progress=progress, cancel=cancel, actor=actor)
     print(f"imported: {report.imported}", flush=True)
     print(f"skipped duplicates: {report.duplicates}", flush=True)
     print(f"rejected: {len(report.rejected)}", flush=True)
@@ -165,7 +164,7 @@ def cmd_train(studio: Studio, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: cancel.set())
     result = train(studio, args.tool, args.method, profile=args.profile, seed=args.seed,
                    progress=_progress_printer("train "), cancel=cancel, activate=not args.candidate,
-                   actor=_actor(args))
+                   actor=_actor(studio, args))
     for name, reason in result.skipped:
         print(f"skipped {name}: {reason}", file=sys.stderr)
     for notice in result.notices:
@@ -192,7 +191,8 @@ def cmd_predict(studio: Studio, args: argparse.Namespace) -> int:
     from core.inspect.service import predict_files
 
     results = predict_files(studio, args.tool, [(p, _read(p)) for p in args.paths], record=not args.no_record,
-                            roi=args.roi, context=RecordContext(station=args.station))
+                            roi=args.roi, context=RecordContext(station=args.station),
+                            actor=_actor(studio, args))
     for result in results:
         _print_json(result)
     return 0 if any("error" not in r for r in results) else EXIT_ERROR
@@ -232,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tools = commands.add_parser("tools", help="create, list and configure inspection tools").add_subparsers(
         dest="action", required=True)
-    create = tools.add_parser("create", help="create a tool")
+    create = _who(tools.add_parser("create", help="create a tool"))
     create.add_argument("name")
     create.add_argument("--classes", required=True, help="comma-separated classes; must include 'good'")
     create.set_defaults(func=cmd_tools_create)
@@ -265,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     samples = commands.add_parser("samples", help="manage a tool's samples").add_subparsers(
         dest="action", required=True)
-    importing = samples.add_parser(
-        "import", help="import a folder (one sub-folder per class), a flat folder with --label, or a .zip")
+    importing = _who(samples.add_parser(
+        "import", help="import a folder (one sub-folder per class), a flat folder with --label, or a .zip"))
     importing.add_argument("path")
     importing.add_argument("--tool", required=True)
     importing.add_argument("--label", help="label of every file (for a flat folder)")
@@ -287,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="keep the new version as a candidate (the active model stays; see 'models')")
     training.set_defaults(func=cmd_train)
 
-    predicting = commands.add_parser("predict", help="inspect images with a tool's active model")
+    predicting = _who(commands.add_parser("predict", help="inspect images with a tool's active model (recording "
+                                          "needs an account with the inspect right)"))
     predicting.add_argument("--tool", required=True)
     predicting.add_argument("paths", nargs="+", metavar="PATH")
     predicting.add_argument("--no-record", action="store_true", help="do not record inspections")
@@ -317,21 +318,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_commands(commands)
     add_operating_point_command(commands)  # issue 18
     add_api_commands(commands)  # REST API and its tokens (issue 19)
+    add_users_commands(commands)  # accounts and roles (issue 20)
     return parser
 
 
 # --- review queue, model versions, audit log (issue 8) -----------------------------------------------
-def _reviewer(args: argparse.Namespace) -> Any:
+def _reviewer(studio: Studio, args: argparse.Namespace) -> Any:
     """The CLI reviewer; its claims belong to ``reviewer@device`` so that 'next' then 'verdict' agree."""
     from core.reviews import Reviewer
 
-    return Reviewer(args.reviewer, args.device, f"cli:{args.reviewer}@{args.device}")
+    actor = _actor(studio, args)
+    return Reviewer(actor.name, actor.device, actor.role, actor.via, actor.user_id,
+                    session=f"cli:{actor.name}@{actor.device}")
 
 
 def cmd_review_next(studio: Studio, args: argparse.Namespace) -> int:
     from core.reviews import next_card
 
-    card = next_card(studio, _reviewer(args), args.tool)
+    card = next_card(studio, _reviewer(studio, args), args.tool)
     _print_json(card.as_dict() if card else {"message": "nothing to review"})
     return 0
 
@@ -339,14 +343,16 @@ def cmd_review_next(studio: Studio, args: argparse.Namespace) -> int:
 def cmd_review_verdict(studio: Studio, args: argparse.Namespace) -> int:
     from core.reviews import submit_review
 
-    _print_json({"review_id": submit_review(studio, args.inspection, args.label, _reviewer(args))})
+    reviewer = _reviewer(studio, args)
+    password = signature_password(reviewer) if args.sign else None
+    _print_json({"review_id": submit_review(studio, args.inspection, args.label, reviewer, password)})
     return 0
 
 
 def cmd_review_skip(studio: Studio, args: argparse.Namespace) -> int:
     from core.reviews import skip
 
-    skip(studio, args.inspection, _reviewer(args))
+    skip(studio, args.inspection, _reviewer(studio, args))
     _print_json({"skipped": args.inspection})
     return 0
 
@@ -354,11 +360,12 @@ def cmd_review_skip(studio: Studio, args: argparse.Namespace) -> int:
 def cmd_review_undo(studio: Studio, args: argparse.Namespace) -> int:
     from core.reviews import last_review_id, undo_review
 
-    review_id = args.review_id or last_review_id(studio, args.reviewer, args.device)
+    reviewer = _reviewer(studio, args)
+    review_id = args.review_id or last_review_id(studio, reviewer.name, args.device)
     if review_id is None:
-        print(f"error: {args.reviewer} has no verdict to undo", file=sys.stderr)
+        print(f"error: {reviewer.name} has no verdict to undo", file=sys.stderr)
         return EXIT_ERROR
-    _print_json({"review_id": review_id, "inspection_id": undo_review(studio, review_id, _reviewer(args))})
+    _print_json({"review_id": review_id, "inspection_id": undo_review(studio, review_id, reviewer)})
     return 0
 
 
@@ -380,27 +387,26 @@ def cmd_models_list(studio: Studio, args: argparse.Namespace) -> int:
 
 
 def cmd_models_promote(studio: Studio, args: argparse.Namespace) -> int:
-    from core.audit import Actor
     from core.model_versions import promote
 
-    replaced = promote(studio, args.tool, args.version, Actor(args.reviewer, args.device))
+    actor = _actor(studio, args)
+    replaced = promote(studio, args.tool, args.version, actor, signature_password=signature_password(actor))
     _print_json({"active": args.version, "replaced": replaced})
     return 0
 
 
 def cmd_models_rollback(studio: Studio, args: argparse.Namespace) -> int:
-    from core.audit import Actor
     from core.model_versions import rollback
 
-    _print_json({"active": rollback(studio, args.tool, Actor(args.reviewer, args.device), args.to, args.method)})
+    actor = _actor(studio, args)
+    _print_json({"active": rollback(studio, args.tool, actor, args.to, args.method, signature_password(actor))})
     return 0
 
 
 def cmd_models_delete(studio: Studio, args: argparse.Namespace) -> int:
-    from core.audit import Actor
     from core.model_versions import delete_version
 
-    delete_version(studio, args.tool, args.version, Actor(args.reviewer, args.device))
+    delete_version(studio, args.tool, args.version, _actor(studio, args))
     _print_json({"deleted": args.version})
     return 0
 
@@ -425,7 +431,7 @@ def cmd_models_evaluate(studio: Studio, args: argparse.Namespace) -> int:
 def cmd_models_extend(studio: Studio, args: argparse.Namespace) -> int:
     from core.model_versions import extend_anomaly
 
-    _print_json(extend_anomaly(studio, args.tool, _actor(args), progress=_progress_printer("")).as_dict())
+    _print_json(extend_anomaly(studio, args.tool, _actor(studio, args), progress=_progress_printer("")).as_dict())
     return 0
 
 
@@ -441,6 +447,8 @@ def add_review_commands(commands: Any) -> None:
     verdict = who(review.add_parser("verdict", help="store what a reviewed part really is"))
     verdict.add_argument("inspection", type=int)
     verdict.add_argument("label", help="a class of the tool")
+    verdict.add_argument("--sign", action="store_true", help="sign the verdict (signed review: the password of "
+                         "--user, from STUDIO_PASSWORD or a prompt)")
     verdict.set_defaults(func=cmd_review_verdict)
     skipping = who(review.add_parser("skip", help="not sure: give the inspection back to the queue"))
     skipping.add_argument("inspection", type=int)
@@ -561,7 +569,7 @@ def cmd_samples_edit(studio: Studio, args: argparse.Namespace) -> int:
     from core import dataset
 
     ids = _ids(args.ids)
-    actor = _actor(args)
+    actor = _actor(studio, args)
     if args.action == "delete":
         _print_json({"deleted": dataset.delete(studio, args.tool, ids, actor)})
     elif args.action == "restore":

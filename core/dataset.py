@@ -12,7 +12,9 @@ from datetime import date, datetime, time, timedelta
 
 from sqlalchemy.orm import Session
 
-from core.audit import SYSTEM, Actor, log
+from core.audit import Actor, log
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.errors import InvalidInputError
 from core.images import ImageRejectedError, decode_image
 from core.studio import Studio
@@ -114,8 +116,9 @@ def _checked_ids(session: Session, tool_id: int, ids: list[int]) -> list[int]:
     return found
 
 
-def relabel(studio: Studio, tool_name: str, ids: list[int], label: str, actor: Actor = SYSTEM) -> int:
+def relabel(studio: Studio, tool_name: str, ids: list[int], label: str, actor: Actor) -> int:
     """Give the samples ``ids`` the class ``label`` (audited); returns how many changed."""
+    require(studio, actor, Permission.EDIT_DATASET, f"tool {tool_name}")
     label = label.strip().lower()
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
@@ -126,8 +129,9 @@ def relabel(studio: Studio, tool_name: str, ids: list[int], label: str, actor: A
         return repo.update_samples(session, tool.id, checked, label=label)
 
 
-def delete(studio: Studio, tool_name: str, ids: list[int], actor: Actor = SYSTEM) -> list[int]:
+def delete(studio: Studio, tool_name: str, ids: list[int], actor: Actor) -> list[int]:
     """Soft-delete the samples ``ids`` (audited); returns the ids deleted now (what :func:`restore` undoes)."""
+    require(studio, actor, Permission.DELETE_SAMPLES, f"tool {tool_name}")
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         live = [s.id for s in repo.samples_by_ids(session, tool.id, list(ids)) if not s.deleted]
@@ -137,8 +141,9 @@ def delete(studio: Studio, tool_name: str, ids: list[int], actor: Actor = SYSTEM
         return live
 
 
-def restore(studio: Studio, tool_name: str, ids: list[int], actor: Actor = SYSTEM) -> int:
+def restore(studio: Studio, tool_name: str, ids: list[int], actor: Actor) -> int:
     """Undo a soft delete of the samples ``ids`` (audited); returns how many came back."""
+    require(studio, actor, Permission.DELETE_SAMPLES, f"tool {tool_name}")
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         gone = [s.id for s in repo.samples_by_ids(session, tool.id, list(ids)) if s.deleted]
@@ -147,8 +152,9 @@ def restore(studio: Studio, tool_name: str, ids: list[int], actor: Actor = SYSTE
         return repo.update_samples(session, tool.id, gone, deleted=False, deleted_at=None)
 
 
-def set_split(studio: Studio, tool_name: str, ids: list[int], split: str, actor: Actor = SYSTEM) -> int:
+def set_split(studio: Studio, tool_name: str, ids: list[int], split: str, actor: Actor) -> int:
     """Mark the samples ``ids`` as ``held_out`` (kept for evaluation) or back in ``train`` (audited)."""
+    require(studio, actor, Permission.EDIT_DATASET, f"tool {tool_name}")
     if split not in SAMPLE_SPLITS:
         raise InvalidInputError(f"split must be one of {', '.join(SAMPLE_SPLITS)}")
     with studio.transaction() as session:

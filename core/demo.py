@@ -62,17 +62,17 @@ def build_demo(studio: Studio, seed: int = 0, progress: DemoProgress | None = No
     train_idx = np.concatenate([good_idx[:TRAIN_PER_CLASS], bad_idx[:TRAIN_PER_CLASS]])
     rest = rng.permutation(np.concatenate([good_idx[TRAIN_PER_CLASS:], bad_idx[TRAIN_PER_CLASS:]]))[:INSPECTIONS]
 
-    create_tool(studio, DEMO_TOOL, DEMO_CLASSES)
+    create_tool(studio, DEMO_TOOL, DEMO_CLASSES, actor=SYSTEM)
     # the region where the demo stream (core.live.demo.place) shows the cell: live judges the part alone
     set_roi(studio, DEMO_TOOL, placed_roi(images.shape[2], images.shape[1]), SYSTEM, (WIDTH, HEIGHT))
     candidates = [
         Candidate(f"elpv-{i}.png", DEMO_CLASSES[defective[i]], lambda i=i: encode_png(images[i]))
         for i in train_idx
     ]
-    imported = add_images(studio, DEMO_TOOL, candidates, "demo", lambda d, t: report("samples", d / t))
-    train(studio, DEMO_TOOL, progress=lambda stage, f: report(f"training: {stage}", f))
+    imported = add_images(studio, DEMO_TOOL, candidates, "demo", lambda d, t: report("samples", d / t), actor=SYSTEM)
+    train(studio, DEMO_TOOL, progress=lambda stage, f: report(f"training: {stage}", f), actor=SYSTEM)
     # the anomaly model on the good samples, so that the demo shows the cross-check, not degraded mode
-    train(studio, DEMO_TOOL, "anomaly", progress=lambda stage, f: report(f"anomaly model: {stage}", f))
+    train(studio, DEMO_TOOL, "anomaly", progress=lambda stage, f: report(f"anomaly model: {stage}", f), actor=SYSTEM)
 
     models = load_tool_models(studio, DEMO_TOOL)
     now = utc_now()

@@ -23,3 +23,11 @@ class TrainingBusyError(StudioError):
 
 class TrainingCancelledError(StudioError):
     """The training was cancelled; the active model is unchanged."""
+
+
+class PermissionDeniedError(StudioError):
+    """The acting account's role does not allow this action; nothing was changed (the refusal is audited)."""
+
+
+class AuthenticationError(StudioError):
+    """A sign-in or signature that failed: wrong password, locked or disabled account."""

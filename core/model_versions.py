@@ -18,6 +18,9 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, recall_score
 
 from core.audit import Actor, log
+from core.auth.guard import require
+from core.auth.roles import Permission
+from core.auth.signatures import Meaning, sign_if_required
 from core.errors import InvalidInputError, NotFoundError
 from core.evaluation import curves, operating_rates
 from core.fleet import rollout
@@ -74,13 +77,21 @@ def _version_of(session: Any, tool: Any, version_id: int) -> Any:
     return version
 
 
-def promote(studio: Studio, tool_name: str, version_id: int, actor: Actor, action: str = "promote") -> int | None:
+def promote(studio: Studio, tool_name: str, version_id: int, actor: Actor, action: str = "promote",
+            signature_password: str | None = None) -> int | None:
     """Make ``version_id`` the tool's active model of its method in one step; ``predict`` uses it at once,
     with the version's calibrated threshold and band (a threshold the user had set for the replaced
     version is dropped and noted in the audit log).
 
-    The replaced version is retired (kept until deleted). Returns the replaced version's id.
+    The replaced version is retired (kept until deleted). Returns the replaced version's id. A signed-in
+    account signs it (``signature_password``, see :func:`core.auth.signatures.sign_if_required`).
     """
+    require(studio, actor, Permission.PROMOTE, f"model_version {version_id}")
+    with studio.transaction() as session:
+        if _version_of(session, require_tool(session, tool_name), version_id).status == "active":
+            raise InvalidInputError(f"version {version_id} is already the active model")
+    sign_if_required(studio, actor, signature_password, Meaning.APPROVED, "model_version", version_id,
+                     {"tool": tool_name, "version": version_id, "action": action})
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         version = _version_of(session, tool, version_id)
@@ -97,9 +108,10 @@ def promote(studio: Studio, tool_name: str, version_id: int, actor: Actor, actio
 
 
 def rollback(studio: Studio, tool_name: str, actor: Actor, version_id: int | None = None,
-             method: str = DEFAULT_METHOD) -> int:
+             method: str = DEFAULT_METHOD, signature_password: str | None = None) -> int:
     """Go back to an earlier version (``version_id``, or the newest retired version of ``method`` older
     than its active one). Returns the version now active."""
+    require(studio, actor, Permission.PROMOTE, f"tool {tool_name}")
     if version_id is None:
         with studio.transaction() as session:
             tool = require_tool(session, tool_name)
@@ -110,12 +122,13 @@ def rollback(studio: Studio, tool_name: str, actor: Actor, version_id: int | Non
         if not earlier:
             raise InvalidInputError(f"tool {tool_name!r} has no earlier version to roll back to")
         version_id = earlier[0]
-    promote(studio, tool_name, version_id, actor, action="rollback")
+    promote(studio, tool_name, version_id, actor, action="rollback", signature_password=signature_password)
     return version_id
 
 
 def delete_version(studio: Studio, tool_name: str, version_id: int, actor: Actor) -> None:
     """Delete a version that is not active, and its artifact folder."""
+    require(studio, actor, Permission.PROMOTE, f"model_version {version_id}")
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         version = _version_of(session, tool, version_id)
@@ -153,6 +166,7 @@ def extend_anomaly(studio: Studio, tool_name: str, actor: Actor, progress: Any =
     memory, out-of-fold calibration) from the features and synthetic defects stored with the active
     version plus the new goods' features (``PatchCoreDetector.extend``), without redrawing the synthetic
     defects. Compared and promoted like any candidate; audited as ``extend_candidate``."""
+    require(studio, actor, Permission.TRAIN, f"tool {tool_name}")
     report = progress or (lambda stage, fraction: None)
     with training_lock(studio, tool_name):
         started = time.perf_counter()

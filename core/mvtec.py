@@ -17,6 +17,9 @@ import zipfile
 from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
+from core.audit import Actor
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.errors import InvalidInputError
 from core.samples import (
     IMAGE_SUFFIXES,
@@ -68,8 +71,11 @@ def import_mvtec(
     add_classes: bool = True,
     progress: ImportProgress | None = None,
     cancel: threading.Event | None = None,
+    *,
+    actor: Actor,
 ) -> ImportReport:
     """Import an MVTec AD category folder; with ``add_classes`` each defect folder becomes a class."""
+    require(studio, actor, Permission.CAPTURE, f"tool {tool_name}")
     root = Path(root)
     if not is_mvtec_folder(root):
         raise InvalidInputError(f"{root} is not an MVTec AD category folder (train/good and test/ are needed)")
@@ -77,8 +83,8 @@ def import_mvtec(
     candidates = refuse_invalid_classes(mvtec_candidates(root, test_split))
     if add_classes:
         for label in sorted({c.label for c in candidates if c.label and not c.refused}):
-            add_class(studio, tool_name, label)
-    return add_images(studio, tool_name, candidates, "import", progress, cancel)
+            add_class(studio, tool_name, label, actor)
+    return add_images(studio, tool_name, candidates, "import", progress, cancel, actor=actor)
 
 
 def refuse_invalid_classes(candidates: list[Candidate]) -> list[Candidate]:

@@ -19,12 +19,16 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from core.audit import Actor, log
+from core.auth.guard import require
+from core.auth.roles import Permission
+from core.auth.signatures import Meaning, sign_if_required
 from core.errors import InvalidInputError, NotFoundError, StudioError
 from core.inspect.models import load_tool_models
 from core.samples import fields_of_stored_image
 from core.studio import Studio
 from core.tool_settings import ToolSettings
 from core.tools import require_tool
+from storage import accounts as accounts_repo
 from storage import repository as repo
 from storage import review_queue as queue_repo
 from storage.review_queue import QueueScope
@@ -118,6 +122,7 @@ def next_card(studio: Studio, reviewer: Reviewer, tool_name: str | None = None, 
 
     ``exclude`` lists inspections this reviewer skipped. None when nothing (in scope) is free.
     """
+    require(studio, reviewer, Permission.REVIEW, "review queue")
     now = utc_now()
     expires = now + timedelta(seconds=CLAIM_SECONDS)
     with studio.transaction() as session:
@@ -136,6 +141,7 @@ def next_card(studio: Studio, reviewer: Reviewer, tool_name: str | None = None, 
 
 def skip(studio: Studio, inspection_id: int, reviewer: Reviewer) -> None:
     """Not sure: give the item back to the queue (someone else may take it) and log it."""
+    require(studio, reviewer, Permission.REVIEW, f"inspection {inspection_id}")
     with studio.transaction() as session:
         inspection = repo.get_inspection(session, inspection_id)
         if inspection is None:
@@ -144,22 +150,85 @@ def skip(studio: Studio, inspection_id: int, reviewer: Reviewer) -> None:
         log(session, reviewer, "skip", f"inspection {inspection_id}", inspection.tool_id)
 
 
+def as_reviewer(who: str | Actor) -> Reviewer:
+    """A reviewer from an actor (its own claims session) or from a bare name (not signed in: no role)."""
+    if isinstance(who, Reviewer):
+        return who
+    if isinstance(who, Actor):
+        return Reviewer(who.name, who.device, who.role, who.via, who.user_id)
+    return Reviewer(name=who)
+
+
 def _held_out(sha256: str, share: float) -> bool:
     """A stable draw per image: the same image is always held out, or always not."""
     return int(sha256[:8], 16) % 1000 < round(share * 1000)
 
 
-def submit_review(studio: Studio, inspection_id: int, verdict: str, reviewer: str | Reviewer = "operator") -> int:
+def submit_review(studio: Studio, inspection_id: int, verdict: str, reviewer: str | Actor = "operator",
+                  signature_password: str | None = None) -> int:
     """Store a person's verdict (a class of the tool); returns the review id.
 
     Refused when the inspection was reviewed already or another reviewer holds an unexpired claim on it.
+    On a tool with signed review (setting ``review.signed``), the verdict on a failed part needs the
+    signed-in reviewer's e-signature (``signature_password``); a signed verdict cannot be undone.
     """
-    person = reviewer if isinstance(reviewer, Reviewer) else Reviewer(name=reviewer)
+    person = as_reviewer(reviewer)
+    require(studio, person, Permission.REVIEW, f"inspection {inspection_id}")
+    _sign_verdict(studio, person, inspection_id, verdict, signature_password)
     try:
         with studio.transaction() as session:
             return _store_verdict(studio, session, inspection_id, verdict, person)
     except IntegrityError:  # a concurrent verdict on the same inspection won the unique constraint
         raise InvalidInputError(f"inspection {inspection_id} was already reviewed") from None
+
+
+def _sign_verdict(studio: Studio, person: Reviewer, inspection_id: int, verdict: str, password: str | None) -> None:
+    with studio.transaction() as session:
+        inspection = repo.get_inspection(session, inspection_id)
+        if inspection is None or inspection.decision != "fail":
+            return
+        tool = repo.get_tool_by_id(session, inspection.tool_id)
+        if not ToolSettings.from_json(tool.settings).signed_review:
+            return
+        content = {"tool": tool.name, "inspection": inspection_id, "verdict": verdict,
+                   "model_decision": inspection.decision, "model_label": inspection.label,
+                   "image_key": inspection.image_key}
+    sign_if_required(studio, person, password, Meaning.REVIEWED, "inspection", inspection_id, content)
+
+
+def correct_verdict(studio: Studio, inspection_id: int, verdict: str, reviewer: Actor, reason: str,
+                    signature_password: str | None = None) -> int:
+    """Correct a signed verdict (it cannot be undone): a new signed record, meaning "reviewed", that names
+    the signature it corrects and the reason; the first signature and its audit row stay as they were.
+    The review and its sample take the corrected class. Returns the new signature's id (0 when this
+    session does not sign: single-user mode)."""
+    person = as_reviewer(reviewer)
+    require(studio, person, Permission.REVIEW, f"inspection {inspection_id}")
+    if not reason.strip():
+        raise InvalidInputError("A correction of a signed verdict needs a reason.")
+    with studio.transaction() as session:
+        inspection = repo.get_inspection(session, inspection_id)
+        if inspection is None or inspection.review is None:
+            raise NotFoundError(f"no reviewed inspection {inspection_id}")
+        signed = accounts_repo.signatures_for(session, "inspection", str(inspection_id))
+        if not signed:
+            raise InvalidInputError(f"the verdict on inspection {inspection_id} is not signed: undo it instead")
+        tool = repo.get_tool_by_id(session, inspection.tool_id)
+        if verdict not in tool.class_names:
+            raise InvalidInputError(f"{verdict!r} is not a class of tool {tool.name!r}")
+        content = {"tool": tool.name, "inspection": inspection_id, "verdict": verdict,
+                   "previous_verdict": inspection.review.verdict, "corrects": signed[-1].id, "reason": reason.strip()}
+    signature = sign_if_required(studio, person, signature_password, Meaning.REVIEWED, "inspection", inspection_id,
+                                 content, corrects=signed[-1].id)
+    with studio.transaction() as session:
+        review = repo.get_inspection(session, inspection_id).review
+        previous, review.verdict = review.verdict, verdict
+        if review.sample_id is not None and (sample := session.get(Sample, review.sample_id)) is not None:
+            sample.label = verdict
+        log(session, person, "verdict_correction", f"inspection {inspection_id}", tool.id, verdict=verdict,
+            previous_verdict=previous, reason=reason.strip(), corrects_signature=signed[-1].id,
+            signature_id=None if signature is None else signature.id)
+    return 0 if signature is None else signature.id
 
 
 def _store_verdict(studio: Studio, session: Any, inspection_id: int, verdict: str, person: Reviewer) -> int:
@@ -199,11 +268,14 @@ def _store_verdict(studio: Studio, session: Any, inspection_id: int, verdict: st
 def undo_review(studio: Studio, review_id: int, reviewer: Reviewer) -> int:
     """Take back a verdict: the review and the sample it made are removed and the inspection is queued
     again, claimed by ``reviewer`` so that it is the next card. Returns the inspection id."""
+    require(studio, reviewer, Permission.REVIEW, f"review {review_id}")
     with studio.transaction() as session:
         review = session.get(Review, review_id)
         if review is None:
             raise NotFoundError(f"no review {review_id} (undone already?)")
         inspection = review.inspection
+        if accounts_repo.signatures_for(session, "inspection", str(inspection.id)):
+            raise InvalidInputError(f"the verdict on inspection {inspection.id} is signed and cannot be undone")
         verdict, sample_id = review.verdict, review.sample_id
         if sample_id is not None and (sample := session.get(Sample, sample_id)) is not None:
             session.delete(sample)
@@ -253,6 +325,7 @@ def suggest_for_review(studio: Studio, tool_name: str, limit: int = 10) -> list[
 
 def queue_for_review(studio: Studio, inspection_ids: Collection[int], actor: Actor) -> int:
     """Send inspections (e.g. suggestions) to the review queue as uncertain; how many were added."""
+    require(studio, actor, Permission.REVIEW, "review queue")
     added = 0
     with studio.transaction() as session:
         for inspection_id in inspection_ids:

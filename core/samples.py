@@ -33,6 +33,9 @@ import numpy as np
 from sqlalchemy.exc import IntegrityError
 
 from core import images as core_images
+from core.audit import Actor
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.config import max_image_side
 from core.errors import InvalidInputError
 from core.images import DecodedImage, ImageRejectedError, decode_image, encode_png
@@ -121,8 +124,10 @@ def add_images(
     source: str = "upload",
     progress: ImportProgress | None = None,
     cancel: threading.Event | None = None,
+    *,
+    actor: Actor,
 ) -> ImportReport:
-    """Validate, store and record each candidate as a sample of ``tool_name``.
+    """Validate, store and record each candidate as a sample of ``tool_name`` (``actor`` needs CAPTURE).
 
     Files are decoded and stored by a few worker threads (decoding and disk syncs overlap); the
     calling thread records them, in input order, in transactions of up to BATCH_ROWS samples.
@@ -131,6 +136,7 @@ def add_images(
     interrupted from its progress callback) still records the files already processed and removes
     the files of those it did not record.
     """
+    require(studio, actor, Permission.CAPTURE, f"tool {tool_name}")
     items = list(candidates)
     report = ImportReport()
     state = _tool_state(studio, tool_name)
@@ -521,12 +527,15 @@ def import_path(
     label: str | None = None,
     progress: ImportProgress | None = None,
     cancel: threading.Event | None = None,
+    *,
+    actor: Actor,
 ) -> ImportReport:
     """Import a folder (one sub-folder per class, or flat with ``label``) or a .zip of either.
 
     A zip made by :func:`core.export.export_dataset` (it carries ``manifest.csv``) is imported with
     its labels, splits and masks; an MVTec AD folder is imported with :func:`core.mvtec.import_mvtec`.
     """
+    require(studio, actor, Permission.CAPTURE, f"tool {tool_name}")
     path = Path(path)
     if not path.exists():
         raise InvalidInputError(f"{path} does not exist")
@@ -539,13 +548,13 @@ def import_path(
         candidates = list(_folder_candidates(path, label))
         if not candidates:
             raise InvalidInputError(f"{path} holds no files to import")
-        return add_images(studio, tool_name, candidates, "import", progress, cancel)
+        return add_images(studio, tool_name, candidates, "import", progress, cancel, actor=actor)
     if zipfile.is_zipfile(path):
         with open_zip(path, path.name) as archive:
-            return import_zip(studio, tool_name, archive, path.name, label, "import", progress, cancel)
+            return import_zip(studio, tool_name, archive, path.name, label, "import", progress, cancel, actor=actor)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         candidate = Candidate(path.name, label, lambda: read_limited(path))
-        return add_images(studio, tool_name, [candidate], "import", progress, cancel)
+        return add_images(studio, tool_name, [candidate], "import", progress, cancel, actor=actor)
     raise InvalidInputError(f"{path.name} is neither a folder, a .zip nor an image")
 
 
@@ -559,6 +568,8 @@ def import_zip(
     progress: ImportProgress | None = None,
     cancel: threading.Event | None = None,
     fallback_label: str | None = None,
+    *,
+    actor: Actor,
 ) -> ImportReport:
     """Import an open zip: an exported dataset (with ``manifest.csv``), a zipped MVTec AD category
     (its defect folders become classes) or class folders / flat files.
@@ -568,6 +579,7 @@ def import_zip(
     from core.export import manifest_candidates
     from core.mvtec import mvtec_zip_candidates, mvtec_zip_prefix, refuse_invalid_classes
 
+    require(studio, actor, Permission.CAPTURE, f"tool {tool_name}")
     members = check_zip(archive)
     mvtec_prefix = mvtec_zip_prefix([m.filename for m in members])
     if any(m.filename == MANIFEST_NAME for m in members):
@@ -575,12 +587,12 @@ def import_zip(
     elif mvtec_prefix is not None:
         candidates = refuse_invalid_classes(mvtec_zip_candidates(archive, members, mvtec_prefix))
         for class_name in sorted({c.label for c in candidates if c.label and not c.refused}):
-            add_class(studio, tool_name, class_name)
+            add_class(studio, tool_name, class_name, actor)
     else:
         candidates = list(_zip_candidates(archive, label, fallback_label))
     if not candidates:
         raise InvalidInputError(f"{name} holds no files to import")
-    return add_images(studio, tool_name, candidates, source, progress, cancel)
+    return add_images(studio, tool_name, candidates, source, progress, cancel, actor=actor)
 
 
 # --- classes and camera frames --------------------------------------------------------------------
@@ -592,13 +604,13 @@ def tool_roi(studio: Studio, tool_name: str) -> list[float] | None:
 
 
 def add_frames(studio: Studio, tool_name: str, frames: Sequence[np.ndarray], label: str,
-               roi: Sequence[float] | None = None) -> ImportReport:
+               roi: Sequence[float] | None = None, *, actor: Actor) -> ImportReport:
     """Store camera frames ``(H, W, 3)`` RGB, cropped to ``roi``, as ``capture`` samples labelled ``label``."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     candidates = [Candidate(f"camera-{stamp}-{index}.png", label,
                             lambda f=frame: encode_png(np.ascontiguousarray(crop_to_roi(f, roi))))
                   for index, frame in enumerate(frames, start=1)]
-    return add_images(studio, tool_name, candidates, source="capture")
+    return add_images(studio, tool_name, candidates, source="capture", actor=actor)
 
 
 # --- counts and recent samples --------------------------------------------------------------------

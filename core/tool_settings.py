@@ -14,6 +14,9 @@ from types import MappingProxyType
 from typing import Any
 
 from core.audit import Actor, log
+from core.auth.guard import require
+from core.auth.roles import Permission
+from core.auth.signatures import Meaning, sign_if_required
 from core.errors import InvalidInputError
 from core.operating_point.point import OperatingPoint
 from core.studio import Studio
@@ -250,6 +253,7 @@ class ToolSettings:
     operating_point: OperatingPoint | None = None
     tiling: TilingOptions = field(default_factory=TilingOptions)
     robustness: RobustnessOptions = field(default_factory=RobustnessOptions)
+    signed_review: bool = False
 
     def validated(self) -> ToolSettings:
         """The same settings checked and normalised; InvalidInputError says what is wrong."""
@@ -276,7 +280,7 @@ class ToolSettings:
                 "shifts": None if self.shifts is None else [asdict(s) for s in self.shifts],
                 "roi_frame": list(self.roi_frame), "live": asdict(self.live),
                 "operating_point": None if self.operating_point is None else self.operating_point.as_json(),
-                "tiling": asdict(self.tiling),
+                "tiling": asdict(self.tiling), "signed_review": self.signed_review,
                 "robustness": {"augment": self.robustness.augment, "tta": list(self.robustness.tta)}}
 
     @classmethod
@@ -345,13 +349,15 @@ class ToolSettings:
             return replace(self, roi_frame=_frame(text)).validated()
         if head == "operating_point" and not rest:
             return replace(self, operating_point=value).validated()
+        if name == "review.signed":
+            return replace(self, signed_review=_coerce(value, bool)).validated()
         if head in ("policy", "audit_share", "holdout_share", "keep_pass_share") and not rest:
             return replace(self, **{head: value}).validated()
         raise InvalidInputError(f"unknown tool setting {name!r}; settings: {', '.join(SETTING_NAMES)}")
 
 
 SETTING_NAMES = ("policy", "threshold.<method>", "review_band.<method>", "audit_share", "holdout_share",
-                 "keep_pass_share", "shifts", "roi_frame", "operating_point",
+                 "keep_pass_share", "shifts", "roi_frame", "operating_point", "review.signed",
                  *(f"live.{f.name}" for f in fields(LiveOptions)), *(f"tiling.{f.name}" for f in fields(TilingOptions)),
                  "robustness.augment", "robustness.tta")
 
@@ -377,18 +383,39 @@ def tool_settings(studio: Studio, tool_name: str) -> ToolSettings:
         return ToolSettings.from_json(require_tool(session, tool_name).settings)
 
 
-def change_settings(studio: Studio, tool_name: str, actor: Actor, changes: dict[str, Any]) -> ToolSettings:
+SIGNED_SETTINGS = ("policy", "thresholds", "operating_point", "signed_review")  # a change needs an e-signature
+
+
+def change_settings(studio: Studio, tool_name: str, actor: Actor, changes: dict[str, Any],
+                    signature_password: str | None = None) -> ToolSettings:
     """Apply ``changes`` (flat names, see :meth:`ToolSettings.with_change`) at once, validated, and record
-    what changed (old and new values) in the audit log. Nothing is stored when any change is invalid."""
+    what changed (old and new values) in the audit log. Nothing is stored when any change is invalid.
+
+    A change of a threshold, the policy, the operating point or signed review needs the signed-in
+    account's e-signature (``signature_password``, see :func:`core.auth.signatures.sign_if_required`)."""
+    require(studio, actor, Permission.CHANGE_SETTINGS, f"tool {tool_name}")
+    with studio.transaction() as session:
+        diff = _diff(ToolSettings.from_json(require_tool(session, tool_name).settings), changes)
+    if any(key in SIGNED_SETTINGS for key in diff):
+        sign_if_required(studio, actor, signature_password, Meaning.APPROVED, "tool_settings", tool_name,
+                         {"tool": tool_name, "changes": diff})
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         before = ToolSettings.from_json(tool.settings)
-        after = before
-        for name, value in changes.items():
-            after = after.with_change(name, value)
-        old, new = before.to_json(), after.to_json()
-        if old != new:
-            tool.settings = new
-            diff = {key: {"from": old[key], "to": new[key]} for key in new if old[key] != new[key]}
+        after = _applied(before, changes)
+        diff = _diff(before, changes)
+        if diff:
+            tool.settings = after.to_json()
             log(session, actor, "settings", f"tool {tool.name}", tool.id, changes=diff)
         return after
+
+
+def _applied(settings: ToolSettings, changes: dict[str, Any]) -> ToolSettings:
+    for name, value in changes.items():
+        settings = settings.with_change(name, value)
+    return settings
+
+
+def _diff(before: ToolSettings, changes: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    old, new = before.to_json(), _applied(before, changes).to_json()
+    return {key: {"from": old[key], "to": new[key]} for key in new if old[key] != new[key]}

@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from core.audit import SYSTEM, Actor, log
+from core.audit import Actor, log
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.errors import InvalidInputError, NotFoundError
 from core.roi import validate_roi
 from core.studio import Studio
@@ -67,8 +69,9 @@ def parse_classes(text: str | list[str]) -> list[str]:
     return classes
 
 
-def create_tool(studio: Studio, name: str, classes: str | list[str]) -> ToolInfo:
+def create_tool(studio: Studio, name: str, classes: str | list[str], actor: Actor) -> ToolInfo:
     """Create a tool; ``good`` is its pass class."""
+    require(studio, actor, Permission.MANAGE_TOOLS, f"tool {name}")
     name = name.strip()
     if not NAME_PATTERN.match(name):
         raise InvalidInputError(
@@ -78,7 +81,10 @@ def create_tool(studio: Studio, name: str, classes: str | list[str]) -> ToolInfo
     with studio.transaction() as session:
         if repo.get_tool(session, name) is not None:
             raise InvalidInputError(f"a tool named {name!r} already exists")
-        return _info(session, repo.add_tool(session, name, class_names, GOOD_CLASS))
+        tool = repo.add_tool(session, name, class_names, GOOD_CLASS)
+        if actor.via != "system":
+            log(session, actor, "tool_create", f"tool {name}", tool.id, classes=class_names)
+        return _info(session, tool)
 
 
 def list_tools(studio: Studio) -> list[ToolInfo]:
@@ -104,6 +110,7 @@ def set_roi(studio: Studio, name: str, roi: list[float] | None, actor: Actor,
             frame: tuple[int, int] | None = None) -> list[float] | None:
     """Store the tool's region of interest (``[x0, y0, x1, y1]`` fractions of a ``frame`` = (width,
     height) camera frame, see core.roi and core.inspect.roi); None clears it. Audited."""
+    require(studio, actor, Permission.EDIT_ROI, f"tool {name}")
     from core.tool_settings import ToolSettings  # tool settings build on this module
 
     clean = validate_roi(roi)
@@ -120,8 +127,9 @@ def set_roi(studio: Studio, name: str, roi: list[float] | None, actor: Actor,
     return clean
 
 
-def add_class(studio: Studio, name: str, class_name: str, actor: Actor = SYSTEM) -> list[str]:
+def add_class(studio: Studio, name: str, class_name: str, actor: Actor) -> list[str]:
     """Add one class to the tool (a no-op when it has it; audited when it changes); returns the classes."""
+    require(studio, actor, Permission.EDIT_DATASET, f"tool {name}")
     tool = get_tool(studio, name)
     if class_name.strip().lower() in tool.classes:
         return tool.classes
@@ -131,6 +139,7 @@ def add_class(studio: Studio, name: str, class_name: str, actor: Actor = SYSTEM)
 def set_classes(studio: Studio, name: str, classes: str | list[str], actor: Actor) -> ToolInfo:
     """Replace the tool's classes (``good`` stays); a class that still labels samples cannot be removed.
     Audited. Trained models keep the classes they learned until the next training."""
+    require(studio, actor, Permission.EDIT_DATASET, f"tool {name}")
     new = parse_classes(classes)
     with studio.transaction() as session:
         tool = require_tool(session, name)

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from core.audit import Actor, log
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.errors import InvalidInputError, TrainingCancelledError
 from core.images import ImageRejectedError, decode_image
 from core.locks import training_lock
@@ -137,7 +139,8 @@ def train(
     progress: TrainProgress | None = None,
     cancel: threading.Event | None = None,
     activate: bool = True,
-    actor: Actor | None = None,
+    *,
+    actor: Actor,
 ) -> TrainResult:
     """Train a model of ``method`` (a name in ``models.registry``) on the tool's samples (held-out ones
     excluded), store it as a version and make it active (or, with ``activate=False``, keep it as a
@@ -146,6 +149,7 @@ def train(
     ``progress(stage, fraction)`` is called as work advances; setting ``cancel`` stops the job at
     the next step with TrainingCancelledError, leaving the active model untouched.
     """
+    require(studio, actor, Permission.TRAIN, f"tool {tool_name}")
     if method not in method_names():
         raise InvalidInputError(f"unknown model method {method!r}; choose one of {', '.join(method_names())}")
     if profile not in PROFILES:
@@ -179,7 +183,7 @@ def train(
         seconds = time.perf_counter() - started
         try:
             result = _record_version(studio, tool_name, method, profile, folder, seconds, n_samples, metrics,
-                                     data.skipped, report, notices, activate, actor or Actor("system"))
+                                     data.skipped, report, notices, activate, actor)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from core.audit import SYSTEM, Actor
+from core.audit import Actor
 from core.errors import StudioError, TrainingCancelledError
 from core.studio import Studio
 from core.training import TrainResult, train
@@ -39,7 +39,7 @@ class TrainingJob:
     seed: int = 0
     method: str = DEFAULT_METHOD
     activate: bool = True
-    actor: Actor = SYSTEM
+    actor: Actor = field(kw_only=True)
     stage: str = "loading"
     fraction: float = 0.0
     result: TrainResult | None = None

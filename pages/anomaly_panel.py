@@ -15,6 +15,7 @@ from models.profiles import DEFAULT_PROFILE
 from pages.common import studio
 from pages.identity import current_reviewer
 from pages.tiling_cost import render_tiling_cost
+from pages.signature import needs_signature, signature_field
 
 STAGES = {"loading": 0.0, "features": 0.05, "synthetic defects": 0.3, "coreset": 0.7, "calibration": 0.8,
           "saving": 0.95, "done": 1.0}
@@ -81,9 +82,12 @@ def _status(tool: ToolInfo, status: AnomalyStatus) -> None:
         changes["policy"] = policy
     if abs(threshold - status.threshold) > 1e-9:  # only what was changed: an untouched threshold stays calibrated
         changes[f"threshold.{status.method}"] = threshold
-    if changes:
+    password = signature_field("anomaly-signature", "approved", "a change of policy or threshold")
+    if changes and not password and needs_signature():
+        st.info("Enter your password above to sign this change; until then the tool keeps its settings.")
+    elif changes:
         try:
-            change_settings(studio(), tool.name, current_reviewer(), changes)
+            change_settings(studio(), tool.name, current_reviewer(), changes, password)
         except StudioError as error:
             st.error(str(error))
         else:

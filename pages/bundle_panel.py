@@ -17,7 +17,7 @@ from core.bundle.import_ import ACTIVATIONS, import_bundle
 from core.bundle.signing import signature_required_by_default
 from core.errors import StudioError
 from pages.common import TOOL_KEY, studio
-from pages.identity import DEVICE_KEY, NAME_KEY, _default_device
+from pages.identity import current_reviewer
 
 PREPARED = "bundle-prepared"  # (tool, with images, bytes) of the last prepared bundle
 ACTIVATION_LABELS = {"as-exported": "as in the bundle (its active models decide here too)",
@@ -37,10 +37,8 @@ def render_bundle_panel() -> None:
 
 
 def _actor() -> Actor:
-    """The person named in the sidebar's Reviewer box (``pages.identity``), read without drawing that box a
-    second time: the page draws it after its tool check, which a station with no tool never passes."""
-    return Actor(str(st.session_state.get(NAME_KEY) or "operator").strip() or "operator",
-                 str(st.session_state.get(DEVICE_KEY) or _default_device()).strip())
+    """The signed-in account (``pages.identity``)."""
+    return current_reviewer()
 
 
 def _export(tool: str | None) -> None:
@@ -53,7 +51,8 @@ def _export(tool: str | None) -> None:
     if st.button(f"Prepare the bundle of {tool}", key="bundle-export"):
         with st.spinner("Writing the bundle..."), tempfile.TemporaryDirectory() as folder:
             try:
-                path = export_bundle(studio(), tool, Path(folder) / f"{tool}.zip", with_images=images).path
+                path = export_bundle(studio(), tool, Path(folder) / f"{tool}.zip", with_images=images,
+                                     actor=current_reviewer()).path
             except StudioError as error:
                 st.error(str(error))
                 return

@@ -105,7 +105,8 @@ def take_snapshot(frames: LatestFrame, roi: list[float] | None) -> None:
         st.warning("No camera frame: press START and allow the camera (or reconnect it).")
         return
     try:
-        show_report(add_frames(studio(), tool.name, [frame.rgb], label, roi), label, "snapshot(s)")
+        report = add_frames(studio(), tool.name, [frame.rgb], label, roi, actor=current_reviewer())
+        show_report(report, label, "snapshot(s)")
     except StudioError as error:
         st.error(str(error))
 
@@ -122,7 +123,7 @@ def take_burst(frames: LatestFrame, roi: list[float] | None, count: int, interva
             break
         last = frame.number
         try:
-            report = add_frames(studio(), tool.name, [frame.rgb], label, roi)
+            report = add_frames(studio(), tool.name, [frame.rgb], label, roi, actor=current_reviewer())
         except StudioError as error:
             st.error(str(error))
             break
@@ -169,7 +170,8 @@ with upload_tab:
             reports, failures = [], []
             if images:
                 try:
-                    reports.append(add_images(studio(), tool.name, images, "upload", progress))
+                    reports.append(add_images(studio(), tool.name, images, "upload", progress,
+                                              actor=current_reviewer()))
                 except StudioError as error:
                     failures.append(f"The images: {error}")
             for upload in zips:
@@ -181,7 +183,7 @@ with upload_tab:
                 try:
                     with archive:
                         reports.append(import_zip(studio(), tool.name, archive, upload.name, None, "upload",
-                                                  progress, fallback_label=label))
+                                                  progress, fallback_label=label, actor=current_reviewer()))
                 except StudioError as error:
                     failures.append(f"{upload.name}: {error}")
             bar.empty()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.auth.roles import Permission
 from core.config import Settings, load_settings
 from core.errors import StudioError
 from core.studio import Studio, open_studio
 from core.tools import ToolInfo, create_tool, get_tool, list_tools
+from pages.identity import current_reviewer, may
 
 TOOL_KEY = "tool"
 
@@ -37,6 +39,8 @@ def render_sidebar() -> None:
             st.selectbox("Inspection tool", names, key=TOOL_KEY)
         else:
             st.info("No tool yet: create one below.")
+        if not may(Permission.MANAGE_TOOLS):
+            return
         with st.expander("New tool", expanded=not names):
             with st.form("new-tool", clear_on_submit=True):
                 name = st.text_input("Name", placeholder="e.g. solar-cell")
@@ -44,7 +48,7 @@ def render_sidebar() -> None:
                                         help="'good' is the pass class; add one name per defect type")
                 if st.form_submit_button("Create tool", width="stretch"):
                     try:
-                        tool = create_tool(studio(), name, classes)
+                        tool = create_tool(studio(), name, classes, actor=current_reviewer())
                     except StudioError as error:
                         st.error(str(error))
                     else:

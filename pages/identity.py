@@ -1,15 +1,24 @@
-"""Who is working at which device, for claims and the audit log (review and models pages)."""
+"""Who is signed in at this browser tab: the account (or the local user in single-user mode), the device,
+and the Actor every page passes to the services (via="page")."""
 
 from __future__ import annotations
 
+import getpass
 import uuid
+from datetime import UTC, datetime
 
 import streamlit as st
 
+from core.auth import sessions
+from core.auth.accounts import Account
+from core.auth.guard import auth_enabled
+from core.auth.roles import PAGE_PERMISSIONS, Permission, allows
 from core.reviews import Reviewer
 
-NAME_KEY, DEVICE_KEY, SESSION_KEY = "reviewer-name", "reviewer-device", "reviewer-session"
+ACCOUNT_KEY, LAST_SEEN_KEY = "auth-account", "auth-last-seen"
+DEVICE_KEY, SESSION_KEY = "reviewer-device", "reviewer-session"
 SESSION_PARAM = "reviewer"
+EXPIRED_KEY = "auth-expired"
 
 
 def _default_device() -> str:
@@ -21,19 +30,69 @@ def _default_device() -> str:
     return f"{kind} {address}" if address else kind
 
 
+def signed_in() -> Account | None:
+    """The signed-in account of this tab, or None (also after the idle timeout, which signs it out)."""
+    account = st.session_state.get(ACCOUNT_KEY)
+    if account is None:
+        return None
+    now = datetime.now(UTC)
+    last_seen = st.session_state.get(LAST_SEEN_KEY) or now
+    if sessions.expired(last_seen, now, sessions.idle_minutes()):
+        sign_out()
+        st.session_state[EXPIRED_KEY] = True
+        return None
+    st.session_state[LAST_SEEN_KEY] = now
+    return account
+
+
+def sign_in(account: Account) -> None:
+    """Keep ``account`` as this tab's signed-in account."""
+    st.session_state[ACCOUNT_KEY] = account
+    st.session_state[LAST_SEEN_KEY] = datetime.now(UTC)
+    st.session_state.pop(EXPIRED_KEY, None)
+
+
+def sign_out() -> None:
+    st.session_state.pop(ACCOUNT_KEY, None)
+    st.session_state.pop(LAST_SEEN_KEY, None)
+
+
+def device() -> str:
+    st.session_state.setdefault(DEVICE_KEY, _default_device())
+    return str(st.session_state[DEVICE_KEY]).strip()
+
+
 def current_reviewer() -> Reviewer:
-    """This browser tab's reviewer: a name and device the person may edit (sidebar), and a session id
-    that owns this tab's claims."""
+    """This tab's actor: the signed-in account (single-user mode: the local OS user, every right), its
+    device, and a session id that owns this tab's claims in the review queue."""
     # The claim owner lives in the URL too, so that reloading the tab keeps its card instead of
     # waiting for its own claim to expire.
     session = st.session_state.get(SESSION_KEY) or st.query_params.get(SESSION_PARAM) or uuid.uuid4().hex
     st.session_state[SESSION_KEY] = session
     if st.query_params.get(SESSION_PARAM) != session:
         st.query_params[SESSION_PARAM] = session
-    st.session_state.setdefault(NAME_KEY, "operator")
-    st.session_state.setdefault(DEVICE_KEY, _default_device())
-    with st.sidebar.expander("Reviewer", expanded=False):
-        st.text_input("Your name", key=NAME_KEY)
-        st.text_input("This device", key=DEVICE_KEY, help="recorded in the audit log with each action")
-    return Reviewer(st.session_state[NAME_KEY].strip() or "operator", st.session_state[DEVICE_KEY].strip(),
-                    st.session_state[SESSION_KEY])
+    account = st.session_state.get(ACCOUNT_KEY)
+    if account is None:  # single-user mode (the router lets no one else through)
+        return Reviewer(_local_user(), device(), via="page", session=session)
+    return Reviewer(account.username, device(), role=account.role, via="page", user_id=account.id, session=session)
+
+
+def may(permission: Permission) -> bool:
+    """Whether the signed-in account's role allows ``permission`` (always, in single-user mode): pages
+    use it only to hide what the service would refuse anyway."""
+    if not auth_enabled():
+        return True
+    account = st.session_state.get(ACCOUNT_KEY)
+    return account is not None and allows(account.role, permission)
+
+
+def may_open(url_path: str) -> bool:
+    needed = PAGE_PERMISSIONS.get(url_path)
+    return needed is None or may(needed)
+
+
+def _local_user() -> str:
+    try:
+        return getpass.getuser() or "local"
+    except OSError:
+        return "local"

@@ -9,7 +9,6 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from core.audit import Actor
 from core.errors import StudioError
 from core.line.cli import post_to_station
 from core.line.handshake import register_map
@@ -18,6 +17,7 @@ from core.line.overview import recent_events, station_rows
 from core.line.recipes import activate_recipe, create_recipe, list_recipes
 from core.tools import list_tools
 from pages.common import studio
+from pages.identity import current_reviewer
 
 st.title("Line")
 rows = station_rows(studio())
@@ -129,12 +129,12 @@ if outputs:
     cols = st.columns([3, 1, 1])
     chosen = cols[0].selectbox("Output", [o.name for o in outputs], key="line-output")
     if cols[1].button("Test publish", width="stretch"):
-        result = publish_test(studio(), name, chosen)
+        result = publish_test(studio(), name, chosen, actor=current_reviewer())
         (st.success if result["ok"] else st.error)(
             "Delivered and confirmed." if result["ok"] else f"Not delivered: {result['error']}"
         )
     if cols[2].button("Remove", width="stretch"):
-        remove_output(studio(), name, chosen)
+        remove_output(studio(), name, chosen, actor=current_reviewer())
         st.rerun()
 with st.expander("Add an output"):
     with st.form("line-add-output", clear_on_submit=True):
@@ -145,7 +145,8 @@ with st.expander("Add an output"):
         secret = st.text_input("Password / HMAC key", type="password")
         if st.form_submit_button("Add output"):
             try:
-                add_output(studio(), name, out_name, kind, url, username or None, secret or None)
+                add_output(studio(), name, out_name, kind, url, username or None, secret or None,
+                           actor=current_reviewer())
                 st.rerun()
             except StudioError as error:
                 st.error(str(error))
@@ -170,7 +171,7 @@ if recipes:
     )
     pick = st.selectbox("Switch to", [r.name for r in recipes], key="line-recipe")
     if st.button("Activate recipe"):
-        activate_recipe(studio(), name, pick, Actor("studio", "line page"), via="studio")
+        activate_recipe(studio(), name, pick, current_reviewer(), via="studio")
         st.success(f"Recipe {pick} is active; the running station follows within a second.")
 else:
     st.caption("No recipe yet: add one below (or `python -m core recipes create ...`).")
@@ -187,7 +188,7 @@ with st.expander("New recipe"):
         chosen_tools = st.multiselect("Tools", [t.name for t in list_tools(studio())])
         if st.form_submit_button("Create recipe"):
             try:
-                create_recipe(studio(), name, recipe_name, int(number), chosen_tools, Actor("studio", "line page"))
+                create_recipe(studio(), name, recipe_name, int(number), chosen_tools, current_reviewer())
                 st.rerun()
             except StudioError as error:
                 st.error(str(error))

@@ -33,6 +33,7 @@ from core.tool_settings import MAX_SMOOTHING, TRIGGERS
 from core.tools import list_tools, set_roi
 from pages.common import require_tool, studio
 from pages.identity import current_reviewer
+from pages.signature import signature_field
 
 BANNERS = {"pass": ("PASS", "#1a7f37"), "fail": ("FAIL", "#cf222e"), "review": ("REVIEW", "#bf8700")}
 TRIGGER_LABELS = {"continuous": "Continuous", "part-present": "Part present", "manual": "Manual (Inspect button)"}
@@ -96,9 +97,10 @@ def _controls(tool_name: str, session: LiveSession) -> LiveConfig:
                             disabled=not heatmap)
         config = session.settings.update(thresholds=thresholds, trigger=trigger, smoothing=smoothing, tta=tta,
                                          heatmap=heatmap, heatmap_opacity=opacity)
+        password = signature_field("live-signature", "approved", "a change of thresholds")
         if st.button("Save to tool", key="live-save", help="Make these the tool's settings (no retraining)"):
             try:
-                save_live_config(studio(), tool_name, config, current_reviewer())
+                save_live_config(studio(), tool_name, config, current_reviewer(), password)
             except StudioError as error:
                 st.error(str(error))
             else:
@@ -223,7 +225,7 @@ def _photo_tab(tool_name: str) -> None:
     again = recorded[0] == photo.file_id  # a rerun (e.g. from the camera widget) records the photo only once
     try:
         prediction = predict_image(studio(), tool_name, photo.name, photo.getvalue(), record=record and not again,
-                                   roi=roi)
+                                   roi=roi, actor=current_reviewer())
     except ImageRejectedError as error:
         st.error(f"{photo.name}: {error}")
         return
@@ -326,7 +328,7 @@ def _capture(tool: ToolModels, session: LiveSession, classes: list[str]) -> None
                 st.warning("No frame yet: start the camera or the demo stream.")
                 return
             try:
-                report = capture_sample(studio(), tool.tool, frame, roi_of(tool), label)
+                report = capture_sample(studio(), tool.tool, frame, roi_of(tool), label, actor=current_reviewer())
             except StudioError as error:
                 st.error(str(error))
                 return

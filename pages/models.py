@@ -25,6 +25,7 @@ from pages.evaluation_panel import render_evaluation
 from pages.identity import current_reviewer
 from pages.operating_point_panel import render_operating_point
 from pages.robustness_panel import render_robustness
+from pages.signature import show_signatures, signature_field
 
 COMPARISON = "models-comparison"
 
@@ -61,6 +62,9 @@ if not versions:
 
 st.subheader("Versions")
 st.dataframe(pd.DataFrame([v.as_row() for v in versions]), hide_index=True)
+with st.expander("E-signatures of promotions and rollbacks"):
+    for version in versions:
+        show_signatures(studio(), "model_version", version.id, limit=3)
 
 others = [v.id for v in versions if v.status != "active"]
 if others:
@@ -74,9 +78,11 @@ if others:
         active = next((v for v in versions if v.status == "active" and v.method == methods[chosen]), None)
         older = active is not None and chosen < active.id
         label = f"Roll back to v{chosen}" if older else f"Promote v{chosen}"
+        password = signature_field("promote-signature", "approved", f"the {label.lower()}")
         if st.button(label, type="primary", key="promote", help="predictions use it at once; the active one is kept"):
             try:
-                promote(studio(), tool.name, chosen, actor, action="rollback" if older else "promote")
+                promote(studio(), tool.name, chosen, actor, action="rollback" if older else "promote",
+                        signature_password=password)
             except StudioError as error:
                 st.error(str(error))
             else:
@@ -140,10 +146,15 @@ with st.expander("Review settings"):
     holdout = st.slider("Share of reviewed images held out for comparisons", 0.0, max(0.5, current.holdout_share),
                         current.holdout_share, 0.05)
     keep = st.slider("Share of passed parts whose image is kept", 0.0, 1.0, current.keep_pass_share, 0.01)
+    signed = st.checkbox("Verdicts on failed parts need an e-signature", current.signed_review,
+                         key="signed-review", help="signed review: a signed verdict cannot be undone, only corrected")
+    password = (signature_field("review-settings-signature", "approved", "the change of signed review")
+                if signed != current.signed_review else None)
     if st.button("Save settings", key="save-review-settings"):
         try:
             change_settings(studio(), tool.name, actor, {"audit_share": audit, "holdout_share": holdout,
-                                                         "keep_pass_share": keep})
+                                                         "keep_pass_share": keep, "review.signed": signed},
+                            password)
         except StudioError as error:
             st.error(str(error))
         else:

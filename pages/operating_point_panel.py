@@ -14,6 +14,7 @@ from core.errors import StudioError
 from core.operating_point import service
 from core.operating_point.choose import GOODS_ONLY_RATES, Choice, Targets
 from pages.common import studio
+from pages.signature import signature_field
 
 GOALS = {"minimax": "smallest max(escape, false reject)", "max_escape": "at most this escape rate",
          "max_false_reject": "at most this false-reject rate", "cost_ratio": "least cost (an escape costs C rejects)"}
@@ -93,16 +94,21 @@ def render_operating_point(tool_name: str, actor: Callable[[], Actor]) -> None:
         st.info(str(error))
         return
     _show(choice)
+    password = signature_field("op-signature", "approved", "the operating point change")
     apply, remove = st.columns(2)
     if apply.button("Apply operating point", type="primary", key="op-apply",
                     help="the engine decides with these cut points (audited); no retraining"):
         try:
-            service.apply(studio(), tool_name, targets, actor())
+            service.apply(studio(), tool_name, targets, actor(), signature_password=password)
         except StudioError as error:
             st.error(str(error))
         else:
             st.rerun()
     if point is not None and remove.button("Remove operating point", key="op-clear",
                                            help="each model decides by its own threshold again (audited)"):
-        service.clear(studio(), tool_name, actor())
-        st.rerun()
+        try:
+            service.clear(studio(), tool_name, actor(), password)
+        except StudioError as error:
+            st.error(str(error))
+        else:
+            st.rerun()

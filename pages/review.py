@@ -9,11 +9,24 @@ import streamlit as st
 
 from core.errors import StudioError
 from core.heatmap import inspection_heatmap
-from core.reviews import CLAIM_SECONDS, Card, Reviewer, next_card, queue_counts, skip, submit_review, undo_review
+from core.reviews import (
+    CLAIM_SECONDS,
+    Card,
+    Reviewer,
+    correct_verdict,
+    next_card,
+    queue_counts,
+    skip,
+    submit_review,
+    undo_review,
+)
+from core.tool_settings import tool_settings
 from pages.common import require_tool, studio
 from pages.identity import current_reviewer
+from pages.signature import show_signatures, signature_field
 
 SKIPPED, UNDO, MESSAGE = "review-skipped", "review-undo", "review-message"
+SIGNATURE = "review-signature"  # the password field of a signed verdict
 REASON_TEXT = {"disagreement": ("the models disagree", "red"), "uncertain": ("the model is unsure", "orange"),
                "degraded": ("decided by one model only", "violet"), "audit": ("random audit of a pass", "blue")}
 BIG_BUTTONS = """<style>
@@ -36,10 +49,30 @@ end = datetime.combine(days[-1], time()) + timedelta(days=1) if len(days) == 2 e
 
 def _answer(card: Card, verdict: str, who: Reviewer) -> None:
     try:
-        st.session_state[UNDO].append(submit_review(studio(), card.inspection_id, verdict, who))
+        review_id = submit_review(studio(), card.inspection_id, verdict, who,
+                                  signature_password=st.session_state.get(SIGNATURE) or None)
+        st.session_state[UNDO].append(review_id)
         st.session_state[MESSAGE] = ("success", f"#{card.inspection_id}: {verdict}")
     except StudioError as error:
         st.session_state[MESSAGE] = ("error", str(error))
+    st.session_state[SIGNATURE] = ""  # a password is used for one signature only
+
+
+def _correction(who: Reviewer) -> None:
+    """A signed verdict is never edited: a correction is a new signed record referring to it."""
+    with st.expander("Correct a signed verdict"):
+        inspection_id = st.number_input("Inspection #", min_value=1, step=1, key="correct-id")
+        show_signatures(studio(), "inspection", int(inspection_id))
+        verdict = st.selectbox("Correct class", tool.classes, key="correct-verdict")
+        reason = st.text_input("Reason", key="correct-reason", max_chars=200)
+        password = signature_field("correct-signature", "reviewed", "the correction")
+        if st.button("Sign the correction", key="correct"):
+            try:
+                correct_verdict(studio(), int(inspection_id), verdict, who, reason, password)
+            except StudioError as error:
+                st.error(str(error))
+            else:
+                st.success(f"#{int(inspection_id)} corrected to {verdict}; the first signature stays on record.")
 
 
 def _skip(card: Card, who: Reviewer) -> None:
@@ -58,6 +91,7 @@ def _undo(who: Reviewer) -> None:
 
 
 st.html(BIG_BUTTONS)
+_correction(reviewer)
 card = next_card(studio(), reviewer, tool_name, start, end, exclude=st.session_state[SKIPPED])
 kind, text = st.session_state.pop(MESSAGE, (None, None))
 if kind == "error":
@@ -99,6 +133,8 @@ with right:
                 f"{card.station}")
     st.badge(reason, color=colour)
     st.write("What is this part?")
+    if card.decision == "fail" and tool_settings(studio(), card.tool).signed_review:
+        signature_field(SIGNATURE, "reviewed", f"your verdict on inspection #{card.inspection_id}")
     with st.container(key="verdicts"):
         for index, name in enumerate(card.classes, start=1):
             st.button(name.capitalize(), key=f"verdict-{name}",

@@ -19,6 +19,7 @@ from pages.common import require_tool, studio
 from pages.identity import current_reviewer
 from pages.operating_point_panel import render_operating_point
 from pages.tiling_cost import render_tiling_cost
+from pages.signature import show_signatures, signature_field
 
 JOB_KEY = "training_job"
 POLL_SECONDS = 0.5
@@ -122,15 +123,22 @@ def _threshold_controls(tool_name: str, validation: dict) -> None:
     with st.form("threshold"):
         threshold = st.slider("Decision threshold (defect score)", 0.0, 1.0, float(served.threshold), 0.01)
         review = st.slider("Review band (±)", 0.0, 0.5, float(served.review_band), 0.01)
+        password = signature_field("threshold-signature", "approved", "the threshold change")
         save, reset = st.columns(2)
-        if save.form_submit_button("Use this threshold", width="stretch"):
-            change_settings(studio(), tool_name, current_reviewer(), {f"threshold.{DEFAULT_METHOD}": threshold,
-                                                                     f"review_band.{DEFAULT_METHOD}": review})
-            st.rerun()
-        if reset.form_submit_button("Back to calibrated", width="stretch", disabled=not manual):
-            change_settings(studio(), tool_name, current_reviewer(), {f"threshold.{DEFAULT_METHOD}": None,
-                                                                     f"review_band.{DEFAULT_METHOD}": None})
-            st.rerun()
+        try:
+            if save.form_submit_button("Use this threshold", width="stretch"):
+                change_settings(studio(), tool_name, current_reviewer(), {f"threshold.{DEFAULT_METHOD}": threshold,
+                                                                         f"review_band.{DEFAULT_METHOD}": review},
+                                password)
+                st.rerun()
+            if reset.form_submit_button("Back to calibrated", width="stretch", disabled=not manual):
+                change_settings(studio(), tool_name, current_reviewer(), {f"threshold.{DEFAULT_METHOD}": None,
+                                                                         f"review_band.{DEFAULT_METHOD}": None},
+                                password)
+                st.rerun()
+        except StudioError as error:
+            st.error(str(error))
+    show_signatures(studio(), "tool_settings", tool_name, limit=3)
 
 
 def _show_active_model(tool_name: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, select, update
+from sqlalchemy import ForeignKey, String, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from storage.tables import Base, utc_now
@@ -26,6 +26,7 @@ class ApiToken(Base):
     hash: Mapped[str] = mapped_column(String(64), unique=True)
     scopes: Mapped[list[str]] = mapped_column(default=list)
     created_by: Mapped[str] = mapped_column(String(100))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id"), default=None)  # whose rights it carries
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -240,4 +240,4 @@ class AuditChainHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-from storage import api_tokens, fleet_tables, line_tables, rollup_tables  # noqa: E402,F401  (tables sharing Base: line 17, API 19, fleet and rollup 21)
+from storage import accounts, api_tokens, fleet_tables, line_tables, rollup_tables  # noqa: E402,F401  (tables sharing Base: line 17, API 19, accounts 20, fleet and rollup 21)

@@ -24,12 +24,14 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 from sqlalchemy import func, select
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
 from core.tools import create_tool, get_tool, list_tools
 from models.profiles import DEFAULT_PROFILE
 from storage.tables import Inspection
+from tests.cli_accounts import add_accounts
 
 ROOT = Path(__file__).resolve().parent.parent
 ELPV = Path(__file__).resolve().parent / "data" / "elpv"
@@ -38,9 +40,10 @@ RESULT_KEYS = {"path", "decision", "label", "score", "scores", "model_version", 
 
 
 def _env(data_dir: Path) -> dict[str, str]:
+    """The environment of a CLI subprocess on a studio in ``data_dir``, acting as an admin account."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STUDIO_DATA_DIR")}
     env["STUDIO_DATA_DIR"] = str(data_dir)
-    return env
+    return add_accounts(env)
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -289,7 +292,7 @@ def test_importing_an_empty_folder_is_an_error(blank, tmp_path: Path) -> None:
 
 def test_training_a_tool_with_one_class_points_to_anomaly_detection(blank) -> None:
     env, studio = blank
-    create_tool(studio, "solo", ["good", "defective"])
-    assert import_path(studio, "solo", ELPV / "good", label="good").imported == 20
+    create_tool(studio, "solo", ["good", "defective"], actor=SYSTEM)
+    assert import_path(studio, "solo", ELPV / "good", label="good", actor=SYSTEM).imported == 20
     _assert_error(_cli(env, "train", "--tool", "solo"), "anomaly")
     assert not get_tool(studio, "solo").trained

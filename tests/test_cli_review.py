@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.images import decode_image, encode_png
 from core.inspect.decision import Verdict
@@ -26,8 +27,8 @@ def _json(result) -> object:  # noqa: ANN001 - a CompletedProcess
 def test_candidate_promote_rollback_and_review_from_the_command_line(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, "good,defective")
-    import_path(studio, TOOL, ELPV)
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    import_path(studio, TOOL, ELPV, actor=SYSTEM)
     env = _env(data_dir)
     good = sorted((ELPV / "good").glob("*.png"))
 
@@ -59,7 +60,11 @@ def test_candidate_promote_rollback_and_review_from_the_command_line(tmp_path: P
     assert _json(_cli(env, "review", "undo", *me)) == {"review_id": review_id, "inspection_id": flagged}
     assert _json(_cli(env, "review", "queue", "--tool", TOOL))["waiting"]["uncertain"] == 1
 
-    entries = [json.loads(line) for line in _cli(env, "audit", "--tool", TOOL).stdout.splitlines()]
+    every = [json.loads(line) for line in _cli(env, "audit", "--tool", TOOL).stdout.splitlines()]
+    # promote and rollback are e-signed with the password the CLI signed in with
+    assert [(e["who"], e["target"], e["details"]["meaning"]) for e in every if e["action"] == "sign"] == [
+        ("eva", f"model_version {v2}", "approved"), ("eva", f"model_version {v1}", "approved")]
+    entries = [e for e in every if e["action"] not in ("sign", "tool_create")]
     assert [(e["action"], e["who"], e["device"]) for e in entries] == [
         ("train_activate", "eva", "pc-1"), ("train_candidate", "eva", "pc-1"),  # trainings are audited too
         ("promote", "eva", "pc-1"), ("rollback", "eva", "pc-1"), ("verdict", "olaf", "tablet-9"),

@@ -24,8 +24,14 @@ def _json(result) -> object:  # noqa: ANN001 - a CompletedProcess
     return json.loads(_lines(result.stdout)[-1])
 
 
-def _audit(env: dict[str, str]) -> list[dict]:
-    return [json.loads(line) for line in _lines(_cli(env, "audit", "--tool", TOOL).stdout)]
+def _audit(env: dict[str, str], *, signatures: bool = False) -> list[dict]:
+    """The tool's audit rows, newest first, without its creation and (unless ``signatures``) the e-signature
+    rows of signed changes (thresholds, policy: the CLI signs with the password it signed in with)."""
+    skip = {"tool_create"} | (set() if signatures else {"sign"})
+    entries = [entry for line in _lines(_cli(env, "audit", "--tool", TOOL).stdout)
+               if (entry := json.loads(line))["action"] not in skip]
+    assert all(entry["details"].pop("via") == "cli" for entry in entries)  # every row says how: the CLI
+    return entries
 
 
 @pytest.fixture
@@ -55,6 +61,8 @@ def test_set_changes_several_settings_at_once_and_the_audit_log_says_who(env: di
     assert _json(_cli(env, "tools", "show", TOOL))["settings"] == stored  # kept
 
     (entry,) = _audit(env)
+    signed = [e for e in _audit(env, signatures=True) if e["action"] == "sign"]
+    assert [(e["who"], e["details"]["meaning"]) for e in signed] == [("ines", "approved")]
     assert (entry["action"], entry["who"], entry["device"], entry["target"]) == \
         ("settings", "ines", "pc-7", f"tool {TOOL}")
     changes = entry["details"]["changes"]

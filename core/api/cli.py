@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import socket
 import sys
 from typing import Any
 
@@ -16,10 +14,10 @@ def _print(value: Any) -> None:
     print(json.dumps(value), flush=True)
 
 
-def _actor(args: argparse.Namespace) -> Any:
-    from core.audit import Actor
+def _actor(studio: Studio, args: argparse.Namespace) -> Any:
+    from core.auth.cli import cli_actor
 
-    return Actor(args.who, args.device)
+    return cli_actor(studio, args)
 
 
 def cmd_api(studio: Studio, args: argparse.Namespace) -> int:
@@ -38,7 +36,7 @@ def cmd_api(studio: Studio, args: argparse.Namespace) -> int:
 def cmd_tokens_create(studio: Studio, args: argparse.Namespace) -> int:
     from core.api.tokens import create_token
 
-    info, secret = create_token(studio, args.name, args.scopes, _actor(args))
+    info, secret = create_token(studio, args.name, args.scopes, _actor(studio, args))
     _print({**info.as_dict(), "token": secret})
     print("note: this is the only time the token is shown; store it now (only its hash is kept)", file=sys.stderr)
     return 0
@@ -54,14 +52,14 @@ def cmd_tokens_list(studio: Studio, args: argparse.Namespace) -> int:
 def cmd_tokens_revoke(studio: Studio, args: argparse.Namespace) -> int:
     from core.api.tokens import revoke_token
 
-    _print(revoke_token(studio, args.id, _actor(args)).as_dict())
+    _print(revoke_token(studio, args.id, _actor(studio, args)).as_dict())
     return 0
 
 
 def _who(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--who", default=getpass.getuser(), help="your name (audit log)")
-    parser.add_argument("--device", default=socket.gethostname(), help="this device (audit log)")
-    return parser
+    from core.auth.cli import add_identity_arguments
+
+    return add_identity_arguments(parser, "--who")
 
 
 def add_api_commands(commands: Any) -> None:
@@ -80,8 +78,8 @@ def add_api_commands(commands: Any) -> None:
     create.add_argument("name", help="what uses it, e.g. mes-line-1")
     create.add_argument("--scopes", default="read", help="read, inspect and/or admin (comma-separated; default read)")
     create.set_defaults(func=cmd_tokens_create)
-    tokens.add_parser("list", help="tokens with their prefix, scopes and last use (never the token)").set_defaults(
-        func=cmd_tokens_list)
+    _who(tokens.add_parser("list", help="tokens with their prefix, scopes and last use (never the token)")
+         ).set_defaults(func=cmd_tokens_list)
     revoke = _who(tokens.add_parser("revoke", help="revoke a token at once (audited)"))
     revoke.add_argument("id", type=int)
     revoke.set_defaults(func=cmd_tokens_revoke)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from core.api.tokens import ScopeError, TokenError
 from core.api.uploads import UploadError
-from core.errors import DatabaseUnavailableError, InvalidInputError, NotFoundError, StudioError
+from core.errors import DatabaseUnavailableError, InvalidInputError, NotFoundError, PermissionDeniedError, StudioError
 from core.images import ImageRejectedError, UnsupportedImageError
 
 log = logging.getLogger(__name__)
@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 STATUSES: tuple[tuple[type[Exception], int], ...] = (  # the first match wins: subclasses first
     (TokenError, 401),
     (ScopeError, 403),
+    (PermissionDeniedError, 403),  # the token's account's role may not (audited "denied", via "api")
     (NotFoundError, 404),
     (UnsupportedImageError, 415),
     (ImageRejectedError, 422),

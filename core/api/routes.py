@@ -11,9 +11,10 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from core.api.auth import require
+from core.api.auth import acting_as, require
 from core.api.metrics import CONTENT_TYPE
 from core.api.uploads import read_image_upload
+from core.audit import Actor
 from core.errors import DatabaseUnavailableError
 from core.inspect.models import describe_tool
 from core.inspect.recorder import RecordContext
@@ -79,12 +80,13 @@ async def inspect(
     record: bool = Query(True, description="record the inspection (its id is in the answer)"),
     roi: Literal["auto", "crop", "whole"] = Query("auto", description="crop to the tool's region of interest"),
     station: str | None = Query(None, max_length=100, description="station recorded (default: the server's)"),
-    _: Any = Depends(require("inspect")),
+    actor: Actor = Depends(acting_as("inspect")),
 ) -> JSONResponse:
     filename, data = await read_image_upload(request, request.app.state.max_upload_bytes)
     state = request.app.state
     prediction = await run_in_threadpool(partial(predict_image, state.studio, name, filename or "upload", data,
-                                                 record=record, roi=roi, context=RecordContext(station=station)))
+                                                 record=record, roi=roi, context=RecordContext(station=station),
+                                                 actor=actor))
     result = prediction.as_dict()
     state.metrics.decisions.labels(name, result["decision"]).inc()
     return JSONResponse(result)

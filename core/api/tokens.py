@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.audit import Actor, log
+from core.auth.guard import require
+from core.auth.roles import Permission, Role
 from core.errors import InvalidInputError, NotFoundError, StudioError
 from core.studio import Studio
+from storage import accounts as accounts_repo
 from storage import api_tokens as repo
 from storage.tables import utc_now
 
@@ -52,6 +55,7 @@ class TokenInfo:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    account_id: int | None = None  # the account whose role the token acts with (issue 20)
 
     @property
     def granted(self) -> set[str]:
@@ -69,7 +73,7 @@ class TokenInfo:
 
 def _info(row: repo.ApiToken) -> TokenInfo:
     return TokenInfo(row.id, row.name, row.prefix, tuple(row.scopes), row.created_by, row.created_at,
-                     row.revoked_at, row.last_used_at)
+                     row.revoked_at, row.last_used_at, row.account_id)
 
 
 def _digest(token: str) -> str:
@@ -86,7 +90,9 @@ def parse_scopes(scopes: str | list[str]) -> tuple[str, ...]:
 
 
 def create_token(studio: Studio, name: str, scopes: str | list[str], actor: Actor) -> tuple[TokenInfo, str]:
-    """A new token: its info and the token itself, which is shown this once and never stored."""
+    """A new token: its info and the token itself, which is shown this once and never stored. The token
+    acts as ``actor``'s account (its role; see :func:`token_actor`)."""
+    require(studio, actor, Permission.MANAGE_TOKENS, "api_token")
     name = name.strip()
     if not name or len(name) > 100:
         raise InvalidInputError("a token needs a name of 1 to 100 characters (e.g. the MES that uses it)")
@@ -94,7 +100,7 @@ def create_token(studio: Studio, name: str, scopes: str | list[str], actor: Acto
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with studio.transaction() as session:
         row = repo.add_token(session, name=name, prefix=secret[:PREFIX_LENGTH], hash=_digest(secret),
-                             scopes=list(granted), created_by=actor.name[:100])
+                             scopes=list(granted), created_by=actor.name[:100], account_id=actor.user_id)
         log(session, actor, "api_token_create", f"api_token {row.id}", None, name=name, scopes=list(granted),
             prefix=row.prefix)
         return _info(row), secret
@@ -107,6 +113,7 @@ def list_tokens(studio: Studio) -> list[TokenInfo]:
 
 def revoke_token(studio: Studio, token_id: int, actor: Actor) -> TokenInfo:
     """Revoke a token at once (every later request with it gets 401); revoking twice is refused."""
+    require(studio, actor, Permission.MANAGE_TOKENS, f"api_token {token_id}")
     with studio.transaction() as session:
         row = repo.get_token(session, token_id)
         if row is None:
@@ -162,3 +169,19 @@ class TokenChecker:
                 return False
             self._last_written[token_id] = now
             return True
+
+
+SCOPE_ROLES = {"read": Role.VIEWER, "inspect": Role.OPERATOR, "admin": Role.ADMIN}
+
+
+def token_actor(studio: Studio, info: TokenInfo, device: str = "", via: str = "api") -> Actor:
+    """Who a token acts as: its creator's account and role (a disabled account's token acts as nobody);
+    a token made without an account (by the system) acts with the role its highest scope implies."""
+    if info.account_id is None:
+        granted = [SCOPE_ROLES[s] for s in SCOPES if s in info.granted]
+        return Actor(info.created_by, device, granted[-1] if granted else None, via)
+    with studio.transaction() as session:
+        account = accounts_repo.get_account_by_id(session, info.account_id)
+        if account is None or account.disabled:
+            raise TokenError("the account of this API token is disabled")
+        return Actor(account.username, device, Role(account.role), via, account.id)

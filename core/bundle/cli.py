@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.auth.cli import cli_actor
 from core.studio import Studio
 
 Who = Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
@@ -26,17 +27,16 @@ def cmd_tools_export(studio: Studio, args: argparse.Namespace) -> int:
     except ValueError:
         raise InvalidInputError("--versions takes version ids separated by commas, e.g. 12,15") from None
     result = export_bundle(studio, args.tool, Path(args.bundle), versions or None, args.with_images,
-                           Path(args.sign) if args.sign else None)
+                           Path(args.sign) if args.sign else None, actor=cli_actor(studio, args))
     _print(result.as_dict())
     return 0
 
 
 def cmd_tools_import(studio: Studio, args: argparse.Namespace) -> int:
-    from core.audit import Actor
     from core.bundle.import_ import import_bundle
 
     activation = "activate" if args.activate else "candidate" if args.candidate else "as-exported"
-    result = import_bundle(studio, Path(args.bundle), Actor(args.reviewer, args.device), name=Path(args.bundle).name,
+    result = import_bundle(studio, Path(args.bundle), cli_actor(studio, args), name=Path(args.bundle).name,
                            as_name=args.as_name, activation=activation,
                            trusted_keys_dir=Path(args.trusted_keys) if args.trusted_keys else None,
                            require_signature=args.require_signature, recipes=not args.no_recipes)
@@ -53,7 +53,7 @@ def cmd_keys_generate(studio: Studio, args: argparse.Namespace) -> int:
 
 def add_bundle_commands(tools: Any, commands: Any, who: Who) -> None:
     """``tools export`` / ``tools import`` on the ``tools`` sub-commands, ``keys generate`` on the main ones."""
-    export = tools.add_parser("export", help="write a tool bundle (.zip): classes, settings, ROI, models, recipes")
+    export = who(tools.add_parser("export", help="write a tool bundle (.zip): classes, settings, ROI, models, recipes"))
     export.add_argument("tool")
     export.add_argument("bundle", help="the .zip to write")
     export.add_argument("--with-images", action="store_true", help="include the dataset (images, labels, masks)")

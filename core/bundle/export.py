@@ -14,6 +14,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from core.audit import Actor
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.bundle.document import DATASET_FILE, TOOL_FILE, RecipeMembership, ToolDocument, VersionEntry
 from core.bundle.manifest import (
     MANIFEST_NAME,
@@ -53,10 +56,11 @@ class ExportResult:
 
 
 def export_bundle(studio: Studio, tool_name: str, target: Path, version_ids: list[int] | None = None,
-                  with_images: bool = False, sign_key: Path | None = None) -> ExportResult:
+                  with_images: bool = False, sign_key: Path | None = None, *, actor: Actor) -> ExportResult:
     """Write the bundle of ``tool_name`` to ``target`` (a temporary file renamed into place): its active
     versions, or ``version_ids``; its dataset when ``with_images``; signed with the Ed25519 key file
     ``sign_key`` when given."""
+    require(studio, actor, Permission.EXPORT_TOOLS, f"tool {tool_name}")
     key = load_private_key(sign_key) if sign_key is not None else None
     document, folders = _document(studio, tool_name, version_ids)
     target = Path(target)

@@ -31,6 +31,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from core.audit import Actor, log
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.bundle.document import DATASET_FILE, TOOL_FILE, ToolDocument, VersionEntry
 from core.bundle.manifest import MAX_JSON_BYTES, RUNTIME_GRAPH_SUFFIX, BundleError
 from core.bundle.reader import VerifiedBundle, open_bundle
@@ -77,6 +79,7 @@ def import_bundle(studio: Studio, source: Path | bytes, actor: Actor, name: str 
     A signature is required when ``require_signature`` or ``STUDIO_REQUIRE_SIGNED_BUNDLES`` says so, and
     must then be by a key in ``trusted_keys_dir`` (default: ``signing.default_trusted_keys_dir``).
     """
+    require(studio, actor, Permission.IMPORT_TOOLS, f"bundle {name}")
     if activation not in ACTIVATIONS:
         raise InvalidInputError(f"activation is one of {', '.join(ACTIVATIONS)}")
     if isinstance(source, Path) and not source.is_file():
@@ -270,7 +273,7 @@ def _import_dataset(studio: Studio, result: ImportResult, dataset: Path, actor: 
     """The bundle's dataset into the new tool; on failure the import is undone and BundleError raised."""
     try:
         with open_zip(dataset, DATASET_FILE) as archive:
-            report = import_zip(studio, result.tool, archive, DATASET_FILE, source="import")
+            report = import_zip(studio, result.tool, archive, DATASET_FILE, source="import", actor=actor)
         if report.rejected or report.cancelled:
             name, reason = report.rejected[0] if report.rejected else ("", "cancelled")
             raise BundleError(f"{DATASET_FILE}: {name} was refused ({reason})")

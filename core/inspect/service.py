@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.audit import Actor
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.images import ImageRejectedError, decode_image
 from core.inspect.engine import Inspection, inspect
 from core.inspect.models import ToolModels, load_tool_models
@@ -24,9 +27,11 @@ class Prediction:
 
 
 def predict_image(studio: Studio, tool_name: str, name: str, data: bytes, record: bool = True, roi: str = "auto",
-                  context: RecordContext = RecordContext()) -> Prediction:
+                  context: RecordContext = RecordContext(), *, actor: Actor) -> Prediction:
     """Inspect one image given as file bytes (ImageRejectedError for unusable files); record it unless
-    ``record`` is False."""
+    ``record`` is False (recording needs INSPECT)."""
+    if record:
+        require(studio, actor, Permission.INSPECT, f"tool {tool_name}")
     return _predict(studio, load_tool_models(studio, tool_name), name, data, record, roi, context)
 
 
@@ -38,8 +43,10 @@ def _predict(studio: Studio, models: ToolModels, name: str, data: bytes, record:
 
 
 def predict_files(studio: Studio, tool_name: str, files: list[tuple[str, bytes | None]], record: bool = True,
-                  roi: str = "auto", context: RecordContext = RecordContext()) -> list[dict]:
+                  roi: str = "auto", context: RecordContext = RecordContext(), *, actor: Actor) -> list[dict]:
     """One result dict per file (``{"path", "error"}`` for a file that cannot be inspected)."""
+    if record:
+        require(studio, actor, Permission.INSPECT, f"tool {tool_name}")
     models = load_tool_models(studio, tool_name)  # once: fails clearly when the tool has no usable model
     results: list[dict] = []
     for name, data in files:

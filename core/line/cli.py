@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from core.auth.cli import add_identity_arguments
 from core.errors import InvalidInputError, NotFoundError, StudioError
 from core.studio import Studio
 
@@ -117,7 +118,8 @@ def cmd_outputs_add(studio: Studio, args: argparse.Namespace) -> int:
     secret = os.environ.get(args.secret_env) if args.secret_env else args.secret
     if args.secret_env and secret is None:
         raise InvalidInputError(f"environment variable {args.secret_env} is not set")
-    _print(add_output(studio, args.station, args.name, args.kind, args.url, args.username, secret).as_dict())
+    _print(add_output(studio, args.station, args.name, args.kind, args.url, args.username, secret,
+                      actor=_actor(studio, args)).as_dict())
     return 0
 
 
@@ -131,7 +133,7 @@ def cmd_outputs_list(studio: Studio, args: argparse.Namespace) -> int:
 def cmd_outputs_remove(studio: Studio, args: argparse.Namespace) -> int:
     from core.line.outputs import remove_output
 
-    remove_output(studio, args.station, args.name)
+    remove_output(studio, args.station, args.name, actor=_actor(studio, args))
     _print({"removed": args.name})
     return 0
 
@@ -139,7 +141,7 @@ def cmd_outputs_remove(studio: Studio, args: argparse.Namespace) -> int:
 def cmd_outputs_test(studio: Studio, args: argparse.Namespace) -> int:
     from core.line.outputs import publish_test
 
-    result = publish_test(studio, args.station, args.name)
+    result = publish_test(studio, args.station, args.name, actor=_actor(studio, args))
     _print(result)
     return 0 if result["ok"] else 1
 
@@ -157,7 +159,8 @@ def _tools_arg(text: str) -> list[Any]:
 def cmd_recipes_create(studio: Studio, args: argparse.Namespace) -> int:
     from core.line.recipes import create_recipe
 
-    _print(create_recipe(studio, args.station, args.name, args.number, _tools_arg(args.tools), _actor(args)).as_dict())
+    actor = _actor(studio, args)
+    _print(create_recipe(studio, args.station, args.name, args.number, _tools_arg(args.tools), actor).as_dict())
     return 0
 
 
@@ -171,17 +174,14 @@ def cmd_recipes_list(studio: Studio, args: argparse.Namespace) -> int:
 def cmd_recipes_activate(studio: Studio, args: argparse.Namespace) -> int:
     from core.line.recipes import activate_recipe
 
-    _print(activate_recipe(studio, args.station, args.recipe, _actor(args), via="cli").as_dict())
+    _print(activate_recipe(studio, args.station, args.recipe, _actor(studio, args), via="cli").as_dict())
     return 0
 
 
-def _actor(args: argparse.Namespace) -> Any:
-    import getpass
-    import socket
+def _actor(studio: Studio, args: argparse.Namespace) -> Any:
+    from core.auth.cli import cli_actor
 
-    from core.audit import Actor
-
-    return Actor(getattr(args, "reviewer", None) or getpass.getuser(), socket.gethostname())
+    return cli_actor(studio, args)
 
 
 def add_line_commands(commands: Any) -> None:
@@ -217,7 +217,7 @@ def add_line_commands(commands: Any) -> None:
     outputs = commands.add_parser("outputs", help="where a station's events go").add_subparsers(
         dest="action", required=True
     )
-    add = outputs.add_parser("add", help="add an MQTT broker or a webhook")
+    add = add_identity_arguments(outputs.add_parser("add", help="add an MQTT broker or a webhook"))
     add.add_argument("--station", required=True)
     add.add_argument("--name", required=True)
     add.add_argument("--kind", required=True, choices=["mqtt", "webhook"])
@@ -233,13 +233,14 @@ def add_line_commands(commands: Any) -> None:
         ("remove", cmd_outputs_remove, "remove an output"),
         ("test", cmd_outputs_test, "send one test event now"),
     ):
-        sub = outputs.add_parser(action, help=text)
+        sub = add_identity_arguments(outputs.add_parser(action, help=text))
         sub.add_argument("--station", required=True)
         sub.add_argument("--name", required=True)
         sub.set_defaults(func=func)
 
     recipes = commands.add_parser("recipes", help="products of a station").add_subparsers(dest="action", required=True)
-    create = recipes.add_parser("create", help="a named set of tools with a number for the PLC")
+    create = add_identity_arguments(
+        recipes.add_parser("create", help="a named set of tools with a number for the PLC"))
     create.add_argument("--station", required=True)
     create.add_argument("--name", required=True)
     create.add_argument("--number", type=int, required=True)
@@ -252,7 +253,8 @@ def add_line_commands(commands: Any) -> None:
     rlist = recipes.add_parser("list", help="a station's recipes")
     rlist.add_argument("--station", required=True)
     rlist.set_defaults(func=cmd_recipes_list)
-    activate = recipes.add_parser("activate", help="switch the station to a recipe (name or number)")
+    activate = add_identity_arguments(
+        recipes.add_parser("activate", help="switch the station to a recipe (name or number)"))
     activate.add_argument("--station", required=True)
     activate.add_argument("recipe")
     activate.set_defaults(func=cmd_recipes_activate)

@@ -11,6 +11,9 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core.audit import Actor
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.errors import InvalidInputError, NotFoundError
 from core.line import mqtt, webhook
 from core.line.events import build_event
@@ -60,9 +63,11 @@ def _info(row: Output, pending: int = 0) -> OutputInfo:
 
 
 def add_output(
-    studio: Studio, station: str, name: str, kind: str, url: str, username: str | None = None, secret: str | None = None
+    studio: Studio, station: str, name: str, kind: str, url: str, username: str | None = None,
+    secret: str | None = None, *, actor: Actor,
 ) -> OutputInfo:
     """Add an output; the URL is checked for its kind."""
+    require(studio, actor, Permission.MANAGE_OUTPUTS, f"station {station}")
     if kind not in OUTPUT_KINDS:
         raise InvalidInputError(f"an output is one of {', '.join(OUTPUT_KINDS)}, not {kind!r}")
     if not name.strip():
@@ -92,8 +97,9 @@ def _require(session: Any, station: str, name: str) -> Output:
     return row
 
 
-def remove_output(studio: Studio, station: str, name: str) -> None:
+def remove_output(studio: Studio, station: str, name: str, actor: Actor) -> None:
     """Remove an output and its pending deliveries."""
+    require(studio, actor, Permission.MANAGE_OUTPUTS, f"station {station}")
     with studio.transaction() as session:
         session.delete(_require(session, station, name))
 
@@ -124,8 +130,10 @@ def sample_event(station: str) -> dict[str, Any]:
     return event
 
 
-def publish_test(studio: Studio, station: str, name: str, timeout: float = 5.0) -> dict[str, Any]:
+def publish_test(studio: Studio, station: str, name: str, timeout: float = 5.0, *, actor: Actor
+                 ) -> dict[str, Any]:
     """Send one test event now, outside the outbox; says whether it was confirmed and why not."""
+    require(studio, actor, Permission.MANAGE_OUTPUTS, f"station {station}")
     with studio.transaction() as session:
         row = _require(session, station, name)
         session.expunge(row)

@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import select
 
 from core import audit
+from core.auth.guard import require
+from core.auth.roles import Permission
 from core.errors import InvalidInputError, NotFoundError
 from core.fleet import rollout
 from core.line.outbox import ensure_station
@@ -91,8 +93,9 @@ def create_recipe(
     name: str,
     number: int,
     tools: list[str | dict[str, Any]],
-    actor: audit.Actor = audit.Actor(),
+    actor: audit.Actor,
 ) -> RecipeInfo:
+    require(studio, actor, Permission.EDIT_RECIPES, f"station {station}")
     if not 1 <= number <= MAX_NUMBER:
         raise InvalidInputError(f"a recipe number is between 1 and {MAX_NUMBER} (0 means 'no change' to a PLC)")
     with studio.transaction() as session:
@@ -132,9 +135,10 @@ def find_recipe(studio: Studio, station: str, key: str | int) -> RecipeInfo:
 
 
 def activate_recipe(
-    studio: Studio, station: str, key: str | int, actor: audit.Actor = audit.Actor(), via: str = "cli"
+    studio: Studio, station: str, key: str | int, actor: audit.Actor, via: str = "cli"
 ) -> RecipeInfo:
     """Make a recipe the station's active one (the running service follows); audited."""
+    require(studio, actor, Permission.SWITCH_RECIPE, f"station {station}")
     recipe = find_recipe(studio, station, key)
     with studio.transaction() as session:
         row = ensure_station(session, station)

@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from core.audit import Actor
 from core.audit import log as audit_log
+from core.auth.roles import Role
 from core.errors import DatabaseUnavailableError, NotFoundError, StudioError
 from core.fleet.agent import FleetAgent
 from core.fleet.heartbeat import Beat, store_problem
@@ -44,6 +45,13 @@ from storage.tables import utc_now
 log = logging.getLogger("studio.line.station")
 TRIGGER_MODES = ("plc", "continuous", "part-present")
 DECISION_RANK = {"pass": 0, "review": 1, "fail": 2}
+
+
+def station_actor(name: str) -> Actor:
+    """The principal a headless station acts as: operator rights, via "station"."""
+    import socket
+
+    return Actor(f"station {name}"[:100], socket.gethostname(), Role.OPERATOR, "station")
 
 
 @dataclass
@@ -211,7 +219,8 @@ class Station:
             return
         self._recipe_cache[recipe.id] = tools
         if not request.audited:
-            recipe_service.activate_recipe(self.studio, self.name, recipe.name, via=request.source)
+            recipe_service.activate_recipe(self.studio, self.name, recipe.name, station_actor(self.name),
+                                           via=request.source)
         with self._tools_lock:
             self.tools, self.recipe = tools, recipe
         self.handshake.set_recipe(recipe.number)

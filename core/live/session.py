@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from core.audit import Actor
 from core.images import encode_png
 from core.inspect.models import ToolModels
 from core.live.demo import demo_frames
@@ -102,8 +103,9 @@ class LiveSession:
 
 
 def capture_sample(studio: Studio, tool_name: str, frame: np.ndarray, roi: list[float] | None,
-                   label: str) -> ImportReport:
+                   label: str, actor: Actor) -> ImportReport:
     """Add the ROI of a live frame to the tool's samples (source ``capture``), as training will see it."""
     crop = np.ascontiguousarray(crop_to_roi(frame, roi))
     name = f"live-{time.strftime('%Y%m%d-%H%M%S')}.png"
-    return add_images(studio, tool_name, [Candidate(name, label, lambda: encode_png(crop))], source="capture")
+    return add_images(studio, tool_name, [Candidate(name, label, lambda: encode_png(crop))], source="capture",
+                      actor=actor)

@@ -22,10 +22,11 @@ def live_config(studio: Studio, tool_name: str) -> LiveConfig:
                       settings.live).validated()
 
 
-def save_live_config(studio: Studio, tool_name: str, config: LiveConfig, actor: Actor) -> None:
+def save_live_config(studio: Studio, tool_name: str, config: LiveConfig, actor: Actor,
+                     signature_password: str | None = None) -> None:
     """Save the live options and the on-screen thresholds and bands on the tool (audited); they take
     effect everywhere without retraining."""
     changes: dict[str, object] = {f"threshold.{m}": v for m, v in config.thresholds.items()}
     changes.update({f"review_band.{m}": v for m, v in config.review_bands.items()})
     changes.update({f"live.{name}": value for name, value in vars(config.options).items()})
-    change_settings(studio, tool_name, actor, changes)
+    change_settings(studio, tool_name, actor, changes, signature_password)

@@ -6,12 +6,10 @@ the promised rates (their ranges, guaranteed bounds and the rule of each)."""
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import socket
 from typing import Any
 
-from core.audit import Actor
+from core.auth.cli import add_identity_arguments, cli_actor, signature_password
 from core.errors import InvalidInputError
 from core.operating_point import service
 from core.operating_point.choose import Targets
@@ -30,13 +28,13 @@ def _targets(args: argparse.Namespace) -> Targets:
 
 
 def cmd_operating_point(studio: Studio, args: argparse.Namespace) -> int:
-    actor = Actor(args.reviewer, args.device)
+    actor = cli_actor(studio, args)
     if args.clear:
-        service.clear(studio, args.tool, actor)
+        service.clear(studio, args.tool, actor, signature_password(actor))
         print(json.dumps(service.status(studio, args.tool)), flush=True)
         return 0
     if args.recompute:
-        choice, point = service.recompute(studio, args.tool, actor)
+        choice, point = service.recompute(studio, args.tool, actor, signature_password(actor))
         print(json.dumps(service.choice_json(choice, dict(point.versions), True)), flush=True)
         return 0
     if args.max_review is None:
@@ -47,7 +45,7 @@ def cmd_operating_point(studio: Studio, args: argparse.Namespace) -> int:
         raise InvalidInputError("--window is a positive number of recent inspections")
     adapt = args.window if args.adapt else 0
     if args.apply:
-        choice, point = service.apply(studio, args.tool, targets, actor, adapt)
+        choice, point = service.apply(studio, args.tool, targets, actor, adapt, signature_password(actor))
         versions: dict[str, Any] = dict(point.versions)
     else:
         choice, data = service.propose(studio, args.tool, targets, adapt)
@@ -80,7 +78,5 @@ def add_operating_point_command(commands: Any) -> None:
     action.add_argument("--recompute", action="store_true",
                         help="apply the stored targets to the deciding versions (after a training or a promote)")
     action.add_argument("--clear", action="store_true", help="remove the point: each model decides alone")
-    parser.add_argument("--who", "--reviewer", "--user", dest="reviewer", default=getpass.getuser(),
-                        help="your name (audit log)")
-    parser.add_argument("--device", default=socket.gethostname(), help="this device (audit log)")
+    add_identity_arguments(parser, "--who")
     parser.set_defaults(func=cmd_operating_point)

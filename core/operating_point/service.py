@@ -88,27 +88,28 @@ def propose(studio: Studio, tool_name: str, targets: Targets, adapt: int = 0) ->
         raise InvalidInputError(str(error)) from None
 
 
-def apply(studio: Studio, tool_name: str, targets: Targets, actor: Actor, adapt: int = 0
-          ) -> tuple[Choice, OperatingPoint]:
+def apply(studio: Studio, tool_name: str, targets: Targets, actor: Actor, adapt: int = 0,
+          signature_password: str | None = None) -> tuple[Choice, OperatingPoint]:
     """Choose for ``targets`` (adapted to ``adapt`` recent inspections when > 0) and store the point for
     the deciding versions (audited)."""
     choice, data = propose(studio, tool_name, targets, adapt)
     point = OperatingPoint.from_choice(choice, data.versions)
-    change_settings(studio, tool_name, actor, {"operating_point": point})
+    change_settings(studio, tool_name, actor, {"operating_point": point}, signature_password)
     return choice, point
 
 
-def recompute(studio: Studio, tool_name: str, actor: Actor) -> tuple[Choice, OperatingPoint]:
+def recompute(studio: Studio, tool_name: str, actor: Actor, signature_password: str | None = None
+              ) -> tuple[Choice, OperatingPoint]:
     """The stored targets applied again to the deciding versions (after a training or a promote)."""
     stored = tool_settings(studio, tool_name).operating_point
     if stored is None:
         raise InvalidInputError(f"tool {tool_name!r} has no operating point to recompute")
-    return apply(studio, tool_name, stored.targets, actor)
+    return apply(studio, tool_name, stored.targets, actor, signature_password=signature_password)
 
 
-def clear(studio: Studio, tool_name: str, actor: Actor) -> None:
+def clear(studio: Studio, tool_name: str, actor: Actor, signature_password: str | None = None) -> None:
     """Remove the operating point: each model decides by its own threshold again (audited)."""
-    change_settings(studio, tool_name, actor, {"operating_point": None})
+    change_settings(studio, tool_name, actor, {"operating_point": None}, signature_password)
 
 
 def status(studio: Studio, tool_name: str) -> dict[str, Any]:

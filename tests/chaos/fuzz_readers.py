@@ -32,6 +32,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from core.audit import SYSTEM
+
 HANG_SECONDS = 10
 
 
@@ -170,7 +172,7 @@ def fuzz_zips(examples: int, tally: dict) -> None:
     seeds = zip_seeds(images)
     folder = Path(tempfile.mkdtemp(prefix="fuzz-zip-"))
     studio = open_studio(Settings(folder / "data", f"sqlite:///{folder / 'data' / 'studio.db'}"))
-    create_tool(studio, "fuzz", "good,bad")
+    create_tool(studio, "fuzz", "good,bad", actor=SYSTEM)
     path = folder / "upload.zip"
 
     @settings(max_examples=examples, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
@@ -182,7 +184,7 @@ def fuzz_zips(examples: int, tally: dict) -> None:
         started = time.monotonic()
         signal.alarm(HANG_SECONDS)
         try:
-            report = import_path(studio, "fuzz", path)
+            report = import_path(studio, "fuzz", path, actor=SYSTEM)
         except InvalidInputError:
             tally["rejected"] += 1
         else:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from core.store_check import check_store
 from core.studio import Studio
 from storage.tables import ModelVersion, Sample
+from tests.cli_accounts import add_accounts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,6 +62,7 @@ class Zygote:
                # start pools: a thread in the zygote at fork time can leave a lock held in the child (a
                # hung child was seen); with these the zygote has one thread, which it checks
                "JE_ARROW_MALLOC_CONF": "background_thread:false", "OPENBLAS_NUM_THREADS": "1"}
+        add_accounts(env)  # the CLI acts as a real account
         self.process = subprocess.Popen([sys.executable, "-m", "tests.chaos.zygote"], cwd=ROOT, env=env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         ready = self.process.stdout.readline()  # type: ignore[union-attr]

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.errors import StudioError
 from core.samples import import_path
@@ -70,7 +71,7 @@ def test_concurrent_imports(tmp_path: Path, database_url: str) -> None:
                 index = tally.concurrent_rounds
                 jobs = plan(rng, index, tmp_path / "cells")
                 for tool in {job[0] for job in jobs}:
-                    create_tool(studio, tool, "good,bad")
+                    create_tool(studio, tool, "good,bad", actor=SYSTEM)
                 before = (sample_ids(studio), version_ids(studio), referenced_files(studio))
                 finished = _run_threads(studio, jobs) if mode == "threads" else _run_processes(zygote, jobs)
                 tally.concurrent_rounds += 1
@@ -109,7 +110,7 @@ def _run_threads(studio: Studio, jobs: list[tuple[str, Path, str | None, float |
             threading.Timer(delay, cancel.set).start()
         start.wait()
         try:
-            report = import_path(studio, tool, folder, cancel=cancel)
+            report = import_path(studio, tool, folder, cancel=cancel, actor=SYSTEM)
             outcome[position] = not report.cancelled
         except StudioError:  # e.g. "the database is locked ... try again": said to the user, nothing lost
             outcome[position] = False

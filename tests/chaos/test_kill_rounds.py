@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.store_check import check_store
 from core.studio import open_studio
@@ -49,8 +50,8 @@ def test_kill_rounds(tmp_path: Path, database_url: str) -> None:
     backend = database_url.split(":", 1)[0].split("+", 1)[0]
     data = tmp_path / "data"
     studio = open_studio(Settings(data, database_url))
-    create_tool(studio, "parts", "good,bad")
-    create_tool(studio, "model", "good,bad")
+    create_tool(studio, "parts", "good,bad", actor=SYSTEM)
+    create_tool(studio, "model", "good,bad", actor=SYSTEM)
     sets = [write_set(tmp_path / "cells" / f"set{k}", range(12 * k, 12 * k + 24)) for k in range(SETS)]
     train_set = write_set(tmp_path / "cells" / "train", range(1000, 1012))
     probes = sorted(str(p) for p in (tmp_path / "cells" / "set7").glob("*/*.png"))

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from core.analytics import DAILY_COLUMNS, daily_stats, default_range
+from core.audit import SYSTEM
 from core.errors import NotFoundError
 from core.studio import Studio
 from core.tools import create_tool
@@ -26,8 +27,8 @@ def inspect_at(studio: Studio, when: datetime, decision: str, tool: str = TOOL) 
 
 @pytest.fixture
 def cells(any_studio: Studio) -> Studio:
-    create_tool(any_studio, TOOL, "good,defective")
-    create_tool(any_studio, "other", "good,defective")
+    create_tool(any_studio, TOOL, "good,defective", actor=SYSTEM)
+    create_tool(any_studio, "other", "good,defective", actor=SYSTEM)
     return any_studio
 
 

@@ -78,8 +78,8 @@ def add_version(studio: Studio, metrics: dict, active: bool = True) -> int:
 
 @pytest.fixture
 def known(any_studio: Studio) -> tuple[Studio, int, list[int]]:
-    create_tool(any_studio, TOOL, "good,crack,dent")
-    create_tool(any_studio, "other", "good,crack")
+    create_tool(any_studio, TOOL, "good,crack,dent", actor=SYSTEM)
+    create_tool(any_studio, "other", "good,crack", actor=SYSTEM)
     version = add_version(any_studio, {"reference_scores": REFERENCE})
     ids = add(any_studio, PERIOD, version)
     add(any_studio, PREVIOUS + OUTSIDE, version)
@@ -217,7 +217,7 @@ def test_drift_against_the_training_reference(known: tuple[Studio, int, list[int
 
 
 def test_drift_falls_back_to_the_first_days_in_service(any_studio: Studio) -> None:
-    create_tool(any_studio, TOOL, "good,crack")
+    create_tool(any_studio, TOOL, "good,crack", actor=SYSTEM)
     version = add_version(any_studio, {})
     first_days = [(timedelta(hours=h), "A", "pass", "good", s, 1.0, None)
                   for h, s in [(0, 0.11), (24, 0.12), (71, 0.31), (72, 0.99)]]  # the last is 3 days later

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from core.analytics.dashboard import LATENCY_QUANTILE_BOUND, Dashboard, Kpis, line_of, load_dashboard
 from core.analytics.filters import AnalyticsFilter
+from core.audit import SYSTEM
 from core.reviews import Reviewer, undo_review
 from core.studio import Studio
 from core.tools import create_tool
@@ -94,7 +95,7 @@ def assert_kpis(exact: Kpis, rolled: Kpis) -> None:
 
 @pytest.fixture
 def filled(any_studio: Studio) -> tuple[Studio, list[int]]:
-    create_tool(any_studio, TOOL, "good,crack,dent")
+    create_tool(any_studio, TOOL, "good,crack,dent", actor=SYSTEM)
     with any_studio.transaction() as session:
         tool = repo.get_tool(session, TOOL)
         versions = [repo.add_model_version(session, tool_id=tool.id, method="classifier", profile="fast",

@@ -28,6 +28,7 @@ from core.training import train
 from models.anomaly.estimator import MIN_GOOD_IMAGES
 from storage import repository as repo
 from storage.tables import Inspection
+from tests.cli_accounts import add_accounts
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = "cells"
@@ -41,11 +42,11 @@ def _new_studio(folder: Path) -> Studio:
 def both(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path):
     """A studio whose tool has the 40 committed cells, a classifier and an anomaly model."""
     studio = _new_studio(tmp_path_factory.mktemp("anomaly"))
-    create_tool(studio, TOOL, ["good", "defective"])
-    import_path(studio, TOOL, elpv_subset)
-    classifier = train(studio, TOOL)
+    create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
+    import_path(studio, TOOL, elpv_subset, actor=SYSTEM)
+    classifier = train(studio, TOOL, actor=SYSTEM)
     stages: list[tuple[str, float]] = []
-    anomaly = train(studio, TOOL, method="anomaly", progress=lambda s, f: stages.append((s, f)))
+    anomaly = train(studio, TOOL, method="anomaly", progress=lambda s, f: stages.append((s, f)), actor=SYSTEM)
     return studio, classifier, anomaly, stages
 
 
@@ -72,7 +73,7 @@ def test_anomaly_training_uses_the_goods_only_and_says_so(both) -> None:
 def test_predict_gives_both_opinions_and_stores_them(both, elpv_subset: Path) -> None:
     studio, classifier, anomaly, _ = both
     path = sorted((elpv_subset / "defective").glob("*.png"))[0]
-    prediction = predict_image(studio, TOOL, path.name, path.read_bytes())
+    prediction = predict_image(studio, TOOL, path.name, path.read_bytes(), actor=SYSTEM)
     row = prediction.as_dict()
     assert set(row["models"]) == {"classifier", "anomaly"} and row["degraded"] is False
     assert row["models"]["anomaly"]["version"] == anomaly.version_id
@@ -91,10 +92,10 @@ def test_policy_setting_decides_which_models_run(both, elpv_subset: Path) -> Non
     image = sorted((elpv_subset / "good").glob("*.png"))[0]
     try:
         change_settings(studio, TOOL, SYSTEM, {"policy": "classifier only"})
-        only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False).inspection
+        only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False, actor=SYSTEM).inspection
         assert set(only.models) == {"classifier"} and only.good_only_score is None and not only.degraded
         change_settings(studio, TOOL, SYSTEM, {"policy": "anomaly only"})
-        only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False).inspection
+        only = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False, actor=SYSTEM).inspection
         assert set(only.models) == {"anomaly"} and only.probabilities == {} and not only.degraded
         assert only.verdict.decision == only.models["anomaly"].verdict.decision
     finally:
@@ -111,7 +112,7 @@ def test_a_model_that_fails_to_load_leaves_the_other_deciding_degraded(tmp_path:
         folder = studio.settings.models_dir / repo.get_model_version(session, anomaly.version_id).artifact_dir
     (folder / "weights.safetensors").write_bytes(b"damaged")
     image = sorted((elpv_subset / "good").glob("*.png"))[0]
-    prediction = predict_image(studio, TOOL, image.name, image.read_bytes())
+    prediction = predict_image(studio, TOOL, image.name, image.read_bytes(), actor=SYSTEM)
     degraded = prediction.as_dict()
     assert degraded["degraded"] is True and "cannot be loaded" in degraded["models"]["anomaly"]["error"]
     assert degraded["decision"] == degraded["models"]["classifier"]["decision"]
@@ -121,23 +122,23 @@ def test_a_model_that_fails_to_load_leaves_the_other_deciding_degraded(tmp_path:
     assert load_tool_models(studio, TOOL).errors.keys() == {"anomaly"}
     # the wanted model is broken: the classifier decides
     change_settings(studio, TOOL, SYSTEM, {"policy": "anomaly only"})
-    fallback = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False).inspection
+    fallback = predict_image(studio, TOOL, image.name, image.read_bytes(), record=False, actor=SYSTEM).inspection
     assert fallback.degraded is True and "classifier" in fallback.models
 
 
 def test_too_few_goods_and_cancel(tmp_path: Path, elpv_subset: Path) -> None:
     studio = _new_studio(tmp_path)
-    create_tool(studio, TOOL, ["good", "defective"])
+    create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
     goods = sorted((elpv_subset / "good").glob("*.png"))
     folder = tmp_path / "few"
     folder.mkdir()
     for path in goods[: MIN_GOOD_IMAGES - 1]:
         shutil.copy(path, folder)
-    import_path(studio, TOOL, folder, "good")
+    import_path(studio, TOOL, folder, "good", actor=SYSTEM)
     with pytest.raises(InvalidInputError, match="at least 5 good images \\(1 more\\)"):
-        train(studio, TOOL, method="anomaly")
+        train(studio, TOOL, method="anomaly", actor=SYSTEM)
     shutil.copy(goods[MIN_GOOD_IMAGES], folder)
-    import_path(studio, TOOL, folder, "good")
+    import_path(studio, TOOL, folder, "good", actor=SYSTEM)
     cancel = threading.Event()
 
     def stop_during_features(stage: str, fraction: float) -> None:
@@ -145,13 +146,14 @@ def test_too_few_goods_and_cancel(tmp_path: Path, elpv_subset: Path) -> None:
             cancel.set()
 
     with pytest.raises(TrainingCancelledError):
-        train(studio, TOOL, method="anomaly", progress=stop_during_features, cancel=cancel)
+        train(studio, TOOL, method="anomaly", progress=stop_during_features, cancel=cancel, actor=SYSTEM)
     assert "anomaly" not in get_tool(studio, TOOL).active_versions
 
 
 def test_cli_train_kind_anomaly_then_predict(tmp_path: Path, elpv_subset: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STUDIO_DATA_DIR")}
     env["STUDIO_DATA_DIR"] = str(tmp_path / "data")
+    add_accounts(env)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=env, capture_output=True,

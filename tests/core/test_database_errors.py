@@ -29,7 +29,7 @@ def data_dir(tmp_path: Path) -> Path:
     """A data folder holding a migrated SQLite database with one tool."""
     folder = tmp_path / "data"
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
-    create_tool(studio, "existing", "good,crack")
+    create_tool(studio, "existing", "good,crack", actor=SYSTEM)
     studio.engine.dispose()
     return folder
 
@@ -53,7 +53,7 @@ def test_read_only_database(data_dir: Path, tmp_path: Path, monkeypatch: pytest.
     try:
         assert [t.name for t in list_tools(studio)] == ["existing"]  # reading still works
         with pytest.raises(DatabaseUnavailableError, match="read-only") as caught:
-            create_tool(studio, "newcomer", "good,dent")
+            create_tool(studio, "newcomer", "good,dent", actor=SYSTEM)
         assert "nothing was changed" in str(caught.value)
         with pytest.raises(DatabaseUnavailableError, match="read-only"):
             change_settings(studio, "existing", SYSTEM, {"threshold.classifier": 0.9})
@@ -71,13 +71,13 @@ def test_locked_database(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         blocker.execute("BEGIN EXCLUSIVE")
         started = time.monotonic()
         with pytest.raises(DatabaseUnavailableError, match="locked") as caught:
-            create_tool(studio, "newcomer", "good,dent")
+            create_tool(studio, "newcomer", "good,dent", actor=SYSTEM)
         assert time.monotonic() - started < 3
         assert "nothing was changed" in str(caught.value)
         blocker.execute("ROLLBACK")
 
         # once the other program lets go, the same call works
-        assert create_tool(studio, "newcomer", "good,dent").name == "newcomer"
+        assert create_tool(studio, "newcomer", "good,dent", actor=SYSTEM).name == "newcomer"
     finally:
         blocker.close()
         studio.engine.dispose()
@@ -94,12 +94,12 @@ def test_import_hitting_a_lock_raises_and_can_be_retried(data_dir: Path, monkeyp
     try:
         blocker.execute("BEGIN EXCLUSIVE")
         with pytest.raises(DatabaseUnavailableError, match="locked"):
-            add_images(studio, "existing", [Candidate("a.png", "good", lambda: data)])
+            add_images(studio, "existing", [Candidate("a.png", "good", lambda: data)], actor=SYSTEM)
         blocker.execute("ROLLBACK")
         with sqlite3.connect(data_dir / "studio.db") as check:
             assert check.execute("SELECT count(*) FROM sample").fetchone() == (0,)
         # retrying after the lock is gone imports the image once
-        assert add_images(studio, "existing", [Candidate("a.png", "good", lambda: data)]).imported == 1
+        assert add_images(studio, "existing", [Candidate("a.png", "good", lambda: data)], actor=SYSTEM).imported == 1
     finally:
         blocker.close()
         studio.engine.dispose()
@@ -107,7 +107,7 @@ def test_import_hitting_a_lock_raises_and_can_be_retried(data_dir: Path, monkeyp
 
 def test_writable_database_still_writes(writable: Studio, data_dir: Path) -> None:
     """Control for the tests above: the same data folder accepts writes when nothing blocks it."""
-    create_tool(writable, "fresh", "good,crack")
+    create_tool(writable, "fresh", "good,crack", actor=SYSTEM)
     assert tool_names(data_dir) == ["existing", "fresh"]
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from core.audit import Actor, audit_log
+from core.audit import SYSTEM, Actor, audit_log
+from core.auth.roles import Role
 from core.config import Settings
 from core.errors import InvalidInputError
 from core.evaluation import operating_rates, realised_rates, thumbnail, wilson
@@ -26,7 +27,7 @@ from tests.test_cli_e2e import _cli, _env
 from tests.test_cli_review import _json
 
 TOOL = "cells"
-ENGINEER = Actor("eva", "office-pc")
+ENGINEER = Actor("eva", "office-pc", Role.ENGINEER)
 
 
 def test_rates_and_intervals() -> None:
@@ -44,19 +45,19 @@ def anomaly_studio(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path):
     """An anomaly model (fast profile) on 6 good cells; 3 + 3 cells held out; 4 goods added after it."""
     data_dir = tmp_path_factory.mktemp("evaluation") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, "good,defective")
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
     change_settings(studio, TOOL, ENGINEER, {"policy": "anomaly only"})
     good, bad = sorted((elpv_subset / "good").glob("*.png")), sorted((elpv_subset / "defective").glob("*.png"))
     for path in good[:9]:
-        import_path(studio, TOOL, path, label="good")
+        import_path(studio, TOOL, path, label="good", actor=SYSTEM)
     for path in bad[:3]:
-        import_path(studio, TOOL, path, label="defective")
+        import_path(studio, TOOL, path, label="defective", actor=SYSTEM)
     with studio.transaction() as session:
         held = [s.id for s in session.scalars(select(Sample).order_by(Sample.id))][6:]  # 3 goods + 3 defectives
         session.execute(update(Sample).where(Sample.id.in_(held)).values(split="held_out"))
-    version = train(studio, TOOL, method="anomaly", profile="fast").version_id
+    version = train(studio, TOOL, method="anomaly", profile="fast", actor=SYSTEM).version_id
     for path in good[9:13]:
-        import_path(studio, TOOL, path, label="good")
+        import_path(studio, TOOL, path, label="good", actor=SYSTEM)
     return studio, version, data_dir
 
 
@@ -84,7 +85,7 @@ def test_realised_rates_from_audits_and_reviewed_fails(anomaly_studio) -> None:
         record(studio, TOOL, Verdict("fail", "anomaly", 0.9), image=image, version_id=version)
     for _ in range(5):
         record(studio, TOOL, Verdict("pass", "good", 0.1), version_id=version)
-    reviewer = Reviewer("ana", "tablet")
+    reviewer = Reviewer("ana", "tablet", role=Role.OPERATOR)
     verdicts = iter(["defective", "good", "good"])
     while (card := next_card(studio, reviewer, TOOL)) is not None:
         submit_review(studio, card.inspection_id, next(verdicts), reviewer)
@@ -127,6 +128,6 @@ def test_extend_the_anomaly_model_into_a_candidate(anomaly_studio) -> None:
 
 
 def test_extend_needs_an_active_anomaly_model(studio) -> None:
-    create_tool(studio, TOOL, "good,defective")
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
     with pytest.raises(InvalidInputError, match="no active anomaly model"):
         extend_anomaly(studio, TOOL, ENGINEER)

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from core.audit import SYSTEM
 from core.dataset import DatasetFilter, browse, delete, set_split
 from core.errors import InvalidInputError
 from core.export import ExportCancelledError, export_dataset
@@ -64,8 +65,8 @@ def samples(studio: Studio, tool: str = "solar") -> list[Sample]:
 
 
 def test_mvtec_layout_with_masks(studio: Studio, mvtec: Path) -> None:
-    create_tool(studio, "solar", "good")
-    report = import_mvtec(studio, "solar", mvtec)
+    create_tool(studio, "solar", "good", actor=SYSTEM)
+    report = import_mvtec(studio, "solar", mvtec, actor=SYSTEM)
     assert (report.imported, report.rejected) == (13, [])
     assert get_tool(studio, "solar").classes == ["good", "crack", "finger"]
     assert class_counts(studio, "solar") == {"good": 8, "crack": 3, "finger": 2}
@@ -87,18 +88,18 @@ def cells_of(root: Path, folder: str) -> list[Path]:
 
 
 def test_mvtec_test_images_can_go_to_training_and_bad_masks_are_reported(studio: Studio, mvtec: Path) -> None:
-    create_tool(studio, "solar", "good")
+    create_tool(studio, "solar", "good", actor=SYSTEM)
     (mvtec / "ground_truth" / "crack" / "002_mask.png").write_bytes(b"broken")
-    report = import_mvtec(studio, "solar", mvtec, test_split="train")
+    report = import_mvtec(studio, "solar", mvtec, test_split="train", actor=SYSTEM)
     assert report.rejected == [
         ("test/crack/002.png", "its mask is unusable: not an image (or a format that is not supported)")]
     assert {s.split for s in samples(studio)} == {"train"}
 
 
 def test_not_an_mvtec_folder(studio: Studio, tmp_path: Path, elpv_subset: Path) -> None:
-    create_tool(studio, "solar", "good")
+    create_tool(studio, "solar", "good", actor=SYSTEM)
     with pytest.raises(InvalidInputError, match="not an MVTec AD category folder"):
-        import_mvtec(studio, "solar", elpv_subset)
+        import_mvtec(studio, "solar", elpv_subset, actor=SYSTEM)
 
 
 def fingerprint(studio: Studio, tool: str) -> set[tuple[object, ...]]:
@@ -110,12 +111,12 @@ def fingerprint(studio: Studio, tool: str) -> set[tuple[object, ...]]:
 
 def test_export_then_import_gives_the_same_dataset(studio: Studio, mvtec: Path, elpv_subset: Path,
                                                    tmp_path: Path) -> None:
-    create_tool(studio, "solar", "good,defective")
-    import_mvtec(studio, "solar", mvtec)
-    import_path(studio, "solar", elpv_subset / "defective", label="defective")
+    create_tool(studio, "solar", "good,defective", actor=SYSTEM)
+    import_mvtec(studio, "solar", mvtec, actor=SYSTEM)
+    import_path(studio, "solar", elpv_subset / "defective", label="defective", actor=SYSTEM)
     ids = [item.id for item in browse(studio, "solar", DatasetFilter(labels=["defective"])).items]
-    set_split(studio, "solar", ids[:3], "held_out")
-    delete(studio, "solar", ids[3:5])  # deleted samples are not exported
+    set_split(studio, "solar", ids[:3], "held_out", actor=SYSTEM)
+    delete(studio, "solar", ids[3:5], actor=SYSTEM)  # deleted samples are not exported
     progress: list[tuple[int, int]] = []
     archive = tmp_path / "out" / "solar.zip"
     count = export_dataset(studio, "solar", archive, progress=lambda *p: progress.append(p))
@@ -130,10 +131,10 @@ def test_export_then_import_gives_the_same_dataset(studio: Studio, mvtec: Path, 
             | {"manifest.csv"}) == names
     assert len({row["sha256"] for row in manifest}) == live
 
-    create_tool(studio, "copy", "good")
+    create_tool(studio, "copy", "good", actor=SYSTEM)
     for name in ("crack", "finger", "defective"):
-        add_class(studio, "copy", name)
-    report = import_path(studio, "copy", archive)
+        add_class(studio, "copy", name, actor=SYSTEM)
+    report = import_path(studio, "copy", archive, actor=SYSTEM)
     assert (report.imported, report.rejected) == (live, [])
     assert fingerprint(studio, "copy") == fingerprint(studio, "solar")
 
@@ -146,8 +147,8 @@ def test_export_then_import_gives_the_same_dataset(studio: Studio, mvtec: Path, 
 
 
 def test_a_tampered_archive_file_is_rejected(studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
-    create_tool(studio, "solar", "good")
-    import_path(studio, "solar", elpv_subset / "good", label="good")
+    create_tool(studio, "solar", "good", actor=SYSTEM)
+    import_path(studio, "solar", elpv_subset / "good", label="good", actor=SYSTEM)
     archive = tmp_path / "solar.zip"
     export_dataset(studio, "solar", archive)
     tampered = tmp_path / "tampered.zip"
@@ -157,15 +158,15 @@ def test_a_tampered_archive_file_is_rejected(studio: Studio, elpv_subset: Path, 
         for name in source.namelist():
             data = source.read(name)
             target.writestr(name, cells(elpv_subset, "defective")[0].read_bytes() if name == victim else data)
-    create_tool(studio, "copy", "good")
-    report = import_path(studio, "copy", tampered)
+    create_tool(studio, "copy", "good", actor=SYSTEM)
+    report = import_path(studio, "copy", tampered, actor=SYSTEM)
     assert report.imported == 19
     assert report.rejected == [(victim, f"cannot read file ({victim} does not match the sha256 in manifest.csv)")]
 
 
 def test_a_cancelled_export_writes_no_archive(studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
-    create_tool(studio, "solar", "good")
-    import_path(studio, "solar", elpv_subset / "good", label="good")
+    create_tool(studio, "solar", "good", actor=SYSTEM)
+    import_path(studio, "solar", elpv_subset / "good", label="good", actor=SYSTEM)
     cancel = threading.Event()
     with pytest.raises(ExportCancelledError):
         export_dataset(studio, "solar", tmp_path / "x.zip", cancel=cancel,
@@ -179,10 +180,10 @@ def test_a_zipped_mvtec_category_is_imported_like_the_folder(studio: Studio, mvt
         for path in sorted(mvtec.rglob("*")):
             if path.is_file():
                 out.write(path, f"mvtec/solar/{path.relative_to(mvtec).as_posix()}")
-    create_tool(studio, "folder", "good")
-    import_mvtec(studio, "folder", mvtec)
-    create_tool(studio, "zipped", "good")
-    report = import_path(studio, "zipped", archive)
+    create_tool(studio, "folder", "good", actor=SYSTEM)
+    import_mvtec(studio, "folder", mvtec, actor=SYSTEM)
+    create_tool(studio, "zipped", "good", actor=SYSTEM)
+    report = import_path(studio, "zipped", archive, actor=SYSTEM)
     assert (report.imported, report.rejected) == (13, [])
     assert get_tool(studio, "zipped").classes == ["good", "crack", "finger"]
     assert fingerprint(studio, "zipped") == fingerprint(studio, "folder")  # masks, splits and names alike

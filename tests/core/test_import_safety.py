@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import func, select
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.errors import InvalidInputError
 from core.images import decode_image
@@ -27,6 +28,7 @@ from core.thumbnails import THUMB_SIDE, thumbnail_store
 from core.tools import create_tool
 from storage import repository
 from storage.tables import Sample
+from tests.cli_accounts import add_accounts
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = "cells"
@@ -34,7 +36,7 @@ TOOL = "cells"
 
 @pytest.fixture
 def tool(studio: Studio) -> str:
-    create_tool(studio, TOOL, "good,defective")
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
     return TOOL
 
 
@@ -68,7 +70,7 @@ def test_grayscale_and_colour_images(studio: Studio, tool: str, elpv_subset: Pat
     colour = np.zeros((30, 40, 3), np.uint8)
     colour[:, :, 1] = 200
     report = add_images(studio, tool, [Candidate("gray.png", "good", gray_path.read_bytes),
-                                       Candidate("green.png", "good", lambda: png(colour))])
+                                       Candidate("green.png", "good", lambda: png(colour))], actor=SYSTEM)
     assert report.imported == 2
     gray_row, colour_row = rows(studio)
     assert (gray_row.width, gray_row.height) == (300, 300)
@@ -81,7 +83,7 @@ def test_huge_images_are_downscaled_to_the_configured_side(studio: Studio, tool:
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STUDIO_MAX_IMAGE_SIDE", "500")
     ramp = np.tile(np.linspace(0, 255, 1500, dtype=np.uint8)[None, :, None], (600, 1, 3))
-    report = add_images(studio, tool, [Candidate("wide.png", "good", lambda: png(ramp))])
+    report = add_images(studio, tool, [Candidate("wide.png", "good", lambda: png(ramp))], actor=SYSTEM)
     assert report.imported == 1
     [row] = rows(studio)
     assert (row.width, row.height) == (500, 200)
@@ -91,7 +93,7 @@ def test_huge_images_are_downscaled_to_the_configured_side(studio: Studio, tool:
     thumb = decode_image(thumbnail_store(studio).read(row.thumb_key)).rgb
     assert max(thumb.shape[:2]) == THUMB_SIDE
     # the same file again is still recognised as a duplicate
-    again = add_images(studio, tool, [Candidate("wide-again.png", "good", lambda: png(ramp))])
+    again = add_images(studio, tool, [Candidate("wide-again.png", "good", lambda: png(ramp))], actor=SYSTEM)
     assert (again.imported, again.duplicates) == (0, 1)
 
 
@@ -101,7 +103,7 @@ def test_an_image_of_20000_x_20000_pixels_is_rejected_with_its_size(studio: Stud
     folder.mkdir(parents=True)
     Image.new("1", (20_000, 20_000)).save(folder / "huge.png")  # a real, tiny-on-disk, huge image
     (folder / "ok.png").write_bytes(png(np.full((8, 8, 3), 90, np.uint8)))
-    report = import_path(studio, tool, tmp_path / "in")
+    report = import_path(studio, tool, tmp_path / "in", actor=SYSTEM)
     assert report.imported == 1
     assert report.rejected == [("good/huge.png",
                                 "image too large (400,000,000 pixels; at most 40,000,000 pixels)")]
@@ -112,7 +114,7 @@ def test_non_image_with_image_extension_and_zero_bytes(studio: Studio, tool: str
     folder.mkdir(parents=True)
     (folder / "fake.jpg").write_bytes(b"GIF89a this is a text file really")
     (folder / "zero.tif").write_bytes(b"")
-    report = import_path(studio, tool, tmp_path / "in")
+    report = import_path(studio, tool, tmp_path / "in", actor=SYSTEM)
     assert dict(report.rejected) == {"good/fake.jpg": "not an image (or a format that is not supported)",
                                      "good/zero.tif": "empty file"}
     assert rows(studio) == [] and files_under(studio.settings.data_dir / "thumbnails") == []
@@ -126,7 +128,7 @@ def test_zip_with_windows_style_unsafe_paths_is_refused(studio: Studio, tool: st
         out.writestr("good/fine.png", png(np.zeros((4, 4, 3), np.uint8)))
         out.writestr(zipfile.ZipInfo(member), png(np.ones((4, 4, 3), np.uint8)))
     with pytest.raises(InvalidInputError, match="unsafe path"):
-        import_path(studio, tool, archive)
+        import_path(studio, tool, archive, actor=SYSTEM)
     assert rows(studio) == [] and files_under(studio.settings.data_dir / "images") == []
 
 
@@ -137,12 +139,13 @@ def test_cancel_keeps_what_was_imported_whole(studio: Studio, tool: str, elpv_su
         if done == 5:
             cancel.set()
 
-    report = import_path(studio, tool, elpv_subset / "good", label="good", progress=progress, cancel=cancel)
+    report = import_path(studio, tool, elpv_subset / "good", label="good", progress=progress, cancel=cancel,
+        actor=SYSTEM)
     assert report.cancelled and report.imported == 5
     assert len(rows(studio)) == 5
     assert len(files_under(studio.images.root)) == 5
     assert_store_consistent(studio)
-    rest = import_path(studio, tool, elpv_subset / "good", label="good")  # resuming imports the rest
+    rest = import_path(studio, tool, elpv_subset / "good", label="good", actor=SYSTEM)  # resuming imports the rest
     assert (rest.imported, rest.duplicates) == (15, 5)
 
 
@@ -159,7 +162,7 @@ def test_a_failure_while_recording_removes_that_files_images(studio: Studio, too
 
     monkeypatch.setattr(repository, "add_sample", failing_third)
     with pytest.raises(RuntimeError, match="power cut"):
-        import_path(studio, tool, elpv_subset / "good", label="good")
+        import_path(studio, tool, elpv_subset / "good", label="good", actor=SYSTEM)
     kept = len(rows(studio))  # rows are written in batches: the failing batch is rolled back whole
     assert kept < 20
     assert len(files_under(studio.images.root)) == kept  # the files of every unrecorded sample were removed
@@ -186,8 +189,9 @@ def test_a_killed_import_leaves_no_orphan_rows_and_no_half_files(tmp_path: Path,
     data_dir = tmp_path / "data"
     settings = Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}")
     studio = open_studio(settings)
-    create_tool(studio, TOOL, "good,defective")
-    env = {**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"}, "STUDIO_DATA_DIR": str(data_dir)}
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    env = add_accounts({**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+                        "STUDIO_DATA_DIR": str(data_dir)})
     process = subprocess.Popen([sys.executable, "-m", "core", "samples", "import", str(source), "--tool", TOOL],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -209,7 +213,7 @@ def test_a_killed_import_leaves_no_orphan_rows_and_no_half_files(tmp_path: Path,
     complete = [p for p in files_under(studio.images.root) if not p.name.startswith(".tmp-")]
     assert 0 <= len(complete) - kept <= WINDOW + BATCH_ROWS and len(partial) <= 2 * WORKERS
 
-    report = import_path(studio, TOOL, source)
+    report = import_path(studio, TOOL, source, actor=SYSTEM)
     assert (report.imported, report.duplicates) == (total - kept, kept)
     assert class_counts(studio, TOOL) == {"good": total // 2, "defective": total // 2}
     assert len(files_under(studio.images.root)) == total  # a left-over file is reused, not duplicated
@@ -230,9 +234,9 @@ def test_near_duplicates_are_reported_on_import(studio: Studio, tool: str, elpv_
     Image.fromarray(rgb).save(buffer, format="JPEG", quality=85)  # same picture, other bytes
     recompressed = buffer.getvalue()
     other = sorted((elpv_subset / "defective").glob("*.png"))[0]
-    first = add_images(studio, tool, [Candidate("orig.png", "good", original.read_bytes)])
+    first = add_images(studio, tool, [Candidate("orig.png", "good", original.read_bytes)], actor=SYSTEM)
     report = add_images(studio, tool, [Candidate("copy.jpg", "good", lambda: recompressed),
-                                       Candidate("other.png", "defective", other.read_bytes)])
+                                       Candidate("other.png", "defective", other.read_bytes)], actor=SYSTEM)
     assert report.imported == 2
     assert report.near_duplicates == [("copy.jpg", first.sample_ids[0])]
 
@@ -240,12 +244,12 @@ def test_near_duplicates_are_reported_on_import(studio: Studio, tool: str, elpv_
 def test_a_deleted_image_imported_again_is_a_duplicate(studio: Studio, tool: str, elpv_subset: Path) -> None:
     from core.dataset import delete, restore
 
-    report = import_path(studio, tool, elpv_subset / "good", label="good")
-    delete(studio, tool, report.sample_ids[:1])
-    again = import_path(studio, tool, elpv_subset / "good", label="good")
+    report = import_path(studio, tool, elpv_subset / "good", label="good", actor=SYSTEM)
+    delete(studio, tool, report.sample_ids[:1], actor=SYSTEM)
+    again = import_path(studio, tool, elpv_subset / "good", label="good", actor=SYSTEM)
     assert (again.imported, again.duplicates) == (0, 20)
     assert class_counts(studio, tool)["good"] == 19
-    assert restore(studio, tool, report.sample_ids[:1]) == 1
+    assert restore(studio, tool, report.sample_ids[:1], actor=SYSTEM) == 1
     assert class_counts(studio, tool)["good"] == 20
 
 
@@ -253,7 +257,7 @@ def test_a_manifest_with_a_damaged_deflate_stream_is_refused_clearly(studio: Stu
     """Found by the chaos suite's zip fuzzing: zlib's own error escaped the manifest reader."""
     from core.tools import create_tool
 
-    create_tool(studio, "fuzzed", "good,bad")
+    create_tool(studio, "fuzzed", "good,bad", actor=SYSTEM)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("manifest.csv", "file,label,split\n" + "good/a.png,good,train\n" * 20)
@@ -263,14 +267,14 @@ def test_a_manifest_with_a_damaged_deflate_stream_is_refused_clearly(studio: Stu
     path = tmp_path / "damaged.zip"
     path.write_bytes(bytes(data))
     with pytest.raises(InvalidInputError, match="manifest.csv cannot be read"):
-        import_path(studio, "fuzzed", path)
+        import_path(studio, "fuzzed", path, actor=SYSTEM)
 
 
 def test_a_zip_of_a_version_python_cannot_read_is_refused_clearly(studio: Studio, tmp_path: Path) -> None:
     """Found by the chaos suite's zip fuzzing: zipfile's NotImplementedError escaped import_path."""
     from core.tools import create_tool
 
-    create_tool(studio, "fuzzed", "good,bad")
+    create_tool(studio, "fuzzed", "good,bad", actor=SYSTEM)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("good/a.txt", "x")
@@ -280,4 +284,4 @@ def test_a_zip_of_a_version_python_cannot_read_is_refused_clearly(studio: Studio
     path = tmp_path / "future.zip"
     path.write_bytes(bytes(data))
     with pytest.raises(InvalidInputError, match="future.zip is damaged and cannot be opened"):
-        import_path(studio, "fuzzed", path)
+        import_path(studio, "fuzzed", path, actor=SYSTEM)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from sqlalchemy import select, update
 
-from core.audit import Actor, audit_log
+from core.audit import SYSTEM, Actor, audit_log
+from core.auth.roles import Role
 from core.config import Settings
 from core.errors import InvalidInputError
 from core.heatmap import defect_map, inspection_heatmap
@@ -36,7 +37,7 @@ from storage.tables import Sample
 from tests.inspections import classifier_of, record
 
 TOOL = "cells"
-ENGINEER = Actor("eva", "office-pc")
+ENGINEER = Actor("eva", "office-pc", Role.ENGINEER)
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +45,17 @@ def versions(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path):
     """v1 trained on 6 + 6 cells (active), v2 on all 40 minus 8 held out (candidate)."""
     folder = tmp_path_factory.mktemp("versions")
     studio = open_studio(Settings(folder / "data", f"sqlite:///{folder / 'data' / 'studio.db'}"))
-    create_tool(studio, TOOL, "good,defective")
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
     good, bad = sorted((elpv_subset / "good").glob("*.png")), sorted((elpv_subset / "defective").glob("*.png"))
     for path in good[:6]:
-        import_path(studio, TOOL, path, label="good")
+        import_path(studio, TOOL, path, label="good", actor=SYSTEM)
     for path in bad[:6]:
-        import_path(studio, TOOL, path, label="defective")
-    first = train(studio, TOOL)
+        import_path(studio, TOOL, path, label="defective", actor=SYSTEM)
+    first = train(studio, TOOL, actor=SYSTEM)
     for path in good[6:]:
-        import_path(studio, TOOL, path, label="good")
+        import_path(studio, TOOL, path, label="good", actor=SYSTEM)
     for path in bad[6:]:
-        import_path(studio, TOOL, path, label="defective")
+        import_path(studio, TOOL, path, label="defective", actor=SYSTEM)
     with studio.transaction() as session:  # the 4 + 4 newest cells of each class are the held-out set
         newest = [s.id for label in ("good", "defective") for s in
                   session.scalars(select(Sample).where(Sample.label == label).order_by(Sample.id.desc()).limit(4))]
@@ -70,7 +71,8 @@ def test_a_candidate_does_not_replace_the_active_model(versions) -> None:
     assert candidate.n_samples == 32  # held-out samples are not trained on
     statuses = {v.id: v.status for v in list_versions(studio, TOOL)}
     assert statuses == {v1: "active", candidate.version_id: "candidate"}
-    assert predict_image(studio, TOOL, "x.png", good[0].read_bytes(), record=False).inspection.deciding_version == v1
+    assert predict_image(studio, TOOL, "x.png", good[0].read_bytes(), record=False,
+        actor=SYSTEM).inspection.deciding_version == v1
     assert [(r.action, r.actor, r.device) for r in audit_log(studio, TOOL)][:1] == \
         [("train_candidate", "eva", "office-pc")]
 
@@ -93,11 +95,11 @@ def test_promote_and_rollback_change_what_predict_uses(versions, tmp_path: Path)
     studio, v1, candidate, _, good, bad = versions
     v2 = candidate.version_id
     image = bad[-1].read_bytes()
-    before = predict_image(studio, TOOL, "x.png", image, record=False)
+    before = predict_image(studio, TOOL, "x.png", image, record=False, actor=SYSTEM)
     v1_threshold = classifier_of(studio, TOOL).threshold
 
     assert promote(studio, TOOL, v2, ENGINEER) == v1
-    after = predict_image(studio, TOOL, "x.png", image, record=False)
+    after = predict_image(studio, TOOL, "x.png", image, record=False, actor=SYSTEM)
     assert (before.inspection.deciding_version, after.inspection.deciding_version) == (v1, v2)
     assert after.inspection.probabilities != before.inspection.probabilities  # another model really answers
     assert {v.id: v.status for v in list_versions(studio, TOOL)} == {v1: "retired", v2: "active"}
@@ -106,9 +108,9 @@ def test_promote_and_rollback_change_what_predict_uses(versions, tmp_path: Path)
 
     change_settings(studio, TOOL, ENGINEER, {"threshold.classifier": 0.9})  # the operator moved v2's threshold
     assert classifier_of(studio, TOOL).threshold == 0.9
-    assert rollback(studio, TOOL, Actor("olaf", "line-2")) == v1
+    assert rollback(studio, TOOL, Actor("olaf", "line-2", Role.ENGINEER)) == v1
     assert classifier_of(studio, TOOL).threshold == v1_threshold != 0.9  # v1's own calibration again
-    again = predict_image(studio, TOOL, "x.png", image, record=False)
+    again = predict_image(studio, TOOL, "x.png", image, record=False, actor=SYSTEM)
     assert again.inspection.deciding_version == v1
     assert again.inspection.probabilities == before.inspection.probabilities
     with pytest.raises(InvalidInputError, match="cannot be deleted"):
@@ -125,7 +127,7 @@ def test_reviewed_inspections_count_in_the_comparison_and_delete(versions) -> No
     studio, v1, candidate, _, good, bad = versions
     png = encode_png(decode_image(bad[0].read_bytes()).rgb)
     record(studio, TOOL, Verdict("review", "good", 0.45), {"good": 0.55, "defective": 0.45}, png)
-    reviewer = Reviewer("ana", "tablet-1")
+    reviewer = Reviewer("ana", "tablet-1", role=Role.OPERATOR)
     card = next_card(studio, reviewer, TOOL)
     submit_review(studio, card.inspection_id, "defective", reviewer)
     reviewed = compare_versions(studio, TOOL, [v1]).versions[v1]["reviewed"]
@@ -159,7 +161,7 @@ def test_anomaly_versions_compare_as_good_against_anomaly(versions) -> None:
     """An anomaly model's version is compared on the same held-out cells: every defect class counts as
     an anomaly, and its promotion replaces only the active anomaly model."""
     studio, v1, *_ = versions
-    anomaly = train(studio, TOOL, method="anomaly", activate=False).version_id
+    anomaly = train(studio, TOOL, method="anomaly", activate=False, actor=SYSTEM).version_id
     result = compare_versions(studio, TOOL, [anomaly]).versions[anomaly]["held_out"]
     assert result.classes == ["good", "anomaly"] and result.n == 8
     assert [sum(row) for row in result.confusion] == [4, 4]  # the 4 defective cells are anomalies to find

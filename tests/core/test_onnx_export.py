@@ -15,6 +15,7 @@ import onnxruntime as ort
 import pytest
 
 import core.inspect.models as loading
+from core.audit import SYSTEM
 from core.cli import main
 from core.images import encode_png
 from core.inspect.models import ModelCache, load_tool_models
@@ -35,10 +36,10 @@ TOLERANCE = 1e-4
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("onnx-tool") / "data"
     studio = open_at(data_dir)
-    create_tool(studio, TOOL, "good,defective")
-    assert import_path(studio, TOOL, ELPV).imported == 40
-    train(studio, TOOL, profile="fast")
-    train(studio, TOOL, method="knn", profile="fast")
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    assert import_path(studio, TOOL, ELPV, actor=SYSTEM).imported == 40
+    train(studio, TOOL, profile="fast", actor=SYSTEM)
+    train(studio, TOOL, method="knn", profile="fast", actor=SYSTEM)
     studio.engine.dispose()
     return data_dir
 
@@ -53,7 +54,7 @@ def studio(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
 def predictions(studio: Studio, n: int = 6) -> list[dict]:
     """``predict`` of ``n`` good and ``n`` defective cells (every cell: tests/models/test_onnx.py)."""
     images = cells("good")[:n] + cells("defective")[:n]
-    return [predict_image(studio, TOOL, f"{i}.png", encode_png(image), record=False).as_dict()
+    return [predict_image(studio, TOOL, f"{i}.png", encode_png(image), record=False, actor=SYSTEM).as_dict()
             for i, image in enumerate(images)]
 
 
@@ -101,7 +102,7 @@ def test_export_onnx_writes_a_graph_and_a_sidecar_per_active_model(studio: Studi
     loaded = {m.method: m for m in load_tool_models(studio, TOOL).models}
     assert sorted(s["method"] for s in printed) == sorted(loaded)
     image = cells("defective")[0]
-    expected = predict_image(studio, TOOL, "x.png", encode_png(image), record=False).as_dict()["models"]
+    expected = predict_image(studio, TOOL, "x.png", encode_png(image), record=False, actor=SYSTEM).as_dict()["models"]
     for sidecar in printed:
         assert json.loads((out / sidecar["file"].replace(".onnx", ".json")).read_text()) == sidecar
         model = loaded[sidecar["method"]]
@@ -119,7 +120,7 @@ def test_export_onnx_writes_a_graph_and_a_sidecar_per_active_model(studio: Studi
 def test_export_onnx_of_an_untrained_tool_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     studio = open_at(tmp_path / "data")
-    create_tool(studio, "empty", "good,defective")
+    create_tool(studio, "empty", "good,defective", actor=SYSTEM)
     monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     assert main(["models", "export-onnx", "--tool", "empty", "--out", str(tmp_path / "out")]) == 1

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from core.audit import audit_log
+from core.audit import SYSTEM, audit_log
+from core.auth.roles import Role
 from core.config import Settings
 from core.errors import InvalidInputError
 from core.reviews import (
@@ -36,6 +37,11 @@ TOOL = "cells"
 T0 = datetime(2024, 6, 1, 8, 0, 0)
 
 
+def person(name: str, device: str = "") -> Reviewer:
+    """A reviewer with the operator role."""
+    return Reviewer(name, device, role=Role.OPERATOR)
+
+
 def record(studio: Studio, created_at: datetime, decision: str = "review", *, opinions: dict | None = None,
            degraded: bool = False, tool: str = TOOL, image: Path | None = None, score: float = 0.5,
            needs_review: bool = True) -> int:
@@ -50,8 +56,8 @@ def record(studio: Studio, created_at: datetime, decision: str = "review", *, op
 
 @pytest.fixture
 def cells(any_studio: Studio) -> Studio:
-    create_tool(any_studio, TOOL, "good,defective,crack")
-    create_tool(any_studio, "other", "good,dent")
+    create_tool(any_studio, TOOL, "good,defective,crack", actor=SYSTEM)
+    create_tool(any_studio, "other", "good,dent", actor=SYSTEM)
     return any_studio
 
 
@@ -76,15 +82,15 @@ def test_priority_then_age_and_filters(cells: Studio) -> None:
     other = record(cells, T0 - timedelta(days=9), tool="other")
 
     assert queue_counts(cells, TOOL) == {"disagreement": 1, "uncertain": 2, "degraded": 1, "audit": 1}
-    assert drain(cells, Reviewer("ana"), tool_name=TOOL, start=T0, end=T0 + timedelta(hours=2)) == \
+    assert drain(cells, person("ana"), tool_name=TOOL, start=T0, end=T0 + timedelta(hours=2)) == \
         [uncertain_old, uncertain_new]
-    assert drain(cells, Reviewer("ana"), tool_name=TOOL) == [disagreement, degraded, audit_old]
-    assert drain(cells, Reviewer("ana")) == [other]  # no tool filter: every tool
+    assert drain(cells, person("ana"), tool_name=TOOL) == [disagreement, degraded, audit_old]
+    assert drain(cells, person("ana")) == [other]  # no tool filter: every tool
 
 
 def test_two_reviewers_never_share_a_card_and_expired_claims_return(cells: Studio) -> None:
     first, second = record(cells, T0), record(cells, T0 + timedelta(minutes=1))
-    ana, ben, carl = Reviewer("ana", "tablet-1"), Reviewer("ben", "tablet-2"), Reviewer("carl", "pc")
+    ana, ben, carl = person("ana", "tablet-1"), person("ben", "tablet-2"), person("carl", "pc")
     assert next_card(cells, ana, TOOL).inspection_id == first
     assert next_card(cells, ana, TOOL).inspection_id == first  # a reload shows the same card
     assert next_card(cells, ben, TOOL).inspection_id == second
@@ -103,7 +109,7 @@ def test_two_reviewers_never_share_a_card_and_expired_claims_return(cells: Studi
 
 def test_skip_releases_the_card_and_excludes_it_for_the_skipper(cells: Studio) -> None:
     first, second = record(cells, T0), record(cells, T0 + timedelta(minutes=1))
-    ana, ben = Reviewer("ana", "tablet-1"), Reviewer("ben", "tablet-2")
+    ana, ben = person("ana", "tablet-1"), person("ben", "tablet-2")
     assert next_card(cells, ana, TOOL).inspection_id == first
     skip(cells, first, ana)
     assert next_card(cells, ana, TOOL, exclude=[first]).inspection_id == second
@@ -116,8 +122,8 @@ def test_verdict_undo_and_their_audit_rows(cells: Studio, elpv_subset: Path) -> 
     image = sorted((elpv_subset / "defective").glob("*.png"))[0]
     first = record(cells, T0, image=image)
     second = record(cells, T0 + timedelta(minutes=1))
-    ana = Reviewer("ana", "tablet-1")
-    change_settings(cells, TOOL, Reviewer("eng"), {"holdout_share": 0.0})
+    ana = person("ana", "tablet-1")
+    change_settings(cells, TOOL, Reviewer("eng", role=Role.ENGINEER), {"holdout_share": 0.0})
     card = next_card(cells, ana, TOOL)
     assert (card.inspection_id, card.reason, card.classes) == (first, "uncertain", ["good", "defective", "crack"])
     review_id = submit_review(cells, first, "crack", ana)
@@ -141,13 +147,13 @@ def test_verdict_undo_and_their_audit_rows(cells: Studio, elpv_subset: Path) -> 
 
 
 def test_held_out_share_keeps_review_samples_out_of_training(cells: Studio, elpv_subset: Path) -> None:
-    change_settings(cells, TOOL, Reviewer("eng"), {"holdout_share": 1.0})
+    change_settings(cells, TOOL, Reviewer("eng", role=Role.ENGINEER), {"holdout_share": 1.0})
     inspection = record(cells, T0, image=sorted((elpv_subset / "good").glob("*.png"))[0])
-    submit_review(cells, inspection, "good", Reviewer("ana"))
+    submit_review(cells, inspection, "good", person("ana"))
     with cells.transaction() as session:
         assert [(s.source, s.split) for s in session.scalars(select(Sample))] == [("review", "held_out")]
     with pytest.raises(InvalidInputError, match="between 0 and 1"):
-        change_settings(cells, TOOL, Reviewer("eng"), {"audit_share": 2})
+        change_settings(cells, TOOL, Reviewer("eng", role=Role.ENGINEER), {"audit_share": 2})
 
 
 def test_uncertainty_sampling_suggests_scores_near_the_threshold(cells: Studio, elpv_subset: Path) -> None:
@@ -157,8 +163,8 @@ def test_uncertainty_sampling_suggests_scores_near_the_threshold(cells: Studio, 
     record(cells, T0, "fail", score=0.55, needs_review=False)  # no image kept: nothing to show a person
     queued = record(cells, T0 - timedelta(hours=1), image=images[2], score=0.5)  # already in the queue
     assert [s.inspection_id for s in suggest_for_review(cells, TOOL)] == [near, far]
-    assert queue_for_review(cells, [near], Reviewer("eng")) == 1
-    assert [c.inspection_id for c in [next_card(cells, Reviewer("x"), TOOL)]] == [queued]
+    assert queue_for_review(cells, [near], Reviewer("eng", role=Role.ENGINEER)) == 1
+    assert [c.inspection_id for c in [next_card(cells, person("x"), TOOL)]] == [queued]
     assert queue_counts(cells, TOOL)["uncertain"] == 2
     assert [s.inspection_id for s in suggest_for_review(cells, TOOL)] == [far]
 
@@ -172,7 +178,7 @@ def _review_all(settings: Settings, name: str, start: Any, held: Any) -> list[tu
     reviewer has opened its studio (``start``: a barrier) and answers its first card only when every
     reviewer holds one (``held``), so all of them race whatever the scheduler does."""
     studio = open_studio(settings)
-    reviewer = Reviewer(name, f"device-{name}")
+    reviewer = person(name, f"device-{name}")
     done = []
     try:
         start.wait(timeout=120)
@@ -234,7 +240,7 @@ def test_a_verdict_makes_a_sample_like_an_import_does(cells: Studio, elpv_subset
     review sample as they see an imported one."""
     image = sorted((elpv_subset / "good").glob("*.png"))[0]
     inspection = record(cells, T0, image=image)
-    submit_review(cells, inspection, "good", Reviewer("ana"))
+    submit_review(cells, inspection, "good", person("ana"))
     with cells.transaction() as session:
         sample = session.scalars(select(Sample)).one()
         assert sample.source == "review" and (sample.width, sample.height) == (300, 300)

@@ -8,13 +8,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.audit import SYSTEM
+from core.auth.roles import Role
 from core.errors import InvalidInputError, NotFoundError
-from core.reviews import review_queue, submit_review
+from core.reviews import Reviewer, review_queue, submit_review
 from core.samples import class_counts, import_path
 from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
 from storage.tables import Review, Sample
+from tests.actors import OPERATOR
 
 TOOL = "cells"
 T0 = datetime(2024, 6, 1, 8, 0, 0)
@@ -35,8 +38,8 @@ def record(studio: Studio, created_at: datetime, decision: str = "review", image
 
 @pytest.fixture
 def cells(any_studio: Studio) -> Studio:
-    create_tool(any_studio, TOOL, "good,defective")
-    create_tool(any_studio, "other", "good,dent")
+    create_tool(any_studio, TOOL, "good,defective", actor=SYSTEM)
+    create_tool(any_studio, "other", "good,dent", actor=SYSTEM)
     return any_studio
 
 
@@ -73,7 +76,7 @@ def test_submit_review_turns_the_kept_image_into_a_sample(cells: Studio, elpv_su
     inspection = record(cells, T0, image=image)
     other = record(cells, T0 + timedelta(minutes=1))
 
-    review_id = submit_review(cells, inspection, "defective", reviewer="maria")
+    review_id = submit_review(cells, inspection, "defective", reviewer=Reviewer("maria", role=Role.OPERATOR))
 
     with cells.transaction() as session:
         review = session.get(Review, review_id)
@@ -87,26 +90,26 @@ def test_submit_review_turns_the_kept_image_into_a_sample(cells: Studio, elpv_su
 
 def test_review_without_a_kept_image_adds_no_sample(cells: Studio) -> None:
     inspection = record(cells, T0)
-    submit_review(cells, inspection, "good")
+    submit_review(cells, inspection, "good", OPERATOR)
     assert samples(cells) == []
     assert review_queue(cells, TOOL) == ([], 0)
 
 
 def test_review_of_an_image_that_is_already_a_sample(cells: Studio, elpv_subset: Path) -> None:
     image = sorted((elpv_subset / "good").glob("*.png"))[0]
-    import_path(cells, TOOL, image, label="good")
+    import_path(cells, TOOL, image, label="good", actor=SYSTEM)
     inspection = record(cells, T0, image=image)
-    submit_review(cells, inspection, "defective")
+    submit_review(cells, inspection, "defective", OPERATOR)
     rows = samples(cells)
     assert len(rows) == 1 and rows[0][1:3] == ("good", "import")  # the existing sample is kept as is
 
 
 def test_reviewing_twice_is_refused(cells: Studio, elpv_subset: Path) -> None:
     inspection = record(cells, T0, image=sorted((elpv_subset / "good").glob("*.png"))[1])
-    submit_review(cells, inspection, "good", reviewer="first")
+    submit_review(cells, inspection, "good", reviewer=Reviewer("first", role=Role.OPERATOR))
     before = samples(cells)
     with pytest.raises(InvalidInputError, match="already reviewed"):
-        submit_review(cells, inspection, "defective", reviewer="second")
+        submit_review(cells, inspection, "defective", reviewer=Reviewer("second", role=Role.OPERATOR))
     with cells.transaction() as session:
         reviews = session.scalars(select(Review)).all()
         assert [(r.verdict, r.reviewer) for r in reviews] == [("good", "first")]
@@ -117,13 +120,13 @@ def test_verdict_must_be_a_class_of_the_tool(cells: Studio, elpv_subset: Path) -
     inspection = record(cells, T0, image=sorted((elpv_subset / "good").glob("*.png"))[2])
     for verdict in ("dent", "scratch"):  # 'dent' is a class of another tool only
         with pytest.raises(InvalidInputError, match="is not a class of tool 'cells'"):
-            submit_review(cells, inspection, verdict)
+            submit_review(cells, inspection, verdict, OPERATOR)
     assert samples(cells) == []
     assert review_queue(cells, TOOL)[1] == 1  # still waiting
 
 
 def test_unknown_inspection_and_tool(cells: Studio) -> None:
     with pytest.raises(NotFoundError, match="no inspection 999"):
-        submit_review(cells, 999, "good")
+        submit_review(cells, 999, "good", OPERATOR)
     with pytest.raises(NotFoundError, match="tools: cells, other"):
         review_queue(cells, "missing")

@@ -18,6 +18,7 @@ from PIL import Image
 from sqlalchemy import select
 
 import core.images
+from core.audit import SYSTEM
 from core.errors import InvalidInputError, NotFoundError
 from core.images import ImageRejectedError, decode_image
 from core.samples import Candidate, add_images, class_counts, import_path, recent_samples
@@ -66,14 +67,15 @@ def elpv_files(elpv_subset: Path, label: str) -> list[Path]:
 
 @pytest.fixture
 def tool(studio: Studio) -> str:
-    create_tool(studio, TOOL, "good,defective")
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
     return TOOL
 
 
 # --- folders and zips ----------------------------------------------------------------------------
 def test_folder_with_class_subfolders(studio: Studio, tool: str, elpv_subset: Path) -> None:
     seen: list[tuple[int, int]] = []
-    report = import_path(studio, tool, elpv_subset, progress=lambda done, total: seen.append((done, total)))
+    report = import_path(studio, tool, elpv_subset, progress=lambda done, total: seen.append((done, total)),
+        actor=SYSTEM)
     assert report.imported == 40 and report.duplicates == 0
     # SOURCE.md sits at the top without a class folder: rejected for that reason only
     assert [name for name, _ in report.rejected] == ["SOURCE.md"]
@@ -93,13 +95,13 @@ def test_folder_with_class_subfolders(studio: Studio, tool: str, elpv_subset: Pa
 
 
 def test_flat_folder_with_label(studio: Studio, tool: str, elpv_subset: Path) -> None:
-    report = import_path(studio, tool, elpv_subset / "defective", label="Defective")
+    report = import_path(studio, tool, elpv_subset / "defective", label="Defective", actor=SYSTEM)
     assert (report.imported, report.duplicates, report.rejected) == (20, 0, [])
     assert class_counts(studio, tool) == {"good": 0, "defective": 20}
 
 
 def test_flat_folder_without_label_rejects_every_file(studio: Studio, tool: str, elpv_subset: Path) -> None:
-    report = import_path(studio, tool, elpv_subset / "good")
+    report = import_path(studio, tool, elpv_subset / "good", actor=SYSTEM)
     assert report.imported == 0 and len(report.rejected) == 20
     assert all("no label" in reason for _, reason in report.rejected)
     assert snapshot(studio) == ([], [])
@@ -114,7 +116,7 @@ def test_zip_with_class_folders_and_flat_zip_with_label(studio: Studio, tool: st
                 archive.write(path, f"dataset/{label}/{path.name}")
         archive.writestr("dataset/.DS_Store", b"junk")
         archive.writestr("__MACOSX/dataset/good/._x.png", b"junk")
-    report = import_path(studio, tool, nested)
+    report = import_path(studio, tool, nested, actor=SYSTEM)
     assert (report.imported, report.duplicates, report.rejected) == (10, 0, [])
     assert class_counts(studio, tool) == {"good": 5, "defective": 5}
 
@@ -122,7 +124,7 @@ def test_zip_with_class_folders_and_flat_zip_with_label(studio: Studio, tool: st
     with zipfile.ZipFile(flat, "w") as archive:
         for path in elpv_files(elpv_subset, "good")[5:9]:
             archive.write(path, path.name)
-    report = import_path(studio, tool, flat, label="good")
+    report = import_path(studio, tool, flat, label="good", actor=SYSTEM)
     assert (report.imported, report.rejected) == (4, [])
     assert class_counts(studio, tool) == {"good": 9, "defective": 5}
     assert {source for _, _, source, _, _ in sample_rows(studio)} == {"import"}
@@ -130,10 +132,10 @@ def test_zip_with_class_folders_and_flat_zip_with_label(studio: Studio, tool: st
 
 
 def test_duplicates_are_skipped(studio: Studio, tool: str, elpv_subset: Path, tmp_path: Path) -> None:
-    import_path(studio, tool, elpv_subset / "good", label="good")
+    import_path(studio, tool, elpv_subset / "good", label="good", actor=SYSTEM)
     before = snapshot(studio)
 
-    again = import_path(studio, tool, elpv_subset / "good", label="good")
+    again = import_path(studio, tool, elpv_subset / "good", label="good", actor=SYSTEM)
     assert (again.imported, again.duplicates, again.rejected) == (0, 20, [])
 
     # the same bytes under another name and another label are still the same image
@@ -141,7 +143,7 @@ def test_duplicates_are_skipped(studio: Studio, tool: str, elpv_subset: Path, tm
     copy.mkdir()
     shutil.copy(elpv_files(elpv_subset, "good")[0], copy / "renamed.png")
     shutil.copy(elpv_files(elpv_subset, "defective")[0], copy / "new.png")
-    report = import_path(studio, tool, copy, label="defective")
+    report = import_path(studio, tool, copy, label="defective", actor=SYSTEM)
     assert (report.imported, report.duplicates) == (1, 1)
     rows = sample_rows(studio)
     assert rows[:20] == before[0]
@@ -152,7 +154,7 @@ def test_duplicates_are_skipped(studio: Studio, tool: str, elpv_subset: Path, tm
 def test_duplicates_within_one_batch(studio: Studio, tool: str) -> None:
     data = image_bytes("PNG", seed=7)
     report = add_images(studio, tool, [Candidate("a.png", "good", lambda: data),
-                                       Candidate("b.png", "defective", lambda: data)])
+                                       Candidate("b.png", "defective", lambda: data)], actor=SYSTEM)
     assert (report.imported, report.duplicates) == (1, 1)
     assert [r[1] for r in sample_rows(studio)] == ["good"]
 
@@ -164,7 +166,7 @@ def test_supported_formats_are_imported(studio: Studio, tool: str, tmp_path: Pat
     folder.mkdir(parents=True)
     data = image_bytes(fmt, size=(24, 16))
     (folder / f"part.{ext}").write_bytes(data)
-    report = import_path(studio, tool, tmp_path / "in")
+    report = import_path(studio, tool, tmp_path / "in", actor=SYSTEM)
     assert (report.imported, report.rejected) == (1, [])
     [(sha, label, _, width, height)] = sample_rows(studio)
     assert (label, width, height) == ("good", 24, 16)
@@ -184,7 +186,7 @@ def test_16_bit_tiff_is_rescaled_to_8_bit(studio: Studio, tool: str, tmp_path: P
 
     path = tmp_path / "deep.tif"
     path.write_bytes(data)
-    report = import_path(studio, tool, path, label="good")
+    report = import_path(studio, tool, path, label="good", actor=SYSTEM)
     assert report.imported == 1
     assert sample_rows(studio)[0][3:] == (20, 10)
 
@@ -206,7 +208,7 @@ def test_exif_orientation_is_honoured(studio: Studio, tool: str) -> None:
     assert top[0] > 200 and top[2] < 60  # the left (red) half is now on top
     assert bottom[2] > 200 and bottom[0] < 60
 
-    report = add_images(studio, tool, [Candidate("phone.jpg", "good", lambda: data)])
+    report = add_images(studio, tool, [Candidate("phone.jpg", "good", lambda: data)], actor=SYSTEM)
     assert report.imported == 1
     assert sample_rows(studio)[0][3:] == (20, 40)
 
@@ -214,7 +216,7 @@ def test_exif_orientation_is_honoured(studio: Studio, tool: str) -> None:
 # --- rejected files ------------------------------------------------------------------------------
 def test_bad_files_are_rejected_with_reasons_and_change_nothing(studio: Studio, tool: str, tmp_path: Path,
                                                                 elpv_subset: Path) -> None:
-    import_path(studio, tool, elpv_subset / "good", label="good")
+    import_path(studio, tool, elpv_subset / "good", label="good", actor=SYSTEM)
     before = snapshot(studio)
 
     png = image_bytes("PNG", size=(64, 64), seed=3)
@@ -227,7 +229,7 @@ def test_bad_files_are_rejected_with_reasons_and_change_nothing(studio: Studio, 
     (tmp_path / "bad" / "scratch").mkdir()
     (tmp_path / "bad" / "scratch" / "valid.png").write_bytes(png)
 
-    report = import_path(studio, tool, tmp_path / "bad")
+    report = import_path(studio, tool, tmp_path / "bad", actor=SYSTEM)
     reasons = dict(report.rejected)
     assert report.imported == 0 and report.duplicates == 0
     assert set(reasons) == {"good/truncated.png", "good/text.png", "good/empty.png", "good/anim.png",
@@ -246,14 +248,14 @@ def test_good_files_next_to_bad_ones_are_still_imported(studio: Studio, tool: st
     (folder / "a_ok.png").write_bytes(image_bytes("PNG", seed=1))
     (folder / "b_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
     (folder / "c_ok.bmp").write_bytes(image_bytes("BMP", seed=2))
-    report = import_path(studio, tool, folder, label="defective")
+    report = import_path(studio, tool, folder, label="defective", actor=SYSTEM)
     assert report.imported == 2
     assert [name for name, _ in report.rejected] == ["b_broken.png"]
     assert len(stored_files(studio)) == 2
 
 
 def test_label_that_is_not_a_class(studio: Studio, tool: str, elpv_subset: Path) -> None:
-    report = import_path(studio, tool, elpv_subset / "good", label="scratch")
+    report = import_path(studio, tool, elpv_subset / "good", label="scratch", actor=SYSTEM)
     assert report.imported == 0 and len(report.rejected) == 20
     assert all(reason == "label 'scratch' is not a class of this tool (good, defective)"
                for _, reason in report.rejected)
@@ -263,13 +265,13 @@ def test_label_that_is_not_a_class(studio: Studio, tool: str, elpv_subset: Path)
 def test_image_larger_than_max_pixels_is_refused(studio: Studio, tool: str, elpv_subset: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core.images, "MAX_PIXELS", 300 * 300 - 1)
-    report = import_path(studio, tool, elpv_subset / "good", label="good")
+    report = import_path(studio, tool, elpv_subset / "good", label="good", actor=SYSTEM)
     assert report.imported == 0 and len(report.rejected) == 20
     assert all("image too large (300 x 300 pixels" in reason for _, reason in report.rejected)
     assert snapshot(studio) == ([], [])
 
     monkeypatch.setattr(core.images, "MAX_PIXELS", 300 * 300)  # exactly at the limit is fine
-    assert import_path(studio, tool, elpv_subset / "good", label="good").imported == 20
+    assert import_path(studio, tool, elpv_subset / "good", label="good", actor=SYSTEM).imported == 20
 
 
 def test_decode_image_reasons() -> None:
@@ -296,28 +298,28 @@ def test_empty_folder_is_invalid_input(studio: Studio, tool: str, tmp_path: Path
     (tmp_path / "empty" / "good").mkdir(parents=True)
     (tmp_path / "empty" / ".hidden").write_bytes(image_bytes("PNG"))
     with pytest.raises(InvalidInputError, match="holds no files"):
-        import_path(studio, tool, tmp_path / "empty")
+        import_path(studio, tool, tmp_path / "empty", actor=SYSTEM)
     assert snapshot(studio) == ([], [])
 
 
 def test_missing_path_and_unknown_file_type(studio: Studio, tool: str, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="does not exist"):
-        import_path(studio, tool, tmp_path / "nowhere")
+        import_path(studio, tool, tmp_path / "nowhere", actor=SYSTEM)
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
     with pytest.raises(InvalidInputError, match="neither a folder"):
-        import_path(studio, tool, notes)
+        import_path(studio, tool, notes, actor=SYSTEM)
     empty_zip = tmp_path / "empty.zip"
     with zipfile.ZipFile(empty_zip, "w") as archive:
         archive.writestr("only/", b"")
     with pytest.raises(InvalidInputError, match="holds no files"):
-        import_path(studio, tool, empty_zip)
+        import_path(studio, tool, empty_zip, actor=SYSTEM)
     assert snapshot(studio) == ([], [])
 
 
 def test_unknown_tool(studio: Studio, tool: str, elpv_subset: Path) -> None:
     with pytest.raises(NotFoundError, match="tools: cells"):
-        import_path(studio, "nope", elpv_subset)
+        import_path(studio, "nope", elpv_subset, actor=SYSTEM)
     assert snapshot(studio) == ([], [])
 
 
@@ -341,7 +343,7 @@ def test_zip_with_unsafe_paths_is_refused(studio: Studio, tool: str, tmp_path: P
     with zipfile.ZipFile(archive) as check:  # the archive really carries the unsafe name
         assert member in check.namelist()
     with pytest.raises(InvalidInputError, match=message):
-        import_path(studio, tool, archive, label="good")
+        import_path(studio, tool, archive, label="good", actor=SYSTEM)
     assert snapshot(studio) == ([], [])
     assert not (tmp_path / "evil.png").exists() and not Path("/abs/evil.png").exists()
 
@@ -352,7 +354,7 @@ def test_zip_with_a_symlink_is_refused(studio: Studio, tool: str, tmp_path: Path
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
     archive = _zip_with(tmp_path / "link.zip", image_bytes("PNG", seed=13), link, b"/etc/passwd")
     with pytest.raises(InvalidInputError, match="symbolic link"):
-        import_path(studio, tool, archive)
+        import_path(studio, tool, archive, actor=SYSTEM)
     assert snapshot(studio) == ([], [])
 
 
@@ -366,10 +368,10 @@ def test_zip_expanding_too_much_is_refused(studio: Studio, tool: str, tmp_path: 
         out.writestr("good/b.bin", b"\0" * 100_000)
     monkeypatch.setattr(core.samples, "MAX_ZIP_EXPANDED_BYTES", 50_000)
     with pytest.raises(InvalidInputError, match="zip bomb"):
-        import_path(studio, tool, archive)
+        import_path(studio, tool, archive, actor=SYSTEM)
     monkeypatch.setattr(core.samples, "MAX_ZIP_MEMBERS", 1)
     with pytest.raises(InvalidInputError, match="at most 1 are accepted"):
-        import_path(studio, tool, archive)
+        import_path(studio, tool, archive, actor=SYSTEM)
     assert snapshot(studio) == ([], [])
 
 
@@ -377,7 +379,8 @@ def test_zip_expanding_too_much_is_refused(studio: Studio, tool: str, tmp_path: 
 def test_add_images_from_uploads_records_source(studio: Studio, tool: str) -> None:
     first, second = image_bytes("PNG", seed=21), image_bytes("JPEG", seed=22)
     report = add_images(studio, tool, [Candidate("cam1.png", "good", lambda: first),
-                                       Candidate("cam2.jpg", " DEFECTIVE ", lambda: second)], source="capture")
+                                       Candidate("cam2.jpg", " DEFECTIVE ", lambda: second)], source="capture",
+                                           actor=SYSTEM)
     assert (report.imported, report.rejected) == (2, [])
     assert report.as_dict() == {"imported": 2, "skipped_duplicates": 0, "rejected": [], "near_duplicates": [],
                                 "cancelled": False}
@@ -390,6 +393,6 @@ def test_unreadable_upload_is_rejected(studio: Studio, tool: str) -> None:
     def unreadable() -> bytes:
         raise PermissionError(13, "Permission denied")
 
-    report = add_images(studio, tool, [Candidate("locked.png", "good", unreadable)])
+    report = add_images(studio, tool, [Candidate("locked.png", "good", unreadable)], actor=SYSTEM)
     assert report.rejected == [("locked.png", "cannot read file (Permission denied)")]
     assert snapshot(studio) == ([], [])

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.errors import InvalidInputError
 from core.images import MAX_FILE_BYTES, decode_image
@@ -61,8 +62,8 @@ def rows_without_image(studio: Studio) -> list[int]:
 def test_item1_a_cancelled_import_keeps_the_files_another_tools_import_recorded(studio: Studio) -> None:
     """Import A into tool one is cancelled while import B of the same files into tool two commits: A's
     in-flight files are B's samples now. Before the fix A unlinked them ("created by me")."""
-    create_tool(studio, "one", "good,bad")
-    create_tool(studio, "two", "good,bad")
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
+    create_tool(studio, "two", "good,bad", actor=SYSTEM)
     images = distinct_images(40)
     cancel = threading.Event()
     other: dict[str, object] = {}
@@ -70,10 +71,10 @@ def test_item1_a_cancelled_import_keeps_the_files_another_tools_import_recorded(
     def progress(done: int, total: int) -> None:
         if done == 1:
             time.sleep(0.5)  # A's workers have written the files of the window ahead
-            other["report"] = add_images(studio, "two", candidates(images))
+            other["report"] = add_images(studio, "two", candidates(images), actor=SYSTEM)
             cancel.set()
 
-    report = add_images(studio, "one", candidates(images), progress=progress, cancel=cancel)
+    report = add_images(studio, "one", candidates(images), progress=progress, cancel=cancel, actor=SYSTEM)
     assert report.cancelled and other["report"].imported == 40  # type: ignore[attr-defined]
     assert rows_without_image(studio) == []
     assert check_store(studio).problems == 0
@@ -82,35 +83,35 @@ def test_item1_a_cancelled_import_keeps_the_files_another_tools_import_recorded(
 def test_item1_two_imports_of_the_same_files_into_one_tool_lose_nothing(studio: Studio) -> None:
     """B records the same files while A has them staged; A's rows then collide (IntegrityError) and
     before the fix A removed "its" files, which B's rows point to."""
-    create_tool(studio, "one", "good,bad")
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
     images = distinct_images(20, seed=1)
 
     def progress(done: int, total: int) -> None:
         if done == 1:
             time.sleep(0.3)
-            add_images(studio, "one", candidates(images))
+            add_images(studio, "one", candidates(images), actor=SYSTEM)
 
-    add_images(studio, "one", candidates(images), progress=progress)
+    add_images(studio, "one", candidates(images), progress=progress, actor=SYSTEM)
     assert len(rows(studio)) == 20
     assert rows_without_image(studio) == []
     assert check_store(studio).problems == 0
 
 
 def test_item1_an_import_alone_still_removes_what_it_did_not_record(studio: Studio) -> None:
-    create_tool(studio, "one", "good,bad")
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
     cancel = threading.Event()
     report = add_images(studio, "one", candidates(distinct_images(30, seed=2)), cancel=cancel,
-                        progress=lambda done, total: cancel.set() if done == 3 else None)
+                        progress=lambda done, total: cancel.set() if done == 3 else None, actor=SYSTEM)
     assert report.cancelled
     assert check_store(studio).findings == 0  # nothing unreferenced left behind
 
 
 def test_item1_an_import_beside_a_writer_leaves_unrecorded_files_to_the_store_check(studio: Studio) -> None:
-    create_tool(studio, "one", "good,bad")
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
     cancel = threading.Event()
     with store_lock.shared(studio.settings.locks_dir):  # another writer is in flight
         add_images(studio, "one", candidates(distinct_images(30, seed=3)), cancel=cancel,
-                   progress=lambda done, total: cancel.set() if done == 3 else None)
+                   progress=lambda done, total: cancel.set() if done == 3 else None, actor=SYSTEM)
     found = check_store(studio)
     assert found.problems == 0 and found.unreferenced_files  # left, not deleted under the other writer
     kept = check_store(studio, repair=True)  # younger than the grace period: kept
@@ -121,8 +122,8 @@ def test_item1_an_import_beside_a_writer_leaves_unrecorded_files_to_the_store_ch
 
 # --- store check ------------------------------------------------------------------------------------
 def test_store_check_finds_and_repairs_safely(studio: Studio) -> None:
-    create_tool(studio, "one", "good,bad")
-    report = add_images(studio, "one", candidates(distinct_images(4, seed=4)))
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
+    report = add_images(studio, "one", candidates(distinct_images(4, seed=4)), actor=SYSTEM)
     assert check_store(studio).findings == 0
     first, second, third, _ = rows(studio)
     studio.images.delete(first.image_key)  # a row without its image: a problem, never "repaired" away
@@ -157,8 +158,8 @@ def test_store_check_repair_waits_for_writers(studio: Studio) -> None:
 def test_store_check_cli(tmp_path: Path) -> None:
     data = tmp_path / "data"
     studio = open_studio(Settings(data, f"sqlite:///{data / 'studio.db'}"))
-    create_tool(studio, "one", "good,bad")
-    add_images(studio, "one", candidates(distinct_images(2, seed=5)))
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
+    add_images(studio, "one", candidates(distinct_images(2, seed=5)), actor=SYSTEM)
     env = {**os.environ, "STUDIO_DATA_DIR": str(data)}
     env.pop("DATABASE_URL", None)
     ok = subprocess.run([sys.executable, "-m", "core", "store", "check"], cwd=ROOT, env=env,
@@ -174,7 +175,7 @@ def test_store_check_cli(tmp_path: Path) -> None:
 def test_item2_a_huge_manifest_is_refused_unread(studio: Studio, tmp_path: Path) -> None:
     import core.export
 
-    create_tool(studio, "one", "good,bad")
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
     archive = tmp_path / "bomb.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as out:
         out.writestr("good/a.png", png(np.zeros((4, 4, 3), np.uint8)))
@@ -184,7 +185,7 @@ def test_item2_a_huge_manifest_is_refused_unread(studio: Studio, tmp_path: Path)
                 manifest.write(chunk)
     assert core.export.MAX_MANIFEST_BYTES < 80 << 20
     with pytest.raises(InvalidInputError, match="manifest.csv is larger than"):
-        import_path(studio, "one", archive)
+        import_path(studio, "one", archive, actor=SYSTEM)
 
 
 def test_item2_a_manifest_that_lies_about_its_size_is_refused(studio: Studio, tmp_path: Path,
@@ -192,13 +193,13 @@ def test_item2_a_manifest_that_lies_about_its_size_is_refused(studio: Studio, tm
     import core.export
 
     monkeypatch.setattr(core.export, "MAX_MANIFEST_BYTES", 1000)
-    create_tool(studio, "one", "good,bad")
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
     archive = tmp_path / "lie.zip"
     with zipfile.ZipFile(archive, "w") as out:
         out.writestr("good/a.png", png(np.zeros((4, 4, 3), np.uint8)))
         out.writestr("manifest.csv", "file,label\n" + "good/a.png,good\n" * 200)
     with pytest.raises(InvalidInputError, match="larger than"):
-        import_path(studio, "one", archive)
+        import_path(studio, "one", archive, actor=SYSTEM)
 
 
 # --- item 4: encrypted members and unknown compression are rejected one by one ----------------------
@@ -226,14 +227,14 @@ def _patch_member(archive: Path, name: str, flag_bits: int | None = None, method
                          [(0x1, None, "encrypted"), (None, 99, "unsupported zip compression")])
 def test_item4_an_unreadable_member_is_rejected_and_the_rest_imported(studio: Studio, tmp_path: Path, flags: int | None,
                                                                       method: int | None, reason: str) -> None:
-    create_tool(studio, "one", "good,bad")
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
     archive = tmp_path / "mixed.zip"
     images = distinct_images(3, seed=6)
     with zipfile.ZipFile(archive, "w") as out:
         for index, data in enumerate(images):
             out.writestr(f"good/{index}.png", data)
     _patch_member(archive, "good/1.png", flag_bits=flags, method=method)
-    report = import_path(studio, "one", archive)
+    report = import_path(studio, "one", archive, actor=SYSTEM)
     assert report.imported == 2
     [(name, why)] = report.rejected
     assert name == "good/1.png" and reason in why
@@ -266,14 +267,14 @@ def test_item7_predict_reads_no_more_than_the_size_limit(tmp_path: Path) -> None
 
 
 def test_item7_a_fifo_as_the_import_path_is_refused_at_once(studio: Studio, tmp_path: Path) -> None:
-    create_tool(studio, "one", "good,bad")
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
     fifo = tmp_path / "pipe.zip"
     os.mkfifo(fifo)
     outcome: dict[str, BaseException] = {}
 
     def run() -> None:
         try:
-            import_path(studio, "one", fifo)
+            import_path(studio, "one", fifo, actor=SYSTEM)
         except BaseException as error:  # noqa: BLE001
             outcome["error"] = error
 
@@ -300,40 +301,40 @@ def test_item7_a_corrupt_database_gives_a_message_not_a_traceback(tmp_path: Path
 
 
 def test_item7_a_newline_in_a_file_name_stays_on_one_line(studio: Studio, tmp_path: Path) -> None:
-    create_tool(studio, "one", "good,bad")
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
     folder = tmp_path / "in" / "good"
     folder.mkdir(parents=True)
     (folder / "two\nlines.png").write_bytes(b"not an image")
-    report = import_path(studio, "one", tmp_path / "in")
+    report = import_path(studio, "one", tmp_path / "in", actor=SYSTEM)
     [(name, _)] = report.rejected
     assert "\n" not in name and name == "good/two\\x0alines.png"
 
 
 def test_item7_files_in_hidden_folders_are_not_imported(studio: Studio, tmp_path: Path) -> None:
-    create_tool(studio, "one", "good,bad")
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
     first, second, third = distinct_images(3, seed=7)
     (tmp_path / "in" / "good" / ".thumbs").mkdir(parents=True)
     (tmp_path / "in" / ".git" / "good").mkdir(parents=True)
     (tmp_path / "in" / "good" / "ok.png").write_bytes(first)
     (tmp_path / "in" / "good" / ".thumbs" / "x.png").write_bytes(second)
     (tmp_path / "in" / ".git" / "good" / "y.png").write_bytes(third)
-    report = import_path(studio, "one", tmp_path / "in")
+    report = import_path(studio, "one", tmp_path / "in", actor=SYSTEM)
     assert (report.imported, report.rejected) == (1, [])
     archive = tmp_path / "hidden.zip"
     with zipfile.ZipFile(archive, "w") as out:
         out.writestr("good/.cache/z.png", second)
         out.writestr("good/fine.png", third)
-    assert (import_path(studio, "one", archive).imported, len(rows(studio))) == (1, 2)
+    assert (import_path(studio, "one", archive, actor=SYSTEM).imported, len(rows(studio))) == (1, 2)
 
 
 def test_item7_one_bad_mvtec_class_folder_refuses_only_its_files(studio: Studio, tmp_path: Path) -> None:
-    create_tool(studio, "one", "good")
+    create_tool(studio, "one", "good", actor=SYSTEM)
     root = tmp_path / "cat"
     images = iter(distinct_images(4, seed=8))
     for folder in ("train/good", "test/crack", "test/bad colour!"):
         (root / folder).mkdir(parents=True)
         (root / folder / "000.png").write_bytes(next(images))
-    report = import_mvtec(studio, "one", root)
+    report = import_mvtec(studio, "one", root, actor=SYSTEM)
     assert report.imported == 2
     [(name, reason)] = report.rejected
     assert name == "test/bad colour!/000.png" and "rename the folder" in reason
@@ -359,7 +360,7 @@ def test_item8_the_server_listens_on_localhost_unless_told(monkeypatch: pytest.M
 def test_item6_orphan_artifact_folders_and_killed_import_files_are_collected_safely(studio: Studio) -> None:
     from core.training import training_lock
 
-    create_tool(studio, "one", "good,bad")
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
     folder = studio.settings.models_dir / "one" / "0123abcd"  # saved, then killed before its version row
     folder.mkdir(parents=True)
     (folder / "weights.safetensors").write_bytes(b"x")
@@ -381,8 +382,8 @@ def test_item1_export_of_a_sample_that_lost_its_file_says_what_to_do(studio: Stu
     from core.errors import StudioError
     from core.export import export_dataset
 
-    create_tool(studio, "one", "good,bad")
-    add_images(studio, "one", candidates(distinct_images(3, seed=9)))
+    create_tool(studio, "one", "good,bad", actor=SYSTEM)
+    add_images(studio, "one", candidates(distinct_images(3, seed=9)), actor=SYSTEM)
     studio.images.delete(rows(studio)[1].image_key)  # lost before the fix (or by hand)
     with pytest.raises(StudioError, match="store check"):
         export_dataset(studio, "one", tmp_path / "out.zip")

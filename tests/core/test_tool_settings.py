@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from core.audit import Actor, audit_log
+from core.audit import SYSTEM, Actor, audit_log
+from core.auth.roles import Role
 from core.errors import InvalidInputError
 from core.studio import Studio
 from core.tool_settings import LiveOptions, ToolSettings, change_settings, policies, tool_settings
 from core.tools import create_tool
 
 ROOT = Path(__file__).resolve().parents[2]
-BOB = Actor("bob", "line-pc")
+BOB = Actor("bob", "line-pc", Role.ENGINEER)
 
 
 def test_defaults_and_round_trip() -> None:
@@ -51,7 +52,7 @@ def test_unknown_stored_keys_are_refused() -> None:
 
 
 def test_changes_are_validated_together_audited_and_calibrated_restores(any_studio: Studio) -> None:
-    create_tool(any_studio, "cell", "good,crack")
+    create_tool(any_studio, "cell", "good,crack", actor=SYSTEM)
     with pytest.raises(InvalidInputError):
         change_settings(any_studio, "cell", BOB, {"threshold.classifier": "0.4", "policy": "nope"})
     assert tool_settings(any_studio, "cell") == ToolSettings()  # nothing applied, not even the threshold

@@ -51,12 +51,12 @@ def _gray_rgb(path: Path) -> np.ndarray:
 def trained(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path):
     """A studio whose tool ``cells`` has the 40 committed cells and one trained version (v1)."""
     studio = _new_studio(tmp_path_factory.mktemp("trained"))
-    create_tool(studio, TOOL, ["good", "defective"])
-    report = import_path(studio, TOOL, elpv_subset)
+    create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
+    report = import_path(studio, TOOL, elpv_subset, actor=SYSTEM)
     assert report.imported == 40
     assert [name for name, _ in report.rejected] == ["SOURCE.md"]  # no class folder: not a sample
     stages: list[tuple[str, float]] = []
-    result = train(studio, TOOL, progress=lambda stage, fraction: stages.append((stage, fraction)))
+    result = train(studio, TOOL, progress=lambda stage, fraction: stages.append((stage, fraction)), actor=SYSTEM)
     return studio, result, stages
 
 
@@ -129,7 +129,7 @@ def test_cancelled_training_keeps_the_active_model(trained) -> None:
             cancel.set()
 
     with pytest.raises(TrainingCancelledError, match="unchanged"):
-        train(studio, TOOL, progress=progress, cancel=cancel)
+        train(studio, TOOL, progress=progress, cancel=cancel, actor=SYSTEM)
     assert seen[-1] == "features" and "validation" not in seen  # stopped during feature extraction
     _unchanged(studio, result.version_id, folders)
     with training_lock(studio, TOOL):  # the lock was released
@@ -142,7 +142,7 @@ def test_cancel_set_before_start_stops_at_once(trained) -> None:
     cancel.set()
     seen: list[str] = []
     with pytest.raises(TrainingCancelledError):
-        train(studio, TOOL, progress=lambda s, f: seen.append(s), cancel=cancel)
+        train(studio, TOOL, progress=lambda s, f: seen.append(s), cancel=cancel, actor=SYSTEM)
     assert seen == []
     _unchanged(studio, result.version_id, _artifact_folders(studio))
 
@@ -153,7 +153,7 @@ def test_concurrent_training_of_the_same_tool_is_refused(trained) -> None:
     seen: list[str] = []
     with training_lock(studio, TOOL):
         with pytest.raises(TrainingBusyError, match=TOOL):
-            train(studio, TOOL, progress=lambda s, f: seen.append(s))
+            train(studio, TOOL, progress=lambda s, f: seen.append(s), actor=SYSTEM)
         # another tool is not blocked by this lock
         with training_lock(studio, "other-tool"):
             pass
@@ -164,11 +164,11 @@ def test_concurrent_training_of_the_same_tool_is_refused(trained) -> None:
 def test_refusals_before_any_work(trained) -> None:
     studio, _, _ = trained
     with pytest.raises(InvalidInputError, match="unknown profile"):
-        train(studio, TOOL, profile="huge")
+        train(studio, TOOL, profile="huge", actor=SYSTEM)
     with pytest.raises(InvalidInputError, match="unknown model method"):
-        train(studio, TOOL, method="segmenter")
+        train(studio, TOOL, method="segmenter", actor=SYSTEM)
     with pytest.raises(NotFoundError, match="no tool named 'missing'"):
-        train(studio, "missing")
+        train(studio, "missing", actor=SYSTEM)
 
 
 # --- training sets a classifier cannot learn from ---------------------------------------------------
@@ -182,11 +182,11 @@ def _copy_cells(source: Path, target: Path, good: int, defective: int) -> Path:
 
 
 def test_too_few_images_says_how_many_more_are_needed(studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
-    create_tool(studio, TOOL, ["good", "defective"])
-    import_path(studio, TOOL, _copy_cells(elpv_subset, tmp_path / "few", good=4, defective=2))
+    create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
+    import_path(studio, TOOL, _copy_cells(elpv_subset, tmp_path / "few", good=4, defective=2), actor=SYSTEM)
     assert class_counts(studio, TOOL) == {"good": 4, "defective": 2}
     with pytest.raises(InvalidInputError) as caught:
-        train(studio, TOOL)
+        train(studio, TOOL, actor=SYSTEM)
     message = str(caught.value)
     assert f"at least {MIN_IMAGES_PER_CLASS} images" in message
     assert "defective: 3 more" in message and "good: 1 more" in message
@@ -194,25 +194,25 @@ def test_too_few_images_says_how_many_more_are_needed(studio: Studio, elpv_subse
 
 
 def test_only_one_class_points_to_anomaly_detection(studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
-    create_tool(studio, TOOL, ["good", "defective"])
-    import_path(studio, TOOL, _copy_cells(elpv_subset, tmp_path / "good-only", good=8, defective=0))
+    create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
+    import_path(studio, TOOL, _copy_cells(elpv_subset, tmp_path / "good-only", good=8, defective=0), actor=SYSTEM)
     with pytest.raises(InvalidInputError, match="anomaly") as caught:
-        train(studio, TOOL)
+        train(studio, TOOL, actor=SYSTEM)
     assert "two classes" in str(caught.value)
     assert list_versions(studio, TOOL) == []
 
 
 def test_empty_tool_is_refused(studio: Studio) -> None:
-    create_tool(studio, TOOL, ["good", "defective"])
+    create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
     with pytest.raises(InvalidInputError, match="two classes"):
-        train(studio, TOOL)
+        train(studio, TOOL, actor=SYSTEM)
 
 
 # --- damaged stored samples --------------------------------------------------------------------------
 def _small_tool(studio: Studio, elpv_subset: Path, folder: Path) -> dict[str, list[tuple[int, str]]]:
     """Tool ``cells`` with 6 + 6 committed cells; returns (sample id, image key) per label."""
-    create_tool(studio, TOOL, ["good", "defective"])
-    import_path(studio, TOOL, _copy_cells(elpv_subset, folder, good=6, defective=6))
+    create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
+    import_path(studio, TOOL, _copy_cells(elpv_subset, folder, good=6, defective=6), actor=SYSTEM)
     with studio.transaction() as session:
         tool = repo.get_tool(session, TOOL)
         rows = sorted((s.id, s.image_key, s.label) for s in repo.list_samples(session, tool.id))
@@ -226,7 +226,7 @@ def test_damaged_stored_samples_are_skipped_and_training_succeeds(
     studio.images.path(garbage_key).write_bytes(b"\x89PNG\r\n\x1a\n this is not an image any more")
     studio.images.path(missing_key).unlink()
 
-    result = train(studio, TOOL)
+    result = train(studio, TOOL, actor=SYSTEM)
 
     assert result.n_samples == 10  # 5 + 5 left: still enough
     assert sorted(name for name, _ in result.skipped) == sorted([f"sample {garbage_id}", f"sample {missing_id}"])
@@ -244,14 +244,14 @@ def test_damaged_samples_do_not_count_towards_the_minimum(studio: Studio, elpv_s
     for _, key in samples["defective"][:2]:
         studio.images.path(key).write_bytes(b"garbage")
     with pytest.raises(InvalidInputError, match="defective: 1 more"):
-        train(studio, TOOL)
+        train(studio, TOOL, actor=SYSTEM)
     assert list_versions(studio, TOOL) == []
 
 
 def test_cancel_while_saving_removes_the_new_artifact_and_retraining_retires_v1(
         studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
     _small_tool(studio, elpv_subset, tmp_path / "cells")
-    first = train(studio, TOOL)
+    first = train(studio, TOOL, actor=SYSTEM)
     folders = _artifact_folders(studio)
     assert len(folders) == 1
 
@@ -264,11 +264,11 @@ def test_cancel_while_saving_removes_the_new_artifact_and_retraining_retires_v1(
             cancel.set()
 
     with pytest.raises(TrainingCancelledError):
-        train(studio, TOOL, progress=progress, cancel=cancel)
+        train(studio, TOOL, progress=progress, cancel=cancel, actor=SYSTEM)
     assert "fit" in seen and seen[-1] == "saving"
     _unchanged(studio, first.version_id, folders)
 
-    second = train(studio, TOOL, seed=1)
+    second = train(studio, TOOL, seed=1, actor=SYSTEM)
     assert [(v.id, v.status) for v in list_versions(studio, TOOL)] == [
         (second.version_id, "active"), (first.version_id, "retired")]
     assert get_tool(studio, TOOL).active_versions["classifier"] == second.version_id
@@ -316,7 +316,7 @@ def test_training_job_in_a_thread_reports_progress_and_cancel_keeps_the_model(tr
 
     studio, result, _ = trained
     folders = _artifact_folders(studio)
-    job = TrainingJob(studio, TOOL, "fast")
+    job = TrainingJob(studio, TOOL, "fast", actor=SYSTEM)
     seen: list[float] = []
     original = job._progress
 

@@ -25,6 +25,9 @@ from urllib.parse import urlparse
 import pytest
 
 from core.analytics import daily_stats, default_range
+from core.audit import SYSTEM
+from core.auth.accounts import create_user, list_users
+from core.auth.roles import Role
 from core.config import Settings
 from core.images import decode_image, encode_png
 from core.inspect.decision import Verdict
@@ -47,10 +50,11 @@ TOOL = "solar-cell"  # also the demo project's tool
 VIEWPORT = {"width": 1280, "height": 800}
 TITLES = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live inspection",
           "review": "Review queue", "analytics": "Analytics", "models": "Model versions", "line": "Line",
-          "fleet": "Fleet", "api-tokens": "API tokens"}
+          "fleet": "Fleet", "api-tokens": "API tokens", "admin": "Users"}
 NAV_LABELS = {"capture": "Capture", "dataset": "Dataset", "train": "Train", "live": "Live", "review": "Review",
               "analytics": "Analytics", "models": "Models", "line": "Line", "fleet": "Fleet",
-              "api-tokens": "API tokens"}
+              "api-tokens": "API tokens", "admin": "Users"}
+E2E_USER, E2E_PASSWORD = "e2e-admin", "e2e-password-7"  # the admin account the browser signs in with
 TIMEOUT_MS = 60_000
 CAMERA_IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'  # the camera component
 
@@ -64,12 +68,12 @@ def _settings(data_dir: Path) -> Settings:
 
 def _build_with_services(data_dir: Path) -> None:
     studio = open_studio(_settings(data_dir))
-    create_tool(studio, TOOL, "good,defective")
-    assert import_path(studio, TOOL, ELPV).imported == 40
-    train(studio, TOOL)
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    assert import_path(studio, TOOL, ELPV, actor=SYSTEM).imported == 40
+    train(studio, TOOL, actor=SYSTEM)
     cells = sorted((ELPV / "good").glob("*.png"))[:3] + sorted((ELPV / "defective").glob("*.png"))[:3]
     for path in cells:
-        predict_image(studio, TOOL, path.name, path.read_bytes(), context=RecordContext("e2e"))
+        predict_image(studio, TOOL, path.name, path.read_bytes(), context=RecordContext("e2e"), actor=SYSTEM)
     for path in sorted((ELPV / "defective").glob("*.png"))[3:5]:
         png = encode_png(decode_image(path.read_bytes()).rgb)
         record(studio, TOOL, Verdict("review", "defective", 0.55), {"good": 0.45, "defective": 0.55}, png,
@@ -101,12 +105,36 @@ def studio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data_dir
 
 
+def _add_e2e_account(data_dir: Path) -> None:
+    """The admin account the browser signs in with (``goto``), once per studio."""
+    studio = open_studio(_settings(data_dir))
+    try:
+        if E2E_USER not in {u.username for u in list_users(studio, SYSTEM)}:
+            create_user(studio, SYSTEM, E2E_USER, E2E_PASSWORD, Role.ADMIN, "E2E Admin")
+    finally:
+        studio.engine.dispose()
+
+
+def goto(page, url: str) -> None:  # noqa: ANN001 - playwright Page
+    """Open ``url`` and sign in: a fresh browser session starts on the login page, whatever the URL; once
+    signed in, the page of that URL opens."""
+    page.goto(url)
+    page.locator("h1").filter(has_text=re.compile("^Sign in$")).first.wait_for()
+    page.get_by_role("textbox", name="Username", exact=True).fill(E2E_USER)
+    page.get_by_role("textbox", name="Password", exact=True).fill(E2E_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.locator("h1").filter(has_text=re.compile("^Sign in$")).first.wait_for(state="detached")
+
+
 @contextmanager
 def _streamlit(data_dir: Path, log_dir: Path) -> Iterator[str]:
-    """The studio as ``run.sh`` serves it, on a free port; yields its URL and stops that process at the end."""
+    """The studio as ``run.sh`` serves it, on a free port, with login on and an admin account for the
+    browser (``goto`` signs in); yields its URL and stops that process at the end."""
+    _add_e2e_account(data_dir)
     port = _free_port()
     env = {**os.environ, "STUDIO_DATA_DIR": str(data_dir)}
     env.pop("DATABASE_URL", None)
+    env.pop("STUDIO_AUTH", None)  # login on, as shipped
     log_path = log_dir / "streamlit.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -226,7 +254,7 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     studio: Studio = open_studio(_settings(studio_dir))
 
     # Capture, the default page, at the root URL.
-    page.goto(server)
+    goto(page, server)
     _settle(page, "Capture")
     _assert_no_errors(page, "capture")
     counts = class_counts(studio, TOOL)
@@ -252,7 +280,7 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     page.frame_locator(CAMERA_IFRAME).first.get_by_role("button", name="START").wait_for()
     _settle(page, "Live inspection")
     page.get_by_role("tab", name="Photo").click()  # the camera tab comes first; the URL remembers the tab
-    page.wait_for_url(re.compile(r"/live\?tab=Photo$"))
+    page.wait_for_url(re.compile(r"/live\?(.*&)?tab=Photo(&.*)?$"))  # beside the tab session parameter
     page.get_by_text("Upload a photo to inspect it.").wait_for()
     _settle(page, "Live inspection")
     start, end = default_range(1)
@@ -279,7 +307,8 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
         page.get_by_text("Nothing to review: every flagged inspection has a verdict.").wait_for()
     if not os.environ.get("SCREENSHOT_DIR"):  # the two recorded reviews + what the model sent to review
         cells = sorted((ELPV / "good").glob("*.png"))[:3] + sorted((ELPV / "defective").glob("*.png"))[:3]
-        sent = sum(predict_image(studio, TOOL, p.name, p.read_bytes(), record=False).inspection.decision == "review"
+        sent = sum(predict_image(studio, TOOL, p.name, p.read_bytes(), record=False,
+            actor=SYSTEM).inspection.decision == "review"
                    for p in cells)
         assert waiting == 2 + sent
     _screenshot(page, "review")
@@ -310,6 +339,10 @@ def test_every_page_in_a_real_browser(browser, server: str, studio_dir: Path) ->
     _open(page, "api-tokens")
     page.get_by_role("button", name="Create token").wait_for()
 
+    _open(page, "admin")
+    page.get_by_role("button", name="Add user").wait_for()
+    _screenshot(page, "users")
+
     _open(page, "capture")  # back through the sidebar link as well
     studio.engine.dispose()
 
@@ -319,7 +352,7 @@ def test_a_bookmarked_page_url_works_on_a_fresh_server(browser, studio_dir: Path
     """An operator's tablet bookmarked on /live, opened after the studio (re)started."""
     with _streamlit(studio_dir, tmp_path) as url:
         page = _new_page(browser)
-        page.goto(f"{url}/live?tab=Photo")  # the Photo tab, bookmarked
+        goto(page, f"{url}/live?tab=Photo")  # the Photo tab, bookmarked: it opens after signing in
         _settle(page, TITLES["live"])
         _assert_no_errors(page, "live")
         sidebar_links = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()

@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import select
 
+from core.audit import SYSTEM
 from core.images import decode_image
 from core.samples import import_path
 from core.studio import open_studio
@@ -34,6 +35,7 @@ from tests.e2e.test_browser import (
     _settings,
     _settle,
     _streamlit,
+    goto,
 )
 
 TOOL = "solar-cell"
@@ -68,8 +70,8 @@ def write_y4m(path: Path, frames: int = 30) -> None:
 def studio_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = (tmp_path_factory.mktemp("camera") / "data").resolve()
     studio = open_studio(_settings(data_dir))
-    create_tool(studio, TOOL, "good,defective")
-    assert import_path(studio, TOOL, ELPV).imported == 40
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    assert import_path(studio, TOOL, ELPV, actor=SYSTEM).imported == 40
     with studio.transaction() as session:
         session.scalar(select(Tool).where(Tool.name == TOOL)).roi = ROI
     studio.engine.dispose()
@@ -108,7 +110,7 @@ def capture_samples(studio_dir: Path) -> list[Sample]:
 
 def test_snapshot_from_the_fake_camera_is_stored(camera_page: tuple[object, str], studio_dir: Path) -> None:
     page, url = camera_page
-    page.goto(url)  # Capture is the default page, at the root URL
+    goto(page, url)  # Capture is the default page, at the root URL
     _settle(page, "Capture")
     _assert_no_errors(page, "capture")
     assert capture_samples(studio_dir) == []
@@ -140,7 +142,7 @@ def test_snapshot_from_the_fake_camera_is_stored(camera_page: tuple[object, str]
         page.wait_for_timeout(500)
         page.screenshot(path=str(Path(os.environ["SCREENSHOT_DIR"]) / "capture.png"))
 
-    page.goto(f"{url}/dataset")
+    goto(page, f"{url}/dataset")
     _settle(page, "Dataset")
     _assert_no_errors(page, "dataset")
     page.get_by_text(re.compile(r"^41 sample\(s\) · page 1 of 1")).wait_for()

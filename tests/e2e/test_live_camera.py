@@ -32,7 +32,17 @@ from core.tool_settings import LiveOptions
 from core.tools import create_tool, set_roi
 from core.training import train
 from storage.tables import Inspection
-from tests.e2e.test_browser import CHROMIUM, CHROMIUM_ARGS, ELPV, TIMEOUT_MS, TOOL, VIEWPORT, _settings, _streamlit
+from tests.e2e.test_browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ELPV,
+    TIMEOUT_MS,
+    TOOL,
+    VIEWPORT,
+    _settings,
+    _streamlit,
+    goto,
+)
 
 VIDEO_FPS = 5
 ROI = [0.2, 0.1, 0.8, 0.9]  # where core.live.demo.place puts the part
@@ -61,9 +71,9 @@ def wait_until(condition, timeout: float, message) -> None:  # noqa: ANN001
 def live_studio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("live-e2e") / "data"
     studio = open_studio(_settings(data_dir))
-    create_tool(studio, TOOL, "good,defective")
-    assert import_path(studio, TOOL, ELPV).imported == 40
-    train(studio, TOOL)
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    assert import_path(studio, TOOL, ELPV, actor=SYSTEM).imported == 40
+    train(studio, TOOL, actor=SYSTEM)
     set_roi(studio, TOOL, ROI, SYSTEM)
     # Saved live settings the page starts from: a short smoothing window, so that continuous mode
     # records each 4 s part even when a loaded 2-core machine processes only a frame or two a second.
@@ -109,7 +119,7 @@ def test_live_camera_stream_in_a_real_browser(page, live_studio: Path, tmp_path:
     monkeypatch.setenv("STUDIO_STATION", "live-camera")  # the server's station: its inspections are recorded there
     studio = open_studio(_settings(live_studio))
     with _streamlit(live_studio, tmp_path) as url:
-        page.goto(f"{url}/live")
+        goto(page, f"{url}/live")
         page.locator("h1").filter(has_text=re.compile("^Live inspection$")).first.wait_for()
         page.get_by_text("No frame inspected yet.").wait_for()
 

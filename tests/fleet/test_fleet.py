@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from core.audit import SYSTEM
 from core.fleet.heartbeat import SILENT_PERIODS, Beat, beat, fleet
 from core.studio import Studio
 from core.tools import create_tool
@@ -37,7 +38,7 @@ def test_heartbeat_registers_updates_and_goes_silent(any_studio: Studio) -> None
 def test_four_tablet_processes_never_claim_the_same_card(any_studio: Studio) -> None:
     if any_studio.engine.dialect.name != "postgresql":
         pytest.skip("the plant's tablets share PostgreSQL (SQLite serialises writers: covered by test_review_queue)")
-    create_tool(any_studio, "cells", "good,defective")
+    create_tool(any_studio, "cells", "good,defective", actor=SYSTEM)
     fill_queue(any_studio.settings, "cells", N_CARDS)
     context = multiprocessing.get_context("spawn")
     with context.Manager() as manager, context.Pool(TABLETS) as pool:

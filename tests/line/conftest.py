@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.studio import Studio, open_studio
 
@@ -147,9 +148,9 @@ def trained_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("line-trained") / "data"
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
-    create_tool(studio, "cells", "good,defective")
-    import_path(studio, "cells", ELPV)
-    train(studio, "cells", profile="fast")
+    create_tool(studio, "cells", "good,defective", actor=SYSTEM)
+    import_path(studio, "cells", ELPV, actor=SYSTEM)
+    train(studio, "cells", profile="fast", actor=SYSTEM)
     studio.engine.dispose()
     return folder
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from core.audit import audit_log
+from core.audit import SYSTEM, audit_log
 from core.cli import main
 from core.config import Settings
 from core.studio import open_studio
 from core.tools import create_tool
+from tests.cli_accounts import act_as
 
 
 @pytest.fixture
@@ -20,7 +21,8 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("STUDIO_DATA_DIR", str(folder))
     monkeypatch.delenv("DATABASE_URL", raising=False)
     studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
-    create_tool(studio, "cells", "good,defective")
+    create_tool(studio, "cells", "good,defective", actor=SYSTEM)
+    act_as(monkeypatch, studio)  # the commands act as a real admin account
     studio.engine.dispose()
     return folder
 

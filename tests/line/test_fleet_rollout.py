@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core.audit import audit_log
+from core.audit import SYSTEM, audit_log
 from core.config import Settings
 from core.fleet.heartbeat import fleet
 from core.line.station import Station, StationOptions
@@ -46,7 +46,7 @@ def fleet_studio(trained_data: Path, tmp_path: Path, database_url: str) -> Studi
         studio = open_studio(Settings(folder, f"sqlite:///{folder / 'studio.db'}"))
     else:
         studio = open_studio(Settings(folder, database_url))
-        create_tool(studio, "cells", classes)
+        create_tool(studio, "cells", classes, actor=SYSTEM)
         with studio.transaction() as session:
             tool_id = repo.get_tool(session, "cells").id
             for v in versions:

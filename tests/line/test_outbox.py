@@ -10,6 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import func, select
 
+from core.audit import SYSTEM
 from core.inspect.recorder import RecordedInspection
 from core.line.mqtt import MqttLink
 from core.line.outbox import DeliveryWorker, Outbox, backlog
@@ -101,8 +102,8 @@ class Subscriber:
 
 
 def test_events_reach_the_broker_and_survive_a_broker_outage(studio: Studio, mosquitto: Mosquitto) -> None:
-    create_tool(studio, "t", "good,defective")
-    output = add_output(studio, "s1", "plant", "mqtt", mosquitto.url)
+    create_tool(studio, "t", "good,defective", actor=SYSTEM)
+    output = add_output(studio, "s1", "plant", "mqtt", mosquitto.url, actor=SYSTEM)
     plant = Subscriber(mosquitto)
     outbox = Outbox()
     link = MqttLink(mosquitto.url, "s1")
@@ -164,8 +165,8 @@ def test_status_is_retained_with_a_last_will(studio: Studio, mosquitto: Mosquitt
 
 
 def test_webhook_signed_retried_and_nothing_lost(studio: Studio, receiver: Receiver) -> None:
-    create_tool(studio, "t", "good,defective")
-    output = add_output(studio, "s1", "mes", "webhook", receiver.url, secret="k3y-very-secret")
+    create_tool(studio, "t", "good,defective", actor=SYSTEM)
+    output = add_output(studio, "s1", "mes", "webhook", receiver.url, secret="k3y-very-secret", actor=SYSTEM)
     assert output.secret == "k3****" and "very" not in json.dumps(list_outputs(studio, "s1")[0].as_dict())
     receiver.fail_next = 2
     outbox = Outbox()
@@ -188,22 +189,22 @@ def test_webhook_signed_retried_and_nothing_lost(studio: Studio, receiver: Recei
 
 
 def test_outputs_config_and_test_publish(studio: Studio, mosquitto: Mosquitto, receiver: Receiver) -> None:
-    add_output(studio, "s1", "plant", "mqtt", mosquitto.url, username="cam", secret="pa55word!")
-    add_output(studio, "s1", "mes", "webhook", receiver.url, secret="abc")
+    add_output(studio, "s1", "plant", "mqtt", mosquitto.url, username="cam", secret="pa55word!", actor=SYSTEM)
+    add_output(studio, "s1", "mes", "webhook", receiver.url, secret="abc", actor=SYSTEM)
     listed = {o.name: o for o in list_outputs(studio, "s1")}
     assert listed["plant"].secret == "pa****" and listed["mes"].secret == "****"
-    assert publish_test(studio, "s1", "plant")["ok"]
-    result = publish_test(studio, "s1", "mes")
+    assert publish_test(studio, "s1", "plant", actor=SYSTEM)["ok"]
+    result = publish_test(studio, "s1", "mes", actor=SYSTEM)
     assert result["ok"] and receiver.events()[-1]["test"] is True
-    remove_output(studio, "s1", "mes")
+    remove_output(studio, "s1", "mes", actor=SYSTEM)
     assert [o.name for o in list_outputs(studio, "s1")] == ["plant"]
     with pytest.raises(Exception, match="mqtt://"):
-        add_output(studio, "s1", "bad", "mqtt", "http://x")
+        add_output(studio, "s1", "bad", "mqtt", "http://x", actor=SYSTEM)
     assert mask("") is None
 
 
 def test_event_rows_commit_with_the_inspection_or_not_at_all(studio: Studio) -> None:
-    create_tool(studio, "t", "good,defective")
+    create_tool(studio, "t", "good,defective", actor=SYSTEM)
     outbox = Outbox()
     with pytest.raises(RuntimeError):
         with studio.transaction() as session:
@@ -229,8 +230,8 @@ def test_prune_keeps_what_an_output_still_waits_for(studio: Studio) -> None:
     from core.line.outbox import prune
     from storage.tables import utc_now
 
-    create_tool(studio, "t", "good,defective")
-    output = add_output(studio, "s1", "mes", "webhook", "http://127.0.0.1:9/hook")
+    create_tool(studio, "t", "good,defective", actor=SYSTEM)
+    output = add_output(studio, "s1", "mes", "webhook", "http://127.0.0.1:9/hook", actor=SYSTEM)
     record(studio, Outbox(), 4)
     with studio.transaction() as session:
         old = utc_now() - timedelta(days=31)

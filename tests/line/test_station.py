@@ -17,7 +17,7 @@ from asyncua import Client, ua
 from pymodbus.client import ModbusTcpClient
 from sqlalchemy import func, select
 
-from core.audit import audit_log
+from core.audit import SYSTEM, audit_log
 from core.line.opcua import NAMESPACE
 from core.line.outputs import add_output, list_outputs
 from core.line.recipes import create_recipe
@@ -106,10 +106,11 @@ async def _opcua_inspect(port: int, station: str) -> tuple[bool, int]:
 
 def test_station_end_to_end(line_studio: Studio, frames: Path, mosquitto: Mosquitto, receiver: Receiver) -> None:
     studio, data = line_studio, line_studio.settings.data_dir
-    create_recipe(studio, "s1", "cell-a", 1, ["cells"])
-    create_recipe(studio, "s1", "cell-b", 2, [{"tool": "cells", "threshold": 0.99, "policy": "classifier only"}])
-    add_output(studio, "s1", "plant", "mqtt", mosquitto.url)
-    add_output(studio, "s1", "mes", "webhook", receiver.url, secret="hook-key-123")
+    create_recipe(studio, "s1", "cell-a", 1, ["cells"], actor=SYSTEM)
+    create_recipe(studio, "s1", "cell-b", 2, [{"tool": "cells", "threshold": 0.99, "policy": "classifier only"}],
+        actor=SYSTEM)
+    add_output(studio, "s1", "plant", "mqtt", mosquitto.url, actor=SYSTEM)
+    add_output(studio, "s1", "mes", "webhook", receiver.url, secret="hook-key-123", actor=SYSTEM)
     plant = Subscriber(mosquitto)
     modbus, opcua = free_port(), free_port()
     args = (
@@ -232,7 +233,7 @@ def test_bad_camera_and_wrong_broker_credentials(line_studio: Studio, tmp_path: 
     broker = Mosquitto(tmp_path / "secure", users={"camera": "right-password"})
     broker.start()
     try:
-        add_output(studio, "s2", "plant", "mqtt", broker.url, username="camera", secret="wrong-password")
+        add_output(studio, "s2", "plant", "mqtt", broker.url, username="camera", secret="wrong-password", actor=SYSTEM)
         modbus = free_port()
         dead = f"rtsp://127.0.0.1:{free_port()}/stream"
         station = StationProcess(

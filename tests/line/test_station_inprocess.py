@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from core.audit import SYSTEM
 from core.line.recipes import activate_recipe, create_recipe
 from core.line.station import Station, StationOptions
 from core.studio import Studio
@@ -26,8 +27,8 @@ def events(studio: Studio) -> list[OutboxEvent]:
 
 
 def test_continuous_trigger_rest_and_recipe_follow(line_studio: Studio, frames: Path) -> None:
-    create_recipe(line_studio, "s3", "a", 1, ["cells"])
-    create_recipe(line_studio, "s3", "b", 2, [{"tool": "cells", "policy": "classifier only"}])
+    create_recipe(line_studio, "s3", "a", 1, ["cells"], actor=SYSTEM)
+    create_recipe(line_studio, "s3", "b", 2, [{"tool": "cells", "policy": "classifier only"}], actor=SYSTEM)
     station = Station(
         line_studio, StationOptions("s3", str(frames), recipe="a", trigger="continuous", fps=20, heartbeat_s=0.2)
     )
@@ -37,7 +38,7 @@ def test_continuous_trigger_rest_and_recipe_follow(line_studio: Studio, frames: 
         address = station.status()["http"]
         with urllib.request.urlopen(f"http://{address}/status", timeout=5) as response:
             assert json.loads(response.read())["recipe"]["name"] == "a"
-        activate_recipe(line_studio, "s3", "b", via="studio")  # the Line page's selector
+        activate_recipe(line_studio, "s3", "b", via="studio", actor=SYSTEM)  # the Line page's selector
         wait_until(lambda: station.recipe is not None and station.recipe.name == "b", 30, 0.05, "the station to follow")
         wait_until(lambda: events(line_studio)[-1].recipe == "b", 60, 0.05, "an inspection under recipe b")
         seqs = [e.seq for e in events(line_studio)]

@@ -11,6 +11,7 @@ import pytest
 
 from core.analytics.dashboard import load_dashboard
 from core.analytics.filters import AnalyticsFilter
+from core.audit import SYSTEM
 from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
@@ -45,7 +46,7 @@ def studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Studio]:
 
 
 def _tiny(studio: Studio) -> None:
-    create_tool(studio, TOOL, "good,crack,dent")
+    create_tool(studio, TOOL, "good,crack,dent", actor=SYSTEM)
     today = datetime.combine(utc_now().date(), time.min)
     image_key, _ = studio.images.put(sorted((ELPV / "defective").glob("*.png"))[0].read_bytes(), "png")
     with studio.transaction() as session:
@@ -64,7 +65,7 @@ def _tiny(studio: Studio) -> None:
 
 
 def test_a_tool_without_inspections(studio: Studio) -> None:
-    create_tool(studio, TOOL, "good,crack")
+    create_tool(studio, TOOL, "good,crack", actor=SYSTEM)
     at = open_page("analytics")
     assert texts(at.info) == ["No inspections in this period."]
     assert not at.metric

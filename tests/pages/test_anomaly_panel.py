@@ -41,10 +41,10 @@ def both_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder with the 40 committed cells, a classifier and an anomaly model."""
     data_dir = tmp_path_factory.mktemp("both") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, CLASSES)
-    import_path(studio, TOOL, ELPV)
-    train(studio, TOOL)
-    train(studio, TOOL, method="anomaly")
+    create_tool(studio, TOOL, CLASSES, actor=SYSTEM)
+    import_path(studio, TOOL, ELPV, actor=SYSTEM)
+    train(studio, TOOL, actor=SYSTEM)
+    train(studio, TOOL, method="anomaly", actor=SYSTEM)
     studio.engine.dispose()
     return data_dir
 
@@ -70,7 +70,8 @@ def test_train_page_shows_the_goods_scores_threshold_and_advice(both_studio: Stu
     assert get_tool(both_studio, TOOL).settings["thresholds"] == {}  # the untouched threshold stays calibrated
     at.slider(key="anomaly-threshold").set_value(0.35).run()
     assert get_tool(both_studio, TOOL).settings["thresholds"] == {"anomaly": 0.35}
-    assert [(e.action, e.actor) for e in audit_log(both_studio, TOOL)][:2] == [("settings", "operator")] * 2
+    trail = [(e.action, e.actor) for e in audit_log(both_studio, TOOL)]
+    assert trail[:4] == [("settings", "operator"), ("sign", "operator")] * 2  # each change e-signed first
 
 
 def test_train_page_says_what_tiling_will_cost_before_training(both_studio: Studio) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from core.audit import Actor, log
+from core.audit import SYSTEM, Actor, log
+from core.auth.roles import Role
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
@@ -27,10 +28,10 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tool with a kNN model (quick to train) and audit rows by two people, one name carrying HTML."""
     data_dir = tmp_path_factory.mktemp("audit-page") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, "good,defective")
-    import_path(studio, TOOL, ELPV)
-    train(studio, TOOL, method="knn", profile="fast")
-    change_settings(studio, TOOL, Actor("ana", "pc-1"), {"audit_share": 0.05})
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    import_path(studio, TOOL, ELPV, actor=SYSTEM)
+    train(studio, TOOL, method="knn", profile="fast", actor=SYSTEM)
+    change_settings(studio, TOOL, Actor("ana", "pc-1", Role.ENGINEER, "page"), {"audit_share": 0.05})
     with studio.transaction() as session:
         log(session, Actor(HTML, "pc-2"), "queue", "inspection 1", None)
     studio.engine.dispose()

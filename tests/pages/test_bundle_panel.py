@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.audit import SYSTEM
 from core.bundle.export import export_bundle
 from core.config import Settings
 from core.samples import import_path
@@ -30,10 +31,10 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
     data_dir = tmp_path_factory.mktemp("bundle-page") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, "good,defective")
-    import_path(studio, TOOL, ELPV)
-    train(studio, TOOL, method="knn", profile="fast")
-    path = export_bundle(studio, TOOL, data_dir.parent / "cells.zip").path
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    import_path(studio, TOOL, ELPV, actor=SYSTEM)
+    train(studio, TOOL, method="knn", profile="fast", actor=SYSTEM)
+    path = export_bundle(studio, TOOL, data_dir.parent / "cells.zip", actor=SYSTEM).path
     studio.engine.dispose()
     return path.read_bytes()
 

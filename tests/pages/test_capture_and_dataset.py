@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 from sqlalchemy import select
 
+from core.audit import SYSTEM
 from core.dataset import DatasetFilter, browse
 from core.images import decode_image
 from core.samples import class_counts
@@ -54,7 +55,7 @@ def capture_rows(studio: Studio) -> list[Sample]:
 
 # --- capture: camera -------------------------------------------------------------------------------
 def test_snapshot_stores_the_roi_of_the_latest_frame(empty_studio: Studio, camera_widgets: StreamerRecorder) -> None:
-    create_tool(empty_studio, TOOL, CLASSES)
+    create_tool(empty_studio, TOOL, CLASSES, actor=SYSTEM)
     with empty_studio.transaction() as session:
         session.scalar(select(Tool)).roi = [0.25, 0.0, 0.75, 1.0]
     at = open_page("capture")
@@ -77,7 +78,7 @@ def test_snapshot_stores_the_roi_of_the_latest_frame(empty_studio: Studio, camer
 
 
 def test_snapshot_without_a_camera_frame_warns(empty_studio: Studio) -> None:
-    create_tool(empty_studio, TOOL, CLASSES)
+    create_tool(empty_studio, TOOL, CLASSES, actor=SYSTEM)
     at = open_page("capture")
     button(at, "Snapshot as 'good'").click().run()
     assert not at.exception
@@ -86,7 +87,7 @@ def test_snapshot_without_a_camera_frame_warns(empty_studio: Studio) -> None:
 
 
 def test_burst_stores_n_new_frames(empty_studio: Studio, camera_widgets: StreamerRecorder) -> None:
-    create_tool(empty_studio, TOOL, CLASSES)
+    create_tool(empty_studio, TOOL, CLASSES, actor=SYSTEM)
     at = open_page("capture")
     grabber = camera_widgets.callback("capture-camera")
     at.number_input(key="burst-count").set_value(3)
@@ -113,7 +114,7 @@ def test_burst_stores_n_new_frames(empty_studio: Studio, camera_widgets: Streame
 
 
 def test_new_class_is_added_and_chosen(empty_studio: Studio) -> None:
-    create_tool(empty_studio, TOOL, CLASSES)
+    create_tool(empty_studio, TOOL, CLASSES, actor=SYSTEM)
     at = open_page("capture")
     at.main.selectbox[0].select("+ New class...").run()
     assert "Name the new class and press **Add class** before capturing." in texts(at.info)
@@ -127,7 +128,7 @@ def test_new_class_is_added_and_chosen(empty_studio: Studio) -> None:
 
 
 def test_upload_of_a_zip_uses_its_class_folders(empty_studio: Studio) -> None:
-    create_tool(empty_studio, TOOL, CLASSES)
+    create_tool(empty_studio, TOOL, CLASSES, actor=SYSTEM)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in GOOD_CELLS[:3]:
@@ -147,7 +148,7 @@ def test_upload_of_a_zip_uses_its_class_folders(empty_studio: Studio) -> None:
 
 
 def test_upload_of_a_damaged_zip_is_refused(empty_studio: Studio) -> None:
-    create_tool(empty_studio, TOOL, CLASSES)
+    create_tool(empty_studio, TOOL, CLASSES, actor=SYSTEM)
     at = open_page("capture")
     at.file_uploader[0].set_value([("broken.zip", b"PK\x03\x04 not really a zip", "application/zip")])
     button(at, "Add to dataset").click().run()

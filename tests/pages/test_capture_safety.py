@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zipfile
 
+from core.audit import SYSTEM
 from core.samples import class_counts
 from core.studio import Studio
 from core.tools import create_tool
@@ -21,7 +22,7 @@ from tests.pages.test_pages import (  # noqa: F401 - fixtures used by name
 
 
 def test_unreadable_members_and_a_damaged_zip_keep_the_report(empty_studio: Studio, tmp_path) -> None:  # noqa: ANN001
-    create_tool(empty_studio, TOOL, CLASSES)
+    create_tool(empty_studio, TOOL, CLASSES, actor=SYSTEM)
     archive = tmp_path / "cells.zip"
     with zipfile.ZipFile(archive, "w") as out:
         for path in GOOD_CELLS[:4]:

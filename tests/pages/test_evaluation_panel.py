@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
+from core.audit import SYSTEM
 from core.samples import import_path
 from core.tools import create_tool
 from core.training import train
@@ -17,16 +18,16 @@ from tests.pages.test_pages import ELPV, TOOL, _use, button, metrics, open_page
 
 def test_evaluate_a_version_on_held_out_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     studio = _use(tmp_path / "data", monkeypatch)
-    create_tool(studio, TOOL, "good,defective")
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
     for label, cells in (("good", sorted((ELPV / "good").glob("*.png"))[:8]),
                          ("defective", sorted((ELPV / "defective").glob("*.png"))[:8])):
         for path in cells:
-            import_path(studio, TOOL, path, label=label)
+            import_path(studio, TOOL, path, label=label, actor=SYSTEM)
     with studio.transaction() as session:  # 2 + 2 cells held out
         held = [s.id for label in ("good", "defective") for s in
                 session.scalars(select(Sample).where(Sample.label == label).order_by(Sample.id).limit(2))]
         session.execute(update(Sample).where(Sample.id.in_(held)).values(split="held_out"))
-    version = train(studio, TOOL, profile="fast").version_id
+    version = train(studio, TOOL, profile="fast", actor=SYSTEM).version_id
     studio.engine.dispose()
 
     at = open_page("models")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.audit import SYSTEM
 from core.config import load_settings
 from core.line.outbox import ensure_station
 from core.line.outputs import add_output
@@ -54,12 +55,12 @@ def test_no_station_yet(line_studio: Studio) -> None:
 
 def test_station_status_outputs_recipes_and_map(line_studio: Studio) -> None:
     studio = line_studio
-    create_tool(studio, "cells", "good,defective")
-    create_recipe(studio, "line1", "cell-a", 1, ["cells"])
-    create_recipe(studio, "line1", "cell-b", 2, ["cells"])
+    create_tool(studio, "cells", "good,defective", actor=SYSTEM)
+    create_recipe(studio, "line1", "cell-a", 1, ["cells"], actor=SYSTEM)
+    create_recipe(studio, "line1", "cell-b", 2, ["cells"], actor=SYSTEM)
     add_output(
         studio, "line1", "plant", "mqtt", "mqtt://127.0.0.1:1883/studio", username="cam", secret="supersecret-pw"
-    )
+    , actor=SYSTEM)
     with studio.transaction() as session:
         row = ensure_station(session, "line1")
         row.heartbeat_at = utc_now()

@@ -268,9 +268,9 @@ def test_a_second_tool_inspects_the_same_frame_with_its_own_threshold(studio: St
     from core.training import train
     from pages.common import TOOL_KEY
     from tests.pages.test_pages import ELPV
-    create_tool(studio, "busbar", "good,defective")
-    import_path(studio, "busbar", ELPV)
-    train(studio, "busbar")
+    create_tool(studio, "busbar", "good,defective", actor=SYSTEM)
+    import_path(studio, "busbar", ELPV, actor=SYSTEM)
+    train(studio, "busbar", actor=SYSTEM)
     set_roi(studio, "busbar", [0.0, 0.0, 0.5, 1.0], SYSTEM)
     # its own saved threshold: fails anything
     change_settings(studio, "busbar", SYSTEM, {"threshold.classifier": 0.0, "review_band.classifier": 0.0})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.audit import audit_log
+from core.audit import SYSTEM, audit_log
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
@@ -30,11 +30,11 @@ def classifier_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder with 10 + 10 committed cells and a classifier (fast profile)."""
     data_dir = tmp_path_factory.mktemp("oppoint-page") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, CLASSES)
+    create_tool(studio, TOOL, CLASSES, actor=SYSTEM)
     for label in ("good", "defective"):
         for path in sorted((ELPV / label).glob("*.png"))[:10]:
-            import_path(studio, TOOL, path, label=label)
-    train(studio, TOOL, profile="fast")
+            import_path(studio, TOOL, path, label=label, actor=SYSTEM)
+    train(studio, TOOL, profile="fast", actor=SYSTEM)
     studio.engine.dispose()
     return data_dir
 

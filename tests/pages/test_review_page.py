@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from core.audit import SYSTEM, Actor, audit_log
+from core.auth.roles import Role
 from core.images import decode_image, encode_png
 from core.inspect.decision import Verdict
 from core.inspect.service import predict_image
@@ -77,10 +79,10 @@ def test_tap_good_tap_a_defect_class_and_undo(trained_studio: Studio) -> None:
                        trained]
 
 
-def test_not_sure_skips_and_the_name_and_device_reach_the_audit_log(trained_studio: Studio) -> None:
+@pytest.mark.signed_in_as("operator")
+def test_not_sure_skips_and_the_account_and_device_reach_the_audit_log(trained_studio: Studio) -> None:
     first, second = flag(trained_studio, [GOOD_CELLS[7], GOOD_CELLS[8]])
     at = open_page("review")
-    at.text_input(key="reviewer-name").set_value("maria")
     at.text_input(key="reviewer-device").set_value("tablet-3").run()
     assert card_id(at) == str(first)
     at.button(key="skip").click().run()
@@ -90,7 +92,7 @@ def test_not_sure_skips_and_the_name_and_device_reach_the_audit_log(trained_stud
     assert sum(queue_counts(trained_studio, TOOL).values()) == 1  # the skipped one still waits
     assert "skipped by you" in texts(at.info)[0]
     assert [(e.action, e.actor, e.device) for e in audit_log(trained_studio, TOOL)] == \
-        [("verdict", "maria", "tablet-3"), ("skip", "maria", "tablet-3"), ("train_activate", "system", "")]
+        [("verdict", "operator", "tablet-3"), ("skip", "operator", "tablet-3"), ("train_activate", "system", "")]
 
 
 def test_heatmap_toggle_shows_the_class_activation_map(trained_studio: Studio) -> None:
@@ -105,7 +107,7 @@ def test_heatmap_toggle_shows_the_class_activation_map(trained_studio: Studio) -
 
 def test_models_page_promotes_and_rolls_back(trained_studio: Studio) -> None:
     v1 = list_versions(trained_studio, TOOL)[0].id
-    v2 = train_candidate(trained_studio, TOOL, Actor("eva", "pc"), profile="fast").version_id
+    v2 = train_candidate(trained_studio, TOOL, Actor("eva", "pc", Role.ENGINEER, "page"), profile="fast").version_id
     at = open_page("models")
     assert [m.value for m in at.metric] == ["+0", "+0"]
     assert at.button(key="promote").label == f"Promote v{v2}"
@@ -113,12 +115,14 @@ def test_models_page_promotes_and_rolls_back(trained_studio: Studio) -> None:
     assert not at.exception
     assert classifier_of(trained_studio, TOOL).version_id == v2
     assert predict_image(trained_studio, TOOL, "x.png", GOOD_CELLS[0].read_bytes(),
-                         record=False).inspection.deciding_version == v2
+                         record=False, actor=SYSTEM).inspection.deciding_version == v2
     assert at.button(key="promote").label == f"Roll back to v{v1}"
     at.button(key="promote").click().run()
     assert classifier_of(trained_studio, TOOL).version_id == v1
     actions = [(e.action, e.target) for e in audit_log(trained_studio, TOOL)]
-    assert actions[:2] == [("rollback", f"model_version {v1}"), ("promote", f"model_version {v2}")]
+    assert actions[:4] == [("rollback", f"model_version {v1}"), ("sign", f"model_version {v1}"),
+                           ("promote", f"model_version {v2}"), ("sign", f"model_version {v2}")]  # e-signed first
+    assert any(t.startswith("Signed: Operator (operator), approved") for t in texts(at.text))  # on the record
     at.button(key="compare").click().run()
     assert not at.exception and "Side by side" in texts(at.subheader)
 

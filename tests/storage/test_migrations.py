@@ -20,7 +20,8 @@ TABLES = {"tool", "sample", "model_version", "inspection", "review", "audit_log"
           "inspection_rollup", "inspection_latency_rollup", "inspection_daily_rollup",  # analytics rollups: issue 21
           "inspection_daily_latency_rollup", "review_rollup", "review_daily_rollup",
           "fleet_station", "rollout_signal",  # the fleet: issue 21
-          "audit_chain_head"}  # the audit chain: issue 20
+          "audit_chain_head",  # the audit chain: issue 20
+          "account", "signature"}  # accounts and e-signatures: issue 20
 
 
 @pytest.fixture

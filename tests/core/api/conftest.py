@@ -15,7 +15,8 @@ import uvicorn
 
 from core.api.app import create_app
 from core.api.tokens import create_token
-from core.audit import Actor
+from core.audit import SYSTEM, Actor
+from core.auth.roles import Role
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
@@ -25,7 +26,7 @@ from tests.line.conftest import wait_until
 
 ELPV = Path(__file__).resolve().parents[2] / "data" / "elpv"
 CAP = 256 * 1024  # the upload cap of the test server: small, so that over-cap bodies are cheap
-ADMIN = Actor("tester", "pytest")
+ADMIN = Actor("tester", "pytest", Role.ADMIN)
 
 
 class ApiServer:
@@ -56,9 +57,9 @@ class ApiServer:
 def trained_studio(folder: Path, database_url: str | None = None) -> Studio:
     """A studio with tool ``cells`` trained (fast profile) on the committed ELPV cells."""
     studio = open_studio(Settings(folder, database_url or f"sqlite:///{folder / 'studio.db'}"))
-    create_tool(studio, "cells", "good,defective")
-    import_path(studio, "cells", ELPV)
-    train(studio, "cells", profile="fast")
+    create_tool(studio, "cells", "good,defective", actor=SYSTEM)
+    import_path(studio, "cells", ELPV, actor=SYSTEM)
+    train(studio, "cells", profile="fast", actor=SYSTEM)
     return studio
 
 

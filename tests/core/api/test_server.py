@@ -15,6 +15,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from core.api.tokens import revoke_token
+from core.audit import SYSTEM
 from core.inspect.service import predict_image
 from core.studio import Studio
 from storage.tables import Inspection
@@ -43,7 +44,7 @@ def inspect(server: ApiServer, token: str, data: bytes, content_type: str = "ima
 def test_inspect_answers_what_predict_image_answers(server: ApiServer, api_studio: Studio, tokens: dict[str, str],
                                                     image) -> None:  # type: ignore[no-untyped-def]
     data, before = image(), inspections(api_studio)
-    expected = predict_image(api_studio, "cells", "upload", data, record=False).as_dict()
+    expected = predict_image(api_studio, "cells", "upload", data, record=False, actor=SYSTEM).as_dict()
 
     raw = inspect(server, tokens["inspect"], data, record="false")
     multipart = httpx.post(f"{server.url}/v1/tools/cells/inspect", params={"record": "false"}, timeout=60,
@@ -205,3 +206,26 @@ def test_the_event_loop_serves_while_a_model_judges(server: ApiServer, tokens: d
         release.set()
         client.join(60)
     assert answers[0].status_code == 200
+
+
+def test_a_token_acts_as_its_account_and_the_matrix_decides(server: ApiServer, api_studio: Studio) -> None:
+    """A token acts as the account that made it (role read at each request, via "api"): when that account
+    becomes a viewer, inspecting is refused (403) and audited; a disabled account's token is refused (401)."""
+    from core.audit import SYSTEM, audit_log
+    from core.auth import accounts
+
+    account = accounts.create_user(api_studio, SYSTEM, "mes-admin", "mes-password-1", "admin")
+    _, token = create_token(api_studio, "mes-line", "inspect", accounts.actor_for(account, device="pc", via="page"))
+    before = inspections(api_studio)
+    assert inspect(server, token, good_image()).status_code == 200
+    assert inspections(api_studio) == before + 1
+    accounts.set_role(api_studio, SYSTEM, "mes-admin", "viewer")
+    refused = inspect(server, token, good_image())
+    assert refused.status_code == 403 and "may not inspect" in refused.json()["detail"]
+    assert inspections(api_studio) == before + 1
+    denied = next(e for e in audit_log(api_studio) if e.action == "denied")
+    assert (denied.actor, denied.details["via"], denied.details["permission"], denied.details["role"]) == \
+        ("mes-admin", "api", "inspect", "viewer")
+    assert denied.device.startswith("api ")
+    accounts.disable(api_studio, SYSTEM, "mes-admin")
+    assert inspect(server, token, good_image()).status_code == 401

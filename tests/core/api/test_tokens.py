@@ -11,11 +11,13 @@ from sqlalchemy import text
 
 from core.api.tokens import ScopeError, TokenChecker, TokenError, create_token, list_tokens, revoke_token
 from core.audit import Actor, audit_log
+from core.auth.roles import Role
 from core.cli import main
 from core.errors import InvalidInputError, NotFoundError
 from core.studio import Studio
+from tests.cli_accounts import act_as
 
-ACTOR = Actor("ana", "pc-7")
+ACTOR = Actor("ana", "pc-7", Role.ADMIN)
 
 
 def every_stored_text(studio: Studio) -> str:
@@ -84,6 +86,7 @@ def test_cli_create_list_revoke(studio: Studio, monkeypatch: pytest.MonkeyPatch,
                                 capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("STUDIO_DATA_DIR", str(studio.settings.data_dir))
     monkeypatch.setenv("DATABASE_URL", studio.settings.database_url)
+    act_as(monkeypatch, studio, ["bo"])
 
     assert main(["api-tokens", "create", "mes-line-1", "--scopes", "inspect,read", "--who", "bo"]) == 0
     created = json.loads(capsys.readouterr().out)

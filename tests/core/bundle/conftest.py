@@ -61,15 +61,16 @@ def add_operating_point(studio: Studio, tool_name: str) -> None:
 def source_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("bundle-source") / "data"
     studio = open_at(data_dir)
-    create_tool(studio, TOOL, "good,defective")
-    assert import_path(studio, TOOL, ELPV).imported == 40
-    train(studio, TOOL, profile="fast")  # the classifier
-    train(studio, TOOL, method="knn", profile="fast", activate=False)  # a candidate: bundles of chosen versions
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    assert import_path(studio, TOOL, ELPV, actor=SYSTEM).imported == 40
+    train(studio, TOOL, profile="fast", actor=SYSTEM)  # the classifier
+    train(studio, TOOL, method="knn", profile="fast", activate=False,
+        actor=SYSTEM)  # a candidate: bundles of chosen versions
     add_legacy_anomaly(studio, TOOL)
     set_roi(studio, TOOL, [0.05, 0.05, 0.95, 0.95], SYSTEM)
     add_operating_point(studio, TOOL)
     change_settings(studio, TOOL, SYSTEM, {"threshold.classifier": 0.45, "live.smoothing": 3})
-    create_recipe(studio, "line-1", "cells", 7, [{"tool": TOOL, "threshold": 0.5}])
+    create_recipe(studio, "line-1", "cells", 7, [{"tool": TOOL, "threshold": 0.5}], actor=SYSTEM)
     studio.engine.dispose()
     return data_dir
 
@@ -99,9 +100,9 @@ def bundles(source_dir: Path, keys: tuple[KeyPair, Path], tmp_path_factory: pyte
     folder = tmp_path_factory.mktemp("bundles")
     studio = open_at(source_dir)
     paths = {"plain": folder / "plain.zip", "signed": folder / "signed.zip", "images": folder / "images.zip"}
-    export_bundle(studio, TOOL, paths["plain"])
-    export_bundle(studio, TOOL, paths["signed"], sign_key=keys[0].private_key)
-    export_bundle(studio, TOOL, paths["images"], with_images=True)
+    export_bundle(studio, TOOL, paths["plain"], actor=SYSTEM)
+    export_bundle(studio, TOOL, paths["signed"], sign_key=keys[0].private_key, actor=SYSTEM)
+    export_bundle(studio, TOOL, paths["images"], with_images=True, actor=SYSTEM)
     studio.engine.dispose()
     return paths
 

@@ -16,6 +16,7 @@ import pytest
 from core.audit import audit_log
 from core.cli import main
 from core.tools import list_tools
+from tests.cli_accounts import PASSWORD, USER, add_accounts
 from tests.core.bundle.conftest import TOOL, open_at
 from tests.test_cli_e2e import _assert_error, _cli, _env, _lines
 
@@ -37,6 +38,9 @@ def test_sign_export_and_import_between_two_data_folders(source_dir: Path, tmp_p
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("STUDIO_DATA_DIR", str(source_dir))
     monkeypatch.delenv("DATABASE_URL", raising=False)
+    add_accounts({"STUDIO_DATA_DIR": str(source_dir)})
+    monkeypatch.setenv("STUDIO_USER", USER)
+    monkeypatch.setenv("STUDIO_PASSWORD", PASSWORD)
     station = _env(tmp_path / "station")
     keys = _main(capsys, "keys", "generate", "engineer", "--dir", str(tmp_path / "keys"))
     private = Path(keys["private_key"])

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hyp
 
-from core.audit import Actor
+from core.audit import SYSTEM, Actor
+from core.auth.roles import Role
 from core.bundle import reader
 from core.bundle.import_ import import_bundle
 from core.bundle.signing import generate_key_pair
@@ -23,7 +24,7 @@ from core.errors import StudioError
 from core.studio import Studio
 from core.tools import create_tool, list_tools
 
-ME = Actor("ines", "pc-7")
+ME = Actor("ines", "pc-7", Role.ENGINEER)
 Members = dict[str, bytes]
 
 
@@ -159,7 +160,7 @@ def test_a_damaged_zip_is_refused(station: Studio, bundles: dict[str, Path], tmp
 
 
 def test_an_existing_name_is_refused_without_as(station: Studio, bundles: dict[str, Path]) -> None:
-    create_tool(station, "solar-cell", "good,defective")
+    create_tool(station, "solar-cell", "good,defective", actor=SYSTEM)
     assert_refused(station, bundles["plain"], "exists already")
     assert [t.name for t in list_tools(station)] == ["solar-cell"] and not list_tools(station)[0].trained
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.audit import Actor, audit_log
+from core.audit import SYSTEM, Actor, audit_log
+from core.auth.roles import Role
 from core.bundle.export import export_bundle
 from core.bundle.import_ import import_bundle
 from core.errors import NotFoundError
@@ -27,11 +28,12 @@ from core.tools import get_tool
 from tests.core.bundle.conftest import ELPV, TOOL, open_at
 
 CELLS = sorted(ELPV.glob("*/*.png"))
-ME = Actor("ines", "pc-7")
+ME = Actor("ines", "pc-7", Role.ENGINEER)
 
 
 def inspect_all(studio: Studio, tool: str, paths: list[Path], roi: str = "auto") -> list[Inspection]:
-    return [predict_image(studio, tool, p.name, p.read_bytes(), record=False, roi=roi).inspection for p in paths]
+    return [predict_image(studio, tool, p.name, p.read_bytes(), record=False, roi=roi,
+        actor=SYSTEM).inspection for p in paths]
 
 
 def assert_same(expected: list[Inspection], got: list[Inspection]) -> None:
@@ -102,7 +104,7 @@ def test_candidate_import_decides_nothing_until_a_promotion(station: Studio, bun
 
 def test_a_chosen_candidate_is_activated_with_activate(source: Studio, station: Studio, tmp_path: Path) -> None:
     knn = next(v for v in list_versions(source, TOOL) if v.method == "knn")
-    path = export_bundle(source, TOOL, tmp_path / "knn.zip", version_ids=[knn.id]).path
+    path = export_bundle(source, TOOL, tmp_path / "knn.zip", version_ids=[knn.id], actor=SYSTEM).path
     result = import_bundle(station, path, ME, activation="activate", recipes=False)
     assert list(result.active) == ["knn"] and list_recipes(station, "line-1") == []
     assert [set(i.models) for i in inspect_all(station, TOOL, CELLS[:2])] == [{"knn"}] * 2
@@ -114,7 +116,7 @@ def test_runtime_graphs_cached_beside_a_model_are_not_exported(source: Studio, t
     for graph in graphs:
         graph.write_bytes(b"a graph")
     try:
-        path = export_bundle(source, TOOL, tmp_path / "b.zip").path
+        path = export_bundle(source, TOOL, tmp_path / "b.zip", actor=SYSTEM).path
     finally:
         for graph in graphs:
             graph.unlink()

@@ -8,7 +8,7 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from core.audit import Actor, log
+from core.audit import SYSTEM, Actor, log
 from core.inspect.decision import Verdict
 from core.inspect.recorder import PendingInspection, RecordedInspection
 from core.studio import Studio
@@ -19,7 +19,7 @@ from tests.inspections import record
 
 @pytest.fixture
 def cell(any_studio: Studio) -> Studio:
-    create_tool(any_studio, "cell", "good,crack")
+    create_tool(any_studio, "cell", "good,crack", actor=SYSTEM)
     return any_studio
 
 

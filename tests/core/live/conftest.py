@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
@@ -29,9 +30,9 @@ def open_at(data_dir: Path) -> Studio:
 def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("live-trained") / "data"
     studio = open_at(data_dir)
-    create_tool(studio, TOOL, "good,defective")
-    assert import_path(studio, TOOL, ELPV).imported == 40
-    train(studio, TOOL)
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    assert import_path(studio, TOOL, ELPV, actor=SYSTEM).imported == 40
+    train(studio, TOOL, actor=SYSTEM)
     studio.engine.dispose()
     return data_dir
 
@@ -63,7 +64,7 @@ def both_template(trained_template: Path, tmp_path_factory: pytest.TempPathFacto
     """The trained studio plus an anomaly model trained on its good cells (cross-check policy)."""
     data_dir = tmp_path_factory.mktemp("live-both") / "data"
     with private_copy(trained_template, data_dir) as studio:
-        train(studio, TOOL, method="anomaly")
+        train(studio, TOOL, method="anomaly", actor=SYSTEM)
     return data_dir
 
 

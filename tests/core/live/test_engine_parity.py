@@ -65,7 +65,7 @@ def live_inspections(studio: Studio, images: list[np.ndarray], executor: Executo
 def test_every_path_judges_a_part_the_same_way(both: Studio, side_by_side: bool) -> None:
     set_roi(both, TOOL, ROI, SYSTEM, (WIDTH, HEIGHT))
     images = frames()
-    predicted = [predict_image(both, TOOL, f"frame-{i}.png", encode_png(f)) for i, f in enumerate(images)]
+    predicted = [predict_image(both, TOOL, f"frame-{i}.png", encode_png(f), actor=SYSTEM) for i, f in enumerate(images)]
     with ThreadPoolExecutor(1) as pool:  # the live page's model_threads() when torch computes on one thread
         live = live_inspections(both, images, pool if side_by_side else None)
     assert len({p.inspection.decision for p in predicted}) > 1  # the set has passes and non-passes
@@ -89,7 +89,8 @@ def test_every_path_judges_a_part_the_same_way(both: Studio, side_by_side: bool)
             box = region(WIDTH, HEIGHT, ROI, "crop")
             crop = np.ascontiguousarray(frame[box[1]:box[3], box[0]:box[2]])
             judged = version_judge(alone)(crop)
-            policy_only = predict_image(both, TOOL, "f.png", encode_png(frame), record=False).inspection.verdict
+            policy_only = predict_image(both, TOOL, "f.png", encode_png(frame), record=False,
+                actor=SYSTEM).inspection.verdict
             assert judged.decision == policy_only.decision and abs(judged.score - policy_only.score) <= TOLERANCE
     # the recorded rows of both paths carry the same opinions format and decisions
     recorded = rows(both)
@@ -105,7 +106,7 @@ def test_the_audit_rule_is_the_same_on_every_path(both: Studio) -> None:
     models = load_tool_models(both, TOOL)
     good = next(f for f in map(place, cells("good")) if inspect(models, f).decision == "pass")
     change_settings(both, TOOL, SYSTEM, {"audit_share": 1.0, "keep_pass_share": 0.0})
-    assert predict_image(both, TOOL, "good.png", encode_png(good)).inspection.decision == "pass"
+    assert predict_image(both, TOOL, "good.png", encode_png(good), actor=SYSTEM).inspection.decision == "pass"
     live_inspections(both, [good])
     predicted, live = rows(both)
     assert predicted.decision == live.decision == "pass"

@@ -45,7 +45,7 @@ def tool(trained: Studio) -> ToolModels:
 
 
 def test_loading_a_tool_says_what_is_wrong(trained: Studio, monkeypatch: pytest.MonkeyPatch) -> None:
-    create_tool(trained, "untrained", "good,crack")
+    create_tool(trained, "untrained", "good,crack", actor=SYSTEM)
     with pytest.raises(NotFoundError, match="no trained model yet"):
         load_tool_models(trained, "untrained")
     live = load_tool_models(trained, TOOL)
@@ -198,12 +198,12 @@ def test_a_model_that_gives_no_finite_score_sends_the_part_to_review(trained: St
 
 
 def test_two_tools_on_one_frame(trained: Studio) -> None:
-    create_tool(trained, "left-half", "good,defective")
+    create_tool(trained, "left-half", "good,defective", actor=SYSTEM)
     from core.samples import import_path
     from core.training import train
     from tests.core.live.conftest import ELPV
-    import_path(trained, "left-half", ELPV)
-    train(trained, "left-half")
+    import_path(trained, "left-half", ELPV, actor=SYSTEM)
+    train(trained, "left-half", actor=SYSTEM)
     set_roi(trained, TOOL, [0.5, 0.1, 1.0, 0.9], SYSTEM)  # each ROI holds exactly one whole cell
     set_roi(trained, "left-half", [0.0, 0.1, 0.5, 0.9], SYSTEM)
     tools = [load_tool_models(trained, "left-half"), load_tool_models(trained, TOOL)]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import storage.db
+from core.audit import SYSTEM
 from core.config import Settings
 from core.inspect.decision import Verdict
 from core.inspect.engine import Inspection as Judged
@@ -26,7 +27,7 @@ def studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Studio:
     monkeypatch.setattr(storage.db, "SQLITE_BUSY_TIMEOUT_MS", 200)
     data_dir = tmp_path / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, "cell", "good,crack")
+    create_tool(studio, "cell", "good,crack", actor=SYSTEM)
     yield studio
     studio.engine.dispose()
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from core.audit import Actor, audit_log
+from core.audit import SYSTEM, Actor, audit_log
+from core.auth.roles import Role
 from core.config import Settings
 from core.errors import InvalidInputError
 from core.inspect.decision import decide_between
@@ -29,11 +30,12 @@ from core.tool_settings import change_settings, tool_settings
 from core.tools import create_tool
 from core.training import train
 from storage import repository as repo
+from tests.cli_accounts import add_accounts
 
 pytestmark = pytest.mark.slow  # trains two models
 ROOT = Path(__file__).resolve().parents[3]
 TOOL = "cells"
-ENGINEER = Actor("eva", "office-pc")
+ENGINEER = Actor("eva", "office-pc", Role.ENGINEER)
 PER_CLASS = 10
 
 
@@ -46,12 +48,12 @@ def template(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path) -> Pat
     """A data folder: 10 + 10 committed cells, a classifier and an anomaly model (fast profile)."""
     folder = tmp_path_factory.mktemp("oppoint")
     studio = _studio(folder)
-    create_tool(studio, TOOL, ["good", "defective"])
+    create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
     for label in ("good", "defective"):
         for path in sorted((elpv_subset / label).glob("*.png"))[:PER_CLASS]:
-            import_path(studio, TOOL, path, label=label)
-    train(studio, TOOL, profile="fast")
-    train(studio, TOOL, method="anomaly", profile="fast")
+            import_path(studio, TOOL, path, label=label, actor=SYSTEM)
+    train(studio, TOOL, profile="fast", actor=SYSTEM)
+    train(studio, TOOL, method="anomaly", profile="fast", actor=SYSTEM)
     studio.engine.dispose()
     return folder
 
@@ -89,7 +91,7 @@ def test_an_applied_point_is_audited_and_decides_with_the_combined_score(studio:
     assert tool_settings(studio, TOOL).operating_point.as_json() == point.as_json()
     cells = sorted((elpv_subset / "defective").glob("*.png"))[-3:] + sorted((elpv_subset / "good").glob("*.png"))[-3:]
     for path in cells:
-        inspection = predict_image(studio, TOOL, path.name, path.read_bytes(), record=False).inspection
+        inspection = predict_image(studio, TOOL, path.name, path.read_bytes(), record=False, actor=SYSTEM).inspection
         scores = {m: v.verdict.score for m, v in inspection.models.items()}
         assert inspection.combined_score == pytest.approx(point.combination.score(scores))
         expected = decide_between(inspection.combined_score, "good", "defective", point.lo, point.hi)
@@ -108,7 +110,8 @@ def test_a_point_of_other_versions_falls_back_with_a_notice_until_recomputed(stu
     models = load_tool_models(studio, TOOL)
     assert models.operating_point is None and "recomputed" in models.notices[0]
     cell = sorted((elpv_subset / "good").glob("*.png"))[-1]
-    assert predict_image(studio, TOOL, cell.name, cell.read_bytes(), record=False).inspection.combined_score is None
+    assert predict_image(studio, TOOL, cell.name, cell.read_bytes(), record=False,
+        actor=SYSTEM).inspection.combined_score is None
     choice, again = service.recompute(studio, TOOL, ENGINEER)
     assert again.targets == point.targets and again.versions == point.versions
     assert load_tool_models(studio, TOOL).operating_point is not None
@@ -119,6 +122,7 @@ def test_a_point_of_other_versions_falls_back_with_a_notice_until_recomputed(stu
 def test_cli_shows_then_applies_with_json_on_the_last_line(studio: Studio, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STUDIO_DATA_DIR")}
     env["STUDIO_DATA_DIR"] = str(tmp_path / "data")
+    add_accounts(env, ("carl", "dora"), Role.ENGINEER)
     done = subprocess.run([sys.executable, "-m", "core", "operating-point", "--tool", TOOL, "--max-review", "0.2",
                            "--max-false-reject", "0.15", "--apply", "--who", "carl"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -134,7 +138,8 @@ def test_cli_shows_then_applies_with_json_on_the_last_line(studio: Studio, tmp_p
 def test_adapting_reads_the_recent_inspections_of_the_deciding_versions_and_is_audited(
         studio: Studio, elpv_subset: Path, tmp_path: Path) -> None:
     cells = [p for label in ("good", "defective") for p in sorted((elpv_subset / label).glob("*.png"))[PER_CLASS:]]
-    inspections = [predict_image(studio, TOOL, p.name, p.read_bytes(), record=False).inspection for p in cells]
+    inspections = [predict_image(studio, TOOL, p.name, p.read_bytes(), record=False,
+        actor=SYSTEM).inspection for p in cells]
     for _ in range(3):  # the line sees each part type several times: 60 recorded inspections
         for inspection in inspections:
             studio.recorder.record(inspection, RecordContext())
@@ -147,6 +152,7 @@ def test_adapting_reads_the_recent_inspections_of_the_deciding_versions_and_is_a
         service.propose(studio, TOOL, Targets(0.2), adapt=20)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "STUDIO_DATA_DIR")}
     env["STUDIO_DATA_DIR"] = str(tmp_path / "data")
+    add_accounts(env, ("carl", "dora"), Role.ENGINEER)
     done = subprocess.run([sys.executable, "-m", "core", "operating-point", "--tool", TOOL, "--max-review", "0.2",
                            "--adapt", "--window", "60", "--apply", "--who", "dora"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
