@@ -14,8 +14,8 @@ from core.training import train
 from models.profiles import DEFAULT_PROFILE
 from pages.common import studio
 from pages.identity import current_reviewer
-from pages.tiling_cost import render_tiling_cost
 from pages.signature import needs_signature, signature_field
+from pages.tiling_cost import render_tiling_cost
 
 STAGES = {"loading": 0.0, "features": 0.05, "synthetic defects": 0.3, "coreset": 0.7, "calibration": 0.8,
           "saving": 0.95, "done": 1.0}

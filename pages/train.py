@@ -18,8 +18,8 @@ from pages.anomaly_panel import render_anomaly_training
 from pages.common import require_tool, studio
 from pages.identity import current_reviewer
 from pages.operating_point_panel import render_operating_point
-from pages.tiling_cost import render_tiling_cost
 from pages.signature import show_signatures, signature_field
+from pages.tiling_cost import render_tiling_cost
 
 JOB_KEY = "training_job"
 POLL_SECONDS = 0.5
