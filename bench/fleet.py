@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from core.audit import SYSTEM
 from core.config import Settings  # noqa: E402
 from core.studio import Studio, open_studio  # noqa: E402
 
@@ -260,10 +261,10 @@ def train_versions(studio: Studio) -> tuple[int, int]:
     from core.tools import create_tool
     from core.training import train
 
-    create_tool(studio, TOOL, "good,defective")
-    import_path(studio, TOOL, ELPV)
-    first = train(studio, TOOL, profile="fast", seed=0).version_id
-    second = train(studio, TOOL, profile="fast", seed=1, activate=False).version_id
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    import_path(studio, TOOL, ELPV, actor=SYSTEM)
+    first = train(studio, TOOL, profile="fast", seed=0, actor=SYSTEM).version_id
+    second = train(studio, TOOL, profile="fast", seed=1, activate=False, actor=SYSTEM).version_id
     return first, second
 
 

@@ -47,15 +47,15 @@ def test_a_tiled_tool_says_its_cost_trains_and_shows_the_stitched_map(studio: St
     (tmp_path / "good").mkdir()
     for index, image in enumerate(modules[:7]):
         Image.fromarray(image).save(tmp_path / "good" / f"m{index}.png")
-    create_tool(studio, TOOL, ["good", "defective"])
-    assert import_path(studio, TOOL, tmp_path).imported == 7
+    create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
+    assert import_path(studio, TOOL, tmp_path, actor=SYSTEM).imported == 7
     assert tiling_cost(studio, TOOL, "anomaly") is None  # tiling off: nothing to say
     change_settings(studio, TOOL, SYSTEM, {"tiling.mode": "cells", "tiling.tile_px": 150, "tiling.overlap": 0})
     cost = tiling_cost(studio, TOOL, "anomaly", "fast")
     assert cost is not None and cost["mode"] == "cells" and cost["roi"] == [458, 304]
     assert cost["tiles"] > 0 and cost["mb"] > 0 and cost["ms"] > 0
 
-    version_id = train(studio, TOOL, "anomaly", profile="fast").version_id
+    version_id = train(studio, TOOL, "anomaly", profile="fast", actor=SYSTEM).version_id
     with studio.transaction() as session:
         folder = studio.settings.models_dir / repo.get_model_version(session, version_id).artifact_dir
     model = load_model(folder)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.audit import audit_log
+from core.audit import SYSTEM, audit_log
 from core.config import Settings
 from core.samples import import_path
 from core.studio import Studio, open_studio
@@ -25,9 +25,9 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tool with a kNN model (quick to train)."""
     data_dir = tmp_path_factory.mktemp("robustness-page") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
-    create_tool(studio, TOOL, "good,defective")
-    import_path(studio, TOOL, ELPV)
-    train(studio, TOOL, method="knn", profile="fast")
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    import_path(studio, TOOL, ELPV, actor=SYSTEM)
+    train(studio, TOOL, method="knn", profile="fast", actor=SYSTEM)
     studio.engine.dispose()
     return data_dir
 

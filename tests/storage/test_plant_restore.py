@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.heatmap import inspection_heatmap
 from core.inspect.decision import Verdict
@@ -63,7 +64,7 @@ def test_restore_from_pg_dump_and_a_bucket_copy(postgres: TemporaryPostgres, own
     store_url = f"s3://{bucket}/plant"
     url = postgres.create_database("plant_live")
     station = open_studio(Settings(tmp_path / "station", url, "st1", store_url))
-    tool_id = create_tool(station, TOOL, "good,defective").id
+    tool_id = create_tool(station, TOOL, "good,defective", actor=SYSTEM).id
     folder = station.settings.models_dir / TOOL / "v1"  # a model version, published with its manifest
     folder.mkdir(parents=True)
     (folder / WEIGHTS_FILE).write_bytes(b"weights of version 1")

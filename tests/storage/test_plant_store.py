@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from core.analytics.thumbnails import thumbnail_uri
+from core.audit import SYSTEM
 from core.config import Settings
 from core.fleet.heartbeat import Beat, beat, fleet, store_problem
 from core.heatmap import inspection_heatmap
@@ -49,13 +50,13 @@ def test_a_part_recorded_on_a_station_is_shown_on_a_tablet(plant: str, database_
                                                             elpv_subset: Path, s3_server: MotoS3) -> None:
     station = _studio(tmp_path / "station-a", database_url, "station-a", plant)
     tablet = _studio(tmp_path / "tablet", database_url, "tablet-1", plant)
-    create_tool(station, TOOL, "good,defective")
+    create_tool(station, TOOL, "good,defective", actor=SYSTEM)
     good, bad = sorted((elpv_subset / "good").glob("*.png")), sorted((elpv_subset / "defective").glob("*.png"))
     for path in good[:6]:
-        import_path(station, TOOL, path, label="good")
+        import_path(station, TOOL, path, label="good", actor=SYSTEM)
     for path in bad[:6]:
-        import_path(station, TOOL, path, label="defective")
-    version_id = train(station, TOOL).version_id
+        import_path(station, TOOL, path, label="defective", actor=SYSTEM)
+    version_id = train(station, TOOL, actor=SYSTEM).version_id
     rgb = decode_image(bad[1].read_bytes()).rgb
     inspection = record(station, TOOL, Verdict("fail", "defective", 0.9), {"good": 0.1, "defective": 0.9},
                         encode_png(rgb), version_id=version_id)
@@ -86,11 +87,11 @@ def test_a_tampered_artifact_is_never_loaded(plant: str, tmp_path: Path, elpv_su
     url = f"sqlite:///{tmp_path / 'studio.db'}"
     station = _studio(tmp_path / "station-a", url, "station-a", plant)
     other = _studio(tmp_path / "station-b", url, "station-b", plant)
-    create_tool(station, TOOL, "good,defective")
+    create_tool(station, TOOL, "good,defective", actor=SYSTEM)
     for label in ("good", "defective"):
         for path in sorted((elpv_subset / label).glob("*.png"))[:5]:
-            import_path(station, TOOL, path, label=label)
-    version_id = train(station, TOOL).version_id
+            import_path(station, TOOL, path, label=label, actor=SYSTEM)
+    version_id = train(station, TOOL, actor=SYSTEM).version_id
     with station.transaction() as session:
         version = repo.get_model_version(session, version_id)
     weights = version.artifact_manifest["files"][WEIGHTS_FILE]
@@ -112,7 +113,7 @@ def test_a_damaged_local_artifact_is_refused(studio: Studio, tmp_path: Path) -> 
     (folder / WEIGHTS_FILE).write_bytes(b"weights")
     (folder / "model.json").write_text("{}")
     manifest = publish_artifact(studio, folder)
-    create_tool(studio, TOOL, "good,defective")
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
     with studio.transaction() as session:
         tool_id = repo.get_tool(session, TOOL).id
         row = repo.add_model_version(session, tool_id=tool_id, method="classifier", profile="fast",
@@ -130,7 +131,7 @@ def test_store_check_on_both_backends(backend: str, tmp_path: Path, elpv_subset:
                                       request: pytest.FixtureRequest) -> None:
     store_url = request.getfixturevalue("plant") if backend == "s3" else None
     studio = _studio(tmp_path / "data", f"sqlite:///{tmp_path / 'studio.db'}", "station-a", store_url)
-    create_tool(studio, TOOL, "good,defective")
+    create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
     cells = sorted((elpv_subset / "good").glob("*.png"))
     kept = record(studio, TOOL, Verdict("fail", "defective", 0.9), image=cells[0].read_bytes())
     lost = record(studio, TOOL, Verdict("fail", "defective", 0.8), image=cells[1].read_bytes())
@@ -154,7 +155,7 @@ def test_a_station_keeps_recording_while_the_store_is_down_and_says_so(own_s3_se
     monkeypatch.setenv("STUDIO_S3_ENDPOINT", own_s3_server.endpoint)
     store_url = f"s3://{own_s3_server.new_bucket()}/plant"
     station = _studio(tmp_path / "station-a", f"sqlite:///{tmp_path / 'studio.db'}", "station-a", store_url)
-    tool_id = create_tool(station, TOOL, "good,defective").id
+    tool_id = create_tool(station, TOOL, "good,defective", actor=SYSTEM).id
     rng = np.random.default_rng(0)
 
     def inspect_once() -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from core.audit import SYSTEM
 from core.config import Settings
 from core.studio import Studio, open_studio
 from core.tools import create_tool
@@ -34,7 +35,7 @@ _names = itertools.count()
 def pg_studio(postgres: TemporaryPostgres, tmp_path: Path) -> tuple[Studio, int]:
     url = postgres.create_database(f"rollup_race_{next(_names)}")
     studio = open_studio(Settings(data_dir=tmp_path / "data", database_url=url))
-    create_tool(studio, TOOL, "good,dent")
+    create_tool(studio, TOOL, "good,dent", actor=SYSTEM)
     with studio.transaction() as session:
         return studio, repo.get_tool(session, TOOL).id
 

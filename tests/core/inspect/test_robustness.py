@@ -56,18 +56,18 @@ def test_the_engine_judges_with_the_tools_test_time_variants(classifier, elpv_su
 
 def test_training_follows_the_tools_augment_setting(tmp_path: Path, elpv_subset: Path) -> None:
     studio = open_studio(Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'studio.db'}"))
-    create_tool(studio, "cells", ["good", "defective"])
+    create_tool(studio, "cells", ["good", "defective"], actor=SYSTEM)
     for label in ("good", "defective"):
         folder = tmp_path / "import" / label
         folder.mkdir(parents=True)
         for path in sorted((elpv_subset / label).glob("*.png"))[:5]:
             (folder / path.name).write_bytes(path.read_bytes())
-    assert import_path(studio, "cells", tmp_path / "import").imported == 10
+    assert import_path(studio, "cells", tmp_path / "import", actor=SYSTEM).imported == 10
     def copies(version_id: int) -> int:
         with studio.transaction() as session:
             folder = studio.settings.models_dir / repo.get_model_version(session, version_id).artifact_dir
         return load_model(folder).augment_copies
 
-    assert copies(train(studio, "cells", profile="fast").version_id) == 0  # the default: off
+    assert copies(train(studio, "cells", profile="fast", actor=SYSTEM).version_id) == 0  # the default: off
     change_settings(studio, "cells", SYSTEM, {"robustness.augment": "on"})
-    assert copies(train(studio, "cells", profile="fast").version_id) == AUGMENT_COPIES
+    assert copies(train(studio, "cells", profile="fast", actor=SYSTEM).version_id) == AUGMENT_COPIES
