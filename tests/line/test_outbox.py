@@ -101,6 +101,11 @@ class Subscriber:
         self.client.loop_stop()
 
 
+def _backlog(studio: Studio, output_id: int) -> int:
+    with studio.transaction() as session:
+        return backlog(session, output_id)
+
+
 def test_events_reach_the_broker_and_survive_a_broker_outage(studio: Studio, mosquitto: Mosquitto) -> None:
     create_tool(studio, "t", "good,defective", actor=SYSTEM)
     output = add_output(studio, "s1", "plant", "mqtt", mosquitto.url, actor=SYSTEM)
@@ -115,11 +120,11 @@ def test_events_reach_the_broker_and_survive_a_broker_outage(studio: Studio, mos
     try:
         record(studio, outbox, 20)
         wait_until(lambda: len({e["event_id"] for e in plant.events()}) >= 20, what="20 events at the plant")
+        wait_until(lambda: _backlog(studio, output.id) == 0, what="the broker's acknowledgements recorded")
         mosquitto.kill()  # kill -9: the broker is gone
         wait_until(lambda: not link.ready(), 15, what="the link to notice")
         record(studio, outbox, 30)  # recorded while the broker is down: kept in the outbox
-        with studio.transaction() as session:
-            assert backlog(session, output.id) == 30
+        assert _backlog(studio, output.id) == 30
         mosquitto.start()
         wait_until(
             lambda: len({e["event_id"] for e in plant.events()}) >= 50, 60, what="all 50 events after the outage"
