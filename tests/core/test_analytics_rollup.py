@@ -19,7 +19,7 @@ from sqlalchemy import text
 from core.analytics.dashboard import LATENCY_QUANTILE_BOUND, Dashboard, Kpis, line_of, load_dashboard
 from core.analytics.filters import AnalyticsFilter
 from core.audit import SYSTEM
-from core.reviews import Reviewer, undo_review
+from core.reviews import as_reviewer, undo_review
 from core.studio import Studio
 from core.tools import create_tool
 from storage import repository as repo
@@ -133,7 +133,7 @@ def test_the_rollup_follows_new_inspections_and_reviews(filled: tuple[Studio, li
     with studio.transaction() as session:  # verdicts taken back leave the rollup as if never given
         taken_back = session.execute(text("SELECT id FROM review ORDER BY id")).scalars().all()[::4]
     for review_id in taken_back:
-        undo_review(studio, review_id, Reviewer(OPERATOR.name, OPERATOR.device))
+        undo_review(studio, review_id, as_reviewer(OPERATOR))
     undone = assert_same(studio, WEEK)
     assert undone.kpis.reviewed < reviewed.kpis.reviewed
     assert current(studio) == recounted(studio)
