@@ -8,6 +8,7 @@ real predictions spread over the past two weeks, so every page shows something w
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -86,6 +87,6 @@ def build_demo(studio: Studio, seed: int = 0, progress: DemoProgress | None = No
 
     queue, waiting = review_queue(studio, DEMO_TOOL, limit=INSPECTIONS)
     for item in queue[: waiting // 2]:
-        submit_review(studio, item.inspection_id, truth[item.inspection_id], reviewer="demo")
+        submit_review(studio, item.inspection_id, truth[item.inspection_id], reviewer=replace(SYSTEM, name="demo"))
     report("done", 1.0)
     return {"samples": imported.imported, "inspections": len(rest), "reviews": waiting // 2}
