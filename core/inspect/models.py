@@ -146,7 +146,8 @@ def _load_all(methods: list[str], folders: dict[str, tuple[int, Path]], settings
     models, errors = [], {}
     for method in methods:
         if method in unfetched:
-            errors[method] = f"the {method} model of tool {tool_name!r} cannot be loaded: {unfetched[method]}"
+            errors[method] = (f"the {method} model of tool {tool_name!r} cannot be loaded: {unfetched[method]}. "
+                              "Retrain it, or wait for the object store if it is unreachable.")
             continue
         try:
             models.append(_loaded(method, *folders[method], settings))
