@@ -57,6 +57,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core.audit import SYSTEM  # noqa: E402
+from core.auth.accounts import create_user, list_users  # noqa: E402
+from core.auth.roles import Role  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.demo import DEMO_TOOL  # noqa: E402
 from core.inspect.models import load_tool_models  # noqa: E402
@@ -71,6 +73,7 @@ from core.tools import create_tool, get_roi, set_roi  # noqa: E402
 from core.training import train  # noqa: E402
 
 ELPV = ROOT / "tests" / "data" / "elpv"
+OPERATOR, OPERATOR_PASSWORD = "bench-operator", "bench-operator-pw-1"  # who signs in on the Live page
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -143,6 +146,24 @@ def build(data_dir: Path) -> None:
     train(studio, SECOND_TOOL, actor=SYSTEM)
     set_roi(studio, SECOND_TOOL, get_roi(studio, DEMO_TOOL), SYSTEM)
     studio.engine.dispose()
+
+
+def add_operator(data_dir: Path) -> None:
+    """The operator account the browser signs in with (login is on, as shipped)."""
+    studio = open_studio(settings_of(data_dir))
+    if OPERATOR not in {user.username for user in list_users(studio, SYSTEM)}:
+        create_user(studio, SYSTEM, OPERATOR, OPERATOR_PASSWORD, Role.OPERATOR, "Bench Operator")
+    studio.engine.dispose()
+
+
+def sign_in(page, url: str) -> None:  # noqa: ANN001 - playwright Page
+    """Open ``url``: a fresh browser session starts on the login page; signed in, the URL's page opens."""
+    page.goto(url)
+    page.locator("h1").filter(has_text=re.compile("^Sign in$")).first.wait_for()
+    page.get_by_role("textbox", name="Username", exact=True).fill(OPERATOR)
+    page.get_by_role("textbox", name="Password", exact=True).fill(OPERATOR_PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.locator("h1").filter(has_text=re.compile("^Sign in$")).first.wait_for(state="detached")
 
 
 def camera_frames() -> list[np.ndarray]:
@@ -330,7 +351,7 @@ def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads
         try:
             page = context.new_page()
             page.set_default_timeout(120_000)
-            page.goto(f"{url}/live")
+            sign_in(page, f"{url}/live")
             page.get_by_text("No frame inspected yet.").wait_for()
             frame = page.frame_locator(IFRAME).first
             frame.get_by_role("button", name="START").click()
@@ -382,6 +403,7 @@ def main() -> None:
         write_y4m(video, (stamp(f, n) for n, f in enumerate(frames)), CAMERA_FPS)
         stages = stage_times(data_dir, frames)
         print(f"server stages (ms per frame, medians): {stages}", file=sys.stderr, flush=True)
+        add_operator(data_dir)
         run = browser_run(data_dir, video, work, args.seconds, args.threads, args.screenshot, args.https)
     one, two = run["one"], run["two"]
     result = {
