@@ -158,6 +158,10 @@ def tool_name(at: AppTest, role: Role) -> None:
     next(t for t in at.sidebar.text_input if t.label == "Name").input(f"zz-{role}")
 
 
+def threshold(at: AppTest, role: Role) -> None:
+    next(s for s in at.slider if s.label.startswith("Decision threshold")).set_value(0.4 + SHARE[role])
+
+
 def shifts(at: AppTest, role: Role) -> None:
     at.text_input(key="analytics-shifts-text").input(f"early 6-14, late 14-22, night 22-{SMOOTHING[role] + 1}")
 
@@ -218,42 +222,44 @@ def token_name(at: AppTest, role: Role) -> None:
     at.text_input(key="token-name").input(f"mes-{role}")
 
 
-M, D = Permission, "dataset"
+P, D = Permission, "dataset"  # short names for the table below
 CONTROLS = [
     # Models (every account opens it; the services decide). Promote, delete, retrain in this order: the
     # engineer promotes the fixture's candidate, deletes the old model and trains a new candidate, which
     # the admin then promotes, and so on.
-    Control("promote", "models", M.PROMOTE, "promote", versions),
-    Control("delete-version", "models", M.PROMOTE, "delete", versions),
-    Control("retrain", "models", M.TRAIN, "Retrain into a candidate", versions),
-    Control("review-settings", "models", M.CHANGE_SETTINGS, "save-review-settings", tool_settings, review_share),
-    Control("robustness", "models", M.CHANGE_SETTINGS, "save-robustness", tool_settings, flip_augment),
-    Control("queue-suggestions", "models", M.REVIEW, "queue-suggestions", inspections),
-    Control("bundle-export", "models", M.EXPORT_TOOLS, "bundle-export", bundle_prepared),
-    Control("bundle-import", "models", M.IMPORT_TOOLS, "bundle-import", tools, bundle),
-    Control("new-tool", "models", M.MANAGE_TOOLS, "Create tool", tools, tool_name, hidden_when_denied=True),
-    Control("relabel", D, M.EDIT_DATASET, "Relabel", samples, other_label),
-    Control("held-out", D, M.EDIT_DATASET, "Held-out", samples, lambda at, role: pick(at, "train")),
-    Control("training", D, M.EDIT_DATASET, "Training", samples, lambda at, role: pick(at, "held_out")),
-    Control("delete-samples", D, M.DELETE_SAMPLES, "Delete", samples, lambda at, role: pick(at)),
-    Control("save-shifts", "analytics", M.CHANGE_SETTINGS, "Save shifts", tool_settings, shifts),
-    Control("upload", "capture", M.CAPTURE, "Add to dataset", samples, image),
-    Control("save-live-settings", "live", M.CHANGE_SETTINGS, "live-save", tool_settings, smoothing),
-    Control("photo-inspection", "live", M.INSPECT, None, inspections, photo, tab="Photo"),
-    Control("save-roi", "live", M.EDIT_ROI, "roi-save", audited("roi"), region, tab="Region of interest"),
-    Control("verdict", "review", M.REVIEW, "verdict-defective", audited("verdict")),
-    Control("undo", "review", M.REVIEW, "undo", audited("undo")),
-    Control("skip", "review", M.REVIEW, "skip", audited("skip")),
-    Control("add-output", "line", M.MANAGE_OUTPUTS, "Add output", line, output),
-    Control("create-recipe", "line", M.EDIT_RECIPES, "Create recipe", line, recipe),
-    Control("activate-recipe", "line", M.SWITCH_RECIPE, "Activate recipe", line),
-    Control("create-token", "api-tokens", M.MANAGE_TOKENS, "Create token", tokens, token_name),
-    Control("revoke-token", "api-tokens", M.MANAGE_TOKENS, "revoke", tokens),
-    Control("add-user", "admin", M.MANAGE_USERS, "Add user", accounts, new_user),
-    Control("set-role", "admin", M.MANAGE_USERS, "user-set-role", accounts, viewer_role),
-    Control("disable-user", "admin", M.MANAGE_USERS, "user-disable", accounts, chosen_user),
-    Control("enable-user", "admin", M.MANAGE_USERS, "user-enable", accounts, chosen_user),
-    Control("reset-password", "admin", M.MANAGE_USERS, "user-reset", audited("user_reset_password"),
+    Control("promote", "models", P.PROMOTE, "promote", versions),
+    Control("delete-version", "models", P.PROMOTE, "delete", versions),
+    Control("retrain", "models", P.TRAIN, "Retrain into a candidate", versions),
+    Control("review-settings", "models", P.CHANGE_SETTINGS, "save-review-settings", tool_settings, review_share),
+    Control("robustness", "models", P.CHANGE_SETTINGS, "save-robustness", tool_settings, flip_augment),
+    Control("queue-suggestions", "models", P.REVIEW, "queue-suggestions", inspections),
+    Control("bundle-export", "models", P.EXPORT_TOOLS, "bundle-export", bundle_prepared),
+    Control("bundle-import", "models", P.IMPORT_TOOLS, "bundle-import", tools, bundle),
+    Control("new-tool", "models", P.MANAGE_TOOLS, "Create tool", tools, tool_name, hidden_when_denied=True),
+    Control("relabel", D, P.EDIT_DATASET, "Relabel", samples, other_label),
+    Control("held-out", D, P.EDIT_DATASET, "Held-out", samples, lambda at, role: pick(at, "train")),
+    Control("training", D, P.EDIT_DATASET, "Training", samples, lambda at, role: pick(at, "held_out")),
+    Control("delete-samples", D, P.DELETE_SAMPLES, "Delete", samples, lambda at, role: pick(at)),
+    Control("threshold", "train", P.CHANGE_SETTINGS, "Use this threshold", tool_settings, threshold),
+    Control("save-shifts", "analytics", P.CHANGE_SETTINGS, "Save shifts", tool_settings, shifts),
+    Control("upload", "capture", P.CAPTURE, "Add to dataset", samples, image),
+    Control("save-live-settings", "live", P.CHANGE_SETTINGS, "live-save", tool_settings, smoothing),
+    Control("photo-inspection", "live", P.INSPECT, None, inspections, photo, tab="Photo"),
+    Control("save-roi", "live", P.EDIT_ROI, "roi-save", audited("roi"), region, tab="Region of interest"),
+    Control("verdict", "review", P.REVIEW, "verdict-defective", audited("verdict")),
+    Control("undo", "review", P.REVIEW, "undo", audited("undo")),
+    Control("skip", "review", P.REVIEW, "skip", audited("skip")),
+    Control("add-output", "line", P.MANAGE_OUTPUTS, "Add output", line, output),
+    Control("remove-output", "line", P.MANAGE_OUTPUTS, "Remove", line),
+    Control("create-recipe", "line", P.EDIT_RECIPES, "Create recipe", line, recipe),
+    Control("activate-recipe", "line", P.SWITCH_RECIPE, "Activate recipe", line),
+    Control("create-token", "api-tokens", P.MANAGE_TOKENS, "Create token", tokens, token_name),
+    Control("revoke-token", "api-tokens", P.MANAGE_TOKENS, "revoke", tokens),
+    Control("add-user", "admin", P.MANAGE_USERS, "Add user", accounts, new_user),
+    Control("set-role", "admin", P.MANAGE_USERS, "user-set-role", accounts, viewer_role),
+    Control("disable-user", "admin", P.MANAGE_USERS, "user-disable", accounts, chosen_user),
+    Control("enable-user", "admin", P.MANAGE_USERS, "user-enable", accounts, chosen_user),
+    Control("reset-password", "admin", P.MANAGE_USERS, "user-reset", audited("user_reset_password"),
             chosen_user),
 ]
 PAGE_FILES = {"capture": "capture", "dataset": "dataset", "train": "train", "live": "live", "review": "review",
