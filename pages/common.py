@@ -12,6 +12,7 @@ from core.tools import ToolInfo, create_tool, get_tool, list_tools
 from pages.identity import current_reviewer, may
 
 TOOL_KEY = "tool"
+CREATED_KEY = "tool-created"  # a tool just created in the sidebar: selected at the next run
 
 
 @st.cache_resource(show_spinner=False)
@@ -34,6 +35,8 @@ def render_sidebar() -> None:
     with st.sidebar:
         st.caption(f"Station **{studio().settings.station}** (set STUDIO_STATION to rename it)")
         if names:
+            if st.session_state.get(CREATED_KEY) in names:  # before the selector exists (it owns TOOL_KEY)
+                st.session_state[TOOL_KEY] = st.session_state.pop(CREATED_KEY)
             if st.session_state.get(TOOL_KEY) not in names:
                 st.session_state[TOOL_KEY] = names[0]
             st.selectbox("Inspection tool", names, key=TOOL_KEY)
@@ -52,7 +55,7 @@ def render_sidebar() -> None:
                     except StudioError as error:
                         st.error(str(error))
                     else:
-                        st.session_state[TOOL_KEY] = tool.name
+                        st.session_state[CREATED_KEY] = tool.name
                         st.rerun()
 
 

@@ -315,8 +315,12 @@ def _roi_tab(tool: ToolModels, session: LiveSession) -> None:
         else:
             st.rerun()
     if right.button("Use the whole frame", key="roi-clear", width="stretch"):
-        set_roi(studio(), tool.tool, None, current_reviewer())
-        st.rerun()
+        try:
+            set_roi(studio(), tool.tool, None, current_reviewer())
+        except StudioError as error:
+            st.error(str(error))
+        else:
+            st.rerun()
 
 
 def _capture(tool: ToolModels, session: LiveSession, classes: list[str]) -> None:

@@ -133,9 +133,13 @@ suggestions = suggest_for_review(studio(), tool.name, limit=10)
 if suggestions:
     st.dataframe(pd.DataFrame([s.as_dict() for s in suggestions]), hide_index=True)
     if st.button(f"Send these {len(suggestions)} to the review queue", key="queue-suggestions"):
-        added = queue_for_review(studio(), [s.inspection_id for s in suggestions], actor)
-        st.toast(f"{added} inspection(s) added to the review queue")
-        st.rerun()
+        try:
+            added = queue_for_review(studio(), [s.inspection_id for s in suggestions], actor)
+        except StudioError as error:
+            st.error(str(error))
+        else:
+            st.toast(f"{added} inspection(s) added to the review queue")
+            st.rerun()
 else:
     st.caption("No unreviewed inspection with a kept image.")
 

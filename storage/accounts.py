@@ -81,6 +81,17 @@ def add_signature(session: Session, **fields: object) -> Signature:
     return signature
 
 
+def latest_signatures(session: Session, record_kind: str, record_ids: list[str]) -> dict[str, Signature]:
+    """The newest signature of each of ``record_ids`` that has one (a correction supersedes what it corrects)."""
+    newest: dict[str, Signature] = {}
+    if record_ids:
+        for row in session.scalars(select(Signature).where(Signature.record_kind == record_kind,
+                                                           Signature.record_id.in_(record_ids))
+                                   .order_by(Signature.id)):
+            newest[row.record_id] = row
+    return newest
+
+
 def signatures_for(session: Session, record_kind: str, record_id: str) -> list[Signature]:
     return list(session.scalars(select(Signature).where(Signature.record_kind == record_kind,
                                                         Signature.record_id == record_id)

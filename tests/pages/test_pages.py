@@ -154,6 +154,17 @@ def test_sidebar_form_creates_a_tool(empty_studio: Studio) -> None:
     assert metrics(at) == {"good": "0 / 20", "scratch": "0 / 20", "dent": "0 / 20"}
 
 
+def test_sidebar_form_creates_a_second_tool_and_selects_it(empty_studio: Studio) -> None:
+    create_tool(empty_studio, "bracket", CLASSES, actor=SYSTEM)
+    at = open_page("capture")
+    assert at.sidebar.selectbox[0].value == "bracket"
+    at.sidebar.text_input[0].input("cells")
+    button(at, "Create tool").click().run()
+    assert not at.exception, [e.value for e in at.exception]  # the selector's key is set before it exists
+    assert [t.name for t in list_tools(empty_studio)] == ["bracket", "cells"]
+    assert at.sidebar.selectbox[0].value == "cells"
+
+
 def test_sidebar_form_refuses_an_invalid_tool(empty_studio: Studio) -> None:
     at = open_page("capture")
     at.sidebar.text_input[0].input("Bad Name!")
