@@ -15,6 +15,8 @@ measured apart, in the browser, on its one clock: every camera frame carries its
 read as the frame reaches the page and again as the returned frame is displayed (``video_latency_ms``:
 capture to display of the returned video). A verdict is drawn on the first frame that reaches the server
 after it, so it is on screen about ``video_latency_ms`` after it is made (plus up to one frame interval).
+That clock runs only with ``--video-latency``: it reads every camera and returned frame in Chromium (about 15 %
+of a core more) and in 2 of 4 windows with it the returned stream stopped (session 9), 0 of 4 without.
 The server process's CPU is split per thread (psutil thread CPU times over the window); Chromium's total
 is beside it.
 Then the second tool is added on the same frame ("Also inspect on this frame") and the window repeats
@@ -36,6 +38,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import statistics
@@ -66,7 +69,6 @@ from core.live.demo import demo_frames, write_y4m  # noqa: E402
 from core.live.processor import FrameProcessor  # noqa: E402
 from core.live.settings import LiveSettings  # noqa: E402
 from core.live.tool import live_config  # noqa: E402
-from core.live.worker import model_threads  # noqa: E402
 from core.samples import import_path  # noqa: E402
 from core.studio import open_studio  # noqa: E402
 from core.tools import create_tool, get_roi, set_roi  # noqa: E402
@@ -198,7 +200,7 @@ def stage_times(data_dir: Path, frames: list[np.ndarray]) -> dict[str, float]:
 
     studio = open_studio(settings_of(data_dir))
     tool = load_tool_models(studio, DEMO_TOOL)
-    processor = FrameProcessor([tool], LiveSettings(live_config(studio, DEMO_TOOL)), executor=model_threads())
+    processor = FrameProcessor([tool], LiveSettings(live_config(studio, DEMO_TOOL)))
     encoder, source = Vp8Encoder(), av.CodecContext.create("libvpx", "w")
     source.width, source.height, source.pix_fmt, source.bit_rate = 640, 480, "yuv420p", 1_000_000
     source.options = {"deadline": "realtime", "cpu-used": "-6", "lag-in-frames": "0"}
@@ -338,7 +340,7 @@ def window(page, frame, pid: int, seconds: float) -> dict:  # noqa: ANN001
 
 
 def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads: int, screenshot: Path | None,
-                https: str | None = None) -> dict:
+                https: str | None = None, video_latency: bool = False) -> dict:
     from playwright.sync_api import sync_playwright
 
     with (studio_server(data_dir, work / "streamlit.log", threads, https) as (url, pid),
@@ -347,7 +349,8 @@ def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads
             str(work / "profile"), executable_path=CHROMIUM, viewport={"width": 1280, "height": 800},  # a tablet
             args=[*CHROMIUM_ARGS, f"--use-file-for-fake-video-capture={video}"], ignore_https_errors=bool(https))
         context.add_init_script(KEEP_PEER_CONNECTIONS)
-        context.add_init_script(FRAME_CLOCK)
+        if video_latency:
+            context.add_init_script(FRAME_CLOCK)
         try:
             page = context.new_page()
             page.set_default_timeout(120_000)
@@ -356,7 +359,7 @@ def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads
             frame = page.frame_locator(IFRAME).first
             frame.get_by_role("button", name="START").click()
             frame.locator("video").first.wait_for()
-            frame.locator("video").first.evaluate("video => window.__watch(video)")
+            frame.locator("video").first.evaluate("video => window.__watch && window.__watch(video)")
             page.get_by_text(re.compile(r"verdicts / s · latency")).first.wait_for(timeout=180_000)
             page.wait_for_timeout(5000)  # past the first frames' warm-up
             webrtc = page.locator(IFRAME).first.element_handle().content_frame()
@@ -373,7 +376,7 @@ def browser_run(data_dir: Path, video: Path, work: Path, seconds: float, threads
             page.wait_for_timeout(3000)
             frame.get_by_role("button", name="START").click()
             page.get_by_text(re.compile(f"^{SECOND_TOOL}: ")).first.wait_for(timeout=180_000)
-            frame.locator("video").first.evaluate("video => window.__watch(video)")
+            frame.locator("video").first.evaluate("video => window.__watch && window.__watch(video)")
             page.wait_for_timeout(5000)
             two = window(page, webrtc, pid, seconds)
             print(f"two tools: {json.dumps(two)}", file=sys.stderr, flush=True)
@@ -388,6 +391,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of the studio (README)")
     parser.add_argument("--data-dir", type=Path, help="where to build the studio (kept); reused when it exists")
     parser.add_argument("--screenshot", type=Path)
+    parser.add_argument("--server-log", type=Path, help="keep the studio's log here")
+    parser.add_argument("--video-latency", action="store_true",
+                        help="also time capture-to-display in the browser (FRAME_CLOCK; costs Chromium CPU)")
     parser.add_argument("--https", metavar="ADDRESS", help="serve over HTTPS on this LAN address of the machine "
                                                            "(scripts/make_cert.sh), as for a tablet")
     args = parser.parse_args()
@@ -404,7 +410,12 @@ def main() -> None:
         stages = stage_times(data_dir, frames)
         print(f"server stages (ms per frame, medians): {stages}", file=sys.stderr, flush=True)
         add_operator(data_dir)
-        run = browser_run(data_dir, video, work, args.seconds, args.threads, args.screenshot, args.https)
+        try:
+            run = browser_run(data_dir, video, work, args.seconds, args.threads, args.screenshot, args.https,
+                              args.video_latency)
+        finally:
+            if args.server_log:
+                shutil.copyfile(work / "streamlit.log", args.server_log)
     one, two = run["one"], run["two"]
     result = {
         "fps": one["fps"], "latency_ms": one["latency_ms"], "verdicts_per_s": one["verdicts_per_s"],

@@ -28,9 +28,3 @@ def get_device() -> torch.device:
         if not torch.cuda.is_available() or index >= torch.cuda.device_count():
             raise ValueError(f"{ENV}={name!r} but this machine has no such GPU")
     return torch.device(name)
-
-
-def models_side_by_side() -> int:
-    """How many models can compute at once without competing for cores: the CPU's cores over the
-    threads each torch call uses (``OMP_NUM_THREADS=1`` on 2 cores: 2; torch's default, all cores: 1)."""
-    return max(1, (os.cpu_count() or 1) // torch.get_num_threads())

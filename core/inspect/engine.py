@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from core.inspect.models import LoadedModel, ToolModels
 from core.inspect.roi import region
 from core.tool_settings import ToolSettings
 from models.augment import MIRROR
+from models.backbones.shared_pass import shared_passes
 from models.tta import judge_views
 
 log = logging.getLogger(__name__)
@@ -124,17 +124,14 @@ def _judge_one(model: LoadedModel, crop: np.ndarray, variants: tuple[str, ...]) 
                    judgement.map, list(judgement.regions))
 
 
-def judge(models: ToolModels, crop: np.ndarray, tta: bool = False, executor: Executor | None = None) -> list[Opinion]:
+def judge(models: ToolModels, crop: np.ndarray, tta: bool = False) -> list[Opinion]:
     """Each deciding model's opinion of one RGB crop ``(H, W, 3)``, in registry order, averaged over the
     tool's test-time variants (``robustness.tta``) and, with ``tta`` (the Live page's toggle), the mirror.
-    With ``executor`` the second and later models judge on its threads while the first judges on this one
-    (torch releases the GIL): the same opinions, in the time of the slowest model instead of the sum (the
-    live camera's latency on a 2-core PC)."""
+    Models sharing a backbone and preprocessing share its pass over the crop (``shared_passes``): the
+    cross-check costs one backbone pass and two heads, on one core."""
     variants = models.settings.robustness.tta + ((MIRROR,) if tta else ())
-    if executor is None or len(models.models) < 2:
+    with shared_passes():
         return [_judge_one(model, crop, variants) for model in models.models]
-    others = [executor.submit(_judge_one, model, crop, variants) for model in models.models[1:]]
-    return [_judge_one(models.models[0], crop, variants), *(future.result() for future in others)]
 
 
 def combined_map(opinions: list[Opinion]) -> np.ndarray | None:

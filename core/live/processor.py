@@ -15,7 +15,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +28,7 @@ from core.live.settings import LiveConfig, LiveSettings
 from core.live.smoothing import MovingAverage
 from core.live.triggers import PartTrigger, TriggerParams, thumbnail
 from core.live.writer import InspectionWriter
+from models.backbones.shared_pass import shared_passes
 from storage.tables import utc_now
 
 STAGES = ("crop", "model", "heatmap", "decide", "overlay")
@@ -97,15 +97,12 @@ class FrameProcessor:
     settings on screen, the others with their saved thresholds. ``results`` (optional) receives a
     :class:`FrameReport` per frame; when it is full the oldest report is dropped, never the video.
     ``writer`` (optional) records the triggered inspections, at ``station`` (None: the studio's).
-    ``executor`` (optional) runs a tool's second and later models beside its first (``engine.judge``).
     """
 
     def __init__(self, tools: list[ToolModels], settings: LiveSettings, writer: InspectionWriter | None = None,
                  results: queue.Queue[FrameReport] | None = None, station: str | None = None,
-                 trigger_params: TriggerParams | None = None, clock: Callable[[], float] = time.perf_counter,
-                 executor: Executor | None = None) -> None:
+                 trigger_params: TriggerParams | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
         self.tools = tools
-        self.executor = executor
         self.settings = settings
         self.writer = writer
         self.results = results
@@ -175,44 +172,45 @@ class FrameProcessor:
         marks: list[ToolMark] = []
         results: list[ToolResult] = []
         height, width = frame.shape[:2]
-        for index, tool in enumerate(self.tools):
-            t0 = self._clock()
-            if index == 0:  # the tool whose settings are on screen decides with them
-                tool = tool.with_thresholds(dict(config.thresholds), dict(config.review_bands))
-            box = region(width, height, tool.roi, "crop")
-            crop = np.ascontiguousarray(frame[box[1]:box[3], box[0]:box[2]])
-            state = self._states[tool.tool]
-            if state.trigger.observe(thumbnail(crop)):
-                for smoother in state.smoothers.values():
-                    smoother.reset()
-            t1 = self._clock()
-            opinions = judge(tool, crop, config.tta, self.executor)
-            t2 = self._clock()
-            smoothed = {}
-            for opinion in opinions:
-                if opinion.score is not None:
-                    smoother = state.smoothers.setdefault(opinion.method, MovingAverage(config.smoothing))
-                    smoother.resize(config.smoothing)
-                    smoothed[opinion.method] = smoother.add(opinion.score)
-            inspection = decide(tool, opinions, crop, box, smoothed, (self._clock() - start) * 1000)
-            t3 = self._clock()
-            heatmap = inspection.map if config.heatmap else None  # the models' maps combined
-            full = all(s.full for s in state.smoothers.values())
-            recorded = state.trigger.should_record(config.trigger, full, manual)
-            if recorded and self.writer is not None:
-                self.writer.submit(inspection, RecordContext(self.station, created_at=utc_now(),
-                                                             latency_ms=(self._clock() - start) * 1000))
-                self._recorded += 1
-            first = opinions[0]
-            results.append(ToolResult(tool.tool, inspection.decision, inspection.verdict.label,
-                                      inspection.verdict.score, first.score if first.score is not None else 1.0,
-                                      first.probabilities, inspection.opinions_json(), recorded, inspection))
-            t4 = self._clock()
-            stages["crop"] += t1 - t0
-            stages["model"] += t2 - t1
-            stages["heatmap"] += t3 - t2  # combining the maps and deciding
-            stages["decide"] += t4 - t3
-            marks.append(ToolMark(tool.tool, box, inspection.decision, inspection.verdict.score, heatmap))
+        with shared_passes():  # tools judging one region share their backbone's pass
+            for index, tool in enumerate(self.tools):
+                t0 = self._clock()
+                if index == 0:  # the tool whose settings are on screen decides with them
+                    tool = tool.with_thresholds(dict(config.thresholds), dict(config.review_bands))
+                box = region(width, height, tool.roi, "crop")
+                crop = np.ascontiguousarray(frame[box[1]:box[3], box[0]:box[2]])
+                state = self._states[tool.tool]
+                if state.trigger.observe(thumbnail(crop)):
+                    for smoother in state.smoothers.values():
+                        smoother.reset()
+                t1 = self._clock()
+                opinions = judge(tool, crop, config.tta)
+                t2 = self._clock()
+                smoothed = {}
+                for opinion in opinions:
+                    if opinion.score is not None:
+                        smoother = state.smoothers.setdefault(opinion.method, MovingAverage(config.smoothing))
+                        smoother.resize(config.smoothing)
+                        smoothed[opinion.method] = smoother.add(opinion.score)
+                inspection = decide(tool, opinions, crop, box, smoothed, (self._clock() - start) * 1000)
+                t3 = self._clock()
+                heatmap = inspection.map if config.heatmap else None  # the models' maps combined
+                full = all(s.full for s in state.smoothers.values())
+                recorded = state.trigger.should_record(config.trigger, full, manual)
+                if recorded and self.writer is not None:
+                    self.writer.submit(inspection, RecordContext(self.station, created_at=utc_now(),
+                                                                 latency_ms=(self._clock() - start) * 1000))
+                    self._recorded += 1
+                first = opinions[0]
+                results.append(ToolResult(tool.tool, inspection.decision, inspection.verdict.label,
+                                          inspection.verdict.score, first.score if first.score is not None else 1.0,
+                                          first.probabilities, inspection.opinions_json(), recorded, inspection))
+                t4 = self._clock()
+                stages["crop"] += t1 - t0
+                stages["model"] += t2 - t1
+                stages["heatmap"] += t3 - t2  # combining the maps and deciding
+                stages["decide"] += t4 - t3
+                marks.append(ToolMark(tool.tool, box, inspection.decision, inspection.verdict.score, heatmap))
         with self._lock:
             self._marks = marks
         return marks, results, stages

@@ -18,7 +18,7 @@ from core.inspect.models import ToolModels
 from core.live.demo import demo_frames
 from core.live.processor import FrameProcessor, FrameReport
 from core.live.settings import LiveConfig, LiveSettings
-from core.live.worker import InferenceWorker, model_threads
+from core.live.worker import InferenceWorker
 from core.live.writer import InspectionWriter
 from core.roi import crop_to_roi
 from core.samples import Candidate, ImportReport, add_images
@@ -51,8 +51,7 @@ class LiveSession:
                                                t.degraded) for t in tools))
         if key not in self._processors:
             self._processors = {k: p for k, p in self._processors.items() if k[0] != station}
-            self._processors[key] = FrameProcessor(tools, self.settings, writer, self.results, station,
-                                                    executor=model_threads())
+            self._processors[key] = FrameProcessor(tools, self.settings, writer, self.results, station)
             kept = {id(p) for p in self._processors.values()}
             for gone in [k for k in self._workers if k not in kept]:
                 self._workers.pop(gone).close(timeout=0)

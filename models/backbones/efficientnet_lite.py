@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.backbones.shared_pass import StagePass, recall, remember
+
 BN_EPS = 1e-3
 BN_MOMENTUM = 0.01  # PyTorch's convention for TensorFlow's 0.99
 
@@ -134,18 +136,27 @@ class EfficientNetLite(nn.Module):
         self._fc = nn.Linear(1280, num_classes)
 
     def forward_stages(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
-        """Outputs ``[(B, C_s, H_s, W_s)]`` of stages 0..6 then the head, stopping after ``upto``."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        outputs: list[torch.Tensor] = []
+        """Outputs ``[(B, C_s, H_s, W_s)]`` of stages 0..6 then the head, stopping after ``upto``; inside
+        ``shared_passes()`` a pass on an equal input is reused (and continued)."""
+        stage_pass = recall(self, x)
+        if stage_pass is None:
+            stage_pass = StagePass(F.relu6(self._bn0(self._conv_stem(x))))
+            remember(self, x, stage_pass)
+        self._advance(stage_pass, upto)
+        return list(stage_pass.outputs if upto is None else stage_pass.outputs[: upto + 1])
+
+    def _advance(self, stage_pass: StagePass, upto: int | None) -> None:
+        """Run ``stage_pass`` on until it holds stage ``upto``'s output (all stages and the head: None)."""
         ends = set(self.stage_ends)
-        for index, block in enumerate(self._blocks):
-            x = block(x)
-            if index in ends:
-                outputs.append(x)
-                if upto is not None and len(outputs) > upto:
-                    return outputs
-        outputs.append(F.relu6(self._bn1(self._conv_head(x))))
-        return outputs
+        while not stage_pass.finished and (upto is None or len(stage_pass.outputs) <= upto):
+            if stage_pass.blocks_done < len(self._blocks):
+                stage_pass.x = self._blocks[stage_pass.blocks_done](stage_pass.x)
+                if stage_pass.blocks_done in ends:
+                    stage_pass.outputs.append(stage_pass.x)
+                stage_pass.blocks_done += 1
+            else:
+                stage_pass.outputs.append(F.relu6(self._bn1(self._conv_head(stage_pass.x))))
+                stage_pass.finished = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """ImageNet logits ``(B, 1000)``."""

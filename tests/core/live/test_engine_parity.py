@@ -6,7 +6,6 @@ anomaly model trained on the committed ELPV cells), real frames (640 x 480, the 
 from __future__ import annotations
 
 import queue
-from concurrent.futures import Executor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -43,14 +42,14 @@ def rows(studio: Studio) -> list[Inspection]:
         return list(session.scalars(select(Inspection).order_by(Inspection.id)))
 
 
-def live_inspections(studio: Studio, images: list[np.ndarray], executor: Executor | None = None) -> list:
+def live_inspections(studio: Studio, images: list[np.ndarray]) -> list:
     models = load_tool_models(studio, TOOL)
     config = LiveConfig({m.method: m.threshold for m in models.models},
                         {m.method: m.review_band for m in models.models},
                         LiveOptions(smoothing=1, tta=False, trigger="manual"))
     settings = LiveSettings(config)
     writer = InspectionWriter(studio)
-    processor = FrameProcessor([models], settings, writer, queue.Queue(maxsize=2), executor=executor)
+    processor = FrameProcessor([models], settings, writer, queue.Queue(maxsize=2))
     found = []
     for frame in images:
         settings.request_inspection()
@@ -61,13 +60,11 @@ def live_inspections(studio: Studio, images: list[np.ndarray], executor: Executo
     return found
 
 
-@pytest.mark.parametrize("side_by_side", [False, True], ids=["one-after-the-other", "models-side-by-side"])
-def test_every_path_judges_a_part_the_same_way(both: Studio, side_by_side: bool) -> None:
+def test_every_path_judges_a_part_the_same_way(both: Studio) -> None:
     set_roi(both, TOOL, ROI, SYSTEM, (WIDTH, HEIGHT))
     images = frames()
     predicted = [predict_image(both, TOOL, f"frame-{i}.png", encode_png(f), actor=SYSTEM) for i, f in enumerate(images)]
-    with ThreadPoolExecutor(1) as pool:  # the live page's model_threads() when torch computes on one thread
-        live = live_inspections(both, images, pool if side_by_side else None)
+    live = live_inspections(both, images)
     assert len({p.inspection.decision for p in predicted}) > 1  # the set has passes and non-passes
     for p, from_live in zip(predicted, live, strict=True):
         a, b = p.inspection, from_live
