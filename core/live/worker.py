@@ -4,36 +4,20 @@ The video callback hands each frame to :meth:`InferenceWorker.process`, which pu
 mailbox and returns at once with the frame annotated with the newest verdicts; a worker thread judges
 the newest frame in the mailbox. A frame that arrives while the previous one still waits replaces it:
 frames are dropped, never queued. Torch releases the GIL while it computes, so inference runs on the
-second core while the first one decodes and encodes the video. When torch computes on one thread
-(``OMP_NUM_THREADS=1``), a tool's second model judges beside its first on :func:`model_threads`, so a
-verdict takes the slower model's time rather than both models' (``engine.judge``).
+second core while the first one decodes and encodes the video; the models of a frame share their
+backbone's pass (``engine.judge``, ``shared_passes``), so inference keeps to that one core.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Executor, ThreadPoolExecutor
-from functools import cache
 
 import numpy as np
 
 from core.live.processor import FrameProcessor
-from models.device import models_side_by_side
 
 log = logging.getLogger(__name__)
-
-
-def model_threads() -> Executor | None:
-    """The process's threads for a frame's second and later models (None when torch's own threads
-    take every core already: then the models judge one after the other)."""
-    extra = models_side_by_side() - 1
-    return _pool(extra) if extra > 0 else None
-
-
-@cache
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="live-model")
 
 
 class InferenceWorker:
