@@ -12,6 +12,7 @@ The server listens on localhost only unless ``--server.address`` says otherwise:
 recipe: a tablet's browser opens the camera only over HTTPS).
 """
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -37,6 +38,9 @@ def streamlit_options(options: list[str]) -> list[str]:
 def main(options: list[str]) -> None:
     """Serve ``app.py`` with ``options`` passed on to ``streamlit run``."""
     PagesManager.uses_pages_directory = False
+    # Libraries' warnings and errors (the WebRTC threads', the live worker's) reach the server's log; their
+    # own loggers have only a NullHandler, so without a root handler a stopped camera stream says nothing.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sys.argv = ["streamlit", "run", str(APP), *streamlit_options(options)]
     cli.main()
 

@@ -26,6 +26,16 @@ class ToolMark:
     decision: str
     score: float
     heatmap: np.ndarray | None  # (h, w) float32 in [0, 1], or None when off
+    frame_size: tuple[int, int] | None = None  # (width, height) of the frame the box was found on
+
+    def box_on(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The box on a frame of ``width`` x ``height``: scaled from the judged frame's size (the browser
+        lowers the camera's resolution when the CPU is short) and kept inside the frame."""
+        x0, y0, x1, y1 = self.box
+        if self.frame_size is not None and self.frame_size != (width, height):
+            sx, sy = width / self.frame_size[0], height / self.frame_size[1]
+            x0, y0, x1, y1 = round(x0 * sx), round(y0 * sy), round(x1 * sx), round(y1 * sy)
+        return max(0, x0), max(0, y0), min(width, x1), min(height, y1)
 
 
 def blend_heatmap(frame: np.ndarray, box: tuple[int, int, int, int], heatmap: np.ndarray, opacity: float) -> None:
@@ -60,11 +70,11 @@ def draw_overlay(frame: np.ndarray, marks: list[ToolMark], opacity: float, statu
     name and score, a banner across the top with the frame's verdict, and ``status`` at the bottom."""
     height, width = frame.shape[:2]
     unit = max(0.5, width / 640)
-    for mark in marks:
+    boxes = [mark.box_on(width, height) for mark in marks]
+    for mark, box in zip(marks, boxes, strict=True):
         if mark.heatmap is not None:
-            blend_heatmap(frame, mark.box, mark.heatmap, opacity)
-    for mark in marks:
-        x0, y0, x1, y1 = mark.box
+            blend_heatmap(frame, box, mark.heatmap, opacity)
+    for mark, (x0, y0, x1, y1) in zip(marks, boxes, strict=True):
         cv2.rectangle(frame, (x0, y0), (x1 - 1, y1 - 1), COLOURS[mark.decision], max(2, int(3 * unit)))
         _text(frame, f"{mark.name}: {TEXTS[mark.decision]} {mark.score:.2f}", (x0 + 6, max(y0 - 8, int(78 * unit))),
               0.6 * unit, 1)

@@ -210,7 +210,8 @@ class FrameProcessor:
                 stages["model"] += t2 - t1
                 stages["heatmap"] += t3 - t2  # combining the maps and deciding
                 stages["decide"] += t4 - t3
-                marks.append(ToolMark(tool.tool, box, inspection.decision, inspection.verdict.score, heatmap))
+                marks.append(ToolMark(tool.tool, box, inspection.decision, inspection.verdict.score, heatmap,
+                                      (width, height)))
         with self._lock:
             self._marks = marks
         return marks, results, stages

@@ -27,6 +27,7 @@ class InferenceWorker:
         self.processor = processor
         self.received = 0
         self.dropped = 0  # frames replaced in the mailbox before the worker took them
+        self.overlay_failures = 0  # frames sent without the overlay because drawing it failed
         self._mailbox: tuple[np.ndarray, float] | None = None
         self._wake = threading.Condition()
         self._closed = False
@@ -43,7 +44,13 @@ class InferenceWorker:
             self._mailbox = (frame, self.processor.now())
             self.received += 1
             self._wake.notify()
-        return self.processor.annotate(frame)
+        try:
+            return self.processor.annotate(frame)
+        except Exception:  # the stream must not stop (streamlit-webrtc ends it on an error): the raw frame
+            self.overlay_failures += 1
+            if self.overlay_failures == 1:
+                log.exception("the live overlay failed; frames go out without it until it works again")
+            return frame
 
     def idle(self) -> bool:
         """Whether the worker has nothing to judge and is not judging."""

@@ -103,3 +103,39 @@ def test_video_frame_rate_counts_the_frames_of_the_last_second() -> None:
     for _ in range(40):
         processor.annotate(frame)
     assert processor.video_fps == pytest.approx(30, abs=0.5)  # the stall is out of the window a second later
+
+
+def test_a_smaller_camera_frame_gets_the_verdict_scaled_to_it(processor: GatedProcessor) -> None:
+    """The browser lowers the camera's resolution when the CPU is short: the verdict found on a 640 x 480
+    frame is drawn on the next 320 x 240 one (box scaled, heatmap inside), and the stream goes on (an error
+    in the frame callback ends a streamlit-webrtc stream for good)."""
+    processor.gate.set()
+    worker = InferenceWorker(processor)
+    try:
+        bad = place(cells("defective")[0])
+        worker.process(bad)
+        wait_for(worker.idle)
+        small = np.ascontiguousarray(bad[::2, ::2])
+        out = worker.process(small)
+        assert out.shape == small.shape and worker.overlay_failures == 0
+        assert tuple(int(v) for v in out[3, 3]) == COLOURS["fail"]  # the banner
+        x0, y0, x1, y1 = processor._marks[0].box_on(320, 240)
+        assert (x0, y0, x1, y1) == tuple(round(v / 2) for v in processor._marks[0].box)
+    finally:
+        worker.close()
+
+
+def test_an_overlay_that_fails_sends_the_raw_frame_and_keeps_the_stream(processor: GatedProcessor) -> None:
+    processor.gate.set()
+    worker = InferenceWorker(processor)
+    try:
+        frame = place(cells("good")[0])
+
+        def broken(_: np.ndarray) -> np.ndarray:
+            raise ValueError("overlay broke")
+
+        processor.annotate = broken  # the callback's only step that could raise
+        assert worker.process(frame) is frame and worker.process(frame) is frame
+        assert worker.overlay_failures == 2
+    finally:
+        worker.close()
