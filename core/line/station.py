@@ -114,6 +114,7 @@ class Station:
         self._threads: list[threading.Thread] = []
         self._tools_lock = threading.Lock()  # a rollout swaps tools in while the recipe stays the same
         self.rollout_problem: str | None = None  # the last rollout that could not load (kept the old models)
+        self._failed_loads: dict[str, str] = {}  # tool -> why its new models did not load (audited once)
         self._fps_mark = (time.monotonic(), 0)
         self.fleet = FleetAgent(studio, self.name, self.fleet_beat, lambda: [t.name for t in self.tools],
                                 self.reload_tools, self._recipe_switched, heartbeat_s=options.heartbeat_s)
@@ -238,12 +239,13 @@ class Station:
     def _entries(self) -> list[dict[str, Any]]:
         return list(self.recipe.tools) if self.recipe else [{"tool": t.name} for t in self.tools]
 
-    def reload_tools(self, changed: list[str]) -> None:
+    def reload_tools(self, changed: list[str]) -> list[str]:
         """A rollout: load the changed tools' active models (in the caller's thread, beside inspection)
-        and swap them in; a tool whose new models do not load keeps its old ones (degraded, audited)."""
+        and swap them in; a tool whose new models do not load keeps its old ones (degraded, audited once
+        per problem) and is returned: the rollout watcher tries it again with backoff."""
         recipe, entries = self.recipe, self._entries()
         fresh: dict[str, ToolSetup] = {}
-        failed = False
+        failed: list[str] = []
         for entry in entries:
             if entry["tool"] not in changed:
                 continue
@@ -256,23 +258,29 @@ class Station:
                 setup, problem = None, str(error)
             if problem or setup is None:
                 self._rollout_failed(entry["tool"], problem or "no model", old)
-                failed = True
+                failed.append(entry["tool"])
                 continue
             fresh[setup.name] = setup
+            self._failed_loads.pop(setup.name, None)
             self._audit_rollout(setup.tool_id, "rollout_loaded", tool=setup.name, versions=setup.models.version_ids)
         with self._tools_lock:
             if self.recipe is not recipe:  # the recipe changed meanwhile: its own load is newer
-                return
+                return []
             self.tools = [fresh.get(t.name, t) for t in self.tools]
             if recipe is not None:
                 self._recipe_cache[recipe.id] = self.tools
         if not failed:
             self.rollout_problem = None
         log.info("station %s: reloaded %s", self.name, ", ".join(fresh) or "nothing")
+        return failed
 
     def _rollout_failed(self, tool: str, problem: str, old: ToolSetup | None) -> None:
         kept = old.models.version_ids if old else {}
-        self.rollout_problem = f"tool {tool}: the new model does not load ({problem}); keeping {kept}"
+        self.rollout_problem = f"tool {tool}: the new model does not load ({problem}); keeping {kept}; retrying"
+        if self._failed_loads.get(tool) == problem:  # a retry that failed the same way: said already
+            log.warning("station %s: %s", self.name, self.rollout_problem)
+            return
+        self._failed_loads[tool] = problem
         self.report(self.rollout_problem)
         self._audit_rollout(old.tool_id if old else None, "rollout_failed", tool=tool, error=problem[:500], kept=kept)
 
