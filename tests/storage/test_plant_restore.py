@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from core.audit import SYSTEM
+from core.audit import log as audit_log
 from core.audit_trail import chain_head, verify
 from core.config import Settings
 from core.heatmap import inspection_heatmap
@@ -81,7 +82,11 @@ def test_restore_from_pg_dump_and_a_bucket_copy(postgres: TemporaryPostgres, own
     rng = np.random.default_rng(0)
     before = [_record(station, tool_id, rng) for _ in range(3)]
 
+    with station.transaction() as session:  # the trail has rows to verify (tool creation by SYSTEM has none)
+        for n in range(3):
+            audit_log(session, SYSTEM, "backup_drill", f"row {n}", tool_id)
     head = chain_head(station)  # recorded outside the studio with every backup (`audit head`)
+    assert head.seq == 3
 
     # the backup: the database first, then the bucket
     dump = postgres.dir / "plant.dump"
