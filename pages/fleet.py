@@ -31,7 +31,8 @@ columns[1].metric("Silent", len(silent))
 columns[2].metric("Degraded", len(degraded))
 if silent:
     st.error(f"Silent for more than {SILENT_PERIODS} heartbeat periods: {', '.join(silent)}. The station "
-             "stopped, its PC is off, or it cannot reach the database (it beats again once it can).")
+             "stopped, its PC is off, or it cannot reach the database: then it keeps inspecting and spools its "
+             "inspections on its own disk; it beats again once it can, saying how many still wait.")
 for row in degraded:
     st.warning(f"**{row['name']}** is degraded: {row['reason']}")
 

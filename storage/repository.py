@@ -92,6 +92,11 @@ def add_inspection(session: Session, **fields: Any) -> Inspection:
     return inspection
 
 
+def inspection_id_by_key(session: Session, record_key: str) -> int | None:
+    """The inspection written with this idempotency key, if any."""
+    return session.scalar(select(Inspection.id).where(Inspection.record_key == record_key))
+
+
 def review_queue(session: Session, tool_id: int, limit: int = 50) -> list[Inspection]:
     """Inspections of a tool that need a person and have no review yet, oldest first."""
     query = (

@@ -161,6 +161,8 @@ class Inspection(Base):
         context.get_current_parameters()))  # 0 first; see queue_priority
     claimed_by: Mapped[str | None] = mapped_column(String(100), default=None)  # a reviewer session
     claim_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    # the idempotency key of an inspection a station spooled while the database was away (else None)
+    record_key: Mapped[str | None] = mapped_column(String(36), unique=True, default=None)
 
     review: Mapped[Review | None] = relationship(back_populates="inspection")
 

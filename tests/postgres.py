@@ -43,10 +43,18 @@ class TemporaryPostgres:
         if self.as_postgres:
             shutil.chown(self.dir, "postgres", "postgres")
         self._run(str(self.bin_dir / "initdb"), "-D", str(self.dir / "db"), "-A", "trust", "-U", "studio")
+        self.resume()
+        return self.url("postgres")
+
+    def halt(self) -> None:
+        """Take the server away as a crash would (``pg_ctl stop -m immediate``); its data stays."""
+        self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.dir / "db"), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """(Re)start the server on the same socket and port; it recovers what was committed."""
         options = f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off"
         self._run(str(self.bin_dir / "pg_ctl"), "-D", str(self.dir / "db"), "-o", options,
                   "-l", str(self.dir / "log"), "-w", "start")
-        return self.url("postgres")
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://studio@/{database}?host={self.dir}&port={self.port}"

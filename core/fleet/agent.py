@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from core.fleet.heartbeat import Beat, beat
-from core.fleet.rollout import RolloutWatcher
+from core.fleet.rollout import OnTools, RolloutWatcher
 from core.studio import Studio
 
 log = logging.getLogger("studio.fleet.agent")
@@ -20,10 +20,11 @@ log = logging.getLogger("studio.fleet.agent")
 
 class FleetAgent:
     """``snapshot()`` is called once per heartbeat; ``on_tools(changed)`` when a tool it runs
-    (``tools()``) is promoted; ``on_recipe()`` when its recipe is switched (NOTIFY only)."""
+    (``tools()``) is promoted (it returns the tools that did not load: retried with backoff);
+    ``on_recipe()`` when its recipe is switched (NOTIFY only)."""
 
     def __init__(self, studio: Studio, name: str, snapshot: Callable[[], Beat], tools: Callable[[], list[str]],
-                 on_tools: Callable[[list[str]], None], on_recipe: Callable[[], None] | None = None,
+                 on_tools: OnTools, on_recipe: Callable[[], None] | None = None,
                  heartbeat_s: float = 1.0, poll_s: float = 1.0) -> None:
         self.studio, self.name, self.snapshot, self.heartbeat_s = studio, name, snapshot, heartbeat_s
         self.stopping = threading.Event()

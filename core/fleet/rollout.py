@@ -4,13 +4,16 @@
 and, on PostgreSQL, issues ``NOTIFY`` on :data:`CHANNEL`, which PostgreSQL delivers only when that
 transaction commits. :class:`RolloutWatcher` (one thread per station) LISTENs on a connection of its
 own and, whether woken or every ``poll_s`` (SQLite, or while the listening connection is lost),
-compares the generations of the tools it runs and calls back with those that changed.
+compares the generations of the tools it runs and calls back with those that changed. Tools whose new
+models did not load (the object store unreachable, say) are tried again with backoff
+(:data:`RETRY_FIRST_S` doubling up to :data:`RETRY_MAX_S`) until they load or change again.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from sqlalchemy import select, text
@@ -23,6 +26,8 @@ from storage.fleet_tables import RolloutSignal
 from storage.tables import utc_now
 
 CHANNEL = "studio_rollout"
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
 log = logging.getLogger("studio.fleet.rollout")
 
 
@@ -55,12 +60,16 @@ def generations(studio: Studio, tools: list[str]) -> dict[str, int]:
     return {tool: found.get(tool, 0) for tool in tools}
 
 
+OnTools = Callable[[list[str]], list[str] | None]  # the tools whose new models did not load
+
+
 class RolloutWatcher(threading.Thread):
-    """Calls ``on_tools(changed)`` when tools of ``tools()`` change and ``on_recipe()`` when the
-    station's recipe is switched; never raises (errors are logged, then polling continues)."""
+    """Calls ``on_tools(changed)`` when tools of ``tools()`` change (and again, with backoff, for those it
+    returns as not loaded) and ``on_recipe()`` when the station's recipe is switched; never raises
+    (errors are logged, then polling continues)."""
 
     def __init__(self, studio: Studio, station: str, tools: Callable[[], list[str]],
-                 on_tools: Callable[[list[str]], None], on_recipe: Callable[[], None] | None = None,
+                 on_tools: OnTools, on_recipe: Callable[[], None] | None = None,
                  poll_s: float = 1.0) -> None:
         super().__init__(name="rollout", daemon=True)
         self.studio, self.station, self.tools, self.poll_s = studio, station, tools, poll_s
@@ -68,17 +77,29 @@ class RolloutWatcher(threading.Thread):
         self.stopping = threading.Event()
         self.listening = False  # True while a LISTEN connection is up
         self.seen: dict[str, int] = {}
+        self.failed: set[str] = set()  # tools whose last load failed: retried at retry_at
+        self.retry_at = 0.0
+        self._retry_s = RETRY_FIRST_S
 
     def stop(self) -> None:
         self.stopping.set()
 
     def check(self) -> None:
-        """Compare generations with those seen; call back with the changed tools."""
+        """Compare generations with those seen; call back with the changed tools and the failed ones due."""
         current = generations(self.studio, self.tools())
         changed = [tool for tool, gen in current.items() if tool in self.seen and gen != self.seen[tool]]
         self.seen = current
-        if changed:
-            self.on_tools(changed)
+        due = self.failed & set(current) if time.monotonic() >= self.retry_at else set()
+        todo = sorted(set(changed) | due)
+        if not todo:
+            return
+        failed = set(self.on_tools(todo) or ())
+        self.failed = (self.failed - set(todo)) | failed
+        if failed:
+            self._retry_s = RETRY_FIRST_S if set(changed) & failed else min(self._retry_s * 2, RETRY_MAX_S)
+            self.retry_at = time.monotonic() + self._retry_s
+            log.info("station %s: %s did not load; retrying in %.0f s", self.station, ", ".join(sorted(failed)),
+                     self._retry_s)
 
     def _safe(self, action: Callable[[], None]) -> None:
         try:

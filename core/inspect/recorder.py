@@ -69,6 +69,7 @@ class PendingInspection:
     needs_review: bool
     image_key: str | None
     map_key: str | None = None
+    record_key: str | None = None  # idempotency key (a station's spooled inspections): written at most once
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "created_at": self.created_at.isoformat()})
@@ -148,14 +149,24 @@ class Recorder:
     def commit(self, pending: PendingInspection) -> RecordedInspection:
         """Write the row and run the hooks (see the module doc); DatabaseUnavailableError when the
         database is away (nothing written, the pending inspection can be committed again)."""
+        recorded = self.commit_once(pending)
+        if recorded is None:
+            raise ValueError(f"inspection {pending.record_key} is already written")
+        return recorded
+
+    def commit_once(self, pending: PendingInspection) -> RecordedInspection | None:
+        """:meth:`commit`, or None (nothing written, no hook run) when an inspection with the same
+        ``record_key`` is already in the database: a spool replayed twice writes each inspection once."""
         with self.studio.transaction() as session:
+            if pending.record_key and repo.inspection_id_by_key(session, pending.record_key) is not None:
+                return None
             row = repo.add_inspection(
                 session, tool_id=pending.tool_id, station=pending.station, recipe=pending.recipe,
                 model_version_id=pending.model_version_id, created_at=pending.created_at,
                 decision=pending.decision, label=pending.label, score=pending.score, scores=pending.scores,
                 anomaly_score=pending.good_only_score, opinions=pending.opinions, degraded=pending.degraded,
                 latency_ms=pending.latency_ms, image_key=pending.image_key, map_key=pending.map_key,
-                needs_review=pending.needs_review)
+                needs_review=pending.needs_review, record_key=pending.record_key)
             recorded = RecordedInspection(
                 row.id, pending.tool, pending.tool_id, pending.station, pending.recipe, pending.created_at,
                 pending.decision, pending.label, pending.score, pending.opinions, pending.model_versions,

@@ -1,13 +1,14 @@
 """The station's one way to judge a frame and record it: the inspection engine and its recorder.
 
 Each tool of the active recipe judges the frame through ``core.inspect`` (the ROI rule forced to
-*crop*: a station's frames are camera frames) and is recorded by ``studio.recorder`` with the
-station and recipe in its context; the outbox's hook pair is subscribed to that recorder, so the
-event row commits in the inspection's own transaction.
+*crop*: a station's frames are camera frames) and is prepared by ``studio.recorder`` with the
+station and recipe in its context; the station commits it (the outbox's hook pair is subscribed to
+that recorder, so the event row commits in the inspection's own transaction) or spools it.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 from core.errors import InvalidInputError
 from core.inspect.engine import inspect
 from core.inspect.models import ToolModels, load_tool_models
-from core.inspect.recorder import RecordContext, RecordedInspection
+from core.inspect.recorder import PendingInspection, RecordContext
 from core.studio import Studio
 from core.tool_settings import policies, policy_methods
 from core.tools import require_tool
@@ -77,13 +78,15 @@ def load_tool(studio: Studio, entry: dict[str, Any]) -> ToolSetup:
     return ToolSetup(models.tool, models.tool_id, list(models.classes), models.roi, models)
 
 
-def inspect_and_record(
+def judge(
     studio: Studio, station: str, recipe: str | None, tools: Sequence[ToolSetup], rgb: np.ndarray
-) -> list[RecordedInspection]:
-    """Judge the frame with every tool (each on its ROI) and record one inspection per tool through
-    ``studio.recorder`` (whose hooks write and wake the outbox)."""
+) -> list[PendingInspection]:
+    """Judge the frame with every tool (each on its ROI): one inspection per tool, prepared by
+    ``studio.recorder`` (kept images stored) with a fresh ``record_key``, ready to be committed (the
+    recorder's hooks then write and wake the outbox) or spooled while the database is away."""
     context = RecordContext(station=station, recipe=recipe)
-    return [studio.recorder.record(inspect(tool.models, rgb, roi="crop"), context) for tool in tools]
+    return [replace(studio.recorder.prepare(inspect(tool.models, rgb, roi="crop"), context),
+                    record_key=str(uuid.uuid4())) for tool in tools]
 
 
 def fast_png(rgb: np.ndarray) -> bytes:

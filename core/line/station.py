@@ -4,7 +4,9 @@ Threads: the grabber (newest frame only), the inspector (one queue of triggers a
 so a changeover never runs beside an inspection), one delivery worker per output, the Modbus and
 OPC UA servers (own event loops), a small REST server on loopback, and a heartbeat that writes the
 station's status to the database every second (the Line page reads it) and follows recipe changes
-made in the studio.
+made in the studio. While the database is unreachable the station keeps inspecting: the PLC gets
+its verdicts and the inspections wait in a local spool (``core.line.db_spool``), written in order,
+exactly once, when the database answers again.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from core.errors import DatabaseUnavailableError, NotFoundError, StudioError
 from core.fleet.agent import FleetAgent
 from core.fleet.heartbeat import Beat, store_problem
 from core.line import recipes as recipe_service
+from core.line.db_spool import DatabaseSpool
 from core.line.handshake import ErrorCode, Handshake
-from core.line.judge import ToolSetup, class_index, fast_png, inspect_and_record, load_tool
+from core.line.judge import ToolSetup, class_index, fast_png, judge, load_tool
 from core.line.mqtt import MqttLink
 from core.line.outbox import DeliveryWorker, Outbox, backlog, ensure_station, prune
 from core.line.outputs import make_sender, output_config
@@ -45,6 +48,7 @@ from storage.tables import utc_now
 log = logging.getLogger("studio.line.station")
 TRIGGER_MODES = ("plc", "continuous", "part-present")
 DECISION_RANK = {"pass": 0, "review": 1, "fail": 2}
+SPOOL_FOLDER = "station-spool"  # <data>/station-spool/<station>: inspections waiting for the database
 
 
 def station_actor(name: str) -> Actor:
@@ -88,6 +92,9 @@ class Station:
         self.outbox = Outbox(options.name)
         studio.recorder.subscribe(in_transaction=self.outbox.in_transaction, after_commit=self.outbox.after_commit)
         studio.recorder.encode_image = fast_png  # kept crops are written before the PLC's result
+        self.spool = DatabaseSpool(studio, studio.settings.data_dir / SPOOL_FOLDER / options.name,
+                                   on_written=lambda recorded: self.outbox.seq_of(recorded.inspection_id))
+        self.seq = 0  # the last result's sequence number (a spooled one's is provisional until written)
         self.grabber = FrameGrabber(options.source, fps=options.fps)
         self.requests: queue.Queue[Request] = queue.Queue()
         self.stopping = threading.Event()
@@ -107,6 +114,7 @@ class Station:
         self._threads: list[threading.Thread] = []
         self._tools_lock = threading.Lock()  # a rollout swaps tools in while the recipe stays the same
         self.rollout_problem: str | None = None  # the last rollout that could not load (kept the old models)
+        self._failed_loads: dict[str, str] = {}  # tool -> why its new models did not load (audited once)
         self._fps_mark = (time.monotonic(), 0)
         self.fleet = FleetAgent(studio, self.name, self.fleet_beat, lambda: [t.name for t in self.tools],
                                 self.reload_tools, self._recipe_switched, heartbeat_s=options.heartbeat_s)
@@ -180,23 +188,20 @@ class Station:
                 f"trigger from {request.source}: no recipe or tool loaded", ErrorCode.NOT_READY, result_ready=True
             )
             return
+        tools = list(self.tools)
         try:
-            recorded = inspect_and_record(
-                self.studio, self.name, self.recipe.name if self.recipe else None, self.tools, frame.rgb
-            )
-        except DatabaseUnavailableError as error:
-            self.report(f"inspection not recorded: {error}", ErrorCode.DATABASE, result_ready=True)
-            return
+            judged = judge(self.studio, self.name, self.recipe.name if self.recipe else None, tools, frame.rgb)
         except StudioError as error:
             self.report(f"model failure: {error}", ErrorCode.MODEL_FAILURE, result_ready=True)
             return
-        seqs = [self.outbox.seq_of(r.inspection_id) or 0 for r in recorded]
-        worst = max(recorded, key=lambda r: DECISION_RANK.get(r.decision, 0))
-        tool = next(t for t in self.tools if t.name == worst.tool)
-        self.inspections += len(recorded)
-        self.handshake.complete(seqs[-1], worst.decision, class_index(tool, worst.label), worst.score)
+        for recorded in self.spool.record(judged):  # spooled (None) while the database is away
+            self.seq = (self.outbox.seq_of(recorded.inspection_id) or self.seq) if recorded else self.seq + 1
+        worst = max(judged, key=lambda r: DECISION_RANK.get(r.decision, 0))
+        tool = next(t for t in tools if t.name == worst.tool)
+        self.inspections += len(judged)
+        self.handshake.complete(self.seq, worst.decision, class_index(tool, worst.label), worst.score)
         self.last_result = {
-            "seq": seqs[-1],
+            "seq": self.seq,
             "decision": worst.decision,
             "label": worst.label,
             "score": round(worst.score, 4),
@@ -234,12 +239,13 @@ class Station:
     def _entries(self) -> list[dict[str, Any]]:
         return list(self.recipe.tools) if self.recipe else [{"tool": t.name} for t in self.tools]
 
-    def reload_tools(self, changed: list[str]) -> None:
+    def reload_tools(self, changed: list[str]) -> list[str]:
         """A rollout: load the changed tools' active models (in the caller's thread, beside inspection)
-        and swap them in; a tool whose new models do not load keeps its old ones (degraded, audited)."""
+        and swap them in; a tool whose new models do not load keeps its old ones (degraded, audited once
+        per problem) and is returned: the rollout watcher tries it again with backoff."""
         recipe, entries = self.recipe, self._entries()
         fresh: dict[str, ToolSetup] = {}
-        failed = False
+        failed: list[str] = []
         for entry in entries:
             if entry["tool"] not in changed:
                 continue
@@ -252,23 +258,29 @@ class Station:
                 setup, problem = None, str(error)
             if problem or setup is None:
                 self._rollout_failed(entry["tool"], problem or "no model", old)
-                failed = True
+                failed.append(entry["tool"])
                 continue
             fresh[setup.name] = setup
+            self._failed_loads.pop(setup.name, None)
             self._audit_rollout(setup.tool_id, "rollout_loaded", tool=setup.name, versions=setup.models.version_ids)
         with self._tools_lock:
             if self.recipe is not recipe:  # the recipe changed meanwhile: its own load is newer
-                return
+                return []
             self.tools = [fresh.get(t.name, t) for t in self.tools]
             if recipe is not None:
                 self._recipe_cache[recipe.id] = self.tools
         if not failed:
             self.rollout_problem = None
         log.info("station %s: reloaded %s", self.name, ", ".join(fresh) or "nothing")
+        return failed
 
     def _rollout_failed(self, tool: str, problem: str, old: ToolSetup | None) -> None:
         kept = old.models.version_ids if old else {}
-        self.rollout_problem = f"tool {tool}: the new model does not load ({problem}); keeping {kept}"
+        self.rollout_problem = f"tool {tool}: the new model does not load ({problem}); keeping {kept}; retrying"
+        if self._failed_loads.get(tool) == problem:  # a retry that failed the same way: said already
+            log.warning("station %s: %s", self.name, self.rollout_problem)
+            return
+        self._failed_loads[tool] = problem
         self.report(self.rollout_problem)
         self._audit_rollout(old.tool_id if old else None, "rollout_failed", tool=tool, error=problem[:500], kept=kept)
 
@@ -297,11 +309,14 @@ class Station:
         fps = (count - mark_count) / (now - mark_at) if now > mark_at else 0.0
         with self.studio.transaction() as session:
             pending = sum(backlog(session, output_id) for output_id in list(self.workers))
+        pending += self.spool.pending()  # their events are not in the outbox yet
         tools = list(self.tools)
         problems = [self.rollout_problem] if self.rollout_problem else []
         problems += [e for t in tools for e in t.models.errors.values()]
         if spooled := store_problem(self.studio):
             problems.append(spooled)
+        if waiting := self.spool.problem():
+            problems.append(waiting)
         if not tools:
             problems.append("no recipe or tool loaded")
         if not self.grabber.connected:
@@ -393,6 +408,8 @@ class Station:
             "errors": list(self.errors),
             "inspections": self.inspections,
             "last_result": self.last_result,
+            "spooled": self.spool.pending(),
+            "database_error": self.spool.last_error if self.spool.pending() else None,
         }
 
     def _heartbeat(self) -> None:
@@ -489,7 +506,7 @@ class Station:
 
     def _ensure_row(self) -> None:
         with self.studio.transaction() as session:
-            ensure_station(session, self.name)
+            self.seq = ensure_station(session, self.name).seq + self.spool.pending()
 
     def start(self) -> None:
         self._retry(self._ensure_row, "registering the station")
@@ -502,6 +519,7 @@ class Station:
                 raise StudioError(f"station {self.name!r}: recipe {self.options.recipe!r} cannot be used ({why})")
         elif self.options.tool:
             self.tools = [self._retry(lambda: load_tool(self.studio, {"tool": self.options.tool}), "loading the tool")]
+        self.spool.start()  # replays what an earlier run spooled (before any new inspection is recorded)
         self._spawn(self._inspector, "inspector")
         if self.options.modbus_port is not None:
             from core.line.modbus import ModbusStation
@@ -538,9 +556,10 @@ class Station:
             return
         self.stopping.set()
         self.fleet.stop()
-        self.outbox.closed = True
         self.requests.put(Request("stop", "stop"))
         self.grabber.stop()
+        self.spool.stop()  # a replay stopped midway resumes at the next start (nothing is lost)
+        self.outbox.closed = True
         for worker in self.workers.values():
             worker.stop()
         for link in self.links.values():

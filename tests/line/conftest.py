@@ -177,9 +177,11 @@ def frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class StationProcess:
     """``python -m core station run`` as a subprocess; stopped by its own PID."""
 
-    def __init__(self, data_dir: Path, *args: str) -> None:
+    def __init__(self, data_dir: Path, *args: str, database_url: str | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
         env.update(STUDIO_DATA_DIR=str(data_dir), OMP_NUM_THREADS="1")
+        if database_url:
+            env["DATABASE_URL"] = database_url
         self.log = data_dir / f"station-{time.monotonic_ns()}.log"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "core", "station", "run", *args],

@@ -190,3 +190,32 @@ def test_a_tampered_artifact_in_the_object_store_leaves_the_old_model(plant_stud
         assert not folder.exists()  # nothing unverified is left where a load would find it
     finally:
         station.stop()
+
+
+def test_a_promotion_while_the_object_store_is_down_loads_once_it_is_back(plant_studio: Studio, frames: Path,
+                                                                         s3: MotoS3) -> None:
+    station = Station(plant_studio, StationOptions("s3c", str(frames), tool="cells", heartbeat_s=0.2))
+    station.start()
+    try:
+        old = dict(station.tools[0].models.version_ids)
+        version_id, _ = published_candidate(plant_studio)
+        s3.stop()
+        try:
+            promote(plant_studio, "cells", version_id, ENGINEER)
+            wait_until(lambda: station.rollout_problem is not None, 30, 0.02, "the station to report the failed fetch")
+            assert station.tools[0].models.version_ids == old  # still inspecting with the old version
+            wait_until(lambda: next(s for s in fleet(plant_studio) if s["name"] == "s3c")["state"] == "degraded", 30,
+                       0.05, "degraded on the Fleet page")
+            wait_until(lambda: station.fleet.watcher.retry_at > 0, 30, 0.02, "a retry to be scheduled")
+        finally:
+            s3.start()
+        wait_until(lambda: station.tools[0].models.version_ids.get("classifier") == version_id, 90, 0.05,
+                   "the station to load the promoted version once the store is back")
+        assert station.rollout_problem is None
+        wait_until(lambda: next(s for s in fleet(plant_studio) if s["name"] == "s3c")["state"] == "ok", 30, 0.05,
+                   "OK on the Fleet page")
+        actions = [r.action for r in audit_log(plant_studio, "cells", limit=50)]
+        assert actions.count("rollout_failed") == 1  # retries that fail the same way are not audited again
+        assert actions.index("rollout_loaded") < actions.index("rollout_failed")  # newest first: loaded after
+    finally:
+        station.stop()

@@ -1,5 +1,6 @@
 """The README's backup and restore procedure on real components: ``pg_dump`` / ``pg_restore`` of a real
-PostgreSQL and a copy of a versioned bucket on a moto S3 server; the restored plant passes ``store check``
+PostgreSQL and a copy of a versioned bucket on a moto S3 server; the restored database is at the newest
+migration, its audit trail verifies against the head recorded at backup time, it passes ``store check``
 and a fresh PC reads every image, map and model from it."""
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine
 
 from core.audit import SYSTEM
+from core.audit import log as audit_log
+from core.audit_trail import chain_head, verify
 from core.config import Settings
 from core.heatmap import inspection_heatmap
 from core.inspect.decision import Verdict
@@ -23,6 +27,7 @@ from core.tool_settings import ToolSettings
 from core.tools import create_tool
 from models.artifacts import WEIGHTS_FILE
 from storage import repository as repo
+from storage.migrate import is_at_head
 from tests.postgres import TemporaryPostgres
 from tests.s3 import MotoS3
 
@@ -77,6 +82,12 @@ def test_restore_from_pg_dump_and_a_bucket_copy(postgres: TemporaryPostgres, own
     rng = np.random.default_rng(0)
     before = [_record(station, tool_id, rng) for _ in range(3)]
 
+    with station.transaction() as session:  # the trail has rows to verify (tool creation by SYSTEM has none)
+        for n in range(3):
+            audit_log(session, SYSTEM, "backup_drill", f"row {n}", tool_id)
+    head = chain_head(station)  # recorded outside the studio with every backup (`audit head`)
+    assert head.seq == 3
+
     # the backup: the database first, then the bucket
     dump = postgres.dir / "plant.dump"
     postgres._run(str(postgres.bin_dir / "pg_dump"), "--format=custom", f"--file={dump}", "-h", str(postgres.dir),
@@ -96,7 +107,12 @@ def test_restore_from_pg_dump_and_a_bucket_copy(postgres: TemporaryPostgres, own
     postgres._run(str(postgres.bin_dir / "pg_restore"), "--no-owner", "-h", str(postgres.dir), "-p",
                   str(postgres.port), "-U", "studio", "-d", "plant_restored", str(dump))
     _copy_bucket(client, backup, bucket)
+    engine = create_engine(restored)
+    assert is_at_head(engine)  # the restored schema is this version's: the studio opens it without migrating
+    engine.dispose()
     tablet = open_studio(Settings(tmp_path / "fresh-pc", restored, "tablet", store_url))  # no local files at all
+    chain = verify(tablet, head)  # `audit verify --expect HEAD`: the trail came back whole
+    assert chain.ok and chain.head == head, chain.problems
     report = check_store(tablet)
     assert report.problems == 0, report  # every row of the dump has its objects
     assert len(report.unreferenced_files) == 2  # the crop and map of the inspection made after the dump
