@@ -39,7 +39,8 @@ TILE_FILE = "tiling.json"
 SHARED_FOLDER = "shared"  # the shared memory's model, beside tiling.json
 MEMORIES = ("position", "shared")
 SPREAD_SHRINK = 0.5  # share of the mean position spread mixed into each position's own (10 goods are few)
-BATCH = 64  # tiles per backbone pass: a cell module's 60 tiles in one forward
+BATCH = 8  # tiles per backbone pass (60 at once: one of Lite0's 112 px stages alone takes ~290 MB; 16 tiles: a
+# module's peak RSS over 500 MB, bench/RESULTS.md "Tiling: session 9")
 # A shared memory's tile score: the mean of its TOP_K highest patch scores (bench/RESULTS.md "Tiling: session 9":
 # with one defective cell among 60 goods the single worst patch is noisier than a few; max = 1).
 TOP_K = 5
@@ -124,9 +125,11 @@ class TilingCost:
         return {"tiles": self.tiles, "mb": round(self.mb, 1), "ms": round(self.ms, 1)}
 
 
-# Per tile, balanced profile (bench/tiling.py, bench/RESULTS.md "Tiling"): MB of the saved model and ms to judge
-# one tile on 2 cores. Anomaly (shared memory, 10 goods): 2.1 MB = the saved tensors of 600 cell tiles / 60
-# (about 0.2 MB per good and tile); 34 ms at load 1.3 (session 7; 122 ms at load 5-10 in session 8).
+# Per tile (bench/tiling.py, bench/RESULTS.md "Tiling"): MB of the saved model and ms to judge one tile on 2 cores,
+# measured with the balanced profile (tiled tools now default to the fast one, about half the network time per
+# tile: not yet measured at low load, so the estimate stays the balanced one's, an upper bound). Anomaly (shared
+# memory, 10 goods): 2.1 MB = the saved tensors of 600 cell tiles / 60 (about 0.2 MB per good and tile);
+# 34 ms at load 1.3 (session 7; 122 ms at load 5-10 in session 8).
 # Methods not measured take the largest.
 PER_TILE: dict[str, tuple[float, float]] = {"anomaly": (2.1, 34.0)}
 
@@ -325,7 +328,7 @@ class TiledModel:
             tile_map = anomaly_map(torch.from_numpy(np.ascontiguousarray(p)), (y1 - y0, x1 - x0), self.inner_.sigma)
             maps.append((tile_map - tile_map.max()) / float(s) + float(top))
         raw_map = self._at_size(stitch(maps, self.boxes_, self.shape_, fill=float(min(m.min() for m in maps))), image)
-        score_map = self.calibration_.normalise(raw_map).astype(np.float32)
+        score_map = self.calibration_.normalise_map(raw_map)
         score = float(np.clip(self.calibration_.normalise(float(standard.max())), 0.0, 1.0))
         return Judgement(score, {}, None, score_map, raw_map, find_regions(score_map, self.threshold_))
 

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from models.anomaly import PatchCoreDetector
+from models.anomaly.calibration import Calibration
 from models.registry import build, load_model
 from models.tiling import (
     MAX_TILES,
@@ -76,6 +77,14 @@ def test_the_cost_is_linear_in_the_tile_count() -> None:
     assert (one.tiles, six.tiles) == (1, 6)
     assert six.mb == pytest.approx(6 * one.mb) and six.ms == pytest.approx(6 * one.ms)
     assert six.as_dict() == {"tiles": 6, "mb": 18.0, "ms": 240.0}
+
+
+def test_a_large_map_normalises_in_float32_as_the_scores_do() -> None:
+    calibration = Calibration(2.0, 0.5)
+    raw = np.random.default_rng(0).normal(2.0, 3.0, (300, 400)).astype(np.float32)
+    normalised = calibration.normalise_map(raw)
+    assert normalised.dtype == np.float32 and normalised.shape == raw.shape
+    assert np.allclose(normalised, calibration.normalise(raw), atol=1e-6)
 
 
 def test_a_tile_scores_the_mean_of_its_top_k_patches() -> None:
