@@ -195,8 +195,10 @@ image = np.load(sys.argv[2])
 import models.backbones.registry, torch
 before = rss()
 model = load_model(sys.argv[1])
+loaded = rss()
 model.judge([image])
-print(json.dumps({"before_mb": before, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"before_mb": before, "loaded_mb": loaded, "peak_mb": peak}))
 """
 
 
@@ -212,6 +214,7 @@ def memory_mb(model: TiledModel, image: np.ndarray) -> dict:
                              cwd=Path(__file__).resolve().parents[1])
         probe = json.loads(out.stdout.strip().splitlines()[-1])
     return {"saved_mb": round(saved, 1), "process_peak_mb": round(probe["peak_mb"], 1),
+            "loaded_mb": round(probe["loaded_mb"] - probe["before_mb"], 1),
             "tool_mb": round(probe["peak_mb"] - probe["before_mb"], 1)}
 
 
