@@ -186,18 +186,18 @@ def timed(model, test, cache: FeatureCache) -> float:
 
 
 MEMORY_PROBE = """
-import json, resource, sys
+import json, sys
 import numpy as np
 from models.registry import load_model
-def rss():
-    return int(open('/proc/self/status').read().split('VmRSS:')[1].split()[0]) / 1024
+def rss(field='VmRSS'):
+    return int(open('/proc/self/status').read().split(field + ':')[1].split()[0]) / 1024
 image = np.load(sys.argv[2])
 import models.backbones.registry, torch
 before = rss()
 model = load_model(sys.argv[1])
 loaded = rss()
 model.judge([image])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = rss('VmHWM')  # this process's own high-water mark (ru_maxrss keeps the forking parent's RSS)
 print(json.dumps({"before_mb": before, "loaded_mb": loaded, "peak_mb": peak}))
 """
 

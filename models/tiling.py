@@ -39,8 +39,7 @@ TILE_FILE = "tiling.json"
 SHARED_FOLDER = "shared"  # the shared memory's model, beside tiling.json
 MEMORIES = ("position", "shared")
 SPREAD_SHRINK = 0.5  # share of the mean position spread mixed into each position's own (10 goods are few)
-BATCH = 8  # tiles per backbone pass (60 at once: one of Lite0's 112 px stages alone takes ~290 MB; 16 tiles: a
-# module's peak RSS over 500 MB, bench/RESULTS.md "Tiling: session 9")
+BATCH = 8  # tiles per backbone pass (60 at once: one of Lite0's 112 px stages alone would take ~290 MB)
 # A shared memory's tile score: the mean of its TOP_K highest patch scores (bench/RESULTS.md "Tiling: session 9":
 # with one defective cell among 60 goods the single worst patch is noisier than a few; max = 1).
 TOP_K = 5
