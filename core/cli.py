@@ -19,7 +19,7 @@ from core.line.cli import add_line_commands
 from core.onnx_export import add_export_onnx_command
 from core.operating_point.cli import add_operating_point_command
 from core.studio import Studio, open_studio
-from models.profiles import DEFAULT_PROFILE, PROFILES
+from models.profiles import DEFAULT_PROFILE, PROFILES, TILED_PROFILE
 from models.registry import DEFAULT_METHOD, method_names
 
 EXIT_ERROR = 1
@@ -281,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--tool", required=True)
     training.add_argument("--method", "--kind", dest="method", default=DEFAULT_METHOD, choices=method_names(),
                           help="the model method (models/registry.py); anomaly learns from the good images only")
-    training.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES))
+    training.add_argument("--profile", default=None, choices=list(PROFILES),
+                          help=f"default: {DEFAULT_PROFILE}, {TILED_PROFILE} when the tool tiles")
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--candidate", action="store_true",
                           help="keep the new version as a candidate (the active model stays; see 'models')")

@@ -34,7 +34,6 @@ from core.studio import Studio
 from core.tools import require_tool
 from core.training import TrainResult, drop_calibration_override, train
 from models.base import TrainingSetError
-from models.profiles import DEFAULT_PROFILE
 from models.registry import DEFAULT_METHOD, load_model
 from storage import repository as repo
 from storage import review_queue as queue_repo
@@ -140,7 +139,7 @@ def delete_version(studio: Studio, tool_name: str, version_id: int, actor: Actor
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def train_candidate(studio: Studio, tool_name: str, actor: Actor, profile: str = DEFAULT_PROFILE,
+def train_candidate(studio: Studio, tool_name: str, actor: Actor, profile: str | None = None,
                     progress: Any = None, cancel: threading.Event | None = None,
                     method: str = DEFAULT_METHOD) -> TrainResult:
     """Retrain on every training sample into a *candidate*: the active model stays until a promotion."""

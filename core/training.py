@@ -26,7 +26,7 @@ from core.studio import Studio
 from core.tool_settings import ToolSettings
 from core.tools import require_tool
 from models.base import InspectionMethod, TrainingSetError
-from models.profiles import DEFAULT_PROFILE, PROFILES
+from models.profiles import PROFILES, default_profile
 from models.registry import DEFAULT_METHOD, build, get_method, method_names
 from storage import repository as repo
 from storage import versions as versions_repo
@@ -101,12 +101,20 @@ def _tiling(studio: Studio, tool_name: str, images: list, profile: str) -> tuple
     return options.grid(height, width, PROFILES[profile].input_size), options.mode == "cells"
 
 
+def tool_profile(studio: Studio, tool_name: str) -> str:
+    """The profile the tool's models train with unless one is chosen (``models.profiles.default_profile``:
+    quicker per tile when the tool tiles)."""
+    with studio.transaction() as session:
+        return default_profile(ToolSettings.from_json(require_tool(session, tool_name).settings).tiling.mode != "off")
+
+
 def tiling_cost(studio: Studio, tool_name: str, method: str = DEFAULT_METHOD,
-                profile: str = DEFAULT_PROFILE) -> dict[str, Any] | None:
+                profile: str | None = None) -> dict[str, Any] | None:
     """What a tiled model of ``method`` would cost, before training, on the size of the training image the
     grid is cut on (the oldest): the tiling mode, tile px, overlap, tiles, MB and ms to score one part (estimates
     from the measured per-tile figures, ``models.tiling.PER_TILE``); None when tiling is off or there
-    is no training image yet."""
+    is no training image yet. ``profile`` None: the tool's (``tool_profile``)."""
+    profile = profile or tool_profile(studio, tool_name)
     with studio.transaction() as session:
         tool = require_tool(session, tool_name)
         options = ToolSettings.from_json(tool.settings).tiling
@@ -134,7 +142,7 @@ def train(
     studio: Studio,
     tool_name: str,
     method: str = DEFAULT_METHOD,
-    profile: str = DEFAULT_PROFILE,
+    profile: str | None = None,
     seed: int = 0,
     progress: TrainProgress | None = None,
     cancel: threading.Event | None = None,
@@ -147,8 +155,10 @@ def train(
     candidate to compare and promote). Either way the audit log says who trained what.
 
     ``progress(stage, fraction)`` is called as work advances; setting ``cancel`` stops the job at
-    the next step with TrainingCancelledError, leaving the active model untouched.
+    the next step with TrainingCancelledError, leaving the active model untouched. ``profile`` None: the
+    tool's (``tool_profile``).
     """
+    profile = profile or tool_profile(studio, tool_name)
     require(studio, actor, Permission.TRAIN, f"tool {tool_name}")
     if method not in method_names():
         raise InvalidInputError(f"unknown model method {method!r}; choose one of {', '.join(method_names())}")

@@ -30,6 +30,14 @@ PROFILES: dict[str, Profile] = {
 
 
 DEFAULT_PROFILE = "balanced"  # the one that meets the accuracy targets (see the module doc)
+# A tiled tool's default: tiles multiply the network passes (60 per solar module), and Lite0 at 224 px is as
+# accurate on cell tiles (bench/RESULTS.md "Tiling: session 9") at about half Lite1's time per tile.
+TILED_PROFILE = "fast"
+
+
+def default_profile(tiled: bool) -> str:
+    """The profile a tool's models train with unless the user picks one."""
+    return TILED_PROFILE if tiled else DEFAULT_PROFILE
 
 
 def get_profile(name: str) -> Profile:

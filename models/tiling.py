@@ -39,7 +39,10 @@ TILE_FILE = "tiling.json"
 SHARED_FOLDER = "shared"  # the shared memory's model, beside tiling.json
 MEMORIES = ("position", "shared")
 SPREAD_SHRINK = 0.5  # share of the mean position spread mixed into each position's own (10 goods are few)
-BATCH = 16  # tiles per backbone pass
+BATCH = 8  # tiles per backbone pass (60 at once: one of Lite0's 112 px stages alone would take ~290 MB)
+# A shared memory's tile score: the mean of its TOP_K highest patch scores (bench/RESULTS.md "Tiling: session 9":
+# with one defective cell among 60 goods the single worst patch is noisier than a few; max = 1).
+TOP_K = 5
 Box = tuple[int, int, int, int]  # y0, x0, y1, x1 in ROI pixels
 
 
@@ -91,6 +94,13 @@ def stitch(maps: list[np.ndarray], boxes: list[Box], shape: tuple[int, int], fil
     return out
 
 
+def tile_scores(patches: np.ndarray, top_k: int) -> np.ndarray:
+    """Each tile's score from its patch scores ``(T, h, w)``: the mean of its ``top_k`` highest ``(T,)``."""
+    flat = patches.reshape(len(patches), -1)
+    k = max(1, min(top_k, flat.shape[1]))
+    return np.partition(flat, flat.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+
+
 def auto_tile(height: int, width: int, defect_px: int, native_px: int) -> tuple[int, int]:
     """Tile size and overlap for a ROI where the smallest defect to find is about ``defect_px``: a tile
     at most ``8 x defect_px`` (a defect keeps >= 1/8 of the tile the network sees at ``native_px``), not
@@ -114,9 +124,11 @@ class TilingCost:
         return {"tiles": self.tiles, "mb": round(self.mb, 1), "ms": round(self.ms, 1)}
 
 
-# Per tile, balanced profile (bench/tiling.py, bench/RESULTS.md "Tiling"): MB of the saved model and ms to judge
-# one tile on 2 cores. Anomaly (shared memory, 10 goods): 2.1 MB = the saved tensors of 600 cell tiles / 60
-# (about 0.2 MB per good and tile); 34 ms at load 1.3 (session 7; 122 ms at load 5-10 in session 8).
+# Per tile (bench/tiling.py, bench/RESULTS.md "Tiling"): MB of the saved model and ms to judge one tile on 2 cores,
+# measured with the balanced profile (tiled tools now default to the fast one, about half the network time per
+# tile: not yet measured at low load, so the estimate stays the balanced one's, an upper bound). Anomaly (shared
+# memory, 10 goods): 2.1 MB = the saved tensors of 600 cell tiles / 60 (about 0.2 MB per good and tile);
+# 34 ms at load 1.3 (session 7; 122 ms at load 5-10 in session 8).
 # Methods not measured take the largest.
 PER_TILE: dict[str, tuple[float, float]] = {"anomaly": (2.1, 34.0)}
 
@@ -150,6 +162,8 @@ class TiledModel:
     tiles; methods that learn from goods only), its tile scores with ``standardise`` standardised per
     position (centre and spread of the goods' out-of-fold scores there), else raw (the default: raw was
     better on bench/tiling.py, module AUC 0.883 vs 0.837 on cells, 0.78 vs 0.74 on 600 px tiles, seed 0).
+    ``top_k``: a shared memory's tile score is the mean of the tile's ``top_k`` highest patch scores
+    (``tile_scores``; 1: its worst patch, as before session 9).
     ``align``: cut the ROI into the cells between its dark grid lines (found on the goods' mean image;
     the regular grid of ``tile_px`` squares when none are found). The grid is cut on the first training
     image's size (the ROI's); other sizes are resized to it, and the stitched map back to the judged image's size. A
@@ -160,7 +174,7 @@ class TiledModel:
     format_version = 2
 
     def __init__(self, build: Callable[[int], InspectionMethod], *, tile_px: int, overlap: int, seed: int = 0,
-                 memory: str = "position", align: bool = False, standardise: bool = False) -> None:
+                 memory: str = "position", align: bool = False, standardise: bool = False, top_k: int = TOP_K) -> None:
         if memory not in MEMORIES:
             raise ValueError(f"unknown tiled memory {memory!r}; choose one of {', '.join(MEMORIES)}")
         self.build = build
@@ -170,6 +184,7 @@ class TiledModel:
         self.memory = memory
         self.align = align
         self.standardise = standardise
+        self.top_k = top_k
         probe = build(seed)
         if memory == "shared" and probe.learns_from != "good":
             raise ValueError("a shared tiled memory needs a method that learns from good images only")
@@ -180,7 +195,7 @@ class TiledModel:
 
     def get_params(self) -> dict[str, Any]:
         return {"tile_px": self.tile_px, "overlap": self.overlap, "seed": self.seed, "memory": self.memory,
-                "align": self.align, "standardise": self.standardise}
+                "align": self.align, "standardise": self.standardise, "top_k": self.top_k}
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "boxes_"):
@@ -244,7 +259,8 @@ class TiledModel:
         if len(goods) < 2:
             raise TrainingSetError("a shared tiled memory needs at least two good images")
         self.inner_ = self.build(self.seed).fit([t for image in goods for t in self._tiles(image)], progress=progress)
-        out_of_fold = np.asarray(self.inner_.out_of_fold_raw_, np.float64).reshape(len(goods), len(self.boxes_))
+        out_of_fold = tile_scores(self.inner_.out_of_fold_patches_, self.top_k).astype(np.float64).reshape(
+            len(goods), len(self.boxes_))
         spread = out_of_fold.std(axis=0, ddof=1)
         spread = np.sqrt((1 - SPREAD_SHRINK) * spread**2 + SPREAD_SHRINK * np.mean(spread**2))
         self.centre_, self.spread_ = out_of_fold.mean(axis=0), np.maximum(spread, 1e-9)
@@ -292,32 +308,28 @@ class TiledModel:
             return score_map
         return cv2.resize(score_map, image.shape[1::-1], interpolation=cv2.INTER_LINEAR)
 
-    def _patch_scores(self, tiles: list[np.ndarray], tta: bool) -> tuple[np.ndarray, np.ndarray]:
-        """The shared model's raw tile scores ``(T,)`` and patch scores ``(T, h, w)``, in batches; with ``tta``
-        the mean with the mirrored tiles' (mirrored back)."""
-        raw, patches = zip(*(self.inner_.raw_scores(tiles[i: i + BATCH]) for i in range(0, len(tiles), BATCH)),
-                           strict=True)
-        raw, patches = np.concatenate(raw), np.concatenate(patches)
+    def _patch_scores(self, tiles: list[np.ndarray], tta: bool) -> np.ndarray:
+        """The shared model's patch scores ``(T, h, w)`` of the tiles, ``BATCH`` tiles per backbone pass; with
+        ``tta`` the mean with the mirrored tiles' (mirrored back)."""
+        patches = np.concatenate([self.inner_.raw_scores(tiles[i: i + BATCH])[1] for i in range(0, len(tiles), BATCH)])
         if tta:
-            raw_m, patches_m = self._patch_scores(mirrored(tiles), False)
-            patches = (patches + patches_m[..., ::-1]) / 2
-            raw = patches.reshape(len(tiles), -1).max(axis=1)
-        return raw, patches
+            patches = (patches + self._patch_scores(mirrored(tiles), False)[..., ::-1]) / 2
+        return patches
 
     def _judge_shared(self, image: np.ndarray, tta: bool) -> Judgement:
-        """One image judged with the shared memory: its tiles' scores (standardised with ``standardise``),
-        the worst one calibrated."""
-        tiles = self._tiles(image)
-        raw, patches = self._patch_scores(tiles, tta)
-        standard = self._standardised(raw)
-        maps = [(anomaly_map(torch.from_numpy(np.ascontiguousarray(p)), (y1 - y0, x1 - x0), self.inner_.sigma)
-                 - c) / s for p, (y0, x0, y1, x1), c, s in zip(patches, self.boxes_, self.centre_, self.spread_,
-                                                               strict=True)]
+        """One image judged with the shared memory: its tiles' scores (``top_k`` patches, standardised with
+        ``standardise``), the worst one calibrated; each tile's map (its patch scores upsampled and blurred)
+        shifted so that it peaks at the tile's score, so the stitched map peaks in the worst tile."""
+        patches = self._patch_scores(self._tiles(image), tta)
+        standard = self._standardised(tile_scores(patches, self.top_k))
+        maps = []
+        for p, (y0, x0, y1, x1), s, top in zip(patches, self.boxes_, self.spread_, standard, strict=True):
+            tile_map = anomaly_map(torch.from_numpy(np.ascontiguousarray(p)), (y1 - y0, x1 - x0), self.inner_.sigma)
+            maps.append((tile_map - tile_map.max()) / float(s) + float(top))
         raw_map = self._at_size(stitch(maps, self.boxes_, self.shape_, fill=float(min(m.min() for m in maps))), image)
-        score_map = np.clip(self.calibration_.normalise(raw_map), 0.0, 1.0).astype(np.float32)
+        score_map = self.calibration_.normalise_map(raw_map)
         score = float(np.clip(self.calibration_.normalise(float(standard.max())), 0.0, 1.0))
-        return Judgement(score, {}, None, score_map, raw_map.astype(np.float32),
-                         find_regions(score_map, self.threshold_))
+        return Judgement(score, {}, None, score_map, raw_map, find_regions(score_map, self.threshold_))
 
     def training_report(self, sample_ids: list[Any] | None = None) -> dict[str, Any]:
         self._check_fitted()
@@ -364,7 +376,7 @@ class TiledModel:
         model = cls(lambda seed: type(first)(profile=first.profile, good_class=first.good_class, seed=seed),
                     tile_px=int(meta["tile_px"]), overlap=int(meta["overlap"]), seed=int(meta["seed"]),
                     memory=memory, align=bool(meta.get("align", False)),
-                    standardise=bool(meta.get("standardise", False)))
+                    standardise=bool(meta.get("standardise", False)), top_k=int(meta.get("top_k", 1)))
         model.shape_ = (int(meta["shape"][0]), int(meta["shape"][1]))
         model.boxes_ = boxes
         if memory == "shared":

@@ -11,7 +11,6 @@ from core.errors import StudioError
 from core.tool_settings import change_settings, policies
 from core.tools import ToolInfo
 from core.training import train
-from models.profiles import DEFAULT_PROFILE
 from pages.common import studio
 from pages.identity import current_reviewer
 from pages.signature import needs_signature, signature_field
@@ -24,7 +23,7 @@ POLICY_HELP = ("cross-check: both models must agree, a disagreement goes to revi
 
 
 def _train_button(tool: ToolInfo) -> None:
-    render_tiling_cost(tool.name, "anomaly", DEFAULT_PROFILE)
+    render_tiling_cost(tool.name, "anomaly", None)
     start, cancel_column = st.columns([1, 1])
     if cancel_column.button("Cancel anomaly training", key="cancel-anomaly"):
         st.info("Anomaly training cancelled; the active anomaly model is unchanged.")

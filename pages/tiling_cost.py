@@ -9,7 +9,7 @@ from core.training import tiling_cost
 from pages.common import studio
 
 
-def render_tiling_cost(tool_name: str, method: str, profile: str) -> None:
+def render_tiling_cost(tool_name: str, method: str, profile: str | None) -> None:
     """A caption with the tiling cost of training ``method`` now; nothing when tiling is off."""
     try:
         cost = tiling_cost(studio(), tool_name, method, profile)

@@ -11,8 +11,9 @@ from core.inspect.models import load_tool_models
 from core.model_versions import list_versions
 from core.samples import class_counts, samples_by_id
 from core.tool_settings import change_settings
+from core.training import tool_profile
 from core.training_job import TrainingJob
-from models.profiles import DEFAULT_PROFILE, PROFILES
+from models.profiles import PROFILES
 from models.registry import DEFAULT_METHOD
 from pages.anomaly_panel import render_anomaly_training
 from pages.common import require_tool, studio
@@ -74,7 +75,8 @@ def _train_controls(tool_name: str) -> None:
     if job is not None and job.finished:
         _show_outcome(st.session_state.pop(JOB_KEY))
         job = None
-    profile = st.radio("Network profile", list(PROFILES), index=list(PROFILES).index(DEFAULT_PROFILE), horizontal=True,
+    profile = st.radio("Network profile", list(PROFILES), index=list(PROFILES).index(tool_profile(studio(), tool_name)),
+                       horizontal=True,
                        format_func=lambda p: PROFILES[p].description, disabled=job is not None)
     activate = st.toggle("Make it the active model when trained", value=True, disabled=job is not None,
                          help="Off: the new version is a candidate to compare with the active one on the "

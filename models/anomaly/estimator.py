@@ -268,12 +268,14 @@ class PatchCoreDetector:
         report("coreset", 0.0)
         model = self._fit_model(goods, torch.ones(goods.n_images, dtype=torch.bool))
         report("calibration", 0.0)
-        image_scores = self._out_of_fold_scores(goods, lambda fraction: report("calibration", fraction))
+        out_of_fold = self._out_of_fold_patches(goods, lambda fraction: report("calibration", fraction))
+        image_scores = out_of_fold.reshape(len(out_of_fold), -1).max(axis=1).astype(np.float64)
         self.model_ = model.eval()
         self.goods_ = goods
         self.calibration_ = calibrate(image_scores, self.false_alarm)
         self.reference_scores_ = [float(s) for s in self.calibration_.normalise(image_scores)]
         self.out_of_fold_raw_ = image_scores  # (n,) raw: the shared tiled memory's per-position statistics
+        self.out_of_fold_patches_ = out_of_fold  # (n, h, w) float32: what the tiled memory's tile scores reduce
         self.n_images_ = goods.n_images
         self.ignored_ = ignored
         self.threshold_, self.review_band_ = 0.5, REVIEW_BAND
@@ -347,14 +349,15 @@ class PatchCoreDetector:
         scale = (1 - self.position_shrink) * mean + self.position_shrink * mean.mean()
         model.set_position_scale(scale.clamp_min(MIN_POSITION_SCALE * float(mean.mean())))
 
-    def _out_of_fold_scores(self, goods: _Goods, report: Callable[[float], None]) -> np.ndarray:
-        """Raw image scores ``(n,)`` of the goods, each by a model fitted without it (projection, memory and
-        position scale; leave-one-out up to ``MAX_FOLDS`` goods, that many folds beyond), so that they
-        are exchangeable with a new good part's score, as the calibration rule needs."""
+    def _out_of_fold_patches(self, goods: _Goods, report: Callable[[float], None]) -> np.ndarray:
+        """Raw patch scores ``(n, h, w)`` float32 of the goods, each by a model fitted without it (projection,
+        memory and position scale; leave-one-out up to ``MAX_FOLDS`` goods, that many folds beyond), so that
+        their image scores (the maxima) are exchangeable with a new good part's, as the calibration rule
+        needs."""
         n = goods.n_images
         n_folds = min(n, MAX_FOLDS)
         folds = torch.from_numpy(np.random.default_rng(self.seed).permutation(n) % n_folds)
-        scores = torch.empty(n)
+        scores = torch.empty(n, *goods.raw.shape[-2:])
         for fold in range(n_folds):
             held = folds == fold
             model = self._fit_model(goods, ~held)
@@ -362,9 +365,9 @@ class PatchCoreDetector:
                 patches = model.patch_scores(model.project_patches(goods.originals[held]),
                                              None if goods.mirrored is None
                                              else model.project_patches(goods.mirrored[held]))
-            scores[held] = patches.flatten(1).amax(dim=1)
+            scores[held] = patches.cpu()
             report((fold + 1) / n_folds)
-        return scores.numpy().astype(np.float64)
+        return scores.numpy().astype(np.float32)
 
     def _memory_subset(self, embedding: torch.Tensor) -> torch.Tensor:
         """Indices of the embedded goods ``(M, D, h, w)`` kept in the memory: all of them, or a k-center

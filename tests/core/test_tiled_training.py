@@ -19,7 +19,8 @@ from core.samples import import_path
 from core.studio import Studio
 from core.tool_settings import change_settings
 from core.tools import create_tool
-from core.training import tiling_cost, train
+from core.training import tiling_cost, tool_profile, train
+from models.profiles import DEFAULT_PROFILE, TILED_PROFILE
 from models.registry import load_model
 from models.tiling import TiledModel
 from storage import repository as repo
@@ -50,14 +51,18 @@ def test_a_tiled_tool_says_its_cost_trains_and_shows_the_stitched_map(studio: St
     create_tool(studio, TOOL, ["good", "defective"], actor=SYSTEM)
     assert import_path(studio, TOOL, tmp_path, actor=SYSTEM).imported == 7
     assert tiling_cost(studio, TOOL, "anomaly") is None  # tiling off: nothing to say
+    assert tool_profile(studio, TOOL) == DEFAULT_PROFILE
     change_settings(studio, TOOL, SYSTEM, {"tiling.mode": "cells", "tiling.tile_px": 150, "tiling.overlap": 0})
     cost = tiling_cost(studio, TOOL, "anomaly", "fast")
     assert cost is not None and cost["mode"] == "cells" and cost["roi"] == [458, 304]
     assert cost["tiles"] > 0 and cost["mb"] > 0 and cost["ms"] > 0
+    assert tool_profile(studio, TOOL) == TILED_PROFILE == "fast"  # the tiled default: quicker per tile
 
-    version_id = train(studio, TOOL, "anomaly", profile="fast", actor=SYSTEM).version_id
+    version_id = train(studio, TOOL, "anomaly", actor=SYSTEM).version_id  # no profile: the tool's
     with studio.transaction() as session:
-        folder = studio.settings.models_dir / repo.get_model_version(session, version_id).artifact_dir
+        version = repo.get_model_version(session, version_id)
+        folder = studio.settings.models_dir / version.artifact_dir
+        assert version.profile == TILED_PROFILE
     model = load_model(folder)
     assert isinstance(model, TiledModel) and model.memory == "shared" and len(model.boxes_) == 6
 

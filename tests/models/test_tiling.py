@@ -13,8 +13,19 @@ import pytest
 from PIL import Image
 
 from models.anomaly import PatchCoreDetector
+from models.anomaly.calibration import Calibration
 from models.registry import build, load_model
-from models.tiling import MAX_TILES, TiledModel, auto_tile, estimate_cost, grid_cells, stitch, tile_grid
+from models.tiling import (
+    MAX_TILES,
+    TOP_K,
+    TiledModel,
+    auto_tile,
+    estimate_cost,
+    grid_cells,
+    stitch,
+    tile_grid,
+    tile_scores,
+)
 
 
 @pytest.mark.parametrize(("height", "width", "tile", "overlap"),
@@ -66,6 +77,23 @@ def test_the_cost_is_linear_in_the_tile_count() -> None:
     assert (one.tiles, six.tiles) == (1, 6)
     assert six.mb == pytest.approx(6 * one.mb) and six.ms == pytest.approx(6 * one.ms)
     assert six.as_dict() == {"tiles": 6, "mb": 18.0, "ms": 240.0}
+
+
+def test_a_large_map_normalises_in_float32_as_the_scores_do() -> None:
+    calibration = Calibration(2.0, 0.5)
+    raw = np.random.default_rng(0).normal(2.0, 3.0, (300, 400)).astype(np.float32)
+    normalised = calibration.normalise_map(raw)
+    assert normalised.dtype == np.float32 and normalised.shape == raw.shape
+    assert np.allclose(normalised, calibration.normalise(raw), atol=1e-6)
+
+
+def test_a_tile_scores_the_mean_of_its_top_k_patches() -> None:
+    patches = np.zeros((2, 3, 3), np.float32)
+    patches[0].flat[:] = np.arange(9)
+    patches[1, 1, 1] = 6.0
+    assert np.allclose(tile_scores(patches, 1), [8.0, 6.0])  # top 1: the worst patch
+    assert np.allclose(tile_scores(patches, 3), [7.0, 2.0])
+    assert np.allclose(tile_scores(patches, 100), [4.0, 6.0 / 9])  # at most every patch
 
 
 # --- a tiled model on real cells -----------------------------------------------------------------
@@ -185,6 +213,9 @@ def test_a_shared_memory_on_the_cells_finds_and_localises_a_small_defect(shared:
     y, x = np.unravel_index(int(np.argmax(worst.map if worst.map.max() < 1 else worst.raw_map)), worst.map.shape)
     assert 154 <= y < 308 and 154 <= x < 304
     assert shared.training_report()["tiling"]["memory"] == "shared"
+    tiles = tile_scores(shared._patch_scores(shared._tiles(bad), False), shared.top_k)  # the worst tile's score
+    assert shared.top_k == TOP_K and worst.raw_map.max() == pytest.approx(float(shared._standardised(tiles).max()),
+                                                                           rel=1e-5)
 
 
 @pytest.mark.slow
@@ -193,6 +224,7 @@ def test_a_shared_memory_saves_and_loads_through_the_registry(shared: TiledModel
     shared.save(tmp_path / "model")
     loaded = load_model(tmp_path / "model")
     assert isinstance(loaded, TiledModel) and loaded.memory == "shared" and loaded.boxes_ == shared.boxes_
+    assert loaded.top_k == shared.top_k
     before, after = shared.judge(gridded[7:8])[0], loaded.judge(gridded[7:8])[0]
     assert after.score == pytest.approx(before.score, abs=1e-5)
     assert np.allclose(after.map, before.map, atol=1e-5)
