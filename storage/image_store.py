@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psutil
 
+from storage.files import PARTIAL_PREFIX
 from storage.objects import LocalObjects, ObjectStore, digest, key_for
-from storage.objects.local import PARTIAL_PREFIX
 
 __all__ = ["PARTIAL_PREFIX", "ImageStore", "process_alive"]
 

@@ -10,13 +10,11 @@ between the commit and the removal finds the key already written and skips it (e
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from pathlib import Path
 
 from core.inspect.recorder import PendingInspection
-
-PARTIAL_PREFIX = ".tmp-"
+from storage.files import PARTIAL_PREFIX, sync_folder, write_atomically
 
 
 class Journal:
@@ -47,17 +45,8 @@ class Journal:
         with self._lock:
             self.folder.mkdir(parents=True, exist_ok=True)
             target = self.folder / f"{self._next:012d}-{pending.record_key}.json"
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=PARTIAL_PREFIX, suffix=".part")
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            _sync_folder(self.folder)
+            write_atomically(target, data)
+            sync_folder(self.folder)
             self._next += 1
             self._count += 1
         return target
@@ -74,7 +63,7 @@ class Journal:
         with self._lock:
             if path.exists():
                 path.unlink()
-                _sync_folder(self.folder)
+                sync_folder(self.folder)
                 self._count -= 1
 
     def set_aside(self, path: Path, why: str) -> Path:
@@ -89,11 +78,3 @@ class Journal:
             self._count -= 1
         return target
 
-
-def _sync_folder(folder: Path) -> None:
-    """Make a rename or unlink in ``folder`` durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from storage.files import PARTIAL_PREFIX, write_atomically
 from storage.objects.base import ObjectMissingError, ObjectStore, sha256_of_key, verified
-
-PARTIAL_PREFIX = ".tmp-"  # temporary files are named .tmp-<pid>-<random>.part
 
 
 class LocalObjects(ObjectStore):
@@ -36,16 +34,7 @@ class LocalObjects(ObjectStore):
             if target.exists():
                 return
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{PARTIAL_PREFIX}{os.getpid()}-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(target, data)
 
     def get(self, key: str) -> bytes:
         try:
