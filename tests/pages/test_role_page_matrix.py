@@ -32,8 +32,11 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from inspect import getclosurevars
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 from PIL import Image
 from sqlalchemy import func, select
@@ -73,6 +76,7 @@ ELPV = ROOT / "tests" / "data" / "elpv"
 DEFECTIVE = sorted((ELPV / "defective").glob("*.png"))
 GOOD = sorted((ELPV / "good").glob("*.png"))
 TOOL = "solar-cell"
+CLASSES_TOOL = "zz-classes"  # a small tool of its own for the Add class control: no later page judges it
 STATION = "line1"
 REFUSED = "This page is not open to your account"
 BUNDLE: list[bytes] = []  # the tool's bundle, exported by the fixture, for the import control
@@ -83,6 +87,8 @@ RECEIVED: list[bytes] = []  # the bodies the loopback webhook receiver got (the 
 WEBHOOK: list[str] = []  # that receiver's URL
 JOB_KEY = "training_job"  # the Train page's session key of its background training
 UNDO_KEY = "dataset-undo"  # the Dataset page's session key of the last delete (a page script: not importable)
+NEW_CLASS = "+ New class..."  # the Capture page's label choice that opens the Add class form (a page script)
+FEEDERS: list[tuple[threading.Event, threading.Thread]] = []  # the camera feeding the Capture page's burst
 ROLES = list(Role)  # viewer first: a denied press must find the studio as the fixture left it
 pytestmark = pytest.mark.signed_in_as(None)  # each test signs in as its role
 
@@ -157,6 +163,30 @@ def trained(studio: Studio, at: AppTest) -> object:
 
 def published(studio: Studio, at: AppTest) -> object:
     return len(RECEIVED)
+
+
+def classes(studio: Studio, at: AppTest) -> object:
+    return get_tool(studio, CLASSES_TOOL).classes
+
+
+def burst_samples(studio: Studio, at: AppTest) -> object:
+    """The samples once the camera feeding the burst (if one was started) has stopped."""
+    for stop, thread in FEEDERS:
+        stop.set()
+        thread.join()
+    FEEDERS.clear()
+    return stats(studio, TOOL)
+
+
+def inspected(studio: Studio, at: AppTest) -> object:
+    """The inspections once the Live page's inspection writer has written all it was given; in the
+    manual trigger (after INSPECT), a camera frame goes through the page's own video callback first."""
+    callback = CAMERA[0].callback(f"live-camera-{TOOL}")
+    if at.radio(key="live-trigger").value == "manual":
+        send(CAMERA[0], DEFECTIVE[3])
+    writer = getclosurevars(callback).nonlocals["worker"].processor.writer
+    assert writer.flush(timeout=300)  # a shared 2-core machine
+    return inspections(studio, at)
 
 
 # -- the inputs each control needs ---------------------------------------------------------------------
@@ -249,6 +279,37 @@ def snapshot_frame(at: AppTest, role: Role) -> None:
     CAMERA[0].callback("capture-camera")(frame_of(GOOD[len(ROLES) + ROLES.index(role)]))
 
 
+def burst_frames(at: AppTest, role: Role) -> None:
+    """Two frames a tenth of a second apart, from a camera that feeds the Capture page's own callback a new
+    frame (a new image each: no duplicate) every 50 ms until the effect stops it."""
+    at.number_input(key="burst-count").set_value(2)
+    at.number_input(key="burst-interval").set_value(0.1).run()
+    grabber = CAMERA[0].callback("capture-camera")
+    base = np.asarray(frame_of(GOOD[2 * len(ROLES) + ROLES.index(role)]).to_ndarray(format="rgb24"), np.int16)
+    stop = threading.Event()
+
+    def feed() -> None:
+        step = 0
+        while not stop.wait(0.05):
+            step += 1
+            grabber(av.VideoFrame.from_ndarray(((base + step) % 256).astype(np.uint8), format="rgb24"))
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    FEEDERS.append((stop, thread))
+
+
+def new_class(at: AppTest, role: Role) -> None:
+    """The Capture page of the small tool, its '+ New class...' label and a class name for each role."""
+    at.selectbox(key="tool").set_value(CLASSES_TOOL).run()
+    at.selectbox(key="capture-label").set_value(NEW_CLASS).run()
+    at.text_input(key="new-class-name").input(f"scratch-{ROLES.index(role)}")
+
+
+def manual_trigger(at: AppTest, role: Role) -> None:
+    at.radio(key="live-trigger").set_value("manual").run()
+
+
 def last_delete(at: AppTest, role: Role) -> None:
     """The Undo delete button undoes this session's last delete; a role that may not delete has none, so
     its session is given one (samples the fixture deleted) to press the button at all."""
@@ -335,11 +396,15 @@ CONTROLS = [
     Control("save-shifts", "analytics", P.CHANGE_SETTINGS, "Save shifts", tool_settings, shifts),
     Control("upload", "capture", P.CAPTURE, "Add to dataset", samples, image),
     Control("snapshot", "capture", P.CAPTURE, "snapshot", samples, snapshot_frame),
+    Control("burst", "capture", P.CAPTURE, "burst", burst_samples, burst_frames),
+    # last of the page: it leaves the session on the small tool
+    Control("add-class", "capture", P.EDIT_DATASET, "Add class", classes, new_class),
     Control("save-live-settings", "live", P.CHANGE_SETTINGS, "live-save", tool_settings, smoothing),
     Control("photo-inspection", "live", P.INSPECT, None, inspections, photo, tab="Photo"),
     Control("save-roi", "live", P.EDIT_ROI, "roi-save", audited("roi"), region, tab="Region of interest"),
     Control("clear-roi", "live", P.EDIT_ROI, "roi-clear", audited("roi"), tab="Region of interest"),
     Control("live-capture", "live", P.CAPTURE, "live-capture", samples, camera_frame, tab="Camera"),
+    Control("live-inspect", "live", P.INSPECT, "live-inspect", inspected, manual_trigger, tab="Camera"),
     Control("verdict", "review", P.REVIEW, "verdict-defective", audited("verdict")),
     Control("undo", "review", P.REVIEW, "undo", audited("undo")),
     Control("skip", "review", P.REVIEW, "skip", audited("skip")),
@@ -377,14 +442,9 @@ NOT_PRESSED = {
     "cancel": "cancels a running training: none runs here",
     "cancel-anomaly": "cancels a running anomaly training: none runs here",
     "undo-empty": "the callback of 'undo' (pressed here), drawn when the queue is empty",
-    "burst": "the snapshot's service (pressed here) on frames arriving during the run",
     "Trigger by hand": "needs a running station (disabled without one): tests/line",
-    "Add class": "adds a class for good (none is ever removed): every later page would judge a tool its models "
-                 "do not know; the page: test_capture_and_dataset.py, the refusal: tests/core/auth/test_matrix.py",
     "extend-anomaly": "drawn only with an active anomaly model and goods added since it (an anomaly training): "
                       "the service in tests/core/test_evaluation.py, its refusal in tests/core/auth/test_matrix.py",
-    "live-inspect": "asks the video thread to record its next frame (INSPECT, as the Photo tab pressed here): "
-                    "test_live_page.py",
 }
 PAGE_FILES = {"capture": "capture", "dataset": "dataset", "train": "train", "live": "live", "review": "review",
               "analytics": "analytics", "models": "models", "line": "line", "fleet": "fleet",
@@ -424,6 +484,7 @@ def matrix_studio(tmp_path_factory: pytest.TempPathFactory, webhook: str) -> Ite
     data_dir = tmp_path_factory.mktemp("matrix") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
     create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
+    create_tool(studio, CLASSES_TOOL, "good,defective", actor=SYSTEM)
     import_path(studio, TOOL, ELPV, actor=SYSTEM)
     train(studio, TOOL, actor=SYSTEM)
     train_candidate(studio, TOOL, SYSTEM)
