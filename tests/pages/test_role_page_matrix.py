@@ -16,9 +16,12 @@ the matrix):
 One trained studio (SQLite, the 40 committed ELPV cells, an active model and a candidate) serves every
 test of the module; the tests run in order (every page for the viewer, then for the operator, ...) and
 each control leaves the studio ready for the next one. Camera frames reach the Live and Capture pages
-through their own WebRTC callbacks (tests/pages/conftest.py); the Line page's test publish goes to a real
-webhook receiver on loopback. The Train page's two training buttons train for real (a classifier and an
-anomaly model for each of the two roles that may): the costly part of the module.
+through their own WebRTC callbacks (tests/pages/conftest.py): the Live page's INSPECT records the next frame
+(waited for through the inspection writer), the Capture page's burst takes frames from a thread feeding the
+callback during the run. Add class works on a small tool of its own, which no later page judges. The Line
+page's test publish goes to a real webhook receiver on loopback. The Train page's two training buttons
+train for real (a classifier and an anomaly model for each of the two roles that may): the costly part of
+the module.
 
 ``test_every_page_button_is_pressed_or_excused`` reads every button of pages/*.py: a new one fails it until
 it is a control here or excused, with its reason, in ``NOT_PRESSED``.
@@ -439,8 +442,11 @@ NOT_PRESSED = {
     "Prepare export": "writes a download file; the studio is unchanged",
     "Show my skipped cards again": "the session's list of skipped cards",
     "Cancel import": "a session flag that stops an upload's loop",
-    "cancel": "cancels a running training: none runs here",
-    "cancel-anomaly": "cancels a running anomaly training: none runs here",
+    "cancel": "cancels the running background training: that it still runs when pressed rests on the training's "
+              "speed (no controlled hold without a mock); the page: test_pages.py, the job: "
+              "tests/core/test_training.py",
+    "cancel-anomaly": "the anomaly training runs inside the page's own script run (no background job): the press "
+                      "only reruns the page, which AppTest cannot do while that run lasts",
     "undo-empty": "the callback of 'undo' (pressed here), drawn when the queue is empty",
     "Trigger by hand": "needs a running station (disabled without one): tests/line",
     "extend-anomaly": "drawn only with an active anomaly model and goods added since it (an anomaly training): "
@@ -480,7 +486,7 @@ def matrix_studio(tmp_path_factory: pytest.TempPathFactory, webhook: str) -> Ite
     """One studio for the module: tool ``solar-cell`` with the 40 ELPV cells, an active model and a
     candidate, failed inspections with kept images (suggestions) and flagged ones (the review queue),
     a verdict signed by the engineer, three soft-deleted samples, an operating point, a line station;
-    the app points at it."""
+    a small untrained tool for the Add class control; the app points at it."""
     data_dir = tmp_path_factory.mktemp("matrix") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
     create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
