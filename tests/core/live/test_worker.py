@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -56,6 +57,15 @@ def processor(trained: Studio) -> GatedProcessor:
     return GatedProcessor([load_tool_models(trained, TOOL)], settings)
 
 
+@pytest.fixture
+def judging(processor: GatedProcessor) -> Iterator[InferenceWorker]:
+    """A worker whose processor judges at once (the gate open)."""
+    processor.gate.set()
+    worker = InferenceWorker(processor)
+    yield worker
+    worker.close()
+
+
 def test_frames_faster_than_inference_are_dropped_not_queued(processor: GatedProcessor) -> None:
     worker = InferenceWorker(processor)
     try:
@@ -75,20 +85,15 @@ def test_frames_faster_than_inference_are_dropped_not_queued(processor: GatedPro
         worker.close()
 
 
-def test_the_next_frame_shows_the_workers_verdict(processor: GatedProcessor) -> None:
-    processor.gate.set()
-    worker = InferenceWorker(processor)
-    try:
-        bad = place(cells("defective")[0])
-        worker.process(bad)
-        wait_for(worker.idle)
-        report = processor.last_report
-        assert report.decision == "fail" and report.latency_ms >= report.stages_ms["model"]
-        out = worker.process(bad)
-        assert tuple(int(v) for v in out[5, 5]) == COLOURS["fail"]
-        assert processor.latest_frame() is not None
-    finally:
-        worker.close()
+def test_the_next_frame_shows_the_workers_verdict(processor: GatedProcessor, judging: InferenceWorker) -> None:
+    bad = place(cells("defective")[0])
+    judging.process(bad)
+    wait_for(judging.idle)
+    report = processor.last_report
+    assert report.decision == "fail" and report.latency_ms >= report.stages_ms["model"]
+    out = judging.process(bad)
+    assert tuple(int(v) for v in out[5, 5]) == COLOURS["fail"]
+    assert processor.latest_frame() is not None
 
 
 def test_video_frame_rate_counts_the_frames_of_the_last_second() -> None:
@@ -105,37 +110,29 @@ def test_video_frame_rate_counts_the_frames_of_the_last_second() -> None:
     assert processor.video_fps == pytest.approx(30, abs=0.5)  # the stall is out of the window a second later
 
 
-def test_a_smaller_camera_frame_gets_the_verdict_scaled_to_it(processor: GatedProcessor) -> None:
+def test_a_smaller_camera_frame_gets_the_verdict_scaled_to_it(processor: GatedProcessor,
+                                                               judging: InferenceWorker) -> None:
     """The browser lowers the camera's resolution when the CPU is short: the verdict found on a 640 x 480
     frame is drawn on the next 320 x 240 one (box scaled, heatmap inside), and the stream goes on (an error
     in the frame callback ends a streamlit-webrtc stream for good)."""
-    processor.gate.set()
-    worker = InferenceWorker(processor)
-    try:
-        bad = place(cells("defective")[0])
-        worker.process(bad)
-        wait_for(worker.idle)
-        small = np.ascontiguousarray(bad[::2, ::2])
-        out = worker.process(small)
-        assert out.shape == small.shape and worker.overlay_failures == 0
-        assert tuple(int(v) for v in out[3, 3]) == COLOURS["fail"]  # the banner
-        x0, y0, x1, y1 = processor._marks[0].box_on(320, 240)
-        assert (x0, y0, x1, y1) == tuple(round(v / 2) for v in processor._marks[0].box)
-    finally:
-        worker.close()
+    bad = place(cells("defective")[0])
+    judging.process(bad)
+    wait_for(judging.idle)
+    small = np.ascontiguousarray(bad[::2, ::2])
+    out = judging.process(small)
+    assert out.shape == small.shape and judging.overlay_failures == 0
+    assert tuple(int(v) for v in out[3, 3]) == COLOURS["fail"]  # the banner
+    x0, y0, x1, y1 = processor._marks[0].box_on(320, 240)
+    assert (x0, y0, x1, y1) == tuple(round(v / 2) for v in processor._marks[0].box)
 
 
-def test_an_overlay_that_fails_sends_the_raw_frame_and_keeps_the_stream(processor: GatedProcessor) -> None:
-    processor.gate.set()
-    worker = InferenceWorker(processor)
-    try:
-        frame = place(cells("good")[0])
+def test_an_overlay_that_fails_sends_the_raw_frame_and_keeps_the_stream(processor: GatedProcessor,
+                                                                         judging: InferenceWorker) -> None:
+    frame = place(cells("good")[0])
 
-        def broken(_: np.ndarray) -> np.ndarray:
-            raise ValueError("overlay broke")
+    def broken(_: np.ndarray) -> np.ndarray:
+        raise ValueError("overlay broke")
 
-        processor.annotate = broken  # the callback's only step that could raise
-        assert worker.process(frame) is frame and worker.process(frame) is frame
-        assert worker.overlay_failures == 2
-    finally:
-        worker.close()
+    processor.annotate = broken  # the callback's only step that could raise
+    assert judging.process(frame) is frame and judging.process(frame) is frame
+    assert judging.overlay_failures == 2
