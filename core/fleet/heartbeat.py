@@ -53,15 +53,19 @@ class Beat:
     software: str = field(default_factory=software_version)
 
 
+SLOW_STORE_BACKLOG = 200  # objects waiting for upload without an error: the store lags behind
+
+
 def store_problem(studio: Studio) -> str | None:
-    """What a heartbeat says about the object store: None while every image is in it, else how many wait
-    in the local spool (the station keeps inspecting; the spool uploads them when the store is back)."""
+    """What a heartbeat says about the object store: None while images reach it (a few in flight are
+    normal: they are written behind), else how many wait in the local spool (the station keeps
+    inspecting; the spool uploads them when the store answers again)."""
     objects = studio.images.objects
     waiting = objects.pending()
-    if not waiting:
-        return None
     error = getattr(objects, "last_error", None)
-    why = f"the object store is unreachable ({error})" if error else "uploading to the object store"
+    if not waiting or (error is None and waiting < SLOW_STORE_BACKLOG):
+        return None
+    why = f"the object store is unreachable ({error})" if error else "the object store is slow"
     return f"{why}: {waiting} images spooled locally, still inspecting; they upload when it answers"
 
 

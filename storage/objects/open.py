@@ -25,7 +25,9 @@ def parse_store_url(url: str) -> tuple[str, str]:
 def open_objects(store_url: str | None, data_dir: Path, namespace: str) -> ObjectStore:
     """The store of ``namespace`` ("images", "thumbnails", "artifacts"): the folder
     ``<data_dir>/<namespace>`` without ``store_url``; otherwise S3 behind the spool
-    ``<data_dir>/spool/<namespace>`` (one per process and namespace, so one uploader each)."""
+    ``<data_dir>/spool/<namespace>`` (one per process and namespace, so one uploader each). Images and
+    thumbnails are written behind (an inspection never waits on the store); artifacts are uploaded
+    before ``put`` returns while the store answers (a promotion is announced after its artifact)."""
     if not store_url:
         return LocalObjects(Path(data_dir) / namespace)
     ident = (store_url, str(Path(data_dir).resolve()), namespace)
@@ -37,5 +39,6 @@ def open_objects(store_url: str | None, data_dir: Path, namespace: str) -> Objec
             bucket, prefix = parse_store_url(store_url)
             endpoint = os.environ.get("STUDIO_S3_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
             remote = S3Objects(make_client(endpoint), bucket, f"{prefix}/{namespace}" if prefix else namespace)
-            _OPEN[ident] = SpooledObjects(remote, LocalObjects(Path(data_dir) / "spool" / namespace))
+            _OPEN[ident] = SpooledObjects(remote, LocalObjects(Path(data_dir) / "spool" / namespace),
+                                          write_behind=namespace != "artifacts")
         return _OPEN[ident]

@@ -1,10 +1,14 @@
 """A remote object store behind a local spool: failed uploads are kept on disk and retried.
 
-``put`` uploads directly while the remote answers; once an upload fails, objects are written atomically
-into the spool folder (no writer waits on a store that is down) and a background uploader sends them
-later with exponential backoff, then removes them from the spool. Its first upload that succeeds sends
-writers straight to the remote again while it drains the backlog (keys are content-addressed: order
-does not matter), so the backlog only shrinks once the store is back. Reads look in the spool first, so a
+Two ways to write. Direct (the default, for model artifacts that must be in the store before anyone is
+told about them): ``put`` uploads while the remote answers; once an upload fails, objects are written
+atomically into the spool folder (no writer waits on a store that is down), and the uploader's first
+upload that succeeds sends writers straight to the remote again while it drains the backlog (keys are
+content-addressed: order does not matter). Write-behind (store-and-forward, for a station's images and
+maps): every ``put`` lands in the spool and returns, so a store that is slow (not only one that refuses)
+never holds up an inspection; the uploader sends each object as it arrives. Either way a background
+uploader sends spooled objects with exponential backoff while the store is down, then removes them
+from the spool. Reads look in the spool first, so a
 spooled object is readable before it is uploaded. The spool is a folder of complete files, so a
 process killed at any moment loses nothing: the next start replays it.
 """
@@ -29,8 +33,9 @@ MAX_BACKOFF_S = 10.0
 class SpooledObjects(ObjectStore):
     """``remote`` with ``spool`` (a local folder) for the objects it could not take yet."""
 
-    def __init__(self, remote: ObjectStore, spool: LocalObjects, start: bool = True) -> None:
-        self.remote, self.spool = remote, spool
+    def __init__(self, remote: ObjectStore, spool: LocalObjects, start: bool = True,
+                 write_behind: bool = False) -> None:
+        self.remote, self.spool, self.write_behind = remote, spool, write_behind
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards _waiting
@@ -56,7 +61,7 @@ class SpooledObjects(ObjectStore):
             self._thread.join(timeout)
 
     def put_key(self, key: str, data: bytes) -> None:
-        if self._remote_up:
+        if self._remote_up and not self.write_behind:
             try:
                 self.remote.put_key(key, data)
                 return
@@ -64,7 +69,7 @@ class SpooledObjects(ObjectStore):
                 self._remote_up, self.last_error = False, str(error)
                 log.warning("object store unreachable; spooling %s locally", key)
         with self._lock:
-            self._waiting.add(key)
+            self._waiting.add(key)  # before the file exists: a pass that lists it finds it waiting
         self.spool.put_key(key, data)
         self._wake.set()
 
@@ -106,6 +111,12 @@ class SpooledObjects(ObjectStore):
 
     def upload_spooled(self) -> int:
         """Upload every spooled object once; returns how many are still waiting (raises nothing)."""
+        self._upload_pass()
+        return len(self._waiting)
+
+    def _upload_pass(self) -> int:
+        """One pass over the spool; returns how many objects it uploaded (it stops at the first failure)."""
+        uploaded = 0
         with self._pass:
             for key in list(self.spool.keys()):
                 try:
@@ -124,9 +135,10 @@ class SpooledObjects(ObjectStore):
                 self._remote_up = True
                 self.spool.delete(key)
                 self._done(key)
+                uploaded += 1
         if not self._waiting:
             self.last_error = None
-        return len(self._waiting)
+        return uploaded
 
     def _done(self, key: str) -> None:
         with self._lock:
@@ -140,12 +152,15 @@ class SpooledObjects(ObjectStore):
                 self._wake.wait()  # a put that spools wakes it
                 continue
             try:
-                left = self.upload_spooled()
+                uploaded = self._upload_pass()
             except Exception:  # the uploader never dies
                 log.exception("object uploader failed")
-                left = 1
-            if left == 0:
+                uploaded = 0
+            if self._remote_up and uploaded:  # more may have arrived meanwhile: go on at once
                 backoff = FIRST_BACKOFF_S
                 continue
-            self._stop.wait(backoff)
+            if self._remote_up:  # nothing uploadable yet (a file still being written, or damaged)
+                self._wake.wait(backoff)
+            else:  # the store refused: back off; writers spool meanwhile without waking this
+                self._stop.wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,18 +22,10 @@ from storage.objects import (
     digest,
     key_for,
 )
-from tests.s3 import MotoS3
+from storage.objects.s3 import make_client
+from tests.s3 import MotoS3, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def _tamper(store: ObjectStore, key: str, data: bytes) -> None:
@@ -138,6 +130,30 @@ def test_store_down_writes_spool_reads_work_and_the_spool_drains(own_s3_server: 
     assert list(store.spool.keys()) == []
     after = store.put(b"after the outage")  # the store answers again: written straight to it
     assert store.pending() == 0 and fresh.exists(after)
+    store.stop()
+
+
+def test_written_behind_objects_never_wait_on_a_hung_store_and_upload_when_it_answers(
+        own_s3_server: MotoS3, tmp_path: Path) -> None:
+    """A station's images are written behind: a store that accepts connections but never answers (the
+    slow case, not the refused one) does not hold up ``put``; a store that answers gets every object."""
+    with socket.socket() as hung:  # listens, never accepts: a PUT waits for the client's read timeout
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(64)
+        store = SpooledObjects(S3Objects(make_client(f"http://127.0.0.1:{hung.getsockname()[1]}"), "b", "p"),
+                               LocalObjects(tmp_path / "hung-spool"), write_behind=True)
+        started = time.monotonic()
+        keys = [store.put(f"part {i}".encode(), "png") for i in range(5)]
+        assert time.monotonic() - started < 5.0  # the direct path waits 10 s (read timeout) on the first PUT
+        assert store.pending() == 5 and [store.get(k) for k in keys] == [f"part {i}".encode() for i in range(5)]
+        store.stop(timeout=0)
+    bucket = own_s3_server.new_bucket()
+    store = SpooledObjects(S3Objects(own_s3_server.client(), bucket, "p"), LocalObjects(tmp_path / "spool"),
+                           write_behind=True)
+    keys = [store.put(f"part {i}".encode(), "png") for i in range(50)]
+    assert wait_until(lambda: store.pending() == 0)
+    assert sorted(S3Objects(own_s3_server.client(), bucket, "p").keys()) == sorted(keys)
+    assert list(store.spool.keys()) == [] and store.last_error is None
     store.stop()
 
 

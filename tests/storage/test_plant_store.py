@@ -29,7 +29,7 @@ from models.artifacts import WEIGHTS_FILE
 from storage import repository as repo
 from storage.objects import S3Objects
 from tests.inspections import classifier_of, record
-from tests.s3 import MotoS3
+from tests.s3 import MotoS3, wait_until
 
 TOOL = "cells"
 
@@ -61,7 +61,8 @@ def test_a_part_recorded_on_a_station_is_shown_on_a_tablet(plant: str, database_
     inspection = record(station, TOOL, Verdict("fail", "defective", 0.9), {"good": 0.1, "defective": 0.9},
                         encode_png(rgb), version_id=version_id)
     assert not (tmp_path / "station-a" / "images").exists()  # nothing on the station's disk but the spool
-    assert station.images.objects.pending() == 0
+    # images and thumbnails are written behind: the uploader sends them within moments
+    assert station.images.objects.drain(timeout=60) and thumbnail_store(station).objects.drain(timeout=60)
 
     with tablet.transaction() as session:
         key = repo.get_inspection(session, inspection).image_key
@@ -165,11 +166,13 @@ def test_a_station_keeps_recording_while_the_store_is_down_and_says_so(own_s3_se
                             map=rng.random((8, 8), dtype=np.float32), settings=ToolSettings(keep_pass_share=0.0))
         return station.recorder.record(judged, RecordContext("station-a")).inspection_id
 
-    first = inspect_once()
+    first = inspect_once()  # its crop and map are written behind: uploaded by the spool's uploader
     assert store_problem(station) is None
+    assert station.images.objects.drain(timeout=60)
     own_s3_server.stop()
     second = inspect_once()  # the store is down: recorded, its crop and map wait in the spool
     assert station.images.objects.pending() == 2
+    assert wait_until(lambda: station.images.objects.last_error is not None)  # the uploader found it down
     said = store_problem(station)
     assert said is not None and "unreachable" in said and "2 images spooled" in said
     beat(station, Beat("station-a", state="degraded", reason=said))
