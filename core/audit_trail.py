@@ -92,7 +92,7 @@ class _Walk:
         self.more = 0
         self.rows = 0
         self.last_seq, self.last_hash, self.last_id = 0, audit_chain.GENESIS, None
-        self.anchor_seen = False
+        self.anchor_seen = anchor is not None and anchor.seq == 0  # an empty trail's head: the start itself
 
     def report(self, kind: str, message: str, row: AuditEntry | None = None) -> None:
         if len(self.problems) >= MAX_PROBLEMS:
@@ -152,6 +152,8 @@ class _Walk:
         elif head.hash != self.last_hash:
             self.report("head", f"the head (seq {head.seq}) does not match the last row's hash: the head or that "
                                 "row was rewritten")
+        if self.anchor is not None and self.anchor.seq == 0 and self.anchor.hash != audit_chain.GENESIS:
+            self.report("anchor", f"the recorded head {self.anchor} is not the start of a trail")
         if self.anchor is not None and not self.anchor_seen:
             self.report("anchor", f"the recorded head seq {self.anchor.seq} is not in the trail (it ends at seq "
                                   f"{self.last_seq}): the newest rows were deleted")

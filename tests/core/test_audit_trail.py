@@ -49,6 +49,9 @@ def kinds(studio: Studio) -> list[tuple[str, int | None]]:
 
 def test_an_intact_chain_verifies_and_every_row_links_to_the_one_before(any_studio: Studio) -> None:
     assert verify(any_studio).ok and verify(any_studio).rows == 0
+    empty = chain_head(any_studio)
+    assert empty.seq == 0 and verify(any_studio, expect=empty).ok  # an empty trail's recorded head is its start
+    assert not verify(any_studio, expect=Anchor(0, "f" * 64)).ok  # a start that is not the genesis
     append(any_studio, 5)
     report = verify(any_studio)
     assert report.ok and report.rows == 5 and report.head.seq == 5
