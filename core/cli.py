@@ -16,7 +16,6 @@ from core.auth.cli import add_identity_arguments, add_users_commands, cli_actor,
 from core.bundle.cli import add_bundle_commands
 from core.errors import StudioError, TrainingCancelledError
 from core.line.cli import add_line_commands
-from core.onnx_export import add_export_onnx_command
 from core.operating_point.cli import add_operating_point_command
 from core.studio import Studio, open_studio
 from models.profiles import DEFAULT_PROFILE, PROFILES, TILED_PROFILE
@@ -50,6 +49,14 @@ def _progress_printer(prefix: str) -> Any:
             print(f"{prefix}{stage}: {percent}%", file=sys.stderr, flush=True)
 
     return show
+
+
+def cmd_models_export_onnx(studio: Studio, args: argparse.Namespace) -> int:
+    from core.onnx_export import export_tool
+
+    for sidecar in export_tool(studio, args.tool, Path(args.out)):
+        _print_json(sidecar)
+    return 0
 
 
 def cmd_tools_create(studio: Studio, args: argparse.Namespace) -> int:
@@ -493,7 +500,10 @@ def add_review_commands(commands: Any) -> None:
                                                      "the good samples added since (no full retrain)"))
     extending.add_argument("--tool", required=True)
     extending.set_defaults(func=cmd_models_extend)
-    add_export_onnx_command(models)
+    exporting = models.add_parser("export-onnx", help="each active model of a tool as an ONNX graph + JSON sidecar")
+    exporting.add_argument("--tool", required=True)
+    exporting.add_argument("--out", default="onnx", help="folder to write into (default ./onnx)")
+    exporting.set_defaults(func=cmd_models_export_onnx)
     add_audit_commands(commands)
 
 

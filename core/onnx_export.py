@@ -1,5 +1,5 @@
-"""``python -m core models export-onnx --tool NAME [--out DIR]``: each active model of a tool as an ONNX
-graph (``models/onnx_export.py``) with a JSON sidecar of what the engine decides with.
+"""Each active model of a tool as an ONNX graph (``models/onnx_export.py``) with a JSON sidecar of what the
+engine decides with (``python -m core models export-onnx --tool NAME [--out DIR]``).
 
 The models, thresholds and review bands come from the engine's own loading (``load_tool_models`` with
 each active version), so the sidecar says exactly what ``predict`` would decide by: below
@@ -8,7 +8,6 @@ each active version), so the sidecar says exactly what ``predict`` would decide 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -61,17 +60,3 @@ def export_tool(studio: Studio, tool_name: str, out: Path) -> list[dict[str, Any
         (out / f"{stem}.json").write_text(json.dumps(sidecar, indent=2) + "\n")
         sidecars.append(sidecar)
     return sidecars
-
-
-def cmd_export_onnx(studio: Studio, args: argparse.Namespace) -> int:
-    for sidecar in export_tool(studio, args.tool, Path(args.out)):
-        print(json.dumps(sidecar), flush=True)
-    return 0
-
-
-def add_export_onnx_command(models: Any) -> None:
-    """``models export-onnx`` under the ``models`` command."""
-    exporting = models.add_parser("export-onnx", help="each active model of a tool as an ONNX graph + JSON sidecar")
-    exporting.add_argument("--tool", required=True)
-    exporting.add_argument("--out", default="onnx", help="folder to write into (default ./onnx)")
-    exporting.set_defaults(func=cmd_export_onnx)

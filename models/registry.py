@@ -6,40 +6,40 @@ and one line in ``_CLASSES`` below (docs/ARCHITECTURE.md, "Adding a model method
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from models.anomaly import PatchCoreDetector
-from models.artifacts import META_FILE, ArtifactError, method_and_format
-from models.base import InspectionMethod
-from models.classifier import FewShotClassifier
-from models.knn import KnnDetector
-from models.tiling import TILE_FILE, TiledModel
+if TYPE_CHECKING:
+    from models.base import InspectionMethod
 
-_CLASSES: tuple[type[InspectionMethod], ...] = (
-    FewShotClassifier,
-    PatchCoreDetector,
-    KnnDetector,
-)
-METHODS: dict[str, type[InspectionMethod]] = {cls.method: cls for cls in _CLASSES}
-DEFAULT_METHOD = FewShotClassifier.method  # what ``train`` fits unless told otherwise
+# name -> "module:class"; each class's ``method`` attribute is its name (tests/models/test_methods.py). Classes
+# are imported when first used, so naming the methods (the CLI's choices) does not load torch.
+_CLASSES: dict[str, str] = {
+    "classifier": "models.classifier:FewShotClassifier",
+    "anomaly": "models.anomaly:PatchCoreDetector",
+    "knn": "models.knn:KnnDetector",
+}
+DEFAULT_METHOD = "classifier"  # what ``train`` fits unless told otherwise
 # Methods with training-time augmentation (``models.augment``), and the random copies of each training
 # image they learn from when a tool asks for it (bench/robustness.py measured what they buy).
-AUGMENTED = frozenset({FewShotClassifier.method})
+AUGMENTED = frozenset({"classifier"})
 AUGMENT_COPIES = 3
 
 
 def method_names() -> list[str]:
     """The registered methods' names, in registration order."""
-    return list(METHODS)
+    return list(_CLASSES)
 
 
 def get_method(name: str) -> type[InspectionMethod]:
     """The estimator class registered as ``name`` (ValueError naming the known ones otherwise)."""
     try:
-        return METHODS[name]
+        module, cls = _CLASSES[name].split(":")
     except KeyError:
-        raise ValueError(f"unknown model method {name!r}; choose one of {', '.join(METHODS)}") from None
+        raise ValueError(f"unknown model method {name!r}; choose one of {', '.join(_CLASSES)}") from None
+    return getattr(importlib.import_module(module), cls)
 
 
 def build(name: str, *, profile: str, good_class: str, seed: int = 0,
@@ -49,6 +49,8 @@ def build(name: str, *, profile: str, good_class: str, seed: int = 0,
     between the part's grid lines): one model over all tiles for the methods whose ``tile_memory`` is
     ``shared``, else one per tile position; with ``augment`` trained also on ``AUGMENT_COPIES`` random
     variants of each image where the method learns from them (``AUGMENTED``; the others ignore it)."""
+    from models.tiling import TiledModel
+
     cls = get_method(name)
     extra = {"augment_copies": AUGMENT_COPIES} if augment and name in AUGMENTED else {}
     if tiling is None:
@@ -60,6 +62,9 @@ def build(name: str, *, profile: str, good_class: str, seed: int = 0,
 def load_model(folder: Path) -> InspectionMethod:
     """The model saved in ``folder``, whichever method saved it (artifacts from before the common
     ``model.json`` scheme included); ArtifactError when it cannot be used."""
+    from models.artifacts import META_FILE, ArtifactError, method_and_format
+    from models.tiling import TILE_FILE, TiledModel
+
     if (Path(folder) / TILE_FILE).is_file():
         try:
             return TiledModel.load(folder, load_model)

@@ -30,6 +30,7 @@ MAX_SHIFT = 3.0  # logit units searched either way
 STEP = 0.01
 COARSE = 0.1
 MIN_NEW = 50  # fewer unlabelled scores say too little about the shift
+WINDOW = 200  # recent inspections an adapted point is fitted to
 EM_STEPS = 200
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from core.auth.cli import add_identity_arguments, cli_actor, signature_password
 from core.errors import InvalidInputError
-from core.operating_point import service
+from core.operating_point.adapt import WINDOW
 from core.operating_point.choose import Targets
 from core.studio import Studio
 
@@ -28,6 +28,8 @@ def _targets(args: argparse.Namespace) -> Targets:
 
 
 def cmd_operating_point(studio: Studio, args: argparse.Namespace) -> int:
+    from core.operating_point import service  # loads the models: only when the command runs
+
     actor = cli_actor(studio, args)
     if args.clear:
         service.clear(studio, args.tool, actor, signature_password(actor))
@@ -71,8 +73,8 @@ def add_operating_point_command(commands: Any) -> None:
                         help="the line's share of defective parts (default: review capped for any share)")
     parser.add_argument("--adapt", action="store_true",
                         help="fit the point to the scores of the tool's recent inspections (no labels needed)")
-    parser.add_argument("--window", type=int, default=service.WINDOW,
-                        help=f"recent inspections --adapt uses (default {service.WINDOW})")
+    parser.add_argument("--window", type=int, default=WINDOW,
+                        help=f"recent inspections --adapt uses (default {WINDOW})")
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--apply", action="store_true", help="store the chosen point (audited)")
     action.add_argument("--recompute", action="store_true",

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from core.audit import Actor
 from core.errors import InvalidInputError, NotFoundError
 from core.inspect.models import load_tool_models
+from core.operating_point.adapt import WINDOW
 from core.operating_point.choose import Choice, Targets, choose
 from core.operating_point.point import OperatingPoint
 from core.operating_point.training_scores import KEY
@@ -20,8 +21,6 @@ from core.studio import Studio
 from core.tool_settings import change_settings, tool_settings
 from storage import repository as repo
 from storage.tables import Inspection
-
-WINDOW = 200  # recent inspections an adapted point is fitted to
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from models.artifacts import META_FILE, ArtifactError, load_artifact, save_artifact
 from models.base import InspectionMethod, Judgement, NotFittedError, TrainingSetError
-from models.registry import METHODS, build, get_method, load_model, method_names
+from models.registry import AUGMENTED, DEFAULT_METHOD, build, get_method, load_model, method_names
 
 LEGACY = Path(__file__).resolve().parents[1] / "data" / "legacy_models"
 N_GOOD, N_DEFECT = 8, 6
@@ -52,7 +52,8 @@ def fitted(request, cells) -> InspectionMethod:
 
 def test_the_registry_names_each_method_once() -> None:
     assert method_names()[:3] == ["classifier", "anomaly", "knn"]
-    for name, cls in METHODS.items():
+    for name in method_names():
+        cls = get_method(name)
         assert cls.method == name and isinstance(cls.format_version, int)
         assert cls.learns_from in ("labelled", "good")
         model = build(name, profile="fast", good_class="ok", seed=3)
@@ -63,6 +64,8 @@ def test_the_registry_names_each_method_once() -> None:
         assert not [k for k in vars(model) if k.endswith("_")]  # the constructor only stores hyper-parameters
     with pytest.raises(ValueError, match="unknown model method 'svm'; choose one of classifier, anomaly, knn"):
         get_method("svm")
+    assert get_method(DEFAULT_METHOD).learns_from == "labelled" and set(AUGMENTED) <= set(method_names())
+
 
 
 @pytest.mark.parametrize("name", method_names())
