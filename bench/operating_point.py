@@ -11,6 +11,11 @@ unseen cells' scores through the engine's rule (``core.operating_point.combine``
 
     flock /tmp/cpu-heavy.lock .venv/bin/python bench/operating_point.py [--seeds 5] [--seed-offset 0]
 
+``--dump DIR`` keeps each seed's models' scores (``seed<N>.npz``); ``--reuse`` takes them from there
+instead of fitting again, so a change of the rules is measured on the same scores in seconds. The
+``adapted`` decision is the product's ``--adapt`` point, including its fail safe (the training-only
+point when the models' own fitted shares disagree: ``adapted_refused`` lists those seeds).
+
 Last stdout line: one JSON object (medians, spreads, musts).
 """
 
