@@ -11,6 +11,11 @@ unseen cells' scores through the engine's rule (``core.operating_point.combine``
 
     flock /tmp/cpu-heavy.lock .venv/bin/python bench/operating_point.py [--seeds 5] [--seed-offset 0]
 
+``--dump DIR`` keeps each seed's models' scores (``seed<N>.npz``); ``--reuse`` takes them from there
+instead of fitting again, so a change of the rules is measured on the same scores in seconds. The
+``adapted`` decision is the product's ``--adapt`` point, including its fail safe (the training-only
+point when the models' own fitted shares disagree: ``adapted_refused`` lists those seeds).
+
 Last stdout line: one JSON object (medians, spreads, musts).
 """
 
@@ -94,15 +99,17 @@ def point_decisions(choice, scores: dict[str, np.ndarray]) -> np.ndarray:
     return np.array([decide(float(s), GOOD, DEFECT, threshold, band).decision for s in combined])
 
 
-def vote_decisions(classifier, detector, clf: np.ndarray, ano: np.ndarray) -> np.ndarray:
-    """Today's cross-check: each model by its calibrated threshold and band, combined by ``combine``."""
-    return np.array([combine([decide(float(c), GOOD, DEFECT, classifier.threshold_, classifier.review_band_),
-                              decide(float(a), GOOD, None, detector.threshold_, detector.review_band_)]).decision
+def vote_decisions(clf_rule: np.ndarray, ano_rule: np.ndarray, clf: np.ndarray, ano: np.ndarray) -> np.ndarray:
+    """Today's cross-check: each model by its calibrated threshold and band (``(threshold, band)``),
+    combined by ``combine``."""
+    return np.array([combine([decide(float(c), GOOD, DEFECT, float(clf_rule[0]), float(clf_rule[1])),
+                              decide(float(a), GOOD, None, float(ano_rule[0]), float(ano_rule[1]))]).decision
                      for c, a in zip(clf, ano, strict=True)])
 
 
-def run_seed(images, is_defect, activations, stages, seed: int, profile: str, max_review: float,
-             window: int, dump: Path | None = None) -> dict:
+def fit_scores(images, is_defect, activations, stages, seed: int, profile: str) -> dict[str, np.ndarray]:
+    """Both models fitted on the seed's 20 + 20 cells: their calibration scores (what training stores),
+    their scores of every unseen cell and their own rules (``(threshold, band)``)."""
     train, test = split(is_defect, K, seed)
     labels = [DEFECT if d else GOOD for d in is_defect[train]]
     started = time.perf_counter()
@@ -117,26 +124,26 @@ def run_seed(images, is_defect, activations, stages, seed: int, profile: str, ma
     calib_c = calibration_scores(classifier, labels, train.tolist(), lambda rows: [])
     calib_a = calibration_scores(detector, labels, train.tolist(),
                                  lambda rows: anomaly_scores(detector, stages, train[rows]).tolist())
-    truth_cal = np.array(calib_c["defect"])
-    calib = {"classifier": np.array(calib_c["scores"]), "anomaly": np.array(calib_a["scores"])}
-    truth = is_defect[test]
-    clf_all, ano_all = clf_test, ano_test
-    test_scores = {"classifier": clf_test, "anomaly": ano_test}
-    out: dict = {"seed": seed, "window": window, "fit_s": round(fit_s, 1)}
-    if dump is not None:  # the scores, to study the rules without refitting
-        dump.mkdir(parents=True, exist_ok=True)
-        np.savez(dump / f"seed{seed}.npz", cal_clf=calib["classifier"], cal_ano=calib["anomaly"], cal_y=truth_cal,
-                 test_clf=clf_test, test_ano=ano_test, test_y=truth,
-                 clf_rule=[classifier.threshold_, classifier.review_band_],
-                 ano_rule=[detector.threshold_, detector.review_band_])
+    return {"cal_clf": np.array(calib_c["scores"]), "cal_ano": np.array(calib_a["scores"]),
+            "cal_y": np.array(calib_c["defect"]), "test_clf": clf_test, "test_ano": ano_test,
+            "test_y": is_defect[test], "clf_rule": np.array([classifier.threshold_, classifier.review_band_]),
+            "ano_rule": np.array([detector.threshold_, detector.review_band_]), "fit_s": np.array(fit_s)}
 
+
+def run_seed(scores: dict[str, np.ndarray], seed: int, max_review: float, window: int) -> dict:
+    """Every decision rule on one seed's scores (``fit_scores``)."""
+    truth_cal = np.asarray(scores["cal_y"], dtype=bool)
+    calib = {"classifier": scores["cal_clf"], "anomaly": scores["cal_ano"]}
+    truth = np.asarray(scores["test_y"], dtype=bool)
+    clf_all, ano_all = scores["test_clf"], scores["test_ano"]
+    out: dict = {"seed": seed, "window": window, "fit_s": round(float(scores["fit_s"]), 1)}
     # the first ``window`` unseen cells (seeded order) are the line's unlabelled adaptation window; every
     # rate below is measured on the other cells only
-    order = np.random.default_rng(ADAPT_SEED + seed).permutation(len(test))
+    order = np.random.default_rng(ADAPT_SEED + seed).permutation(len(truth))
     new, rest = order[:window], order[window:]
     truth = truth[rest]
-    test_scores = {method: values[rest] for method, values in test_scores.items()}
-    clf_test, ano_test = test_scores["classifier"], test_scores["anomaly"]
+    clf_test, ano_test = clf_all[rest], ano_all[rest]
+    test_scores = {"classifier": clf_test, "anomaly": ano_test}
     started = time.perf_counter()
     choice = choose(calib, truth_cal, Targets(max_review, "minimax"))
     out["choose_s"] = round(time.perf_counter() - started, 2)
@@ -150,14 +157,16 @@ def run_seed(images, is_defect, activations, stages, seed: int, profile: str, ma
         out["adapt_s"] = round(time.perf_counter() - started, 2)
         out["adapted"] = {"promised": adapted.promised.as_json(), "shift": adapted.adapted.as_json(),
                           "realized": realized(point_decisions(adapted, test_scores), truth),
-                          "lo": adapted.lo, "hi": adapted.hi}
-    vote_cal = vote_decisions(classifier, detector, calib["classifier"], calib["anomaly"])
+                          "lo": adapted.lo, "hi": adapted.hi, "true_share": round(float(truth_new.mean()), 4)
+                          if (truth_new := np.asarray(scores["test_y"], dtype=bool)[new]).size else None}
+    vote_cal = vote_decisions(scores["clf_rule"], scores["ano_rule"], calib["classifier"], calib["anomaly"])
     out["vote"] = {"promised": realized(vote_cal, truth_cal),
-                   "realized": realized(vote_decisions(classifier, detector, clf_test, ano_test), truth)}
+                   "realized": realized(vote_decisions(scores["clf_rule"], scores["ano_rule"], clf_test, ano_test),
+                                        truth)}
     single = choose({"classifier": calib["classifier"]}, truth_cal, Targets(max_review, "minimax"))
     out["classifier_only"] = {"promised": single.promised.as_json(),
                               "realized": realized(point_decisions(single, {"classifier": clf_test}), truth)}
-    goods = choose({"anomaly": np.array(calib_a["scores"])[~truth_cal]}, np.zeros(K, dtype=bool),
+    goods = choose({"anomaly": calib["anomaly"][~truth_cal]}, np.zeros(int((~truth_cal).sum()), dtype=bool),
                    Targets(max_review, "max_false_reject", GOODS_ONLY_FR))
     goods_real = realized(point_decisions(goods, {"anomaly": ano_test}), truth)
     failed_good = float(np.mean(point_decisions(goods, {"anomaly": ano_test[~truth]}) == "fail"))
@@ -190,6 +199,8 @@ def summarise(runs: list[dict]) -> dict:
                                                              for r in runs]),
                              "review": median_spread([r["goods_only"]["realized"]["review"] for r in runs]),
                              "escape": median_spread([r["goods_only"]["realized"]["escape"] for r in runs])}
+    if "adapted" in runs[0]:  # the seeds whose adaptation the cross-check refused (training-only point)
+        summary["adapted_refused"] = [r["seed"] for r in runs if not r["adapted"]["shift"].get("used", True)]
     goods = summary["goods_only"]["false_reject"]
     for name in ("adapted", "stacked"):  # on the line after adaptation; from the training images alone
         if name not in summary:
@@ -254,6 +265,8 @@ def table(runs: list[dict], summary: dict, seconds: float) -> str:
               f"{pct(g['false_reject']['median'])} % ({pct(g['false_reject']['min'])}-{pct(g['false_reject']['max'])}),"
               f" goods failed per good part {pct(g['fail_per_good']['median'])} %, review share "
               f"{pct(g['review']['median'])} %, escapes {pct(g['escape']['median'])} % (unknown to the tool).", "",
+             f"Adaptation refused by the cross-check on seeds {summary.get('adapted_refused', [])} "
+             "(their `adapted` rows are the training-only point).", "",
              f"Musts (median over seeds): {json.dumps(summary['musts'])}; on every seed: "
              f"{json.dumps(summary['musts_every_seed'])}.", ""]
     return "\n".join(lines)
@@ -281,16 +294,29 @@ def main() -> None:
                         help="unseen cells per seed used unlabelled to adapt the point (0: no adaptation)")
     parser.add_argument("--cache", type=Path, help="a file keeping the backbone cache between runs")
     parser.add_argument("--dump", type=Path, help="a folder to keep each seed's scores in (seed<N>.npz)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take a seed's models' scores from --dump when kept there (the rules rerun, no fitting)")
     parser.add_argument("--write", action="store_true", help="rewrite this section of bench/RESULTS.md")
     args = parser.parse_args()
     started = time.perf_counter()
     torch.manual_seed(0)
-    images, is_defect = load_elpv()
-    activations, stages = backbone_cache(images, args.profile, args.cache)
     runs = []
+    backbone = None
     for seed in range(args.seed_offset, args.seed_offset + args.seeds):
-        runs.append(run_seed(images, is_defect, activations, stages, seed, args.profile, args.max_review, args.window,
-                             args.dump))
+        kept = None if args.dump is None else args.dump / f"seed{seed}.npz"
+        if args.reuse and kept is not None and kept.exists():  # the models' scores of an earlier run
+            with np.load(kept) as stored:
+                scores = {key: stored[key] for key in stored.files}
+            scores.setdefault("fit_s", np.array(0.0))
+        else:
+            if backbone is None:
+                images, is_defect = load_elpv()
+                backbone = (images, is_defect, *backbone_cache(images, args.profile, args.cache))
+            scores = fit_scores(*backbone, seed, args.profile)
+            if kept is not None:
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(kept, **scores)
+        runs.append(run_seed(scores, seed, args.max_review, args.window))
         print(json.dumps(runs[-1]), flush=True)
     summary = summarise(runs)
     text = table(runs, summary, time.perf_counter() - started)

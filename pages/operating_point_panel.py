@@ -85,7 +85,11 @@ def render_operating_point(tool_name: str, actor: Callable[[], Actor]) -> None:
         st.warning(notice)
     point = status["point"]
     if point is not None:
-        st.caption(f"Applied for versions {point['versions']}: {point['sentence']}")
+        st.caption(f"Applied for versions {point['versions']}: {point['sentence']} Rule: {point['rule']}.")
+        refused = (point["promised"].get("adapted") or {}).get("refused")
+        if refused:
+            st.warning(f"Adapting to recent inspections was refused ({refused}); the applied point is the "
+                       "training images' alone.")
     stored = Targets.from_json(point["targets"]) if point else None
     targets = _targets(not data.is_defect.any(), stored)
     try:

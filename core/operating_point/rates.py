@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.special import ndtr
+from scipy.stats import nct, norm
 
 LOGIT_CLIP = 10.0
 WILSON_Z = 1.6449  # two-sided 90 %
@@ -147,3 +148,23 @@ def rates_at(z_good: np.ndarray, z_defect: np.ndarray, lo: float, hi: float, smo
                  wilson(escape, round(defect.decided * defect.n)), fr_range,
                  conformal_bound(int(np.sum(z_defect < lo)), len(z_defect)),
                  conformal_bound(n_failed_good, len(z_good)), good.review, defect.review)
+
+
+def tolerance_cut(z: np.ndarray, alpha: float, confidence: float) -> float:
+    """The one-sided Gaussian tolerance bound of scores ``z (n,)`` (logit scale): ``mean + k sd`` with
+    ``k = t'_{confidence}(n - 1, z_{1 - alpha} sqrt(n)) / sqrt(n)`` (noncentral t), so that with probability
+    ``confidence`` over samples of n Gaussian scores at most ``alpha`` of new ones exceed it (a
+    training-conditional, PAC bound; Krishnamoorthy & Mathew 2009, ch. 2)."""
+    n = len(z)
+    if n < 2:
+        return math.inf
+    k = float(nct.ppf(confidence, n - 1, norm.ppf(1 - alpha) * math.sqrt(n))) / math.sqrt(n)
+    return float(np.mean(z) + k * np.std(z, ddof=1))
+
+
+def gaussian_tail(z: np.ndarray, cut: float) -> float:
+    """Share of a Gaussian fitted to ``z (n,)`` above ``cut`` (the estimate beside ``tolerance_cut``)."""
+    sd = float(np.std(z, ddof=1)) if len(z) > 1 else 0.0
+    if sd <= 0:
+        return float(np.mean(z > cut))
+    return float(1 - ndtr((cut - float(np.mean(z))) / sd))

@@ -126,4 +126,13 @@ def choice_json(choice: Choice, versions: dict[str, int], applied: bool) -> dict
             "hi": round(choice.hi, 6), "combination": choice.combination.as_json(),
             "promised": choice.promised.as_json(), "counts": choice.counts.as_json(),
             "n_good": choice.n_good, "n_defect": choice.n_defect, "sentence": choice.sentence(),
-            "adapted": None if choice.adapted is None else choice.adapted.as_json()}
+            "adapted": None if choice.adapted is None else choice.adapted.as_json(),
+            "adaptation": adaptation(choice)}
+
+
+def adaptation(choice: Choice) -> str:
+    """Which point was asked for and used: ``not asked``, ``used`` or ``refused: <why>`` (the fail safe of
+    ``core.operating_point.adapt.cross_check``: the point is then the training images')."""
+    if choice.adapted is None:
+        return "not asked"
+    return "used" if choice.adapted.used else f"refused: {choice.adapted.refused}"

@@ -10,9 +10,12 @@ import pytest
 
 from core.audit import SYSTEM, audit_log
 from core.config import Settings
+from core.operating_point import service
+from core.operating_point.choose import Targets
+from core.operating_point.point import OperatingPoint
 from core.samples import import_path
 from core.studio import Studio, open_studio
-from core.tool_settings import tool_settings
+from core.tool_settings import change_settings, tool_settings
 from core.tools import create_tool
 from core.training import train
 from tests.pages.test_pages import (  # noqa: F401 - fixtures and helpers of the page tests
@@ -71,3 +74,19 @@ def test_train_page_shows_the_panel(trained: Studio) -> None:
     at = open_page("train")
     assert "Operating point" in texts(at.subheader)
     assert any("**Review share**" in m.value for m in at.markdown)
+
+
+def test_a_point_whose_adaptation_was_refused_says_so(trained: Studio) -> None:
+    """The rule applied and, when the cross-check refused the adaptation, why (the point is the
+    training images')."""
+    choice, data = service.propose(trained, TOOL, Targets(0.2))
+    stored = OperatingPoint.from_choice(choice, data.versions).as_json()
+    refused = "the mixture does not describe these parts: 58% against 45%"
+    stored["rule"] = "training images only (adaptation refused, see adapted.refused): " + stored["rule"]
+    stored["promised"]["adapted"] = {"delta": -0.4, "defect_share": 0.58, "n_new": 200, "used": False,
+                                     "refused": refused}
+    change_settings(trained, TOOL, SYSTEM, {"operating_point": OperatingPoint.from_json(stored)})
+    at = open_page("models")
+    assert not at.exception
+    assert any("Rule: training images only (adaptation refused" in c.value for c in at.caption)
+    assert any(refused in w.value and "training images' alone" in w.value for w in at.warning)

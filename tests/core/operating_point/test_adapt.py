@@ -58,3 +58,52 @@ def test_the_adapted_point_promises_the_rates_of_the_moved_parts() -> None:
     plain = choose(scores, is_defect, Targets(0.2))  # from the training scores alone: off on the moved line
     escape, false_reject = _true_rates(plain)
     assert max(abs(plain.promised.escape - escape), abs(plain.promised.false_reject - false_reject)) > 0.05
+
+
+def _two_models(rng: np.random.Generator, n: int, share: float, broken: float = 0.0
+                ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Two models' scores of ``n`` parts (``share`` defective); on a ``broken`` share of the goods the
+    anomaly model scores like on a defect (the line shows it something the training goods did not)."""
+    is_defect = rng.random(n) < share
+    good_c, defect_c = _classes(rng, n)
+    good_a, defect_a = _classes(rng, n)
+    odd = ~is_defect & (rng.random(n) < broken)
+    anomaly = np.where(is_defect | odd, defect_a, good_a)
+    return {"classifier": sigmoid(np.where(is_defect, defect_c, good_c)), "anomaly": sigmoid(anomaly)}, is_defect
+
+
+def test_models_agreeing_on_the_share_keep_the_adaptation() -> None:
+    rng = np.random.default_rng(5)
+    calibration, is_defect = _two_models(rng, 100, 0.5)
+    new, _ = _two_models(rng, 400, 0.3)
+    adapted = choose(calibration, is_defect, Targets(0.2), new_scores=new)
+    shift = adapted.adapted
+    assert shift is not None and shift.used and shift.refused is None
+    assert set(shift.model_shares) == {"classifier", "anomaly"}
+    assert all(abs(s - shift.defect_share) <= 0.1 for s in shift.model_shares.values())
+    assert adapted.rule.startswith("adapted to new parts")
+    assert shift.as_json()["check"] == "share per model" and shift.as_json()["used"] is True
+
+
+def test_models_disagreeing_on_the_share_refuse_the_adaptation_for_the_training_point() -> None:
+    rng = np.random.default_rng(6)
+    calibration, is_defect = _two_models(rng, 100, 0.5)
+    new, _ = _two_models(rng, 400, 0.3, broken=0.5)  # the anomaly model sees about 65 % "defects"
+    adapted = choose(calibration, is_defect, Targets(0.2), new_scores=new)
+    plain = choose(calibration, is_defect, Targets(0.2))
+    shift = adapted.adapted
+    assert shift is not None and not shift.used
+    assert shift.model_shares["anomaly"] - shift.model_shares["classifier"] > 0.2
+    assert "does not describe these parts" in shift.refused and shift.as_json()["refused"] == shift.refused
+    assert adapted.rule.startswith("training images only (adaptation refused")
+    assert (adapted.lo, adapted.hi) == (plain.lo, plain.hi)  # the point from the training images alone
+    assert adapted.promised == plain.promised
+
+
+def test_one_model_has_nothing_to_cross_check() -> None:
+    rng = np.random.default_rng(7)
+    good, defect = _classes(rng, 100)
+    new_good, new_defect = _classes(rng, 400, -0.4)
+    adapted = choose({"m": sigmoid(np.concatenate([good, defect]))}, np.repeat([False, True], 100), Targets(0.2),
+                     new_scores={"m": sigmoid(np.where(rng.random(400) < 0.3, new_defect, new_good))})
+    assert adapted.adapted.used and adapted.adapted.as_json()["check"] == "none"

@@ -6,11 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from scipy.special import ndtr
 
-from core.operating_point.choose import Targets, choose, goods_only
+from core.operating_point.choose import GOODS_ONLY_CONFIDENCE, Targets, choose, goods_only
 from core.operating_point.combine import Combination, fit_combination
 from core.operating_point.point import OperatingPoint
-from core.operating_point.rates import conformal_bound, logit, rates_at, wilson
+from core.operating_point.rates import conformal_bound, logit, rates_at, tolerance_cut, wilson
 
 
 def test_counted_rates_of_known_scores() -> None:
@@ -34,25 +35,34 @@ def test_wilson_and_conformal_bound() -> None:
     assert conformal_bound(0, 20) == pytest.approx(1 / 21)
 
 
-def test_goods_only_cut_is_the_conformal_quantile() -> None:
+def test_goods_only_cut_is_the_conformal_quantile_or_the_higher_tolerance_bound() -> None:
     scores = np.linspace(0.05, 0.6, 20)
     choice = goods_only({"anomaly": scores}, Targets(0.0, "max_false_reject", 0.10))
+    z = logit(scores)
     rank = math.ceil((1 - 0.10) * 21)  # 19th smallest of 20
-    assert choice.hi == pytest.approx(np.sort(scores)[rank - 1], abs=1e-9)
+    tolerance = tolerance_cut(z, 0.10, GOODS_ONLY_CONFIDENCE)
+    assert tolerance > np.sort(z)[rank - 1]  # 20 scores: the tolerance bound lies beyond the conformal rank
+    assert logit(choice.hi) == pytest.approx(tolerance, abs=1e-6)
     assert choice.lo == choice.hi  # no review budget, no band
     assert choice.promised.escape is None and "unknown" in choice.sentence()
-    assert choice.promised.false_reject_bound == pytest.approx(2 / 21)
+    assert choice.promised.false_reject_bound == pytest.approx(1 / 21)  # no calibration good above the cut
+    assert "Gaussian tolerance" in choice.rule and "split-conformal" in choice.rule
+    narrow = np.r_[np.full(18, 0.1), 0.9, 0.9]  # two outliers: the conformal rank is above the tolerance bound
+    assert goods_only({"anomaly": narrow}, Targets(0.0, "max_false_reject", 0.10)).hi == pytest.approx(0.9)
 
 
-def test_goods_only_quantile_keeps_its_promise_on_new_goods() -> None:
-    """Split-conformal property: over many calibration sets, new goods beyond the cut <= the bound."""
+def test_goods_only_cut_keeps_its_promise_on_new_goods() -> None:
+    """Both guarantees on Gaussian goods: on average over calibration sets, new goods beyond the cut
+    <= the conformal bound; and the cut lets more than alpha through on at most 1 - confidence of them."""
     rng = np.random.default_rng(0)
+    alpha = 0.10 * (1 - 0.2)
     exceed = []
     for _ in range(400):
-        calibration, new = rng.beta(2, 5, 20), rng.beta(2, 5, 200)
-        choice = goods_only({"anomaly": calibration}, Targets(0.0, "max_false_reject", 0.10))
-        exceed.append(np.mean(new > choice.hi))
+        calibration = 1 / (1 + np.exp(-rng.normal(-2.0, 1.0, 20)))
+        choice = goods_only({"anomaly": calibration}, Targets(0.2, "max_false_reject", 0.10))
+        exceed.append(1 - ndtr(logit(choice.hi) + 2.0))  # exact share of N(-2, 1) goods beyond the cut
     assert np.mean(exceed) <= 2 / 21 + 0.01
+    assert np.mean(np.array(exceed) > alpha) <= 1 - GOODS_ONLY_CONFIDENCE + 0.04
 
 
 def test_goods_only_refuses_other_goals_and_says_why() -> None:

@@ -159,7 +159,12 @@ def test_adapting_reads_the_recent_inspections_of_the_deciding_versions_and_is_a
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["adapted"]["n_new"] == 60 and 0.0 <= result["adapted"]["defect_share"] <= 1.0
-    assert result["rule"].startswith("adapted to new parts")
+    if result["adapted"]["used"]:  # or refused by the cross-check of the models' own fitted shares
+        assert result["adaptation"] == "used" and result["rule"].startswith("adapted to new parts")
+    else:
+        assert result["adaptation"].startswith("refused: the mixture does not describe these parts")
+        assert result["rule"].startswith("training images only (adaptation refused")
+    assert set(result["adapted"]["model_shares"]) == {"classifier", "anomaly"}
     entry = audit_log(studio, TOOL)[0]
     assert entry.actor == "dora" and entry.details["changes"]["operating_point"]["to"]["promised"]["adapted"][
         "n_new"] == 60
