@@ -125,7 +125,7 @@ def test_a_tools_augment_setting_reaches_both_methods() -> None:
 
 
 @pytest.mark.slow
-def test_the_line_memory_keeps_moved_goods_below_the_threshold(elpv_subset: Path) -> None:
+def test_the_line_memory_keeps_moved_goods_below_the_threshold(elpv_subset: Path, tmp_path: Path) -> None:
     """Good parts shifted by 5 % and 4 % and turned by 2 degrees (black where the fixture comes into view)
     look anomalous to a memory of aligned goods only; the ``line`` memory holds such goods."""
     goods = _cells(elpv_subset / "good", 8)
@@ -136,3 +136,7 @@ def test_the_line_memory_keeps_moved_goods_below_the_threshold(elpv_subset: Path
     assert len(line.reference_scores_) == 6  # only the goods themselves calibrate
     assert (plain.score_samples(moved) > plain.threshold_).any()
     assert (line.score_samples(moved) < plain.threshold_).all()
+    line.save(tmp_path / "line")
+    again = PatchCoreDetector.load(tmp_path / "line")
+    assert again.goods_.variants == line.goods_.variants
+    assert again.score_samples(moved) == pytest.approx(line.score_samples(moved))
