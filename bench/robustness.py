@@ -1,12 +1,12 @@
 """Robustness of the verdicts to light, position and motion (issue 22): ELPV, the classifier at K = 20
-(training-time augmentation off and on) and the anomaly model at N = 20, each tested unperturbed and
+and the anomaly model at N = 20 (each with training-time augmentation off and on), tested unperturbed and
 under each perturbation of ``bench/robust_features.PERTURBATIONS``, with each test-time variant of
 ``models.augment`` (and the mirror) off and on.
 
 Protocol: for each seed the classifier's split is bench/fewshot.py's (K good + K defective cells) and the
 anomaly model's goods are bench/anomaly.py's (N goods); both are trained by the product's own ``fit``
-through ``models.registry.build`` (the classifier with ``augment=True`` as a tool's
-``robustness.augment`` setting trains it). Test set: a fixed random subset of ``SUBSET`` cells (the same
+through ``models.registry.build`` (with ``augment=True`` as a tool's ``robustness.augment`` setting
+trains them). Test set: a fixed random subset of ``SUBSET`` cells (the same
 for every seed and perturbation; the seed's training cells left out), unperturbed and perturbed; the
 untiled-accuracy check runs unperturbed on **all** remaining cells. Per model, variant and perturbation:
 the goods' false-reject rate at the model's own operating threshold (score > threshold_, band ignored)
