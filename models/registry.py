@@ -28,8 +28,8 @@ DEFAULT_METHOD = FewShotClassifier.method  # what ``train`` fits unless told oth
 # from ``AUGMENT_COPIES`` random variants of each training image, the anomaly model keeps the fixed
 # variants ``models.augment.MEMORY_VARIANTS`` of each good in its memory.
 AUGMENT_COPIES = 3
-AUGMENTED: dict[str, dict[str, object]] = {FewShotClassifier.method: {"augment_copies": AUGMENT_COPIES},
-                                           PatchCoreDetector.method: {"augment": "line"}}
+AUGMENTED: dict[str, dict[str, object]] = {"classifier": {"augment_copies": AUGMENT_COPIES},
+                                           "anomaly": {"augment": "line"}}
 
 
 def method_names() -> list[str]:
