@@ -155,11 +155,13 @@ class TilingOptions:
 class RobustnessOptions:
     """Verdicts that hold when the light, the position or the motion changes (``models.augment``).
 
-    ``augment``: models trained from now on that learn from augmentation (the classifier) also learn
-    from random variants of each training image (light, contrast, gamma, shifts, rotations, motion
-    blur, sensor noise). ``tta``: the test-time variants every inspection of the tool averages over,
-    on every path (``mirror``, ``shift``, ``light``; each costs one or two more network passes per
-    part). bench/robustness.py measured what each buys (bench/RESULTS.md).
+    ``augment``: models trained from now on also learn from changed copies of the training images
+    (``models.registry.AUGMENTED``): the classifier from random variants (light, contrast, gamma,
+    shifts, rotations, motion blur, sensor noise), the anomaly model from fixed variants of each good
+    in its memory (brighter light, shifted and turned, motion-blurred). ``tta``: the test-time
+    variants every inspection of the tool averages over, on every path (``mirror``, ``shift``,
+    ``light``; each costs one or two more network passes per part). bench/robustness.py measured
+    what each buys (bench/RESULTS.md).
     """
 
     augment: bool = False

@@ -22,10 +22,13 @@ _CLASSES: dict[str, str] = {
     "knn": "models.knn:KnnDetector",
 }
 DEFAULT_METHOD = "classifier"  # what ``train`` fits unless told otherwise
-# Methods with training-time augmentation (``models.augment``), and the random copies of each training
-# image they learn from when a tool asks for it (bench/robustness.py measured what they buy).
-AUGMENTED = frozenset({"classifier"})
+# Methods with training-time augmentation (``models.augment``) and the hyper-parameters a tool's
+# ``robustness.augment`` gives them (bench/robustness.py measured what they buy): the classifier learns
+# from ``AUGMENT_COPIES`` random variants of each training image, the anomaly model keeps the fixed
+# variants ``models.augment.MEMORY_VARIANTS`` of each good in its memory.
 AUGMENT_COPIES = 3
+AUGMENTED: dict[str, dict[str, object]] = {"classifier": {"augment_copies": AUGMENT_COPIES},
+                                           "anomaly": {"augment": "line"}}
 
 
 def method_names() -> list[str]:
@@ -47,12 +50,12 @@ def build(name: str, *, profile: str, good_class: str, seed: int = 0,
     """An unfitted model of method ``name`` with the product's hyper-parameters; with ``tiling``
     (tile px, overlap px) that method tiled (``models.tiling``; with ``align`` the tiles are the cells
     between the part's grid lines): one model over all tiles for the methods whose ``tile_memory`` is
-    ``shared``, else one per tile position; with ``augment`` trained also on ``AUGMENT_COPIES`` random
-    variants of each image where the method learns from them (``AUGMENTED``; the others ignore it)."""
+    ``shared``, else one per tile position; with ``augment`` trained also on changed copies of the images
+    (light, position, motion) where the method learns from them (``AUGMENTED``; the others ignore it)."""
     from models.tiling import TiledModel
 
     cls = get_method(name)
-    extra = {"augment_copies": AUGMENT_COPIES} if augment and name in AUGMENTED else {}
+    extra = AUGMENTED.get(name, {}) if augment else {}
     if tiling is None:
         return cls(profile=profile, good_class=good_class, seed=seed, **extra)
     return TiledModel(lambda s: cls(profile=profile, good_class=good_class, seed=s, **extra), tile_px=tiling[0],

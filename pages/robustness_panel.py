@@ -22,9 +22,11 @@ def render_robustness(tool: Any, actor: Actor) -> None:
     """The tool's robustness settings, with a save button."""
     with st.expander("Robustness: light, position, motion"):
         current = ToolSettings.from_json(tool.settings).robustness
-        augment = st.toggle("Train the classifier on varied copies too (light, shifts, rotation, motion blur, "
-                            "noise)", current.augment, key="robust-augment",
-                            help="applies to models trained from now on; training takes about 4x the network time")
+        augment = st.toggle("Train on varied copies too (light, shifts, rotation, motion blur, noise)",
+                            current.augment, key="robust-augment",
+                            help="the classifier learns from 3 random variants of each image, the anomaly model "
+                                 "keeps 7 fixed variants of each good; applies to models trained from now on; "
+                                 "the network sees about 4x (classifier) or 7x (anomaly model's goods) the images")
         tta = st.multiselect("Test-time variants (every inspection averages over them)", TTA_NAMES, list(current.tta),
                              format_func=lambda name: f"{name}: {HELP[name]}", key="robust-tta")
         if st.button("Save robustness settings", key="save-robustness"):

@@ -23,6 +23,7 @@ from models.anomaly.regions import Region, find_regions
 from models.anomaly.synthetic import covered_cells, synthetic_defect
 from models.anomaly.torch_model import AnomalyGraph, PatchCoreModel, layer_stages, split_views
 from models.artifacts import ArtifactError, load_method_artifact, save_method_artifact
+from models.augment import MEMORY_VARIANTS
 from models.backbones.registry import get_backbone
 from models.base import Forward, Judgement, NotFittedError, Progress, TrainingSetError, mirrored
 from models.device import get_device
@@ -54,10 +55,12 @@ def _rotate_half(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[::-1, ::-1])
 
 
-# Augmentations of the goods that keep an aligned part's layout plausible (no rotation by 90 degrees).
+# Augmentations of the goods that keep an aligned part's layout plausible (no rotation by 90 degrees);
+# ``line``: the light, position and motion a line sees (``models.augment.MEMORY_VARIANTS``).
 AUGMENTATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], ...]] = {
     "none": (_identity,),
     "flips": (_identity, _mirror, _flip, _rotate_half),
+    "line": (_identity, *MEMORY_VARIANTS),
 }
 
 
@@ -121,7 +124,7 @@ class PatchCoreDetector:
         pool: local averaging neighbourhood of the patch features.
         standardise: scale each image's intensities to a common mean and contrast before the
             backbone (lighting and exposure vary between parts and cameras).
-        augment: augmentation of the goods before building the memory (``none``, ``flips``).
+        augment: augmentation of the goods before building the memory (``none``, ``flips``, ``line``).
         test_flip: score each image and its mirror image and average their patch scores (steadier
             scores on parts that are symmetric left to right: +0.004 ELPV AUC, for a second backbone
             pass per image; off by default, the Live page has its own mirror toggle).

@@ -12,6 +12,7 @@ from PIL import Image
 from models import augment
 from models.anomaly import PatchCoreDetector
 from models.classifier import FewShotClassifier
+from models.registry import AUGMENT_COPIES, build
 from models.tta import judge_views
 
 
@@ -115,3 +116,27 @@ def test_an_anomaly_model_gets_its_regions_from_the_averaged_map(elpv_subset: Pa
     assert judged.map.shape == cell[0].shape[:2] and judged.raw_map.shape == cell[0].shape[:2]
     assert all(r.peak >= model.threshold_ for r in judged.regions)
     assert bool(judged.regions) == bool((judged.map >= model.threshold_).any())
+
+
+def test_a_tools_augment_setting_reaches_both_methods() -> None:
+    assert build("classifier", profile="fast", good_class="good", augment=True).augment_copies == AUGMENT_COPIES
+    assert build("anomaly", profile="fast", good_class="good", augment=True).augment == "line"
+    assert build("anomaly", profile="fast", good_class="good").augment == "none"
+
+
+@pytest.mark.slow
+def test_the_line_memory_keeps_moved_goods_below_the_threshold(elpv_subset: Path, tmp_path: Path) -> None:
+    """Good parts shifted by 5 % and 4 % and turned by 2 degrees (black where the fixture comes into view)
+    look anomalous to a memory of aligned goods only; the ``line`` memory holds such goods."""
+    goods = _cells(elpv_subset / "good", 8)
+    moved = [augment.move(cell, 0.05, -0.04, 2.0) for cell in goods[6:]]
+    plain = PatchCoreDetector(profile="fast", synthetic_images=0).fit(goods[:6])
+    line = PatchCoreDetector(profile="fast", synthetic_images=0, augment="line").fit(goods[:6])
+    assert line.goods_.variants == 1 + len(augment.MEMORY_VARIANTS) and line.n_images_ == 6
+    assert len(line.reference_scores_) == 6  # only the goods themselves calibrate
+    assert (plain.score_samples(moved) > plain.threshold_).any()
+    assert (line.score_samples(moved) < plain.threshold_).all()
+    line.save(tmp_path / "line")
+    again = PatchCoreDetector.load(tmp_path / "line")
+    assert again.goods_.variants == line.goods_.variants
+    assert again.score_samples(moved) == pytest.approx(line.score_samples(moved))
