@@ -3,8 +3,12 @@
 A module is ``ROWS`` x ``COLS`` cells of 300 px with 4 px dark grid lines between them (3,036 x 1,820 px).
 Goods are made of good cells (ELPV defect probability 0) only; a defective module has exactly one
 defective cell of probability 1 (the annotators' "certainly defective"; the 1/3 and 2/3 cells are not
-used) at a random place. Per seed: ``TRAIN`` good modules for training, made of 600 distinct good cells
-(no cell twice); ``TEST`` good and ``TEST`` defective test modules from the other good cells. Each
+used) at a random place. ELPV mixes two cell types (mono- and polycrystalline) and a real module is made
+of one: by default each module is of **one type** (test modules: the type drawn at random, the defective
+cell of the same type; training: half the modules of each type); ``--mixed`` keeps the construction of
+sessions 7-9 (cells of both types at random in every module). Per seed: ``TRAIN`` good modules for
+training, made of 600 distinct good cells (no cell twice); ``TEST`` good and ``TEST`` defective test
+modules from the other good cells. Each
 variant (``VARIANTS``) is a ``models.tiling.TiledModel`` over the anomaly model; the untiled anomaly
 model (the whole module at the network's input size) is judged beside it. Figures: module AUC,
 localisation (share of defective modules whose map peaks inside the defective cell); for shared
@@ -17,7 +21,7 @@ computation, reused; identical cells in different modules are computed once), an
 kept on disk between runs (a second run costs kNN time, not backbone time; the timing never uses it).
 
     flock /tmp/cpu-heavy.lock .venv/bin/python -m bench.tiling [--seeds 5] [--variants shared-cells,...]
-        [--feature-cache /tmp/tiling-features.pt]
+        [--feature-cache /tmp/tiling-features.pt] [--mixed]
 
 Last stdout line: one JSON object.
 """
@@ -94,11 +98,12 @@ class FeatureCache:
         PatchCoreDetector.stage_features = cached
 
 
-def load_cells() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def load_cells() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """ELPV's images, the indices of its good and of its probability-1 cells, and each image's type."""
     from elpv_dataset.utils import load_dataset
 
-    images, probability, _ = load_dataset()
-    return images, np.flatnonzero(probability == 0), np.flatnonzero(probability == 1)
+    images, probability, types = load_dataset()
+    return images, np.flatnonzero(probability == 0), np.flatnonzero(probability == 1), np.asarray(types)
 
 
 def module(images: np.ndarray, cells: np.ndarray) -> np.ndarray:
@@ -116,21 +121,32 @@ def cell_box(k: int) -> tuple[int, int, int, int]:
     return r * (CELL + LINE), c * (CELL + LINE), r * (CELL + LINE) + CELL, c * (CELL + LINE) + CELL
 
 
-def make_sets(images, goods, defects, seed: int):
-    """Training goods (distinct cells), test modules, labels and each test module's defective cell (-1: good)."""
+def make_sets(images, goods, defects, seed: int, types: np.ndarray | None = None):
+    """Training goods (distinct cells), test modules, labels and each test module's defective cell (-1: good).
+    With ``types`` (each image's cell type) every module is of one type: half the training modules of each,
+    a test module's type drawn at random and its defective cell of that type; without, types mix at random."""
     rng = np.random.default_rng(seed)
     n = ROWS * COLS
     order = rng.permutation(goods)
-    train_cells, test_cells = order[: TRAIN * n], order[TRAIN * n:]
+    if types is None:
+        train_cells, test_pools, defect_pools = order[: TRAIN * n], [order[TRAIN * n:]], [defects]
+    else:
+        kinds = sorted(set(types[goods].tolist()))
+        by_kind = [order[types[order] == kind] for kind in kinds]
+        per_kind = [TRAIN // len(kinds) + (k < TRAIN % len(kinds)) for k in range(len(kinds))]
+        train_cells = np.concatenate([cells[: m * n] for cells, m in zip(by_kind, per_kind, strict=True)])
+        test_pools = [cells[m * n:] for cells, m in zip(by_kind, per_kind, strict=True)]
+        defect_pools = [defects[types[defects] == kind] for kind in kinds]
     train = [module(images, train_cells[i * n: (i + 1) * n]) for i in range(TRAIN)]
     test, labels, where = [], [], []
     for kind in (0, 1):
         for _ in range(TEST):
-            cells = rng.choice(test_cells, n, replace=False)
+            pool = int(rng.integers(len(test_pools))) if len(test_pools) > 1 else 0
+            cells = rng.choice(test_pools[pool], n, replace=False)
             spot = -1
             if kind:
                 spot = int(rng.integers(n))
-                cells[spot] = rng.choice(defects)
+                cells[spot] = rng.choice(defect_pools[pool])
             test.append(module(images, cells))
             labels.append(kind)
             where.append(spot)
@@ -235,16 +251,19 @@ def main() -> None:
     parser.add_argument("--feature-cache", type=Path, default=None,
                         help="keep the backbone features in this file between runs (never used for the timing)")
     parser.add_argument("--untiled", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--mixed", action="store_true",
+                        help="modules of cells of both types at random (sessions 7-9); default: one type per module")
     args = parser.parse_args()
     variants = args.variants.split(",")
     cache = FeatureCache(args.feature_cache)
     cache.install()
-    images, goods, defects = load_cells()
-    print(f"{len(goods)} good cells, {len(defects)} probability-1 cells; load {os.getloadavg()[0]:.2f}", flush=True)
+    images, goods, defects, types = load_cells()
+    print(f"{len(goods)} good cells, {len(defects)} probability-1 cells, "
+          f"{'mixed' if args.mixed else 'one type per module'}; load {os.getloadavg()[0]:.2f}", flush=True)
     runs: dict[str, list[dict]] = {name: [] for name in variants + (["untiled"] if args.untiled else [])}
     extra: dict = {}
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        train, test, labels, where = make_sets(images, goods, defects, seed)
+        train, test, labels, where = make_sets(images, goods, defects, seed, None if args.mixed else types)
         for name in variants:
             started = time.perf_counter()
             model = tiled(seed, args.profile, VARIANTS[name]).fit(train)
@@ -279,7 +298,8 @@ def main() -> None:
                for name, rs in runs.items()}
     first = summary[variants[0]]
     print(json.dumps({"bench": "tiling", "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
-                      "profile": args.profile, "untiled_profile": args.untiled_profile,
+                      "modules": "mixed" if args.mixed else "one type", "profile": args.profile,
+                      "untiled_profile": args.untiled_profile,
                       "variants": {n: VARIANTS[n] for n in variants}, **extra,
                       "ms_module": first["ms_module"], "ms_tile": first["ms_tile"],
                       "load": os.getloadavg()[0], "summary": summary, "per_seed": runs,

@@ -124,13 +124,11 @@ class TilingCost:
         return {"tiles": self.tiles, "mb": round(self.mb, 1), "ms": round(self.ms, 1)}
 
 
-# Per tile (bench/tiling.py, bench/RESULTS.md "Tiling"): MB of the saved model and ms to judge one tile on 2 cores,
-# measured with the balanced profile (tiled tools now default to the fast one, about half the network time per
-# tile: not yet measured at low load, so the estimate stays the balanced one's, an upper bound). Anomaly (shared
-# memory, 10 goods): 2.1 MB = the saved tensors of 600 cell tiles / 60 (about 0.2 MB per good and tile);
-# 34 ms at load 1.3 (session 7; 122 ms at load 5-10 in session 8).
-# Methods not measured take the largest.
-PER_TILE: dict[str, tuple[float, float]] = {"anomaly": (2.1, 34.0)}
+# Per tile (bench/tiling.py, bench/RESULTS.md "Tiling: session 10"): MB of the saved model and ms to judge one tile on
+# 2 cores with the tiled default profile (fast): anomaly, shared memory of 10 modules x 60 cells: 103.3 MB saved / 60
+# tiles = 1.7 MB; a 60-cell module judged in 941 ms median on a quiet machine (load 1.6) = 15.7 ms per tile (the
+# balanced profile takes about twice the network time). Methods not measured take the largest.
+PER_TILE: dict[str, tuple[float, float]] = {"anomaly": (1.7, 15.7)}
 
 
 def tile_cost(method: str) -> tuple[float, float]:
