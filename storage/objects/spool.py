@@ -8,9 +8,9 @@ content-addressed: order does not matter). Write-behind (store-and-forward, for 
 maps): every ``put`` lands in the spool and returns, so a store that is slow (not only one that refuses)
 never holds up an inspection; the uploader sends each object as it arrives. Either way a background
 uploader sends spooled objects with exponential backoff while the store is down, then removes them
-from the spool. Reads look in the spool first, so a spooled object is readable before it is uploaded.
-The spool is a folder of complete files, so a process killed at any moment loses nothing: the next start
-replays it.
+from the spool. Reads look in the spool first, so a
+spooled object is readable before it is uploaded. The spool is a folder of complete files, so a
+process killed at any moment loses nothing: the next start replays it.
 """
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ class SpooledObjects(ObjectStore):
             except ObjectStoreUnavailableError as error:
                 self._remote_up, self.last_error = False, str(error)
                 log.warning("object store unreachable; spooling %s locally", key)
-        self.spool.put_key(key, data)
         with self._lock:
-            self._waiting.add(key)  # once its file is whole: the uploader sends only what waits
+            self._waiting.add(key)  # before the file exists: a pass that lists it finds it waiting
+        self.spool.put_key(key, data)
         self._wake.set()
 
     def get(self, key: str) -> bytes:
@@ -115,14 +115,10 @@ class SpooledObjects(ObjectStore):
         return len(self._waiting)
 
     def _upload_pass(self) -> int:
-        """One pass over the waiting objects (the spool folder is listed once, at start: listing it per pass
-        would walk every ``ab/cd`` folder it ever had); returns how many it uploaded (it stops at the first
-        failure)."""
+        """One pass over the spool; returns how many objects it uploaded (it stops at the first failure)."""
         uploaded = 0
         with self._pass:
-            with self._lock:
-                waiting = sorted(self._waiting)
-            for key in waiting:
+            for key in list(self.spool.keys()):
                 try:
                     data = self.spool.get(key)
                 except ObjectMissingError:  # gone meanwhile
