@@ -8,9 +8,9 @@ content-addressed: order does not matter). Write-behind (store-and-forward, for 
 maps): every ``put`` lands in the spool and returns, so a store that is slow (not only one that refuses)
 never holds up an inspection; the uploader sends each object as it arrives. Either way a background
 uploader sends spooled objects with exponential backoff while the store is down, then removes them
-from the spool. Reads look in the spool first, so a
-spooled object is readable before it is uploaded. The spool is a folder of complete files, so a
-process killed at any moment loses nothing: the next start replays it.
+from the spool. Reads look in the spool first, so a spooled object is readable before it is uploaded.
+The spool is a folder of complete files, so a process killed at any moment loses nothing: the next start
+replays it.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ class SpooledObjects(ObjectStore):
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards _waiting
         self._pass = threading.Lock()  # one upload pass at a time
-        self._waiting: set[str] = set(spool.keys())  # replayed from an earlier process
+        self._waiting: set[str] = set()  # whole files in the spool, not yet uploaded
+        self._replayed = False  # what an earlier process left is listed by the first pass, off the caller's thread
         self.last_error: str | None = None
-        self._remote_up = not self._waiting  # False from a failed upload until one succeeds
+        self._remote_up = True  # False from a failed upload until one succeeds
         self._thread: threading.Thread | None = None
         if start:
             self.start()
@@ -68,9 +69,9 @@ class SpooledObjects(ObjectStore):
             except ObjectStoreUnavailableError as error:
                 self._remote_up, self.last_error = False, str(error)
                 log.warning("object store unreachable; spooling %s locally", key)
-        with self._lock:
-            self._waiting.add(key)  # before the file exists: a pass that lists it finds it waiting
         self.spool.put_key(key, data)
+        with self._lock:
+            self._waiting.add(key)  # once its file is whole: the uploader sends only what waits
         self._wake.set()
 
     def get(self, key: str) -> bytes:
@@ -115,10 +116,16 @@ class SpooledObjects(ObjectStore):
         return len(self._waiting)
 
     def _upload_pass(self) -> int:
-        """One pass over the spool; returns how many objects it uploaded (it stops at the first failure)."""
+        """One pass over the waiting objects (the spool folder is listed once, by the first pass: listing it per pass
+        would walk every ``ab/cd`` folder it ever had); returns how many it uploaded (it stops at the first
+        failure)."""
         uploaded = 0
         with self._pass:
-            for key in list(self.spool.keys()):
+            if not self._replayed:
+                self._replay()
+            with self._lock:
+                waiting = sorted(self._waiting)
+            for key in waiting:
                 try:
                     data = self.spool.get(key)
                 except ObjectMissingError:  # gone meanwhile
@@ -140,6 +147,15 @@ class SpooledObjects(ObjectStore):
             self.last_error = None
         return uploaded
 
+    def _replay(self) -> None:
+        """Count what an earlier process left in the spool as waiting (the one listing of the folder)."""
+        left = list(self.spool.keys())
+        with self._lock:
+            self._waiting.update(left)
+        self._replayed = True
+        if left:
+            log.info("replaying %d spooled objects", len(left))
+
     def _done(self, key: str) -> None:
         with self._lock:
             self._waiting.discard(key)
@@ -148,7 +164,7 @@ class SpooledObjects(ObjectStore):
         backoff = FIRST_BACKOFF_S
         while not self._stop.is_set():
             self._wake.clear()
-            if not self._waiting:
+            if self._replayed and not self._waiting:
                 self._wake.wait()  # a put that spools wakes it
                 continue
             try:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,30 @@ def _spooled(server: MotoS3, bucket: str, spool: Path) -> SpooledObjects:
     return SpooledObjects(S3Objects(server.client(), bucket, "p"), LocalObjects(spool))
 
 
+class _CountedListings(LocalObjects):
+    """A spool folder that counts how often it is listed."""
+
+    listings = 0
+
+    def keys(self) -> Iterator[str]:
+        self.listings += 1
+        return super().keys()
+
+
+def test_the_uploader_lists_the_spool_folder_once_not_per_upload(own_s3_server: MotoS3, tmp_path: Path) -> None:
+    """A station writes behind all day: the content-addressed ``ab/cd`` folders its spool ever had stay, so the
+    uploader works from the objects it knows are waiting; it lists the folder once, for an earlier run's leftovers."""
+    bucket = own_s3_server.new_bucket()
+    LocalObjects(tmp_path / "spool").put(b"left by a process that was killed")
+    spool = _CountedListings(tmp_path / "spool")
+    store = SpooledObjects(S3Objects(own_s3_server.client(), bucket, "p"), spool, write_behind=True)
+    keys = [store.put(f"part {i}".encode(), "png") for i in range(30)]
+    assert wait_until(lambda: store.pending() == 0 and store.upload_spooled() == 0)
+    assert len(set(S3Objects(own_s3_server.client(), bucket, "p").keys())) == 31 and set(keys) <= set(store.keys())
+    assert spool.listings == 2  # the replay, and store.keys() just now
+    store.stop()
+
+
 @pytest.mark.slow
 def test_store_down_writes_spool_reads_work_and_the_spool_drains(own_s3_server: MotoS3, tmp_path: Path) -> None:
     bucket = own_s3_server.new_bucket()
@@ -180,10 +205,10 @@ def test_a_process_killed_mid_upload_loses_nothing(own_s3_server: MotoS3, tmp_pa
     finally:
         writer.kill()  # SIGKILL, mid-write of some object
         writer.wait(30)
+    spooled = list(LocalObjects(spool).keys())  # before a store opens on it: its uploader starts at once
+    assert len(spooled) >= 51
     own_s3_server.start()
     store = _spooled(own_s3_server, bucket, spool)
-    spooled = list(store.spool.keys())
-    assert len(spooled) >= 51
     assert store.drain(120)
     remote = S3Objects(own_s3_server.client(), bucket, "p")
     assert set(spooled) <= set(remote.keys())
