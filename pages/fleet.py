@@ -51,6 +51,7 @@ def _red(row: pd.Series) -> list[str]:
     return [colour] * len(row)
 
 
-st.dataframe(table.style.apply(_red, axis=1), hide_index=True, width="stretch")
+shown = table.style.apply(_red, axis=1).format({"fps": "{:.1f}", "age (s)": "{:.0f}"}, na_rep="")  # not 6 decimals
+st.dataframe(shown, hide_index=True, width="stretch")
 st.caption("Stations beat every few seconds; a promotion or recipe switch reaches them within seconds "
            "(LISTEN / NOTIFY on PostgreSQL, polling otherwise). This page does not refresh by itself: rerun it.")

@@ -65,8 +65,8 @@ def store_problem(studio: Studio) -> str | None:
     error = getattr(objects, "last_error", None)
     if not waiting or (error is None and waiting < SLOW_STORE_BACKLOG):
         return None
-    why = f"the object store is unreachable ({error})" if error else "the object store is slow"
-    return f"{why}: {waiting} images spooled locally, still inspecting; they upload when it answers"
+    why = error or "the object store is slow"  # an unavailable store's error says so (and why)
+    return f"{why}; {waiting} images spooled locally, still inspecting; they upload when it answers"
 
 
 def beat(studio: Studio, heartbeat: Beat) -> None:
