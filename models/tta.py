@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from models.anomaly.regions import find_regions
-from models.augment import MIRROR, TTA_VARIANTS, View, check_tta
+from models.augment import TTA_VARIANTS, View
+from models.augment_names import MIRROR, check_tta
 from models.base import InspectionMethod, Judgement
 
 
