@@ -32,16 +32,7 @@ from models.anomaly.anomaly_map import anomaly_map
 from models.anomaly.calibration import Calibration, calibrate, good_only_report
 from models.anomaly.regions import find_regions
 from models.base import InspectionMethod, Judgement, NotFittedError, Progress, TrainingSetError, mirrored
-from models.tiling_plan import (  # the plan (torch-free); its other names stay importable from here
-    MAX_TILES,
-    PER_TILE,  # noqa: F401
-    Box,
-    TilingCost,  # noqa: F401
-    auto_tile,  # noqa: F401
-    estimate_cost,  # noqa: F401
-    tile_cost,  # noqa: F401
-    tile_grid,
-)
+from models.tiling_plan import MAX_TILES, Box, tile_grid
 
 TILE_FILE = "tiling.json"
 SHARED_FOLDER = "shared"  # the shared memory's model, beside tiling.json
