@@ -11,7 +11,7 @@ from core.inspect.models import CACHE
 from core.model_artifacts import ArtifactUnavailableError, fetch_artifact
 from core.overlay import overlay_anomaly_map
 from core.studio import Studio
-from models.artifacts import ArtifactError
+from models.artifact_meta import ArtifactError
 from storage import repository as repo
 
 

@@ -26,7 +26,6 @@ from core.evaluation import curves, operating_rates
 from core.fleet import rollout
 from core.images import ImageRejectedError, decode_image
 from core.inspect.decision import ANOMALY_LABEL, Verdict
-from core.inspect.engine import inspect
 from core.inspect.models import ToolModels, load_tool_models
 from core.locks import training_lock
 from core.model_artifacts import fetch_artifact, publish_artifact
@@ -243,6 +242,10 @@ Judge = Callable[[np.ndarray], Verdict]
 
 def version_judge(models: ToolModels) -> Judge:
     """A version's verdict on a held-out or reviewed image (already a crop), as every path decides it."""
+    # The engine (and torch) loads here, where a version is judged: listing, promoting, rolling back and
+    # deleting versions are database work, and ``python -m core models list`` should not pay for a network.
+    from core.inspect.engine import inspect
+
     return lambda rgb: inspect(models, rgb, roi="whole").verdict
 
 

@@ -21,9 +21,9 @@ from core.errors import InvalidInputError
 from core.operating_point.point import OperatingPoint
 from core.studio import Studio
 from core.tools import require_tool
-from models.augment import check_tta
+from models.augment_names import check_tta
 from models.registry import method_names
-from models.tiling import MAX_TILES, TilingCost, auto_tile, estimate_cost, tile_cost, tile_grid
+from models.tiling_plan import MAX_TILES, TilingCost, auto_tile, estimate_cost, tile_cost, tile_grid
 
 CROSS_CHECK = "cross-check"
 ONLY = " only"

@@ -112,7 +112,7 @@ def tiling_cost(studio: Studio, tool_name: str, method: str = DEFAULT_METHOD,
                 profile: str | None = None) -> dict[str, Any] | None:
     """What a tiled model of ``method`` would cost, before training, on the size of the training image the
     grid is cut on (the oldest): the tiling mode, tile px, overlap, tiles, MB and ms to score one part (estimates
-    from the measured per-tile figures, ``models.tiling.PER_TILE``); None when tiling is off or there
+    from the measured per-tile figures, ``models.tiling_plan.PER_TILE``); None when tiling is off or there
     is no training image yet. ``profile`` None: the tool's (``tool_profile``)."""
     profile = profile or tool_profile(studio, tool_name)
     with studio.transaction() as session:

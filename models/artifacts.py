@@ -3,7 +3,7 @@
 Nothing is ever unpickled. A save writes a temporary folder and renames it into place. Every
 inspection method's ``model.json`` holds ``"method"`` (its registry name), ``"format"`` (its artifact
 layout) and ``"params"`` (its hyper-parameters) beside what it adds; artifacts written before that
-scheme (a ``"kind"`` key) are read as the method and format they were.
+scheme (a ``"kind"`` key) are read as the method and format they were (``models.artifact_meta``, torch-free).
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from models.artifact_meta import (  # the layout and scheme (torch-free); importable from here too
+    META_FILE,
+    WEIGHTS_FILE,
+    ArtifactError,
+    method_and_format,
+)
 from models.profiles import get_profile
-
-WEIGHTS_FILE = "weights.safetensors"
-META_FILE = "model.json"
-
-
-class ArtifactError(ValueError):
-    """An artifact folder that is missing, incomplete or malformed."""
 
 
 def save_artifact(folder: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -58,22 +57,6 @@ def load_artifact(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise ArtifactError(f"model files in {folder} are damaged: tensor {name!r} holds NaN or infinite values")
     return tensors, meta
-
-
-# Artifacts from before the one scheme: (kind, method) -> format. The classifier stored a method name
-# per layout (only the last one is still readable, as format 1); the anomaly model its own "format".
-LEGACY_CLASSIFIER_FORMATS = {"few-shot-discriminant": 1}
-
-
-def method_and_format(meta: dict[str, Any]) -> tuple[str, int]:
-    """The method name and artifact format of a ``model.json``, legacy ones included (format 0: a
-    layout no method reads any more)."""
-    if "kind" in meta:  # before the one scheme
-        kind = str(meta["kind"])
-        if kind == "classifier":
-            return kind, LEGACY_CLASSIFIER_FORMATS.get(str(meta.get("method")), 0)
-        return kind, int(meta.get("format", 1))
-    return str(meta.get("method")), int(meta.get("format", 0))
 
 
 def save_method_artifact(folder: Path, tensors: dict[str, torch.Tensor], method: str, format_version: int,

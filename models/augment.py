@@ -4,7 +4,8 @@ measures with. The same operations everywhere, so what is trained on is what is 
 
 Light, position and sensor noise are ``torchvision.transforms.v2.functional`` ops on uint8 tensors.
 Motion blur is hand-written (a line kernel through ``cv2.filter2D``): torchvision has no motion blur,
-only a Gaussian one, and a moving part smears along one direction.
+only a Gaussian one, and a moving part smears along one direction. The test-time variants' names
+(``TTA_NAMES``, ``check_tta``) are in the torch-free ``models.augment_names``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ import cv2
 import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
+
+from models.augment_names import (  # the names (torch-free); importable from here too
+    LIGHT_VIEWS,
+    MIRROR,  # noqa: F401
+    SHIFT_VIEWS,
+    TTA_NAMES,  # noqa: F401
+    check_tta,  # noqa: F401
+)
 
 # Training-time augmentation ranges: the changes a line sees (issue 22) -- light +-25 %, gamma
 # 0.8-1.25, contrast +-20 %, shifts up to 5 % of the ROI, rotations up to 3 degrees, motion blur up
@@ -152,17 +161,7 @@ def _shift_map(fraction: float) -> Callable[[np.ndarray], np.ndarray]:
 # 1.18 (brighter and darker mid-tones; plain brightness is undone by the models' own intensity
 # standardisation).
 TTA_VARIANTS: dict[str, tuple[View, ...]] = {
-    "shift": (View("shift+", lambda im: move(im, TTA_SHIFT, TTA_SHIFT), _shift_map(TTA_SHIFT)),
-              View("shift-", lambda im: move(im, -TTA_SHIFT, -TTA_SHIFT), _shift_map(-TTA_SHIFT))),
-    "light": (View("gamma-", lambda im: gamma(im, 0.85)), View("gamma+", lambda im: gamma(im, 1.18))),
+    SHIFT_VIEWS: (View("shift+", lambda im: move(im, TTA_SHIFT, TTA_SHIFT), _shift_map(TTA_SHIFT)),
+                  View("shift-", lambda im: move(im, -TTA_SHIFT, -TTA_SHIFT), _shift_map(-TTA_SHIFT))),
+    LIGHT_VIEWS: (View("gamma-", lambda im: gamma(im, 0.85)), View("gamma+", lambda im: gamma(im, 1.18))),
 }
-MIRROR = "mirror"
-TTA_NAMES = (MIRROR, *TTA_VARIANTS)
-
-
-def check_tta(variants: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """The variants in canonical order, duplicates dropped; ValueError naming the known ones."""
-    unknown = set(variants) - set(TTA_NAMES)
-    if unknown:
-        raise ValueError(f"unknown test-time variants {', '.join(sorted(unknown))}; choose from {', '.join(TTA_NAMES)}")
-    return tuple(name for name in TTA_NAMES if name in variants)

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from models.artifact_meta import META_FILE, ArtifactError, method_and_format
+
 if TYPE_CHECKING:
     from models.base import InspectionMethod
 
@@ -65,7 +67,6 @@ def build(name: str, *, profile: str, good_class: str, seed: int = 0,
 def load_model(folder: Path) -> InspectionMethod:
     """The model saved in ``folder``, whichever method saved it (artifacts from before the common
     ``model.json`` scheme included); ArtifactError when it cannot be used."""
-    from models.artifacts import META_FILE, ArtifactError, method_and_format
     from models.tiling import TILE_FILE, TiledModel
 
     if (Path(folder) / TILE_FILE).is_file():

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 
 from models.anomaly.regions import find_regions
-from models.augment import MIRROR, TTA_VARIANTS, View, check_tta
+from models.augment import TTA_VARIANTS, View
+from models.augment_names import MIRROR, check_tta
 from models.base import InspectionMethod, Judgement
 
 
@@ -47,7 +48,7 @@ def _averaged(model: InspectionMethod, judged: list[Judgement], views: list[View
 
 def judge_views(model: InspectionMethod, images: list[np.ndarray], variants: Sequence[str] = ()) -> list[Judgement]:
     """``model.judge(images)`` averaged over the test-time ``variants`` (names in
-    ``models.augment.TTA_NAMES``; none: the model's plain judgement)."""
+    ``models.augment_names.TTA_NAMES``; none: the model's plain judgement)."""
     chosen = check_tta(list(variants))
     views = [view for name in chosen if name != MIRROR for view in TTA_VARIANTS[name]]
     if not views or not images:

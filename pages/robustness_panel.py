@@ -10,7 +10,7 @@ import streamlit as st
 from core.audit import Actor
 from core.errors import StudioError
 from core.tool_settings import ToolSettings, change_settings
-from models.augment import TTA_NAMES
+from models.augment_names import TTA_NAMES
 from pages.common import studio
 
 HELP = {"mirror": "the part mirrored left-right (one more network pass)",

@@ -2,16 +2,20 @@
 
 A bad value is one clear ``error:`` line on stderr, a non-zero exit code, no traceback, and nothing
 stored (a command with one bad change among good ones changes nothing). Every change that is stored
-is in the audit log with who made it and from which device.
+is in the audit log with who made it and from which device. The tables of bad values run through the
+same entry point in this process (``core.cli.main``, what ``python -m core`` calls; one process each
+would start the interpreter a dozen times for the same check); the first bad setting as a real subprocess.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from core.cli import main
 from tests.test_cli_e2e import ELPV, _assert_error, _cli, _env, _lines
 
 TOOL = "cells"
@@ -32,6 +36,20 @@ def _audit(env: dict[str, str], *, signatures: bool = False) -> list[dict]:
                if (entry := json.loads(line))["action"] not in skip]
     assert all(entry["details"].pop("via") == "cli" for entry in entries)  # every row says how: the CLI
     return entries
+
+
+def _in_process(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m core ARGS`` as ``core.cli.main(ARGS)`` in this process, on the studio and account of ``env``;
+    its exit code and output as a CompletedProcess (what ``_assert_error`` checks)."""
+    for name in ("STUDIO_DATA_DIR", "STUDIO_USER", "STUDIO_PASSWORD"):
+        monkeypatch.setenv(name, env[name])
+    for name in ("DATABASE_URL", "STUDIO_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(["python", "-m", "core", *args], code, out.out, out.err)
 
 
 @pytest.fixture
@@ -94,10 +112,12 @@ BAD_CHANGES = [
 ]
 
 
-def test_a_bad_value_is_one_clear_error_and_stores_nothing(env: dict[str, str]) -> None:
+def test_a_bad_value_is_one_clear_error_and_stores_nothing(env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     before = _json(_cli(env, "tools", "show", TOOL))["settings"]
-    for change, fragment in BAD_CHANGES:
-        result = _cli(env, "tools", "set", TOOL, "audit_share=0.2", change, *ME)  # a good change with the bad one
+    for index, (change, fragment) in enumerate(BAD_CHANGES):
+        args = ("tools", "set", TOOL, "audit_share=0.2", change, *ME)  # a good change with the bad one
+        result = _cli(env, *args) if index == 0 else _in_process(env, monkeypatch, capsys, *args)
         _assert_error(result, fragment)
         assert result.stdout == "", change
     assert _json(_cli(env, "tools", "show", TOOL))["settings"] == before
@@ -105,7 +125,8 @@ def test_a_bad_value_is_one_clear_error_and_stores_nothing(env: dict[str, str]) 
     _assert_error(_cli(env, "tools", "set", "nope", "audit_share=0.2", *ME), "no tool named 'nope'")
 
 
-def test_roi_sets_the_region_and_its_frame_and_none_clears_it(env: dict[str, str]) -> None:
+def test_roi_sets_the_region_and_its_frame_and_none_clears_it(env: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert _json(_cli(env, "tools", "roi", TOOL, "0.1,0.2,0.9,0.8", "--frame", "1280x720", *ME)) == \
         {"roi": [0.1, 0.2, 0.9, 0.8]}
     shown = _json(_cli(env, "tools", "show", TOOL))
@@ -118,7 +139,7 @@ def test_roi_sets_the_region_and_its_frame_and_none_clears_it(env: dict[str, str
                                  ("0.1,0.1,0.9,0.9", ["--frame", "640"], "a width and a height"),
                                  ("0.1,0.1,0.9,0.9", ["--frame", "wide"], "WIDTHxHEIGHT"),
                                  ("0.1,0.1,0.9,0.9", ["--frame", "8x8"], "at least 16 x 16")]:
-        _assert_error(_cli(env, "tools", "roi", TOOL, box, *frame, *ME), fragment)
+        _assert_error(_in_process(env, monkeypatch, capsys, "tools", "roi", TOOL, box, *frame, *ME), fragment)
     assert _json(_cli(env, "tools", "show", TOOL))["roi"] is None  # nothing stored by the refused ones
 
     first, second = _audit(env)

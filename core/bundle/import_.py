@@ -46,7 +46,7 @@ from core.samples import MANIFEST_NAME as DATASET_MANIFEST
 from core.samples import check_zip, import_zip, open_zip
 from core.studio import Studio
 from core.tools import GOOD_CLASS, NAME_PATTERN
-from models.artifacts import ArtifactError
+from models.artifact_meta import ArtifactError
 from models.registry import load_model
 from storage import repository as repo
 from storage import versions as versions_repo

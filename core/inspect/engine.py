@@ -22,7 +22,7 @@ from core.inspect.decision import decide as verdict_of
 from core.inspect.models import LoadedModel, ToolModels
 from core.inspect.roi import region
 from core.tool_settings import ToolSettings
-from models.augment import MIRROR
+from models.augment_names import MIRROR
 from models.backbones.shared_pass import shared_passes
 from models.tta import judge_views
 

@@ -18,7 +18,7 @@ from core.operating_point.point import OperatingPoint
 from core.studio import Studio
 from core.tool_settings import ToolSettings, policy_methods
 from core.tools import require_tool
-from models.artifacts import ArtifactError
+from models.artifact_meta import ArtifactError
 from models.registry import load_model, method_names
 from storage import repository as repo
 from storage import versions as versions_repo

@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy.special import ndtr
-from scipy.stats import nct, norm
 
 LOGIT_CLIP = 10.0
 WILSON_Z = 1.6449  # two-sided 90 %
@@ -155,6 +154,8 @@ def tolerance_cut(z: np.ndarray, alpha: float, confidence: float) -> float:
     ``k = t'_{confidence}(n - 1, z_{1 - alpha} sqrt(n)) / sqrt(n)`` (noncentral t), so that with probability
     ``confidence`` over samples of n Gaussian scores at most ``alpha`` of new ones exceed it (a
     training-conditional, PAC bound; Krishnamoorthy & Mathew 2009, ch. 2)."""
+    from scipy.stats import nct, norm  # ~1 s to import: only here, not in every settings or CLI process
+
     n = len(z)
     if n < 2:
         return math.inf

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models import augment
+from models import augment, augment_names
 from models.anomaly import PatchCoreDetector
 from models.classifier import FewShotClassifier
 from models.registry import AUGMENT_COPIES, build
@@ -71,6 +71,8 @@ def test_tta_names_are_checked_and_put_in_order() -> None:
     assert augment.check_tta(["light", "mirror", "light"]) == ("mirror", "light")
     with pytest.raises(ValueError, match="unknown test-time variants blur"):
         augment.check_tta(["blur"])
+    # every name the settings accept (models.augment_names, torch-free) has its views, in the same order
+    assert (augment_names.MIRROR, *augment.TTA_VARIANTS) == augment_names.TTA_NAMES
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,8 @@ from PIL import Image
 from models.anomaly import PatchCoreDetector
 from models.anomaly.calibration import Calibration
 from models.registry import build, load_model
-from models.tiling import (
-    MAX_TILES,
-    TOP_K,
-    TiledModel,
-    auto_tile,
-    estimate_cost,
-    grid_cells,
-    stitch,
-    tile_grid,
-    tile_scores,
-)
+from models.tiling import TOP_K, TiledModel, grid_cells, stitch, tile_scores
+from models.tiling_plan import MAX_TILES, auto_tile, estimate_cost, tile_grid
 
 
 @pytest.mark.parametrize(("height", "width", "tile", "overlap"),
