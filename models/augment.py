@@ -19,13 +19,7 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from models.augment_names import (  # the names (torch-free); importable from here too
-    LIGHT_VIEWS,
-    MIRROR,  # noqa: F401
-    SHIFT_VIEWS,
-    TTA_NAMES,  # noqa: F401
-    check_tta,  # noqa: F401
-)
+from models.augment_names import LIGHT_VIEWS, SHIFT_VIEWS
 
 # Training-time augmentation ranges: the changes a line sees (issue 22) -- light +-25 %, gamma
 # 0.8-1.25, contrast +-20 %, shifts up to 5 % of the ROI, rotations up to 3 degrees, motion blur up

@@ -68,9 +68,9 @@ def test_augmented_copies_are_seeded_varied_and_in_range(elpv_subset: Path) -> N
 
 
 def test_tta_names_are_checked_and_put_in_order() -> None:
-    assert augment.check_tta(["light", "mirror", "light"]) == ("mirror", "light")
+    assert augment_names.check_tta(["light", "mirror", "light"]) == ("mirror", "light")
     with pytest.raises(ValueError, match="unknown test-time variants blur"):
-        augment.check_tta(["blur"])
+        augment_names.check_tta(["blur"])
     # every name the settings accept (models.augment_names, torch-free) has its views, in the same order
     assert (augment_names.MIRROR, *augment.TTA_VARIANTS) == augment_names.TTA_NAMES
 
