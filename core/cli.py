@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "audit_share, holdout_share, keep_pass_share (0..1), shifts ('early 6-14, "
                                     "late 14-22, night 22-6'), roi_frame (640x480), live.smoothing, live.tta, "
                                     "live.heatmap, live.heatmap_opacity, live.trigger, robustness.augment (on/off), "
-                                    "robustness.tta (mirror,shift,light or none)."))
+                                    "robustness.tta (mirror,shift,light or none), robustness.position (on/off)."))
     setting.add_argument("tool")
     setting.add_argument("changes", nargs="+", metavar="NAME=VALUE")
     setting.set_defaults(func=cmd_tools_set)

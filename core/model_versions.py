@@ -33,6 +33,7 @@ from core.studio import Studio
 from core.tools import require_tool
 from core.training import TrainResult, drop_calibration_override, train
 from models.base import TrainingSetError
+from models.registration import PartLocator
 from models.registry import DEFAULT_METHOD, load_model
 from storage import repository as repo
 from storage import review_queue as queue_repo
@@ -181,7 +182,8 @@ def extend_anomaly(studio: Studio, tool_name: str, actor: Actor, progress: Any =
         if not images:
             raise InvalidInputError(f"tool {tool_name!r} has no good sample added since anomaly version {base_id}: "
                                     "review or import good parts first")
-        base = load_model(fetch_artifact(studio, base_version))  # trained on another PC: from the object store
+        base_folder = fetch_artifact(studio, base_version)  # trained on another PC: from the object store
+        base = load_model(base_folder)
         try:
             model = base.extend(images, progress=report)
         except TrainingSetError as error:
@@ -191,6 +193,9 @@ def extend_anomaly(studio: Studio, tool_name: str, actor: Actor, progress: Any =
         report("saving", 0.0)
         target = studio.settings.models_dir / tool_name / uuid.uuid4().hex
         model.save(target)
+        locator = PartLocator.load(base_folder)  # position correction: the base's reference goes along
+        if locator is not None:
+            locator.save(target)
         seconds = time.perf_counter() - started
         try:
             manifest = publish_artifact(studio, target)

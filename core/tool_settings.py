@@ -160,12 +160,16 @@ class RobustnessOptions:
     shifts, rotations, motion blur, sensor noise), the anomaly model from fixed variants of each good
     in its memory (brighter light, shifted and turned, motion-blurred). ``tta``: the test-time
     variants every inspection of the tool averages over, on every path (``mirror``, ``shift``,
-    ``light``; each costs one or two more network passes per part). bench/robustness.py measured
-    what each buys (bench/RESULTS.md).
+    ``light``; each costs one or two more network passes per part). ``position``: models trained from
+    now on keep the mean image of their goods, and every inspection first finds the part against it and
+    cuts the region of interest again where the part lies (``models.registration``: a shift and turn,
+    found in a few ms; the crop as it was when none is found). bench/robustness.py measured what each buys
+    (bench/RESULTS.md).
     """
 
     augment: bool = False
     tta: tuple[str, ...] = ()
+    position: bool = False
 
     def validated(self) -> RobustnessOptions:
         names = self.tta.split(",") if isinstance(self.tta, str) else list(self.tta or ())
@@ -173,7 +177,7 @@ class RobustnessOptions:
             tta = check_tta([n.strip() for n in names if n.strip() and n.strip() != "none"])
         except ValueError as error:
             raise InvalidInputError(f"robustness.tta: {error}") from None
-        return replace(self, augment=bool(self.augment), tta=tta)
+        return replace(self, augment=bool(self.augment), tta=tta, position=bool(self.position))
 
 
 def _fraction(name: str, value: Any) -> float:
@@ -283,7 +287,8 @@ class ToolSettings:
                 "roi_frame": list(self.roi_frame), "live": asdict(self.live),
                 "operating_point": None if self.operating_point is None else self.operating_point.as_json(),
                 "tiling": asdict(self.tiling), "signed_review": self.signed_review,
-                "robustness": {"augment": self.robustness.augment, "tta": list(self.robustness.tta)}}
+                "robustness": {"augment": self.robustness.augment, "tta": list(self.robustness.tta),
+                               "position": self.robustness.position}}
 
     @classmethod
     def from_json(cls, stored: dict[str, Any] | None) -> ToolSettings:
@@ -303,7 +308,7 @@ class ToolSettings:
             raise InvalidInputError(f"tiling settings are {', '.join(sorted(tiling_known))}")
         robustness = stored.pop("robustness", None) or {}
         if not isinstance(robustness, dict) or set(robustness) - {f.name for f in fields(RobustnessOptions)}:
-            raise InvalidInputError("robustness settings are augment, tta")
+            raise InvalidInputError("robustness settings are augment, tta, position")
         shifts = stored.pop("shifts", None)
         try:
             parsed = None if not shifts else tuple(Shift(str(s["name"]), int(s["start"]), int(s["end"]))
@@ -321,7 +326,8 @@ class ToolSettings:
         """The settings with one change by flat name: ``policy``, ``threshold.<method>``,
         ``review_band.<method>`` (``None`` or ``"calibrated"`` removes the override), ``audit_share``,
         ``holdout_share``, ``keep_pass_share``, ``shifts`` (text or None), ``live.<option>``,
-        ``tiling.<option>``, ``robustness.augment``, ``robustness.tta`` (``mirror,shift`` or ``none``)."""
+        ``tiling.<option>``, ``robustness.augment``, ``robustness.tta`` (``mirror,shift`` or ``none``),
+        ``robustness.position``."""
         head, _, rest = name.partition(".")
         if head in ("threshold", "review_band") and rest:
             mapping = dict(getattr(self, f"{head}s"))
@@ -340,8 +346,8 @@ class ToolSettings:
                 raise InvalidInputError(f"unknown tiling setting {rest!r}")
             kind = str if rest == "mode" else int
             return replace(self, tiling=replace(self.tiling, **{rest: _coerce(value, kind)})).validated()
-        if head == "robustness" and rest in ("augment", "tta"):
-            value = _coerce(value, bool) if rest == "augment" else value
+        if head == "robustness" and rest in ("augment", "tta", "position"):
+            value = _coerce(value, bool) if rest in ("augment", "position") else value
             return replace(self, robustness=replace(self.robustness, **{rest: value})).validated()
         if head == "shifts" and not rest:
             return replace(self, shifts=None if value in (None, "") else
@@ -361,7 +367,7 @@ class ToolSettings:
 SETTING_NAMES = ("policy", "threshold.<method>", "review_band.<method>", "audit_share", "holdout_share",
                  "keep_pass_share", "shifts", "roi_frame", "operating_point", "review.signed",
                  *(f"live.{f.name}" for f in fields(LiveOptions)), *(f"tiling.{f.name}" for f in fields(TilingOptions)),
-                 "robustness.augment", "robustness.tta")
+                 "robustness.augment", "robustness.tta", "robustness.position")
 
 
 def _coerce(value: Any, kind: type) -> Any:

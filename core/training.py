@@ -23,10 +23,11 @@ from core.model_artifacts import publish_artifact
 from core.operating_point.training_scores import KEY as CALIBRATION_KEY
 from core.operating_point.training_scores import calibration_scores, judge_scores
 from core.studio import Studio
-from core.tool_settings import ToolSettings
+from core.tool_settings import RobustnessOptions, ToolSettings
 from core.tools import require_tool
 from models.base import InspectionMethod, TrainingSetError
 from models.profiles import PROFILES, default_profile
+from models.registration import PartLocator
 from models.registry import DEFAULT_METHOD, build, get_method, method_names
 from storage import repository as repo
 from storage import versions as versions_repo
@@ -132,10 +133,17 @@ def tiling_cost(studio: Studio, tool_name: str, method: str = DEFAULT_METHOD,
     return {"mode": options.mode, "roi": [width, height], "tile_px": grid[0], "overlap": grid[1], **cost.as_dict()}
 
 
-def _augment(studio: Studio, tool_name: str) -> bool:
-    """Whether the tool's models learn from augmented copies too (its ``robustness.augment`` setting)."""
+def _robustness(studio: Studio, tool_name: str) -> RobustnessOptions:
+    """The tool's ``robustness`` settings: augmented copies, position correction."""
     with studio.transaction() as session:
-        return ToolSettings.from_json(require_tool(session, tool_name).settings).robustness.augment
+        return ToolSettings.from_json(require_tool(session, tool_name).settings).robustness
+
+
+def _save_part_reference(data: TrainingSet, folder: Path) -> str:
+    """Keep the goods' mean image in the version's ``folder`` (position correction); the notice saying so."""
+    goods = [image for image, label in zip(data.images, data.labels, strict=True) if label == data.good_class]
+    PartLocator.from_goods(goods).save(folder)
+    return f"position correction: each part is found against the mean of the {len(goods)} good images"
 
 
 def train(
@@ -176,8 +184,9 @@ def train(
         report("loading", 0.0)
         data = _load_training_images(studio, tool_name, get_method(method))
         tiling, align = _tiling(studio, tool_name, data.images, profile)
+        robustness = _robustness(studio, tool_name)
         model = build(method, profile=profile, good_class=data.good_class, seed=seed, tiling=tiling, align=align,
-                      augment=_augment(studio, tool_name))
+                      augment=robustness.augment)
         try:
             model.fit(data.images, data.labels, progress=report)
         except TrainingSetError as error:
@@ -190,6 +199,8 @@ def train(
         report("saving", 0.0)
         folder = studio.settings.models_dir / tool_name / uuid.uuid4().hex
         model.save(folder)
+        if robustness.position:
+            notices.append(_save_part_reference(data, folder))
         seconds = time.perf_counter() - started
         try:
             result = _record_version(studio, tool_name, method, profile, folder, seconds, n_samples, metrics,

@@ -25,14 +25,20 @@ def render_robustness(tool: Any, actor: Actor) -> None:
         augment = st.toggle("Train on varied copies too (light, shifts, rotation, motion blur, noise)",
                             current.augment, key="robust-augment",
                             help="the classifier learns from 3 random variants of each image, the anomaly model "
-                                 "keeps 7 fixed variants of each good; applies to models trained from now on; "
-                                 "the network sees about 4x (classifier) or 7x (anomaly model's goods) the images")
+                                 "keeps 12 fixed variants of each good; applies to models trained from now on; "
+                                 "the network sees about 4x (classifier) or 13x (anomaly model's goods) the images")
+        position = st.toggle("Position correction: find the part and cut the region where it lies",
+                             current.position, key="robust-position",
+                             help="models trained from now on keep the mean image of their goods; each inspection "
+                                  "finds the part's shift and turn against it (a few ms) and judges the region "
+                                  "moved with the part; parts that move or turn on the line keep their verdicts")
         tta = st.multiselect("Test-time variants (every inspection averages over them)", TTA_NAMES, list(current.tta),
                              format_func=lambda name: f"{name}: {HELP[name]}", key="robust-tta")
         if st.button("Save robustness settings", key="save-robustness"):
             try:
                 change_settings(studio(), tool.name, actor, {"robustness.augment": augment,
-                                                             "robustness.tta": list(tta)})
+                                                             "robustness.tta": list(tta),
+                                                             "robustness.position": position})
             except StudioError as error:
                 st.error(str(error))
             else:

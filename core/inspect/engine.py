@@ -195,12 +195,22 @@ def decide(models: ToolModels, opinions: list[Opinion], crop: np.ndarray, box: t
                       combined)
 
 
+def cut(models: ToolModels, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The crop the models judge: the region ``box`` of ``image``, or, when the tool's version was trained
+    with position correction (``robustness.position``), that region cut again where the part lies in
+    ``image`` (``models.registration``)."""
+    locator = models.locator
+    if locator is None:
+        return np.ascontiguousarray(image[box[1]:box[3], box[0]:box[2]])
+    return locator.cut(image, box)
+
+
 def inspect(models: ToolModels, image: np.ndarray, roi: str = "auto", tta: bool = False) -> Inspection:
-    """Judge one RGB image ``(H, W, 3)``: the ROI rule (``core.inspect.roi``), every deciding model,
-    the tool's thresholds and policy."""
+    """Judge one RGB image ``(H, W, 3)``: the ROI rule (``core.inspect.roi``), position correction
+    (:func:`cut`), every deciding model, the tool's thresholds and policy."""
     started = time.perf_counter()
     height, width = image.shape[:2]
     box = region(width, height, models.roi, roi, models.settings.roi_frame)
-    crop = np.ascontiguousarray(image[box[1]:box[3], box[0]:box[2]])
+    crop = cut(models, image, box)
     opinions = judge(models, crop, tta)
     return decide(models, opinions, crop, box, ms=(time.perf_counter() - started) * 1000)

@@ -19,6 +19,7 @@ from core.studio import Studio
 from core.tool_settings import ToolSettings, policy_methods
 from core.tools import require_tool
 from models.artifact_meta import ArtifactError
+from models.registration import PartLocator
 from models.registry import load_model, method_names
 from storage import repository as repo
 from storage import versions as versions_repo
@@ -70,6 +71,7 @@ class ModelCache:
 
 
 CACHE = ModelCache()
+LOCATORS = ModelCache()  # the versions' part references (position correction), by artifact folder
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class LoadedModel:
     model: Any  # a models.base.InspectionMethod
     threshold: float
     review_band: float
+    locator: PartLocator | None = None  # the version's part reference (trained with position correction)
 
     @property
     def names_classes(self) -> bool:
@@ -105,6 +108,12 @@ class ToolModels:
     @property
     def version_ids(self) -> dict[str, int]:
         return {m.method: m.version_id for m in self.models}
+
+    @property
+    def locator(self) -> PartLocator | None:
+        """Where the tool's part lies in its region (the first deciding version trained with position
+        correction; None: the region is judged where it is drawn)."""
+        return next((m.locator for m in self.models if m.locator is not None), None)
 
     @property
     def operating_point(self) -> OperatingPoint | None:
@@ -138,7 +147,8 @@ class ToolModels:
 def _loaded(method: str, version_id: int, folder: Path, settings: ToolSettings) -> LoadedModel:
     model = CACHE.get(folder)
     return LoadedModel(method, version_id, model, float(settings.thresholds.get(method, model.threshold_)),
-                       float(settings.review_bands.get(method, model.review_band_)))
+                       float(settings.review_bands.get(method, model.review_band_)),
+                       LOCATORS.get(folder, PartLocator.load))
 
 
 def _load_all(methods: list[str], folders: dict[str, tuple[int, Path]], settings: ToolSettings,

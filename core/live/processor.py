@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.inspect.engine import Inspection, decide, judge
+from core.inspect.engine import Inspection, cut, decide, judge
 from core.inspect.models import ToolModels
 from core.inspect.recorder import RecordContext
 from core.inspect.roi import region
@@ -178,7 +178,7 @@ class FrameProcessor:
                 if index == 0:  # the tool whose settings are on screen decides with them
                     tool = tool.with_thresholds(dict(config.thresholds), dict(config.review_bands))
                 box = region(width, height, tool.roi, "crop")
-                crop = np.ascontiguousarray(frame[box[1]:box[3], box[0]:box[2]])
+                crop = cut(tool, frame, box)
                 state = self._states[tool.tool]
                 if state.trigger.observe(thumbnail(crop)):
                     for smoother in state.smoothers.values():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select, update
 
@@ -21,7 +22,8 @@ from core.studio import open_studio
 from core.tool_settings import change_settings
 from core.tools import create_tool
 from core.training import train
-from storage.tables import Sample
+from models.registration import PartLocator
+from storage.tables import ModelVersion, Sample
 from tests.inspections import record
 from tests.test_cli_e2e import _cli, _env
 from tests.test_cli_review import _json
@@ -42,11 +44,12 @@ def test_rates_and_intervals() -> None:
 
 @pytest.fixture(scope="module")
 def anomaly_studio(tmp_path_factory: pytest.TempPathFactory, elpv_subset: Path):
-    """An anomaly model (fast profile) on 6 good cells; 3 + 3 cells held out; 4 goods added after it."""
+    """An anomaly model (fast profile, position correction on) on 6 good cells; 3 + 3 cells held out; 4 goods
+    added after it."""
     data_dir = tmp_path_factory.mktemp("evaluation") / "data"
     studio = open_studio(Settings(data_dir, f"sqlite:///{data_dir / 'studio.db'}"))
     create_tool(studio, TOOL, "good,defective", actor=SYSTEM)
-    change_settings(studio, TOOL, ENGINEER, {"policy": "anomaly only"})
+    change_settings(studio, TOOL, ENGINEER, {"policy": "anomaly only", "robustness.position": "on"})
     good, bad = sorted((elpv_subset / "good").glob("*.png")), sorted((elpv_subset / "defective").glob("*.png"))
     for path in good[:9]:
         import_path(studio, TOOL, path, label="good", actor=SYSTEM)
@@ -106,6 +109,11 @@ def test_realised_rates_from_audits_and_reviewed_fails(anomaly_studio) -> None:
     assert low <= realised["escape"]["rate"] <= high and realised["escape"]["rests_on"] == 5
 
 
+def _folder(studio, version_id: int) -> Path:
+    with studio.transaction() as session:
+        return studio.settings.models_dir / session.get(ModelVersion, version_id).artifact_dir
+
+
 def test_extend_the_anomaly_model_into_a_candidate(anomaly_studio) -> None:
     studio, version, data_dir = anomaly_studio
     assert samples_since_active(studio, TOOL, "anomaly")["good"] >= 4
@@ -116,6 +124,9 @@ def test_extend_the_anomaly_model_into_a_candidate(anomaly_studio) -> None:
     assert statuses[version] == "active" and statuses[result.version_id] == "candidate"
     entry = audit_log(studio, TOOL)[0]
     assert (entry.action, entry.actor, entry.details["extended_from"]) == ("extend_candidate", "eva", version)
+    references = [PartLocator.load(_folder(studio, v)) for v in (version, result.version_id)]
+    assert all(r is not None for r in references)  # the base's part reference goes with the candidate
+    assert np.array_equal(references[0].reference, references[1].reference)
     compared = compare_versions(studio, TOOL, [result.version_id, version]).versions
     assert compared[result.version_id]["held_out"].n == 6  # compared like any candidate
 

@@ -117,12 +117,16 @@ def test_tiling_settings_are_validated_and_give_the_grid_and_cost() -> None:
 def test_robustness_settings_default_validate_and_round_trip() -> None:
     settings = ToolSettings()
     assert settings.robustness.augment is False and settings.robustness.tta == ()
+    assert settings.robustness.position is False
     changed = settings.with_change("robustness.tta", "light, mirror").with_change("robustness.augment", "on")
     assert changed.robustness.tta == ("mirror", "light") and changed.robustness.augment is True
     assert ToolSettings.from_json(changed.to_json()) == changed
-    assert changed.to_json()["robustness"] == {"augment": True, "tta": ["mirror", "light"]}
+    assert changed.to_json()["robustness"] == {"augment": True, "tta": ["mirror", "light"], "position": False}
+    moved = changed.with_change("robustness.position", "on")
+    assert moved.robustness.position is True and ToolSettings.from_json(moved.to_json()) == moved
+    assert ToolSettings.from_json({"robustness": {"augment": True}}).robustness.position is False  # stored before
     assert changed.with_change("robustness.tta", "none").robustness.tta == ()
     with pytest.raises(InvalidInputError, match="unknown test-time variants blur"):
         settings.with_change("robustness.tta", "blur")
-    with pytest.raises(InvalidInputError, match="robustness settings are augment, tta"):
+    with pytest.raises(InvalidInputError, match="robustness settings are augment, tta, position"):
         ToolSettings.from_json({"robustness": {"strength": 2}})

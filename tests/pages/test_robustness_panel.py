@@ -42,11 +42,14 @@ def tool_studio(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 def test_the_robustness_settings_are_shown_and_saved(tool_studio: Studio) -> None:
     at = open_page("models")
     assert at.toggle(key="robust-augment").value is False and at.multiselect(key="robust-tta").value == []
+    assert at.toggle(key="robust-position").value is False
     at.toggle(key="robust-augment").set_value(True)
+    at.toggle(key="robust-position").set_value(True)
     at.multiselect(key="robust-tta").set_value(["mirror", "light"]).run()
     button(at, "Save robustness settings").click().run()
     assert not at.exception and not at.error
     saved = tool_settings(tool_studio, TOOL).robustness
-    assert saved.augment is True and saved.tta == ("mirror", "light")
+    assert saved.augment is True and saved.tta == ("mirror", "light") and saved.position is True
     [entry] = [e for e in audit_log(tool_studio, TOOL) if e.action == "settings"]
-    assert entry.details["changes"]["robustness"]["to"] == {"augment": True, "tta": ["mirror", "light"]}
+    assert entry.details["changes"]["robustness"]["to"] == {"augment": True, "tta": ["mirror", "light"],
+                                                            "position": True}

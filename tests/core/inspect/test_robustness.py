@@ -1,8 +1,10 @@
 """The tool's robustness settings on every path: its test-time variants in the one engine (and the Live
-page's mirror toggle on top), and training-time augmentation through ``core.training.train``."""
+page's mirror toggle on top), training-time augmentation through ``core.training.train``, and position
+correction (trained with the version, applied by the engine)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +14,15 @@ from PIL import Image
 from core.audit import SYSTEM
 from core.config import Settings
 from core.inspect.engine import inspect, judge
-from core.inspect.models import LoadedModel, ToolModels
+from core.inspect.models import LoadedModel, ToolModels, load_tool_models
 from core.samples import import_path
 from core.studio import open_studio
 from core.tool_settings import RobustnessOptions, ToolSettings, change_settings
 from core.tools import create_tool
 from core.training import train
+from models.augment import move
 from models.classifier import FewShotClassifier
+from models.registration import REFERENCE_FILE
 from models.registry import AUGMENT_COPIES, load_model
 from models.tta import judge_views
 from storage import repository as repo
@@ -71,3 +75,37 @@ def test_training_follows_the_tools_augment_setting(tmp_path: Path, elpv_subset:
     assert copies(train(studio, "cells", profile="fast", actor=SYSTEM).version_id) == 0  # the default: off
     change_settings(studio, "cells", SYSTEM, {"robustness.augment": "on"})
     assert copies(train(studio, "cells", profile="fast", actor=SYSTEM).version_id) == AUGMENT_COPIES
+
+
+def _framed(cell: np.ndarray, dx: float = 0.0, dy: float = 0.0, degrees: float = 0.0) -> np.ndarray:
+    """A 300 px cell on a 30 px black fixture border, moved by ``dx`` / ``dy`` of its side and turned."""
+    return move(np.pad(cell, ((30, 30), (30, 30), (0, 0))), dx * 300 / 360, dy * 300 / 360, degrees)
+
+
+def test_position_correction_is_trained_with_the_version_and_every_inspection_cuts_where_the_part_lies(
+        tmp_path: Path, elpv_subset: Path) -> None:
+    studio = open_studio(Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'studio.db'}"))
+    create_tool(studio, "cells", ["good", "defective"], actor=SYSTEM)
+    import_path(studio, "cells", elpv_subset, actor=SYSTEM)
+    train(studio, "cells", method="knn", profile="fast", actor=SYSTEM)
+    assert load_tool_models(studio, "cells").locator is None  # the default: the region is judged as drawn
+    change_settings(studio, "cells", SYSTEM, {"robustness.position": "on"})
+    result = train(studio, "cells", method="knn", profile="fast", actor=SYSTEM)
+    assert any(notice.startswith("position correction") for notice in result.notices)
+    with studio.transaction() as session:
+        folder = studio.settings.models_dir / repo.get_model_version(session, result.version_id).artifact_dir
+    assert (folder / REFERENCE_FILE).is_file()
+    tool = replace(load_tool_models(studio, "cells"), roi=(30 / 360, 30 / 360, 330 / 360, 330 / 360))
+    assert tool.locator is not None
+    uncorrected = replace(tool, models=tuple(replace(m, locator=None) for m in tool.models))
+    moved_off, restored = [], []
+    for cell in _cells(elpv_subset / "good", 12)[-3:] + _cells(elpv_subset / "defective", 3):
+        resting = inspect(tool, _framed(cell), roi="crop")
+        moved_frame = _framed(cell, 0.05, -0.03, 3.0)
+        moved = inspect(tool, moved_frame, roi="crop")  # the engine's path: ROI, correction, models, decision
+        assert np.array_equal(moved.crop, tool.locator.cut(moved_frame, moved.box))
+        plain = inspect(uncorrected, moved_frame, roi="crop")
+        assert plain.box == moved.box == (30, 30, 330, 330)
+        moved_off.append(abs(plain.verdict.score - resting.verdict.score))
+        restored.append(abs(moved.verdict.score - resting.verdict.score))
+    assert sum(restored) < 0.5 * sum(moved_off)
