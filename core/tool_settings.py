@@ -156,9 +156,9 @@ class RobustnessOptions:
     """Verdicts that hold when the light, the position or the motion changes (``models.augment``).
 
     ``augment``: models trained from now on also learn from changed copies of the training images
-    (``models.registry.AUGMENTED``): the classifier from random variants (light, contrast, gamma,
-    shifts, rotations, motion blur, sensor noise), the anomaly model from fixed variants of each good
-    in its memory (brighter light, shifted and turned, motion-blurred). ``tta``: the test-time
+    (``models.registry.AUGMENTED``): both from the fixed variants ``models.augment.LINE_VARIANTS``
+    (brighter light, shifted and turned, motion-blurred), the classifier of every image, the anomaly
+    model of each good in its memory. ``tta``: the test-time
     variants every inspection of the tool averages over, on every path (``mirror``, ``shift``,
     ``light``; each costs one or two more network passes per part). ``position``: models trained from
     now on keep the mean image of their goods, and every inspection first finds the part against it and

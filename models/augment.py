@@ -105,11 +105,13 @@ def augmented_copies(images: list[np.ndarray], copies: int, seed: int) -> list[n
     return [augmented(image, rng) for image in images for _ in range(copies)]
 
 
-# The fixed variants of each good an anomaly model's memory also holds (``PatchCoreDetector(augment=
-# "line")``): the edges of the ranges above, the same for every good -- brighter light (darker is undone
-# by the intensity standardisation, brighter clips); the part shifted by the full 5 % towards each corner
-# and along each axis, turned by 3 degrees; motion blur over 7 px in four directions. Twelve variants:
-# bench/robustness.py measured them against seven (one shift per corner, blur along the axes only).
+# The fixed variants of each training image both models also learn from with ``augment="line"`` (the
+# anomaly model's memory holds them for each good; the classifier learns from them for every image): the
+# edges of the ranges above, the same for every image -- brighter light (darker is undone by the intensity
+# standardisation, brighter clips); the part shifted by the full 5 % towards each corner and along each
+# axis, turned by 3 degrees; motion blur over 7 px in four directions. Twelve variants: bench/robustness.py
+# measured them against seven (one shift per corner, blur along the axes only) and, for the classifier,
+# against 3 random copies (``augmented``), which left it failing under motion blur.
 def _moved(dx: float, dy: float, degrees: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda image: move(image, dx, dy, degrees)
 
@@ -118,7 +120,7 @@ def _blurred(degrees: float) -> Callable[[np.ndarray], np.ndarray]:
     return lambda image: motion_blur(image, MOTION_PX, degrees)
 
 
-MEMORY_VARIANTS: tuple[Callable[[np.ndarray], np.ndarray], ...] = (
+LINE_VARIANTS: tuple[Callable[[np.ndarray], np.ndarray], ...] = (
     lambda image: brightness(image, 1 + BRIGHTNESS),
     *(_moved(sx * SHIFT, sy * SHIFT, sx * sy * ROTATION) for sx in (1, -1) for sy in (1, -1)),
     *(_moved(sx * SHIFT, 0.0, ROTATION) for sx in (1, -1)),

@@ -26,11 +26,9 @@ _CLASSES: dict[str, str] = {
 DEFAULT_METHOD = "classifier"  # what ``train`` fits unless told otherwise
 # Methods with training-time augmentation (``models.augment``) and the hyper-parameters a tool's
 # ``robustness.augment`` gives them (bench/robustness.py measured what they buy): the classifier learns
-# from ``AUGMENT_COPIES`` random variants of each training image, the anomaly model keeps the fixed
-# variants ``models.augment.MEMORY_VARIANTS`` of each good in its memory.
-AUGMENT_COPIES = 3
-AUGMENTED: dict[str, dict[str, object]] = {"classifier": {"augment_copies": AUGMENT_COPIES},
-                                           "anomaly": {"augment": "line"}}
+# from the fixed variants ``models.augment.LINE_VARIANTS`` of every training image, the anomaly model
+# keeps them for each good in its memory.
+AUGMENTED: dict[str, dict[str, object]] = {"classifier": {"augment": "line"}, "anomaly": {"augment": "line"}}
 
 
 def method_names() -> list[str]:

@@ -22,11 +22,11 @@ def render_robustness(tool: Any, actor: Actor) -> None:
     """The tool's robustness settings, with a save button."""
     with st.expander("Robustness: light, position, motion"):
         current = ToolSettings.from_json(tool.settings).robustness
-        augment = st.toggle("Train on varied copies too (light, shifts, rotation, motion blur, noise)",
+        augment = st.toggle("Train on varied copies too (brighter light, shifts and turns, motion blur)",
                             current.augment, key="robust-augment",
-                            help="the classifier learns from 3 random variants of each image, the anomaly model "
-                                 "keeps 12 fixed variants of each good; applies to models trained from now on; "
-                                 "the network sees about 4x (classifier) or 13x (anomaly model's goods) the images")
+                            help="both models also learn from 12 fixed variants of each training image (the "
+                                 "anomaly model: of each good); applies to models trained from now on; the "
+                                 "network sees 13x the images, so training takes about 13x longer")
         position = st.toggle("Position correction: find the part and cut the region where it lies",
                              current.position, key="robust-position",
                              help="models trained from now on keep the mean image of their goods; each inspection "

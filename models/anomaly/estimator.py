@@ -23,7 +23,7 @@ from models.anomaly.regions import Region, find_regions
 from models.anomaly.synthetic import covered_cells, synthetic_defect
 from models.anomaly.torch_model import AnomalyGraph, PatchCoreModel, layer_stages, split_views
 from models.artifacts import ArtifactError, load_method_artifact, save_method_artifact
-from models.augment import MEMORY_VARIANTS
+from models.augment import LINE_VARIANTS
 from models.backbones.registry import get_backbone
 from models.base import Forward, Judgement, NotFittedError, Progress, TrainingSetError, mirrored
 from models.device import get_device
@@ -56,11 +56,11 @@ def _rotate_half(image: np.ndarray) -> np.ndarray:
 
 
 # Augmentations of the goods that keep an aligned part's layout plausible (no rotation by 90 degrees);
-# ``line``: the light, position and motion a line sees (``models.augment.MEMORY_VARIANTS``).
+# ``line``: the light, position and motion a line sees (``models.augment.LINE_VARIANTS``).
 AUGMENTATIONS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], ...]] = {
     "none": (_identity,),
     "flips": (_identity, _mirror, _flip, _rotate_half),
-    "line": (_identity, *MEMORY_VARIANTS),
+    "line": (_identity, *LINE_VARIANTS),
 }
 
 

@@ -31,7 +31,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from models.artifacts import ArtifactError, load_method_artifact, save_method_artifact
-from models.augment import augmented_copies
+from models.augment import LINE_VARIANTS, augmented_copies
 from models.backbones.registry import get_backbone
 from models.base import Forward, Judgement, NotFittedError, Progress, TrainingSetError, mirrored
 from models.classifier.calibration import calibrate_threshold, review_band, validation_report
@@ -105,6 +105,10 @@ def _as_multiclass(regression: LogisticRegression) -> tuple[np.ndarray, np.ndarr
     return weight, bias
 
 
+# Fixed variants each training image is also learned from (``augment``).
+AUGMENTATIONS: dict[str, tuple] = {"none": (), "line": LINE_VARIANTS}
+
+
 class FewShotClassifier:
     """Classifies RGB images into ``good`` and defect classes from a few examples of each.
 
@@ -122,9 +126,11 @@ class FewShotClassifier:
             the good patch it is compared with (the parts are assumed aligned by the crop).
         max_goods: good images kept in the patch memory at most (a seeded random subset beyond).
         cv_folds: folds of the cross-validation (fewer when a class has fewer images).
+        augment: ``line`` also learns from the fixed variants of every training image
+            (``models.augment.LINE_VARIANTS``: brighter, shifted and turned, motion-blurred); ``none``.
         augment_copies: randomly changed copies of each training image learned from beside it
-            (``models.augment.augmented``: light, position, motion blur, sensor noise); each copy stays
-            in its image's cross-validation fold, and only the images themselves calibrate.
+            (``models.augment.augmented``: light, position, motion blur, sensor noise). Variants and copies
+            stay in their image's cross-validation fold, and only the images themselves calibrate.
         seed: random seed of the folds, of the memory's subset of goods and of the augmentation.
     """
 
@@ -135,7 +141,8 @@ class FewShotClassifier:
     def __init__(self, *, profile: str = DEFAULT_PROFILE, good_class: str = "good", C: float = 0.1,
                  fusion_C: float = 1.0, top_fraction: float = 0.05, standardise: bool = True,
                  projection_dims: int = 32, shrinkage: float = 0.1, defect_patches: int = 5, radius: int = 1,
-                 max_goods: int = 100, cv_folds: int = 5, augment_copies: int = 0, seed: int = 0) -> None:
+                 max_goods: int = 100, cv_folds: int = 5, augment: str = "none", augment_copies: int = 0,
+                 seed: int = 0) -> None:
         self.profile = profile
         self.good_class = good_class
         self.C = C
@@ -148,6 +155,7 @@ class FewShotClassifier:
         self.radius = radius
         self.max_goods = max_goods
         self.cv_folds = cv_folds
+        self.augment = augment
         self.augment_copies = augment_copies
         self.seed = seed
 
@@ -156,19 +164,25 @@ class FewShotClassifier:
                 "fusion_C": self.fusion_C, "top_fraction": self.top_fraction, "standardise": self.standardise,
                 "projection_dims": self.projection_dims, "shrinkage": self.shrinkage,
                 "defect_patches": self.defect_patches, "radius": self.radius,
-                "max_goods": self.max_goods, "cv_folds": self.cv_folds, "augment_copies": self.augment_copies,
+                "max_goods": self.max_goods, "cv_folds": self.cv_folds, "augment": self.augment,
+                "augment_copies": self.augment_copies,
                 "seed": self.seed}
 
     # --- fitting -------------------------------------------------------------------------------
     def fit(self, images: list[np.ndarray], labels: list[str], progress: Progress | None = None) -> FewShotClassifier:
-        """Learn from RGB uint8 images ``(H, W, 3)`` and their class names (and ``augment_copies``
-        random variants of each)."""
+        """Learn from RGB uint8 images ``(H, W, 3)`` and their class names (and, with ``augment``, the fixed
+        line variants of each, and ``augment_copies`` random variants of each)."""
         report = progress or (lambda stage, fraction: None)
         get_profile(self.profile)  # an unknown profile fails before any work
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"unknown augmentation {self.augment!r}; choose one of {', '.join(AUGMENTATIONS)}")
         self._check_labels(labels)
         report("features", 0.0)
-        copies = augmented_copies(images, self.augment_copies, self.seed) if self.augment_copies else []
-        sources = np.concatenate([np.arange(len(images)), np.repeat(np.arange(len(images)), self.augment_copies)])
+        variants = AUGMENTATIONS[self.augment]
+        copies = [variant(image) for image in images for variant in variants]
+        copies += augmented_copies(images, self.augment_copies, self.seed) if self.augment_copies else []
+        every = np.arange(len(images))
+        sources = np.concatenate([every, np.repeat(every, len(variants)), np.repeat(every, self.augment_copies)])
         activations = extract_activations(self.profile, images + copies,
                                           progress=lambda done, total: report("features", done / total),
                                           standardise=self.standardise)

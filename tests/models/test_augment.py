@@ -12,7 +12,7 @@ from PIL import Image
 from models import augment, augment_names
 from models.anomaly import PatchCoreDetector
 from models.classifier import FewShotClassifier
-from models.registry import AUGMENT_COPIES, build
+from models.registry import build
 from models.tta import judge_views
 
 
@@ -93,6 +93,17 @@ def test_augmented_copies_fill_the_memory_but_only_the_images_calibrate(classifi
 
 
 @pytest.mark.slow
+def test_the_line_variants_of_every_image_are_learned_from_but_only_the_images_calibrate(elpv_subset: Path) -> None:
+    images = _cells(elpv_subset / "good", 4) + _cells(elpv_subset / "defective", 4)
+    labels = ["good"] * 4 + ["defective"] * 4
+    model = FewShotClassifier(profile="fast", augment="line", cv_folds=2).fit(images, labels)
+    assert model.head_.memory.shape[1] == 4 * (1 + len(augment.LINE_VARIANTS))  # the goods and their variants
+    assert len(model.reference_scores_) == 4 and model.training_report()["class_counts"] == {"defective": 4, "good": 4}
+    with pytest.raises(ValueError, match="unknown augmentation 'wild'"):
+        FewShotClassifier(profile="fast", augment="wild").fit(images, labels)
+
+
+@pytest.mark.slow
 def test_judge_views_averages_the_views_and_brings_maps_back(classifier, elpv_subset: Path) -> None:
     cells = _cells(elpv_subset / "defective", 8)[6:]
     plain = classifier.judge(cells)
@@ -121,7 +132,8 @@ def test_an_anomaly_model_gets_its_regions_from_the_averaged_map(elpv_subset: Pa
 
 
 def test_a_tools_augment_setting_reaches_both_methods() -> None:
-    assert build("classifier", profile="fast", good_class="good", augment=True).augment_copies == AUGMENT_COPIES
+    assert build("classifier", profile="fast", good_class="good", augment=True).augment == "line"
+    assert build("classifier", profile="fast", good_class="good").augment == "none"
     assert build("anomaly", profile="fast", good_class="good", augment=True).augment == "line"
     assert build("anomaly", profile="fast", good_class="good").augment == "none"
 
@@ -134,7 +146,7 @@ def test_the_line_memory_keeps_moved_goods_below_the_threshold(elpv_subset: Path
     moved = [augment.move(cell, 0.05, -0.04, 2.0) for cell in goods[6:]]
     plain = PatchCoreDetector(profile="fast", synthetic_images=0).fit(goods[:6])
     line = PatchCoreDetector(profile="fast", synthetic_images=0, augment="line").fit(goods[:6])
-    assert line.goods_.variants == 1 + len(augment.MEMORY_VARIANTS) and line.n_images_ == 6
+    assert line.goods_.variants == 1 + len(augment.LINE_VARIANTS) and line.n_images_ == 6
     assert len(line.reference_scores_) == 6  # only the goods themselves calibrate
     assert (plain.score_samples(moved) > plain.threshold_).any()
     assert (line.score_samples(moved) < plain.threshold_).all()

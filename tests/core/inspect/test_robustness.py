@@ -23,7 +23,7 @@ from core.training import train
 from models.augment import move
 from models.classifier import FewShotClassifier
 from models.registration import REFERENCE_FILE
-from models.registry import AUGMENT_COPIES, load_model
+from models.registry import load_model
 from models.tta import judge_views
 from storage import repository as repo
 
@@ -67,14 +67,14 @@ def test_training_follows_the_tools_augment_setting(tmp_path: Path, elpv_subset:
         for path in sorted((elpv_subset / label).glob("*.png"))[:5]:
             (folder / path.name).write_bytes(path.read_bytes())
     assert import_path(studio, "cells", tmp_path / "import", actor=SYSTEM).imported == 10
-    def copies(version_id: int) -> int:
+    def augmentation(version_id: int) -> str:
         with studio.transaction() as session:
             folder = studio.settings.models_dir / repo.get_model_version(session, version_id).artifact_dir
-        return load_model(folder).augment_copies
+        return load_model(folder).augment
 
-    assert copies(train(studio, "cells", profile="fast", actor=SYSTEM).version_id) == 0  # the default: off
+    assert augmentation(train(studio, "cells", profile="fast", actor=SYSTEM).version_id) == "none"  # the default
     change_settings(studio, "cells", SYSTEM, {"robustness.augment": "on"})
-    assert copies(train(studio, "cells", profile="fast", actor=SYSTEM).version_id) == AUGMENT_COPIES
+    assert augmentation(train(studio, "cells", profile="fast", actor=SYSTEM).version_id) == "line"
 
 
 def _framed(cell: np.ndarray, dx: float = 0.0, dy: float = 0.0, degrees: float = 0.0) -> np.ndarray:
