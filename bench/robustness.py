@@ -14,8 +14,15 @@ against the unperturbed one, and the image ROC AUC drop. Backbone stage outputs 
 cache of bench/robust_features.py (float16); everything after the backbone is the product's code. TTA
 is the mean of the views' scores, as ``models.tta.judge_views`` averages them.
 
+Position correction (``models.registration``, setting "corrected", TTA off, on the subset): each perturbed
+cell is seen in a camera frame (``bench/robust_features.frame``: the cell on a black fixture, the ROI its
+place in the unmoved frame) and the ROI is cut again by the product's ``PartLocator``, fitted as the
+product fits it on the model's own training goods (the classifier's K goods for both classifier kinds, the
+anomaly model's N goods for both anomaly kinds), before the backbone.
+
     flock /tmp/cpu-heavy.lock .venv/bin/python bench/robustness.py --cache --views id,mirror  # the cache, in parts
     flock /tmp/cpu-heavy.lock .venv/bin/python bench/robustness.py --cache --perturbations none --all-cells
+    flock /tmp/cpu-heavy.lock .venv/bin/python bench/robustness.py --cache-corrected --seeds 0,1,2,3,4
     flock /tmp/cpu-heavy.lock .venv/bin/python bench/robustness.py [--seeds 0,1,2,3,4]  # the figures
 
 Prints one JSON object per (model, TTA, perturbation), a Markdown table, and last one JSON summary line.
@@ -41,6 +48,7 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from bench import robust_features as rf
 from models.anomaly import PatchCoreDetector
 from models.classifier import FewShotClassifier
+from models.registration import PartLocator
 from models.registry import build
 from models.tta import judge_views
 
@@ -51,6 +59,8 @@ MODELS = rf.CACHE / "models"
 TTA = {"off": ("id",), "mirror": ("id", "mirror"), "shift": ("id", "shift+", "shift-"),
        "light": ("id", "gamma-", "gamma+")}
 KINDS = ("classifier", "classifier+augment", "anomaly", "anomaly+augment")
+CORRECTED = "corrected"  # the position-correction setting, reported beside the TTA ones
+SETTINGS = (*TTA, CORRECTED)
 MUST_FR, MUST_AUC = 2.0, 0.03
 FLOORS = {"classifier": {"balanced_accuracy": 0.774, "auc": 0.845}, "anomaly": {"auc": 0.847}}
 
@@ -96,6 +106,33 @@ def anomaly_goods(y: np.ndarray, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).choice(np.flatnonzero(y == 0), N, replace=False)
 
 
+def family(kind: str) -> str:
+    """``classifier`` or ``anomaly``: the kinds that share training cells (and so a part locator)."""
+    return kind.split("+")[0]
+
+
+def locator(fam: str, seed: int, images: np.ndarray, y: np.ndarray) -> PartLocator:
+    """The product's position correction for ``fam``'s models of ``seed``: fitted on their training goods."""
+    goods = anomaly_goods(y, seed) if fam == "anomaly" else [i for i in classifier_split(y, seed) if y[i] == 0]
+    return PartLocator.from_goods([rf.rgb(images[i]) for i in goods])
+
+
+def corrected_view(fam: str, seed: int) -> str:
+    return f"corrected-{fam}-seed{seed}"
+
+
+def cache_corrected(images: np.ndarray, y: np.ndarray, seeds: list[int], perturbations: list[str]) -> None:
+    """Fill the position-corrected feature cache on the subset: per seed, family and perturbation."""
+    cells = subset(len(images))
+    for seed in seeds:
+        for fam in ("classifier", "anomaly"):
+            located = locator(fam, seed, images, y)
+            for name in perturbations:
+                started = time.perf_counter()
+                rf.compute_corrected(images, cells, name, located, f"{fam}-seed{seed}", PROFILE)
+                print(f"{name}/{corrected_view(fam, seed)} {time.perf_counter() - started:.0f} s", flush=True)
+
+
 def trained(kind: str, seed: int, images: np.ndarray, y: np.ndarray):
     """The product's model of ``kind`` for ``seed``, fitted once and kept on disk."""
     folder = MODELS / f"{kind}-seed{seed}"
@@ -137,7 +174,8 @@ def training_cells(kind: str, y: np.ndarray, seed: int) -> np.ndarray:
 def evaluate(images: np.ndarray, y: np.ndarray, seeds: list[int]) -> tuple[list[dict], list[dict]]:
     """Per (kind, TTA, cells, perturbation, seed): false rejects and AUC; per (kind, seed): the unperturbed
     figures on all remaining cells. ``cells`` is ``subset`` (TTA off) or ``tta`` (every TTA setting,
-    off included, on ``tta_cells``)."""
+    off included, on ``tta_cells``); position correction (TTA ``corrected``) on the subset, each kind on its
+    family's corrected features for the seed."""
     scopes = {"subset": subset(len(images)), "tta": tta_cells(len(images))}
     available = {(p, v): rf.load(p, v, PROFILE) for p in rf.PERTURBATIONS for v in rf.VIEWS}
     runs, full = [], []
@@ -147,14 +185,17 @@ def evaluate(images: np.ndarray, y: np.ndarray, seeds: list[int]) -> tuple[list[
             threshold = float(model.threshold_)
             left_out = training_cells(kind, y, seed)
             judged: dict[tuple[str, str], dict[int, float]] = {}
-            for key, features in available.items():
+            corrected = {(p, CORRECTED): rf.load(p, corrected_view(family(kind), seed), PROFILE)
+                         for p in rf.PERTURBATIONS}
+            for key, features in {**available, **corrected}.items():
                 if features is None:
                     continue
                 cells = features["cells"].numpy()
                 rows = np.flatnonzero(np.isin(cells, scopes["subset"]) & ~np.isin(cells, left_out))
                 judged[key] = dict(zip(cells[rows].tolist(), scores(model, features, rows), strict=True))
-            for tta, views in TTA.items():
-                for scope in ("subset", "tta") if tta == "off" else ("tta",):
+            for tta, views in {**TTA, CORRECTED: (CORRECTED,)}.items():
+                # a TTA on the whole subset where its views are cached there; correction on the subset only
+                for scope in ("subset", "tta") if tta != CORRECTED else ("subset",):
                     test = np.setdiff1d(scopes[scope], left_out)
                     for p in rf.PERTURBATIONS:
                         if not all((p, v) in judged and all(c in judged[(p, v)] for c in test) for v in views):
@@ -181,7 +222,7 @@ def summarise(runs: list[dict]) -> list[dict]:
     """Per (kind, TTA, cells, perturbation): mean false-reject rate and AUC over the seeds with spreads, and
     the ratio / drop against the same kind, TTA and cells unperturbed."""
     rows = []
-    for kind, tta, scope in [(k, t, c) for k in KINDS for t in TTA for c in ("subset", "tta")]:
+    for kind, tta, scope in [(k, t, c) for k in KINDS for t in SETTINGS for c in ("subset", "tta")]:
         key = (kind, tta, scope)
         base = [r for r in runs if (r["kind"], r["tta"], r["cells"], r["perturbation"]) == (*key, "none")]
         if not base:
@@ -242,6 +283,8 @@ def main() -> None:
     parser.add_argument("--perturbations", default=",".join(rf.PERTURBATIONS))
     parser.add_argument("--views", default="id", help="views to cache (with --cache)")
     parser.add_argument("--all-cells", action="store_true", help="cache every cell, not the subset (with --cache)")
+    parser.add_argument("--cache-corrected", action="store_true",
+                        help="only fill the position-corrected feature cache (subset, --seeds, --perturbations)")
     parser.add_argument("--train", action="store_true", help="only train (and keep) the seeds' models")
     parser.add_argument("--no-timing", action="store_true", help="skip the TTA milliseconds")
     args = parser.parse_args()
@@ -251,6 +294,9 @@ def main() -> None:
         return
     started = time.perf_counter()
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.cache_corrected:
+        cache_corrected(images, y, seeds, args.perturbations.split(","))
+        return
     if args.train:
         for seed in seeds:
             for kind in KINDS:
