@@ -47,11 +47,28 @@ def small_shape(height: int, width: int) -> tuple[int, int]:
     return max(8, round(height * scale)), max(8, round(width * scale))
 
 
-def _warp(image: np.ndarray, placed: np.ndarray, box: Box) -> np.ndarray:
-    """The ROI-sized image whose pixel ``p`` is ``image`` at ``placed @ p`` (black outside ``image``)."""
-    return cv2.warpAffine(image, placed, (box[2] - box[0], box[3] - box[1]),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=0)
+def cut_at(image: np.ndarray, box: Box, placed: np.ndarray | None) -> np.ndarray:
+    """The ROI ``box`` of ``image`` cut where ``placed`` (``PartLocator.place``) says the part lies: pixel ``p``
+    of the cut is ``image`` at ``placed @ p``, black outside ``image``; the plain crop when ``placed`` is None."""
+    x0, y0, x1, y1 = box
+    if placed is None:
+        return np.ascontiguousarray(image[y0:y1, x0:x1])
+    return cv2.warpAffine(image, placed, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def map_onto_region(score_map: np.ndarray, box: Box, placed: np.ndarray | None) -> np.ndarray:
+    """A map of the cut (``cut_at``; any resolution) laid where the part lies in the region as drawn: ``(h, w)``
+    of ``box``, 0 where the cut does not reach (what an overlay on the camera frame draws)."""
+    width, height = box[2] - box[0], box[3] - box[1]
+    resized = score_map if score_map.shape == (height, width) else cv2.resize(
+        score_map.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    if placed is None:
+        return resized
+    onto = placed.copy()
+    onto[:, 2] -= (box[0], box[1])  # image coordinates -> the region's
+    return cv2.warpAffine(resized.astype(np.float32), onto, (width, height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def _scaling(factor: float) -> np.ndarray:
@@ -112,7 +129,7 @@ class PartLocator:
         placed = np.vstack([motion, [0.0, 0.0, 1.0]])
         placed[:2, 2] += (x0, y0)  # crop coordinates -> image coordinates
         for _ in range(REFINE):
-            more = self.locate(_warp(image, placed[:2], box))
+            more = self.locate(cut_at(image, box, placed[:2]))
             if more is None:
                 break
             placed = placed @ np.vstack([more, [0.0, 0.0, 1.0]])
@@ -121,10 +138,7 @@ class PartLocator:
     def cut(self, image: np.ndarray, box: Box) -> np.ndarray:
         """The ROI ``box`` of ``image`` cut again where the part lies (``place``; the plain crop when it is
         not found); what falls outside ``image`` is black."""
-        placed = self.place(image, box)
-        if placed is None:
-            return np.ascontiguousarray(image[box[1]:box[3], box[0]:box[2]])
-        return _warp(image, placed, box)
+        return cut_at(image, box, self.place(image, box))
 
     def save(self, folder: Path) -> None:
         """Write the reference into a model version's ``folder``."""

@@ -24,6 +24,7 @@ from core.inspect.roi import region
 from core.tool_settings import ToolSettings
 from models.augment_names import MIRROR
 from models.backbones.shared_pass import shared_passes
+from models.registration import cut_at
 from models.tta import judge_views
 
 log = logging.getLogger(__name__)
@@ -195,14 +196,14 @@ def decide(models: ToolModels, opinions: list[Opinion], crop: np.ndarray, box: t
                       combined)
 
 
-def cut(models: ToolModels, image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The crop the models judge: the region ``box`` of ``image``, or, when the tool's version was trained
-    with position correction (``robustness.position``), that region cut again where the part lies in
-    ``image`` (``models.registration``)."""
+def cut(models: ToolModels, image: np.ndarray, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray | None]:
+    """The crop the models judge and where it lies: the region ``box`` of ``image`` (placement None), or,
+    when the tool's version was trained with position correction (``robustness.position``), that region
+    cut again where the part lies in ``image`` with its placement (``models.registration``: ``cut_at``;
+    ``map_onto_region`` lays the crop's map back onto the region as drawn)."""
     locator = models.locator
-    if locator is None:
-        return np.ascontiguousarray(image[box[1]:box[3], box[0]:box[2]])
-    return locator.cut(image, box)
+    placed = None if locator is None else locator.place(image, box)
+    return cut_at(image, box, placed), placed
 
 
 def inspect(models: ToolModels, image: np.ndarray, roi: str = "auto", tta: bool = False) -> Inspection:
@@ -211,6 +212,6 @@ def inspect(models: ToolModels, image: np.ndarray, roi: str = "auto", tta: bool 
     started = time.perf_counter()
     height, width = image.shape[:2]
     box = region(width, height, models.roi, roi, models.settings.roi_frame)
-    crop = cut(models, image, box)
+    crop, _ = cut(models, image, box)
     opinions = judge(models, crop, tta)
     return decide(models, opinions, crop, box, ms=(time.perf_counter() - started) * 1000)

@@ -29,6 +29,7 @@ from core.live.smoothing import MovingAverage
 from core.live.triggers import PartTrigger, TriggerParams, thumbnail
 from core.live.writer import InspectionWriter
 from models.backbones.shared_pass import shared_passes
+from models.registration import map_onto_region
 from storage.tables import utc_now
 
 STAGES = ("crop", "model", "heatmap", "decide", "overlay")
@@ -178,7 +179,7 @@ class FrameProcessor:
                 if index == 0:  # the tool whose settings are on screen decides with them
                     tool = tool.with_thresholds(dict(config.thresholds), dict(config.review_bands))
                 box = region(width, height, tool.roi, "crop")
-                crop = cut(tool, frame, box)
+                crop, placed = cut(tool, frame, box)
                 state = self._states[tool.tool]
                 if state.trigger.observe(thumbnail(crop)):
                     for smoother in state.smoothers.values():
@@ -194,7 +195,9 @@ class FrameProcessor:
                         smoothed[opinion.method] = smoother.add(opinion.score)
                 inspection = decide(tool, opinions, crop, box, smoothed, (self._clock() - start) * 1000)
                 t3 = self._clock()
-                heatmap = inspection.map if config.heatmap else None  # the models' maps combined
+                heatmap = inspection.map if config.heatmap else None  # the models' maps combined,
+                if heatmap is not None and placed is not None:  # laid where the part lies in the drawn region
+                    heatmap = map_onto_region(heatmap, box, placed)
                 full = all(s.full for s in state.smoothers.values())
                 recorded = state.trigger.should_record(config.trigger, full, manual)
                 if recorded and self.writer is not None:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from models.artifact_meta import ArtifactError
 from models.augment import move
-from models.registration import REFERENCE_FILE, PartLocator
+from models.registration import REFERENCE_FILE, PartLocator, map_onto_region
 
 ELPV = Path(__file__).resolve().parent.parent / "data" / "elpv"
 MARGIN = 30  # px of black fixture around the 300 px cell in the frame
@@ -88,3 +88,16 @@ def test_the_reference_is_saved_and_read_back_without_pickle(locator: PartLocato
     (tmp_path / REFERENCE_FILE).write_bytes(b"not numpy")
     with pytest.raises(ArtifactError, match="not a usable part reference"):
         PartLocator.load(tmp_path)
+
+
+def test_a_map_of_the_cut_is_laid_where_the_part_lies_in_the_drawn_region() -> None:
+    box = (100, 50, 200, 130)  # 100 x 80 px
+    placed = np.array([[1.0, 0.0, 110.0], [0.0, 1.0, 55.0]])  # the part 10 px right, 5 px down
+    crop_map = np.zeros((40, 50), np.float32)  # a map at half the cut's resolution
+    crop_map[20, 25] = 1.0
+    laid = map_onto_region(crop_map, box, placed)
+    assert laid.shape == (80, 100)
+    y, x = np.unravel_index(np.argmax(laid), laid.shape)
+    assert (abs(y - (2 * 20 + 5)) <= 2, abs(x - (2 * 25 + 10)) <= 2) == (True, True)
+    assert not laid[:5].any() and not laid[:, :10].any()  # where the cut does not reach
+    assert np.array_equal(map_onto_region(crop_map, box, None).shape, (80, 100))  # no correction: resized only

@@ -23,6 +23,7 @@ from core.studio import Studio
 from core.tool_settings import change_settings
 from core.tools import create_tool, set_roi
 from models.base import Judgement
+from models.registration import PartLocator, cut_at, map_onto_region
 from storage.tables import Inspection
 from tests.core.live.conftest import TOOL, cells
 
@@ -273,3 +274,21 @@ def test_demo_stream_plays_the_tool_images(trained: Studio) -> None:
     assert len(frames) == 12 and all(f.shape == (HEIGHT, WIDTH, 3) for f in frames)
     assert not np.array_equal(frames[0], frames[1])  # sliding in
     assert np.array_equal(frames[2], frames[5])  # then still
+
+
+def test_position_correction_judges_the_part_where_it_lies_and_lays_its_map_there(tool: ToolModels) -> None:
+    """A tool trained with position correction: the live path cuts the region where the part moved to (as
+    ``inspect`` does) and draws the crop's heatmap back where that part lies in the drawn region."""
+    box = roi_pixels(ROI, WIDTH, HEIGHT)
+    goods = [place(cell)[box[1]:box[3], box[0]:box[2]] for cell in cells("good")[:6]]
+    locator = PartLocator.from_goods(goods)
+    corrected = replace(tool, models=tuple(replace(m, locator=locator) for m in tool.models))
+    frame = place(cells("defective")[2], offset_x=12)  # the part 12 px right of where the ROI was drawn
+    processor = FrameProcessor([corrected], LiveSettings())
+    processor.process(frame)
+    inspection = processor.last_report.tools[0].inspection
+    placed = locator.place(frame, box)
+    assert placed is not None and placed[0, 2] - box[0] == pytest.approx(12, abs=3)
+    assert np.array_equal(inspection.crop, cut_at(frame, box, placed))
+    (mark,) = processor._marks
+    assert np.array_equal(mark.heatmap, map_onto_region(inspection.map, box, placed))
