@@ -247,6 +247,9 @@ def summarise(runs: list[dict]) -> dict:
                                        for r in runs),
             "goods_only_fr_le_7": sum(r["goods_only"]["realized"]["false_reject"] <= 0.07 for r in runs),
             "seeds": len(runs)}
+        summary.setdefault("ranges_hold", {})[name] = {  # seeds whose realized rate is inside the promised range
+            rate: sum(r[name]["promised"][f"{rate}_range"][0] <= r[name]["realized"][rate]
+                      <= r[name]["promised"][f"{rate}_range"][1] for r in runs) for rate in ("escape", "false_reject")}
     return summary
 
 
@@ -291,6 +294,9 @@ def table(runs: list[dict], summary: dict, seconds: float) -> str:
              f"Hindsight bound (the best cut points on the combined score, chosen with the unseen cells' labels, "
              f"review <= {MAX_REVIEW:.0%}): max(escape, false reject) {cell(summary['hindsight']['max_escape_fr'])} %, "
              f"<= 22 % on {summary['hindsight']['seeds_le_22']} of {len(runs)} seeds.", "",
+             "Seeds whose realized rate lies inside the promised 90 % range (escape, false reject): "
+             + "; ".join(f"{name} {held['escape']} and {held['false_reject']} of {len(runs)}"
+                         for name, held in summary.get("ranges_hold", {}).items()) + ".", "",
              f"Adaptation refused by the cross-check on seeds {summary.get('adapted_refused', [])} "
              "(their `adapted` rows are the training-only point).", "",
              f"Musts (median over seeds): {json.dumps(summary['musts'])}; on every seed: "

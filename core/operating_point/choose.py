@@ -16,7 +16,8 @@ Which rule each promise uses:
   class's new parts beyond the cut (per part, guaranteed for exchangeable parts);
 * adapted to new parts (``new_scores``, ``adapt``): estimates from the new parts' scores weighted by
   their fitted probability of each class (a two-class mixture of the calibration shapes moved by one
-  shift); a model, no guarantee; the conformal bounds beside them are the moved calibration scores'.
+  shift); a model, no guarantee; their ranges join Wilson's with a bootstrap of the mixture
+  (``adapt.bootstrap_ranges``); the conformal bounds beside them are the moved calibration scores'.
   When the models' own fitted shares disagree (``adapt.cross_check``) the adaptation is refused and
   the point is the training images' (the rule says so, ``adapted.refused`` says why);
 * good images only (``max_false_reject`` with an anomaly model and no defective images): the fail cut
@@ -34,17 +35,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from core.operating_point.adapt import Shift, Window, cross_check, window
+from core.operating_point.adapt import Shift, Window, bootstrap_ranges, cross_check, window
 from core.operating_point.combine import Combination, fit_combination, identity
 from core.operating_point.rates import (
     Rates,
     bandwidth,
     below,
-    conditional,
     conformal_bound,
     gaussian_tail,
     logit,
@@ -249,7 +249,7 @@ def choose(scores: Mapping[str, np.ndarray], is_defect: np.ndarray, targets: Tar
         raise ValueError(f"an operating point needs the scores of at least {MIN_PER_CLASS} defective images "
                          f"({n_defect} paired), or none for the good-only rule")
     combination, z = fit_combination(scores, is_defect)
-    z_good, z_defect = z[~is_defect], z[is_defect]
+    z_good, z_defect = calibration_good, calibration_defect = z[~is_defect], z[is_defect]
     new = None if new_scores is None else window(z_good, z_defect, combination.logit(new_scores))
     shift = None
     if new is not None:
@@ -269,6 +269,8 @@ def choose(scores: Mapping[str, np.ndarray], is_defect: np.ndarray, targets: Tar
         assert picked is not None
     lo, hi = grid.cuts[picked[0]], grid.cuts[picked[1]]
     promised = _rates(z_good, z_defect, lo, hi, targets.defect_share, new)
+    if new is not None:
+        promised = _with_model_ranges(promised, bootstrap_ranges(calibration_good, calibration_defect, new.z, lo, hi))
     counts = rates_at(z_good, z_defect, lo, hi, False, targets.defect_share)
     costly = _too_costly(targets, promised, n_good, n_defect)
     problems += [costly] if costly else []
@@ -299,14 +301,20 @@ def _rates(z_good: np.ndarray, z_defect: np.ndarray, lo: float, hi: float, defec
     base = rates_at(z_good, z_defect, lo, hi, True, defect_share)
     if new is None:
         return base
-    cuts = np.array([lo, hi])
-    g, d = new.below(cuts, False), new.below(cuts, True)
-    g_decided, d_decided = g[0] + 1 - g[1], d[0] + 1 - d[1]
-    escape, fr = conditional(float(d[0]), float(d_decided)), conditional(float(1 - g[1]), float(g_decided))
-    review_good, review_defect = float(g[1] - g[0]), float(d[1] - d[0])
+    escape, fr, d_decided, g_decided = new.decided_rates(lo, hi)
+    review_good, review_defect = 1 - g_decided, 1 - d_decided
     return Rates(escape, fr, review_share(review_good, review_defect, defect_share),
                  wilson(escape, round(d_decided * new.size(True))), wilson(fr, round(g_decided * new.size(False))),
                  base.escape_bound, base.false_reject_bound, review_good, review_defect)
+
+
+def _with_model_ranges(promised: Rates, model: tuple[tuple[float, float], tuple[float, float]]) -> Rates:
+    """The adapted promise's ranges widened to hold the mixture's own (``adapt.bootstrap_ranges``) too."""
+    def joined(first: tuple[float, float] | None, second: tuple[float, float]) -> tuple[float, float]:
+        return second if first is None else (min(first[0], second[0]), max(first[1], second[1]))
+
+    return replace(promised, escape_range=joined(promised.escape_range, model[0]),
+                   false_reject_range=joined(promised.false_reject_range, model[1]))
 
 
 def goods_only(scores: Mapping[str, np.ndarray], targets: Targets) -> Choice:
