@@ -310,8 +310,8 @@ def _rates(z_good: np.ndarray, z_defect: np.ndarray, lo: float, hi: float, defec
 
 def _with_model_ranges(promised: Rates, model: tuple[tuple[float, float], tuple[float, float]]) -> Rates:
     """The adapted promise's ranges widened to hold the mixture's own (``adapt.bootstrap_ranges``) too."""
-    def joined(first: tuple[float, float] | None, second: tuple[float, float]) -> tuple[float, float]:
-        return second if first is None else (min(first[0], second[0]), max(first[1], second[1]))
+    def joined(first: tuple[float, float], second: tuple[float, float]) -> tuple[float, float]:
+        return min(first[0], second[0]), max(first[1], second[1])
 
     return replace(promised, escape_range=joined(promised.escape_range, model[0]),
                    false_reject_range=joined(promised.false_reject_range, model[1]))

@@ -109,7 +109,6 @@ def test_one_model_has_nothing_to_cross_check() -> None:
     assert adapted.adapted.used and adapted.adapted.as_json()["check"] == "none"
 
 
-
 def _line(draw: int) -> tuple[dict, np.ndarray, np.ndarray]:
     """20 + 20 calibration images and 200 new parts of the moved classes (30 % defective), as on a line."""
     rng = np.random.default_rng(100 + draw)
